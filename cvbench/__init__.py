@@ -1,0 +1,62 @@
+"""cvbench: the reference harness and leaderboard for cross-view correspondence in multimodal LLMs."""
+
+from __future__ import annotations
+
+from cvbench.harness.types import (
+    BENCHMARKS,
+    CATEGORY_NAMES,
+    CUES,
+    TASK_TYPES,
+    Capabilities,
+    GenerationConfig,
+    ImageRef,
+    InvalidSample,
+    ModelAdapter,
+    ModelError,
+    ModelInfo,
+    NativeRegions,
+    NativeView,
+    Option,
+    Prompt,
+    PromptImage,
+    Region,
+    RegionRef,
+    Request,
+    Response,
+    Sample,
+    SourceLocation,
+    TaskSpec,
+    Usage,
+    View,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "BENCHMARKS",
+    "CATEGORY_NAMES",
+    "CUES",
+    "TASK_TYPES",
+    "Capabilities",
+    "GenerationConfig",
+    "ImageRef",
+    "InvalidSample",
+    "ModelAdapter",
+    "ModelError",
+    "ModelInfo",
+    "NativeRegions",
+    "NativeView",
+    "Option",
+    "Prompt",
+    "PromptImage",
+    "Region",
+    "RegionRef",
+    "Request",
+    "Response",
+    "Sample",
+    "SourceLocation",
+    "TaskSpec",
+    "Usage",
+    "View",
+]

@@ -1,0 +1,1 @@
+"""The static leaderboard site builder and the papers' reported reference rows."""

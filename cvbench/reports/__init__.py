@@ -1,0 +1,1 @@
+"""Per-run reports (Markdown / self-contained HTML) and table exports."""

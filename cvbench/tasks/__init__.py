@@ -1,0 +1,1 @@
+"""Task specs and loaders: CrossViewBench JSONL, MMVM TSV + case folders, HF Hub, the synthetic benchmark."""
