@@ -56,6 +56,7 @@ class SampleRecord:
     protocol: dict[str, Any] = field(default_factory=dict)  # style, colours, ids shown, subset...
     source: str = ""  # file:line of the upstream sample
     schema: str = RECORD_SCHEMA
+    judge: dict[str, Any] | None = None  # {"model", "response", "cached"} when a judge read an unparsed answer
 
     @property
     def chance(self) -> float:

@@ -7,8 +7,9 @@ OpenAI adapter, and the core install never imports an optional backend.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from cvbench.harness.types import ModelAdapter
 
@@ -72,3 +73,109 @@ def resolve_provider(spec: str) -> tuple[Provider, str]:
         raise ModelResolutionError(f"model {spec!r}: provider {provider_name!r} needs a model name, "
                                    f"e.g. {provider_name}:NAME")
     return provider, model_name
+
+
+# --------------------------------------------------------------------------------------
+# The providers (by import string: resolving one imports only its module)
+# --------------------------------------------------------------------------------------
+
+BASELINE_FACTORIES: dict[str, str] = {
+    "random": "cvbench.model_adapters.baselines:make_random",
+    "first-option": "cvbench.model_adapters.baselines:make_first_option",
+    "mask-heuristic": "cvbench.model_adapters.baselines:make_mask_heuristic",
+}
+
+for _provider in (
+    Provider("openai", "cvbench.model_adapters.openai_api:make_adapter",
+             "OpenAI chat completions (openai:gpt-4o); key OPENAI_API_KEY", extra="openai"),
+    Provider("anthropic", "cvbench.model_adapters.anthropic_api:make_adapter",
+             "Anthropic messages (anthropic:claude-sonnet-4-6); key ANTHROPIC_API_KEY", extra="anthropic"),
+    Provider("google", "cvbench.model_adapters.google_api:make_adapter",
+             "Google Gemini (google:gemini-2.5-pro); key GEMINI_API_KEY or GOOGLE_API_KEY", extra="google"),
+    Provider("openai-compatible", "cvbench.model_adapters.openai_compatible:make_adapter",
+             "any OpenAI-compatible server, e.g. vllm serve (openai-compatible:NAME --base-url URL)", extra="openai"),
+    Provider("vllm", "cvbench.model_adapters.vllm_local:make_adapter",
+             "in-process vLLM on a CUDA GPU (vllm:HF_REPO)", extra="vllm"),
+    Provider("hf", "cvbench.model_adapters.transformers_local:make_adapter",
+             "in-process transformers (hf:HF_REPO)", extra="local"),
+    Provider("crossviewer", "cvbench.model_adapters.crossviewer:make_adapter",
+             "CrossViewer, native region tokens (needs its code folder and checkpoint)", extra="local",
+             requires_model_name=False),
+    Provider("colva", "cvbench.model_adapters.colva:make_adapter",
+             "CoLVA, native visual prompts (colva:zhouyik/colva_internvl2_4b)", extra="local",
+             requires_model_name=False),
+    Provider("random", BASELINE_FACTORIES["random"], "baseline: a uniformly random option (seeded)",
+             requires_model_name=False),
+    Provider("first-option", BASELINE_FACTORIES["first-option"], "baseline: always option A",
+             requires_model_name=False),
+    Provider("mask-heuristic", BASELINE_FACTORIES["mask-heuristic"],
+             "baseline: answers from mask geometry alone, without looking at pixels", requires_model_name=False),
+    Provider("baseline", "cvbench.model_adapters.registry:make_baseline",
+             "baseline:NAME for NAME in random, first-option, mask-heuristic"),
+):
+    register_provider(_provider)
+
+
+def make_baseline(name: str, options: ModelOptions) -> ModelAdapter:
+    """`baseline:<name>`: the same adapters as the bare baseline provider names."""
+    factory = BASELINE_FACTORIES.get(name)
+    if factory is None:
+        raise ModelResolutionError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINE_FACTORIES)}")
+    return _call_factory(PROVIDERS[name], name, "", options)
+
+
+def _call_factory(provider: Provider, spec: str, model_name: str, options: ModelOptions) -> ModelAdapter:
+    try:
+        factory = load_factory(provider)
+    except ImportError as exc:
+        hint = f"pip install 'cvbench[{provider.extra}]'" if provider.extra else "reinstall cvbench"
+        raise ModelResolutionError(f"model {spec!r}: the {provider.name!r} backend cannot be imported "
+                                   f"({exc}); {hint}") from exc
+    except AttributeError as exc:
+        raise ModelResolutionError(f"model {spec!r}: {provider.factory} does not exist ({exc})") from exc
+    try:
+        return factory(model_name, options)
+    except ModelResolutionError:
+        raise
+    except ImportError as exc:  # an optional dependency the factory needs (the message carries the pip hint)
+        raise ModelResolutionError(f"model {spec!r}: {exc}") from exc
+
+
+def resolve_model(spec: str, options: ModelOptions) -> ModelAdapter:
+    """A ready adapter for a model string: an alias (`qwen3-vl-8b`) first, then `provider:model`.
+
+    An open-weight alias runs on an OpenAI-compatible server when base URLs are given (options or
+    CVBENCH_VLLM_URL), else in-process vLLM on a CUDA GPU, else transformers. Raises
+    ModelResolutionError whose message says how to make the model run.
+    """
+    from dataclasses import replace
+
+    from cvbench.model_adapters.aliases import alias_for_model_id, find_alias
+
+    text = spec.strip()
+    if not text:
+        raise ModelResolutionError("empty model string: pass e.g. --model openai:gpt-4o or an alias (`cvbench models`)")
+    alias = find_alias(text)
+    if alias is not None:
+        from cvbench.model_adapters.availability import resolve_alias_here
+
+        target = resolve_alias_here(alias, options)
+        provider, model_name = resolve_provider(target)
+        adapter = _call_factory(provider, target, model_name, options)
+    else:
+        provider, model_name = resolve_provider(text)
+        adapter = _call_factory(provider, text, model_name, options)
+        alias = alias_for_model_id(adapter.info.model_id)  # `openai:gpt-4o` gets the gpt-4o alias's metadata
+    if alias is not None:
+        adapter.info = replace(adapter.info, display_name=alias.display_name,
+                               params_b=alias.params_b if alias.params_b is not None else adapter.info.params_b,
+                               access=alias.access)
+    return adapter
+
+
+def recommended_max_tokens(spec: str) -> int | None:
+    """The alias's recommended max_tokens (None for a plain provider:model string)."""
+    from cvbench.model_adapters.aliases import find_alias
+
+    alias = find_alias(spec)
+    return alias.max_tokens if alias is not None else None

@@ -1,0 +1,143 @@
+"""The response cache: SQLite in WAL mode, keyed by `Request.cache_key()`.
+
+Every successful response is committed the moment it arrives (one short autocommit
+statement), so a crash loses nothing already answered and a rerun re-sends nothing. Failed
+responses (`Response.error`) are refused: an error is never replayed as an answer. Several
+processes may share one file: WAL lets readers run beside one writer, and a busy timeout
+makes concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cvbench.harness.types import Response, Usage
+
+CACHE_SCHEMA = 1
+BUSY_TIMEOUT_S = 60.0
+
+
+class CacheError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelCacheStats:
+    model_id: str
+    entries: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    path: Path
+    entries: int
+    file_bytes: int  # database file plus its WAL
+    per_model: tuple[ModelCacheStats, ...]
+
+
+def response_to_json(response: Response) -> str:
+    return json.dumps({
+        "text": response.text,
+        "usage": {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens,
+                  "cost_usd": response.usage.cost_usd},
+        "latency_s": response.latency_s,
+        "attempts": response.attempts,
+        "option_scores": dict(response.option_scores) if response.option_scores is not None else None,
+        "finish_reason": response.finish_reason,
+        "served_model": response.served_model,
+    }, sort_keys=True)
+
+
+def response_from_json(payload: str) -> Response:
+    data: dict[str, Any] = json.loads(payload)
+    usage = data.get("usage") or {}
+    return Response(
+        text=data.get("text"),
+        usage=Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0), usage.get("cost_usd")),
+        latency_s=float(data.get("latency_s") or 0.0),
+        attempts=int(data.get("attempts") or 1),
+        option_scores=data.get("option_scores"),
+        finish_reason=data.get("finish_reason"),
+        served_model=data.get("served_model"),
+    )
+
+
+class ResponseCache:
+    """A SQLite response cache. Thread-safe; open one per process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise CacheError(f"{self.path}: could not switch the response cache to WAL mode (got {mode!r})")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses ("
+                " key TEXT PRIMARY KEY, model_id TEXT NOT NULL, created REAL NOT NULL, response TEXT NOT NULL)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS responses_model ON responses(model_id)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(CACHE_SCHEMA),))
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"{self.path}: not a usable cvbench response cache ({exc})") from exc
+
+    def get(self, key: str) -> Response | None:
+        with self._lock:
+            row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+        return response_from_json(row[0]) if row else None
+
+    def put(self, key: str, model_id: str, response: Response) -> None:
+        """Store a successful response (committed at once). Refuses failures."""
+        if response.error is not None:
+            raise CacheError("refusing to cache a failed response")
+        payload = response_to_json(response)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses (key, model_id, created, response) VALUES (?, ?, ?, ?)",
+                             (key, model_id, time.time(), payload))
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone() is not None
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT model_id, COUNT(*), SUM(LENGTH(response) + LENGTH(key)) FROM responses "
+                "GROUP BY model_id ORDER BY model_id").fetchall()
+        per_model = tuple(ModelCacheStats(m, int(n), int(b or 0)) for m, n, b in rows)
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        return CacheStats(self.path, sum(m.entries for m in per_model), size, per_model)
+
+    def clear(self, model_id: str | None = None) -> int:
+        """Delete all entries, or those of one model id; returns how many were removed."""
+        with self._lock:
+            if model_id is None:
+                n = self._db.execute("DELETE FROM responses").rowcount
+            else:
+                n = self._db.execute("DELETE FROM responses WHERE model_id = ?", (model_id,)).rowcount
+            if n:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("VACUUM")
+        return int(n)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "ResponseCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""Provenance for `config.json`: versions, git revision, platform, and secret redaction.
+
+Everything the runner writes passes through `redact`, which removes the values of
+environment (and `.env`) variables whose names look secret, and drops dict keys named like
+secrets, so no API key reaches a run directory, a log or a report.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+REDACTED = "***"
+_MIN_SECRET_LEN = 4  # shorter values would redact ordinary words
+# flags whose value is a secret even when it is not in the environment (e.g. --api-key sk-...)
+_SECRET_FLAG = re.compile(r"^--?[\w-]*(?:key|token|secret|password)[\w-]*$", re.IGNORECASE)
+_INLINE_SECRETS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|token|key|password|secret)=)[^&\s\"']+"),
+    re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"),
+)
+KEY_PACKAGES = ("cvbench", "numpy", "pillow", "pycocotools", "opencv-python-headless", "click", "rich",
+                "openai", "anthropic", "google-genai", "torch", "transformers", "vllm", "huggingface_hub")
+
+
+def is_secret_name(name: str) -> bool:
+    """An environment variable name that holds a secret (OPENAI_API_KEY, HF_TOKEN, DB_PASSWORD...)."""
+    return bool(SECRET_NAME.search(name))
+
+
+_SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials",
+                 "authorization", "auth"}
+
+
+def is_secret_key(name: str) -> bool:
+    """A dict key that names a secret: one of its words is key/token/secret/password/...
+
+    Word-based so that counters such as `max_tokens` or `input_tokens` are kept."""
+    words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
+    return any(w.lower() in _SECRET_WORDS for w in words)
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of secret-looking variables in the environment and in `./.env`, longest first."""
+    env = dict(os.environ if environ is None else environ)
+    if environ is None:
+        try:
+            from cvbench.model_adapters.secrets import read_dotenv
+
+            env.update({k: v for k, v in read_dotenv().items() if k not in env})
+        except Exception:  # an unreadable .env must not stop redaction of the environment
+            pass
+    values = {v for k, v in env.items() if is_secret_name(k) and v and len(v) >= _MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(value: Any, secrets: Sequence[str] | None = None) -> Any:
+    """A copy of `value` (str, dict, list, tuple, scalars) with secrets removed.
+
+    Strings lose every secret value and bearer/`api_key=`-shaped tokens; dicts lose keys whose
+    names look secret (KEY, TOKEN, SECRET, PASSWORD...). Other scalars pass through.
+    """
+    known = secret_values() if secrets is None else list(secrets)
+    return _redact(value, known)
+
+
+def _redact(value: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        out = value
+        for s in secrets:
+            out = out.replace(s, REDACTED)
+        for pattern in _INLINE_SECRETS:
+            out = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, out)
+        return out
+    if isinstance(value, Mapping):
+        return {k: _redact(v, secrets) for k, v in value.items() if not (isinstance(k, str) and is_secret_key(k))}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v, secrets) for v in value]
+    return value
+
+
+def redact_argv(argv: Sequence[str], secrets: Sequence[str] | None = None) -> list[str]:
+    """A command line with secret values and the values of secret-looking flags removed."""
+    known = secret_values() if secrets is None else list(secrets)
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        flag, eq, _ = arg.partition("=")
+        if _SECRET_FLAG.match(flag):
+            if eq:
+                out.append(f"{flag}={REDACTED}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(_redact(arg, known))
+    return out
+
+
+def git_revision(path: Path | None = None, timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """{"commit", "dirty"} of the checkout that holds cvbench, or None outside a checkout."""
+    where = path or Path(__file__).resolve().parents[2]
+    if not (where / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=timeout_s, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=timeout_s, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def package_versions(names: Sequence[str] = KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of the key packages (absent ones are left out)."""
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def environment() -> dict[str, Any]:
+    """Versions and platform: the part of provenance that describes this machine."""
+    from cvbench import __version__
+
+    return {
+        "cvbench_version": __version__,
+        "git": git_revision(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": package_versions(),
+    }

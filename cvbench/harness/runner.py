@@ -1,0 +1,841 @@
+"""The runner: samples -> prompts -> cached, concurrent model calls -> parsed records -> results.
+
+- Streams samples from the loaders (never a list of all images); prompts are built in a
+  thread pool, off the event loop; model calls run concurrently (asyncio, `concurrency`).
+- The response cache is consulted first; every successful response is committed as it arrives.
+- One writer appends each record to `samples.jsonl` (flush + fsync) in input order: completions
+  that arrive early wait in a small buffer, so two runs of the same command compare line by line.
+- Resume: the same command with the same `--out` skips every finished record (error records are
+  retried), truncates a torn last line, and refuses a run directory of a different configuration.
+- SIGINT/SIGTERM: no new samples are taken, in-flight ones finish and are written, results are
+  written with status "cancelled" and the exit code is 130; the same command resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from cvbench.harness import metrics as metrics_mod
+from cvbench.harness.cache import ResponseCache
+from cvbench.harness.locations import default_response_cache
+from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
+from cvbench.harness.progress import RunProgress
+from cvbench.harness.provenance import environment, redact, redact_argv, secret_values
+from cvbench.harness.rundir import (
+    CONFIG_FILE,
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    RunDirError,
+    SampleRecord,
+    image_relpath,
+    read_json,
+    write_json_atomic,
+)
+from cvbench.harness.types import (
+    GenerationConfig,
+    InvalidSample,
+    ModelAdapter,
+    ModelError,
+    ParsedAnswer,
+    Prompt,
+    PromptImage,
+    Request,
+    Response,
+    Sample,
+    TaskSpec,
+)
+
+CONFIG_SCHEMA = "cvbench.config/1"
+DEFAULT_TASKS = ("synth-crossviewbench", "synth-mmvm")
+DEFAULT_MODEL = "mask-heuristic"
+EXIT_CANCELLED = 130
+JUDGE_MAX_TOKENS = 16
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue; the message says why and what to do."""
+
+
+class ConfigMismatchError(RunError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `cvbench run` takes. Paths are resolved by the caller (the CLI)."""
+
+    model: str = DEFAULT_MODEL
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    data_dir: Path | None = None
+    limit: int | None = None
+    candidates: tuple[str, ...] | None = None  # MMVM settings; None: each task's "all"
+    style: str | None = None
+    mode: str = "auto"
+    seed: int = 0
+    concurrency: int = 8
+    shard: tuple[int, int] | None = None  # (index, count)
+    out: Path | None = None
+    cache: Path | None = None  # None with use_cache: the user cache file
+    use_cache: bool = True
+    judge: str | None = None
+    base_urls: tuple[str, ...] = ()
+    max_tokens: int = 1024
+    option_logprobs: bool = False
+    save_images: bool = True
+    argv: tuple[str, ...] = ()
+    ci_method: str = "cluster_bootstrap"
+    n_resamples: int = 2000
+    progress: bool | None = None  # None: only when stderr is a terminal
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    status: str  # "complete" | "partial" | "cancelled"
+    results: dict[str, Any]
+    new_records: int
+    resumed_records: int
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CANCELLED if self.status == "cancelled" else 0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (task, setting, sample) to evaluate, numbered in input order."""
+
+    index: int
+    spec: TaskSpec
+    setting: str
+    item: Sample | InvalidSample
+    record_id: str
+
+
+# ------------------------------------------------------------------------------ pure helpers
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'0/4' -> (0, 4)."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise ValueError(f"--shard must be I/N with 0 <= I < N, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def in_shard(task: str, sample_id: str, shard: tuple[int, int] | None) -> bool:
+    """Stable assignment of a sample (all its settings) to one of N shards."""
+    if shard is None:
+        return True
+    digest = hashlib.sha256(f"{task}/{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shard[1] == shard[0]
+
+
+def item_sample_id(item: Sample | InvalidSample) -> str:
+    """The sample id; an unreadable record without one is named by its file name and line,
+    not its absolute path, so the id is the same wherever the data lives."""
+    if isinstance(item, Sample):
+        return item.sample_id
+    if item.sample_id is not None:
+        return item.sample_id
+    where = Path(item.source.file).name + (f":{item.source.line}" if item.source.line is not None else "")
+    return f"invalid@{where}" + (f" ({item.source.item})" if item.source.item else "")
+
+
+def record_id(task: str, setting: str, sample_id: str) -> str:
+    return f"{task}@{setting}/{sample_id}"
+
+
+def task_settings(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
+    """Candidate settings evaluated for a task: MMVM takes `--candidates` (default all)."""
+    if spec.benchmark != "mmvm" or not candidates:
+        return ("all",)
+    unknown = [c for c in candidates if c not in spec.candidate_settings]
+    if unknown:
+        raise RunError(f"task {spec.name!r} has no candidate setting {', '.join(unknown)} "
+                       f"(settings: {', '.join(spec.candidate_settings)})")
+    return tuple(dict.fromkeys(candidates))
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+
+
+def default_out_dir(options: RunOptions) -> Path:
+    """`runs/<model>/<tasks>[-...]`: the same command names the same folder, so it resumes."""
+    parts = ["+".join(options.tasks)]
+    if options.candidates:
+        parts.append("c" + "-".join(options.candidates))
+    if options.limit is not None:
+        parts.append(f"limit{options.limit}")
+    if options.seed:
+        parts.append(f"seed{options.seed}")
+    if options.mode != "auto":
+        parts.append(options.mode)
+    if options.style:
+        parts.append(options.style)
+    if options.shard is not None:
+        parts.append(f"shard{options.shard[0]}of{options.shard[1]}")
+    return Path("runs") / slug(options.model) / slug("_".join(parts))
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy (dataclasses, tuples, numpy scalars/arrays, paths)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalars and arrays
+        return jsonable(value.tolist())
+    if isinstance(value, float) and value != value:
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+IDENTITY_KEYS = ("model", "model_settings", "generation", "tasks", "mode", "style", "seed", "limit", "shard",
+                 "judge", "prompt_settings", "datasets", "protocol")
+
+
+def identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of config.json that decides the answers: must match to resume a run."""
+    model = dict(config.get("model") or {})
+    return {k: (model.get("id") if k == "model" else config.get(k)) for k in IDENTITY_KEYS}
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Sequence[str] = ()) -> list[str]:
+    """'path: old != new' for every identity value that differs (nested dicts by dotted path)."""
+    a, b = identity(old), identity(new)
+    out: list[str] = []
+    for k in IDENTITY_KEYS:
+        if k not in ignore:
+            _diff(k, a[k], b[k], out)
+    return out
+
+
+def _diff(path: str, a: Any, b: Any, out: list[str]) -> None:
+    if a == b:
+        return
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in sorted(set(a) | set(b), key=str):
+            _diff(f"{path}.{key}", a.get(key), b.get(key), out)
+        return
+    out.append(f"{path}: {json.dumps(a, sort_keys=True)} (existing run) != {json.dumps(b, sort_keys=True)} (this command)")
+
+
+# ------------------------------------------------------------------------------ record building
+
+
+def invalid_record(job: Job, reason: str, *, sample: Sample | None = None, slices: dict[str, list[str]] | None = None,
+                   prompt: Prompt | None = None) -> SampleRecord:
+    item = job.item
+    source = str(item.source)
+    opts = prompt.options if prompt is not None else (sample.options if sample is not None else ())
+    return SampleRecord(
+        record_id=job.record_id, task=job.spec.name, benchmark=job.spec.benchmark, setting=job.setting,
+        sample_id=item_sample_id(item), cluster=(sample.cluster if sample is not None else item_sample_id(item)),
+        slices=slices or {}, n_options=len(opts), answer=(prompt.answer if prompt else (sample.answer if sample else None)),
+        prompt_text=prompt.text if prompt else "", image_sha256=[i.sha256 for i in prompt.images] if prompt else [],
+        options=[[o.letter, o.text] for o in opts], mode=prompt.mode if prompt else "",
+        parse_status="invalid", parse_reason="invalid sample", invalid=reason, source=source,
+    )
+
+
+def score_response(response: Response, prompt: Prompt) -> ParsedAnswer:
+    if response.error is not None:
+        return ParsedAnswer(None, "error", response.error.kind)
+    if response.option_scores:
+        return answer_from_scores(response.option_scores, prompt.options)
+    return parse_answer(response.text, prompt.options)
+
+
+def answered_record(job: Job, sample: Sample, slices: dict[str, list[str]], prompt: Prompt, response: Response,
+                    parsed: ParsedAnswer, cached: bool, judge: dict[str, Any] | None) -> SampleRecord:
+    error = None
+    if response.error is not None:
+        error = {"kind": response.error.kind, "message": response.error.message, "status": response.error.status,
+                 "retryable": response.error.retryable}
+    usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens,
+             "cost_usd": response.usage.cost_usd}
+    return SampleRecord(
+        record_id=job.record_id, task=job.spec.name, benchmark=job.spec.benchmark, setting=job.setting,
+        sample_id=sample.sample_id, cluster=sample.cluster, slices=slices, n_options=len(prompt.options),
+        answer=prompt.answer, prompt_text=prompt.text, image_sha256=[i.sha256 for i in prompt.images],
+        options=[[o.letter, o.text] for o in prompt.options], mode=prompt.mode, response=response.text,
+        parsed=parsed.letter, parse_status=parsed.status, parse_reason=parsed.reason,
+        correct=parsed.letter is not None and parsed.letter == prompt.answer, error=error, usage=usage,
+        latency_s=round(float(response.latency_s), 6), attempts=int(response.attempts), cached=cached,
+        option_scores=jsonable(dict(response.option_scores)) if response.option_scores is not None else None,
+        protocol=jsonable(dict(prompt.protocol)), source=str(sample.source), judge=judge,
+    )
+
+
+def redact_record(record: SampleRecord, secrets: Sequence[str]) -> str:
+    data = redact(jsonable(asdict(record)), secrets)
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+# ------------------------------------------------------------------------------ run directory I/O
+
+
+def load_existing(run_dir: Path) -> tuple[list[str], int]:
+    """Prepare `samples.jsonl` for a resume: drop a torn last line and error records (they are
+    retried), keep the rest. Returns (finished record ids, dropped error records)."""
+    path = run_dir / SAMPLES_FILE
+    if not path.exists():
+        return [], 0
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    kept: list[bytes] = []
+    ids: list[str] = []
+    seen: set[str] = set()
+    dropped = 0
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            if lineno == len(lines):  # the torn final write of a crash (no newline after it)
+                continue
+            raise RunDirError(f"{path}:{lineno}: invalid JSON in the middle of the file; "
+                              f"move the run directory away or repair that line") from None
+        rid = data.get("record_id")
+        if not isinstance(rid, str):
+            raise RunDirError(f"{path}:{lineno}: record without a record_id")
+        if rid in seen:
+            raise RunDirError(f"{path}:{lineno}: duplicate record_id {rid!r}")
+        if data.get("parse_status") == "error":
+            dropped += 1
+            continue
+        seen.add(rid)
+        ids.append(rid)
+        kept.append(line)
+    new = b"".join(line + b"\n" for line in kept)
+    if new != raw:
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(new)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    return ids, dropped
+
+
+def save_prompt_images(run_dir: Path, images: Sequence[PromptImage]) -> None:
+    """Write each image once, content-addressed, via a temporary file and rename."""
+    for image in images:
+        ext = _EXTENSIONS.get(image.mime, "bin")
+        path = run_dir / image_relpath(image.sha256, ext)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(image.data)
+        os.replace(tmp, path)
+
+
+class OrderedWriter:
+    """The single writer of samples.jsonl: records are written in job order, each flushed and
+    fsynced, so a crash loses at most the records still in flight or waiting for an earlier one."""
+
+    def __init__(self, path: Path, secrets: Sequence[str]) -> None:
+        self._fh = open(path, "a", encoding="utf-8")
+        self._secrets = list(secrets)
+        self._pending: dict[int, SampleRecord | None] = {}
+        self._next = 0
+        self.written = 0
+
+    def put(self, index: int, record: SampleRecord | None) -> None:
+        """Hand over job `index`'s record (None: nothing to write, e.g. resumed)."""
+        self._pending[index] = record
+        while self._next in self._pending:
+            rec = self._pending.pop(self._next)
+            if rec is not None:
+                self._fh.write(redact_record(rec, self._secrets) + "\n")
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self.written += 1
+            self._next += 1
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def reorder_samples(run_dir: Path, order: Sequence[str]) -> None:
+    """Rewrite samples.jsonl in job order (after a resume the retried records sit at the end)."""
+    path = run_dir / SAMPLES_FILE
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    by_id = {json.loads(ln)["record_id"]: ln for ln in lines}
+    rank = {rid: i for i, rid in enumerate(order)}
+    ordered = sorted(by_id, key=lambda rid: (rank.get(rid, len(rank)), rid))
+    if ordered == [json.loads(ln)["record_id"] for ln in lines]:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(by_id[rid] + "\n" for rid in ordered)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_records(run_dir: Path) -> list[SampleRecord]:
+    from cvbench.harness.rundir import iter_records
+
+    return list(iter_records(run_dir))
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+class Runner:
+    """One `cvbench run`: set up with `prepare()`, then `execute()`."""
+
+    def __init__(self, options: RunOptions, *, resolve_model: Callable[..., ModelAdapter] | None = None) -> None:
+        if options.concurrency < 1:
+            raise RunError("--concurrency must be at least 1")
+        if options.limit is not None and options.limit < 0:
+            raise RunError("--limit must be >= 0")
+        self.options = options
+        self.run_dir = Path(options.out) if options.out is not None else default_out_dir(options)
+        self._resolve_model = resolve_model
+        self._stop = False
+        self._hard_stop = False
+        self._secrets = secret_values()
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _load_specs(self) -> list[TaskSpec]:
+        from cvbench.tasks.registry import get_task
+
+        specs = []
+        for name in self.options.tasks:
+            try:
+                specs.append(get_task(name))
+            except KeyError as exc:
+                raise RunError(str(exc)) from None
+        if len({s.name for s in specs}) != len(specs):
+            raise RunError(f"task listed twice in --task {','.join(self.options.tasks)}")
+        return specs
+
+    def _model_options(self) -> Any:
+        from cvbench.model_adapters.registry import ModelOptions
+
+        return ModelOptions(base_urls=tuple(self.options.base_urls), concurrency=self.options.concurrency,
+                            seed=self.options.seed)
+
+    def _resolve(self, spec: str) -> ModelAdapter:
+        if self._resolve_model is not None:
+            return self._resolve_model(spec, self._model_options())
+        from cvbench.model_adapters.registry import ModelResolutionError, resolve_model
+
+        try:
+            return resolve_model(spec, self._model_options())
+        except (ModelResolutionError, ImportError) as exc:
+            raise RunError(str(exc)) from None
+
+    def _prompt_settings(self) -> Any:
+        from cvbench.harness.prompting import PromptSettings
+
+        kwargs: dict[str, Any] = {"mode": self.options.mode, "seed": self.options.seed}
+        if self.options.style is not None:
+            kwargs["style"] = self.options.style
+        try:
+            return PromptSettings(**kwargs)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+
+    def build_config(self, specs: Sequence[TaskSpec], adapter: ModelAdapter, judge: ModelAdapter | None,
+                     settings_by_task: Mapping[str, tuple[str, ...]], prompt_settings: Any,
+                     generation: GenerationConfig) -> dict[str, Any]:
+        from cvbench.tasks.loading import dataset_fingerprint
+
+        o = self.options
+        datasets = {}
+        for spec in specs:
+            datasets[spec.name] = {"benchmark": spec.benchmark, "fingerprint": dataset_fingerprint(spec, o.data_dir),
+                                   "synthetic": spec.synthetic, "settings": list(settings_by_task[spec.name])}
+        from cvbench.harness.protocols import crossviewbench as cvb_protocol
+        from cvbench.harness.protocols import mmvm as mmvm_protocol
+
+        protocol = {"crossviewbench": cvb_protocol.PROTOCOL_ID, "mmvm": mmvm_protocol.PROTOCOL_ID}
+        config = {
+            "schema": CONFIG_SCHEMA,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "environment": environment(),
+            "command": redact_argv(list(o.argv), self._secrets) if o.argv else None,
+            "model": {"id": adapter.info.model_id, "info": jsonable(adapter.info), "capabilities": jsonable(adapter.capabilities),
+                      "spec": o.model},
+            "model_settings": jsonable(dict(adapter.settings())),
+            "generation": jsonable(generation.as_dict()),
+            "tasks": [s.name for s in specs],
+            "candidates": {name: list(v) for name, v in settings_by_task.items()},
+            "mode": o.mode,
+            "style": o.style,
+            "seed": o.seed,
+            "limit": o.limit,
+            "shard": list(o.shard) if o.shard else None,
+            "judge": ({"spec": o.judge, "id": judge.info.model_id, "settings": jsonable(dict(judge.settings()))}
+                      if judge is not None else None),
+            "prompt_settings": jsonable(prompt_settings.as_dict()),
+            "datasets": datasets,
+            "protocol": protocol,
+            "runtime": {"concurrency": o.concurrency, "cache": str(o.cache) if o.use_cache and o.cache else
+                        ("default" if o.use_cache else None), "save_images": o.save_images,
+                        "data_dir": str(o.data_dir) if o.data_dir else None},
+            "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
+        }
+        return redact(config, self._secrets)
+
+    # -- execution -----------------------------------------------------------------------
+
+    def execute(self) -> RunOutcome:
+        return asyncio.run(self._execute())
+
+    async def _execute(self) -> RunOutcome:
+        o = self.options
+        specs = self._load_specs()
+        settings_by_task = {s.name: task_settings(s, o.candidates) for s in specs}
+        shared_settings = self._prompt_settings()
+        prompt_settings = {s.name: shared_settings for s in specs}
+        adapter = self._resolve(o.model)
+        judge: ModelAdapter | None = None
+        generation = GenerationConfig(temperature=0.0, max_tokens=o.max_tokens, seed=o.seed,
+                                      option_logprobs=o.option_logprobs)
+        try:
+            judge = self._resolve(o.judge) if o.judge else None
+            config = self.build_config(specs, adapter, judge, settings_by_task, shared_settings, generation)
+            self._open_run_dir(config)
+            return await self._run(specs, settings_by_task, prompt_settings, adapter, judge, generation, config)
+        finally:
+            await adapter.aclose()
+            if judge is not None:
+                await judge.aclose()
+
+    def _open_run_dir(self, config: dict[str, Any]) -> None:
+        config_path = self.run_dir / CONFIG_FILE
+        if config_path.exists():
+            old = read_json(config_path)
+            diffs = config_differences(old, config)
+            if diffs:
+                raise ConfigMismatchError(
+                    f"{self.run_dir} holds a run with a different configuration:\n  " + "\n  ".join(diffs)
+                    + "\nuse another --out, or the original options to resume it")
+            config["resumed"] = list(old.get("resumed") or []) + [config["created"]]
+            config["created"] = old.get("created")
+        elif (self.run_dir / SAMPLES_FILE).exists():
+            raise RunError(f"{self.run_dir} has {SAMPLES_FILE} but no {CONFIG_FILE}: not a cvbench run directory")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(config_path, config)
+
+    def _iter_jobs(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]) -> Iterator[Job]:
+        from cvbench.tasks.loading import iter_task_samples
+
+        index = 0
+        for spec in specs:
+            for n, item in enumerate(iter_task_samples(spec, self.options.data_dir)):
+                if self.options.limit is not None and n >= self.options.limit:
+                    break
+                sid = item_sample_id(item)
+                if not in_shard(spec.name, sid, self.options.shard):
+                    continue
+                for setting in settings_by_task[spec.name]:
+                    yield Job(index, spec, setting, item, record_id(spec.name, setting, sid))
+                    index += 1
+
+    def _count_jobs(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]) -> int:
+        return sum(1 for _ in self._iter_jobs(specs, settings_by_task))
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop, progress: RunProgress,
+                         inflight: set[asyncio.Task[Any]]) -> Callable[[], None]:
+        def on_signal() -> None:
+            if self._stop:
+                self._hard_stop = True
+                for task in list(inflight):
+                    task.cancel()
+                return
+            self._stop = True
+            progress.log("stopping: finishing in-flight samples (signal again to abandon them)")
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+                pass
+
+        def remove() -> None:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        return remove
+
+    async def _run(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]],
+                   prompt_settings: Mapping[str, Any], adapter: ModelAdapter, judge: ModelAdapter | None,
+                   generation: GenerationConfig, config: dict[str, Any]) -> RunOutcome:
+        from cvbench.harness.prompting import PromptError, build_prompt
+        from cvbench.tasks.slices import SliceError, sample_slices
+
+        o = self.options
+        loop = asyncio.get_running_loop()
+        finished_ids, retried = load_existing(self.run_dir)
+        finished = set(finished_ids)
+        cache = ResponseCache(o.cache or default_response_cache()) if o.use_cache else None
+        cpu_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)),
+                                                         thread_name_prefix="cvbench-prompt")
+        io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
+        writer = OrderedWriter(self.run_dir / SAMPLES_FILE, self._secrets)
+        writer_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvbench-writer")
+        order: list[str] = []
+        semaphore = asyncio.Semaphore(o.concurrency)
+        inflight: set[asyncio.Task[Any]] = set()
+        model_settings = dict(adapter.settings())
+        judge_settings = dict(judge.settings()) if judge is not None else {}
+        resumed = 0
+        progress = RunProgress(enabled=o.progress)
+
+        async def ask(model: ModelAdapter, request: Request) -> tuple[Response, bool]:
+            key = request.cache_key()
+            if cache is not None:
+                hit = await loop.run_in_executor(io_pool, cache.get, key)
+                if hit is not None:
+                    return hit, True
+            try:
+                response = await model.generate(request)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # adapters should not raise; never let one sample end the run
+                response = Response(text=None, error=ModelError("internal", redact(f"{type(exc).__name__}: {exc}",
+                                                                                     self._secrets)))
+            if response.error is None and cache is not None:
+                await loop.run_in_executor(io_pool, cache.put, key, request.model_id, response)
+            return response, False
+
+        async def run_judge(sample: Sample, prompt: Prompt, text: str) -> tuple[ParsedAnswer, dict[str, Any]]:
+            assert judge is not None
+            judge_prompt = Prompt(sample_id=prompt.sample_id, text=judge_prompt_text(prompt.text, prompt.options, text),
+                                  images=(), options=prompt.options, answer=None, mode="overlay",
+                                  setting=prompt.setting, protocol={"purpose": "judge"})
+            request = Request(judge.info.model_id, judge_prompt,
+                              GenerationConfig(temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, seed=o.seed), judge_settings)
+            response, cached = await ask(judge, request)
+            info: dict[str, Any] = {"model": judge.info.model_id, "response": response.text, "cached": cached}
+            if response.error is not None:
+                info["error"] = {"kind": response.error.kind, "message": response.error.message}
+                return ParsedAnswer(None, "unparsed", "judge failed"), info
+            return parse_judge(response.text, prompt.options), info
+
+        async def process(job: Job) -> SampleRecord:
+            item = job.item
+            if isinstance(item, InvalidSample):
+                return invalid_record(job, item.reason)
+            sample = item
+            try:
+                slices = sample_slices(sample, job.spec, job.setting)
+            except SliceError as exc:
+                return invalid_record(job, f"slices: {exc}", sample=sample)
+            try:
+                prompt = await loop.run_in_executor(cpu_pool, build_prompt, sample, prompt_settings[job.spec.name],
+                                                    adapter.capabilities, job.setting)
+            except PromptError as exc:
+                return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
+            if o.save_images and prompt.images:
+                await loop.run_in_executor(io_pool, save_prompt_images, self.run_dir, prompt.images)
+            request = Request(adapter.info.model_id, prompt, generation, model_settings)
+            response, cached = await ask(adapter, request)
+            parsed = score_response(response, prompt)
+            judge_info = None
+            if parsed.status == "unparsed" and judge is not None and response.text and response.text.strip():
+                parsed, judge_info = await run_judge(sample, prompt, response.text)
+            return answered_record(job, sample, slices, prompt, response, parsed, cached, judge_info)
+
+        def finish(job: Job, task: asyncio.Task[SampleRecord]) -> None:
+            inflight.discard(task)
+            semaphore.release()
+            if task.cancelled():  # abandoned by a second signal: its record is never written
+                return
+            exc = task.exception()
+            if exc is not None:
+                failures.append((job, exc))
+                return
+            record = task.result()
+            writer_pool.submit(writer.put, job.index, record)  # fsync off the event loop; one thread keeps order
+            progress.advance(record.correct, record.parse_status)
+
+        failures: list[tuple[Job, BaseException]] = []
+        remove_signals = lambda: None  # noqa: E731
+        complete = False
+        try:
+            with progress:
+                remove_signals = self._install_signals(loop, progress, inflight)
+                progress.describe("counting samples")
+                total = await loop.run_in_executor(io_pool, self._count_jobs, specs, settings_by_task)
+                progress.set_total(total)
+                progress.describe(adapter.info.model_id)
+                jobs = self._iter_jobs(specs, settings_by_task)
+                sentinel = object()
+                while not self._stop and not failures:
+                    job = await loop.run_in_executor(io_pool, next, jobs, sentinel)
+                    if job is sentinel:
+                        complete = True
+                        break
+                    assert isinstance(job, Job)
+                    order.append(job.record_id)
+                    if job.record_id in finished:
+                        writer_pool.submit(writer.put, job.index, None)
+                        resumed += 1
+                        progress.advance(False, "resumed", resumed=True)
+                        continue
+                    await semaphore.acquire()
+                    if self._stop:
+                        semaphore.release()
+                        order.pop()
+                        break
+                    task = asyncio.create_task(process(job))
+                    inflight.add(task)
+                    task.add_done_callback(lambda t, j=job: finish(j, t))
+                while inflight:
+                    await asyncio.wait(set(inflight))
+        finally:
+            remove_signals()
+            if "jobs" in locals():
+                jobs.close()
+            writer_pool.shutdown(wait=True)
+            writer.close()
+            cpu_pool.shutdown(wait=True, cancel_futures=True)
+            io_pool.shutdown(wait=True)
+            if cache is not None:
+                cache.close()
+        if failures:
+            job, exc = failures[0]
+            raise RunError(f"{job.record_id}: unexpected failure ({type(exc).__name__}: {exc}); "
+                           f"finished records are saved, rerun the same command to resume") from exc
+        cancelled = self._stop or not complete
+        records = read_records(self.run_dir)
+        if not cancelled:
+            reorder_samples(self.run_dir, order)
+            records = read_records(self.run_dir)
+        status = "cancelled" if cancelled else ("partial" if any(r.parse_status == "error" for r in records) else "complete")
+        model = {"id": adapter.info.model_id, "display_name": adapter.info.display_name, "access": adapter.info.access,
+                 "params_b": adapter.info.params_b, "provider": adapter.info.provider}
+        results = metrics_mod.compute_results(records, run_seed=o.seed, model=model, status=status,
+                                              ci_method=o.ci_method, n_resamples=o.n_resamples)
+        results["run"] = {"new_records": writer.written, "resumed_records": resumed, "retried_errors": retried,
+                          "expected_records": total if not cancelled else None}
+        write_json_atomic(self.run_dir / RESULTS_FILE, redact(results, self._secrets))
+        return RunOutcome(self.run_dir, status, results, writer.written, resumed)
+
+
+def run(options: RunOptions) -> RunOutcome:
+    """Run (or resume) an evaluation and write the run directory."""
+    return Runner(options).execute()
+
+
+# ------------------------------------------------------------------------------ merge
+
+
+def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
+    """Join shard runs into `out`: same configuration apart from the shard, no record id twice.
+
+    Records keep each shard's order, shards in index order; images are hard-linked (copied
+    when linking is impossible). Returns the merged results."""
+    import shutil
+
+    if not run_dirs:
+        raise RunError("merge: no run directories given")
+    configs = [read_json(Path(d) / CONFIG_FILE) for d in run_dirs]
+    base = configs[0]
+    for d, cfg in zip(run_dirs[1:], configs[1:]):
+        diffs = config_differences(base, cfg, ignore=("shard",))
+        if diffs:
+            raise RunError(f"merge: {d} has a different configuration than {run_dirs[0]}:\n  " + "\n  ".join(diffs))
+    shards = [tuple(c["shard"]) if c.get("shard") else None for c in configs]
+    counts = {s[1] for s in shards if s is not None}
+    if len(counts) > 1:
+        raise RunError(f"merge: shards of different counts: {sorted(counts)}")
+    indexed = sorted(zip(shards, run_dirs), key=lambda p: (p[0] or (0, 0))[0])
+    if len({s for s, _ in indexed}) != len(indexed):
+        raise RunError("merge: the same shard is given twice: " + ", ".join(str(d) for _, d in indexed))
+    out = Path(out)
+    if (out / SAMPLES_FILE).exists() or (out / CONFIG_FILE).exists():
+        raise RunError(f"merge: {out} already holds a run; choose an empty --out")
+    statuses = []
+    for _, d in indexed:
+        try:
+            statuses.append(read_json(Path(d) / RESULTS_FILE).get("status"))
+        except RunDirError:
+            statuses.append("cancelled")
+    out.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, Path] = {}
+    tmp = out / (SAMPLES_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for _, d in indexed:
+            for rec in read_records(Path(d)):
+                if rec.record_id in seen:
+                    fh.close()
+                    tmp.unlink()
+                    raise RunError(f"merge: record {rec.record_id!r} is in both {seen[rec.record_id]} and {d}")
+                seen[rec.record_id] = Path(d)
+                fh.write(rec.to_json() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out / SAMPLES_FILE)
+    for _, d in indexed:
+        images = Path(d) / "images"
+        if not images.is_dir():
+            continue
+        for src in images.rglob("*"):
+            if not src.is_file() or src.name.endswith(".tmp"):
+                continue
+            dst = out / src.relative_to(d)
+            if dst.exists():
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+    shard_count = next(iter(counts)) if counts else None
+    covered = sorted(s[0] for s, _ in indexed if s is not None)
+    all_shards = shard_count is not None and covered == list(range(shard_count))
+    config = dict(base)
+    config["shard"] = None
+    config["merged_from"] = [{"run_dir": str(d), "shard": list(s) if s else None, "status": st}
+                             for (s, d), st in zip(indexed, statuses)]
+    write_json_atomic(out / CONFIG_FILE, config)
+    records = read_records(out)
+    if any(st == "cancelled" for st in statuses):
+        status = "cancelled"
+    elif shard_count is not None and not all_shards:
+        status = "partial"
+    elif any(st == "partial" for st in statuses) or any(r.parse_status == "error" for r in records):
+        status = "partial"
+    else:
+        status = "complete"
+    prior = read_json(Path(indexed[0][1]) / RESULTS_FILE) if (Path(indexed[0][1]) / RESULTS_FILE).exists() else {}
+    stats_cfg = base.get("statistics") or {}
+    results = metrics_mod.compute_results(records, run_seed=int(base.get("seed") or 0), model=prior.get("model") or
+                                          {"id": (base.get("model") or {}).get("id")}, status=status,
+                                          ci_method=stats_cfg.get("ci_method", "cluster_bootstrap"),
+                                          n_resamples=int(stats_cfg.get("resamples", 2000)))
+    results["run"] = {"merged_shards": covered, "shard_count": shard_count}
+    write_json_atomic(out / RESULTS_FILE, results)
+    return results

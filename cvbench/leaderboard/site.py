@@ -1,0 +1,335 @@
+"""`cvbench leaderboard build`: a static site from run directories and the papers' reported rows.
+
+    SITE/index.html                   overview: every model on every benchmark's headline number
+    SITE/crossviewbench.html          Overall + 4 categories, and the 17 task types
+    SITE/mmvm.html                    Overall/CL/RP at all, 12, 8, 4 candidates, and the 8 cues per setting
+    SITE/models/<slug>.html           one page per run: every slice, provenance, sample browser
+    SITE/downloads/<table>.{csv,json,tex}, SITE/downloads/all.{csv,json,tex}
+    SITE/img/<sha[:2]>/<sha>.<ext>    only the images the sample browsers show, content-addressed
+    SITE/static/site.css, site.js
+
+Works from file:// and any static host: data is rendered server-side, and the sample browser
+reads its records from a `<script type="application/json">` block (no XHR).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from markupsafe import Markup
+
+from cvbench.harness.rundir import RunData, SampleRecord, load_run
+from cvbench.harness.seeding import rng_for
+from cvbench.leaderboard.reference import ReportedValue, load_reported, reported_rows
+from cvbench.reports.exports import tables_to_csv, tables_to_json, tables_to_latex
+from cvbench.reports.summary import (
+    RunSummary,
+    error_text,
+    record_slice_names,
+    record_status,
+    summarize_run,
+)
+from cvbench.reports.tables import (
+    ACCESS_LABELS,
+    BENCHMARK_NAMES,
+    ORIGIN_REPORTED,
+    ORIGIN_REPRODUCED,
+    SIZE_BUCKETS,
+    Column,
+    Row,
+    Table,
+    layouts_for,
+    make_table,
+    rank_rows,
+    sorted_table,
+    run_model,
+    run_row,
+    run_tasks,
+    setting_sort_key,
+    slice_label,
+    slice_sort_key,
+    slugify,
+)
+from cvbench.reports.templating import CSP, environment
+
+SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
+STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")
+FILTER_ACCESS: tuple[tuple[str, str], ...] = (
+    ("api", "API"), ("open", "Open weights"), ("native", "Native region model"), ("baseline", "Baseline"),
+    ("human", "Human"),
+)
+
+
+class SiteError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SiteRun:
+    run: RunData
+    slug: str
+    summary: RunSummary
+
+    @property
+    def page(self) -> str:
+        return f"models/{self.slug}.html"
+
+
+@dataclass(frozen=True)
+class BenchmarkSection:
+    task: str
+    tables: tuple[Table, ...]
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    out: Path
+    pages: int
+    tables: int
+    runs: int
+    reported_values: int
+    images: int
+    samples: int
+    bytes: int
+
+
+def json_block(data: Any) -> Markup:
+    """JSON safe to place inside <script type="application/json">: no '<', '>' or '&' can end the block."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return Markup(text)
+
+
+def _unique_slugs(runs: Sequence[RunData]) -> list[str]:
+    slugs: list[str] = []
+    for run in runs:
+        model = run_model(run)
+        base = slugify(f"{model.display_name}-{run.path.name}")[:80]
+        slug, k = base, 2
+        while slug in slugs:
+            slug, k = f"{base}-{k}", k + 1
+        slugs.append(slug)
+    return slugs
+
+
+def benchmark_sections(site_runs: Sequence[SiteRun], reported: Sequence[ReportedValue], benchmark: str
+                       ) -> list[BenchmarkSection]:
+    """Per task of `benchmark` (the official one first, then e.g. synthetic ones), its tables.
+
+    Reported rows go only beside the official task: a paper's number is never put next to a
+    run on a different question set."""
+    tasks: dict[str, list[SiteRun]] = {benchmark: []}
+    for sr in site_runs:
+        for task, bench in run_tasks(sr.run).items():
+            if bench == benchmark:
+                tasks.setdefault(task, []).append(sr)
+    sections = []
+    for task, runs in tasks.items():
+        tables = []
+        for layout in layouts_for(benchmark):
+            rows = [run_row(sr.run, task, layout.columns, row_id=f"run-{sr.slug}", page=sr.page) for sr in runs]
+            rows = [r for r in rows if r.cells]
+            if task == benchmark:
+                rows += reported_rows(reported, benchmark, layout.columns)
+            if rows:
+                tables.append(sorted_table(make_table(task, benchmark, layout, rows)))
+        if tables:
+            sections.append(BenchmarkSection(task, tuple(tables)))
+    return sections
+
+
+def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> Table | None:
+    """Headline numbers of every task side by side: one row per run, one per reported model."""
+    columns: list[Column] = []
+    merged: dict[str, dict[str, Any]] = {}
+    for benchmark, sections in sections_by_benchmark.items():
+        for section in sections:
+            main = section.tables[0]
+            wanted = [c for c in main.columns if c.slice == "overall"][:4 if benchmark == "mmvm" else 1]
+            prefix = BENCHMARK_NAMES.get(benchmark, benchmark) + ("" if section.task == benchmark else f" [{section.task}]")
+            for c in wanted:
+                key = f"{section.task}:{c.key}"
+                label = "Overall" if benchmark != "mmvm" else ("all" if c.setting == "all" else c.setting)
+                columns.append(Column(key, c.setting, c.slice, label, f"{prefix}: {c.title}", group=prefix))
+                for row in main.rows:
+                    if c.key not in row.cells:
+                        continue
+                    ident = row.row_id if row.origin != ORIGIN_REPORTED else f"reported-{slugify(row.name)}"
+                    if row.origin == "chance":
+                        ident = "chance"
+                    entry = merged.setdefault(ident, {"row": row, "cells": {}, "sources": []})
+                    entry["cells"][key] = row.cells[c.key]
+                    if row.source and row.source not in entry["sources"]:
+                        entry["sources"].append(row.source)
+    if not columns:
+        return None
+    # a reported model quoted from two papers keeps both sources (each cell's tooltip names its own)
+    rows = [replace(e["row"], row_id=ident, cells=e["cells"], source="; ".join(e["sources"]))
+            for ident, e in merged.items()]
+    table = Table(table_id="overview", task="overview", benchmark="all", title="Headline numbers",
+                  columns=tuple(columns), rows=tuple(rows), ranks=rank_rows(rows, columns[0].key),
+                  caption="Headline accuracy (\\%) on every benchmark.")
+    return sorted_table(table)
+
+
+# --------------------------------------------------------------------------------------- samples
+
+
+def select_site_records(records: Sequence[SampleRecord], *, run_name: str, seed: int, per_evaluation: int
+                        ) -> list[SampleRecord]:
+    """At most `per_evaluation` records of each evaluation (task@setting), a seeded uniform
+    subset in file order when there are more. 0 means all."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(f"{r.task}@{r.setting}", []).append(i)
+    keep: set[int] = set()
+    for evaluation, idx in groups.items():
+        if per_evaluation <= 0 or len(idx) <= per_evaluation:
+            keep.update(idx)
+        else:
+            rng = rng_for(seed, run_name, evaluation, "site-samples")
+            keep.update(idx[j] for j in rng.choice(len(idx), size=per_evaluation, replace=False))
+    return [records[i] for i in sorted(keep)]
+
+
+def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path) -> tuple[dict[str, str], int]:
+    """Copy the records' images into SITE/img/ (content-addressed): sha -> site-relative path."""
+    paths: dict[str, str] = {}
+    copied = 0
+    for r in records:
+        for sha in r.image_sha256:
+            if sha in paths:
+                continue
+            src = run.image_path(sha)
+            if src is None:
+                continue
+            rel = f"img/{sha[:2]}/{sha}{src.suffix.lower()}"
+            dest = site / rel
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+                copied += 1
+            paths[sha] = rel
+    return paths, copied
+
+
+def sample_payload(records: Sequence[SampleRecord], image_paths: dict[str, str], total: int, prefix: str
+                   ) -> dict[str, Any]:
+    evaluations: dict[str, set[str]] = {}
+    items = []
+    for r in records:
+        evaluation = f"{r.task}@{r.setting}"
+        slices = record_slice_names(r)
+        evaluations.setdefault(evaluation, set()).update(slices)
+        items.append({
+            "id": r.record_id, "evaluation": evaluation, "slices": slices, "status": record_status(r),
+            "prompt": r.prompt_text, "response": r.response, "parsed": r.parsed, "answer": r.answer,
+            "parse_status": r.parse_status, "parse_reason": r.parse_reason, "error": error_text(r),
+            "invalid": r.invalid, "judge": _judge_text(getattr(r, "judge", None)), "options": r.options, "source": r.source, "cluster": r.cluster, "mode": r.mode,
+            "images": [prefix + image_paths[s] if s in image_paths else None for s in r.image_sha256],
+        })
+    slice_options = []
+    for evaluation in sorted(evaluations, key=lambda e: (e.partition("@")[0], -setting_sort_key(e.partition("@")[2]))):
+        slice_options.append({"value": evaluation, "label": evaluation})
+        for s in sorted(evaluations[evaluation], key=slice_sort_key):
+            slice_options.append({"value": f"{evaluation}|{s}", "label": f"{evaluation} · {slice_label(s)}"})
+    return {"total": total, "included": len(items), "slices": slice_options, "records": items}
+
+
+def _judge_text(judge: Any) -> str | None:
+    if not isinstance(judge, dict):
+        return None
+    return f"{judge.get('model', 'judge')}: {judge.get('response', '')}"
+
+
+# --------------------------------------------------------------------------------------- build
+
+
+def _write(path: Path, text: str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8")
+    path.write_bytes(data)
+    return len(data)
+
+
+def _copy_static(out: Path) -> None:
+    static = resources.files("cvbench.leaderboard") / "static"
+    (out / "static").mkdir(parents=True, exist_ok=True)
+    for name in STATIC_FILES:
+        (out / "static" / name).write_bytes((static / name).read_bytes())
+
+
+def _downloads(tables: Sequence[Table]) -> dict[str, dict[str, str]]:
+    return {t.table_id: {"csv": f"downloads/{t.table_id}.csv", "json": f"downloads/{t.table_id}.json",
+                         "tex": f"downloads/{t.table_id}.tex"} for t in tables}
+
+
+def build_site(run_dirs: Sequence[str | Path], out: str | Path, *, reported: str = "shipped",
+               title: str = "cvbench leaderboard", samples_per_evaluation: int = 200, seed: int = 0) -> SiteBuild:
+    """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
+    "none", or a path to a CSV in the same format."""
+    out = Path(out)
+    runs = [load_run(d) for d in run_dirs]
+    if reported == "shipped":
+        reported_values = load_reported()
+    elif reported == "none":
+        reported_values = []
+    else:
+        reported_values = load_reported(Path(reported))
+    if not runs and not reported_values:
+        raise SiteError("nothing to show: no run directories and --reported none")
+    site_runs = [SiteRun(run, slug, summarize_run(run)) for run, slug in zip(runs, _unique_slugs(runs))]
+    out.mkdir(parents=True, exist_ok=True)
+    _copy_static(out)
+    env = environment("cvbench.leaderboard")
+    common = {"csp": CSP, "site_title": title, "access_labels": ACCESS_LABELS, "filter_access": FILTER_ACCESS,
+              "size_buckets": SIZE_BUCKETS, "benchmark_names": BENCHMARK_NAMES}
+    total_bytes = 0
+    pages = 0
+
+    sections = {b: benchmark_sections(site_runs, reported_values, b) for b in SITE_BENCHMARKS}
+    all_tables = [t for b in SITE_BENCHMARKS for s in sections[b] for t in s.tables]
+    overview = overview_table(sections)
+    download_tables = ([overview] if overview else []) + all_tables
+    for table in download_tables:
+        total_bytes += _write(out / "downloads" / f"{table.table_id}.csv", tables_to_csv([table]))
+        total_bytes += _write(out / "downloads" / f"{table.table_id}.json", tables_to_json([table]))
+        total_bytes += _write(out / "downloads" / f"{table.table_id}.tex", tables_to_latex([table]))
+    total_bytes += _write(out / "downloads" / "all.csv", tables_to_csv(all_tables))
+    total_bytes += _write(out / "downloads" / "all.json", tables_to_json(all_tables))
+    total_bytes += _write(out / "downloads" / "all.tex", tables_to_latex(all_tables))
+    downloads = _downloads(download_tables)
+
+    total_bytes += _write(out / "index.html", env.get_template("index.html.j2").render(
+        **common, root="", page_id="index", overview=overview, downloads=downloads, runs=site_runs,
+        sections=sections, n_reported=len(reported_values)))
+    pages += 1
+    for benchmark in SITE_BENCHMARKS:
+        total_bytes += _write(out / f"{benchmark}.html", env.get_template("benchmark.html.j2").render(
+            **common, root="", page_id=benchmark, benchmark=benchmark, sections=sections[benchmark],
+            downloads=downloads))
+        pages += 1
+
+    images = 0
+    samples = 0
+    for sr in site_runs:
+        records = list(sr.run.records())
+        shown = select_site_records(records, run_name=sr.run.path.name, seed=seed,
+                                    per_evaluation=samples_per_evaluation)
+        image_paths, copied = copy_site_images(sr.run, shown, out)
+        images += copied
+        samples += len(shown)
+        payload = sample_payload(shown, image_paths, len(records), prefix="../")
+        total_bytes += _write(out / sr.page, env.get_template("model.html.j2").render(
+            **common, root="../", page_id="model", r=sr, s=sr.summary, samples=json_block(payload),
+            n_shown=len(shown), n_records=len(records), per_evaluation=samples_per_evaluation))
+        pages += 1
+    total_bytes += sum(p.stat().st_size for p in (out / "img").rglob("*") if p.is_file()) if (out / "img").exists() else 0
+    return SiteBuild(out=out, pages=pages, tables=len(download_tables), runs=len(site_runs),
+                     reported_values=len(reported_values), images=images, samples=samples, bytes=total_bytes)

@@ -1,0 +1,388 @@
+"""Shared machinery of every API adapter: retries, backoff, adaptive concurrency, error mapping.
+
+An API adapter implements one method, `_attempt(request) -> Response`, that makes ONE call with
+the provider's SDK (SDK retries disabled) and either returns the answer or raises. `ApiAdapter`
+wraps it:
+
+- each attempt is bounded by `ModelOptions.timeout_s`; all attempts plus the waits between them
+  by `ModelOptions.budget_s` (time spent queueing for a concurrency slot is not counted);
+- 429, 408, 409, 5xx, timeouts and connection failures are retried, other 4xx are not;
+- the wait before retry k is full-jitter exponential backoff, `uniform(0, min(cap, base * 2**(k-1)))`,
+  and never shorter than the server's `Retry-After` / `retry-after-ms`; jitter is drawn from
+  `rng_for(seed, sample_id, "retry-jitter")` so reruns wait the same way;
+- concurrency is limited by an AIMD limiter shared by all calls of the adapter: halved on a
+  429 (once per congestion event), grown by about one slot per window of successes, never above
+  `ModelOptions.concurrency`;
+- a failure never raises out of `generate`: it comes back as `Response(error=ModelError(...))`
+  with its message scrubbed of secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cvbench.harness.seeding import rng_for
+from cvbench.harness.types import Capabilities, ModelError, ModelInfo, Request, Response
+from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
+from cvbench.model_adapters.secrets import scrub
+
+MAX_ERROR_MESSAGE = 600
+RETRYABLE_4XX = frozenset({408, 409, 429})
+
+
+class MissingDependencyError(ImportError):
+    """An optional SDK is not installed; the message carries the pip command."""
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Import an optional dependency or fail with the pip command that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{what} needs the `{module}` package: pip install 'cvbench[{extra}]'") from exc
+
+
+# --------------------------------------------------------------------------------------
+# Retry policy and backoff
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int  # retries after the first attempt
+    timeout_s: float  # per attempt
+    budget_s: float  # all attempts and waits of one request
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+
+    @classmethod
+    def from_options(cls, options: ModelOptions) -> RetryPolicy:
+        extra = options.extra
+        policy = cls(max_retries=int(options.max_retries), timeout_s=float(options.timeout_s),
+                     budget_s=float(options.budget_s),
+                     base_delay_s=float(extra.get("retry_base_delay_s", 1.0)),
+                     max_delay_s=float(extra.get("retry_max_delay_s", 60.0)))
+        for name in ("timeout_s", "budget_s"):
+            if getattr(policy, name) <= 0:
+                raise ModelResolutionError(f"ModelOptions.{name} must be > 0, got {getattr(policy, name)}")
+        if policy.max_retries < 0 or policy.base_delay_s < 0 or policy.max_delay_s < 0:
+            raise ModelResolutionError(
+                "ModelOptions: max_retries, retry_base_delay_s and retry_max_delay_s must be >= 0")
+        return policy
+
+
+def backoff_delay(retry: int, policy: RetryPolicy, draw: float) -> float:
+    """Full-jitter exponential backoff before retry number `retry` (1-based); `draw` in [0, 1)."""
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2.0 ** (retry - 1)))
+    return ceiling * draw
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date); None if absent/bad."""
+    if not headers:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    ms = lowered.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000.0
+            if value >= 0:
+                return value
+        except ValueError:
+            pass
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        value = float(raw)
+        return value if value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+
+
+class AttemptError(Exception):
+    """One failed attempt: the error to report, and how long the server asked us to wait."""
+
+    def __init__(self, error: ModelError, retry_after_s: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after_s = retry_after_s
+
+
+def clean_message(message: str) -> str:
+    text = scrub(" ".join(str(message).split()))
+    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 3] + "..."
+
+
+def error_for_status(status: int, message: str) -> ModelError:
+    """The ModelError for an HTTP status: which kind, and whether a retry can help."""
+    if status == 429:
+        kind = "rate_limit"
+    elif status == 408:
+        kind = "timeout"
+    elif status in (401, 403):
+        kind = "auth"
+    elif status >= 500:
+        kind = "server"
+    elif status == 409:
+        kind = "server"  # a conflict / lock on the provider side: transient
+    else:
+        kind = "invalid_request"
+    retryable = status >= 500 or status in RETRYABLE_4XX
+    return ModelError(kind=kind, message=clean_message(f"HTTP {status}: {message}"), status=status,
+                      retryable=retryable)
+
+
+def _class_names(exc: BaseException) -> list[str]:
+    return [cls.__name__ for cls in type(exc).__mro__]
+
+
+def _headers_of(exc: BaseException) -> Mapping[str, str] | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        return {str(k): str(v) for k, v in headers.items()}
+    except Exception:  # noqa: BLE001 - a foreign headers object we cannot iterate
+        return None
+
+
+def _status_of(exc: BaseException) -> int | None:
+    for attr in ("status_code", "code", "status"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and 100 <= value <= 599:
+            return value
+    return None
+
+
+def _sdk_message(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)
+    return str(message) if message else (str(exc) or type(exc).__name__)
+
+
+def map_exception(exc: BaseException) -> AttemptError:
+    """Turn an SDK / transport exception into an AttemptError (no provider-specific imports needed).
+
+    The official SDKs share a shape: status errors carry `status_code` (OpenAI, Anthropic) or
+    `code` (google-genai) and the HTTP `response`; timeouts and connection failures are classes
+    named `...Timeout...` / `...Connection...`/`ConnectError`.
+    """
+    if isinstance(exc, AttemptError):
+        return exc
+    names = _class_names(exc)
+    status = _status_of(exc)
+    if status is not None and not any("Validation" in n for n in names):
+        error = error_for_status(status, _sdk_message(exc))
+        return AttemptError(error, parse_retry_after(_headers_of(exc)) if error.retryable else None)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or any("Timeout" in n for n in names):
+        return AttemptError(ModelError("timeout", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
+                                       retryable=True))
+    transport_names = ("Connection", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError",
+                       "TransportError", "NetworkError", "ProtocolError")
+    if any(t in n for n in names for t in transport_names) or isinstance(exc, (ConnectionError, OSError)):
+        return AttemptError(ModelError("transport", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
+                                       retryable=True))
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)) or any(
+            "Validation" in n or "Decode" in n or "UnknownApiResponse" in n for n in names):
+        return AttemptError(ModelError("malformed", clean_message(
+            f"unreadable response body ({type(exc).__name__}: {_sdk_message(exc)})"), status=status))
+    return AttemptError(ModelError("internal", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}")))
+
+
+def malformed(message: str, status: int | None = None) -> AttemptError:
+    return AttemptError(ModelError("malformed", clean_message(message), status=status))
+
+
+def refused(message: str) -> AttemptError:
+    return AttemptError(ModelError("refused", clean_message(message)))
+
+
+# --------------------------------------------------------------------------------------
+# Adaptive concurrency
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A held concurrency slot; `epoch` is the limiter's decrease count when it was taken."""
+
+    epoch: int
+
+
+class AdaptiveLimiter:
+    """AIMD concurrency limit shared by all requests of one adapter.
+
+    A 429 halves the limit, but only once per congestion event: requests that started before
+    the last decrease (their ticket's epoch is older) do not halve it again. Each success adds
+    1/limit, i.e. about one slot per window of successful requests. The limit stays within
+    [1, maximum].
+    """
+
+    def __init__(self, maximum: int) -> None:
+        if maximum < 1:
+            raise ModelResolutionError(f"ModelOptions.concurrency must be >= 1, got {maximum}")
+        self.maximum = maximum
+        self._limit = float(maximum)
+        self._in_flight = 0
+        self._epoch = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def limit(self) -> int:
+        return max(1, int(self._limit))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def acquire(self) -> Ticket:
+        while self._in_flight >= self.limit:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._in_flight += 1
+        return Ticket(self._epoch)
+
+    def release(self) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
+        self._wake()
+
+    def on_success(self) -> None:
+        self._limit = min(float(self.maximum), self._limit + 1.0 / self._limit)
+        self._wake()
+
+    def on_rate_limit(self, ticket: Ticket) -> None:
+        if ticket.epoch < self._epoch:
+            return  # this request started before the last decrease: same congestion event
+        self._epoch += 1
+        self._limit = max(1.0, self._limit / 2.0)
+
+    def _wake(self) -> None:
+        free = self.limit - self._in_flight
+        for waiter in list(self._waiters):
+            if free <= 0:
+                break
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
+# --------------------------------------------------------------------------------------
+# The adapter base
+# --------------------------------------------------------------------------------------
+
+
+class ApiAdapter:
+    """Base of every API adapter. Subclasses set `info`, `capabilities` and implement `_attempt`."""
+
+    info: ModelInfo
+    capabilities: Capabilities
+
+    def __init__(self, info: ModelInfo, capabilities: Capabilities, options: ModelOptions) -> None:
+        self.info = info
+        self.capabilities = capabilities
+        self.options = options
+        self.policy = RetryPolicy.from_options(options)
+        self.limiter = AdaptiveLimiter(int(options.concurrency))
+
+    # -- to implement -------------------------------------------------------------------
+
+    async def _attempt(self, request: Request) -> Response:
+        """One call; returns the answer (attempts/latency filled in later) or raises."""
+        raise NotImplementedError
+
+    def _map_exception(self, exc: BaseException) -> AttemptError:
+        return map_exception(exc)
+
+    def _on_failure(self, failure: AttemptError) -> None:
+        """Hook for subclasses (e.g. endpoint health); called after each failed attempt."""
+
+    def provider_settings(self) -> dict[str, Any]:
+        return {}
+
+    # -- the protocol -------------------------------------------------------------------
+
+    def settings(self) -> Mapping[str, Any]:
+        return {"model_id": self.info.model_id, **self.provider_settings()}
+
+    async def aclose(self) -> None:
+        return None
+
+    async def generate(self, request: Request) -> Response:
+        policy = self.policy
+        rng = rng_for(self.options.seed, request.prompt.sample_id, "retry-jitter")
+        spent = 0.0  # seconds of attempts and waits, against the budget
+        started: float | None = None
+        attempts = 0
+        while True:
+            remaining = policy.budget_s - spent
+            ticket = await self.limiter.acquire()
+            attempt_start = time.monotonic()
+            started = attempt_start if started is None else started
+            attempts += 1
+            try:
+                response = await asyncio.wait_for(self._attempt(request), timeout=min(policy.timeout_s, remaining))
+            except asyncio.CancelledError:
+                self.limiter.release()
+                raise
+            except (asyncio.TimeoutError, TimeoutError):
+                failure = AttemptError(ModelError(
+                    "timeout", f"no answer within {min(policy.timeout_s, remaining):.3g} s", retryable=True))
+            except Exception as exc:  # noqa: BLE001 - any SDK/transport failure is mapped, never re-raised
+                failure = self._map_exception(exc)
+            else:
+                self.limiter.release()
+                self.limiter.on_success()
+                now = time.monotonic()
+                return replace(response, attempts=attempts, latency_s=round(now - started, 6))
+            self.limiter.release()
+            spent += time.monotonic() - attempt_start
+            self._on_failure(failure)
+            error = failure.error
+            if error.kind == "rate_limit":
+                self.limiter.on_rate_limit(ticket)
+            if not error.retryable:
+                return Response(text=None, error=error, attempts=attempts, latency_s=round(spent, 6))
+            if attempts > policy.max_retries:
+                message = clean_message(f"{error.message} (gave up after {attempts} attempts)")
+                return Response(text=None, error=replace(error, message=message), attempts=attempts,
+                                latency_s=round(spent, 6))
+            delay = backoff_delay(attempts, policy, float(rng.random()))
+            if failure.retry_after_s is not None:
+                delay = max(delay, failure.retry_after_s)
+            if spent + delay >= policy.budget_s:
+                message = clean_message(
+                    f"time budget of {policy.budget_s:g} s spent after {attempts} attempts "
+                    f"(next wait {delay:.3g} s); last error: {error.kind}: {error.message}")
+                return Response(text=None, error=ModelError("budget", message, error.status, retryable=True),
+                                attempts=attempts, latency_s=round(spent, 6))
+            await asyncio.sleep(delay)
+            spent += delay

@@ -1,0 +1,146 @@
+"""API keys: read from the environment or a `.env` file in the working directory, nothing else.
+
+Keys are never written anywhere by cvbench. Every error message an adapter produces passes
+through `scrub`, which removes the key values this process has read plus anything shaped like a
+bearer token or an `api_key=` query parameter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DOTENV_FILE = ".env"
+
+_KEY_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+class DotenvError(ValueError):
+    """A `.env` line that cannot be parsed; the message names the file and line."""
+
+
+def parse_dotenv(text: str, source: str = DOTENV_FILE) -> dict[str, str]:
+    """Parse `.env` text: `NAME=value`, optional `export`, quotes, `#` comments.
+
+    Double-quoted values understand `\\n`, `\\"` and `\\\\`; single-quoted values are literal;
+    an unquoted value ends at ` #`.
+    """
+    values: dict[str, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _KEY_LINE.match(line)
+        if match is None:
+            raise DotenvError(f"{source}:{lineno}: expected NAME=value")
+        name, value = match.group(1), match.group(2)
+        if value[:1] in ("'", '"'):
+            quote = value[0]
+            end = value.find(quote, 1)
+            while quote == '"' and end > 0 and value[end - 1] == "\\":
+                end = value.find(quote, end + 1)
+            if end < 0:
+                raise DotenvError(f"{source}:{lineno}: unterminated {quote} quote in {name}")
+            inner = value[1:end]
+            if quote == '"':
+                inner = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), inner)
+            value = inner
+        else:
+            hash_at = value.find(" #")
+            if hash_at >= 0:
+                value = value[:hash_at].rstrip()
+        values[name] = value
+    return values
+
+
+def read_dotenv(directory: Path | None = None) -> dict[str, str]:
+    """The variables of `<directory or cwd>/.env`; empty when there is no such file."""
+    path = (directory or Path.cwd()) / DOTENV_FILE
+    if not path.is_file():
+        return {}
+    return parse_dotenv(path.read_text(encoding="utf-8"), source=str(path))
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A key and where it came from (the variable name and `env` or `.env`), never printed."""
+
+    name: str
+    value: str
+    origin: str  # "env" | ".env"
+
+    def __repr__(self) -> str:  # keep the value out of tracebacks and logs
+        return f"Secret(name={self.name!r}, origin={self.origin!r}, value='***')"
+
+    __str__ = __repr__
+
+
+_SEEN_SECRETS: set[str] = set()
+
+
+def find_secret(names: tuple[str, ...], environ: Mapping[str, str] | None = None,
+                directory: Path | None = None) -> Secret | None:
+    """The first of `names` set (non-empty) in the environment, else in `.env`; None if none is."""
+    env = os.environ if environ is None else environ
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            _SEEN_SECRETS.add(value)
+            return Secret(name, value, "env")
+    dotenv = read_dotenv(directory)
+    for name in names:
+        value = dotenv.get(name, "").strip()
+        if value:
+            _SEEN_SECRETS.add(value)
+            return Secret(name, value, ".env")
+    return None
+
+
+def secret_is_set(names: tuple[str, ...], environ: Mapping[str, str] | None = None,
+                  directory: Path | None = None) -> str | None:
+    """Which of `names` is set (`NAME (env)` / `NAME (.env)`), without keeping the value."""
+    env = os.environ if environ is None else environ
+    for name in names:
+        if env.get(name, "").strip():
+            return f"{name} (env)"
+    try:
+        dotenv = read_dotenv(directory)
+    except DotenvError:
+        return None
+    for name in names:
+        if dotenv.get(name, "").strip():
+            return f"{name} (.env)"
+    return None
+
+
+_TOKEN_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|key|x-api-key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{8,}"),
+    re.compile(r"\b(sk-(?:ant-)?)[A-Za-z0-9_-]{8,}"),
+    re.compile(r"\b(AIza)[A-Za-z0-9_-]{20,}"),
+)
+
+
+def scrub(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
+    """Remove every key this process has read, and token-shaped strings, from `text`."""
+    redact: Callable[[str], Any] | None
+    try:
+        from cvbench.harness.provenance import redact  # the project-wide redactor
+    except ImportError:  # pragma: no cover - a partial installation
+        redact = None
+    for value in sorted(_SEEN_SECRETS | {s for s in extra_secrets if s}, key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + "***", text)
+    if redact is not None:
+        try:
+            redacted = redact(text)
+        except Exception:  # noqa: BLE001 - redaction must never turn an error report into a crash
+            redacted = text
+        text = redacted if isinstance(redacted, str) else text
+    return text

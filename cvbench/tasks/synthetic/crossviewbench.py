@@ -1,0 +1,203 @@
+"""The synthetic CrossViewBench: N questions per task type over procedurally rendered scenes,
+written as `crossviewbench.jsonl` + `images/<scene>/<camera>.png` in the upstream record format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvbench.harness.masks import bbox, encode_rle
+from cvbench.harness.seeding import rng_for
+from cvbench.harness.types import OPTION_LETTERS, TASK_TYPES
+from cvbench.tasks.synthetic.facts import GAP_EXACT_BELOW, SceneFacts, scene_facts
+from cvbench.tasks.synthetic.io import write_png
+from cvbench.tasks.synthetic.layout import crossview_scene
+from cvbench.tasks.synthetic.questions import GENERATORS, N_OPTIONS, Draft
+from cvbench.tasks.synthetic.scene import Camera
+
+DATASET = "cvbench-synth"
+JSONL_NAME = "crossviewbench.jsonl"
+GENERATOR_VERSION = "cvbench-synth-cvb/1"
+MAX_PER_SCENE = 6
+MAX_SAME_TYPE_PER_SCENE = 1
+MAX_NEW_SCENES_PER_QUESTION = 80
+
+
+class SynthesisError(RuntimeError):
+    """The generator could not find a scene for a question (a bug, or impossible settings)."""
+
+
+@dataclass
+class _SceneSlot:
+    facts: SceneFacts
+    drafts: list[tuple[str, Draft]]  # (sample_id, draft)
+
+
+def balanced_targets(n: int, n_options: int, rng: np.random.Generator) -> list[int]:
+    """n answer indices, each option as often as possible (counts differ by at most one), seeded order."""
+    base = [i % n_options for i in range(n)]
+    start = int(rng.integers(0, n_options))  # which options get the extra questions when n is not a multiple
+    base = [(i + start) % n_options for i in base]
+    return [base[i] for i in rng.permutation(n)]
+
+
+def plan_questions(per_type: int, seed: int) -> list[tuple[str, int, int]]:
+    """(task type, index within type, target answer index), interleaved in a seeded order."""
+    items: list[tuple[str, int, int]] = []
+    for qtype in TASK_TYPES:
+        targets = balanced_targets(per_type, N_OPTIONS[qtype], rng_for(seed, "cvb-targets", qtype))
+        items.extend((qtype, i, t) for i, t in enumerate(targets))
+    order = rng_for(seed, "cvb-order").permutation(len(items))
+    return [items[i] for i in order]
+
+
+def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) -> list[_SceneSlot]:
+    """Scenes with their questions. Each question goes to the first scene (in creation order) that
+    has room and can ask it with the planned answer; new scenes are made only when none can."""
+    slots: list[_SceneSlot] = []
+    n_made = 0
+    for qtype, i, target in plan_questions(per_type, seed):
+        sample_id = f"synth-{qtype.lower()}-{i:04d}"
+        draft = None
+        for slot in slots:
+            if len(slot.drafts) >= MAX_PER_SCENE:
+                continue
+            if sum(1 for _, d in slot.drafts if d.task_type == qtype) >= MAX_SAME_TYPE_PER_SCENE:
+                continue
+            draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, slot.facts.scene.scene_id),
+                                      target)
+            if draft is not None:
+                slot.drafts.append((sample_id, draft))
+                break
+        tries = 0
+        while draft is None:
+            if tries >= MAX_NEW_SCENES_PER_QUESTION:
+                raise SynthesisError(f"no scene among {tries} new ones could ask {qtype} with answer index {target}")
+            tries += 1
+            scene_id = f"scene-{n_made:04d}"
+            n_made += 1
+            slot = _SceneSlot(scene_facts(crossview_scene(scene_id, rng_for(seed, "cvb-scene", scene_id), width, height)),
+                              [])
+            slots.append(slot)
+            draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, scene_id), target)
+            if draft is not None:
+                slot.drafts.append((sample_id, draft))
+    return [s for s in slots if s.drafts]
+
+
+def generate_crossviewbench(out_dir: Path, per_type: int, seed: int) -> Path:
+    """Write `out_dir/crossviewbench.jsonl` and `out_dir/images/`; returns the jsonl path."""
+    if per_type < 1:
+        raise ValueError(f"per_type must be at least 1, got {per_type}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slots = build_scenes(per_type, seed)
+    records: list[dict[str, Any]] = []
+    for slot in slots:
+        listing = _object_listing(slot.facts, seed)
+        used_cams = sorted({c for _, d in slot.drafts for c in d.cams})
+        for cam in used_cams:
+            write_png(out_dir / _image_path(slot.facts, cam), slot.facts.views[cam].image)
+        for sample_id, draft in slot.drafts:
+            records.append(_record(sample_id, draft, slot.facts, listing))
+    order = {qtype: k for k, qtype in enumerate(TASK_TYPES)}
+    records.sort(key=lambda r: (order[r["question_type"]], r["sample_id"]))
+    path = out_dir / JSONL_NAME
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n" for rec in records)
+    return path
+
+
+# ------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class _ViewListing:
+    order: tuple[str, ...]  # object ids in the view's (shuffled) object list
+    objects: tuple[dict[str, Any], ...]  # the upstream `objects` entries, same order
+
+
+def _object_listing(f: SceneFacts, seed: int) -> list[_ViewListing]:
+    """Per camera: every object with at least one visible pixel, in a seeded random order, with a
+    per-view random track id (so neither list order nor ids tell which objects correspond)."""
+    out = []
+    for cam, view in enumerate(f.views):
+        present = [o.object_id for o in f.scene.objects if f.seen[cam][o.object_id].visible_px > 0]
+        rng = rng_for(seed, "cvb-listing", f.scene.scene_id, cam)
+        order = tuple(present[i] for i in rng.permutation(len(present)))
+        tracks = rng.choice(np.arange(100, 1000), size=len(order), replace=False)
+        entries = []
+        for oid, track in zip(order, tracks):
+            mask = view.ids == f.index_of(oid)
+            x1, y1, x2, y2 = bbox(mask)  # type: ignore[misc]
+            entries.append({"mask_rle": encode_rle(mask), "bbox_xyxy": [x1, y1, x2, y2], "track_id": int(track)})
+        out.append(_ViewListing(order, tuple(entries)))
+    return out
+
+
+def _image_path(f: SceneFacts, cam: int) -> str:
+    return f"images/{f.scene.scene_id}/{f.scene.cameras[cam].name}.png"
+
+
+def _record(sample_id: str, d: Draft, f: SceneFacts, listing: list[_ViewListing]) -> dict[str, Any]:
+    refs = []
+    for r in d.refs:
+        pos = d.cams.index(r.cam)
+        refs.append([pos, listing[r.cam].order.index(r.object_id)])
+    region_objects = [r.object_id for r in d.refs]
+    involved = sorted(set(region_objects) | _ids_in(d.facts), key=_id_key)
+    geometry = {oid: {f.scene.cameras[c].name: f.seen[c][oid].as_dict() for c in d.cams} for oid in involved}
+    views = [{"view_id": f.scene.cameras[c].name, "image_path": _image_path(f, c), "objects": list(listing[c].objects)}
+             for c in d.cams]
+    scene_objects = sorted(f.scene.objects, key=lambda o: _id_key(o.object_id))
+    metadata = {
+        "generator": GENERATOR_VERSION,
+        "task_name": TASK_TYPES[d.task_type][0],
+        "region_objects": region_objects,
+        "facts": d.facts,
+        "geometry": geometry,
+        "objects": {o.object_id: {"name": o.name, "shape": o.shape.kind, "dims": [round(v, 6) for v in o.shape.dims],
+                                  "colour": o.colour, "centre": [round(v, 6) for v in o.centre],
+                                  "rotation": [[round(v, 6) for v in row] for row in o.rotation],
+                                  "resting_on": o.support} for o in scene_objects},
+        "cameras": {f.scene.cameras[c].name: _camera_dict(f.scene.cameras[c]) for c in d.cams},
+        "surface_gap_exact_below": GAP_EXACT_BELOW,
+    }
+    return {
+        "sample_id": sample_id,
+        "question_type": d.task_type,
+        "question": d.question,
+        "options": [f"{OPTION_LETTERS[k]}. {text}" for k, text in enumerate(d.options)],
+        "answer": OPTION_LETTERS[d.answer_index],
+        "region_refs": refs,
+        "views": views,
+        "selected_object_names": [o.name for o in scene_objects],
+        "object_ids": [o.object_id for o in scene_objects],
+        "dataset": DATASET,
+        "scene": f.scene.scene_id,
+        "metadata": metadata,
+    }
+
+
+def _camera_dict(cam: Camera) -> dict[str, Any]:
+    return {"position": [round(v, 6) for v in cam.position], "target": [round(v, 6) for v in cam.target],
+            "focal_px": round(cam.focal, 6), "width": cam.width, "height": cam.height}
+
+
+def _id_key(oid: str) -> int:
+    return int(oid[1:])
+
+
+def _ids_in(value: Any) -> set[str]:
+    """Object ids mentioned anywhere in a facts value (so their geometry is stored too)."""
+    if isinstance(value, str):
+        return {value} if value.startswith("o") and value[1:].isdigit() else set()
+    if isinstance(value, dict):
+        return set().union(*(_ids_in(v) for v in value.values())) if value else set()
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_ids_in(v) for v in value)) if value else set()
+    return set()

@@ -1,0 +1,67 @@
+"""Report, export and site on run directories written by the real runner (`cvbench run`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cvbench.cli import cli
+from cvbench.harness.rundir import iter_records, load_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from cvbench.tasks.synthetic import generate_crossviewbench, generate_mmvm
+
+    base = tmp_path_factory.mktemp("real")
+    data = base / "data"
+    generate_crossviewbench(data / "synth-crossviewbench", per_type=1, seed=0)
+    generate_mmvm(data / "synth-mmvm", per_cue=1, seed=0)
+    runs = []
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CVBENCH_CACHE_DIR", str(base / "cache"))
+    try:
+        for model in ("random", "first-option"):
+            out = base / "runs" / model
+            result = CliRunner().invoke(cli, ["run", "--model", model, "--data-dir", str(data), "--limit", "8",
+                                              "--candidates", "4,all", "--no-cache", "--out", str(out)])
+            assert result.exit_code == 0, result.output
+            runs.append(out)
+    finally:
+        mp.undo()
+    return runs
+
+
+def test_report_on_a_real_run(real_runs: list[Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(real_runs[0]), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    run = load_run(real_runs[0])
+    overall = run.results["evaluations"]["synth-mmvm@4"]["overall"]
+    assert f"{100 * overall['accuracy']:.1f}%" in html
+    assert "<svg" in html and "Failure gallery" in html and "synth-mmvm" in html
+    gallery_imgs = list((tmp_path / "report_files").glob("*.png")) + list((tmp_path / "report_files").glob("*.jpg"))
+    failures = [r for r in iter_records(real_runs[0]) if not r.correct and r.invalid is None]
+    assert (len(gallery_imgs) > 0) == (len(failures) > 0)
+
+
+def test_export_and_site_on_real_runs(real_runs: list[Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["export", *map(str, real_runs), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    tables = {t["table"]: t for t in json.loads(result.output)["tables"]}
+    assert {"synth-crossviewbench-main", "synth-mmvm-paper"} <= set(tables)
+    models = {r["model_id"] for r in tables["synth-mmvm-paper"]["rows"] if r["origin"] == "reproduced"}
+    assert models == {load_run(p).results["model"]["id"] for p in real_runs}
+
+    site = tmp_path / "site"
+    result = CliRunner().invoke(cli, ["leaderboard", "build", *map(str, real_runs), "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    pages = sorted(p.name for p in (site / "models").glob("*.html"))
+    assert len(pages) == 2
+    html = (site / "mmvm.html").read_text(encoding="utf-8")
+    assert 'id="table-synth-mmvm-paper"' in html and 'id="table-mmvm-paper"' in html

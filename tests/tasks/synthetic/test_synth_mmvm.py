@@ -1,0 +1,197 @@
+"""The synthetic MMVM set: upstream layout, protocol overlays, and a query that its cue picks out."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cvbench.cli import cli
+from cvbench.harness.masks import polygons_to_mask
+from cvbench.harness.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE
+from cvbench.harness.types import CUE_CODES, CUES, OPTION_LETTERS, Sample
+from cvbench.tasks.mmvm import iter_mmvm
+from cvbench.tasks.synthetic import generate_mmvm
+from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS
+
+from .conftest import MMVM_PER_CUE, MMVM_SEED
+
+CASE_FILES = {"FRAME00.jpg", "FRAME00_ORI.jpg", "FRAME00.json", "FRAME01_CAND.jpg", "FRAME01_ORI.jpg",
+              "FRAME01_CAND.json", "synth_case.json"}
+
+
+def _rows(tsv: Path) -> list[dict[str, str]]:
+    with open(tsv, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader)
+        assert tuple(header) == TSV_COLUMNS
+        return [dict(zip(header, row)) for row in reader]
+
+
+@pytest.fixture(scope="module")
+def rows(mmvm_tsv: Path) -> list[dict[str, str]]:
+    return _rows(mmvm_tsv)
+
+
+def _case_dir(tsv: Path, row: dict[str, str]) -> Path:
+    return tsv.parent / Path(ast.literal_eval(row["image_path"])[0]).parent
+
+
+def _answer_id(row: dict[str, str]) -> int:
+    lines = dict(line.split(". ", 1) for line in row["choices"].splitlines())
+    return int(lines[row["answer"]])
+
+
+def test_every_cue_has_n_cases_and_counts_spread(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
+    primary = Counter(CUES[ast.literal_eval(r["match_type"])[0]][0] for r in rows)
+    assert primary == {c: MMVM_PER_CUE for c in CUE_CODES}
+    counts = [len(json.loads((_case_dir(mmvm_tsv, r) / "FRAME01_CAND.json").read_text())) for r in rows]
+    assert min(counts) >= 2 and max(counts) <= 37
+    assert any(n > 25 for n in counts) and any(n <= 4 for n in counts)
+    assert len(set(counts)) >= len(counts) // 2
+
+
+def test_rows_and_case_files_follow_the_upstream_layout(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
+    for r in rows:
+        case = _case_dir(mmvm_tsv, r)
+        assert {p.name for p in case.iterdir()} == CASE_FILES
+        assert ast.literal_eval(r["image_path"]) == [f"match_bench/{case.name}/FRAME00.jpg",
+                                                     f"match_bench/{case.name}/FRAME01_CAND.jpg"]
+        cands = json.loads((case / "FRAME01_CAND.json").read_text())
+        ids = [c["id"] for c in cands]
+        assert sorted(ids) == list(range(1, len(ids) + 1))  # a shuffle of 1..N
+        image = Image.open(case / "FRAME01_ORI.jpg")
+        for c in cands:
+            assert set(c) == {"height", "width", "segmentation", "id"}
+            assert (c["height"], c["width"]) == (image.height, image.width)
+            assert all(len(p) >= 6 and len(p) % 2 == 0 for p in c["segmentation"])
+        query = json.loads((case / "FRAME00.json").read_text())
+        assert len(query) == 1 and query[0]["segmentation"]
+        # options: ids ascending, at most 25, then "None of the above"; the answer is a listed id
+        lines = r["choices"].splitlines()
+        shown = [int(line.split(". ", 1)[1]) for line in lines[:-1]]
+        assert shown == sorted(ids)[:25]
+        assert lines[-1] == f"{OPTION_LETTERS[len(shown)]}. {NONE_OF_THE_ABOVE}"
+        assert [line.split(". ", 1)[0] for line in lines] == list(OPTION_LETTERS[: len(lines)])
+        assert ast.literal_eval(r["choices_head"]) == list(OPTION_LETTERS[: len(lines)])
+        assert _answer_id(r) in ids
+        assert r["question"] == MMVM_QUESTION_BODY + "\n" + "".join(line + "\n" for line in lines)
+        assert r["pure_question"] == MMVM_QUESTION_BODY
+        assert r["image"] == "" and r["image_v3"] == ""
+
+
+def test_overlays_mark_the_objects(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
+    for r in rows[::3]:
+        case = _case_dir(mmvm_tsv, r)
+        ori = np.asarray(Image.open(case / "FRAME00_ORI.jpg")).astype(int)
+        marked = np.asarray(Image.open(case / "FRAME00.jpg")).astype(int)
+        query = json.loads((case / "FRAME00.json").read_text())[0]
+        mask = polygons_to_mask(query["segmentation"], query["height"], query["width"])
+        changed = np.abs(marked - ori).sum(axis=2) > 60
+        cyan = (marked[..., 0] < 90) & (marked[..., 1] > 170) & (marked[..., 2] > 170)
+        assert (changed & cyan).sum() > 50  # a cyan outline was drawn ...
+        ys, xs = np.nonzero(changed & cyan)
+        x1, y1, x2, y2 = xs.min(), ys.min(), xs.max(), ys.max()
+        mys, mxs = np.nonzero(mask)
+        assert x1 >= mxs.min() - 8 and x2 <= mxs.max() + 8 and y1 >= mys.min() - 8 and y2 <= mys.max() + 8  # ... around it
+        cand_ori = np.asarray(Image.open(case / "FRAME01_ORI.jpg")).astype(int)
+        cand = np.asarray(Image.open(case / "FRAME01_CAND.jpg")).astype(int)
+        assert (np.abs(cand - cand_ori).sum(axis=2) > 60).sum() > 200
+
+
+def _nonzero_diff(values: list[float], query: float, rel: float) -> bool:
+    return all(abs(v - query) > rel * max(abs(query), 1e-9) for v in values)
+
+
+def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
+    for r in rows:
+        case = _case_dir(mmvm_tsv, r)
+        facts = json.loads((case / "synth_case.json").read_text())
+        cues = [CUES[i][0] for i in ast.literal_eval(r["match_type"])]
+        assert facts["cues"] == cues
+        by_id = {c["id"]: c for c in facts["candidates"]}
+        q = by_id[_answer_id(r)]
+        others = [c for i, c in by_id.items() if i != q["id"]]
+        for cue in cues:
+            if cue == "CL":
+                assert all(c["colour"] != q["colour"] for c in others)
+            elif cue == "SZ":  # same kind of object, clearly another size (30% or more in every dimension)
+                for c in others:
+                    ratio = np.array(c["size"]) / np.array(q["size"])
+                    assert (ratio >= 1.3).all() or (ratio <= 1 / 1.3).all()
+            elif cue == "SP":
+                assert all(c["variant"] != q["variant"] for c in others)
+            elif cue == "TM":
+                assert q["decal"]["kind"] == "text"
+                assert all(c["decal"]["value"] != q["decal"]["value"] for c in others)
+            elif cue == "OM":
+                assert q["decal"]["kind"] == "marker"
+                assert all(c["decal"]["value"] != q["decal"]["value"] for c in others)
+            elif cue == "OO":
+                for c in others:
+                    turn = abs(c["yaw_deg"] - q["yaw_deg"]) % 180
+                    assert min(turn, 180 - turn) >= 60
+            elif cue == "BR":
+                assert q["attachment"] is not None
+                assert all(c["attachment"] != q["attachment"] for c in others)
+            elif cue == "RP":  # the only candidate standing next to the first landmark
+                mark = np.array(facts["landmarks"][0]["centre"][:2])
+                dist = {c["id"]: float(np.linalg.norm(np.array(c["centre"][:2]) - mark)) for c in by_id.values()}
+                assert all(dist[c["id"]] >= 1.5 * dist[q["id"]] for c in others)
+        # attributes outside the labels are shared by every candidate
+        shared = {"variant": "SP", "colour": "CL", "scale": "SZ"}
+        for attr, cue in shared.items():
+            if cue not in cues:
+                assert len({json.dumps(c[attr]) for c in by_id.values()}) == 1, (r["index"], attr)
+        if "TM" not in cues and "OM" not in cues:
+            assert len({json.dumps(c["decal"]) for c in by_id.values()}) == 1
+        if "BR" not in cues:
+            assert all(c["attachment"] is None for c in by_id.values())
+        # every marked candidate is clearly visible
+        assert all(c["visible_px_candidate_view"] >= 150 for c in by_id.values())
+
+
+def test_the_answer_letters_spread_over_the_options(rows: list[dict[str, str]]) -> None:
+    letters = Counter(r["answer"] for r in rows)
+    assert len(letters) >= 5
+    none_letters = {line.split(". ")[0] for r in rows for line in r["choices"].splitlines() if NONE_OF_THE_ABOVE in line}
+    assert not any(r["answer"] in none_letters and NONE_OF_THE_ABOVE in dict(
+        line.split(". ", 1) for line in r["choices"].splitlines())[r["answer"]] for r in rows)
+
+
+def test_the_loader_reads_every_case(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
+    items = list(iter_mmvm(mmvm_tsv, mmvm_tsv.parent))
+    assert [str(i) for i in items if not isinstance(i, Sample)] == []
+    assert len(items) == len(rows)
+    for s, r in zip(items, rows):
+        assert isinstance(s, Sample)
+        assert s.answer_region_id == str(_answer_id(r))
+        assert s.cues == tuple(CUES[i][0] for i in ast.literal_eval(r["match_type"]))
+
+
+def test_same_seed_gives_byte_identical_files_and_the_cli_matches(tmp_path: Path) -> None:
+    first = generate_mmvm(tmp_path / "a", 1, MMVM_SEED + 3)
+    result = CliRunner().invoke(cli, ["data", "synth", "--benchmark", "mmvm", "--per-type", "1",
+                                      "--seed", str(MMVM_SEED + 3), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    second = Path(result.output.strip())
+    assert second == tmp_path / "b" / "mllm_match_eval_full.tsv"
+    files_a = sorted(p.relative_to(first.parent) for p in first.parent.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(second.parent) for p in second.parent.rglob("*") if p.is_file())
+    assert files_a == files_b and len(files_a) == 1 + 8 * len(CASE_FILES)
+    for rel in files_a:
+        assert (first.parent / rel).read_bytes() == (second.parent / rel).read_bytes(), rel
+
+
+def test_the_cli_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["data", "synth", "--benchmark", "crossviewbench", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "not empty" in result.output
+    assert (tmp_path / "keep.txt").read_text() == "mine"
