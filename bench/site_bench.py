@@ -16,13 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cvbench.harness.seeding import rng_for  # noqa: E402
-from cvbench.leaderboard.site import build_site  # noqa: E402
-from tests.reports.run_factory import FakeModel, write_run  # noqa: E402
+from cvbench.harness.seeding import rng_for
+from cvbench.leaderboard.site import build_site
+from tests.reports.run_factory import FakeModel, write_run
 
 ACCESSES = ("api", "open", "native", "baseline")
 
@@ -62,14 +63,15 @@ def main() -> None:
                           mmvm_n=args.mmvm_n, seed=args.seed, image_store=store)
                 for i, m in enumerate(fake_models(args.runs, args.seed))]
         generate_s = time.perf_counter() - t0
-        records = sum(1 for r in runs for _ in open(r / "samples.jsonl", encoding="utf-8"))
+        records = sum(len((r / "samples.jsonl").read_text(encoding="utf-8").splitlines()) for r in runs)
 
         t1 = time.perf_counter()
         site = build_site(runs, root / "site", samples_per_evaluation=args.samples_per_evaluation, seed=args.seed)
         build_s = time.perf_counter() - t1
         n_files, n_bytes = dir_size(root / "site")
         html_bytes = sum(p.stat().st_size for p in (root / "site").rglob("*.html"))
-        largest = max((root / "site").rglob("*.html"), key=lambda p: p.stat().st_size)
+        largest_path = max((root / "site").rglob("*.html"), key=lambda p: p.stat().st_size)
+        largest: dict[str, Any] = {"name": largest_path.name, "bytes": largest_path.stat().st_size}
 
     result = {
         "benchmark": "site_build",
@@ -86,7 +88,7 @@ def main() -> None:
         "site_files": n_files,
         "site_bytes": n_bytes,
         "html_bytes": html_bytes,
-        "largest_page": {"name": largest.name, "bytes": largest.stat().st_size},
+        "largest_page": largest,
         "settings": {"cvb_per_type": args.cvb_per_type, "mmvm_n": args.mmvm_n,
                      "samples_per_evaluation": args.samples_per_evaluation, "seed": args.seed},
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
@@ -97,7 +99,7 @@ def main() -> None:
     print(f"{args.runs} runs x 2 benchmarks ({records} records): generated in {generate_s:.1f} s, "
           f"site built in {build_s:.1f} s ({result['build_ms_per_run']} ms/run)")
     print(f"site: {site.pages} pages, {n_files} files, {n_bytes / 1e6:.1f} MB "
-          f"(HTML {html_bytes / 1e6:.1f} MB; largest page {largest.name} {largest.stat().st_size / 1e3:.0f} kB)")
+          f"(HTML {html_bytes / 1e6:.1f} MB; largest page {largest['name']} {largest['bytes'] / 1e3:.0f} kB)")
     print(f"wrote {args.out}")
 
 

@@ -215,12 +215,37 @@ def golden_payload(run: SuiteRun, results: Mapping[str, Any], records: Sequence[
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    """Leaves by path: mappings by key, lists by index (or by `sample_id` for lists of prompts)."""
+    def join(key: str) -> str:
+        return f"{prefix} > {key}" if prefix else key
+
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k in value:
-            out.update(_flatten(value[k], f"{prefix}{k}" if not prefix else f"{prefix} > {k}"))
+            out.update(_flatten(value[k], join(str(k))))
         return out if out else {prefix: {}}
+    if isinstance(value, list) and value:
+        out = {}
+        for i, item in enumerate(value):
+            tag = f"sample {item['sample_id']}" if isinstance(item, Mapping) and "sample_id" in item else f"[{i}]"
+            out.update(_flatten(item, join(tag)))
+        out[join("length")] = len(value)
+        return out
     return {prefix: value}
+
+
+def _show(value: Any, other: Any, width: int = 160) -> str:
+    """A value for a diff line; long strings are cut around their first difference from `other`."""
+    text = json.dumps(value, ensure_ascii=False)
+    if not isinstance(value, str) or len(text) <= width:
+        return text
+    start = 0
+    if isinstance(other, str):
+        while start < min(len(value), len(other)) and value[start] == other[start]:
+            start += 1
+    lo = max(0, start - width // 3)
+    cut = value[lo:lo + width]
+    return ("..." if lo else "") + json.dumps(cut, ensure_ascii=False) + ("..." if lo + width < len(value) else "")
 
 
 def diff_payloads(name: str, expected: Mapping[str, Any] | None, actual: Mapping[str, Any] | None) -> list[str]:
@@ -236,7 +261,7 @@ def diff_payloads(name: str, expected: Mapping[str, Any] | None, actual: Mapping
     for key in sorted(set(flat_e) | set(flat_a)):
         e, a = flat_e.get(key, "<absent>"), flat_a.get(key, "<absent>")
         if e != a:
-            lines.append(f"{name}: {key}: golden {json.dumps(e)} -> now {json.dumps(a)}")
+            lines.append(f"{name}: {key}: golden {_show(e, a)} -> now {_show(a, e)}")
     return lines
 
 

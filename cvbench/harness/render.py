@@ -353,9 +353,13 @@ def place_tags(masks: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], hw
                 best, best_overlap = box, overlap
                 if overlap == 0:
                     break
-        if best is None and first is not None:  # object thinner than the clamp allows: centre on its interior point
+        if best is None and first is not None:
+            # a sliver at the image edge: no in-image box is centred on it; keep the tag whole
+            # and as close to its interior point as the image allows
             cx, cy = first
-            best = (cx - tw // 2, cy - th // 2, cx - tw // 2 + tw, cy - th // 2 + th)
+            x1 = min(max(cx - tw // 2, 0), max(width - tw, 0))
+            y1 = min(max(cy - th // 2, 0), max(height - th, 0))
+            best = (x1, y1, x1 + tw, y1 + th)
         placed[i] = best
         if best is not None:
             taken = np.vstack([taken, np.asarray(best, dtype=np.int64)[None]])

@@ -211,6 +211,37 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+RETRY_ENV = {"CVBENCH_TIMEOUT_S": ("timeout_s", float), "CVBENCH_MAX_RETRIES": ("max_retries", int),
+             "CVBENCH_BUDGET_S": ("budget_s", float), "CVBENCH_RETRY_BASE_DELAY_S": ("retry_base_delay_s", float),
+             "CVBENCH_RETRY_MAX_DELAY_S": ("retry_max_delay_s", float)}
+
+
+def retry_settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """API retry overrides from the environment (per-attempt timeout, retries, budget, backoff);
+    only the variables that are set. A value that is not a non-negative number is an error."""
+    out: dict[str, Any] = {}
+    for name, (key, kind) in RETRY_ENV.items():
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise RunError(f"${name}={raw!r}: expected a {'whole ' if kind is int else ''}number") from None
+        if value < 0 or (key in ("timeout_s", "budget_s") and value == 0):
+            raise RunError(f"${name}={raw!r}: must be {'> 0' if key in ('timeout_s', 'budget_s') else '>= 0'}")
+        out[key] = value
+    return out
+
+
+def attempt_statistics(records: Sequence[SampleRecord]) -> dict[str, int]:
+    """How hard the model calls were: attempts over the records fetched from the model (cache
+    hits and invalid samples excluded), and how many needed more than one."""
+    fetched = [r for r in records if r.attempts > 0 and not r.cached]
+    return {"attempts": sum(r.attempts for r in fetched), "retried_requests": sum(1 for r in fetched if r.attempts > 1),
+            "max_attempts": max((r.attempts for r in fetched), default=0)}
+
+
 IDENTITY_KEYS = ("model", "model_settings", "generation", "tasks", "mode", "style", "seed", "limit", "shard",
                  "judge", "prompt_settings", "datasets", "protocol")
 
@@ -439,8 +470,11 @@ class Runner:
     def _model_options(self) -> Any:
         from cvbench.model_adapters.registry import ModelOptions
 
+        retry = retry_settings_from_env(os.environ)
+        extra = {k: retry[k] for k in ("retry_base_delay_s", "retry_max_delay_s") if k in retry}
         return ModelOptions(base_urls=tuple(self.options.base_urls), concurrency=self.options.concurrency,
-                            seed=self.options.seed)
+                            seed=self.options.seed, extra=extra,
+                            **{k: retry[k] for k in ("timeout_s", "max_retries", "budget_s") if k in retry})
 
     def _resolve(self, spec: str) -> ModelAdapter:
         if self._resolve_model is not None:
@@ -500,7 +534,8 @@ class Runner:
             "protocol": protocol,
             "runtime": {"concurrency": o.concurrency, "cache": str(o.cache) if o.use_cache and o.cache else
                         ("default" if o.use_cache else None), "save_images": o.save_images,
-                        "data_dir": str(o.data_dir) if o.data_dir else None},
+                        "data_dir": str(o.data_dir) if o.data_dir else None,
+                        "retry_env": retry_settings_from_env(os.environ)},
             "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
         }
         return redact(config, self._secrets)
@@ -739,7 +774,7 @@ class Runner:
         results = metrics_mod.compute_results(records, run_seed=o.seed, model=model, status=status,
                                               ci_method=o.ci_method, n_resamples=o.n_resamples)
         results["run"] = {"new_records": writer.written, "resumed_records": resumed, "retried_errors": retried,
-                          "expected_records": total if not cancelled else None}
+                          "expected_records": total if not cancelled else None, **attempt_statistics(records)}
         write_json_atomic(self.run_dir / RESULTS_FILE, redact(results, self._secrets))
         return RunOutcome(self.run_dir, status, results, writer.written, resumed)
 

@@ -1,1 +1,15 @@
-"""The static leaderboard site builder and the papers' reported reference rows."""
+"""The static leaderboard site builder and the papers' reported reference rows.
+
+See docs/leaderboard.md.
+"""
+
+from __future__ import annotations
+
+from cvbench.leaderboard.reference import (
+    ReferenceDataError,
+    ReportedValue,
+    load_reported,
+)
+from cvbench.leaderboard.site import SiteBuild, SiteError, build_site
+
+__all__ = ["ReferenceDataError", "ReportedValue", "SiteBuild", "SiteError", "build_site", "load_reported"]

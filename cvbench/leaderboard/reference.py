@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
 
 from cvbench.harness.types import CATEGORY_NAMES, CUE_CODES
 from cvbench.reports.tables import (

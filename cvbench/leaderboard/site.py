@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from markupsafe import Markup
 
@@ -38,15 +39,12 @@ from cvbench.reports.tables import (
     ACCESS_LABELS,
     BENCHMARK_NAMES,
     ORIGIN_REPORTED,
-    ORIGIN_REPRODUCED,
     SIZE_BUCKETS,
     Column,
-    Row,
     Table,
     layouts_for,
     make_table,
     rank_rows,
-    sorted_table,
     run_model,
     run_row,
     run_tasks,
@@ -54,6 +52,7 @@ from cvbench.reports.tables import (
     slice_label,
     slice_sort_key,
     slugify,
+    sorted_table,
 )
 from cvbench.reports.templating import CSP, environment
 

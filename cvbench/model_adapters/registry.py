@@ -133,12 +133,16 @@ def _call_factory(provider: Provider, spec: str, model_name: str, options: Model
                                    f"({exc}); {hint}") from exc
     except AttributeError as exc:
         raise ModelResolutionError(f"model {spec!r}: {provider.factory} does not exist ({exc})") from exc
+    from cvbench.model_adapters.secrets import DotenvError
+
     try:
         return factory(model_name, options)
     except ModelResolutionError:
         raise
     except ImportError as exc:  # an optional dependency the factory needs (the message carries the pip hint)
         raise ModelResolutionError(f"model {spec!r}: {exc}") from exc
+    except DotenvError as exc:  # a broken ./.env while looking for the key
+        raise ModelResolutionError(f"model {spec!r}: cannot read the key file: {exc}") from exc
 
 
 def resolve_model(spec: str, options: ModelOptions) -> ModelAdapter:

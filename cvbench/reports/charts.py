@@ -5,9 +5,9 @@ Pure functions; every piece of text is XML-escaped, so model-provided labels are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def bar_chart_svg(bars: Sequence[Bar], title: str, *, standalone: bool = False) 
     height = TOP + ROW_H * len(bars) + BOTTOM
     width = LABEL_W + PLOT_W + 70
     ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
-    out = [f'<svg{ns} class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-           f'font-family="system-ui, sans-serif" font-size="12">',
+    out = [(f'<svg{ns} class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'font-family="system-ui, sans-serif" font-size="12">'),
            f"<title>{escape(title)}</title>",
            f'<text x="4" y="16" font-weight="600" font-size="13">{escape(title)}</text>']
     axis_y = TOP + ROW_H * len(bars)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from cvbench.reports.tables import ACCESS_LABELS, Cell, Column, Row, Table
 

@@ -157,8 +157,8 @@ def render_markdown(summary: RunSummary, charts: list[ChartSpec], chart_files: d
     if summary.status != "complete":
         lines.append(f"- **Warning:** this run is {summary.status}; numbers cover only the finished samples.")
     lines += ["", "## Headline numbers", "",
-              "Accuracy in %, with the 95% interval in brackets. Unparsed answers, model errors and invalid "
-              "samples count as wrong and are also listed separately.", "",
+              ("Accuracy in %, with the 95% interval in brackets. Unparsed answers, model errors and invalid "
+               "samples count as wrong and are also listed separately."), "",
               "| Evaluation | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid | CI method |",
               "|---|---:|---:|---:|---:|---:|---:|---|"]
     for ev in summary.evaluations:
@@ -179,8 +179,8 @@ def render_markdown(summary: RunSummary, charts: list[ChartSpec], chart_files: d
                          f"{c.invalid if c.invalid is not None else '–'} |")
         lines.append("")
     lines += ["## Failure gallery", "",
-              "Failures (wrong, unparsed or errored answers), a few per slice, each shown once, with the images "
-              "exactly as the model saw them.", ""]
+              ("Failures (wrong, unparsed or errored answers), a few per slice, each shown once, with the images "
+               "exactly as the model saw them."), ""]
     if not gallery:
         lines += ["No failures.", ""]
     for section, entries in gallery:

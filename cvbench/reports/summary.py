@@ -7,10 +7,11 @@ leaderboard's model pages.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from cvbench.harness.rundir import RunData, SampleRecord
+from cvbench.harness.rundir import RunData, RunDirError, SampleRecord
 from cvbench.reports.charts import Bar
 from cvbench.reports.tables import (
     BENCHMARK_NAMES,
@@ -74,7 +75,7 @@ def summarize_run(run: RunData) -> RunSummary:
     for key, ev in run_evaluations(run).items():
         overall_metric = ev.get("overall")
         if not isinstance(overall_metric, Mapping):
-            raise ValueError(f"{where}: evaluations.{key}.overall missing")
+            raise RunDirError(f"{where}: evaluations.{key}.overall missing or not an object")
         slices = []
         for name, m in (ev.get("slices") or {}).items():
             slices.append(SliceResult(name, slice_label(name), metric_cell(m, f"{where}: evaluations.{key}.slices.{name}")))
@@ -139,9 +140,6 @@ def _dim_name(dim: str) -> str:
 
 
 # --------------------------------------------------------------------------------------- failures
-
-
-FAILURE_STATUSES = ("parsed", "unparsed", "error", "judged", "logprob")
 
 
 def failure_kind(record: SampleRecord) -> str | None:
@@ -239,20 +237,12 @@ def record_slice_names(record: SampleRecord) -> list[str]:
 
 
 def error_text(record: SampleRecord) -> str:
+    """'server (HTTP 503): upstream overloaded' for an errored record, '' otherwise."""
     if not record.error:
         return ""
-    parts = [str(record.error.get("kind", "error"))]
+    text = str(record.error.get("kind") or "error")
     if record.error.get("status") is not None:
-        parts.append(f"HTTP {record.error['status']}")
+        text += f" (HTTP {record.error['status']})"
     if record.error.get("message"):
-        parts.append(str(record.error["message"]))
-    return ": ".join(parts[:1]) + (" — " + ", ".join(parts[1:]) if len(parts) > 1 else "")
-
-
-def rate_text(cell: Cell, attr: str) -> str:
-    value = getattr(cell, attr)
-    return "–" if value is None else f"{value:.1f}%"
-
-
-def sequence_or_empty(values: Sequence[Any] | None) -> Sequence[Any]:
-    return values or ()
+        text += f": {record.error['message']}"
+    return text

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from cvbench.harness.rundir import RunData
+from cvbench.harness.rundir import RunData, RunDirError
 from cvbench.harness.types import CATEGORY_NAMES, CUES, TASK_TYPES
 
 # Row origins: a run evaluated by cvbench, a number copied from a paper, or the chance level.
@@ -260,10 +261,10 @@ def run_model(run: RunData) -> RunModel:
     model = run.results.get("model")
     where = run.path / "results.json"
     if not isinstance(model, Mapping):
-        raise ValueError(f"{where}: field 'model' missing or not an object")
+        raise RunDirError(f"{where}: field 'model' missing or not an object")
     model_id = str(model.get("id") or "")
     if not model_id:
-        raise ValueError(f"{where}: field 'model.id' missing")
+        raise RunDirError(f"{where}: field 'model.id' missing")
     params = model.get("params_b")
     return RunModel(model_id=model_id, display_name=str(model.get("display_name") or model_id),
                     access=str(model.get("access") or "unknown"),
@@ -273,7 +274,7 @@ def run_model(run: RunData) -> RunModel:
 def run_evaluations(run: RunData) -> dict[str, Mapping[str, Any]]:
     evaluations = run.results.get("evaluations")
     if not isinstance(evaluations, Mapping):
-        raise ValueError(f"{run.path / 'results.json'}: field 'evaluations' missing or not an object")
+        raise RunDirError(f"{run.path / 'results.json'}: field 'evaluations' missing or not an object")
     return {str(k): v for k, v in evaluations.items()}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import jinja2
 
@@ -18,7 +18,7 @@ def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}%"
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment(package: str = "cvbench.reports") -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(package, "templates"),

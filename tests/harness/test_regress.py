@@ -8,7 +8,6 @@ tests/golden/ci/. Set CVBENCH_UPDATE_GOLDEN=1 to rewrite the files on purpose in
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +107,8 @@ def test_unknown_suite_and_missing_golden_dir_are_errors(tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def suite_payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    return R.run_ci_suite(tmp_path_factory.mktemp("regress"))
+    # the data folder is shared with test_snapshots.py for the session (a marker file guards reuse)
+    return R.run_ci_suite(tmp_path_factory.getbasetemp() / "cvbench-suite" / "ci")
 
 
 def test_golden_suite_matches_committed_files(suite_payloads: dict[str, dict[str, Any]]) -> None:
@@ -142,7 +142,8 @@ def test_golden_suite_covers_the_promised_matrix(suite_payloads: dict[str, dict[
 def test_a_changed_result_fails_with_a_diff_naming_it(suite_payloads: dict[str, dict[str, Any]],
                                                       tmp_path: Path) -> None:
     folder = tmp_path / "ci"
-    shutil.copytree(GOLDEN / "ci", folder)
+    R.compare_or_update("ci", folder, suite_payloads, update=True)  # golden = this very suite run
+    assert R.compare_or_update("ci", folder, suite_payloads, update=False).passed
     golden = json.loads((folder / "random.json").read_text())
     ev = golden["evaluations"]["synth-mmvm@4"]
     sample = sorted(ev["answers"])[0]

@@ -148,8 +148,8 @@ def test_kill_9_mid_run_then_resume(tiny_data: Any, tmp_path: Path, make_fake_op
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         args = ["run", "--model", "openai-compatible:tiny", "--base-url", server.base_url, "--task", tiny_data.task,
                 "--data-dir", str(tiny_data.root), "--no-cache", "--concurrency", "2", "--no-progress"]
-        ref = cli([*args, "--out", str(tmp_path / "ref")], env)
-        assert ref.wait(timeout=120) == 0, ref.stdout.read() if ref.stdout else ""
+        run_tiny(tiny_data, tmp_path / "ref", model="openai-compatible:tiny", base_urls=(server.base_url,),
+                 concurrency=2, n_resamples=2000)  # the uninterrupted reference, in-process
         server.counts.clear()
 
         out = tmp_path / "run"

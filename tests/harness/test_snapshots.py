@@ -7,6 +7,7 @@ compares with tests/golden/prompts/. To accept a change on purpose:
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return R.generate_suite_data(tmp_path_factory.mktemp("snapshot-data"))
+    # one copy per pytest session (test_regress.py uses the same folder; a marker file guards reuse)
+    return R.generate_suite_data(tmp_path_factory.getbasetemp() / "cvbench-suite" / "ci" / "data")
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +57,6 @@ def test_every_protocol_and_mode_is_covered(snapshots: dict[str, dict[str, Any]]
 
 
 def test_snapshot_contents_describe_what_the_model_sees(snapshots: dict[str, dict[str, Any]], data_root: Path) -> None:
-    import json
-
     assert str(data_root) not in json.dumps(snapshots)  # no machine-specific paths
     assert "<data>/synth-mmvm/match_bench/" in json.dumps(snapshots["mmvm-prerendered"])
     for name, snap in snapshots.items():
@@ -94,17 +94,22 @@ def test_a_prompt_change_is_a_visible_diff(data_root: Path, snapshots: dict[str,
     assert R.diff_payloads("x", snapshots[case.name], same) == []  # deterministic
 
 
-def test_regress_cli_prompts_suite_fails_on_a_changed_snapshot(tmp_path: Path) -> None:
+def test_regress_cli_prompts_suite_fails_on_a_changed_snapshot(tmp_path: Path, data_root: Path) -> None:
     golden = tmp_path / "golden"
     (golden / "prompts").mkdir(parents=True)
     for path in (GOLDEN / "prompts").glob("*.json"):
         (golden / "prompts" / path.name).write_text(path.read_text())
     target = golden / "prompts" / "mmvm-overlay.json"
-    target.write_text(target.read_text().replace("Please make a choice", "Please choose", 1))
-    res = CliRunner().invoke(cli, ["regress", "--suite", "prompts", "--golden", str(golden)])
+    committed = json.loads(target.read_text())
+    committed["prompts"][0]["text"] = committed["prompts"][0]["text"].replace("Please", "Kindly", 1)
+    target.write_text(R.dump_json(committed))
+    keep = data_root.parent.parent  # --keep reuses the session's suite data (same marker)
+    args = ["regress", "--suite", "prompts", "--golden", str(golden), "--keep", str(keep)]
+    res = CliRunner().invoke(cli, args)
     assert res.exit_code == 1
-    assert "prompts/mmvm-overlay.json: prompts > " in res.stderr and "text" in res.stderr
-    assert "--suite prompts --update" in res.stderr
-    res = CliRunner().invoke(cli, ["regress", "--suite", "prompts", "--golden", str(golden), "--update"])
+    sample = committed["prompts"][0]["sample_id"]
+    assert f"prompts/mmvm-overlay.json: prompts > sample {sample} > text: golden " in res.stderr
+    assert "Kindly" in res.stderr and "--suite prompts --update" in res.stderr
+    res = CliRunner().invoke(cli, args + ["--update"])
     assert res.exit_code == 0 and "1 rewritten" in res.output
     assert target.read_text() == (GOLDEN / "prompts" / "mmvm-overlay.json").read_text()

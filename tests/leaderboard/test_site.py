@@ -15,7 +15,12 @@ from click.testing import CliRunner
 from cvbench.cli import cli
 from cvbench.harness.rundir import iter_records
 from cvbench.leaderboard.reference import load_reported
-from cvbench.leaderboard.site import SiteError, build_site, json_block, select_site_records
+from cvbench.leaderboard.site import (
+    SiteError,
+    build_site,
+    json_block,
+    select_site_records,
+)
 from cvbench.reports.tables import slugify
 from tests.reports.run_factory import DEFAULT_MODELS, write_run
 

@@ -6,8 +6,8 @@ import functools
 import http.server
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import quote
 
 import pytest
@@ -24,11 +24,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 if CHROMIUM is None:
     pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402  (after the chromium check)
+from playwright.sync_api import Browser, Page, sync_playwright
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -132,7 +132,7 @@ def test_reported_rows_look_different_and_link_their_source(page: Page, base: st
     assert "reported in paper" in row.inner_text()
     assert row.locator("a.source").get_attribute("href") == "https://arxiv.org/abs/2501.04670"
     reproduced = page.locator("#table-mmvm-paper tr[data-origin='reproduced']").first
-    bg = lambda loc: loc.locator("td").nth(1).evaluate("td => getComputedStyle(td).backgroundColor")  # noqa: E731
+    bg = lambda loc: loc.locator("td").nth(1).evaluate("td => getComputedStyle(td).backgroundColor")
     assert bg(row) != bg(reproduced)
     assert "reproduced" in reproduced.inner_text()
 

@@ -163,3 +163,9 @@ def test_alias_file_errors_name_file_alias_and_field(tmp_path: Path) -> None:
     bad.write_text('[m4]\naccess = "api"\ntarget = "openai:x"\nmax_tokens = "many"\n')
     with pytest.raises(AliasFileError, match=r"\[m4\] max_tokens must be int"):
         load_aliases(bad)
+
+
+def test_broken_dotenv_is_a_resolution_error_naming_the_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-x\nthis line is wrong\n")
+    with pytest.raises(ModelResolutionError, match=r"\.env:2: expected NAME=value"):
+        resolve_model("openai:gpt-4o", ModelOptions())

@@ -11,11 +11,11 @@ run (as it does for real runs of one task with one overlay style).
 from __future__ import annotations
 
 import io
-import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -106,13 +106,13 @@ def _cvb_records(model: FakeModel, task: str, per_type: int, seed: int, store: _
             options = [[ch, f"option {ch.lower()} for {name.lower()}"] for ch in letters]
             question = f"[{q}] {name}: is the object highlighted in red in Image 1 the one in blue in Image 2?"
             prompt = question + "\n\n" + "\n".join(f"{a}. {b}" for a, b in options)
-            base = dict(record_id=f"{task}@all/{sample_id}", task=task, benchmark="crossviewbench", setting="all",
-                        sample_id=sample_id, cluster=f"scene-{(i * 7) % 11:02d}",
-                        slices={"category": [category], "task_type": [q]}, n_options=n_options, answer=answer,
-                        prompt_text=prompt, options=options,
-                        mode="native" if model.access == "native" else "overlay",
-                        source=f"crossviewbench.jsonl:{i}",
-                        protocol={"style": "overlay-v1", "colours": ["red", "blue"]})
+            base: dict[str, Any] = {
+                "record_id": f"{task}@all/{sample_id}", "task": task, "benchmark": "crossviewbench",
+                "setting": "all", "sample_id": sample_id, "cluster": f"scene-{(i * 7) % 11:02d}",
+                "slices": {"category": [category], "task_type": [q]}, "n_options": n_options, "answer": answer,
+                "prompt_text": prompt, "options": options, "mode": "native" if model.access == "native" else "overlay",
+                "source": f"crossviewbench.jsonl:{i}", "protocol": {"style": "overlay-v1", "colours": ["red", "blue"]},
+            }
             if invalid_every and i % invalid_every == 0:
                 yield SampleRecord(**base, image_sha256=[], parse_status="invalid",
                                    invalid="views[1].objects[0].mask_rle: size [480, 640] differs from image 720x1280")
@@ -135,7 +135,7 @@ def _mmvm_records(model: FakeModel, task: str, n: int, seed: int, store: _ImageS
             sample_id = str(1000 + i)
             data_rng = rng_for(seed, task, sample_id, "data")
             count = int(data_rng.integers(2, 38))
-            cues = sorted(set(str(c) for c in data_rng.choice(codes, size=int(data_rng.integers(1, 3)))),
+            cues = sorted({str(c) for c in data_rng.choice(codes, size=int(data_rng.integers(1, 3)))},
                           key=codes.index)
             shown = count if setting == "all" else min(count, int(setting))
             shown = min(shown, 25)
@@ -148,12 +148,14 @@ def _mmvm_records(model: FakeModel, task: str, n: int, seed: int, store: _ImageS
             prompt = ("Here are two images. Which marked object in the second image is the object marked with a "
                       "cyan contour in the first image? Please make a choice from the following options: \n"
                       + "\n".join(f"{a}. {b}" for a, b in options))
-            base = dict(record_id=f"{task}@{setting}/{sample_id}", task=task, benchmark="mmvm", setting=setting,
-                        sample_id=sample_id, cluster=f"case_{i // 2:03d}",
-                        slices={"cue": cues, "bucket": [_bucket(count)]}, n_options=n_options, answer=answer,
-                        prompt_text=prompt, options=options, mode="native" if model.access == "native" else "overlay",
-                        source=f"mllm_match_eval_full.tsv:{i + 2}",
-                        protocol={"style": "mmvm-contours-v1", "subset_seed": seed, "candidates_shown": shown})
+            base: dict[str, Any] = {
+                "record_id": f"{task}@{setting}/{sample_id}", "task": task, "benchmark": "mmvm", "setting": setting,
+                "sample_id": sample_id, "cluster": f"case_{i // 2:03d}",
+                "slices": {"cue": cues, "bucket": [_bucket(count)]}, "n_options": n_options, "answer": answer,
+                "prompt_text": prompt, "options": options, "mode": "native" if model.access == "native" else "overlay",
+                "source": f"mllm_match_eval_full.tsv:{i + 2}",
+                "protocol": {"style": "mmvm-contours-v1", "subset_seed": seed, "candidates_shown": shown},
+            }
             if invalid_every and (i + 1) % invalid_every == 0:
                 yield SampleRecord(**base, image_sha256=[], parse_status="invalid",
                                    invalid="case_x/FRAME01_CAND.json: polygon of odd length")
@@ -236,8 +238,7 @@ def write_run(root: Path, model: FakeModel, *, name: str | None = None, cvb_task
     if mmvm_task:
         records += list(_mmvm_records(model, mmvm_task, mmvm_n, seed, store, invalid_every))
     with open(run_dir / "samples.jsonl", "w", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(r.to_json() + "\n")
+        fh.writelines(r.to_json() + "\n" for r in records)
     tasks = [t for t in (cvb_task, mmvm_task) if t]
     config = {
         "schema": "cvbench.config/1", "cvbench_version": "0.1.0", "git_revision": "6b5af51",

@@ -18,7 +18,14 @@ from cvbench.reports.exports import (
     tables_to_csv,
     tables_to_json,
 )
-from cvbench.reports.tables import Cell, Row, Table, layouts_for, make_table, tables_for_runs
+from cvbench.reports.tables import (
+    Cell,
+    Row,
+    Table,
+    layouts_for,
+    make_table,
+    tables_for_runs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def test_json_export_has_every_cell(tables: list[Table]) -> None:
     n_cells = sum(len(r["cells"]) for t in data["tables"] for r in t["rows"])
     assert n_cells == sum(len(r.cells) for t in tables for r in t.rows)
     cvb = next(t for t in data["tables"] if t["table"] == "crossviewbench-main")
-    assert [c["key"] for c in cvb["columns"]][0] == "all/overall"
+    assert cvb["columns"][0]["key"] == "all/overall"
     assert all("ci" in r["cells"]["all/overall"] for r in cvb["rows"] if r["origin"] == "reproduced")
 
 

@@ -11,7 +11,12 @@ from cvbench.cli import cli
 from cvbench.harness.rundir import iter_records, load_run
 from cvbench.reports.charts import Bar, bar_chart_svg
 from cvbench.reports.report import build_report
-from cvbench.reports.summary import failure_kind, flatten_provenance, select_failures, summarize_run
+from cvbench.reports.summary import (
+    failure_kind,
+    flatten_provenance,
+    select_failures,
+    summarize_run,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -22,7 +27,7 @@ def test_chart_svg_is_well_formed_and_escaped() -> None:
     root = ET.fromstring(svg)  # raises on malformed XML / unescaped text
     rects = [r for r in root.findall(f".//{SVG}rect") if r.get("height") != "9"]  # minus the legend swatch
     assert len(rects) == 2
-    assert float(rects[0].get("width")) == 420 * 0.625  # bar of 62.5 % on a 420 px plot
+    assert float(rects[0].get("width") or "nan") == 420 * 0.625  # bar of 62.5 % on a 420 px plot
     dashed = [ln for ln in root.iter(f"{SVG}line") if ln.get("stroke") == "#d62728"]
     assert len(dashed) == 3  # one chance mark per bar + the legend
     assert "<b>" not in svg and "&lt;b&gt;&amp;evil" in svg

@@ -84,7 +84,7 @@ def test_tables_from_runs_match_results_json(factory_runs: list[Path]) -> None:
     assert gpt.cells["all/overall"].value == pytest.approx(100 * results["overall"]["accuracy"])
     assert gpt.cells["all/category=geometric"].correct == results["slices"]["category=geometric"]["correct"]
     # rows sorted best first, chance row present, baseline not ranked
-    values = [r.cells["all/overall"].value for r in main.rows]
+    values = [r.cells["all/overall"].value or 0.0 for r in main.rows]
     assert values == sorted(values, reverse=True)
     chance = next(r for r in main.rows if r.origin == "chance")
     assert chance.cells["all/overall"].value == pytest.approx(100 * results["overall"]["chance"])

@@ -97,7 +97,9 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
     colours = list(COLOURS)
     if "OO" in cues:
         base_variant = "bar"
-    elif "TM" in cues or "OM" in cues:
+    elif "TM" in cues:
+        base_variant = "cube"  # flat sides keep every text whole from any heading
+    elif "OM" in cues:
         base_variant = str(rng.choice(PRINTABLE))
     elif "BR" in cues:
         base_variant = str(rng.choice(FLAT_TOPPED))

@@ -138,8 +138,8 @@ def _object_albedo(obj: SceneObject, local_pts: np.ndarray, local_n: np.ndarray)
 
 
 def _decal_coverage(obj: SceneObject, p: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Ink coverage at local surface points: the decal on each vertical side of a box, or
-    three times around a cylinder; nothing elsewhere."""
+    """Ink coverage at local surface points: the decal on each vertical side and the lid of a
+    box, or three times around a cylinder and on its lid; nothing elsewhere."""
     tex = decal_texture(obj.decal.kind, obj.decal.value)  # type: ignore[union-attr]
     th, tw = tex.shape
     aspect = tw / th
@@ -156,6 +156,11 @@ def _decal_coverage(obj: SceneObject, p: np.ndarray, n: np.ndarray) -> np.ndarra
             lh = lw / aspect
             u[on] = (p[on] @ right) / lw + 0.5
             v[on] = -p[on, 2] / lh + 0.5
+        top = np.abs(n[:, 2] - 1.0) < 1e-6  # also on the lid, for cameras looking down
+        lw = min(0.8 * 2 * hx, 0.8 * 2 * hy * aspect)
+        lh = lw / aspect
+        u[top] = p[top, 0] / lw + 0.5
+        v[top] = -p[top, 1] / lh + 0.5
     elif obj.shape.kind == "cylinder":
         r, hh = obj.shape.dims
         side = np.abs(n[:, 2]) < 1e-6
@@ -166,6 +171,11 @@ def _decal_coverage(obj: SceneObject, p: np.ndarray, n: np.ndarray) -> np.ndarra
         rel = (theta + np.pi / 3) % (2 * np.pi / 3) - np.pi / 3  # angle from the nearest of 3 label centres
         u[side] = rel[side] * r / lw + 0.5
         v[side] = -p[side, 2] / lh + 0.5
+        lid = np.abs(n[:, 2] - 1.0) < 1e-6
+        lw = 2 * 0.9 * r / np.sqrt(1 + 1 / aspect**2)  # the label's corners stay inside the lid
+        lh = lw / aspect
+        u[lid] = p[lid, 0] / lw + 0.5
+        v[lid] = -p[lid, 1] / lh + 0.5
     inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
     out = np.zeros(p.shape[0])
     out[inside] = tex[(v[inside] * th).astype(int), (u[inside] * tw).astype(int)]

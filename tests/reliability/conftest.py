@@ -1,0 +1,78 @@
+"""Shared data for the reliability tests: one procedural synthetic CrossViewBench set
+(generated once per session with the synthetic generator), replicated into datasets of any
+size whose questions carry an `[item <id>]` marker, so each record's prompt is unique and the
+fault server's deterministic answer can be recomputed from the record."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class SynthBase:
+    folder: Path  # holds crossviewbench.jsonl and images/
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReplicatedData:
+    root: Path  # --data-dir; the task is `crossviewbench`
+    sample_ids: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def synth_base(tmp_path_factory: pytest.TempPathFactory) -> SynthBase:
+    from cvbench.tasks import synthetic
+
+    folder = tmp_path_factory.mktemp("synth") / "crossviewbench"
+    path = synthetic.generate_crossviewbench(folder, per_type=2, seed=0)
+    lines = tuple(ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
+    return SynthBase(folder=folder, lines=lines)
+
+
+def replicate(base: SynthBase, root: Path, n_samples: int) -> ReplicatedData:
+    """`n_samples` CrossViewBench records cycling over the synthetic ones, each with its own id
+    and an `[item <id>]` marker at the start of its question."""
+    folder = root / "crossviewbench"
+    folder.mkdir(parents=True)
+    shutil.copytree(base.folder / "images", folder / "images")
+    ids: list[str] = []
+    with open(folder / "crossviewbench.jsonl", "w", encoding="utf-8") as fh:
+        for k in range(n_samples):
+            record = json.loads(base.lines[k % len(base.lines)])
+            sid = f"{record['sample_id']}-r{k // len(base.lines)}"
+            record["sample_id"] = sid
+            record["question"] = f"[item {sid}] {record['question']}"
+            ids.append(sid)
+            fh.write(json.dumps(record) + "\n")
+    return ReplicatedData(root=root, sample_ids=tuple(ids))
+
+
+def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `cvbench` subprocess: this checkout importable, a private user cache,
+    no API keys or endpoints inherited from the developer's shell."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("CVBENCH_") or k.endswith("_API_KEY") or k in ("GOOGLE_API_KEY",))}
+    env.update({"PYTHONPATH": str(REPO), "CVBENCH_CACHE_DIR": str(tmp / "user-cache"), "NO_COLOR": "1",
+                "COLUMNS": "200", **extra})
+    return env
+
+
+def cvbench(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cvbench.cli", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def cvbench_popen(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "cvbench.cli", *args], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
