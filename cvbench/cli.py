@@ -197,7 +197,10 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--judge", default=None, help="Model that reads answers the strict parser could not (never guesses).")
 @click.option("--base-url", "base_urls", multiple=True, help="OpenAI-compatible endpoint (repeatable).")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None,
+              help="Generation limit (default: the alias's recommendation, else 1024).")
+@click.option("--model-option", "model_option_items", multiple=True, metavar="KEY=VALUE",
+              help="Adapter option (repeatable), e.g. image_detail=high, checkpoint=/path, device=cuda (docs/models.md).")
 @click.option("--option-logprobs", is_flag=True, help="Score options by log-probability when the model can.")
 @click.option("--save-images", type=click.Choice(["all", "none"]), default="all", show_default=True)
 @click.option("--ci", "ci_method", type=click.Choice(["cluster_bootstrap", "cluster_robust", "wilson"]),
@@ -206,19 +209,20 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None, candidates: str | None,
                 style: str | None, mode: str, seed: int, concurrency: int, shard: str | None, out: str | None,
                 cache_path: str | None, no_cache: bool, judge: str | None, base_urls: tuple[str, ...],
-                max_tokens: int, option_logprobs: bool, save_images: str, ci_method: str,
-                progress: bool | None) -> None:
+                max_tokens: int | None, model_option_items: tuple[str, ...], option_logprobs: bool,
+                save_images: str, ci_method: str, progress: bool | None) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
 
     from cvbench.harness.progress import print_summary
-    from cvbench.harness.runner import RunError, RunOptions, parse_shard, run
+    from cvbench.harness.runner import RunError, RunOptions, parse_model_option, parse_shard, run
     from cvbench.harness.rundir import RunDirError
 
     if no_cache and cache_path:
         raise CvbenchError("--cache and --no-cache exclude each other")
     try:
         shard_value = parse_shard(shard) if shard else None
+        model_options = tuple(parse_model_option(item) for item in model_option_items)
     except ValueError as exc:
         raise CvbenchError(str(exc)) from None
     options = RunOptions(
@@ -226,7 +230,8 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
         candidates=_csv(candidates), style=style, mode=mode, seed=seed, concurrency=concurrency, shard=shard_value,
         out=Path(out) if out else None, cache=Path(cache_path) if cache_path else None, use_cache=not no_cache,
         judge=judge, base_urls=base_urls, max_tokens=max_tokens, option_logprobs=option_logprobs,
-        save_images=save_images == "all", argv=tuple(sys.argv), ci_method=ci_method, progress=progress)
+        save_images=save_images == "all", argv=tuple(sys.argv), ci_method=ci_method, progress=progress,
+        model_options=model_options)
     try:
         outcome = run(options)
     except (RunError, RunDirError, ValueError, OSError) as exc:
@@ -528,6 +533,53 @@ def regress_command(suite: str, update: bool, golden_dir: str | None, keep_dir: 
                    f"commit the diff.", err=True)
     if failed:
         sys.exit(1)
+
+
+# ==== lmms-eval bridge (cvbench.integrations) ==============================================
+
+
+@cli.command("export-lmms")
+@click.option("--task", "tasks", required=True, help="Comma-separated cvbench task names (`cvbench tasks`).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), required=True,
+              help="Folder to write (empty, new, or an earlier export, which is replaced).")
+@click.option("--candidates", default=None, help="MMVM candidate settings, e.g. 4,8,12,all (default: all).")
+@click.option("--style", default=None, help="Overlay style: contour, mask, box, marks (default: per benchmark).")
+@click.option("--mode", type=click.Choice(["auto", "overlay", "prerendered"]), default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Data root (default: $CVBENCH_DATA or the user cache).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed (MMVM candidate subsets, IDs).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="First N samples of each task.")
+@click.option("--single-image", is_flag=True, help="Stack the views into one image (single-image models).")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="max_new_tokens in the task configs.")
+@click.option("--group", default="cvbench", show_default=True, help="Name of the lmms-eval group of all tasks.")
+def export_lmms_command(tasks: str, out_dir: str, candidates: str | None, style: str | None, mode: str,
+                        data_dir: str | None, seed: int, limit: int | None, single_image: bool, max_tokens: int,
+                        group: str) -> None:
+    """Write an lmms-eval task folder (load it with `lmms_eval --include_path OUT`)."""
+    from pathlib import Path
+
+    from cvbench.integrations.lmms_export import ExportError, LmmsExportOptions, export_lmms
+    from cvbench.tasks.loading import DataNotFoundError
+
+    def split(value: str | None) -> tuple[str, ...]:
+        return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+    options = LmmsExportOptions(tasks=split(tasks), out=Path(out_dir), candidates=split(candidates) or None,
+                                style=style, mode=mode, data_dir=Path(data_dir) if data_dir else None, seed=seed,
+                                limit=limit, single_image=single_image, max_tokens=max_tokens, group=group)
+    try:
+        summary = export_lmms(options)
+    except (ExportError, DataNotFoundError, OSError) as exc:
+        raise CvbenchError(str(exc)) from None
+    for task in summary.tasks:
+        invalid = f", {task.invalid} invalid" if task.invalid else ""
+        click.echo(f"{task.name}: {task.docs} documents{invalid}, {len(task.metrics)} metrics "
+                   f"({task.task}, candidates {task.setting})")
+    names = ",".join(t.name for t in summary.tasks)
+    click.echo(f"wrote {summary.out} (group {summary.group})")
+    click.echo(f"run: python -m lmms_eval --include_path {summary.out} --tasks {summary.group} --model ... "
+               f"(or --tasks {names})")
 
 
 def main() -> None:

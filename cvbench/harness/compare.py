@@ -8,8 +8,8 @@ difference. The gate fails only when B is significantly worse than A on a named 
 
     Holm-adjusted McNemar p < alpha  AND  bootstrap upper bound < 0  AND  drop >= min_effect
 
-Everything here is a pure function over records and configs except `load_comparison` (the
-I/O edge). Formulas are documented in docs/ci.md.
+Everything here is a pure function over records and configs except `compare_runs` (loading
+run directories) and `render_comparison` (printing). Formulas are documented in docs/ci.md.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cvbench.harness.rundir import RunData, SampleRecord, load_run
 from cvbench.harness import stats
+from cvbench.harness.rundir import RunData, SampleRecord, load_run
 from cvbench.harness.seeding import derive_seed
 
 COMPARE_SCHEMA = "cvbench.compare/1"

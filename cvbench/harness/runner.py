@@ -22,15 +22,16 @@ import re
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from cvbench.harness import metrics as metrics_mod
-from cvbench.harness.cache import ResponseCache
+from cvbench.harness.cache import CacheError, ResponseCache
 from cvbench.harness.locations import default_response_cache
 from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
 from cvbench.harness.progress import RunProgress
+from cvbench.harness.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
 from cvbench.harness.provenance import environment, redact, redact_argv, secret_values
 from cvbench.harness.rundir import (
     CONFIG_FILE,
@@ -91,13 +92,14 @@ class RunOptions:
     use_cache: bool = True
     judge: str | None = None
     base_urls: tuple[str, ...] = ()
-    max_tokens: int = 1024
+    max_tokens: int | None = None  # None: the alias's recommendation, else DEFAULT_MAX_TOKENS
     option_logprobs: bool = False
     save_images: bool = True
     argv: tuple[str, ...] = ()
     ci_method: str = "cluster_bootstrap"
     n_resamples: int = 2000
     progress: bool | None = None  # None: only when stderr is a terminal
+    model_options: tuple[tuple[str, Any], ...] = ()  # --model-option KEY=VALUE, passed to the adapter
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,30 @@ RETRY_ENV = {"CVBENCH_TIMEOUT_S": ("timeout_s", float), "CVBENCH_MAX_RETRIES": (
              "CVBENCH_RETRY_MAX_DELAY_S": ("retry_max_delay_s", float)}
 
 
+DEFAULT_MAX_TOKENS = 1024
+
+
+def effective_max_tokens(options: RunOptions) -> int:
+    """--max-tokens when given, else the model alias's recommendation, else DEFAULT_MAX_TOKENS."""
+    if options.max_tokens is not None:
+        return options.max_tokens
+    from cvbench.model_adapters.registry import recommended_max_tokens
+
+    return recommended_max_tokens(options.model) or DEFAULT_MAX_TOKENS
+
+
+def parse_model_option(item: str) -> tuple[str, Any]:
+    """'KEY=VALUE' -> (KEY, VALUE), VALUE read as JSON when it is valid JSON (numbers, true, lists), else text."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--model-option {item!r}: expected KEY=VALUE")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
 def retry_settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """API retry overrides from the environment (per-attempt timeout, retries, budget, backoff);
     only the variables that are set. A value that is not a non-negative number is an error."""
@@ -319,6 +345,17 @@ def answered_record(job: Job, sample: Sample, slices: dict[str, list[str]], prom
     )
 
 
+def redact_response(response: Response, secrets: Sequence[str]) -> Response:
+    """The response as it may be stored (cache): secrets removed from its text, since a server
+    or proxy may echo the credentials it was sent."""
+    from dataclasses import replace
+
+    if response.text is None:
+        return response
+    text = redact(response.text, secrets)
+    return response if text == response.text else replace(response, text=text)
+
+
 def redact_record(record: SampleRecord, secrets: Sequence[str]) -> str:
     data = redact(jsonable(asdict(record)), secrets)
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
@@ -385,14 +422,22 @@ def save_prompt_images(run_dir: Path, images: Sequence[PromptImage]) -> None:
 
 
 class OrderedWriter:
-    """The single writer of samples.jsonl: records are written in job order, each flushed and
-    fsynced, so a crash loses at most the records still in flight or waiting for an earlier one."""
+    """The single writer of samples.jsonl: records are written in job order, each flushed to the
+    operating system at once, so a crash of the process loses at most the records still in flight
+    or waiting for an earlier one. fsync runs at most every FSYNC_INTERVAL_S and on close (one
+    fsync per record cost ~6 ms each, longer than a cached sample takes): a power loss can lose
+    the last fraction of a second of records, as it can lose the response cache's last commits
+    (SQLite WAL, synchronous=NORMAL); a rerun recomputes them from the cache."""
+
+    FSYNC_INTERVAL_S = 0.5
 
     def __init__(self, path: Path, secrets: Sequence[str]) -> None:
         self._fh = open(path, "a", encoding="utf-8")
         self._secrets = list(secrets)
         self._pending: dict[int, SampleRecord | None] = {}
         self._next = 0
+        self._synced_at = time.monotonic()
+        self._unsynced = False
         self.written = 0
 
     def put(self, index: int, record: SampleRecord | None) -> None:
@@ -403,11 +448,21 @@ class OrderedWriter:
             if rec is not None:
                 self._fh.write(redact_record(rec, self._secrets) + "\n")
                 self._fh.flush()
-                os.fsync(self._fh.fileno())
+                self._unsynced = True
                 self.written += 1
             self._next += 1
+        if self._unsynced and time.monotonic() - self._synced_at >= self.FSYNC_INTERVAL_S:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._unsynced:
+            os.fsync(self._fh.fileno())
+            self._unsynced = False
+        self._synced_at = time.monotonic()
 
     def close(self) -> None:
+        if not self._fh.closed:
+            self.sync()
         self._fh.close()
 
 
@@ -472,6 +527,7 @@ class Runner:
 
         retry = retry_settings_from_env(os.environ)
         extra = {k: retry[k] for k in ("retry_base_delay_s", "retry_max_delay_s") if k in retry}
+        extra.update(dict(self.options.model_options))
         return ModelOptions(base_urls=tuple(self.options.base_urls), concurrency=self.options.concurrency,
                             seed=self.options.seed, extra=extra,
                             **{k: retry[k] for k in ("timeout_s", "max_retries", "budget_s") if k in retry})
@@ -553,7 +609,7 @@ class Runner:
         prompt_settings = {s.name: shared_settings for s in specs}
         adapter = self._resolve(o.model)
         judge: ModelAdapter | None = None
-        generation = GenerationConfig(temperature=0.0, max_tokens=o.max_tokens, seed=o.seed,
+        generation = GenerationConfig(temperature=0.0, max_tokens=effective_max_tokens(o), seed=o.seed,
                                       option_logprobs=o.option_logprobs)
         try:
             judge = self._resolve(o.judge) if o.judge else None
@@ -586,10 +642,16 @@ class Runner:
 
         index = 0
         for spec in specs:
+            seen: set[str] = set()
             for n, item in enumerate(iter_task_samples(spec, self.options.data_dir)):
                 if self.options.limit is not None and n >= self.options.limit:
                     break
                 sid = item_sample_id(item)
+                if sid in seen:  # a repeated id must not share (and so replace) the first one's record
+                    reason = item.reason if isinstance(item, InvalidSample) else f"duplicate sample_id {sid!r}"
+                    item = InvalidSample(item.source, reason, None)
+                    sid = item_sample_id(item)
+                seen.add(sid)
                 if not in_shard(spec.name, sid, self.options.shard):
                     continue
                 for setting in settings_by_task[spec.name]:
@@ -633,7 +695,14 @@ class Runner:
         loop = asyncio.get_running_loop()
         finished_ids, retried = load_existing(self.run_dir)
         finished = set(finished_ids)
-        cache = ResponseCache(o.cache or default_response_cache()) if o.use_cache else None
+        try:
+            cache = ResponseCache(o.cache or default_response_cache()) if o.use_cache else None
+        except CacheError as exc:
+            raise RunError(f"{exc}; move it away, pass another --cache, or use --no-cache") from None
+        # a rerun whose answers are cached skips rendering (see cvbench/harness/prompt_cache.py)
+        digests = PromptDigestCache(cache.path) if cache is not None else None
+        fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}
+        settings_records = {name: jsonable(s.as_dict()) for name, s in prompt_settings.items()}
         cpu_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)),
                                                          thread_name_prefix="cvbench-prompt")
         io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
@@ -661,7 +730,8 @@ class Runner:
                 response = Response(text=None, error=ModelError("internal", redact(f"{type(exc).__name__}: {exc}",
                                                                                      self._secrets)))
             if response.error is None and cache is not None:
-                await loop.run_in_executor(io_pool, cache.put, key, request.model_id, response)
+                await loop.run_in_executor(io_pool, cache.put, key, request.model_id,
+                                           redact_response(response, self._secrets))
             return response, False
 
         async def run_judge(sample: Sample, prompt: Prompt, text: str) -> tuple[ParsedAnswer, dict[str, Any]]:
@@ -678,6 +748,21 @@ class Runner:
                 return ParsedAnswer(None, "unparsed", "judge failed"), info
             return parse_judge(response.text, prompt.options), info
 
+        def known_answer(job: Job, sample: Sample) -> tuple[str | None, DigestedPrompt | None, Response | None]:
+            """(digest key, the prompt's digest, the cached response) when both caches know the
+            sample and the run directory needs no image from it; else what is known."""
+            assert digests is not None and cache is not None
+            key = prompt_key(sample, job.spec.name, job.setting, fingerprints.get(job.spec.name, ""),
+                             settings_records[job.spec.name], adapter.capabilities)
+            known = digests.get(key) if key is not None else None
+            if known is None:
+                return key, None, None
+            if o.save_images and not all((self.run_dir / image_relpath(sha, _EXTENSIONS.get(mime, "bin"))).exists()
+                                         for sha, mime in zip(known.image_sha256, known.image_mimes)):
+                return key, None, None
+            hit = cache.get(Request(adapter.info.model_id, known, generation, model_settings).cache_key())
+            return key, (known if hit is not None else None), hit
+
         async def process(job: Job) -> SampleRecord:
             item = job.item
             if isinstance(item, InvalidSample):
@@ -687,15 +772,27 @@ class Runner:
                 slices = sample_slices(sample, job.spec, job.setting)
             except SliceError as exc:
                 return invalid_record(job, f"slices: {exc}", sample=sample)
+            digest_key: str | None = None
+            if digests is not None:
+                digest_key, known, hit = await loop.run_in_executor(io_pool, known_answer, job, sample)
+                if known is not None and hit is not None:
+                    record = await conclude(job, sample, slices, known, hit, True)
+                    return replace(record, image_sha256=list(known.image_sha256))
             try:
                 prompt = await loop.run_in_executor(cpu_pool, build_prompt, sample, prompt_settings[job.spec.name],
                                                     adapter.capabilities, job.setting)
             except PromptError as exc:
                 return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
+            if digests is not None and digest_key is not None:
+                await loop.run_in_executor(io_pool, digests.put, digest_key, prompt, jsonable(dict(prompt.protocol)))
             if o.save_images and prompt.images:
                 await loop.run_in_executor(io_pool, save_prompt_images, self.run_dir, prompt.images)
             request = Request(adapter.info.model_id, prompt, generation, model_settings)
             response, cached = await ask(adapter, request)
+            return await conclude(job, sample, slices, prompt, response, cached)
+
+        async def conclude(job: Job, sample: Sample, slices: dict[str, list[str]], prompt: Prompt,
+                           response: Response, cached: bool) -> SampleRecord:
             parsed = score_response(response, prompt)
             judge_info = None
             if parsed.status == "unparsed" and judge is not None and response.text and response.text.strip():
@@ -721,9 +818,11 @@ class Runner:
         try:
             with progress:
                 remove_signals = self._install_signals(loop, progress, inflight)
-                progress.describe("counting samples")
-                total = await loop.run_in_executor(io_pool, self._count_jobs, specs, settings_by_task)
-                progress.set_total(total)
+                total: int | None = None
+                if progress.enabled:  # the bar's total; without a bar the count is len(order) at the end
+                    progress.describe("counting samples")
+                    total = await loop.run_in_executor(io_pool, self._count_jobs, specs, settings_by_task)
+                    progress.set_total(total)
                 progress.describe(adapter.info.model_id)
                 jobs = self._iter_jobs(specs, settings_by_task)
                 sentinel = object()
@@ -749,6 +848,8 @@ class Runner:
                     task.add_done_callback(lambda t, j=job: finish(j, t))
                 while inflight:
                     await asyncio.wait(set(inflight))
+                if total is None:
+                    total = len(order)
         finally:
             remove_signals()
             if "jobs" in locals():
@@ -759,6 +860,8 @@ class Runner:
             io_pool.shutdown(wait=True)
             if cache is not None:
                 cache.close()
+            if digests is not None:
+                digests.close()
         if failures:
             job, exc = failures[0]
             raise RunError(f"{job.record_id}: unexpected failure ({type(exc).__name__}: {exc}); "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol, runtime_checkable
 
@@ -234,8 +235,8 @@ class PromptImage:
     height: int
     label: str  # "Image 1", ...
 
-    @property
-    def sha256(self) -> str:
+    @cached_property
+    def sha256(self) -> str:  # computed once: every stage (records, cache key, image files) asks for it
         return hashlib.sha256(self.data).hexdigest()
 
 

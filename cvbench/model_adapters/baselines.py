@@ -252,12 +252,18 @@ _NAME = r"(?:(?:object|candidate|region)\s+\d+|(?<![A-Za-z])[A-Z](?![A-Za-z]))"
 _PAIRING = re.compile(rf"({_NAME})\s+is\s+({_NAME})", re.IGNORECASE)
 
 
+_NAME_AFTER_WORD = re.compile(r"^\s*\(\s*((?:object|candidate|region)\s+\d+)\s*\)", re.IGNORECASE)
+_NAME_AFTER_LETTER = re.compile(r"^\s*\(\s*([A-Z])\s*\)")
+
+
 def ref_names(question: str) -> list[str | None]:
-    """The name the question gives each `<region>` ("candidate 2 is <region>" -> "candidate 2")."""
+    """The name the question gives each `<region>`: "candidate 2 is <region>" or
+    "<region> (candidate 2)" -> "candidate 2"; "X is <region>" or "<region> (X)" -> "x"."""
     parts = question.split("<region>")
     names: list[str | None] = []
-    for part in parts[:-1]:
-        m = _NAME_BEFORE_WORD.search(part) or _NAME_BEFORE_LETTER.search(part)
+    for k, part in enumerate(parts[:-1]):
+        m = (_NAME_BEFORE_WORD.search(part) or _NAME_BEFORE_LETTER.search(part)
+             or _NAME_AFTER_WORD.match(parts[k + 1]) or _NAME_AFTER_LETTER.match(parts[k + 1]))
         names.append(" ".join(m.group(1).lower().split()) if m else None)
     return names
 

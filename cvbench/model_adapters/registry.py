@@ -104,6 +104,8 @@ for _provider in (
     Provider("colva", "cvbench.model_adapters.colva:make_adapter",
              "CoLVA, native visual prompts (colva:zhouyik/colva_internvl2_4b)", extra="local",
              requires_model_name=False),
+    Provider("lmms", "cvbench.model_adapters.lmms:make_adapter",
+             "a model lmms-eval wraps (lmms:qwen2_5_vl,pretrained=ORG/NAME; model_args after commas)", extra="lmms"),
     Provider("random", BASELINE_FACTORIES["random"], "baseline: a uniformly random option (seeded)",
              requires_model_name=False),
     Provider("first-option", BASELINE_FACTORIES["first-option"], "baseline: always option A",

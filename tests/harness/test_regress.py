@@ -111,6 +111,7 @@ def suite_payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[s
     return R.run_ci_suite(tmp_path_factory.getbasetemp() / "cvbench-suite" / "ci")
 
 
+@pytest.mark.slow
 def test_golden_suite_matches_committed_files(suite_payloads: dict[str, dict[str, Any]]) -> None:
     result = R.compare_or_update("ci", GOLDEN / "ci", suite_payloads, update=R.update_requested())
     if R.update_requested():
@@ -119,6 +120,7 @@ def test_golden_suite_matches_committed_files(suite_payloads: dict[str, dict[str
         "\n".join(result.diff[:60])
 
 
+@pytest.mark.slow
 def test_golden_suite_covers_the_promised_matrix(suite_payloads: dict[str, dict[str, Any]]) -> None:
     assert set(suite_payloads) == {r.name for r in R.CI_RUNS}
     models = {p["run"]["model"] for p in suite_payloads.values()}
@@ -139,6 +141,7 @@ def test_golden_suite_covers_the_promised_matrix(suite_payloads: dict[str, dict[
     assert len({d["answers_digest"] for d in digests.values()}) == 1
 
 
+@pytest.mark.slow
 def test_a_changed_result_fails_with_a_diff_naming_it(suite_payloads: dict[str, dict[str, Any]],
                                                       tmp_path: Path) -> None:
     folder = tmp_path / "ci"

@@ -77,7 +77,9 @@ def test_kill_9_at_seeded_points_then_resume(synth_base: SynthBase, tmp_path: Pa
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
         out, cache = tmp_path / "run", tmp_path / "cache.db"
-        kill_points = sorted(np.random.default_rng(2026).integers(4, N_SAMPLES - 10, size=KILLS).tolist())
+        # requests each session may send before its kill; together well under N_SAMPLES, so no
+        # session can finish first
+        kill_points = np.random.default_rng(2026).integers(3, N_SAMPLES // (KILLS + 1), size=KILLS).tolist()
         sessions: list[tuple[int, int, set[str]]] = []  # (first request index, end index, markers recorded before)
         for k in kill_points:
             before = recorded_markers(out)

@@ -4,7 +4,7 @@ written as `crossviewbench.jsonl` + `images/<scene>/<camera>.png` in the upstrea
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,21 @@ from cvbench.harness.types import OPTION_LETTERS, TASK_TYPES
 from cvbench.tasks.synthetic.facts import GAP_EXACT_BELOW, SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_png
 from cvbench.tasks.synthetic.layout import crossview_scene
-from cvbench.tasks.synthetic.questions import GENERATORS, N_OPTIONS, Draft
-from cvbench.tasks.synthetic.scene import Camera
+from cvbench.tasks.synthetic.questions import (
+    GENERATORS,
+    LOOKALIKE_TYPES,
+    N_OPTIONS,
+    TEMPLATES,
+    UNMISTAKABLE_TYPES,
+    Ask,
+    Draft,
+    visible_twins,
+)
+from cvbench.tasks.synthetic.scene import Camera, SceneObject
 
 DATASET = "cvbench-synth"
 JSONL_NAME = "crossviewbench.jsonl"
-GENERATOR_VERSION = "cvbench-synth-cvb/1"
+GENERATOR_VERSION = "cvbench-synth-cvb/2"
 MAX_PER_SCENE = 6
 MAX_SAME_TYPE_PER_SCENE = 1
 MAX_NEW_SCENES_PER_QUESTION = 80
@@ -45,14 +54,41 @@ def balanced_targets(n: int, n_options: int, rng: np.random.Generator) -> list[i
     return [base[i] for i in rng.permutation(n)]
 
 
-def plan_questions(per_type: int, seed: int) -> list[tuple[str, int, int]]:
-    """(task type, index within type, target answer index), interleaved in a seeded order."""
-    items: list[tuple[str, int, int]] = []
+def lookalike_flags(targets: list[int], rng: np.random.Generator) -> list[bool]:
+    """Which questions get look-alike distractors: half of them (counts differ by at most one),
+    also about half within each answer index, so the flag says nothing about the answer."""
+    ranked = sorted(range(len(targets)), key=lambda i: (targets[i], float(rng.random())))
+    start = int(rng.integers(0, 2))
+    flags = [False] * len(targets)
+    for k, i in enumerate(ranked):
+        flags[i] = (k + start) % 2 == 0
+    return flags
+
+
+def plan_questions(per_type: int, seed: int) -> list[tuple[str, int, Ask]]:
+    """(task type, index within type, what to ask), interleaved in a seeded order. Answer indices
+    and wordings are balanced per type; LOOKALIKE_TYPES are half with look-alike distractors."""
+    items: list[tuple[str, int, Ask]] = []
     for qtype in TASK_TYPES:
         targets = balanced_targets(per_type, N_OPTIONS[qtype], rng_for(seed, "cvb-targets", qtype))
-        items.extend((qtype, i, t) for i, t in enumerate(targets))
+        wordings = balanced_targets(per_type, len(TEMPLATES[qtype]), rng_for(seed, "cvb-wording", qtype))
+        flags = (lookalike_flags(targets, rng_for(seed, "cvb-lookalike", qtype)) if qtype in LOOKALIKE_TYPES
+                 else [False] * per_type)
+        items.extend((qtype, i, Ask(t, flag, w)) for i, (t, flag, w) in enumerate(zip(targets, flags, wordings)))
     order = rng_for(seed, "cvb-order").permutation(len(items))
     return [items[i] for i in order]
+
+
+def _finish(draft: Draft, f: SceneFacts, ask: Ask) -> Draft:
+    """Record the wording and whether the question involves look-alikes: LOOKALIKE_TYPES as
+    planned, UNMISTAKABLE_TYPES never, the others (which mark their objects in every image they
+    ask about) when a referenced object has a visible look-alike."""
+    if draft.task_type in LOOKALIKE_TYPES and draft.lookalike != ask.lookalike:
+        raise SynthesisError(f"{draft.task_type} generator ignored its request {ask}")
+    if draft.task_type in LOOKALIKE_TYPES or draft.task_type in UNMISTAKABLE_TYPES:
+        return replace(draft, wording=ask.wording)
+    lookalike = any(visible_twins(f, r.object_id, draft.cams) for r in draft.refs)
+    return replace(draft, lookalike=lookalike, wording=ask.wording)
 
 
 def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) -> list[_SceneSlot]:
@@ -60,7 +96,7 @@ def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) 
     has room and can ask it with the planned answer; new scenes are made only when none can."""
     slots: list[_SceneSlot] = []
     n_made = 0
-    for qtype, i, target in plan_questions(per_type, seed):
+    for qtype, i, ask in plan_questions(per_type, seed):
         sample_id = f"synth-{qtype.lower()}-{i:04d}"
         draft = None
         for slot in slots:
@@ -69,23 +105,24 @@ def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) 
             if sum(1 for _, d in slot.drafts if d.task_type == qtype) >= MAX_SAME_TYPE_PER_SCENE:
                 continue
             draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, slot.facts.scene.scene_id),
-                                      target)
+                                      ask)
             if draft is not None:
-                slot.drafts.append((sample_id, draft))
+                slot.drafts.append((sample_id, _finish(draft, slot.facts, ask)))
                 break
         tries = 0
         while draft is None:
             if tries >= MAX_NEW_SCENES_PER_QUESTION:
-                raise SynthesisError(f"no scene among {tries} new ones could ask {qtype} with answer index {target}")
+                raise SynthesisError(f"no scene among {tries} new ones could ask {qtype} with answer index {ask.target}"
+                                     f"{' and look-alike distractors' if ask.lookalike else ''}")
             tries += 1
             scene_id = f"scene-{n_made:04d}"
             n_made += 1
             slot = _SceneSlot(scene_facts(crossview_scene(scene_id, rng_for(seed, "cvb-scene", scene_id), width, height)),
                               [])
             slots.append(slot)
-            draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, scene_id), target)
+            draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, scene_id), ask)
             if draft is not None:
-                slot.drafts.append((sample_id, draft))
+                slot.drafts.append((sample_id, _finish(draft, slot.facts, ask)))
     return [s for s in slots if s.drafts]
 
 
@@ -157,11 +194,14 @@ def _record(sample_id: str, d: Draft, f: SceneFacts, listing: list[_ViewListing]
     metadata = {
         "generator": GENERATOR_VERSION,
         "task_name": TASK_TYPES[d.task_type][0],
+        "lookalike": d.lookalike,
+        "wording": d.wording,
         "region_objects": region_objects,
         "facts": d.facts,
         "geometry": geometry,
         "objects": {o.object_id: {"name": o.name, "shape": o.shape.kind, "dims": [round(v, 6) for v in o.shape.dims],
-                                  "colour": o.colour, "centre": [round(v, 6) for v in o.centre],
+                                  "colour": o.colour, "decal": _decal_dict(o),
+                                  "centre": [round(v, 6) for v in o.centre],
                                   "rotation": [[round(v, 6) for v in row] for row in o.rotation],
                                   "resting_on": o.support} for o in scene_objects},
         "cameras": {f.scene.cameras[c].name: _camera_dict(f.scene.cameras[c]) for c in d.cams},
@@ -181,6 +221,10 @@ def _record(sample_id: str, d: Draft, f: SceneFacts, listing: list[_ViewListing]
         "scene": f.scene.scene_id,
         "metadata": metadata,
     }
+
+
+def _decal_dict(obj: SceneObject) -> dict[str, str] | None:
+    return None if obj.decal is None else {"kind": obj.decal.kind, "value": obj.decal.value}
 
 
 def _camera_dict(cam: Camera) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from cvbench.tasks.synthetic.shapes import Shape
 from cvbench.tasks.synthetic.textures import MARKERS
 
 MIN_GAP = 0.22
+LOOKALIKE_SCENE_SHARE = 0.65  # scenes that get a group of appearance-identical objects
+LOOKALIKE_ANCHOR_GAP = (0.03, 0.12)  # footprint gap between a group member and the object it stands beside
 TEXT_LABELS: tuple[str, ...] = ("A7", "K2", "M4", "R9", "T3", "X5", "B8", "E6", "H1", "P0", "Z3", "N7", "42", "17",
                                 "86", "53", "GO", "UP", "OK", "ZY", "Q1", "F4", "W2", "J8")
 GROUND_STYLES: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
@@ -119,7 +121,9 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
     colours = list(COLOURS)
     objects: list[SceneObject] = []
     feet: list[Footprint] = []
-    n_target = int(rng.integers(5, 10))
+    with_group = rng.random() < LOOKALIKE_SCENE_SHARE
+    # a scene with a look-alike group keeps fewer ordinary objects: the group adds 2-3 more
+    n_target = int(rng.integers(4, 8)) if with_group else int(rng.integers(5, 10))
     area = 1.9
 
     def next_id() -> str:
@@ -192,6 +196,9 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
         objects.append(cand)
         feet.append(footprint(cand))
 
+    if with_group:
+        objects.extend(_lookalike_group(objects, feet, rng, area))
+
     light = np.array([float(rng.uniform(-0.6, 0.6)), float(rng.uniform(-0.6, 0.6)), 1.0])
     light /= np.linalg.norm(light)
     ground = GROUND_STYLES[int(rng.integers(0, len(GROUND_STYLES)))]
@@ -247,3 +254,58 @@ def _touching(object_id: str, shape: Shape, pose: str, sup: SceneObject, rng: np
         pos = np.array(sup.centre[:2]) + direction * (sup.shape.dims[0] + shape.dims[0])
         return ground_object(object_id, shape, "upright", float(pos[0]), float(pos[1]), 0.0, colour, decal)
     return None
+
+
+def appearance_key(obj: SceneObject) -> tuple[str, tuple[float, ...], str, tuple[float, float, float]]:
+    """What two objects share when they look identical apart from a printed decal: shape, size,
+    colour and pose axis (a lying cylinder differs from an upright one)."""
+    return obj.shape.kind, tuple(round(d, 6) for d in obj.shape.dims), obj.colour, obj.rotation[2]
+
+
+def _lookalike_group(objects: list[SceneObject], feet: list[Footprint], rng: np.random.Generator,
+                     area: float) -> list[SceneObject]:
+    """2-3 objects of one shape, size and colour (a colour no other object has), each standing
+    on the ground right beside a different "anchor" object whose shape-and-colour is unique in
+    the scene, so the layout tells the look-alikes apart. Half of the groups carry a distinct
+    marker symbol per member, the rest none. Members that find no free spot are left out; a
+    group of fewer than 2 is dropped."""
+    used = {o.colour for o in objects}
+    free = [c for c in COLOURS if c not in used]
+    k = int(rng.choice([2, 3, 3]))
+    marked = rng.random() < 0.5
+    if rng.random() < 0.6:
+        shape = Shape("cylinder", (float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.15, 0.28))))
+    else:
+        shape = Shape("box", (float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.12, 0.26))))
+    yaw = float(rng.uniform(0, np.pi))
+    markers = [str(m) for m in rng.choice(MARKERS, size=k, replace=False)]
+    if not free:
+        return []
+    colour = str(rng.choice(free))
+    looks = [(o.shape.kind, o.colour) for o in objects]
+    anchors = [o for o in objects if o.support is None and looks.count((o.shape.kind, o.colour)) == 1]
+    anchors = [anchors[i] for i in rng.permutation(len(anchors))]
+    members: list[SceneObject] = []
+    member_feet: list[Footprint] = []
+    for anchor in anchors:
+        if len(members) == k:
+            break
+        a_fp = feet[objects.index(anchor)]
+        others = [fp for fp, o in zip(feet, objects) if o.object_id != anchor.object_id and o.support != anchor.object_id]
+        for _ in range(12):
+            ang = float(rng.uniform(0, 2 * np.pi))
+            radius = float(np.max(shape.half_extents()[:2])) * (np.sqrt(2.0) if shape.kind == "box" else 1.0)
+            dist = a_fp.radius + radius + float(rng.uniform(*LOOKALIKE_ANCHOR_GAP))
+            x, y = a_fp.x + dist * float(np.cos(ang)), a_fp.y + dist * float(np.sin(ang))
+            decal = Decal("marker", markers[len(members)]) if marked else None
+            cand = ground_object(f"o{len(objects) + len(members)}", shape, "upright", x, y, yaw, colour, decal)
+            fp = footprint(cand)
+            if max(abs(x), abs(y)) > area + 0.3 or not separated(fp, others + member_feet):
+                continue
+            members.append(cand)
+            member_feet.append(fp)
+            break
+    if len(members) < 2:
+        return []
+    feet.extend(member_feet)
+    return members

@@ -1,0 +1,403 @@
+"""Shared helpers of the cvbench benchmarks (not tests): machine description, a fast
+CrossViewBench-format data generator, an instant OpenAI-compatible server, process monitoring.
+
+    .venv/bin/python bench/common.py serve [--port 0]     # the instant server, on its own
+
+The generated set is written in the upstream CrossViewBench record format (one JSON object per
+line, views with `image_path` and COCO-RLE `objects`), so `cvbench run --task crossviewbench
+--data-dir DIR` reads it exactly as it reads the published benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+DATA_DIR = BENCH_DIR / ".data"
+RESULTS_DIR = BENCH_DIR / "results"
+PYTHON = sys.executable
+
+GENERATOR_VERSION = "cvbench-bench-cvb/1"
+VIEW_HW = (720, 1280)
+POOL_SCENES = 48  # distinct image scenes; every record still has its own scene id
+VIEWS_PER_SCENE = 4
+OBJECTS_PER_VIEW = 9
+BINARY_TYPES = frozenset({"Q5", "Q6", "Q10", "Q13", "Q15", "Q17"})
+REFS_PER_TYPE = {"Q1": 2, "Q2": 3, "Q3": 4, "Q4": 4, "Q5": 2, "Q6": 1, "Q7": 2, "Q8": 2, "Q9": 3, "Q10": 2,
+                 "Q11": 2, "Q12": 2, "Q13": 2, "Q14": 2, "Q15": 2, "Q16": 2, "Q17": 2}
+PACKAGES = ("cvbench", "numpy", "pillow", "opencv-python-headless", "pycocotools", "openai", "httpx", "click")
+
+
+# ------------------------------------------------------------------------------ the machine
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def ram_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision() -> str | None:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"{rev}{'-dirty' if dirty else ''}" if rev else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """Who measured: CPU, cores, RAM, Python, package versions, the load when measured."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "ram_bytes": ram_bytes(),
+            "python": platform.python_version(), "platform": platform.platform(), "packages": package_versions(),
+            "git": git_revision(), "loadavg_start": list(os.getloadavg())}
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """bench/results/<name>.json, with the load average at the end added to the machine block."""
+    result.setdefault("machine", machine())
+    result["machine"]["loadavg_end"] = list(os.getloadavg())
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------------------ the data set
+
+
+def _ensure_ignored() -> None:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    marker = DATA_DIR / ".gitignore"
+    if not marker.exists():
+        marker.write_text("*\n", encoding="utf-8")
+
+
+def _pool_view(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A photo-like 1280x720 view (gradient, per-pixel noise, textured shapes) and its objects'
+    visible masks (painted in order, later shapes occlude earlier ones)."""
+    import cv2
+
+    h, w = VIEW_HW
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = rng.uniform(40, 200, size=3).astype(np.float32)
+    tilt = rng.uniform(-0.05, 0.05, size=(3, 2)).astype(np.float32)
+    img = np.stack([base[c] + tilt[c, 0] * xx + tilt[c, 1] * yy for c in range(3)], axis=-1)
+    img += rng.normal(0, 12, size=(h, w, 3)).astype(np.float32)  # sensor-like noise: realistic PNG sizes
+    ids = np.zeros((h, w), dtype=np.int16)
+    for k in range(1, OBJECTS_PER_VIEW + 1):
+        layer = np.zeros((h, w), dtype=np.uint8)
+        cx, cy = int(rng.integers(80, w - 80)), int(rng.integers(80, h - 80))
+        if k % 3 == 0:
+            pts = (np.array([cx, cy]) + rng.integers(-140, 140, size=(int(rng.integers(3, 8)), 2))).astype(np.int32)
+            cv2.fillPoly(layer, [cv2.convexHull(pts)], 1)
+        elif k % 3 == 1:
+            cv2.ellipse(layer, (cx, cy), (int(rng.integers(25, 150)), int(rng.integers(25, 110))),
+                        float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        else:
+            bw, bh = int(rng.integers(30, 200)), int(rng.integers(30, 160))
+            layer[max(0, cy - bh // 2):cy + bh // 2, max(0, cx - bw // 2):cx + bw // 2] = 1
+        colour = rng.uniform(0, 255, size=3).astype(np.float32)
+        sel = layer.astype(bool)
+        img[sel] = colour + rng.normal(0, 18, size=(int(sel.sum()), 3)).astype(np.float32)
+        ids[sel] = k
+    masks = [ids == k for k in range(1, OBJECTS_PER_VIEW + 1)]
+    return np.clip(img, 0, 255).astype(np.uint8), [m for m in masks if m.any()]
+
+
+def _question(qtype: str, n_refs: int) -> tuple[str, list[str]]:
+    regions = ", ".join(["<region>"] * (n_refs - 1))
+    if qtype in BINARY_TYPES:
+        question = (f"[{qtype}] Consider <region> in the first image. Compared with {regions} in the other images, "
+                    f"is the stated relation true?")
+        return question, ["A. Yes", "B. No"]
+    question = f"[{qtype}] Which object in the other images corresponds best to <region> in the first image: {regions}?"
+    return question, [f"{'ABCD'[k]}. option {k + 1}" for k in range(4)]
+
+
+def build_dataset(n: int, seed: int = 0, root: Path | None = None) -> Path:
+    """The bench set of `n` questions (n/17 per task type) under `root` (default bench/.data/cvb-<n>),
+    reused when already built by this generator version. Returns the data root for `--data-dir`.
+
+    A pool of POOL_SCENES x VIEWS_PER_SCENE images is rendered once (JPEG, like video frames);
+    each record picks 2-4 views of one pool scene and distinct objects to reference, and gets its
+    own sample id and scene id. No two records show the same views with the same references.
+    """
+    import cv2
+
+    from cvbench.harness.masks import bbox, encode_rle
+    from cvbench.harness.seeding import rng_for
+    from cvbench.harness.types import TASK_TYPES
+
+    _ensure_ignored()
+    root = Path(root) if root is not None else DATA_DIR / f"cvb-{n}-s{seed}"
+    folder = root / "crossviewbench"
+    stamp = folder / ".bench-generator.json"
+    want = {"generator": GENERATOR_VERSION, "n": n, "seed": seed}
+    if stamp.exists() and json.loads(stamp.read_text()) == want:
+        return root
+    folder.mkdir(parents=True, exist_ok=True)
+    # the image pool is shared by every size of the set
+    pool_dir = DATA_DIR / f"pool-s{seed}"
+    pool_stamp = pool_dir / ".pool.json"
+    objects_json: list[list[str]] = []  # [scene][view] -> JSON text of the view's `objects` list
+    if pool_stamp.exists() and json.loads(pool_stamp.read_text()).get("generator") == GENERATOR_VERSION:
+        objects_json = json.loads(pool_stamp.read_text())["objects"]
+    else:
+        pool_dir.mkdir(parents=True, exist_ok=True)
+        for s in range(POOL_SCENES):
+            views = []
+            for v in range(VIEWS_PER_SCENE):
+                img, masks = _pool_view(rng_for(seed, "bench-pool", s, v))
+                cv2.imwrite(str(pool_dir / f"s{s:03d}_v{v}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, 92])
+                objs = [{"mask_rle": encode_rle(m), "bbox_xyxy": list(bbox(m)), "track_id": 100 + k}  # type: ignore[arg-type]
+                        for k, m in enumerate(masks)]
+                views.append(json.dumps(objs))
+            objects_json.append(views)
+        pool_stamp.write_text(json.dumps({"generator": GENERATOR_VERSION, "objects": objects_json}))
+    link = folder / "images"
+    if not link.exists():
+        link.symlink_to(os.path.relpath(pool_dir, folder), target_is_directory=True)
+    types = list(TASK_TYPES)
+    object_counts = [[len(json.loads(text)) for text in views] for views in objects_json]
+    seen: set[tuple[Any, ...]] = set()
+    tmp = folder / "crossviewbench.jsonl.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            qtype = types[i % len(types)]
+            j = i // len(types)
+            rng = rng_for(seed, "bench-record", i)
+            n_refs = REFS_PER_TYPE[qtype]
+            while True:
+                s = int(rng.integers(0, POOL_SCENES))
+                n_views = int(rng.integers(2, VIEWS_PER_SCENE + 1))
+                view_ids = [int(v) for v in rng.permutation(VIEWS_PER_SCENE)[:n_views]]
+                counts = [object_counts[s][v] for v in view_ids]
+                refs = [[0, int(rng.integers(0, counts[0]))]]
+                for _ in range(n_refs - 1):
+                    vi = int(rng.integers(1, n_views))
+                    refs.append([vi, int(rng.integers(0, counts[vi]))])
+                key = (qtype, s, tuple(view_ids), tuple(map(tuple, refs)))
+                if key not in seen and len({tuple(r) for r in refs}) == len(refs):
+                    seen.add(key)
+                    break
+            question, options = _question(qtype, n_refs)
+            answer = options[int(rng.integers(0, len(options)))][0]
+            views_text = ", ".join(
+                f'{{"view_id": "cam{v}", "image_path": "images/s{s:03d}_v{v}.jpg", "objects": {objects_json[s][v]}}}'
+                for v in view_ids)
+            head = {"sample_id": f"bench-{qtype.lower()}-{j:05d}", "question_type": qtype, "question": question,
+                    "options": options, "answer": answer, "region_refs": refs, "dataset": "cvbench-bench",
+                    "scene": f"bench-scene-{i:05d}", "metadata": {"generator": GENERATOR_VERSION, "pool_scene": s}}
+            fh.write(json.dumps(head)[:-1] + f', "views": [{views_text}]}}\n')
+    os.replace(tmp, folder / "crossviewbench.jsonl")
+    stamp.write_text(json.dumps(want))
+    return root
+
+
+# ------------------------------------------------------------------------------ the instant server
+
+COMPLETION_HEAD = b'{"id":"bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,' \
+                  b'"message":{"role":"assistant","content":"'
+COMPLETION_TAIL = b'","refusal":null},"finish_reason":"stop","logprobs":null}],' \
+                  b'"usage":{"prompt_tokens":1000,"completion_tokens":1,"total_tokens":1001}}'
+
+
+async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: dict[str, int]) -> None:
+    """HTTP/1.1 keep-alive: read one request (headers + Content-Length body), answer at once.
+    The answer letter comes from the body's length (A or B: valid for every bench question),
+    so nothing is decoded."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:].strip())
+            if length:
+                await reader.readexactly(length)
+            stats["requests"] += 1
+            stats["bytes"] += length
+            letter = b"AB"[length % 2:length % 2 + 1]
+            body = COMPLETION_HEAD + letter + COMPLETION_TAIL
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _serve(port: int, ready: Any) -> None:
+    stats = {"requests": 0, "bytes": 0}
+    server = await asyncio.start_server(lambda r, w: _serve_connection(r, w, stats), "127.0.0.1", port,
+                                        limit=1 << 16)
+    ready(server.sockets[0].getsockname()[1])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+    print(json.dumps(stats), flush=True)
+
+
+@dataclass
+class InstantServer:
+    """The instant OpenAI-compatible server in its own process (`with InstantServer() as s: s.base_url`)."""
+
+    process: subprocess.Popen[str] | None = None
+    port: int = 0
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> InstantServer:
+        self.process = subprocess.Popen([PYTHON, str(Path(__file__).resolve()), "serve"], stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("port "):
+            raise RuntimeError(f"instant server did not start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            out, _ = self.process.communicate(timeout=30)
+            try:
+                self.stats = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                self.stats = {}
+
+
+# ------------------------------------------------------------------------------ measuring a process
+
+
+@dataclass
+class ProcessStats:
+    wall_s: float
+    user_s: float
+    sys_s: float
+    peak_rss_bytes: int  # sum over the process and its descendants, polled
+    max_rss_bytes: int  # the kernel's peak RSS of the process itself (wait4)
+    returncode: int
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.sys_s
+
+
+def _tree_rss(pid: int) -> int:
+    """RSS of `pid` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read().rsplit(b")", 1)[1].split()
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+            rss[int(entry.name)] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+def run_measured(argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None,
+                 poll_s: float = 0.25) -> ProcessStats:
+    """Run a command; wall time, CPU time (wait4: the process and the children it reaped), peak RSS."""
+    out = open(log, "w") if log is not None else subprocess.DEVNULL
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    peak = 0
+    done = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            done.wait(poll_s)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    done.set()
+    poller.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if log is not None:
+        out.close()  # type: ignore[union-attr]
+    return ProcessStats(wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime, peak_rss_bytes=peak,
+                        max_rss_bytes=usage.ru_maxrss * 1024, returncode=proc.returncode)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["serve"]:
+        port = int(argv[2]) if len(argv) > 2 and argv[1] == "--port" else 0
+        asyncio.run(_serve(port, lambda p: print(f"port {p}", flush=True)))
+        return 0
+    if argv[:1] == ["data"]:
+        n = int(argv[1]) if len(argv) > 1 else 17000
+        print(build_dataset(n))
+        return 0
+    print("usage: common.py serve [--port N] | data [N]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
