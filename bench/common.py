@@ -40,7 +40,7 @@ OBJECTS_PER_VIEW = 9
 BINARY_TYPES = frozenset({"Q5", "Q6", "Q10", "Q13", "Q15", "Q17"})
 REFS_PER_TYPE = {"Q1": 2, "Q2": 3, "Q3": 4, "Q4": 4, "Q5": 2, "Q6": 1, "Q7": 2, "Q8": 2, "Q9": 3, "Q10": 2,
                  "Q11": 2, "Q12": 2, "Q13": 2, "Q14": 2, "Q15": 2, "Q16": 2, "Q17": 2}
-PACKAGES = ("cvbench", "numpy", "pillow", "opencv-python-headless", "pycocotools", "openai", "httpx", "click")
+PACKAGES = ("cvbench", "numpy", "pillow", "opencv-python-headless", "pycocotools", "openai", "httpx", "httpx2", "click")
 
 
 # ------------------------------------------------------------------------------ the machine
@@ -158,13 +158,20 @@ def _question(qtype: str, n_refs: int) -> tuple[str, list[str]]:
     return question, [f"{'ABCD'[k]}. option {k + 1}" for k in range(4)]
 
 
-def build_dataset(n: int, seed: int = 0, root: Path | None = None) -> Path:
+THUMBNAIL_HW = (72, 128)
+
+
+def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: bool = False) -> Path:
     """The bench set of `n` questions (n/17 per task type) under `root` (default bench/.data/cvb-<n>),
     reused when already built by this generator version. Returns the data root for `--data-dir`.
 
     A pool of POOL_SCENES x VIEWS_PER_SCENE images is rendered once (JPEG, like video frames);
     each record picks 2-4 views of one pool scene and distinct objects to reference, and gets its
     own sample id and scene id. No two records show the same views with the same references.
+
+    `thumbnails=True`: the same JSONL, byte for byte, over 128x72 copies of the pool images (the
+    masks stay 1280x720 and are resized when drawn), for measuring what does not touch pixels
+    (a warm rerun, the per-record overheads) at full size without hours of PNG encoding first.
     """
     import cv2
 
@@ -173,7 +180,7 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None) -> Path:
     from cvbench.harness.types import TASK_TYPES
 
     _ensure_ignored()
-    root = Path(root) if root is not None else DATA_DIR / f"cvb-{n}-s{seed}"
+    root = Path(root) if root is not None else DATA_DIR / f"cvb-{n}-s{seed}{'-thumb' if thumbnails else ''}"
     folder = root / "crossviewbench"
     stamp = folder / ".bench-generator.json"
     want = {"generator": GENERATOR_VERSION, "n": n, "seed": seed}
@@ -199,6 +206,15 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None) -> Path:
                 views.append(json.dumps(objs))
             objects_json.append(views)
         pool_stamp.write_text(json.dumps({"generator": GENERATOR_VERSION, "objects": objects_json}))
+    if thumbnails:
+        thumbs = DATA_DIR / f"pool-s{seed}-thumb"
+        thumbs.mkdir(parents=True, exist_ok=True)
+        for src in sorted(pool_dir.glob("*.jpg")):
+            dst = thumbs / src.name
+            if not dst.exists():
+                small = cv2.resize(cv2.imread(str(src)), THUMBNAIL_HW[::-1], interpolation=cv2.INTER_AREA)
+                cv2.imwrite(str(dst), small, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        pool_dir = thumbs
     link = folder / "images"
     if not link.exists():
         link.symlink_to(os.path.relpath(pool_dir, folder), target_is_directory=True)

@@ -150,17 +150,21 @@ def main() -> int:
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-warm", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the run directories (printed)")
+    parser.add_argument("--thumbnails", action="store_true",
+                        help="the same records over 128x72 images: measures the warm rerun and per-record "
+                             "overheads at full size without the hours of PNG encoding (not a throughput figure)")
     args = parser.parse_args()
     n = 1000 if args.quick else args.n
     floor_n = args.floor_n if args.floor_n is not None else min(n, 1000)
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['loadavg_start']}", flush=True)
     t = time.perf_counter()
-    data_root = build_dataset(n)
+    data_root = build_dataset(n, thumbnails=args.thumbnails)
     print(f"data: {data_root} ({time.perf_counter() - t:.1f} s)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="cvbench-throughput-", dir=BENCH_DIR / ".data"))
     cache = work / "cache.sqlite"
-    result: dict[str, Any] = {"benchmark": "throughput", "n": n, "concurrency": args.concurrency,
+    result: dict[str, Any] = {"benchmark": "throughput", "n": n, "thumbnails": args.thumbnails,
+                              "concurrency": args.concurrency,
                               "save_images": args.save_images, "machine": info}
     try:
         with InstantServer() as server:
@@ -197,7 +201,8 @@ def main() -> int:
             print(f"kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    path = write_result("throughput-quick" if args.quick else f"throughput-{n}", result)
+    name = "throughput-quick" if args.quick else f"throughput-{n}"
+    path = write_result(name + ("-thumbnails" if args.thumbnails else ""), result)
     print(f"wrote {path}")
     return 0
 

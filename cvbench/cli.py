@@ -552,7 +552,7 @@ def regress_command(suite: str, update: bool, golden_dir: str | None, keep_dir: 
 @click.option("--single-image", is_flag=True, help="Stack the views into one image (single-image models).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
               help="max_new_tokens in the task configs.")
-@click.option("--group", default="cvbench", show_default=True, help="Name of the lmms-eval group of all tasks.")
+@click.option("--group", default="cvbench_suite", show_default=True, help="Name of the lmms-eval group of all tasks.")
 def export_lmms_command(tasks: str, out_dir: str, candidates: str | None, style: str | None, mode: str,
                         data_dir: str | None, seed: int, limit: int | None, single_image: bool, max_tokens: int,
                         group: str) -> None:

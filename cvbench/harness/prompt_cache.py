@@ -10,7 +10,7 @@ it writes the record without rendering anything.
 
 Why it is sound: the key covers every input that decides the rendered prompt:
 - the dataset fingerprint (the task's data file bytes and its file listing) and the sample's
-  task, id, candidate setting and source location (file and line);
+  task, id, candidate setting and source location (absolute file path and line);
 - every image file the sample names (original and pre-rendered views): path, size,
   modification and status-change times (ns) and inode, so a rewritten or replaced file misses
   (writing a file always moves its ctime, which no tool can set back);
@@ -65,7 +65,7 @@ def code_identity() -> str:
 
 def _file_identity(path: Path) -> list[Any]:
     st = os.stat(path)
-    return [str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def prompt_key(sample: Sample, task: str, setting: str, fingerprint: str, settings: Mapping[str, Any],
@@ -81,7 +81,8 @@ def prompt_key(sample: Sample, task: str, setting: str, fingerprint: str, settin
     except OSError:
         return None
     payload = json.dumps({"schema": SCHEMA, "code": code_identity(), "fingerprint": fingerprint, "task": task,
-                          "setting": setting, "sample": sample.sample_id, "source": str(sample.source),
+                          "setting": setting, "sample": sample.sample_id,
+                          "source": [os.path.abspath(sample.source.file), sample.source.line, sample.source.item],
                           "files": files, "settings": settings, "capabilities": asdict(capabilities)},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()

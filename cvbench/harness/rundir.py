@@ -75,6 +75,14 @@ class RunDirError(ValueError):
     pass
 
 
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def is_sha256(value: object) -> bool:
+    """A lower-case hex SHA-256 digest (what `image_sha256` must hold: it names files)."""
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _SHA256_HEX
+
+
 def image_relpath(sha256: str, ext: str) -> str:
     return f"{IMAGES_DIR}/{sha256[:2]}/{sha256}.{ext}"
 
@@ -117,6 +125,10 @@ def iter_records(run_dir: Path) -> Iterator[SampleRecord]:
             if lineno == len(lines) and not line.endswith("\n"):
                 return  # torn final write
             raise RunDirError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        images = data.get("image_sha256") if isinstance(data, dict) else None
+        if not isinstance(images, list) or not all(is_sha256(s) for s in images):
+            raise RunDirError(f"{path}:{lineno}: 'image_sha256' must be a list of SHA-256 hex digests, "
+                              f"got {json.dumps(images)[:120]}")
         yield SampleRecord.from_dict(data)
 
 
@@ -130,6 +142,8 @@ class RunData:
         return iter_records(self.path)
 
     def image_path(self, sha256: str) -> Path | None:
+        if not is_sha256(sha256):  # the name becomes a path: nothing else may reach the filesystem
+            return None
         folder = self.path / IMAGES_DIR / sha256[:2]
         for ext in ("png", "jpg", "jpeg", "webp"):
             p = folder / f"{sha256}.{ext}"

@@ -867,10 +867,11 @@ class Runner:
             raise RunError(f"{job.record_id}: unexpected failure ({type(exc).__name__}: {exc}); "
                            f"finished records are saved, rerun the same command to resume") from exc
         cancelled = self._stop or not complete
-        records = read_records(self.run_dir)
-        if not cancelled:
+        if not cancelled and finished_ids:
+            # a resumed run: its new records follow the kept ones. A run that started from an empty
+            # samples.jsonl was written in job order by the one writer, so it needs no rewrite.
             reorder_samples(self.run_dir, order)
-            records = read_records(self.run_dir)
+        records = read_records(self.run_dir)
         status = "cancelled" if cancelled else ("partial" if any(r.parse_status == "error" for r in records) else "complete")
         model = {"id": adapter.info.model_id, "display_name": adapter.info.display_name, "access": adapter.info.access,
                  "params_b": adapter.info.params_b, "provider": adapter.info.provider}

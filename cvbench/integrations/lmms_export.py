@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from cvbench.harness.types import Capabilities, InvalidSample, Sample, TaskSpec
 
@@ -54,7 +55,7 @@ class LmmsExportOptions:
     limit: int | None = None  # first N samples of each task (as `cvbench run --limit`)
     single_image: bool = False  # stack the views into one image, for single-image models
     max_tokens: int = 1024
-    group: str = "cvbench"
+    group: str = "cvbench_suite"  # not "cvbench": lmms-eval reads --tasks NAME as a folder when ./NAME exists
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ import io
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from cvbench.harness.types import (
     Capabilities,
@@ -129,14 +130,14 @@ class ExportHooks:
 
     # lmms-eval deep-copies task configs (whose hooks are bound methods of this object) and may
     # pickle them: both resolve to the one instance of the folder instead of copying locks and caches.
-    def __deepcopy__(self, memo: dict[int, Any]) -> "ExportHooks":
+    def __deepcopy__(self, memo: dict[int, Any]) -> ExportHooks:
         return self
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return hooks_for, (str(self.folder),)
 
     @classmethod
-    def load(cls, folder: Path) -> "ExportHooks":
+    def load(cls, folder: Path) -> ExportHooks:
         from cvbench.integrations.lmms_export import EXPORT_SCHEMA, MANIFEST_FILE
 
         path = folder / MANIFEST_FILE
@@ -176,8 +177,8 @@ class ExportHooks:
         with self._lock:
             if task not in self._samples:
                 index: dict[str, Sample | InvalidSample] = {}
-                for item in iter_task_samples(self._spec(task), self.data_dir):
-                    index.setdefault(item_sample_id(item), item)
+                for loaded in iter_task_samples(self._spec(task), self.data_dir):
+                    index.setdefault(item_sample_id(loaded), loaded)
                 self._samples[task] = index
             item = self._samples[task].get(str(doc["sample_id"]))
         if item is None:

@@ -24,10 +24,10 @@ Adapter options (not passed to the model): `max_images` (default: any; 1 stacks 
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from cvbench.harness.types import Capabilities, ModelError, ModelInfo, Request, Response, Usage
 from cvbench.model_adapters.local_common import MicroBatcher, error_response, option_int, require_module
@@ -37,7 +37,6 @@ ADAPTER_OPTIONS: tuple[str, ...] = ("max_images", "lmms_batch", "max_wait_ms", "
 RUNNER_OPTIONS: tuple[str, ...] = ("retry_base_delay_s", "retry_max_delay_s")  # cvbench's API retry knobs, unused here
 TASK_NAME = "cvbench"
 SPLIT = "test"
-_SECRET_KEY = re.compile(r"key|token|secret|password|auth", re.IGNORECASE)
 
 
 def split_model_string(model_name: str) -> tuple[str, str]:
@@ -48,7 +47,9 @@ def split_model_string(model_name: str) -> tuple[str, str]:
 
 def redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:
     """model_args for config.json and the cache key: secret-looking values replaced by '***'."""
-    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in sorted(args.items())}
+    from cvbench.harness.provenance import is_secret_key
+
+    return {k: ("***" if is_secret_key(k) else v) for k, v in sorted(args.items())}
 
 
 def generation_kwargs(max_tokens: int, temperature: float, top_p: float | None) -> dict[str, Any]:

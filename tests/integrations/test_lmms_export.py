@@ -18,7 +18,7 @@ from cvbench.cli import cli
 from cvbench.harness.encoding import ImagePolicy, encode_image
 from cvbench.harness.prompting import PromptSettings, build_prompt
 from cvbench.harness.rundir import iter_records
-from cvbench.harness.runner import RunOptions, Runner
+from cvbench.harness.runner import Runner, RunOptions
 from cvbench.harness.types import Capabilities, Sample
 from cvbench.integrations.lmms_export import (
     MANIFEST_FILE,
@@ -95,7 +95,7 @@ def test_export_writes_tasks_group_manifest_and_shim(export_dir: Path, data_root
     assert 'protocol: "mmvm/1"' in (export_dir / "cvbench_synth_mmvm_c4.yaml").read_text()
     assert 'style: "mask"' in (export_dir / "cvbench_synth_crossviewbench.yaml").read_text()
     group = (export_dir / "_cvbench_group.yaml").read_text()
-    assert 'group: "cvbench"' in group and all(f'- "{n}"' in group for n in names)
+    assert 'group: "cvbench_suite"' in group and all(f'- "{n}"' in group for n in names)
     manifest = json.loads((export_dir / MANIFEST_FILE).read_text())
     assert manifest["schema"] == "cvbench.lmms-export/1"
     assert manifest["cvbench_version"] == "0.1.0" and manifest["seed"] == SEED

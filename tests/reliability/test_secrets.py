@@ -104,6 +104,8 @@ def test_planted_keys_never_reach_disk_or_output(tmp_path: Path, key_source: str
         ["leaderboard", "build", str(run_dir), "--out", str(work / "site"), "--samples-per-evaluation", "0"],
         ["cache", "stats", "--cache", str(work / "cache.db")],
     ]
+    if key_source == "dotenv":  # what is built from the run reads only the run: once is enough
+        steps = steps[-1:]
     for step in steps:
         result = cvbench(step, env, work)
         outputs += [result.stdout, result.stderr]
@@ -123,6 +125,6 @@ def test_planted_keys_never_reach_disk_or_output(tmp_path: Path, key_source: str
         if hits:
             found[f"captured output #{i}"] = hits
     assert not found, f"planted keys leaked: {found}"
-    site_files = list((work / "site").rglob("*.html"))
-    assert scanned > 20 and site_files and (work / "report" / "report.html").exists()
-    assert (work / "cache.db").exists()
+    assert (work / "cache.db").exists() and (run_dir / "samples.jsonl").exists()
+    if key_source == "env":
+        assert scanned > 20 and list((work / "site").rglob("*.html")) and (work / "report" / "report.html").exists()

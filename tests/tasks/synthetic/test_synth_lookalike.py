@@ -40,7 +40,7 @@ def test_layouts_contain_groups_of_identical_objects() -> None:
             groups.setdefault(appearance_key(o), []).append(o)
         for members in (g for g in groups.values() if len(g) > 1):
             with_group += 1
-            assert 2 <= len(members) <= 3
+            assert 2 <= len(members) <= 4
             assert all(m.support is None for m in members)  # they stand on the ground
             # the group's colour belongs to the group alone
             assert sum(o.colour == members[0].colour for o in scene.objects) == len(members)

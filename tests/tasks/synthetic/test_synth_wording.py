@@ -56,7 +56,7 @@ def test_the_mask_heuristic_answers_every_wording_alike(cvb_jsonl: Path, records
     samples = [s for s in iter_crossviewbench(cvb_jsonl, cvb_jsonl.parent)]
     assert all(isinstance(s, Sample) for s in samples)
     for sample in samples:
-        assert isinstance(sample, Sample)
+        assert isinstance(sample, Sample) and sample.task_type is not None
         prompt = build_prompt(sample, PromptSettings(), Capabilities(native_regions=True))
         options_part = prompt.text[len(sample.question):]
         assert prompt.text.startswith(sample.question) and options_part.startswith("\n\n")
