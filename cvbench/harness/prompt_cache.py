@@ -16,8 +16,10 @@ Why it is sound: the key covers every input that decides the rendered prompt:
   (writing a file always moves its ctime, which no tool can set back);
 - the prompt settings (mode, style, alpha, thickness, image policy, seed) and the model's
   capabilities (which decide overlay/native/stacked and the image formats);
-- the code: a hash of every cvbench source file plus the versions of the libraries that
-  decode and encode pixels (numpy, opencv, pillow, pycocotools). Any upgrade misses once.
+- the code: a hash of the source of the loaders and of the prompt path (PROMPT_CODE; a test
+  checks that the prompt builder and the loaders import nothing outside it) plus the versions of
+  the libraries that decode and encode pixels (numpy, opencv, pillow, pycocotools). Any change
+  there misses once.
 A miss only costs the normal rendering; a hit is used only when the response is cached too,
 so the model never receives anything derived from this cache. Entries are written after a
 prompt is rendered for real, keyed by the stats taken before rendering.
@@ -46,12 +48,28 @@ BUSY_TIMEOUT_S = 60.0
 _PIXEL_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "pillow", "pycocotools")
 
 
+# The code that turns a data file into a Prompt: the loaders (cvbench/tasks, specs included; not
+# the synthetic generator, whose output is data covered by the fingerprint) and the prompt path
+# of cvbench/harness. tests/harness/test_prompt_cache.py checks that importing the
+# prompt builder and the loaders pulls in no cvbench module outside this list.
+PROMPT_CODE: tuple[str, ...] = (
+    "tasks/*.py", "tasks/specs/*.toml", "harness/protocols/*.py",
+    "harness/types.py", "harness/seeding.py", "harness/masks.py", "harness/images.py", "harness/encoding.py",
+    "harness/render.py", "harness/prompting.py", "harness/locations.py", "__init__.py", "harness/__init__.py",
+)
+
+
+def prompt_code_files() -> list[Path]:
+    package = Path(__file__).resolve().parents[1]
+    return sorted({p for pattern in PROMPT_CODE for p in package.glob(pattern) if p.is_file()})
+
+
 @lru_cache(maxsize=1)
 def code_identity() -> str:
-    """Hash of every cvbench source file and the pixel libraries' versions (once per process)."""
+    """Hash of the prompt-path source files and the pixel libraries' versions (once per process)."""
     package = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(SCHEMA.encode())
-    for path in sorted(package.rglob("*.py")):
+    for path in prompt_code_files():
         h.update(path.relative_to(package).as_posix().encode() + b"\0")
         h.update(path.read_bytes())
     for name in _PIXEL_LIBRARIES:

@@ -114,22 +114,23 @@ def iter_records(run_dir: Path) -> Iterator[SampleRecord]:
     path = Path(run_dir) / SAMPLES_FILE
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines) and not line.endswith("\n"):
-                return  # torn final write
-            raise RunDirError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-        images = data.get("image_sha256") if isinstance(data, dict) else None
-        if not isinstance(images, list) or not all(is_sha256(s) for s in images):
-            raise RunDirError(f"{path}:{lineno}: 'image_sha256' must be a list of SHA-256 hex digests, "
-                              f"got {json.dumps(images)[:120]}")
-        yield SampleRecord.from_dict(data)
+    with open(path, encoding="utf-8") as fh:  # line by line: memory does not grow with the file
+        lineno, line = 0, fh.readline()
+        while line:
+            lineno, following = lineno + 1, fh.readline()
+            if line.strip():
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    if not following and not line.endswith("\n"):
+                        return  # torn final write
+                    raise RunDirError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+                images = data.get("image_sha256") if isinstance(data, dict) else None
+                if not isinstance(images, list) or not all(is_sha256(s) for s in images):
+                    raise RunDirError(f"{path}:{lineno}: 'image_sha256' must be a list of SHA-256 hex digests, "
+                                      f"got {json.dumps(images)[:120]}")
+                yield SampleRecord.from_dict(data)
+            line = following
 
 
 @dataclass(frozen=True)

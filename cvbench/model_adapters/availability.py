@@ -46,9 +46,10 @@ REQUIREMENTS: dict[str, Requirement] = {
     "openai-compatible": Requirement(("openai",), "openai", needs_base_url=True),
     "vllm": Requirement(("vllm",), "vllm", needs_cuda=True),
     "hf": Requirement(("torch", "transformers"), "local", note="runs on CPU too, slowly"),
-    "crossviewer": Requirement(("torch", "transformers"), "local", needs_cuda=True,
-                               note="also needs the CrossViewer code folder and a checkpoint"),
-    "colva": Requirement(("torch", "transformers"), "local", needs_cuda=True),
+    "crossviewer": Requirement(("torch", "transformers"), "local",
+                               note="needs the CrossViewer code folder and a checkpoint; a GPU in practice"),
+    "colva": Requirement(("torch", "transformers"), "local", note="a 4B model: a GPU in practice"),
+    "lmms": Requirement(("lmms_eval",), "lmms"),
 }
 
 

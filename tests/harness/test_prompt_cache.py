@@ -131,3 +131,18 @@ def test_changed_style_misses(tiny_data: Any, tmp_path: Path, fake_openai: Any) 
     run(tiny_data, tmp_path / "contour", fake_openai, cache, save_images=False, style="contour")
     assert fake_openai.total == sent + tiny_data.n_valid
     assert digest_rows(cache) == 2 * tiny_data.n_valid
+
+
+def test_code_identity_covers_every_module_the_prompt_path_imports() -> None:
+    import subprocess
+    import sys
+
+    from cvbench.harness.prompt_cache import prompt_code_files
+
+    script = ("import sys, cvbench.harness.prompting, cvbench.tasks.loading, cvbench.tasks.crossviewbench, "
+              "cvbench.tasks.mmvm, cvbench.tasks.registry, cvbench.tasks.slices\n"
+              "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
+              "if n.split('.')[0] == 'cvbench' and getattr(m, '__file__', None)))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    covered = {str(p) for p in prompt_code_files()}
+    assert loaded and set(map(lambda f: str(Path(f).resolve()), loaded)) <= covered

@@ -69,7 +69,7 @@ def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
 
 
 def cvbench(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cvbench.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cvbench.cli", *args], env=env, cwd=cwd, capture_output=True, check=False,
                           text=True, timeout=timeout)
 
 

@@ -20,7 +20,14 @@ import pytest
 
 from cvbench.harness.masks import encode_rle
 from tests.reliability.conftest import cli_env, cvbench
-from tests.tasks.builders import cvb_record, make_case, mmvm_row, write_image, write_jsonl, write_tsv
+from tests.tasks.builders import (
+    cvb_record,
+    make_case,
+    mmvm_row,
+    write_image,
+    write_jsonl,
+    write_tsv,
+)
 
 IMAGES = ["images/a.png", "images/b.png"]
 

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 from cvbench.harness.rundir import iter_records
-from tests.reliability.conftest import ReplicatedData, SynthBase, cli_env, cvbench, cvbench_popen, replicate
+from tests.reliability.conftest import (
+    ReplicatedData,
+    SynthBase,
+    cli_env,
+    cvbench,
+    cvbench_popen,
+    replicate,
+)
 from tests.wire.faults import FaultInjectingServer, FaultSchedule, item_marker
 
 N_SAMPLES = 90

@@ -4,11 +4,12 @@ connection resets, truncated/malformed JSON, empty choices, slow answers), over 
 
 Every sample must come back exactly once, answered or reported as an error; no error may be
 scored; the retries must show in the records and in results.json; and rerunning the same
-command must retry exactly the error records."""
+command must retry exactly the error records. (`RELIABILITY_N=150` shrinks it for a quick look.)"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -16,9 +17,13 @@ import pytest
 
 from cvbench.harness.rundir import iter_records
 from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
-from tests.wire.faults import DEFAULT_MIX, FaultInjectingServer, FaultSchedule, deterministic_letter
+from tests.wire.faults import (
+    DEFAULT_MIX,
+    FaultInjectingServer,
+    FaultSchedule,
+    deterministic_letter,
+)
 
-import os
 N_SAMPLES = int(os.environ.get("RELIABILITY_N", "2000"))
 RETRY_ENV = {"CVBENCH_TIMEOUT_S": "1.5", "CVBENCH_MAX_RETRIES": "3", "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
              "CVBENCH_RETRY_MAX_DELAY_S": "0.4", "CVBENCH_BUDGET_S": "60"}
@@ -57,7 +62,8 @@ def test_two_thousand_samples_through_twenty_percent_faults(synth_base: SynthBas
             assert r.correct == (r.parsed == r.answer)
             assert r.attempts >= 1
         # every kind of fault was exercised, and about a fifth of the requests failed
-        assert set(faults) == {k for k, w in DEFAULT_MIX.items() if w > 0}, faults
+        if N_SAMPLES >= 1000:  # a small quick-look run may miss the rarest kind
+            assert set(faults) == {k for k, w in DEFAULT_MIX.items() if w > 0}, faults
         assert 0.14 < sum(faults.values()) / requests_first < 0.26
         # one HTTP request per attempt: the records account for everything the server saw
         assert sum(r.attempts for r in records) == requests_first
