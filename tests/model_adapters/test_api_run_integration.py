@@ -132,3 +132,25 @@ def test_run_openai_compatible_two_endpoints_with_logprobs(env: pytest.MonkeyPat
                    for s in (one, two) for q in s.requests)
     assert all(r["error"] is None for r in rows)
     assert all(r["option_scores"] and r["option_scores"]["B"] == -0.2 for r in rows)
+
+
+def test_model_options_and_alias_max_tokens_reach_the_server(env: pytest.MonkeyPatch, data_dir: Path,
+                                                             tmp_path: Path) -> None:
+    from cvbench.model_adapters.registry import recommended_max_tokens
+
+    env.setenv("OPENAI_API_KEY", TEST_KEYS["OPENAI_API_KEY"])
+    with OpenAIWireServer(answer="A") as server:
+        env.setenv("OPENAI_BASE_URL", server.base_url())
+        run_cli("gpt-4o", data_dir, tmp_path / "run", "--model-option", "image_detail=low")
+        assert_server_saw_every_image(server, tmp_path / "run")
+    assert all(i.detail == "low" for q in server.requests for i in q.images)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model_settings"]["image_detail"] == "low"
+    expected = recommended_max_tokens("gpt-4o") or 1024
+    assert {q.settings.get("max_tokens") or q.settings.get("max_completion_tokens") for q in server.requests} == {expected}
+
+
+def test_a_bad_model_option_is_a_clear_error(env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "--model", "random", "--task", "synth-mmvm", "--data-dir", str(data_dir),
+                                      "--out", str(tmp_path / "run"), "--model-option", "no-equals-sign"])
+    assert result.exit_code != 0 and "expected KEY=VALUE" in result.output
