@@ -187,6 +187,15 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--style", default=None, help="Overlay style: contour, mask, box, marks (default: per benchmark).")
 @click.option("--mode", type=click.Choice(["auto", "overlay", "native", "prerendered"]), default="auto",
               show_default=True)
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.4, show_default=True,
+              help="Overlay fill opacity (styles mask, marks).")
+@click.option("--thickness", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Overlay line width at <= 1024 px (scaled up beyond).")
+@click.option("--image-format", type=click.Choice(["png", "jpeg"]), default="png", show_default=True,
+              help="Encoding of the images sent to the model.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True)
+@click.option("--max-side", type=click.IntRange(min=16), default=None, help="Resize so the longest side is at most this.")
+@click.option("--max-pixels", type=click.IntRange(min=256), default=None, help="Resize to at most this many pixels.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--shard", default=None, help="I/N: evaluate only shard I of N (join with `cvbench merge`).")
@@ -207,7 +216,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
               default="cluster_bootstrap", show_default=True, help="Interval method in results.json.")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
 def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None, candidates: str | None,
-                style: str | None, mode: str, seed: int, concurrency: int, shard: str | None, out: str | None,
+                style: str | None, mode: str, alpha: float, thickness: int, image_format: str, jpeg_quality: int,
+                max_side: int | None, max_pixels: int | None, seed: int, concurrency: int, shard: str | None,
+                out: str | None,
                 cache_path: str | None, no_cache: bool, judge: str | None, base_urls: tuple[str, ...],
                 max_tokens: int | None, model_option_items: tuple[str, ...], option_logprobs: bool,
                 save_images: str, ci_method: str, progress: bool | None) -> None:
@@ -231,7 +242,8 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
         out=Path(out) if out else None, cache=Path(cache_path) if cache_path else None, use_cache=not no_cache,
         judge=judge, base_urls=base_urls, max_tokens=max_tokens, option_logprobs=option_logprobs,
         save_images=save_images == "all", argv=tuple(sys.argv), ci_method=ci_method, progress=progress,
-        model_options=model_options)
+        model_options=model_options, alpha=alpha, thickness=thickness, image_format=image_format,
+        jpeg_quality=jpeg_quality, max_side=max_side, max_pixels=max_pixels)
     try:
         outcome = run(options)
     except (RunError, RunDirError, ValueError, OSError) as exc:

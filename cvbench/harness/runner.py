@@ -100,6 +100,12 @@ class RunOptions:
     n_resamples: int = 2000
     progress: bool | None = None  # None: only when stderr is a terminal
     model_options: tuple[tuple[str, Any], ...] = ()  # --model-option KEY=VALUE, passed to the adapter
+    alpha: float = 0.4  # overlay fill opacity (styles mask, marks)
+    thickness: int = 2  # overlay line width at <= 1024 px (scaled up beyond)
+    image_format: str = "png"  # how prompt images are encoded: png | jpeg
+    jpeg_quality: int = 90
+    max_side: int | None = None  # resize policy: longest side
+    max_pixels: int | None = None  # resize policy: total pixels
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,19 @@ def default_out_dir(options: RunOptions) -> Path:
         parts.append(options.mode)
     if options.style:
         parts.append(options.style)
+    if options.alpha != RunOptions.alpha:
+        parts.append(f"alpha{options.alpha:g}")
+    if options.thickness != RunOptions.thickness:
+        parts.append(f"thick{options.thickness}")
+    if options.image_format != RunOptions.image_format:
+        parts.append(f"{options.image_format}{options.jpeg_quality}")
+    if options.max_side is not None:
+        parts.append(f"side{options.max_side}")
+    if options.max_pixels is not None:
+        parts.append(f"px{options.max_pixels}")
+    if options.model_options:
+        digest = hashlib.sha256(json.dumps(sorted(options.model_options), default=str).encode()).hexdigest()
+        parts.append("opts" + digest[:8])
     if options.shard is not None:
         parts.append(f"shard{options.shard[0]}of{options.shard[1]}")
     return Path("runs") / slug(options.model) / slug("_".join(parts))
@@ -545,10 +564,15 @@ class Runner:
     def _prompt_settings(self) -> Any:
         from cvbench.harness.prompting import PromptSettings
 
-        kwargs: dict[str, Any] = {"mode": self.options.mode, "seed": self.options.seed}
-        if self.options.style is not None:
-            kwargs["style"] = self.options.style
+        from cvbench.harness.encoding import ImagePolicy
+
+        o = self.options
+        kwargs: dict[str, Any] = {"mode": o.mode, "seed": o.seed, "alpha": o.alpha, "thickness": o.thickness}
+        if o.style is not None:
+            kwargs["style"] = o.style
         try:
+            kwargs["image"] = ImagePolicy(format=o.image_format, jpeg_quality=o.jpeg_quality, max_side=o.max_side,
+                                          max_pixels=o.max_pixels)
             return PromptSettings(**kwargs)
         except ValueError as exc:
             raise RunError(str(exc)) from None

@@ -22,3 +22,39 @@ def test_max_tokens_explicit_else_alias_recommendation_else_default():
     recommended = recommended_max_tokens("gemini-pro")
     assert recommended is not None and recommended != DEFAULT_MAX_TOKENS
     assert effective_max_tokens(RunOptions(model="gemini-pro")) == recommended
+
+
+def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from cvbench.cli import cli
+    from cvbench.harness.runner import default_out_dir
+    from cvbench.tasks.registry import get_task
+    from cvbench.tasks.synthetic import generate_mmvm
+
+    spec = get_task("synth-mmvm")
+    generate_mmvm(tmp_path / "data" / spec.data_subdir, per_cue=1, seed=0)
+    monkeypatch.setenv("CVBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "--model", "random", "--task", "synth-mmvm", "--limit", "2",
+                                      "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-progress",
+                                      "--alpha", "0.6", "--thickness", "3", "--image-format", "jpeg",
+                                      "--jpeg-quality", "80", "--max-side", "512"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((out / "config.json").read_text())["prompt_settings"]
+    assert settings["alpha"] == 0.6 and settings["thickness"] == 3
+    image = settings["image"]
+    assert (image["format"], image["jpeg_quality"], image["max_side"], image["max_pixels"]) == ("jpeg", 80, 512, None)
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    images = [p for p in (out / "images").rglob("*") if p.is_file()]
+    assert records and images and all(p.suffix == ".jpg" for p in images)
+    from PIL import Image
+
+    assert all(max(Image.open(p).size) <= 512 for p in images)
+
+    default = RunOptions(model="random", tasks=("synth-mmvm",))
+    varied = RunOptions(model="random", tasks=("synth-mmvm",), alpha=0.6, max_side=512,
+                        model_options=(("image_detail", "low"),))
+    assert default_out_dir(default) != default_out_dir(varied)
