@@ -3,8 +3,11 @@
 - Streams samples from the loaders (never a list of all images); prompts are built in a
   thread pool, off the event loop; model calls run concurrently (asyncio, `concurrency`).
 - The response cache is consulted first; every successful response is committed as it arrives.
-- One writer appends each record to `samples.jsonl` (flush + fsync) in input order: completions
-  that arrive early wait in a small buffer, so two runs of the same command compare line by line.
+- One writer appends each record to `samples.jsonl` (flushed at once, fsync every 0.5 s) in input
+  order: completions that arrive early wait in a small buffer, so two runs of the same command
+  compare line by line.
+- A rerun whose answers are cached skips rendering through the prompt-digest cache
+  (cvbench/harness/prompt_cache.py).
 - Resume: the same command with the same `--out` skips every finished record (error records are
   retried), truncates a torn last line, and refuses a run directory of a different configuration.
 - SIGINT/SIGTERM: no new samples are taken, in-flight ones finish and are written, results are
