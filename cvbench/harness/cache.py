@@ -125,9 +125,14 @@ class ResponseCache:
         with self._lock:
             if model_id is None:
                 n = self._db.execute("DELETE FROM responses").rowcount
+                # the prompt digests (cvbench.harness.prompt_cache) are model-independent: only a full clear drops them
+                has_digests = self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'prompt_digests'").fetchone()
+                digests = self._db.execute("DELETE FROM prompt_digests").rowcount if has_digests else 0
             else:
                 n = self._db.execute("DELETE FROM responses WHERE model_id = ?", (model_id,)).rowcount
-            if n:
+                digests = 0
+            if n or digests:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.execute("VACUUM")
         return int(n)

@@ -58,6 +58,13 @@ def test_digest_gives_the_rendered_prompts_request_key(tiny_data: Any, tmp_path:
     cache.put(key, prompt, jsonable(dict(prompt.protocol)))
     known = cache.get(key)
     cache.close()
+    from cvbench.harness.cache import ResponseCache
+
+    with ResponseCache(tmp_path / "c.sqlite") as responses:  # a full `cvbench cache clear` drops the digests too
+        responses.clear("some-model")
+        assert digest_rows(tmp_path / "c.sqlite") == 1
+        responses.clear()
+        assert digest_rows(tmp_path / "c.sqlite") == 0
     assert isinstance(known, DigestedPrompt) and known.images == ()
     generation = GenerationConfig(temperature=0.0, max_tokens=16, seed=0)
     assert Request("m", known, generation, {"a": 1}).cache_key() == Request("m", prompt, generation, {"a": 1}).cache_key()
