@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from PIL import Image
 
-from cvbench.harness.types import GenerationConfig, Option, Prompt, PromptImage, Request
+from cvbench.harness.types import GenerationConfig, Option, Prompt, PromptImage, Request, Response
 from cvbench.model_adapters.registry import ModelOptions
 
 T = TypeVar("T")
@@ -63,6 +63,21 @@ def fast_options(**overrides: Any) -> ModelOptions:
 
 def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def generate_once(make_adapter: Callable[[str, ModelOptions], Any], model_name: str, base_url: str,
+                  request: Request | None = None, **option_overrides: Any) -> tuple[Response, Any]:
+    """Build the adapter against `base_url`, answer one request (a default one if none), close it."""
+    extra = {"base_url": base_url, **option_overrides.pop("extra", {})}
+    adapter = make_adapter(model_name, fast_options(extra=extra, **option_overrides))
+
+    async def go() -> Response:
+        try:
+            return await adapter.generate(request or make_request(adapter.info.model_id))
+        finally:
+            await adapter.aclose()
+
+    return run(go()), adapter
 
 
 def isolate_keys(monkeypatch: Any, tmp_path: Any, **keys: str) -> None:

@@ -13,10 +13,10 @@ from tests.model_adapters.api_helpers import (
     TEST_KEYS,
     assert_no_secret,
     fast_options,
+    generate_once,
     isolate_keys,
     make_prompt,
     make_request,
-    run,
 )
 from tests.wire import AnthropicWireServer, Fault
 
@@ -29,16 +29,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def generate(server: AnthropicWireServer, request: Any = None, **option_overrides: Any) -> Response:
-    extra = {"base_url": server.base_url(), **option_overrides.pop("extra", {})}
-    adapter = anthropic_api.make_adapter("claude-sonnet-4-6", fast_options(extra=extra, **option_overrides))
-
-    async def go() -> Response:
-        try:
-            return await adapter.generate(request or make_request(adapter.info.model_id))
-        finally:
-            await adapter.aclose()
-
-    return run(go())
+    return generate_once(anthropic_api.make_adapter, 'claude-sonnet-4-6', server.base_url(), request, **option_overrides)[0]
 
 
 def test_images_text_system_and_settings_arrive_exactly(server: AnthropicWireServer) -> None:

@@ -13,6 +13,7 @@ from tests.model_adapters.api_helpers import (
     TEST_KEYS,
     assert_no_secret,
     fast_options,
+    generate_once,
     isolate_keys,
     make_prompt,
     make_request,
@@ -29,16 +30,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def generate(server: GoogleWireServer, request: Any = None, **option_overrides: Any) -> Response:
-    extra = {"base_url": server.base_url(), **option_overrides.pop("extra", {})}
-    adapter = google_api.make_adapter("gemini-2.5-pro", fast_options(extra=extra, **option_overrides))
-
-    async def go() -> Response:
-        try:
-            return await adapter.generate(request or make_request(adapter.info.model_id))
-        finally:
-            await adapter.aclose()
-
-    return run(go())
+    return generate_once(google_api.make_adapter, 'gemini-2.5-pro', server.base_url(), request, **option_overrides)[0]
 
 
 def _blocked(payload: dict[str, Any]) -> Fault:

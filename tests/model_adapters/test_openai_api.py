@@ -13,6 +13,7 @@ from tests.model_adapters.api_helpers import (
     TEST_KEYS,
     assert_no_secret,
     fast_options,
+    generate_once,
     isolate_keys,
     make_prompt,
     make_request,
@@ -29,16 +30,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def generate(server: OpenAIWireServer, request: Any = None, **option_overrides: Any) -> tuple[Response, Any]:
-    extra = {"base_url": server.base_url(), **option_overrides.pop("extra", {})}
-    adapter = openai_api.make_adapter("gpt-4o", fast_options(extra=extra, **option_overrides))
-
-    async def go() -> Response:
-        try:
-            return await adapter.generate(request or make_request(adapter.info.model_id))
-        finally:
-            await adapter.aclose()
-
-    return run(go()), adapter
+    return generate_once(openai_api.make_adapter, 'gpt-4o', server.base_url(), request, **option_overrides)
 
 
 def test_images_text_system_and_settings_arrive_exactly(server: OpenAIWireServer) -> None:
