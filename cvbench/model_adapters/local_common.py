@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from cvbench.harness.types import ModelError, Option, PromptImage, Response, Usage
+from cvbench.harness.types import ModelError, Option, PromptImage, Request, Response, Usage
 from cvbench.model_adapters.registry import ModelResolutionError
 
 T = TypeVar("T")
@@ -251,6 +251,28 @@ class BatchResult:
     usage: Usage = field(default_factory=Usage)
     option_scores: Mapping[str, float] | None = None
     finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One request queued for a batch: scored by option letters, or generated."""
+
+    request: Request
+    scoring: bool
+
+
+async def answer_in_batch(batcher: "MicroBatcher[BatchJob, BatchResult]", request: Request, batch_key: Hashable,
+                          served_model: str) -> Response:
+    """Queue the request with the ones it may share a batch with (`batch_key`) and wait for its
+    answer; a failure of the model becomes an error response, never an exception."""
+    started = time.monotonic()
+    try:
+        result = await batcher.submit(BatchJob(request, bool(request.config.option_logprobs)), batch_key)
+    except Exception as exc:  # noqa: BLE001 - model failures become error responses
+        return error_response(exc, started)
+    return Response(text=result.text, usage=result.usage, latency_s=time.monotonic() - started,
+                    option_scores=result.option_scores, finish_reason=result.finish_reason,
+                    served_model=served_model)
 
 
 # ---------------------------------------------------------------------------------- batching

@@ -16,21 +16,20 @@ Model options (`ModelOptions.extra`): see KNOWN_OPTIONS and docs/local-models.md
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from cvbench.harness.seeding import derive_seed
 from cvbench.harness.types import Capabilities, GenerationConfig, ModelInfo, Prompt, Request, Response, Usage
 from cvbench.model_adapters.local_common import (
     DEFAULT_ANSWER_PREFIX,
+    BatchJob,
     BatchResult,
     MicroBatcher,
+    answer_in_batch,
     best_letter,
     check_known_options,
     decode_prompt_image,
-    error_response,
     letter_token_ids,
     option_bool,
     option_int,
@@ -92,12 +91,6 @@ def _eos_ids(value: Any) -> set[int]:
 
 
 # ---------------------------------------------------------------------------------- adapter
-
-
-@dataclass(frozen=True)
-class _Job:
-    request: Request
-    scoring: bool
 
 
 class TransformersAdapter:
@@ -164,7 +157,7 @@ class TransformersAdapter:
                               access="open", params_b=round(n_params / 1e9, 3), provider="hf")
         self.capabilities = Capabilities(max_images=None, native_regions=False, option_logprobs=True,
                                          system_prompt=True)
-        self._batcher: MicroBatcher[_Job, BatchResult] = MicroBatcher(
+        self._batcher: MicroBatcher[BatchJob, BatchResult] = MicroBatcher(
             self._run_batch, max_batch=self._batch_size, max_wait_s=self._max_wait_s, thread_name="cvbench-hf")
 
     # -- protocol
@@ -176,16 +169,8 @@ class TransformersAdapter:
                 "answer_prefix": self._answer_prefix, "padding_side": "left"}
 
     async def generate(self, request: Request) -> Response:
-        started = time.monotonic()
         scoring = bool(request.config.option_logprobs)
-        key = (scoring, bool(request.prompt.images), _config_key(request.config))
-        try:
-            result = await self._batcher.submit(_Job(request, scoring), key)
-        except Exception as exc:  # noqa: BLE001 - model failures become error responses
-            return error_response(exc, started)
-        return Response(text=result.text, usage=result.usage, latency_s=time.monotonic() - started,
-                        option_scores=result.option_scores, finish_reason=result.finish_reason,
-                        served_model=self.model_name)
+        return await answer_in_batch(self._batcher, request, (scoring, bool(request.prompt.images), _config_key(request.config)), self.model_name)
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
@@ -196,7 +181,7 @@ class TransformersAdapter:
         text = self._processor.apply_chat_template(chat_messages(prompt), tokenize=False, add_generation_prompt=True)
         return text + self._answer_prefix if scoring else text
 
-    def _inputs(self, jobs: list[_Job]) -> Any:
+    def _inputs(self, jobs: list[BatchJob]) -> Any:
         texts = [self.render_text(job.request.prompt, job.scoring) for job in jobs]
         images = [[decode_prompt_image(im) for im in job.request.prompt.images] for job in jobs]
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
@@ -204,7 +189,7 @@ class TransformersAdapter:
             kwargs["images"] = images
         return self._processor(**kwargs).to(self._device)
 
-    def _run_batch(self, jobs: list[_Job]) -> list[BatchResult]:
+    def _run_batch(self, jobs: list[BatchJob]) -> list[BatchResult]:
         torch = self._torch
         inputs = self._inputs(jobs)
         input_counts = inputs["attention_mask"].sum(dim=1).tolist()
@@ -215,7 +200,7 @@ class TransformersAdapter:
                 return self._score(jobs, inputs, input_counts)
             return self._generate(jobs, inputs, input_counts)
 
-    def _score(self, jobs: list[_Job], inputs: Any, input_counts: list[int]) -> list[BatchResult]:
+    def _score(self, jobs: list[BatchJob], inputs: Any, input_counts: list[int]) -> list[BatchResult]:
         torch = self._torch
         try:
             outputs = self._model(**inputs, logits_to_keep=1)
@@ -231,7 +216,7 @@ class TransformersAdapter:
                                        usage=Usage(input_tokens=int(input_counts[row]), output_tokens=0)))
         return results
 
-    def _generate(self, jobs: list[_Job], inputs: Any, input_counts: list[int]) -> list[BatchResult]:
+    def _generate(self, jobs: list[BatchJob], inputs: Any, input_counts: list[int]) -> list[BatchResult]:
         config = jobs[0].request.config
         kwargs = generation_kwargs(config, self._tokenizer.pad_token_id)
         if kwargs["do_sample"]:

@@ -17,9 +17,7 @@ For a vLLM server (`vllm serve`) use the `openai-compatible` provider instead.
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from cvbench.harness.types import (
@@ -34,11 +32,12 @@ from cvbench.harness.types import (
 )
 from cvbench.model_adapters.local_common import (
     DEFAULT_ANSWER_PREFIX,
+    BatchJob,
     BatchResult,
     MicroBatcher,
+    answer_in_batch,
     best_letter,
     check_known_options,
-    error_response,
     letter_token_ids,
     option_bool,
     option_float,
@@ -125,12 +124,6 @@ def first_token_logprobs(completion: Any) -> dict[int, float]:
 # ---------------------------------------------------------------------------------- adapter
 
 
-@dataclass(frozen=True)
-class _Job:
-    request: Request
-    scoring: bool
-
-
 class VllmAdapter:
     """A vision-language model served in-process by vLLM."""
 
@@ -159,7 +152,7 @@ class VllmAdapter:
                               access="open", provider="vllm")
         self.capabilities = Capabilities(max_images=self._engine_kwargs["limit_mm_per_prompt"]["image"],
                                          native_regions=False, option_logprobs=True, system_prompt=True)
-        self._batcher: MicroBatcher[_Job, BatchResult] = MicroBatcher(
+        self._batcher: MicroBatcher[BatchJob, BatchResult] = MicroBatcher(
             self._run_batch, max_batch=self._batch_size, max_wait_s=max_wait_s, thread_name="cvbench-vllm")
 
     def settings(self) -> Mapping[str, Any]:
@@ -169,21 +162,13 @@ class VllmAdapter:
                 **{k: self._engine_kwargs[k] for k in keep if k in self._engine_kwargs}}
 
     async def generate(self, request: Request) -> Response:
-        started = time.monotonic()
         scoring = bool(request.config.option_logprobs)
-        key = (scoring, repr(sorted(request.config.as_dict().items())))
-        try:
-            result = await self._batcher.submit(_Job(request, scoring), key)
-        except Exception as exc:  # noqa: BLE001 - model failures become error responses
-            return error_response(exc, started)
-        return Response(text=result.text, usage=result.usage, latency_s=time.monotonic() - started,
-                        option_scores=result.option_scores, finish_reason=result.finish_reason,
-                        served_model=self.model_name)
+        return await answer_in_batch(self._batcher, request, (scoring, repr(sorted(request.config.as_dict().items()))), self.model_name)
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
 
-    def _run_batch(self, jobs: list[_Job]) -> list[BatchResult]:
+    def _run_batch(self, jobs: list[BatchJob]) -> list[BatchResult]:
         scoring = jobs[0].scoring
         params = self._vllm.SamplingParams(**sampling_kwargs(jobs[0].request.config, scoring, self._logprobs))
         conversations = [vllm_messages(job.request.prompt, self._answer_prefix if scoring else None) for job in jobs]
