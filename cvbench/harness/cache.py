@@ -15,12 +15,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from cvbench.harness.types import Response, Usage
 
 CACHE_SCHEMA = 1
 BUSY_TIMEOUT_S = 60.0
+LOOKUP_CHUNK = 500  # keys per `IN (...)` query: below SQLite's old 999-variable limit
 
 
 class CacheError(RuntimeError):
@@ -97,6 +98,18 @@ class ResponseCache:
         with self._lock:
             row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
         return response_from_json(row[0]) if row else None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Response]:
+        """The cached responses of `keys` (absent keys are missing from the result): one query per
+        LOOKUP_CHUNK keys instead of one per key."""
+        rows: list[tuple[str, str]] = []
+        unique = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(unique), LOOKUP_CHUNK):
+                part = unique[start:start + LOOKUP_CHUNK]
+                marks = ",".join("?" * len(part))
+                rows.extend(self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", part))
+        return {key: response_from_json(payload) for key, payload in rows}
 
     def put(self, key: str, model_id: str, response: Response) -> None:
         """Store a successful response (committed at once). Refuses failures."""

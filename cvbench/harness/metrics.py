@@ -8,6 +8,7 @@ seed is derived from the run seed and the slice's name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -15,15 +16,50 @@ import numpy as np
 from cvbench.harness import stats
 from cvbench.harness.rundir import RESULTS_SCHEMA, SampleRecord
 
+
+@dataclass(frozen=True, slots=True)
+class ScoredRecord:
+    """The part of a `SampleRecord` that the metrics read (no prompt, response or protocol):
+    a run keeps these for its records instead of reading `samples.jsonl` back."""
+
+    task: str
+    benchmark: str
+    setting: str
+    cluster: str
+    slices: dict[str, list[str]]
+    n_options: int
+    correct: bool
+    parse_status: str
+    usage: dict[str, Any]
+    latency_s: float
+    attempts: int
+    cached: bool
+
+
+def scored_record(record: SampleRecord | Mapping[str, Any]) -> ScoredRecord:
+    """The metrics' view of a record, or of its complete JSON object (every field, as written to
+    samples.jsonl)."""
+    if isinstance(record, SampleRecord):
+        return ScoredRecord(record.task, record.benchmark, record.setting, record.cluster, record.slices,
+                            record.n_options, record.correct, record.parse_status, record.usage, record.latency_s,
+                            record.attempts, record.cached)
+    return ScoredRecord(*(record[name] for name in _SCORED_FIELDS))
+
+
+_SCORED_FIELDS: tuple[str, ...] = tuple(ScoredRecord.__dataclass_fields__)
+
+
+AnyRecord = SampleRecord | ScoredRecord
+
 CiMethod = Literal["cluster_bootstrap", "cluster_robust", "wilson"]
 CI_METHODS: tuple[str, ...] = ("cluster_bootstrap", "cluster_robust", "wilson")
 
 
-def evaluation_key(record: SampleRecord) -> str:
+def evaluation_key(record: AnyRecord) -> str:
     return f"{record.task}@{record.setting}"
 
 
-def cluster_key(record: SampleRecord) -> str:
+def cluster_key(record: AnyRecord) -> str:
     return f"{record.task}/{record.cluster}"
 
 
@@ -31,7 +67,7 @@ def _rate(count: int, n: int) -> float:
     return count / n if n else 0.0
 
 
-def metric(records: Sequence[SampleRecord], run_seed: int, slice_name: str, *,
+def metric(records: Sequence[AnyRecord], run_seed: int, slice_name: str, *,
            ci_method: str = "cluster_bootstrap", n_resamples: int = stats.DEFAULT_RESAMPLES,
            level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
     """One METRIC object (docs/run-format.md) over `records`."""
@@ -75,7 +111,7 @@ def metric(records: Sequence[SampleRecord], run_seed: int, slice_name: str, *,
     }
 
 
-def usage_summary(records: Iterable[SampleRecord]) -> dict[str, Any]:
+def usage_summary(records: Iterable[AnyRecord]) -> dict[str, Any]:
     """Token totals, cost (when every priced response reports one) and model latency percentiles.
 
     Latency covers responses actually fetched in this run (not cache hits, errors or invalid samples)."""
@@ -111,8 +147,8 @@ def usage_summary(records: Iterable[SampleRecord]) -> dict[str, Any]:
     }
 
 
-def _slice_groups(records: Sequence[SampleRecord]) -> dict[str, list[SampleRecord]]:
-    groups: dict[str, list[SampleRecord]] = {}
+def _slice_groups(records: Sequence[AnyRecord]) -> dict[str, list[AnyRecord]]:
+    groups: dict[str, list[AnyRecord]] = {}
     for r in records:
         for dim, labels in r.slices.items():
             for label in dict.fromkeys(labels):  # a record counts once per label
@@ -127,12 +163,12 @@ def natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def compute_results(records: Sequence[SampleRecord], *, run_seed: int, model: Mapping[str, Any], status: str,
+def compute_results(records: Sequence[AnyRecord], *, run_seed: int, model: Mapping[str, Any], status: str,
                     ci_method: str = "cluster_bootstrap", n_resamples: int = stats.DEFAULT_RESAMPLES,
                     level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
     """The whole results.json object for a run's records."""
     kw = {"ci_method": ci_method, "n_resamples": n_resamples, "level": level}
-    by_eval: dict[str, list[SampleRecord]] = {}
+    by_eval: dict[str, list[AnyRecord]] = {}
     for r in records:
         by_eval.setdefault(evaluation_key(r), []).append(r)
     evaluations: dict[str, Any] = {}

@@ -39,12 +39,13 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from cvbench.harness.types import Capabilities, Option, Prompt, Sample
 
 SCHEMA = "cvbench.prompt-digest/1"
 BUSY_TIMEOUT_S = 60.0
+LOOKUP_CHUNK = 500  # keys per `IN (...)` query: below SQLite's old 999-variable limit
 _PIXEL_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "pillow", "pycocotools")
 
 
@@ -159,6 +160,17 @@ class PromptDigestCache:
         with self._lock:
             row = self._db.execute("SELECT summary FROM prompt_digests WHERE key = ?", (key,)).fetchone()
         return summary_prompt(row[0]) if row else None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, DigestedPrompt]:
+        """The stored prompts of `keys` (absent keys are missing): one query per LOOKUP_CHUNK keys."""
+        rows: list[tuple[str, str]] = []
+        unique = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(unique), LOOKUP_CHUNK):
+                part = unique[start:start + LOOKUP_CHUNK]
+                marks = ",".join("?" * len(part))
+                rows.extend(self._db.execute(f"SELECT key, summary FROM prompt_digests WHERE key IN ({marks})", part))
+        return {key: summary_prompt(payload) for key, payload in rows}
 
     def put(self, key: str, prompt: Prompt, protocol: Any) -> None:
         payload = summary_json(prompt, protocol)

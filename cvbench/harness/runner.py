@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import hashlib
 import json
+import math
 import os
 import re
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Generator, Mapping, Sequence
 
 from cvbench.harness import metrics as metrics_mod
 from cvbench.harness.cache import CacheError, ResponseCache
@@ -35,7 +37,7 @@ from cvbench.harness.locations import default_response_cache
 from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
 from cvbench.harness.progress import RunProgress
 from cvbench.harness.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
-from cvbench.harness.provenance import environment, redact, redact_argv, secret_values
+from cvbench.harness.provenance import environment, is_secret_key, redact, redact_argv, secret_values
 from cvbench.harness.rundir import (
     CONFIG_FILE,
     RESULTS_FILE,
@@ -66,6 +68,15 @@ DEFAULT_MODEL = "mask-heuristic"
 EXIT_CANCELLED = 130
 JUDGE_MAX_TOKENS = 16
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+# The loader allocates ~300 containers per record (decoded JSON) that die at once; with the default
+# young-generation threshold (700) the collector runs after every few records and its passes cost
+# about a quarter of a cache-hit rerun. Raised while the samples loop runs, restored after.
+GC_YOUNG_THRESHOLD = 20_000
+JOB_CHUNK = 256  # jobs taken from the loader, looked up in the caches and handed to the writer at once
+
+# what the caches know of a sample: (prompt-digest key, the stored prompt, the cached response);
+# the prompt and response only when both are cached
+Known = tuple[str | None, DigestedPrompt | None, Response | None]
 
 
 class RunError(RuntimeError):
@@ -215,8 +226,20 @@ def default_out_dir(options: RunOptions) -> Path:
     return Path("runs") / slug(options.model) / slug("_".join(parts))
 
 
+_PLAIN_SCALARS = (str, int, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-ready copy (dataclasses, tuples, numpy scalars/arrays, paths)."""
+    kind = type(value)  # exact built-in types first: they are most values and cannot be dataclasses
+    if kind in _PLAIN_SCALARS:
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [jsonable(v) for v in value]
+    if kind is float:
+        return None if math.isnan(value) else value
     if is_dataclass(value) and not isinstance(value, type):
         return jsonable(asdict(value))
     if isinstance(value, Mapping):
@@ -282,7 +305,7 @@ def retry_settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def attempt_statistics(records: Sequence[SampleRecord]) -> dict[str, int]:
+def attempt_statistics(records: Sequence[metrics_mod.AnyRecord]) -> dict[str, int]:
     """How hard the model calls were: attempts over the records fetched from the model (cache
     hits and invalid samples excluded), and how many needed more than one."""
     fetched = [r for r in records if r.attempts > 0 and not r.cached]
@@ -379,8 +402,59 @@ def redact_response(response: Response, secrets: Sequence[str]) -> Response:
 
 
 def redact_record(record: SampleRecord, secrets: Sequence[str]) -> str:
-    data = redact(jsonable(asdict(record)), secrets)
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+    return RecordWriter(secrets).written(record)[0]
+
+
+class RecordWriter:
+    """Turns records into their samples.jsonl lines: `redact(jsonable(asdict(record)))` as JSON,
+    in one walk over the record instead of three. Strings repeat across records (options, slice
+    labels, protocol values), so the redacted form of each is remembered; `redact` is a pure
+    function of the string and the secrets, fixed for a run."""
+
+    _MEMO_LIMIT = 50_000  # strings remembered (cleared when full: memory stays bounded)
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self._secrets = list(secrets)
+        self._strings: dict[str, str] = {}
+        self._keys: dict[str, bool] = {}
+        self._fields = tuple(f.name for f in fields(SampleRecord))
+
+    def written(self, record: SampleRecord) -> tuple[str, metrics_mod.ScoredRecord]:
+        """The record's line (secrets removed) and what the metrics read of that line: the same
+        values as reading the file back, without reading it."""
+        data = self._clean({name: getattr(record, name) for name in self._fields})
+        return json.dumps(data, ensure_ascii=False, sort_keys=True), metrics_mod.scored_record(data)
+
+    def _clean(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            out = self._strings.get(value)
+            if out is None:
+                if len(self._strings) >= self._MEMO_LIMIT:
+                    self._strings.clear()
+                out = self._strings[value] = redact(value, self._secrets)
+            return out
+        if kind is int or kind is bool or value is None:
+            return value
+        if kind is float:
+            return None if math.isnan(value) else value
+        if kind is dict:
+            out_dict = {}
+            for k, v in value.items():
+                key = str(k)
+                secret = self._keys.get(key)
+                if secret is None:
+                    secret = self._keys[key] = is_secret_key(key)
+                if not secret:
+                    out_dict[key] = self._clean(v)
+            return out_dict
+        if kind is list or kind is tuple:
+            return [self._clean(v) for v in value]
+        return redact(jsonable(value), self._secrets)  # dataclasses, paths, numpy values, sets
+
+
+def written_record(record: SampleRecord, secrets: Sequence[str]) -> tuple[str, metrics_mod.ScoredRecord]:
+    return RecordWriter(secrets).written(record)
 
 
 # ------------------------------------------------------------------------------ run directory I/O
@@ -455,24 +529,36 @@ class OrderedWriter:
 
     def __init__(self, path: Path, secrets: Sequence[str]) -> None:
         self._fh = open(path, "a", encoding="utf-8")
-        self._secrets = list(secrets)
-        self._pending: dict[int, SampleRecord | None] = {}
+        self.records = RecordWriter(secrets)  # shared with the threads that serialise cache hits
+        self._pending: dict[int, SampleRecord | tuple[str, metrics_mod.ScoredRecord] | None] = {}
+        self.scored: list[metrics_mod.ScoredRecord] = []  # what the metrics read of each line written, in order
         self._next = 0
         self._synced_at = time.monotonic()
         self._unsynced = False
         self.written = 0
 
-    def put(self, index: int, record: SampleRecord | None) -> None:
-        """Hand over job `index`'s record (None: nothing to write, e.g. resumed)."""
-        self._pending[index] = record
+    def put(self, index: int, record: SampleRecord | tuple[str, metrics_mod.ScoredRecord] | None) -> None:
+        """Hand over job `index`'s record (None: nothing to write, e.g. resumed; a tuple: the
+        record already made into its line by `written_record`)."""
+        self.put_many([(index, record)])
+
+    def put_many(self, items: Sequence[tuple[int, SampleRecord | tuple[str, metrics_mod.ScoredRecord] | None]]) -> None:
+        """Hand over several jobs' records at once (one flush for all that can be written)."""
+        for index, record in items:
+            self._pending[index] = record
+        lines: list[str] = []
         while self._next in self._pending:
             rec = self._pending.pop(self._next)
             if rec is not None:
-                self._fh.write(redact_record(rec, self._secrets) + "\n")
-                self._fh.flush()
-                self._unsynced = True
-                self.written += 1
+                line, scored = rec if isinstance(rec, tuple) else self.records.written(rec)
+                lines.append(line)
+                self.scored.append(scored)
             self._next += 1
+        if lines:
+            self._fh.write("".join(line + "\n" for line in lines))
+            self._fh.flush()
+            self._unsynced = True
+            self.written += len(lines)
         if self._unsynced and time.monotonic() - self._synced_at >= self.FSYNC_INTERVAL_S:
             self.sync()
 
@@ -664,7 +750,8 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(config_path, config)
 
-    def _iter_jobs(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]) -> Iterator[Job]:
+    def _iter_jobs(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]
+                   ) -> Generator[Job, None, None]:
         from cvbench.tasks.loading import iter_task_samples
 
         index = 0
@@ -684,6 +771,22 @@ class Runner:
                 for setting in settings_by_task[spec.name]:
                     yield Job(index, spec, setting, item, record_id(spec.name, setting, sid))
                     index += 1
+
+    def _iter_job_chunks(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]],
+                         size: int) -> Generator[list[Job], None, None]:
+        """The jobs in input order, `size` at a time (one thread hand-off per chunk, not per job)."""
+        chunk: list[Job] = []
+        jobs = self._iter_jobs(specs, settings_by_task)
+        try:
+            for job in jobs:
+                chunk.append(job)
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+        finally:
+            jobs.close()
 
     def _count_jobs(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]) -> int:
         return sum(1 for _ in self._iter_jobs(specs, settings_by_task))
@@ -775,22 +878,69 @@ class Runner:
                 return ParsedAnswer(None, "unparsed", "judge failed"), info
             return parse_judge(response.text, prompt.options), info
 
-        def known_answer(job: Job, sample: Sample) -> tuple[str | None, DigestedPrompt | None, Response | None]:
-            """(digest key, the prompt's digest, the cached response) when both caches know the
-            sample and the run directory needs no image from it; else what is known."""
+        def known_answers(chunk: Sequence[Job]) -> dict[int, Known]:
+            """Per job index of the valid samples in `chunk`: (digest key, the prompt's digest, the
+            cached response), the digest and response only when both caches know the sample and
+            the run directory needs no image from it. One query per cache for the whole chunk."""
             assert digests is not None and cache is not None
-            key = prompt_key(sample, job.spec.name, job.setting, fingerprints.get(job.spec.name, ""),
-                             settings_records[job.spec.name], adapter.capabilities)
-            known = digests.get(key) if key is not None else None
-            if known is None:
-                return key, None, None
-            if o.save_images and not all((self.run_dir / image_relpath(sha, _EXTENSIONS.get(mime, "bin"))).exists()
-                                         for sha, mime in zip(known.image_sha256, known.image_mimes)):
-                return key, None, None
-            hit = cache.get(Request(adapter.info.model_id, known, generation, model_settings).cache_key())
-            return key, (known if hit is not None else None), hit
+            keys: dict[int, str | None] = {}
+            for job in chunk:
+                if isinstance(job.item, Sample) and job.record_id not in finished:
+                    keys[job.index] = prompt_key(job.item, job.spec.name, job.setting,
+                                                 fingerprints.get(job.spec.name, ""), settings_records[job.spec.name],
+                                                 adapter.capabilities)
+            stored = digests.get_many([k for k in keys.values() if k is not None])
+            usable: dict[int, tuple[DigestedPrompt, str]] = {}
+            for index, key in keys.items():
+                known = stored.get(key) if key is not None else None
+                if known is None:
+                    continue
+                if o.save_images and not all((self.run_dir / image_relpath(sha, _EXTENSIONS.get(mime, "bin"))).exists()
+                                             for sha, mime in zip(known.image_sha256, known.image_mimes)):
+                    continue
+                usable[index] = (known, Request(adapter.info.model_id, known, generation, model_settings).cache_key())
+            hits = cache.get_many([request_key for _, request_key in usable.values()])
+            out: dict[int, Known] = {}
+            for index, key in keys.items():
+                known, hit = None, None
+                if index in usable:
+                    hit = hits.get(usable[index][1])
+                    known = usable[index][0] if hit is not None else None
+                out[index] = (key, known, hit)
+            return out
 
-        async def process(job: Job) -> SampleRecord:
+        def cached_records(chunk: Sequence[Job], known: Mapping[int, Known]
+                           ) -> dict[int, tuple[str, metrics_mod.ScoredRecord]]:
+            """The records (and their redacted JSON lines) of the jobs in `chunk` that need neither
+            rendering nor a model: invalid samples, and samples whose prompt digest and response
+            are both cached (unless the answer needs the judge). The rest go through `process`."""
+            out: dict[int, tuple[str, metrics_mod.ScoredRecord]] = {}
+            for job in chunk:
+                if job.record_id in finished:
+                    continue
+                if isinstance(job.item, InvalidSample):
+                    record = invalid_record(job, job.item.reason)
+                else:
+                    _, digest, hit = known.get(job.index, (None, None, None))
+                    if digest is None or hit is None:
+                        continue
+                    sample = job.item
+                    try:
+                        slices = sample_slices(sample, job.spec, job.setting)
+                    except SliceError:
+                        continue  # process() writes the invalid record
+                    parsed = score_response(hit, digest)
+                    if needs_judge(parsed, hit):
+                        continue
+                    record = replace(answered_record(job, sample, slices, digest, hit, parsed, True, None),
+                                     image_sha256=list(digest.image_sha256))
+                out[job.index] = writer.records.written(record)
+            return out
+
+        def needs_judge(parsed: ParsedAnswer, response: Response) -> bool:
+            return parsed.status == "unparsed" and judge is not None and bool(response.text and response.text.strip())
+
+        async def process(job: Job, known: Known | None) -> SampleRecord:
             item = job.item
             if isinstance(item, InvalidSample):
                 return invalid_record(job, item.reason)
@@ -800,11 +950,11 @@ class Runner:
             except SliceError as exc:
                 return invalid_record(job, f"slices: {exc}", sample=sample)
             digest_key: str | None = None
-            if digests is not None:
-                digest_key, known, hit = await loop.run_in_executor(io_pool, known_answer, job, sample)
-                if known is not None and hit is not None:
-                    record = await conclude(job, sample, slices, known, hit, True)
-                    return replace(record, image_sha256=list(known.image_sha256))
+            if known is not None:
+                digest_key, digest, hit = known
+                if digest is not None and hit is not None:
+                    record = await conclude(job, sample, slices, digest, hit, True)
+                    return replace(record, image_sha256=list(digest.image_sha256))
             try:
                 prompt = await loop.run_in_executor(cpu_pool, build_prompt, sample, prompt_settings[job.spec.name],
                                                     adapter.capabilities, job.setting)
@@ -822,7 +972,7 @@ class Runner:
                            response: Response, cached: bool) -> SampleRecord:
             parsed = score_response(response, prompt)
             judge_info = None
-            if parsed.status == "unparsed" and judge is not None and response.text and response.text.strip():
+            if needs_judge(parsed, response) and response.text is not None:
                 parsed, judge_info = await run_judge(sample, prompt, response.text)
             return answered_record(job, sample, slices, prompt, response, parsed, cached, judge_info)
 
@@ -843,6 +993,8 @@ class Runner:
         remove_signals = lambda: None  # noqa: E731
         complete = False
         try:
+            gc_thresholds = gc.get_threshold()
+            gc.set_threshold(max(gc_thresholds[0], GC_YOUNG_THRESHOLD), *gc_thresholds[1:])
             with progress:
                 remove_signals = self._install_signals(loop, progress, inflight)
                 total: int | None = None
@@ -851,36 +1003,61 @@ class Runner:
                     total = await loop.run_in_executor(io_pool, self._count_jobs, specs, settings_by_task)
                     progress.set_total(total)
                 progress.describe(adapter.info.model_id)
-                jobs = self._iter_jobs(specs, settings_by_task)
+                chunks = self._iter_job_chunks(specs, settings_by_task, JOB_CHUNK)
                 sentinel = object()
                 while not self._stop and not failures:
-                    job = await loop.run_in_executor(io_pool, next, jobs, sentinel)
-                    if job is sentinel:
+                    chunk = await loop.run_in_executor(io_pool, next, chunks, sentinel)
+                    if chunk is sentinel:
                         complete = True
                         break
-                    assert isinstance(job, Job)
-                    order.append(job.record_id)
-                    if job.record_id in finished:
-                        writer_pool.submit(writer.put, job.index, None)
-                        resumed += 1
-                        progress.advance(False, "resumed", resumed=True)
-                        continue
-                    await semaphore.acquire()
-                    if self._stop:
-                        semaphore.release()
-                        order.pop()
+                    assert isinstance(chunk, list)
+                    known: dict[int, Known] = {}
+                    if digests is not None:
+                        known = await loop.run_in_executor(io_pool, known_answers, chunk)
+                    ready = await loop.run_in_executor(io_pool, cached_records, chunk, known)
+                    handed: list[tuple[int, SampleRecord | tuple[str, metrics_mod.ScoredRecord] | None]] = []
+                    stopped = False
+                    for job in chunk:
+                        if self._stop or failures:
+                            stopped = True
+                            break
+                        order.append(job.record_id)
+                        if job.record_id in finished:
+                            handed.append((job.index, None))
+                            resumed += 1
+                            progress.advance(False, "resumed", resumed=True)
+                            continue
+                        if job.index in ready:
+                            written = ready[job.index]
+                            handed.append((job.index, written))
+                            progress.advance(written[1].correct, written[1].parse_status)
+                            continue
+                        if handed:  # hand over what is ready before waiting for a slot
+                            writer_pool.submit(writer.put_many, handed)
+                            handed = []
+                        await semaphore.acquire()
+                        if self._stop:
+                            semaphore.release()
+                            order.pop()
+                            stopped = True
+                            break
+                        task = asyncio.create_task(process(job, known.get(job.index)))
+                        inflight.add(task)
+                        task.add_done_callback(lambda t, j=job: finish(j, t))
+                    if handed:
+                        writer_pool.submit(writer.put_many, handed)
+                    if stopped:
                         break
-                    task = asyncio.create_task(process(job))
-                    inflight.add(task)
-                    task.add_done_callback(lambda t, j=job: finish(j, t))
                 while inflight:
                     await asyncio.wait(set(inflight))
                 if total is None:
                     total = len(order)
         finally:
             remove_signals()
-            if "jobs" in locals():
-                jobs.close()
+            if "gc_thresholds" in locals():
+                gc.set_threshold(*gc_thresholds)
+            if "chunks" in locals():
+                chunks.close()
             writer_pool.shutdown(wait=True)
             writer.close()
             cpu_pool.shutdown(wait=True, cancel_futures=True)
@@ -898,7 +1075,10 @@ class Runner:
             # a resumed run: its new records follow the kept ones. A run that started from an empty
             # samples.jsonl was written in job order by the one writer, so it needs no rewrite.
             reorder_samples(self.run_dir, order)
-        records = read_records(self.run_dir)
+        # a run that started from an empty samples.jsonl wrote every record itself: the metrics read
+        # the writer's copy of what each line holds instead of parsing the file back
+        records: Sequence[metrics_mod.AnyRecord] = (writer.scored if not finished_ids
+                                                    else [metrics_mod.scored_record(r) for r in read_records(self.run_dir)])
         status = "cancelled" if cancelled else ("partial" if any(r.parse_status == "error" for r in records) else "complete")
         model = {"id": adapter.info.model_id, "display_name": adapter.info.display_name, "access": adapter.info.access,
                  "params_b": adapter.info.params_b, "provider": adapter.info.provider}

@@ -49,6 +49,7 @@ def iter_crossviewbench(jsonl: Path, data_root: Path) -> Iterator[Sample | Inval
     """
     jsonl = Path(jsonl)
     first_line: dict[str, int] = {}
+    media: dict[str, Path] = {}  # image paths resolved in this pass (views share files)
     with open(jsonl, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -70,7 +71,7 @@ def iter_crossviewbench(jsonl: Path, data_root: Path) -> Iterator[Sample | Inval
                 continue
             first_line[sample_id] = lineno
             try:
-                yield parse_record(record, sample_id, where, Path(data_root))
+                yield parse_record(record, sample_id, where, Path(data_root), media)
             except RecordError as exc:
                 yield InvalidSample(where, str(exc), sample_id)
 
@@ -103,8 +104,12 @@ def _sample_id(record: Mapping[str, Any]) -> str:
     return str(value)
 
 
-def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocation, data_root: Path) -> Sample:
-    """One decoded JSONL object -> Sample; raises RecordError naming the field at fault."""
+def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocation, data_root: Path,
+                 media: dict[str, Path] | None = None) -> Sample:
+    """One decoded JSONL object -> Sample; raises RecordError naming the field at fault.
+
+    `media`: relative path -> resolved file, shared by the records of one pass over a file so
+    that each file is looked up once (only successful look-ups are kept)."""
     if LOADER_NOTES in record:
         raise RecordError(f"key {LOADER_NOTES!r} is reserved for cvbench's loader notes")
     notes: dict[str, Any] = {}
@@ -121,7 +126,7 @@ def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocatio
     views_raw = record.get("views")
     if not isinstance(views_raw, list) or len(views_raw) < 2:
         raise RecordError(f"'views' must be a list of at least 2 views, got {_short(views_raw)}")
-    views = tuple(_parse_view(v, i, data_root, default_frame, notes) for i, v in enumerate(views_raw))
+    views = tuple(_parse_view(v, i, data_root, default_frame, notes, media) for i, v in enumerate(views_raw))
     declared_ids = [str(v["view_id"]) for v in views_raw if v.get("view_id") is not None]
     if len(set(declared_ids)) != len(declared_ids):
         raise RecordError(f"'views': repeated view_id in {declared_ids}")
@@ -175,7 +180,7 @@ def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocatio
 
 
 def _parse_view(raw: Any, index: int, data_root: Path, default_frame: int | None,
-                notes: dict[str, Any]) -> View:
+                notes: dict[str, Any], media: dict[str, Path] | None = None) -> View:
     label = f"views[{index}]"
     if not isinstance(raw, dict):
         raise RecordError(f"'{label}' must be an object, got {_short(raw)}")
@@ -184,7 +189,7 @@ def _parse_view(raw: Any, index: int, data_root: Path, default_frame: int | None
         view_id = str(index)
     elif isinstance(view_id, bool) or not isinstance(view_id, (str, int)):
         raise RecordError(f"'{label}.view_id' must be a string, got {view_id!r}")
-    image = _view_image(raw, label, data_root, default_frame)
+    image = _view_image(raw, label, data_root, default_frame, media)
 
     objects = raw.get("objects")
     if not isinstance(objects, list):
@@ -196,12 +201,13 @@ def _parse_view(raw: Any, index: int, data_root: Path, default_frame: int | None
     return View(view_id=str(view_id), image=image, regions=regions)
 
 
-def _view_image(raw: Mapping[str, Any], label: str, data_root: Path, default_frame: int | None) -> ImageRef:
+def _view_image(raw: Mapping[str, Any], label: str, data_root: Path, default_frame: int | None,
+                media: dict[str, Path] | None = None) -> ImageRef:
     image_path = raw.get("image_path")
     if image_path is not None:
         if not isinstance(image_path, str):
             raise RecordError(f"'{label}.image_path' must be a string, got {image_path!r}")
-        return ImageRef(resolve_media(image_path, data_root, f"{label}.image_path"))
+        return ImageRef(_resolve_known(image_path, data_root, f"{label}.image_path", media))
     video_path = raw.get("video_path")
     if video_path is None:
         raise RecordError(f"'{label}' has neither 'image_path' nor 'video_path'")
@@ -212,7 +218,17 @@ def _view_image(raw: Mapping[str, Any], label: str, data_root: Path, default_fra
         frame = default_frame
     if frame is None:
         raise RecordError(f"'{label}' has a video_path but no frame_id/frame_idx (in the view or the record)")
-    return ImageRef(resolve_media(video_path, data_root, f"{label}.video_path"), frame=frame)
+    return ImageRef(_resolve_known(video_path, data_root, f"{label}.video_path", media), frame=frame)
+
+
+def _resolve_known(relative: str, data_root: Path, field: str, media: dict[str, Path] | None) -> Path:
+    """`resolve_media`, remembered in `media` (errors are not: each record reports its own field)."""
+    if media is None:
+        return resolve_media(relative, data_root, field)
+    path = media.get(relative)
+    if path is None:
+        path = media[relative] = resolve_media(relative, data_root, field)
+    return path
 
 
 def _frame(raw: Mapping[str, Any], label: str) -> int | None:
