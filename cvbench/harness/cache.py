@@ -24,6 +24,17 @@ BUSY_TIMEOUT_S = 60.0
 LOOKUP_CHUNK = 500  # keys per `IN (...)` query: below SQLite's old 999-variable limit
 
 
+def rows_for_keys(db: sqlite3.Connection, query: str, keys: Sequence[str]) -> list[tuple[str, str]]:
+    """Run `query` (with `{marks}` where the `IN (...)` placeholders go) over the distinct `keys`,
+    LOOKUP_CHUNK at a time; the rows of all chunks."""
+    rows: list[tuple[str, str]] = []
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), LOOKUP_CHUNK):
+        part = unique[start:start + LOOKUP_CHUNK]
+        rows.extend(db.execute(query.format(marks=",".join("?" * len(part))), part))
+    return rows
+
+
 class CacheError(RuntimeError):
     pass
 
@@ -102,13 +113,8 @@ class ResponseCache:
     def get_many(self, keys: Sequence[str]) -> dict[str, Response]:
         """The cached responses of `keys` (absent keys are missing from the result): one query per
         LOOKUP_CHUNK keys instead of one per key."""
-        rows: list[tuple[str, str]] = []
-        unique = list(dict.fromkeys(keys))
         with self._lock:
-            for start in range(0, len(unique), LOOKUP_CHUNK):
-                part = unique[start:start + LOOKUP_CHUNK]
-                marks = ",".join("?" * len(part))
-                rows.extend(self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", part))
+            rows = rows_for_keys(self._db, "SELECT key, response FROM responses WHERE key IN ({marks})", keys)
         return {key: response_from_json(payload) for key, payload in rows}
 
     def put(self, key: str, model_id: str, response: Response) -> None:

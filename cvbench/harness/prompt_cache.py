@@ -41,11 +41,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from cvbench.harness.cache import rows_for_keys
 from cvbench.harness.types import Capabilities, Option, Prompt, Sample
 
 SCHEMA = "cvbench.prompt-digest/1"
 BUSY_TIMEOUT_S = 60.0
-LOOKUP_CHUNK = 500  # keys per `IN (...)` query: below SQLite's old 999-variable limit
 _PIXEL_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "pillow", "pycocotools")
 
 
@@ -162,14 +162,9 @@ class PromptDigestCache:
         return summary_prompt(row[0]) if row else None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, DigestedPrompt]:
-        """The stored prompts of `keys` (absent keys are missing): one query per LOOKUP_CHUNK keys."""
-        rows: list[tuple[str, str]] = []
-        unique = list(dict.fromkeys(keys))
+        """The stored prompts of `keys` (absent keys are missing): one query per chunk of keys."""
         with self._lock:
-            for start in range(0, len(unique), LOOKUP_CHUNK):
-                part = unique[start:start + LOOKUP_CHUNK]
-                marks = ",".join("?" * len(part))
-                rows.extend(self._db.execute(f"SELECT key, summary FROM prompt_digests WHERE key IN ({marks})", part))
+            rows = rows_for_keys(self._db, "SELECT key, summary FROM prompt_digests WHERE key IN ({marks})", keys)
         return {key: summary_prompt(payload) for key, payload in rows}
 
     def put(self, key: str, prompt: Prompt, protocol: Any) -> None:
