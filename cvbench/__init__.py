@@ -29,6 +29,7 @@ from cvbench.harness.types import (
     Usage,
     View,
 )
+from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError, resolve_model
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,8 @@ __all__ = [
     "ModelAdapter",
     "ModelError",
     "ModelInfo",
+    "ModelOptions",
+    "ModelResolutionError",
     "NativeRegions",
     "NativeView",
     "Option",
@@ -59,4 +62,5 @@ __all__ = [
     "TaskSpec",
     "Usage",
     "View",
+    "resolve_model",
 ]
