@@ -29,7 +29,6 @@ from cvbench.harness.types import (
     Usage,
     View,
 )
-from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError, resolve_model
 
 __version__ = "0.1.0"
 
@@ -46,8 +45,6 @@ __all__ = [
     "ModelAdapter",
     "ModelError",
     "ModelInfo",
-    "ModelOptions",
-    "ModelResolutionError",
     "NativeRegions",
     "NativeView",
     "Option",
@@ -62,5 +59,4 @@ __all__ = [
     "TaskSpec",
     "Usage",
     "View",
-    "resolve_model",
 ]
