@@ -87,15 +87,20 @@ def image_relpath(sha256: str, ext: str) -> str:
     return f"{IMAGES_DIR}/{sha256[:2]}/{sha256}.{ext}"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file, fsync and rename, so readers never see half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=True)
-        fh.write("\n")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Indented, key-sorted JSON written atomically (write_bytes_atomic)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:

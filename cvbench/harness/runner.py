@@ -46,6 +46,7 @@ from cvbench.harness.rundir import (
     SampleRecord,
     image_relpath,
     read_json,
+    write_bytes_atomic,
     write_json_atomic,
 )
 from cvbench.harness.types import (
@@ -495,12 +496,7 @@ def load_existing(run_dir: Path) -> tuple[list[str], int]:
         kept.append(line)
     new = b"".join(line + b"\n" for line in kept)
     if new != raw:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_bytes_atomic(path, new)
     return ids, dropped
 
 
@@ -583,12 +579,7 @@ def reorder_samples(run_dir: Path, order: Sequence[str]) -> None:
     ordered = sorted(by_id, key=lambda rid: (rank.get(rid, len(rank)), rid))
     if ordered == [json.loads(ln)["record_id"] for ln in lines]:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(by_id[rid] + "\n" for rid in ordered)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, "".join(by_id[rid] + "\n" for rid in ordered).encode("utf-8"))
 
 
 def read_records(run_dir: Path) -> list[SampleRecord]:
