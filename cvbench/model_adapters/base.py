@@ -6,7 +6,8 @@ wraps it:
 
 - each attempt is bounded by `ModelOptions.timeout_s`; all attempts plus the waits between them
   by `ModelOptions.budget_s` (time spent queueing for a concurrency slot is not counted);
-- 429, 408, 409, 5xx, timeouts and connection failures are retried, other 4xx are not;
+- 429, 408, 409, 5xx, timeouts, connection failures and bodies that do not parse (cut off in
+  transit) are retried; other 4xx, and well-formed bodies without an answer, are not;
 - the wait before retry k is full-jitter exponential backoff, `uniform(0, min(cap, base * 2**(k-1)))`,
   and never shorter than the server's `Retry-After` / `retry-after-ms`; jitter is drawn from
   `rng_for(seed, sample_id, "retry-jitter")` so reruns wait the same way;
@@ -208,8 +209,12 @@ def map_exception(exc: BaseException) -> AttemptError:
                                        retryable=True))
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)) or any(
             "Validation" in n or "Decode" in n or "UnknownApiResponse" in n for n in names):
+        # A body that does not parse is almost always cut off or mangled on the way (a proxy, a
+        # dropped stream), so another attempt can help; a body that parses but holds no answer
+        # (`malformed(...)` from an adapter) is the server's considered reply and is not retried.
         return AttemptError(ModelError("malformed", clean_message(
-            f"unreadable response body ({type(exc).__name__}: {_sdk_message(exc)})"), status=status))
+            f"unreadable response body ({type(exc).__name__}: {_sdk_message(exc)})"), status=status,
+            retryable=True))
     return AttemptError(ModelError("internal", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}")))
 
 

@@ -82,10 +82,13 @@ def test_conflict_409_is_retried(server: AnthropicWireServer) -> None:
     assert response.ok and response.attempts == 2
 
 
-def test_malformed_json_is_malformed(server: AnthropicWireServer) -> None:
+def test_malformed_json_is_retried_then_malformed(server: AnthropicWireServer) -> None:
     server.add_faults(Fault(raw_body=b'{"type": "message", "content": [{"type": "te'))
-    response = generate(server)
+    assert generate(server).ok
+    server.add_faults(*[Fault(raw_body=b'{"type": "message", "content": [{"type": "te')] * 4)
+    response = generate(server, max_retries=3)
     assert response.error is not None and response.error.kind == "malformed" and response.text is None
+    assert response.attempts == 4
 
 
 def test_message_without_text_is_malformed(server: AnthropicWireServer) -> None:

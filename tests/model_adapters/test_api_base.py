@@ -15,6 +15,7 @@ from cvbench.model_adapters.base import (
     backoff_delay,
     error_for_status,
     map_exception,
+    malformed,
     parse_retry_after,
 )
 from cvbench.model_adapters.registry import ModelOptions
@@ -52,7 +53,9 @@ def test_status_mapping(status: int, kind: str, retryable: bool) -> None:
 def test_generic_exception_mapping() -> None:
     assert map_exception(asyncio.TimeoutError()).error.kind == "timeout"
     assert map_exception(ConnectionRefusedError("refused")).error.kind == "transport"
-    assert map_exception(json.JSONDecodeError("x", "{", 0)).error.kind == "malformed"
+    unreadable = map_exception(json.JSONDecodeError("x", "{", 0)).error
+    assert unreadable.kind == "malformed" and unreadable.retryable
+    assert not malformed("no choices").error.retryable
     internal = map_exception(RuntimeError("bug"))
     assert internal.error.kind == "internal" and not internal.error.retryable
 

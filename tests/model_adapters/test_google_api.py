@@ -104,10 +104,12 @@ def test_no_candidates_is_malformed(server: GoogleWireServer) -> None:
     assert response.error is not None and response.error.kind == "malformed"
 
 
-def test_malformed_json_is_malformed(server: GoogleWireServer) -> None:
+def test_malformed_json_is_retried_then_malformed(server: GoogleWireServer) -> None:
     server.add_faults(Fault(raw_body=b'{"candidates": [{"content": '))
-    response = generate(server)
-    assert response.error is not None and response.error.kind == "malformed" and response.attempts == 1
+    assert generate(server).attempts == 2
+    server.add_faults(*[Fault(raw_body=b'{"candidates": [{"content": ')] * 4)
+    response = generate(server, max_retries=3)
+    assert response.error is not None and response.error.kind == "malformed" and response.attempts == 4
 
 
 def test_timeout_ends_in_an_error_within_the_budget(server: GoogleWireServer) -> None:

@@ -128,15 +128,21 @@ def test_dropped_connection_is_retried(server: OpenAIWireServer) -> None:
     assert response.ok and response.attempts == 2
 
 
-def test_malformed_json_is_a_malformed_error(server: OpenAIWireServer) -> None:
+def test_one_truncated_json_body_is_retried(server: OpenAIWireServer) -> None:
     server.add_faults(Fault(raw_body=b'{"id": "x", "choices": [ {"message": '))
     response, _ = generate(server)
-    assert response.error is not None and response.error.kind == "malformed"
-    assert response.text is None and response.attempts == 1
+    assert response.ok and response.text == "B" and response.attempts == 2
+
+
+def test_json_that_never_parses_is_a_malformed_error_after_the_retries(server: OpenAIWireServer) -> None:
+    server.add_faults(*[Fault(raw_body=b'{"id": "x", "choices": [ {"message": ')] * 4)
+    response, _ = generate(server, max_retries=3)
+    assert response.error is not None and response.error.kind == "malformed" and response.error.retryable
+    assert response.text is None and response.attempts == 4 and len(server.requests) == 4
 
 
 def test_non_json_body_is_a_malformed_error(server: OpenAIWireServer) -> None:
-    server.add_faults(Fault(raw_body=b"<html>gateway says hi</html>", content_type="text/html"))
+    server.add_faults(*[Fault(raw_body=b"<html>gateway says hi</html>", content_type="text/html")] * 4)
     response, _ = generate(server)
     assert response.error is not None and response.error.kind == "malformed"
 
