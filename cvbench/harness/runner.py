@@ -3,9 +3,9 @@
 - Streams samples from the loaders (never a list of all images); prompts are built in a
   thread pool, off the event loop; model calls run concurrently (asyncio, `concurrency`).
 - The response cache is consulted first; every successful response is committed as it arrives.
-- One writer appends each record to `samples.jsonl` (flushed at once, fsync every 0.5 s) in input
-  order: completions that arrive early wait in a small buffer, so two runs of the same command
-  compare line by line.
+- One writer appends each record to `samples.jsonl` the moment it finishes (flushed at once,
+  fsync every 0.5 s); when the run ends the file is put into input order, so two runs of the same
+  command compare line by line.
 - A rerun whose answers are cached skips rendering through the prompt-digest cache
   (cvbench/harness/prompt_cache.py).
 - Resume: the same command with the same `--out` skips every finished record (error records are
@@ -513,22 +513,31 @@ def save_prompt_images(run_dir: Path, images: Sequence[PromptImage]) -> None:
         os.replace(tmp, path)
 
 
-class OrderedWriter:
-    """The single writer of samples.jsonl: records are written in job order, each flushed to the
-    operating system at once, so a crash of the process loses at most the records still in flight
-    or waiting for an earlier one. fsync runs at most every FSYNC_INTERVAL_S and on close (one
-    fsync per record cost ~6 ms each, longer than a cached sample takes): a power loss can lose
-    the last fraction of a second of records, as it can lose the response cache's last commits
-    (SQLite WAL, synchronous=NORMAL); a rerun recomputes them from the cache."""
+class SamplesWriter:
+    """The single writer of samples.jsonl. Each record is appended the moment it is handed over
+    (completion order) and flushed to the operating system at once, so a crash of the process
+    loses only the records still in flight, never finished ones stuck behind a slow request.
+    fsync runs at most every FSYNC_INTERVAL_S and on close (one fsync per record cost ~6 ms each,
+    longer than a cached sample takes): a power loss can lose the last fraction of a second of
+    records, as it can lose the response cache's last commits (SQLite WAL, synchronous=NORMAL); a
+    rerun recomputes them from the cache.
+
+    The writer keeps each line's job index, offset and length (a few ints per record, not the
+    lines): `rewrite_in_job_order()` then puts a finished file into job order by copying the
+    lines across, so two runs of the same command still compare line by line."""
 
     FSYNC_INTERVAL_S = 0.5
 
     def __init__(self, path: Path, secrets: Sequence[str]) -> None:
-        self._fh = open(path, "a", encoding="utf-8")
+        self.path = path
+        self._fh = open(path, "ab")
+        self._end = self._fh.tell()  # lines already there (a resumed run) stay first
+        self._start = self._end
         self.records = RecordWriter(secrets)  # shared with the threads that serialise cache hits
-        self._pending: dict[int, SampleRecord | tuple[str, metrics_mod.ScoredRecord] | None] = {}
-        self.scored: list[metrics_mod.ScoredRecord] = []  # what the metrics read of each line written, in order
-        self._next = 0
+        self._scored: list[tuple[int, metrics_mod.ScoredRecord]] = []
+        self._spans: list[tuple[int, int, int]] = []  # (job index, byte offset, byte length) of each line written
+        self._last_index = -1
+        self.in_job_order = True
         self._synced_at = time.monotonic()
         self._unsynced = False
         self.written = 0
@@ -539,24 +548,33 @@ class OrderedWriter:
         self.put_many([(index, record)])
 
     def put_many(self, items: Sequence[tuple[int, SampleRecord | tuple[str, metrics_mod.ScoredRecord] | None]]) -> None:
-        """Hand over several jobs' records at once (one flush for all that can be written)."""
-        for index, record in items:
-            self._pending[index] = record
-        lines: list[str] = []
-        while self._next in self._pending:
-            rec = self._pending.pop(self._next)
-            if rec is not None:
-                line, scored = rec if isinstance(rec, tuple) else self.records.written(rec)
-                lines.append(line)
-                self.scored.append(scored)
-            self._next += 1
-        if lines:
-            self._fh.write("".join(line + "\n" for line in lines))
+        """Append several jobs' records at once (one write and one flush)."""
+        chunks: list[bytes] = []
+        for index, rec in items:
+            if rec is None:
+                continue
+            line, scored = rec if isinstance(rec, tuple) else self.records.written(rec)
+            data = (line + "\n").encode("utf-8")
+            self._spans.append((index, self._end, len(data)))
+            self._scored.append((index, scored))
+            self._end += len(data)
+            if index < self._last_index:
+                self.in_job_order = False
+            self._last_index = max(self._last_index, index)
+            chunks.append(data)
+        if chunks:
+            self._fh.write(b"".join(chunks))
             self._fh.flush()
             self._unsynced = True
-            self.written += len(lines)
+            self.written += len(chunks)
         if self._unsynced and time.monotonic() - self._synced_at >= self.FSYNC_INTERVAL_S:
             self.sync()
+
+    @property
+    def scored(self) -> list[metrics_mod.ScoredRecord]:
+        """What the metrics read of each line written, in job order."""
+        pairs = self._scored if self.in_job_order else sorted(self._scored, key=lambda pair: pair[0])
+        return [scored for _, scored in pairs]
 
     def sync(self) -> None:
         if self._unsynced:
@@ -568,6 +586,28 @@ class OrderedWriter:
         if not self._fh.closed:
             self.sync()
         self._fh.close()
+
+    def rewrite_in_job_order(self) -> None:
+        """After `close()`: rewrite the file with this writer's lines in job order (lines that were
+        there before it opened stay first), streaming line by line; atomic (temp file + rename)."""
+        if self.in_job_order:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            remaining = self._start
+            while remaining > 0:
+                block = src.read(min(remaining, 1 << 20))
+                if not block:
+                    break
+                dst.write(block)
+                remaining -= len(block)
+            for _, offset, length in sorted(self._spans):
+                src.seek(offset)
+                dst.write(src.read(length))
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, self.path)
+        self.in_job_order = True
 
 
 def reorder_samples(run_dir: Path, order: Sequence[str]) -> None:
@@ -827,7 +867,7 @@ class Runner:
         cpu_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)),
                                                          thread_name_prefix="cvbench-prompt")
         io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
-        writer = OrderedWriter(self.run_dir / SAMPLES_FILE, self._secrets)
+        writer = SamplesWriter(self.run_dir / SAMPLES_FILE, self._secrets)
         writer_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvbench-writer")
         order: list[str] = []
         semaphore = asyncio.Semaphore(o.concurrency)
@@ -977,7 +1017,7 @@ class Runner:
                 failures.append((job, exc))
                 return
             record = task.result()
-            writer_pool.submit(writer.put, job.index, record)  # fsync off the event loop; one thread keeps order
+            writer_pool.submit(writer.put, job.index, record)  # fsync off the event loop
             progress.advance(record.correct, record.parse_status)
 
         failures: list[tuple[Job, BaseException]] = []
@@ -1062,9 +1102,12 @@ class Runner:
             raise RunError(f"{job.record_id}: unexpected failure ({type(exc).__name__}: {exc}); "
                            f"finished records are saved, rerun the same command to resume") from exc
         cancelled = self._stop or not complete
-        if not cancelled and finished_ids:
-            # a resumed run: its new records follow the kept ones. A run that started from an empty
-            # samples.jsonl was written in job order by the one writer, so it needs no rewrite.
+        if not finished_ids:
+            # the writer knows where each of its lines is: a copy in job order, only when completions
+            # arrived out of order (a cancelled run is put in order too; a resume keeps that order)
+            writer.rewrite_in_job_order()
+        elif not cancelled:
+            # a resumed run: its new records follow the kept ones; sort the whole file by job order
             reorder_samples(self.run_dir, order)
         # a run that started from an empty samples.jsonl wrote every record itself: the metrics read
         # the writer's copy of what each line holds instead of parsing the file back

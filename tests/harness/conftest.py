@@ -111,11 +111,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeOpenAI:
     """Answers /v1/chat/completions deterministically from the request's images; counts requests
-    per image set. `fail_keys` get HTTP 400 (not retried), `delay_s` slows every answer."""
+    per image set. `fail_keys` get HTTP 400 (not retried), `delay_s` slows every answer, and a
+    request whose key is in `hold_keys` waits until that event is set."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.fail_keys: set[str] = set()
+        self.hold_keys: dict[str, threading.Event] = {}
         self.reply_text: str | None = None  # a fixed reply instead of "Answer: <letter>"
         self.judge_reply: str | None = None  # the reply to judge requests (their text holds "Model answer:")
         self.prompts: list[str] = []  # the text part of every request
@@ -134,6 +136,8 @@ class FakeOpenAI:
                     owner.counts[key] = owner.counts.get(key, 0) + 1
                 if owner.delay_s:
                     time.sleep(owner.delay_s)
+                if key in owner.hold_keys:
+                    owner.hold_keys[key].wait(timeout=120)
                 if key in owner.fail_keys:
                     payload = json.dumps({"error": {"message": "bad request (test)", "type": "invalid_request_error"}})
                     self._send(400, payload)

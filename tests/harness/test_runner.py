@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,65 @@ def test_kill_9_mid_run_then_resume(tiny_data: Any, tmp_path: Path, make_fake_op
         for key, ev in reference["evaluations"].items():
             assert final["evaluations"][key]["overall"] == ev["overall"]
             assert final["evaluations"][key]["slices"] == ev["slices"]
+
+
+def test_records_behind_a_hung_request_survive_kill_9(tiny_data: Any, tmp_path: Path, make_fake_openai: Any) -> None:
+    """A finished record is on disk at once, even while an earlier sample's request hangs; the
+    finished file is still in input order."""
+    server = make_fake_openai()
+    run_tiny(tiny_data, tmp_path / "ref", model="openai-compatible:tiny", base_urls=(server.base_url,),
+             concurrency=4, n_resamples=2000)
+    reference = [r for r in iter_records(tmp_path / "ref") if r.parse_status != "invalid"]
+    hung = server.key_of(reference[0].image_sha256)
+    release = threading.Event()
+    server.hold_keys[hung] = release
+    server.counts.clear()
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = tmp_path / "run"
+    args = ["run", "--model", "openai-compatible:tiny", "--base-url", server.base_url, "--task", tiny_data.task,
+            "--data-dir", str(tiny_data.root), "--no-cache", "--concurrency", "4", "--no-progress", "--out", str(out)]
+    proc = cli(args, env)
+    try:
+        deadline = time.monotonic() + 60
+        written: set[str] = set()
+        while len(written) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            written = {server.key_of(r.image_sha256) for r in iter_records(out) if r.parse_status == "parsed"}
+        assert len(written) >= 10 and hung not in written, "records behind the hung request were not written"
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        release.set()
+    # the resume sends only what was not written (no cache: a lost record would be sent again)
+    server.hold_keys.clear()
+    server.counts.clear()
+    resumed = cli(args, env)
+    assert resumed.wait(timeout=120) == 0, resumed.stdout.read() if resumed.stdout else ""
+    assert not set(server.counts) & written
+    assert records_without_timings(out) == records_without_timings(tmp_path / "ref")
+
+
+def test_out_of_order_completions_are_written_in_input_order(tiny_data: Any, tmp_path: Path,
+                                                            make_fake_openai: Any) -> None:
+    server = make_fake_openai()
+    run_tiny(tiny_data, tmp_path / "ref", model="openai-compatible:tiny", base_urls=(server.base_url,),
+             concurrency=4, n_resamples=2000)
+    first = next(r for r in iter_records(tmp_path / "ref") if r.parse_status != "invalid")
+    release = threading.Event()
+    server.hold_keys[server.key_of(first.image_sha256)] = release
+    threading.Timer(1.0, release.set).start()  # answered last, well after the others
+    outcome = run_tiny(tiny_data, tmp_path / "run", model="openai-compatible:tiny", base_urls=(server.base_url,),
+                       concurrency=4, n_resamples=2000)
+    assert outcome.status == "complete"
+    assert records_without_timings(tmp_path / "run") == records_without_timings(tmp_path / "ref")
+    reference = json.loads((tmp_path / "ref" / "results.json").read_text())
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["overall"] == reference["overall"]
+    for key, ev in reference["evaluations"].items():  # all but the latencies in `usage`
+        assert {k: v for k, v in results["evaluations"][key].items() if k != "usage"} == \
+            {k: v for k, v in ev.items() if k != "usage"}
+    assert not list((tmp_path / "run").glob("*.tmp"))
 
 
 def test_sigint_writes_cancelled_results_and_resumes(tiny_data: Any, tmp_path: Path, make_fake_openai: Any) -> None:
