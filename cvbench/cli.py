@@ -430,16 +430,27 @@ def leaderboard_group() -> None:
 @click.option("--samples-per-evaluation", type=click.IntRange(0), default=200, show_default=True,
               help="Records per evaluation in each sample browser (seeded subset; 0 = all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample-browser subsets.")
+@click.option("--images", "image_mode", type=click.Choice(["exact", "preview", "none"]), default="exact",
+              show_default=True,
+              help="Sample-browser images: the exact files the model saw, downscaled JPEG previews "
+                   "(a much smaller site), or none.")
+@click.option("--preview-size", type=click.IntRange(16), default=1024, show_default=True,
+              help="With --images preview: the longer side of a preview, in pixels (never enlarged).")
+@click.option("--preview-quality", type=click.IntRange(1, 95), default=85, show_default=True,
+              help="With --images preview: JPEG quality.")
 def leaderboard_build_command(run_dirs: tuple[str, ...], out_dir: str, reported: str, title: str,
-                              samples_per_evaluation: int, seed: int) -> None:
+                              samples_per_evaluation: int, seed: int, image_mode: str, preview_size: int,
+                              preview_quality: int) -> None:
     """Build the static leaderboard site from run directories (works from file:// and any static host)."""
     from cvbench.harness.rundir import RunDirError
     from cvbench.leaderboard.reference import ReferenceDataError
+    from cvbench.leaderboard.previews import PreviewSettings
     from cvbench.leaderboard.site import SiteError, build_site
 
     try:
         site = build_site(list(run_dirs), out_dir, reported=reported, title=title,
-                          samples_per_evaluation=samples_per_evaluation, seed=seed)
+                          samples_per_evaluation=samples_per_evaluation, seed=seed, images=image_mode,
+                          preview=PreviewSettings(max_side=preview_size, quality=preview_quality))
     except (RunDirError, ReferenceDataError, SiteError, ValueError) as exc:
         raise CvbenchError(str(exc)) from None
     click.echo(f"built {site.out}/index.html: {site.pages} pages, {site.tables} tables, {site.runs} runs, "

@@ -6,6 +6,8 @@
     SITE/models/<slug>.html           one page per run: every slice, provenance, sample browser
     SITE/downloads/<table>.{csv,json,tex}, SITE/downloads/all.{csv,json,tex}
     SITE/img/<sha[:2]>/<sha>.<ext>    only the images the sample browsers show, content-addressed
+                                      (--images preview: <sha>.preview-<size>-q<quality>.jpg,
+                                      a downscaled JPEG of the image with that sha256)
     SITE/static/site.css, site.js
 
 Works from file:// and any static host: data is rendered server-side, and the sample browser
@@ -24,8 +26,11 @@ from typing import Any
 
 from markupsafe import Markup
 
+from cvbench.harness.images import ImageError, load_image
 from cvbench.harness.rundir import RunData, SampleRecord, load_run
 from cvbench.harness.seeding import rng_for
+from cvbench.harness.types import ImageRef
+from cvbench.leaderboard.previews import IMAGE_MODES, PreviewSettings, preview_jpeg
 from cvbench.leaderboard.reference import ReportedValue, load_reported, reported_rows
 from cvbench.reports.exports import tables_to_csv, tables_to_json, tables_to_latex
 from cvbench.reports.summary import (
@@ -197,10 +202,19 @@ def select_site_records(records: Sequence[SampleRecord], *, run_name: str, seed:
     return [records[i] for i in sorted(keep)]
 
 
-def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path) -> tuple[dict[str, str], int]:
-    """Copy the records' images into SITE/img/ (content-addressed): sha -> site-relative path."""
+def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path, mode: str = "exact",
+                     preview: PreviewSettings = PreviewSettings()) -> tuple[dict[str, str], int]:
+    """Put the records' images into SITE/img/: sha -> site-relative path; and how many files were new.
+
+    `exact` copies the files the model saw (named by their sha256); `preview` writes a downscaled
+    JPEG of each, named by the sha256 of the image it shows plus how it was made; `none` nothing.
+    """
+    if mode not in IMAGE_MODES:
+        raise SiteError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
     paths: dict[str, str] = {}
-    copied = 0
+    written = 0
+    if mode == "none":
+        return paths, written
     for r in records:
         for sha in r.image_sha256:
             if sha in paths:
@@ -208,18 +222,28 @@ def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path) 
             src = run.image_path(sha)
             if src is None:
                 continue
-            rel = f"img/{sha[:2]}/{sha}{src.suffix.lower()}"
+            suffix = src.suffix.lower() if mode == "exact" else preview.suffix
+            rel = f"img/{sha[:2]}/{sha}{suffix}"
             dest = site / rel
             if not dest.exists():
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dest)
-                copied += 1
+                if mode == "exact":
+                    shutil.copyfile(src, dest)
+                else:
+                    try:
+                        data = preview_jpeg(load_image(ImageRef(src)), preview)
+                    except ImageError as exc:
+                        raise SiteError(f"{run.path.name}: image of {r.record_id}: {exc}") from None
+                    tmp = dest.with_name(dest.name + ".tmp")
+                    tmp.write_bytes(data)
+                    tmp.replace(dest)
+                written += 1
             paths[sha] = rel
-    return paths, copied
+    return paths, written
 
 
-def sample_payload(records: Sequence[SampleRecord], image_paths: dict[str, str], total: int, prefix: str
-                   ) -> dict[str, Any]:
+def sample_payload(records: Sequence[SampleRecord], image_paths: dict[str, str], total: int, prefix: str,
+                   image_mode: str = "exact") -> dict[str, Any]:
     evaluations: dict[str, set[str]] = {}
     items = []
     for r in records:
@@ -232,13 +256,15 @@ def sample_payload(records: Sequence[SampleRecord], image_paths: dict[str, str],
             "parse_status": r.parse_status, "parse_reason": r.parse_reason, "error": error_text(r),
             "invalid": r.invalid, "judge": _judge_text(getattr(r, "judge", None)), "options": r.options, "source": r.source, "cluster": r.cluster, "mode": r.mode,
             "images": [prefix + image_paths[s] if s in image_paths else None for s in r.image_sha256],
+            "image_sha256": list(r.image_sha256),
         })
     slice_options = []
     for evaluation in sorted(evaluations, key=lambda e: (e.partition("@")[0], -setting_sort_key(e.partition("@")[2]))):
         slice_options.append({"value": evaluation, "label": evaluation})
         for s in sorted(evaluations[evaluation], key=slice_sort_key):
             slice_options.append({"value": f"{evaluation}|{s}", "label": f"{evaluation} · {slice_label(s)}"})
-    return {"total": total, "included": len(items), "slices": slice_options, "records": items}
+    return {"total": total, "included": len(items), "image_mode": image_mode, "slices": slice_options,
+            "records": items}
 
 
 def _judge_text(judge: Any) -> str | None:
@@ -270,9 +296,13 @@ def _downloads(tables: Sequence[Table]) -> dict[str, dict[str, str]]:
 
 
 def build_site(run_dirs: Sequence[str | Path], out: str | Path, *, reported: str = "shipped",
-               title: str = "cvbench leaderboard", samples_per_evaluation: int = 200, seed: int = 0) -> SiteBuild:
+               title: str = "cvbench leaderboard", samples_per_evaluation: int = 200, seed: int = 0,
+               images: str = "exact", preview: PreviewSettings = PreviewSettings()) -> SiteBuild:
     """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
-    "none", or a path to a CSV in the same format."""
+    "none", or a path to a CSV in the same format. `images`: what the sample browsers show
+    (see `copy_site_images`)."""
+    if images not in IMAGE_MODES:
+        raise SiteError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {images!r}")
     out = Path(out)
     runs = [load_run(d) for d in run_dirs]
     if reported == "shipped":
@@ -315,20 +345,20 @@ def build_site(run_dirs: Sequence[str | Path], out: str | Path, *, reported: str
             downloads=downloads))
         pages += 1
 
-    images = 0
+    n_images = 0
     samples = 0
     for sr in site_runs:
         records = list(sr.run.records())
         shown = select_site_records(records, run_name=sr.run.path.name, seed=seed,
                                     per_evaluation=samples_per_evaluation)
-        image_paths, copied = copy_site_images(sr.run, shown, out)
-        images += copied
+        image_paths, written = copy_site_images(sr.run, shown, out, images, preview)
+        n_images += written
         samples += len(shown)
-        payload = sample_payload(shown, image_paths, len(records), prefix="../")
+        payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images)
         total_bytes += _write(out / sr.page, env.get_template("model.html.j2").render(
             **common, root="../", page_id="model", r=sr, s=sr.summary, samples=json_block(payload),
             n_shown=len(shown), n_records=len(records), per_evaluation=samples_per_evaluation))
         pages += 1
     total_bytes += sum(p.stat().st_size for p in (out / "img").rglob("*") if p.is_file()) if (out / "img").exists() else 0
     return SiteBuild(out=out, pages=pages, tables=len(download_tables), runs=len(site_runs),
-                     reported_values=len(reported_values), images=images, samples=samples, bytes=total_bytes)
+                     reported_values=len(reported_values), images=n_images, samples=samples, bytes=total_bytes)

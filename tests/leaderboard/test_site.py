@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from cvbench.cli import cli
 from cvbench.harness.rundir import iter_records
+from cvbench.leaderboard.previews import PreviewSettings
 from cvbench.leaderboard.reference import load_reported
 from cvbench.leaderboard.site import (
     SiteError,
@@ -183,6 +185,46 @@ def test_only_shown_images_are_copied_content_addressed(site: Path) -> None:
     for rel in on_disk:
         data = (site / rel).read_bytes()
         assert Path(rel).stem == hashlib.sha256(data).hexdigest()
+
+
+def test_preview_images_are_small_jpegs_named_after_the_exact_image(factory_runs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "preview"
+    build = build_site(factory_runs[:2], out, reported="none", samples_per_evaluation=10, images="preview",
+                       preview=PreviewSettings(max_side=16, quality=80))
+    shown: dict[str, list[str]] = {}
+    for path in (out / "models").glob("*.html"):
+        payload = json.loads(parse_page(path).json_blocks[0])
+        assert payload["image_mode"] == "preview"
+        for r in payload["records"]:
+            for src, sha in zip(r["images"], r["image_sha256"]):
+                if src:
+                    shown.setdefault(src.removeprefix("../"), []).append(sha)
+    on_disk = {p.relative_to(out).as_posix() for p in (out / "img").rglob("*") if p.is_file()}
+    assert on_disk == set(shown) and build.images == len(on_disk) > 0
+    for rel, shas in shown.items():
+        name = Path(rel).name
+        assert name.endswith(".preview-16-q80.jpg") and {name.split(".")[0]} == set(shas)
+        with Image.open(out / rel) as im:
+            assert im.format == "JPEG" and max(im.size) == 16  # the factory's images are 48x36
+    exact = build_site(factory_runs[:2], tmp_path / "exact", reported="none", samples_per_evaluation=10)
+    assert exact.images == build.images
+
+
+def test_images_none_ships_no_images_and_says_so(factory_runs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "none"
+    result = CliRunner().invoke(cli, ["leaderboard", "build", str(factory_runs[0]), "--out", str(out),
+                                      "--reported", "none", "--images", "none"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "img").exists() and ", 0 images," in result.output
+    payload = json.loads(parse_page(next((out / "models").glob("*.html"))).json_blocks[0])
+    assert payload["image_mode"] == "none"
+    assert all(src is None for r in payload["records"] for src in r["images"])
+    assert any(r["image_sha256"] for r in payload["records"])  # still says which images the model saw
+    with pytest.raises(SiteError, match="--images must be one of"):
+        build_site([factory_runs[0]], tmp_path / "bad", reported="none", images="thumbs")
+    result = CliRunner().invoke(cli, ["leaderboard", "build", str(factory_runs[0]), "--out", str(tmp_path / "p"),
+                                      "--reported", "none", "--images", "preview", "--preview-size", "8"])
+    assert result.exit_code == 2 and "--preview-size" in result.output
 
 
 def test_deep_link_targets_exist(site: Path) -> None:

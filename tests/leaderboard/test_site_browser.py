@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
+from cvbench.leaderboard.previews import PreviewSettings
 from cvbench.leaderboard.site import build_site
 from tests.reports.run_factory import XSS_NAME
 
@@ -194,3 +195,24 @@ def test_download_table(page: Page, base: str) -> None:
     assert text.startswith("table,task,benchmark,model,")
     assert "crossviewbench-main,crossviewbench,crossviewbench,CrossViewer,reported,native" in text
     assert ",62.7," in text
+
+
+def test_preview_site_shows_previews_and_says_so(factory_runs: list[Path], browser: Browser,
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(factory_runs[:1], out, reported="none", samples_per_evaluation=10, images="preview",
+               preview=PreviewSettings(max_side=24))
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto((out / "models").as_uri() + "/" + next((out / "models").glob("*.html")).name)
+        page.locator("#sample-status").select_option("correct")
+        page.locator("#sample-list button").first.click()
+        detail = page.locator("#sample-detail")
+        assert "Downscaled JPEG previews" in detail.inner_text()
+        img = detail.locator("img").first
+        img.wait_for()
+        assert img.evaluate("img => img.complete && img.naturalWidth === 24")
+        assert "(preview), sha256 " in (img.get_attribute("title") or "")
+    finally:
+        context.close()

@@ -106,6 +106,7 @@
     if (!dataNode) return;
     var data = JSON.parse(dataNode.textContent);
     var records = data.records;
+    var imageMode = data.image_mode || "exact";
     var byId = {};
     records.forEach(function (r) { byId[r.id] = r; });
     var sliceSelect = document.getElementById("sample-slice");
@@ -188,17 +189,28 @@
       field(dl, "Mode", r.mode);
       detail.appendChild(dl);
       var images = el("div", null, "images");
-      r.images.forEach(function (src, i) {
-        if (!src) {
-          images.appendChild(el("p", "Image " + (i + 1) + " is missing from the run directory.", "warn"));
-          return;
+      var shas = r.image_sha256 || [];
+      if (imageMode === "none") {
+        images.appendChild(el("p", "Images are not included in this site (built with --images none); " +
+          "the run directory holds them by sha256: " + shas.join(", ") + ".", "note"));
+      } else {
+        if (imageMode === "preview" && r.images.length) {
+          images.appendChild(el("p", "Downscaled JPEG previews; the exact images the model saw are in the " +
+            "run directory by sha256.", "note"));
         }
-        var img = document.createElement("img");
-        img.src = src;
-        img.alt = "Image " + (i + 1) + " of " + r.id;
-        img.title = "Image " + (i + 1);
-        images.appendChild(img);
-      });
+        r.images.forEach(function (src, i) {
+          if (!src) {
+            images.appendChild(el("p", "Image " + (i + 1) + " is missing from the run directory.", "warn"));
+            return;
+          }
+          var img = document.createElement("img");
+          img.src = src;
+          img.alt = "Image " + (i + 1) + " of " + r.id;
+          img.title = "Image " + (i + 1) + (imageMode === "preview" ? " (preview)" : "") +
+            (shas[i] ? ", sha256 " + shas[i] : "");
+          images.appendChild(img);
+        });
+      }
       detail.appendChild(images);
       detail.appendChild(el("h4", "Prompt"));
       detail.appendChild(el("pre", r.prompt, "prompt"));
