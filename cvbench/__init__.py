@@ -32,6 +32,33 @@ from cvbench.harness.types import (
 
 __version__ = "0.1.0"
 
+# Run and model entry points, imported on first use: `import cvbench` (and the prompt path, whose
+# source is hashed into the prompt cache key) must not pull in the adapters and the runner.
+_LAZY: dict[str, str] = {
+    "ModelOptions": "cvbench.model_adapters.registry",
+    "ModelResolutionError": "cvbench.model_adapters.registry",
+    "resolve_model": "cvbench.model_adapters.registry",
+    "RunError": "cvbench.harness.runner",
+    "RunOptions": "cvbench.harness.runner",
+    "RunOutcome": "cvbench.harness.runner",
+    "Runner": "cvbench.harness.runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cvbench' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 __all__ = [
     "__version__",
     "BENCHMARKS",
@@ -59,4 +86,5 @@ __all__ = [
     "TaskSpec",
     "Usage",
     "View",
+    *_LAZY,
 ]
