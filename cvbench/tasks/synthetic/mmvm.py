@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from cvbench.harness.masks import mask_to_polygons
 from cvbench.harness.protocols.mmvm import (
     MAX_ID_OPTIONS,
+    NONE_OF_THE_ABOVE,
     mmvm_options,
     mmvm_question,
     question_body,
@@ -24,7 +26,7 @@ from cvbench.harness.protocols.mmvm import (
     render_query_view,
 )
 from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import CUE_BY_CODE, CUE_CODES
+from cvbench.harness.types import CUE_BY_CODE, CUE_CODES, Option
 from cvbench.tasks.synthetic.facts import SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_jpeg, write_json
 from cvbench.tasks.synthetic.mmvm_cases import (
@@ -36,7 +38,7 @@ from cvbench.tasks.synthetic.mmvm_cases import (
 
 TSV_NAME = "mllm_match_eval_full.tsv"
 CASE_FACTS = "synth_case.json"  # extra file per case: the generator's facts (loaders ignore it)
-GENERATOR_VERSION = "cvbench-synth-mmvm/1"
+GENERATOR_VERSION = "cvbench-synth-mmvm/2"
 CASES_DIR = "match_bench"
 TSV_COLUMNS = ("index", "question", "pure_question", "choices", "choices_head", "answer", "match_type", "image_path",
                "image_path_v3", "question_v3", "image", "image_v3")
@@ -76,14 +78,22 @@ def build_case(case_id: str, cues: tuple[str, ...], n: int, seed: int) -> BuiltC
                           f"candidates visible")
 
 
-def draw_ids(seed: int, case_id: str, n: int, query_pos: int) -> list[int]:
-    """A seeded shuffle of 1..n for the candidates, redrawn until the query's id is one of the
-    first 25 (the most that become options), so the answer is always a listed id."""
-    for attempt in range(1000):
-        ids = [int(v) + 1 for v in rng_for(seed, "mmvm-ids", case_id, attempt).permutation(n)]
-        if ids[query_pos] <= MAX_ID_OPTIONS:
-            return ids
-    raise RuntimeError(f"{case_id}: could not draw ids")  # unreachable for n <= 37
+def draw_ids(seed: int, case_id: str, n: int) -> list[int]:
+    """A seeded shuffle of 1..n for the candidates (upstream's shuffle is the same, unseeded).
+    With more than 25 candidates the query's id can be one that is not listed as an option, and
+    the answer is then "None of the above", as in the official set."""
+    return [int(v) + 1 for v in rng_for(seed, "mmvm-ids", case_id).permutation(n)]
+
+
+def answer_letter(options: Sequence[Option], query_id: int) -> str:
+    """The letter of the option naming the query's id, or of "None of the above" when it is not listed."""
+    listed = next((o.letter for o in options if o.text == str(query_id)), None)
+    if listed is not None:
+        return listed
+    none = options[-1]
+    if none.text != NONE_OF_THE_ABOVE or query_id <= MAX_ID_OPTIONS:
+        raise ValueError(f"query id {query_id} is neither listed nor beyond the {MAX_ID_OPTIONS} listed ids")
+    return none.letter
 
 
 def _annotation(mask: np.ndarray, ident: int) -> dict[str, Any]:
@@ -99,7 +109,8 @@ def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
     query_view, cand_view = f.views[built.query_cam], f.views[built.cand_cam]
     query_mask = query_view.visible_mask(f.index_of(d.query))
     cand_masks = [cand_view.visible_mask(f.index_of(c)) for c in d.candidates]
-    ids = draw_ids(seed, d.case_id, len(d.candidates), d.candidates.index(d.query))
+    ids = draw_ids(seed, d.case_id, len(d.candidates))
+    query_id = ids[d.candidates.index(d.query)]
 
     write_jpeg(folder / "FRAME00_ORI.jpg", query_view.image)
     write_jpeg(folder / "FRAME00.jpg", render_query_view(query_view.image, query_mask))
@@ -111,11 +122,10 @@ def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
     by_id = sorted(zip(ids, cand_masks), key=lambda t: t[0])
     write_json(folder / "FRAME01_CAND.json", [_annotation(m, i) for i, m in by_id])
 
-    write_json(folder / CASE_FACTS, _case_facts(d, f, built.cand_cam, ids))
+    write_json(folder / CASE_FACTS, _case_facts(d, f, built.cand_cam, ids, query_id))
 
     options = mmvm_options(ids)
-    query_id = str(ids[d.candidates.index(d.query)])
-    answer = next(o.letter for o in options if o.text == query_id)
+    answer = answer_letter(options, query_id)
     question = mmvm_question(options)
     images = [f"{case_rel}/FRAME00.jpg", f"{case_rel}/FRAME01_CAND.jpg"]
     return {
@@ -133,9 +143,10 @@ def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
     }
 
 
-def _case_facts(d: CaseDesign, f: SceneFacts, cand_cam: int, ids: list[int]) -> dict[str, Any]:
-    """What each drawn id is (its look, 3D placement and visibility) and the landmarks: the facts
-    behind the case's cues, for audits. The TSV `answer` says which id is the query."""
+def _case_facts(d: CaseDesign, f: SceneFacts, cand_cam: int, ids: list[int], query_id: int) -> dict[str, Any]:
+    """What each drawn id is (its look, 3D placement and visibility), which one is the query (the
+    TSV cannot say when the answer is "None of the above") and the landmarks: the facts behind
+    the case's cues, for audits."""
     candidates = []
     for oid, ident in sorted(zip(d.candidates, ids), key=lambda t: t[1]):
         look, obj = d.looks[oid], d.scene.obj(oid)
@@ -151,7 +162,8 @@ def _case_facts(d: CaseDesign, f: SceneFacts, cand_cam: int, ids: list[int]) -> 
         })
     landmarks = [{"shape": o.shape.kind, "colour": o.colour, "centre": [round(v, 4) for v in o.centre]}
                  for o in d.scene.objects if o.object_id not in d.candidates and o.support is None]
-    return {"generator": GENERATOR_VERSION, "cues": list(d.cues), "candidates": candidates, "landmarks": landmarks}
+    return {"generator": GENERATOR_VERSION, "cues": list(d.cues), "query_id": query_id, "candidates": candidates,
+            "landmarks": landmarks}
 
 
 def plan_cases(per_cue: int, seed: int) -> list[tuple[str, tuple[str, ...], int]]:

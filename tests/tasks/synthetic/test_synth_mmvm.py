@@ -15,11 +15,11 @@ from PIL import Image
 
 from cvbench.cli import cli
 from cvbench.harness.masks import polygons_to_mask
-from cvbench.harness.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE
+from cvbench.harness.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE, mmvm_options
 from cvbench.harness.types import CUE_CODES, CUES, OPTION_LETTERS, Sample
 from cvbench.tasks.mmvm import iter_mmvm
 from cvbench.tasks.synthetic import generate_mmvm
-from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS
+from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS, answer_letter, draw_ids
 
 from .conftest import MMVM_PER_CUE, MMVM_SEED
 
@@ -44,9 +44,14 @@ def _case_dir(tsv: Path, row: dict[str, str]) -> Path:
     return tsv.parent / Path(ast.literal_eval(row["image_path"])[0]).parent
 
 
-def _answer_id(row: dict[str, str]) -> int:
-    lines = dict(line.split(". ", 1) for line in row["choices"].splitlines())
-    return int(lines[row["answer"]])
+def _answer_id(row: dict[str, str]) -> int | None:
+    """The candidate id the answer names; None when the answer is "None of the above"."""
+    text = dict(line.split(". ", 1) for line in row["choices"].splitlines())[row["answer"]]
+    return None if text == NONE_OF_THE_ABOVE else int(text)
+
+
+def _query_id(tsv: Path, row: dict[str, str]) -> int:
+    return int(json.loads((_case_dir(tsv, row) / "synth_case.json").read_text())["query_id"])
 
 
 def test_every_cue_has_n_cases_and_counts_spread(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
@@ -74,14 +79,17 @@ def test_rows_and_case_files_follow_the_upstream_layout(rows: list[dict[str, str
             assert all(len(p) >= 6 and len(p) % 2 == 0 for p in c["segmentation"])
         query = json.loads((case / "FRAME00.json").read_text())
         assert len(query) == 1 and query[0]["segmentation"]
-        # options: ids ascending, at most 25, then "None of the above"; the answer is a listed id
+        # options: ids ascending, at most 25, then "None of the above"; the answer names the query's
+        # id, or "None of the above" exactly when that id is not listed
         lines = r["choices"].splitlines()
         shown = [int(line.split(". ", 1)[1]) for line in lines[:-1]]
         assert shown == sorted(ids)[:25]
         assert lines[-1] == f"{OPTION_LETTERS[len(shown)]}. {NONE_OF_THE_ABOVE}"
         assert [line.split(". ", 1)[0] for line in lines] == list(OPTION_LETTERS[: len(lines)])
         assert ast.literal_eval(r["choices_head"]) == list(OPTION_LETTERS[: len(lines)])
-        assert _answer_id(r) in ids
+        query_id = _query_id(mmvm_tsv, r)
+        assert query_id in ids
+        assert _answer_id(r) == (query_id if query_id in shown else None)
         assert r["question"] == MMVM_QUESTION_BODY + "\n" + "".join(line + "\n" for line in lines)
         assert r["pure_question"] == MMVM_QUESTION_BODY
         assert r["image"] == "" and r["image_v3"] == ""
@@ -117,7 +125,7 @@ def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], m
         cues = [CUES[i][0] for i in ast.literal_eval(r["match_type"])]
         assert facts["cues"] == cues
         by_id = {c["id"]: c for c in facts["candidates"]}
-        q = by_id[_answer_id(r)]
+        q = by_id[facts["query_id"]]
         others = [c for i, c in by_id.items() if i != q["id"]]
         for cue in cues:
             if cue == "CL":
@@ -161,9 +169,26 @@ def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], m
 def test_the_answer_letters_spread_over_the_options(rows: list[dict[str, str]]) -> None:
     letters = Counter(r["answer"] for r in rows)
     assert len(letters) >= 5
-    none_letters = {line.split(". ")[0] for r in rows for line in r["choices"].splitlines() if NONE_OF_THE_ABOVE in line}
-    assert not any(r["answer"] in none_letters and NONE_OF_THE_ABOVE in dict(
-        line.split(". ", 1) for line in r["choices"].splitlines())[r["answer"]] for r in rows)
+    assert all(_answer_id(r) is not None for r in rows if len(r["choices"].splitlines()) <= 26)
+
+
+def test_ids_are_an_unconstrained_shuffle_so_large_cases_can_answer_none_of_the_above() -> None:
+    n, trials = 37, 3000
+    none = 0
+    for k in range(trials):
+        ids = draw_ids(0, f"case_{k:04d}", n)
+        assert sorted(ids) == list(range(1, n + 1))
+        query_id = ids[k % n]
+        letter = answer_letter(mmvm_options(ids), query_id)
+        if query_id > 25:
+            assert letter == OPTION_LETTERS[25]
+            none += 1
+        else:
+            assert letter == OPTION_LETTERS[query_id - 1]
+    assert abs(none / trials - 12 / 37) < 0.03
+    assert draw_ids(0, "case_0001", n) == draw_ids(0, "case_0001", n) != draw_ids(1, "case_0001", n)
+    with pytest.raises(ValueError, match="neither listed"):
+        answer_letter(mmvm_options(range(1, 5)), 7)
 
 
 def test_the_loader_reads_every_case(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
@@ -172,7 +197,8 @@ def test_the_loader_reads_every_case(rows: list[dict[str, str]], mmvm_tsv: Path)
     assert len(items) == len(rows)
     for s, r in zip(items, rows):
         assert isinstance(s, Sample)
-        assert s.answer_region_id == str(_answer_id(r))
+        answer_id = _answer_id(r)
+        assert s.answer_region_id == (None if answer_id is None else str(answer_id))
         assert s.cues == tuple(CUES[i][0] for i in ast.literal_eval(r["match_type"]))
 
 
