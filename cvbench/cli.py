@@ -214,6 +214,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--save-images", type=click.Choice(["all", "none"]), default="all", show_default=True)
 @click.option("--ci", "ci_method", type=click.Choice(["cluster_bootstrap", "cluster_robust", "wilson"]),
               default="cluster_bootstrap", show_default=True, help="Interval method in results.json.")
+@click.option("--price", default=None, metavar="IN/OUT",
+              help="US dollars per million input/output tokens, e.g. 2.5/10: each record's cost and the run's "
+                   "total in results.json (a cost the provider reports wins). No built-in price table.")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
 def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None, candidates: str | None,
                 style: str | None, mode: str, alpha: float, thickness: int, image_format: str, jpeg_quality: int,
@@ -221,10 +224,11 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
                 out: str | None,
                 cache_path: str | None, no_cache: bool, judge: str | None, base_urls: tuple[str, ...],
                 max_tokens: int | None, model_option_items: tuple[str, ...], option_logprobs: bool,
-                save_images: str, ci_method: str, progress: bool | None) -> None:
+                save_images: str, ci_method: str, price: str | None, progress: bool | None) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
 
+    from cvbench.harness.pricing import parse_price
     from cvbench.harness.progress import print_summary
     from cvbench.harness.runner import RunError, RunOptions, parse_model_option, parse_shard, run
     from cvbench.harness.rundir import RunDirError
@@ -234,6 +238,7 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
     try:
         shard_value = parse_shard(shard) if shard else None
         model_options = tuple(parse_model_option(item) for item in model_option_items)
+        price_value = parse_price(price) if price is not None else None
     except ValueError as exc:
         raise CvbenchError(str(exc)) from None
     options = RunOptions(
@@ -243,7 +248,7 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
         judge=judge, base_urls=base_urls, max_tokens=max_tokens, option_logprobs=option_logprobs,
         save_images=save_images == "all", argv=tuple(sys.argv), ci_method=ci_method, progress=progress,
         model_options=model_options, alpha=alpha, thickness=thickness, image_format=image_format,
-        jpeg_quality=jpeg_quality, max_side=max_side, max_pixels=max_pixels)
+        jpeg_quality=jpeg_quality, max_side=max_side, max_pixels=max_pixels, price=price_value)
     try:
         outcome = run(options)
     except (RunError, RunDirError, ValueError, OSError) as exc:

@@ -77,12 +77,30 @@ def summary_table(results: dict[str, Any]) -> Table:
     return table
 
 
+def usage_line(usage: dict[str, Any] | None) -> str | None:
+    """"usage: 1,200 responses (300 cached), 1,234,567 input / 8,900 output tokens, cost $3.21"; None
+    when nothing was answered. The cost shows only when it is known for every response."""
+    if not usage or not usage.get("responses"):
+        return None
+    text = (f"usage: {usage['responses']:,} responses ({usage.get('cached', 0):,} cached), "
+            f"{usage.get('input_tokens', 0):,} input / {usage.get('output_tokens', 0):,} output tokens")
+    if usage.get("cost_usd") is not None:
+        text += f", cost ${usage['cost_usd']:,.2f}"
+    elif usage.get("cost_usd_known_part") is not None:
+        text += (f", cost ${usage['cost_usd_known_part']:,.2f} for the responses with a known cost "
+                 f"({usage.get('responses_without_cost', 0):,} without)")
+    return text
+
+
 def print_summary(results: dict[str, Any], run_dir: Any, console: Console | None = None) -> None:
     if console is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=160)  # a log file: keep slice names whole
     console.print(summary_table(results))
+    usage = usage_line(results.get("usage"))
+    if usage is not None:
+        console.print(usage, markup=False, highlight=False)
     intervals = results.get("intervals") or {}
     console.print(f"intervals: {intervals.get('method', '?')} over {intervals.get('cluster', 'clusters')}; "
                   f"run directory: {run_dir}", markup=False, highlight=False)

@@ -35,6 +35,7 @@ from cvbench.harness import metrics as metrics_mod
 from cvbench.harness.cache import CacheError, ResponseCache
 from cvbench.harness.locations import default_response_cache
 from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
+from cvbench.harness.pricing import Price, response_cost
 from cvbench.harness.progress import RunProgress
 from cvbench.harness.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
 from cvbench.harness.provenance import environment, is_secret_key, redact, redact_argv, secret_values
@@ -121,6 +122,7 @@ class RunOptions:
     jpeg_quality: int = 90
     max_side: int | None = None  # resize policy: longest side
     max_pixels: int | None = None  # resize policy: total pixels
+    price: Price | None = None  # USD per million input/output tokens: each record's usage.cost_usd
 
 
 @dataclass(frozen=True)
@@ -315,11 +317,12 @@ def attempt_statistics(records: Sequence[metrics_mod.AnyRecord]) -> dict[str, in
 
 
 IDENTITY_KEYS = ("model", "model_settings", "generation", "tasks", "mode", "style", "seed", "limit", "shard",
-                 "judge", "prompt_settings", "datasets", "protocol")
+                 "judge", "prompt_settings", "datasets", "protocol", "pricing")
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of config.json that decides the answers: must match to resume a run."""
+    """The part of config.json that decides the records (the answers, and the price their costs
+    are computed at): must match to resume a run."""
     model = dict(config.get("model") or {})
     return {k: (model.get("id") if k == "model" else config.get(k)) for k in IDENTITY_KEYS}
 
@@ -371,13 +374,14 @@ def score_response(response: Response, prompt: Prompt) -> ParsedAnswer:
 
 
 def answered_record(job: Job, sample: Sample, slices: dict[str, list[str]], prompt: Prompt, response: Response,
-                    parsed: ParsedAnswer, cached: bool, judge: dict[str, Any] | None) -> SampleRecord:
+                    parsed: ParsedAnswer, cached: bool, judge: dict[str, Any] | None,
+                    price: Price | None = None) -> SampleRecord:
     error = None
     if response.error is not None:
         error = {"kind": response.error.kind, "message": response.error.message, "status": response.error.status,
                  "retryable": response.error.retryable}
     usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens,
-             "cost_usd": response.usage.cost_usd}
+             "cost_usd": response_cost(response.usage, price) if response.error is None else response.usage.cost_usd}
     return SampleRecord(
         record_id=job.record_id, task=job.spec.name, benchmark=job.spec.benchmark, setting=job.setting,
         sample_id=sample.sample_id, cluster=sample.cluster, slices=slices, n_options=len(prompt.options),
@@ -737,6 +741,7 @@ class Runner:
                         "data_dir": str(o.data_dir) if o.data_dir else None,
                         "retry_env": retry_settings_from_env(os.environ)},
             "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
+            "pricing": o.price.as_dict() if o.price is not None else None,
         }
         return redact(config, self._secrets)
 
@@ -963,7 +968,7 @@ class Runner:
                     parsed = score_response(hit, digest)
                     if needs_judge(parsed, hit):
                         continue
-                    record = replace(answered_record(job, sample, slices, digest, hit, parsed, True, None),
+                    record = replace(answered_record(job, sample, slices, digest, hit, parsed, True, None, o.price),
                                      image_sha256=list(digest.image_sha256))
                 out[job.index] = writer.records.written(record)
             return out
@@ -1005,7 +1010,7 @@ class Runner:
             judge_info = None
             if needs_judge(parsed, response) and response.text is not None:
                 parsed, judge_info = await run_judge(sample, prompt, response.text)
-            return answered_record(job, sample, slices, prompt, response, parsed, cached, judge_info)
+            return answered_record(job, sample, slices, prompt, response, parsed, cached, judge_info, o.price)
 
         def finish(job: Job, task: asyncio.Task[SampleRecord]) -> None:
             inflight.discard(task)
