@@ -75,9 +75,20 @@ def _module_importable(name: str) -> bool:
         return False
 
 
+def nvidia_driver_visible(root: Path = Path("/")) -> bool:
+    """Whether a Linux machine shows any sign of an NVIDIA driver: /proc/driver/nvidia, a
+    /dev/nvidia<N> device node, or WSL2's GPU bridge /dev/dxg. Without one torch cannot see a
+    GPU, so the (seconds-long) torch import can be skipped. Elsewhere (Windows) it cannot tell: True."""
+    if not (root / "proc").is_dir() or not (root / "dev").is_dir():
+        return True
+    dev = root / "dev"
+    return ((root / "proc" / "driver" / "nvidia").exists() or (dev / "dxg").exists()
+            or any(p.name[6:].isdigit() for p in dev.glob("nvidia*")))
+
+
 @lru_cache(maxsize=1)
 def _cuda_available() -> bool:
-    if not _module_importable("torch"):
+    if not _module_importable("torch") or not nvidia_driver_visible():
         return False
     try:
         import torch  # heavy: imported only when torch is installed and the question is asked

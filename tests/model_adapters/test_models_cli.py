@@ -43,3 +43,23 @@ def test_models_table_names_every_alias() -> None:
                  "mask-heuristic"):
         assert name in result.output
     assert "pip install 'cvbench[" in result.output or "export OPENAI_API_KEY" in result.output
+
+
+@pytest.mark.parametrize(("entries", "visible"), [
+    ((), False),
+    (("dev/nvidiactl", "dev/nvidia-uvm"), False),  # control nodes without a GPU node
+    (("dev/nvidia0",), True),
+    (("proc/driver/nvidia/version",), True),
+    (("dev/dxg",), True),  # WSL2
+])
+def test_nvidia_driver_visible_decides_whether_torch_is_imported(tmp_path: Any, entries: tuple[str, ...],
+                                                                 visible: bool) -> None:
+    from cvbench.model_adapters.availability import nvidia_driver_visible
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "dev").mkdir()
+    for entry in entries:
+        (tmp_path / entry).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / entry).touch()
+    assert nvidia_driver_visible(tmp_path) is visible
+    assert nvidia_driver_visible(tmp_path / "elsewhere") is True  # no /proc or /dev: cannot tell, ask torch
