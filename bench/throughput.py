@@ -155,7 +155,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run directories (printed)")
     parser.add_argument("--thumbnails", action="store_true",
                         help="the same records over 128x72 images: measures the warm rerun and per-record "
-                             "overheads at full size without the hours of PNG encoding (not a throughput figure)")
+                             "overheads at full size without the hour of PNG encoding (not a throughput figure)")
     args = parser.parse_args()
     n = 1000 if args.quick else args.n
     floor_n = args.floor_n if args.floor_n is not None else min(n, 1000)

@@ -82,8 +82,9 @@ def usage_line(usage: dict[str, Any] | None) -> str | None:
     when nothing was answered. The cost shows only when it is known for every response."""
     if not usage or not usage.get("responses"):
         return None
-    text = (f"usage: {usage['responses']:,} responses ({usage.get('cached', 0):,} cached), "
-            f"{usage.get('input_tokens', 0):,} input / {usage.get('output_tokens', 0):,} output tokens")
+    text = f"usage: {usage['responses']:,} responses ({usage.get('cached', 0):,} cached)"
+    if usage.get("input_tokens") or usage.get("output_tokens"):  # baselines and some servers count none
+        text += f", {usage.get('input_tokens', 0):,} input / {usage.get('output_tokens', 0):,} output tokens"
     if usage.get("cost_usd") is not None:
         text += f", cost ${usage['cost_usd']:,.2f}"
     elif usage.get("cost_usd_known_part") is not None:

@@ -42,6 +42,8 @@ def test_usage_line() -> None:
     assert usage_line(partial).endswith("cost $1.00 for the responses with a known cost (7 without)")
     assert usage_line({**usage, "cost_usd": None, "cost_usd_known_part": None}).endswith("8,900 output tokens")
     assert usage_line({"responses": 0}) is None
+    assert usage_line({"responses": 5, "cached": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}) == \
+        "usage: 5 responses (0 cached), cost $0.00"
 
 
 def _run(tiny_data: Any, out: Path, fake_openai: Any, price: Price | None) -> Any:
@@ -65,7 +67,7 @@ def test_priced_run_records_costs_and_refuses_another_price_on_resume(tiny_data:
 
     unpriced = _run(tiny_data, tmp_path / "free", fake_openai, None)
     assert unpriced.results["usage"]["cost_usd"] is None
-    assert all(r.usage["cost_usd"] is None for r in iter_records(tmp_path / "free"))
+    assert all(r.usage.get("cost_usd") is None for r in iter_records(tmp_path / "free"))
 
 
 def test_cli_price_option(tiny_data: Any, tmp_path: Path, fake_openai: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -82,7 +82,9 @@ def draw_ids(seed: int, case_id: str, n: int) -> list[int]:
     """A seeded shuffle of 1..n for the candidates (upstream's shuffle is the same, unseeded).
     With more than 25 candidates the query's id can be one that is not listed as an option, and
     the answer is then "None of the above", as in the official set."""
-    return [int(v) + 1 for v in rng_for(seed, "mmvm-ids", case_id).permutation(n)]
+    # the trailing 0 keeps the draws of version 1 (which re-drew with 1, 2, ... when the query's id
+    # was above 25): every case that needed no re-draw keeps its ids
+    return [int(v) + 1 for v in rng_for(seed, "mmvm-ids", case_id, 0).permutation(n)]
 
 
 def answer_letter(options: Sequence[Option], query_id: int) -> str:
