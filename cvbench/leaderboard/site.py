@@ -27,7 +27,7 @@ from typing import Any
 from markupsafe import Markup
 
 from cvbench.harness.images import ImageError, load_image
-from cvbench.harness.rundir import RunData, SampleRecord, load_run
+from cvbench.harness.rundir import RunData, SampleRecord, load_run, write_bytes_atomic
 from cvbench.harness.seeding import rng_for
 from cvbench.harness.types import ImageRef
 from cvbench.leaderboard.previews import IMAGE_MODES, PreviewSettings, preview_jpeg
@@ -202,6 +202,11 @@ def select_site_records(records: Sequence[SampleRecord], *, run_name: str, seed:
     return [records[i] for i in sorted(keep)]
 
 
+def _require_image_mode(mode: str) -> None:
+    if mode not in IMAGE_MODES:
+        raise SiteError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
+
+
 def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path, mode: str = "exact",
                      preview: PreviewSettings = PreviewSettings()) -> tuple[dict[str, str], int]:
     """Put the records' images into SITE/img/: sha -> site-relative path; and how many files were new.
@@ -209,8 +214,7 @@ def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path, 
     `exact` copies the files the model saw (named by their sha256); `preview` writes a downscaled
     JPEG of each, named by the sha256 of the image it shows plus how it was made; `none` nothing.
     """
-    if mode not in IMAGE_MODES:
-        raise SiteError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
+    _require_image_mode(mode)
     paths: dict[str, str] = {}
     written = 0
     if mode == "none":
@@ -234,9 +238,7 @@ def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path, 
                         data = preview_jpeg(load_image(ImageRef(src)), preview)
                     except ImageError as exc:
                         raise SiteError(f"{run.path.name}: image of {r.record_id}: {exc}") from None
-                    tmp = dest.with_name(dest.name + ".tmp")
-                    tmp.write_bytes(data)
-                    tmp.replace(dest)
+                    write_bytes_atomic(dest, data)
                 written += 1
             paths[sha] = rel
     return paths, written
@@ -301,8 +303,7 @@ def build_site(run_dirs: Sequence[str | Path], out: str | Path, *, reported: str
     """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
     "none", or a path to a CSV in the same format. `images`: what the sample browsers show
     (see `copy_site_images`)."""
-    if images not in IMAGE_MODES:
-        raise SiteError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {images!r}")
+    _require_image_mode(images)
     out = Path(out)
     runs = [load_run(d) for d in run_dirs]
     if reported == "shipped":

@@ -179,16 +179,22 @@ def test_kill_9_mid_run_then_resume(tiny_data: Any, tmp_path: Path, make_fake_op
             assert final["evaluations"][key]["slices"] == ev["slices"]
 
 
+def reference_run_then_hold_the_first_sample(tiny_data: Any, ref: Path, server: Any) -> tuple[str, threading.Event]:
+    """An uninterrupted reference run into `ref`; then the server holds the first valid sample's
+    request until the returned event is set. Returns that request's key and the event."""
+    run_tiny(tiny_data, ref, model="openai-compatible:tiny", base_urls=(server.base_url,), concurrency=4,
+             n_resamples=2000)
+    first = next(r for r in iter_records(ref) if r.parse_status != "invalid")
+    key, release = server.key_of(first.image_sha256), threading.Event()
+    server.hold_keys[key] = release
+    return key, release
+
+
 def test_records_behind_a_hung_request_survive_kill_9(tiny_data: Any, tmp_path: Path, make_fake_openai: Any) -> None:
     """A finished record is on disk at once, even while an earlier sample's request hangs; the
     finished file is still in input order."""
     server = make_fake_openai()
-    run_tiny(tiny_data, tmp_path / "ref", model="openai-compatible:tiny", base_urls=(server.base_url,),
-             concurrency=4, n_resamples=2000)
-    reference = [r for r in iter_records(tmp_path / "ref") if r.parse_status != "invalid"]
-    hung = server.key_of(reference[0].image_sha256)
-    release = threading.Event()
-    server.hold_keys[hung] = release
+    hung, release = reference_run_then_hold_the_first_sample(tiny_data, tmp_path / "ref", server)
     server.counts.clear()
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -219,11 +225,7 @@ def test_records_behind_a_hung_request_survive_kill_9(tiny_data: Any, tmp_path: 
 def test_out_of_order_completions_are_written_in_input_order(tiny_data: Any, tmp_path: Path,
                                                             make_fake_openai: Any) -> None:
     server = make_fake_openai()
-    run_tiny(tiny_data, tmp_path / "ref", model="openai-compatible:tiny", base_urls=(server.base_url,),
-             concurrency=4, n_resamples=2000)
-    first = next(r for r in iter_records(tmp_path / "ref") if r.parse_status != "invalid")
-    release = threading.Event()
-    server.hold_keys[server.key_of(first.image_sha256)] = release
+    _, release = reference_run_then_hold_the_first_sample(tiny_data, tmp_path / "ref", server)
     threading.Timer(1.0, release.set).start()  # answered last, well after the others
     outcome = run_tiny(tiny_data, tmp_path / "run", model="openai-compatible:tiny", base_urls=(server.base_url,),
                        concurrency=4, n_resamples=2000)
