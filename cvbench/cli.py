@@ -132,8 +132,8 @@ def data_synth(benchmark: str, per_type: int | None, seed: int, out_dir: pathlib
 @click.option("--sample", "sample_id", required=True, help="The sample id to render.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
 @click.option("--mode", type=click.Choice(["overlay", "native", "prerendered"]), default="overlay", show_default=True)
-@click.option("--style", type=click.Choice(["contour", "mask", "box", "marks"]), default=None,
-              help="Overlay style (default: MMVM contour, CrossViewBench mask).")
+@click.option("--style", type=click.Choice(["upstream", "contour", "mask", "box", "marks"]), default=None,
+              help="Overlay style (default: MMVM upstream, the authors' drawing rule; CrossViewBench mask).")
 @click.option("--candidates", "setting", default="all", show_default=True,
               help="MMVM candidate setting: 4, 8, 12 or all.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed (candidate subsets, ids, colours).")
@@ -184,7 +184,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
               help="Data root (default: $CVBENCH_DATA or the user cache).")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="First N samples of each task.")
 @click.option("--candidates", default=None, help="MMVM candidate settings, e.g. 4,8,12,all (default: all).")
-@click.option("--style", default=None, help="Overlay style: contour, mask, box, marks (default: per benchmark).")
+@click.option("--style", default=None, help="Overlay style: upstream (MMVM only), contour, mask, box, marks (default: MMVM upstream, CrossViewBench mask).")
 @click.option("--mode", type=click.Choice(["auto", "overlay", "native", "prerendered"]), default="auto",
               show_default=True)
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.4, show_default=True,
@@ -557,6 +557,12 @@ def regress_command(suite: str, update: bool, golden_dir: str | None, keep_dir: 
             click.echo(f"  {line}", err=True)
         if len(result.diff) > max_diff:
             click.echo(f"  ... and {len(result.diff) - max_diff} more", err=True)
+        if result.environment_diff:
+            click.echo("The golden files were written with other library versions; cvbench draws the same pixels "
+                       "under every supported version, so a difference here is a real change unless one of these "
+                       "is outside the supported range:", err=True)
+            for line in result.environment_diff:
+                click.echo(f"  {line}", err=True)
         click.echo(f"If the change is intended: cvbench regress --suite {result.suite} --update, then review and "
                    f"commit the diff.", err=True)
     if failed:
@@ -571,7 +577,7 @@ def regress_command(suite: str, update: bool, golden_dir: str | None, keep_dir: 
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), required=True,
               help="Folder to write (empty, new, or an earlier export, which is replaced).")
 @click.option("--candidates", default=None, help="MMVM candidate settings, e.g. 4,8,12,all (default: all).")
-@click.option("--style", default=None, help="Overlay style: contour, mask, box, marks (default: per benchmark).")
+@click.option("--style", default=None, help="Overlay style: upstream (MMVM only), contour, mask, box, marks (default: MMVM upstream, CrossViewBench mask).")
 @click.option("--mode", type=click.Choice(["auto", "overlay", "prerendered"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Data root (default: $CVBENCH_DATA or the user cache).")

@@ -16,7 +16,9 @@ Public API
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from cvbench.harness.bitmap_font import CAP_ROWS, text_mask
 from cvbench.harness.types import PromptImage
 
 FORMATS: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg"}
@@ -119,11 +122,37 @@ def encode_image(rgb: np.ndarray, policy: ImagePolicy, label: str) -> PromptImag
     else:
         buf = io.BytesIO()
         Image.fromarray(fitted, mode="RGB").save(buf, format="JPEG", quality=policy.jpeg_quality,
-                                                 subsampling=0 if policy.jpeg_quality >= 90 else 2, optimize=False,
+                                                 subsampling=_jpeg_subsampling(policy.jpeg_quality), optimize=False,
                                                  progressive=False)
         data = buf.getvalue()
     h, w = fitted.shape[:2]
-    return PromptImage(data=data, mime=policy.mime, width=int(w), height=int(h), label=label)
+    return PromptImage(data=data, mime=policy.mime, width=int(w), height=int(h), label=label,
+                       pixel_identity=pixel_identity(fitted, encoding_params(policy)))
+
+
+IDENTITY_SCHEMA = "cvbench.image-identity/1"
+
+
+def encoding_params(policy: ImagePolicy) -> dict[str, Any]:
+    """What, beside the pixels, decides what a model receives: lossless formats need nothing
+    more; JPEG adds its quality and chroma subsampling."""
+    if policy.format == "png":
+        return {"format": "png"}
+    return {"format": "jpeg", "quality": policy.jpeg_quality, "subsampling": _jpeg_subsampling(policy.jpeg_quality)}
+
+
+def pixel_identity(rgb: np.ndarray, params: dict[str, Any]) -> str:
+    """SHA-256 over a schema tag, the encoding parameters, the size and the raw RGB pixels
+    (encoder-independent: the same pixels and settings give the same identity everywhere)."""
+    h = hashlib.sha256(IDENTITY_SCHEMA.encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(f"{rgb.shape[0]}x{rgb.shape[1]}x{rgb.shape[2]}".encode())
+    h.update(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def _jpeg_subsampling(quality: int) -> int:
+    return 0 if quality >= 90 else 2  # 4:4:4 at high quality, else 4:2:0 (Pillow's codes)
 
 
 def sniff_mime(data: bytes) -> str:
@@ -151,13 +180,16 @@ SEPARATOR = (0, 0, 0)
 
 
 def _label_band(width: int, text: str, band_h: int) -> np.ndarray:
+    """A white band with `text` in black, its capitals about 55% of the band tall (bitmap font:
+    the same pixels under every supported library version)."""
     band = np.full((band_h, width, 3), LABEL_BG, dtype=np.uint8)
-    scale = band_h * 0.55 / 22.0
-    thick = max(2, round(band_h / 16))
-    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    scale = max(2, round(band_h * 0.55 / CAP_ROWS))
+    ink = text_mask(text, scale)[: CAP_ROWS * scale]  # labels are "Image k": no descenders
     x = max(2, round(band_h * 0.25))
-    y = (band_h + th) // 2
-    cv2.putText(band, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, LABEL_FG, thick, cv2.LINE_AA)
+    y = (band_h - ink.shape[0]) // 2
+    w = min(ink.shape[1], width - x)
+    if w > 0:
+        band[y:y + ink.shape[0], x:x + w][ink[:, :w]] = LABEL_FG
     return band
 
 

@@ -56,7 +56,7 @@ _PIXEL_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "pillow"
 PROMPT_CODE: tuple[str, ...] = (
     "tasks/*.py", "tasks/specs/*.toml", "harness/protocols/*.py",
     "harness/types.py", "harness/seeding.py", "harness/masks.py", "harness/images.py", "harness/encoding.py",
-    "harness/render.py", "harness/prompting.py", "harness/locations.py", "__init__.py", "harness/__init__.py",
+    "harness/render.py", "harness/bitmap_font.py", "harness/prompting.py", "harness/locations.py", "__init__.py", "harness/__init__.py",
 )
 
 

@@ -42,7 +42,7 @@ from cvbench.harness.masks import MaskError
 from cvbench.harness.protocols import ProtocolError, ProtocolOutput, ShippedImage
 from cvbench.harness.protocols.crossviewbench import build_crossviewbench
 from cvbench.harness.protocols.mmvm import build_mmvm
-from cvbench.harness.render import STYLES
+from cvbench.harness.render import ALL_STYLES
 from cvbench.harness.types import Capabilities, ImageRef, Prompt, PromptImage, Sample
 
 __all__ = [
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 MODES: tuple[str, ...] = ("auto", "overlay", "native", "prerendered")
-DEFAULT_STYLES: dict[str, str] = {"mmvm": "contour", "crossviewbench": "mask"}
+DEFAULT_STYLES: dict[str, str] = {"mmvm": "upstream", "crossviewbench": "mask"}
 
 
 class PromptError(ValueError):
@@ -76,8 +76,8 @@ class PromptSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"prompt mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.style is not None and self.style not in STYLES:
-            raise ValueError(f"overlay style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if self.style is not None and self.style not in ALL_STYLES:
+            raise ValueError(f"overlay style must be one of {', '.join(ALL_STYLES)}, got {self.style!r}")
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
         if self.thickness < 1:
@@ -151,7 +151,7 @@ def _present(out: ProtocolOutput, policy: ImagePolicy,
 
 def _image_record(image: PromptImage, how: str) -> dict[str, Any]:
     return {"label": image.label, "mime": image.mime, "width": image.width, "height": image.height,
-            "sha256": image.sha256, "source": how}
+            "identity": image.sha256, "source": how}
 
 
 def _strip_sample_prefix(message: str, sample_id: str) -> str:
@@ -227,7 +227,7 @@ def write_prompt_files(prompt: Prompt, out_dir: str | Path) -> list[Path]:
         path.write_bytes(image.data)
         written.append(path)
         image_files.append({"file": path.name, "label": image.label, "mime": image.mime, "width": image.width,
-                            "height": image.height, "sha256": image.sha256})
+                            "height": image.height, "sha256": image.bytes_sha256, "identity": image.sha256})
     native_record: dict[str, Any] | None = None
     if prompt.native is not None:
         views = []

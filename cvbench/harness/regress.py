@@ -18,8 +18,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -303,6 +304,7 @@ class RegressResult:
     cases: tuple[str, ...]
     diff: tuple[str, ...]  # empty: everything matches
     updated: tuple[str, ...] = ()  # files written by --update
+    environment_diff: tuple[str, ...] = ()  # pixel-library versions that differ from the recorded ones
 
     @property
     def passed(self) -> bool:
@@ -346,6 +348,40 @@ def compare_or_update(suite: str, folder: Path, payloads: Mapping[str, dict[str,
 SUITES = ("ci", "prompts", "all")
 
 
+ENVIRONMENT_FILE = "environment.json"
+PIXEL_PACKAGES = ("numpy", "opencv-python-headless", "pillow", "pycocotools")
+
+
+def pixel_environment() -> dict[str, str]:
+    """The Python version and the versions of the libraries that touch pixels or masks."""
+    from importlib import metadata
+
+    env = {"python": ".".join(str(v) for v in sys.version_info[:2])}
+    for name in PIXEL_PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "-"
+    return env
+
+
+def environment_differences(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """'name: recorded -> current' for every package whose version differs."""
+    return [f"{name}: {recorded.get(name, '-')} (golden files) -> {current.get(name, '-')} (here)"
+            for name in sorted(set(recorded) | set(current)) if recorded.get(name) != current.get(name)]
+
+
+def _recorded_environment(golden_dir: Path) -> dict[str, str] | None:
+    path = golden_dir / ENVIRONMENT_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RegressError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); regenerate it with --update") from None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+
+
 def regress(suite: str, *, update: bool = False, golden: str | os.PathLike[str] | None = None,
             work_dir: str | os.PathLike[str] | None = None) -> list[RegressResult]:
     """Run a suite (`ci`, `prompts` or `all`) and check or update its golden files."""
@@ -362,4 +398,13 @@ def regress(suite: str, *, update: bool = False, golden: str | os.PathLike[str] 
 
             data = generate_suite_data(work / "ci" / "data")
             results.append(compare_or_update("prompts", golden_dir / "prompts", build_snapshots(data), update))
+    current = pixel_environment()
+    if update:
+        golden_dir.mkdir(parents=True, exist_ok=True)
+        (golden_dir / ENVIRONMENT_FILE).write_text(dump_json(current), encoding="utf-8")
+        return results
+    recorded = _recorded_environment(golden_dir)
+    if recorded is not None:
+        differing = tuple(environment_differences(recorded, current))
+        results = [replace(r, environment_diff=differing) if not r.passed else r for r in results]
     return results

@@ -29,10 +29,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from cvbench.harness.bitmap_font import CAP_ROWS, outline, text_mask, text_size
 from cvbench.harness.masks import interior_point
 
 RGB = tuple[int, int, int]
 STYLES: tuple[str, ...] = ("contour", "mask", "box", "marks")
+# "upstream": the CoLVA authors' MMVM drawing rule (draw_upstream_mmvm); MMVM only
+MMVM_STYLES: tuple[str, ...] = ("upstream",) + STYLES
+ALL_STYLES: tuple[str, ...] = MMVM_STYLES
 
 
 # ------------------------------------------------------------------------------ palette
@@ -166,29 +170,35 @@ def scaled_thickness(base: int, hw: tuple[int, int]) -> int:
 
 @dataclass(frozen=True)
 class TagFont:
-    """One Hershey font setting for all tags on an image (legible, never per-object)."""
+    """One bitmap-font setting for all tags on an image (legible, never per-object).
 
-    scale: float
-    thickness: int
+    Text comes from cvbench.harness.bitmap_font (integer block scaling of fixed glyphs), so
+    tags are the same pixels under every supported opencv/pillow version."""
+
+    scale: int  # each font pixel becomes scale x scale image pixels
     padding: int
-    face: int = cv2.FONT_HERSHEY_SIMPLEX
+
+    def ink(self, text: str) -> np.ndarray:
+        """The text's ink mask, trimmed of blank rows below the lowest inked row."""
+        mask = text_mask(text, self.scale)
+        rows = np.flatnonzero(mask.any(axis=1))
+        return mask[: int(rows[-1]) + 1] if rows.size else mask[: CAP_ROWS * self.scale]
 
     def box_size(self, text: str) -> tuple[int, int]:
         """(width, height) of the filled tag box for `text`."""
-        (tw, th), baseline = cv2.getTextSize(text, self.face, self.scale, self.thickness)
-        return tw + 2 * self.padding, th + baseline + 2 * self.padding
+        ink = self.ink(text)
+        return ink.shape[1] + 2 * self.padding, ink.shape[0] + 2 * self.padding
 
     def as_dict(self) -> dict[str, object]:
-        return {"face": "HERSHEY_SIMPLEX", "scale": round(self.scale, 4), "thickness": self.thickness,
-                "padding": self.padding}
+        return {"face": "cvbench-bitmap-5x9", "scale": self.scale, "padding": self.padding}
 
 
 def tag_font(hw: tuple[int, int]) -> TagFont:
-    """Digits about 1.7% of the long side tall (>= 15 px): ~33 px on 1920x1080, 15 px up to 880 px."""
+    """Capitals and digits about 1.7% of the long side tall (>= 14 px): 35 px on 1920x1080,
+    21 px on 1280x720, 14 px up to 1030 px."""
     digit_px = max(15.0, max(hw) * 0.017)
-    scale = digit_px / 22.0  # HERSHEY_SIMPLEX digits are ~22 px tall at scale 1
-    thickness = max(2, round(digit_px / 10))
-    return TagFont(scale=scale, thickness=thickness, padding=max(3, round(digit_px * 0.25)))
+    scale = max(2, round(digit_px / CAP_ROWS))
+    return TagFont(scale=scale, padding=max(3, round(scale * CAP_ROWS * 0.25)))
 
 
 # ------------------------------------------------------------------------------ geometry helpers
@@ -311,7 +321,7 @@ def _candidate_centres(mask: np.ndarray, step: int, box: Box | None = _UNSET,
     first = interior_point(crop)
     if first is not None:
         yield first[0] + x, first[1] + y
-    dist = cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    dist = cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
     grid = dist[::step, ::step]
     ys, xs = np.nonzero(grid > 0)
     for i in np.argsort(-grid[ys, xs], kind="stable")[:limit]:
@@ -392,18 +402,31 @@ def _tags_in_place(out: np.ndarray, masks: Sequence[np.ndarray], texts: Sequence
         if box is None:
             continue
         x1, y1, x2, y2 = box
-        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), tuple(int(v) for v in colour), thickness=-1)
-        (tw, th), baseline = cv2.getTextSize(text, font.face, font.scale, font.thickness)
-        origin = (x1 + (x2 - x1 - tw) // 2, y1 + (y2 - y1 - th - baseline) // 2 + th)
+        out[y1:y2, x1:x2] = np.asarray(colour, dtype=np.uint8)
+        ink = font.ink(text)
+        ih, iw = ink.shape
+        ox, oy = x1 + (x2 - x1 - iw) // 2, y1 + (y2 - y1 - ih) // 2
         if text_rgb is None:
-            ink = contrasting_text(colour)
+            ink_rgb = contrasting_text(colour)
         else:
-            ink = text_rgb
-            halo = contrasting_text(text_rgb)
-            if contrasting_text(colour) == halo:  # light box under light text: outline the glyphs
-                cv2.putText(out, text, origin, font.face, font.scale, halo, font.thickness + 2, cv2.LINE_AA)
-        cv2.putText(out, text, origin, font.face, font.scale, tuple(int(v) for v in ink), font.thickness, cv2.LINE_AA)
+            ink_rgb = text_rgb
+            halo_rgb = contrasting_text(text_rgb)
+            if contrasting_text(colour) == halo_rgb:  # light box under light text: outline the glyphs
+                r = max(1, font.scale // 2)
+                _stamp(out, outline(ink, r), ox - r, oy - r, halo_rgb)
+        _stamp(out, ink, ox, oy, ink_rgb)
     return boxes
+
+
+def _stamp(out: np.ndarray, ink: np.ndarray, x: int, y: int, rgb: RGB) -> None:
+    """Set the pixels of `ink` (placed with its top-left at x, y) to `rgb`, clipped to the image."""
+    h, w = out.shape[:2]
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + ink.shape[1], w), min(y + ink.shape[0], h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    sel = ink[y0 - y:y1 - y, x0 - x:x1 - x]
+    out[y0:y1, x0:x1][sel] = np.asarray(rgb, dtype=np.uint8)
 
 
 # ------------------------------------------------------------------------------ styles
@@ -440,3 +463,110 @@ def draw_regions(image: np.ndarray, masks: Sequence[np.ndarray], colours: Sequen
     if tags is not None:
         _tags_in_place(out, masks, list(tags), list(colours), font or tag_font(out.shape[:2]), text_rgb, bboxes)
     return out
+
+
+# ------------------------------------------------------------------------------ MMVM upstream rule
+
+UPSTREAM_MMVM_THICKNESS = 2
+UPSTREAM_TAG_FRACTION = 0.15
+UPSTREAM_MIN_SCALE = 2  # the bitmap scale nearest upstream's fallback Hershey scale 0.5 (~11 px digits)
+
+
+@dataclass(frozen=True)
+class UpstreamTagLayout:
+    """Where the upstream rule puts each tag: the largest contour piece's centroid, one font scale."""
+
+    scale: int
+    centres: tuple[tuple[int, int] | None, ...]  # (x, y) per mask; None for an empty mask
+    per_object_scale: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"face": "cvbench-bitmap-5x9", "scale": self.scale, "per_object_scale": list(self.per_object_scale),
+                "rule": f"largest scale with text <= {UPSTREAM_TAG_FRACTION:.0%} of the largest contour piece's box, "
+                        f"minimum over objects, >= {UPSTREAM_MIN_SCALE}"}
+
+
+def _tree_contours(mask: np.ndarray, box: Box | None) -> list[np.ndarray]:
+    """All contour pieces, holes included (retrieval as a tree, simple chain approximation)."""
+    if box is None:
+        return []
+    x, y, w, h = box
+    crop = np.ascontiguousarray(mask[y:y + h, x:x + w], dtype=np.uint8)
+    found, _ = cv2.findContours(crop, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))
+    return list(found)
+
+
+def _piece_geometry(piece: np.ndarray) -> tuple[float, tuple[int, int], tuple[int, int]]:
+    """(area, centroid (x, y), box (w, h)) of one closed contour: shoelace area and polygon
+    moments in float64 on integer points (exact arithmetic, the same everywhere); a degenerate
+    piece is centred on its box."""
+    pts = piece.reshape(-1, 2).astype(np.float64)
+    xs, ys = pts[:, 0], pts[:, 1]
+    xn, yn = np.roll(xs, -1), np.roll(ys, -1)
+    cross = xs * yn - xn * ys
+    twice_area = float(cross.sum())
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    size = (x1 - x0 + 1, y1 - y0 + 1)
+    if twice_area == 0.0:
+        return 0.0, (int(x0 + size[0] / 2), int(y0 + size[1] / 2)), size
+    cx = float(((xs + xn) * cross).sum()) / (3.0 * twice_area)
+    cy = float(((ys + yn) * cross).sum()) / (3.0 * twice_area)
+    return abs(twice_area) / 2.0, (int(cx), int(cy)), size
+
+
+def upstream_tag_layout(pieces: Sequence[Sequence[np.ndarray]], texts: Sequence[str]) -> UpstreamTagLayout:
+    """The upstream MMVM tag rule (facts: docs/formats.md, MMVM rendering) with the bitmap font:
+    per object the largest integer scale whose text is at most 15% of the largest piece's box in
+    both width and height (UPSTREAM_MIN_SCALE when none fits), then the minimum over objects."""
+    centres: list[tuple[int, int] | None] = []
+    scales: list[int] = []
+    for obj_pieces, text in zip(pieces, texts):
+        if not obj_pieces:
+            centres.append(None)
+            continue
+        geometry = [_piece_geometry(p) for p in obj_pieces]
+        area, centre, (bw, bh) = max(geometry, key=lambda g: g[0])  # first of equal areas, as argmax
+        unit_w, _ = text_size(text, 1)
+        fits = min(int(UPSTREAM_TAG_FRACTION * bw // max(unit_w, 1)), int(UPSTREAM_TAG_FRACTION * bh // CAP_ROWS))
+        scales.append(max(UPSTREAM_MIN_SCALE, fits))
+        centres.append(centre)
+    scale = min(scales) if scales else UPSTREAM_MIN_SCALE
+    return UpstreamTagLayout(scale=scale, centres=tuple(centres), per_object_scale=tuple(scales))
+
+
+def draw_upstream_mmvm(image: np.ndarray, masks: Sequence[np.ndarray], colours: Sequence[RGB],
+                       tags: Sequence[str] | None = None, text_rgb: RGB = (255, 255, 255),
+                       ) -> tuple[np.ndarray, UpstreamTagLayout | None]:
+    """MMVM views as the CoLVA authors draw them: every contour piece (holes too) 2 px wide
+    at any image size, and (when `tags` is given) each tag as white text on a box of the
+    object's colour centred on its largest piece, all tags at one scale. Returns the image
+    and the tag layout (None without tags)."""
+    if len(masks) != len(colours):
+        raise ValueError(f"{len(masks)} masks but {len(colours)} colours")
+    out = image.copy()
+    for m in masks:
+        _check(out, m)
+    pieces = [_tree_contours(m, _bbox(m)) for m in masks]
+    for obj_pieces, colour in zip(pieces, colours):
+        if obj_pieces:
+            cv2.drawContours(out, obj_pieces, -1, tuple(int(v) for v in colour), UPSTREAM_MMVM_THICKNESS,
+                             lineType=cv2.LINE_8)
+    if tags is None:
+        return out, None
+    if len(tags) != len(masks):
+        raise ValueError(f"{len(masks)} masks but {len(tags)} tags")
+    layout = upstream_tag_layout(pieces, tags)
+    pad = max(1, layout.scale // 2)
+    height, width = out.shape[:2]
+    for centre, text, colour in zip(layout.centres, tags, colours):
+        if centre is None:
+            continue
+        ink = text_mask(text, layout.scale)[: CAP_ROWS * layout.scale]
+        ih, iw = ink.shape
+        ox, oy = centre[0] - iw // 2, centre[1] - ih // 2
+        bx0, by0 = max(ox - pad, 0), max(oy - pad, 0)
+        bx1, by1 = min(ox + iw + pad, width), min(oy + ih + pad, height)
+        if bx1 > bx0 and by1 > by0:
+            out[by0:by1, bx0:bx1] = np.asarray(colour, dtype=np.uint8)
+        _stamp(out, ink, ox, oy, text_rgb)
+    return out, layout

@@ -122,7 +122,7 @@ def prompt_snapshot(prompt: Prompt, data_root: Path | None = None) -> dict[str, 
         "text": prompt.text,
         "options": [[o.letter, o.text] for o in prompt.options],
         "answer": prompt.answer,
-        "images": [{"label": i.label, "mime": i.mime, "width": i.width, "height": i.height, "sha256": i.sha256}
+        "images": [{"label": i.label, "mime": i.mime, "width": i.width, "height": i.height, "identity": i.sha256}
                    for i in prompt.images],
         "native": native,
         "protocol": portable(jsonable(dict(prompt.protocol)), data_root),

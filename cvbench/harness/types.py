@@ -227,16 +227,29 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class PromptImage:
-    """An image exactly as it is sent to a model: encoded bytes and their hash."""
+    """An image exactly as it is sent to a model: encoded bytes and its identity digest.
+
+    `pixel_identity` is set for images cvbench encodes: a SHA-256 over the pixels and the
+    encoding parameters (see encoding.pixel_identity), so a different zlib or libjpeg build,
+    which changes the bytes but not what the model is meant to see, changes no cache key,
+    golden file or record. Shipped files passed through unchanged have none: their identity
+    is the hash of their bytes."""
 
     data: bytes
     mime: str  # "image/png" | "image/jpeg"
     width: int
     height: int
     label: str  # "Image 1", ...
+    pixel_identity: str | None = None
 
     @cached_property
-    def sha256(self) -> str:  # computed once: every stage (records, cache key, image files) asks for it
+    def sha256(self) -> str:
+        """The identity digest (records, cache keys, image file names): the pixel identity when
+        cvbench encoded the image, else the SHA-256 of the bytes."""
+        return self.pixel_identity if self.pixel_identity is not None else self.bytes_sha256
+
+    @cached_property
+    def bytes_sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
 

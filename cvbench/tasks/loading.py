@@ -101,10 +101,19 @@ def ensure_task_data(spec: TaskSpec, data_dir: Path | str | None = None) -> Path
     use; a missing official set raises DataNotFoundError."""
     folder = task_data_dir(spec, data_dir)
     if (folder / spec.data_file).is_file():
-        return folder
+        pass
+    elif spec.synthetic:
+        folder = generate_synthetic(spec, folder)
+    else:
+        raise DataNotFoundError(missing_data_message(spec, folder))
     if spec.synthetic:
-        return generate_synthetic(spec, folder)
-    raise DataNotFoundError(missing_data_message(spec, folder))
+        from cvbench.tasks.synthetic.manifest import ManifestMismatch, verify_synthetic
+
+        try:
+            verify_synthetic(spec.name, folder, spec.data_file)
+        except ManifestMismatch as exc:
+            raise DataFormatError(str(exc)) from None
+    return folder
 
 
 def missing_data_message(spec: TaskSpec, folder: Path) -> str:

@@ -66,7 +66,7 @@ def test_bad_settings_are_rejected(kwargs, what):
 
 
 def test_default_styles_per_benchmark():
-    assert PromptSettings().style_for("mmvm") == "contour"
+    assert PromptSettings().style_for("mmvm") == "upstream"
     assert PromptSettings().style_for("crossviewbench") == "mask"
     assert PromptSettings(style="box").style_for("mmvm") == "box"
 

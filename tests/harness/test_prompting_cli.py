@@ -102,6 +102,10 @@ def test_render_mmvm_subset_writes_images_text_and_record(tmp_path: Path):
     assert img.shape == (*HW, 3) and (img == (0, 255, 255)).all(axis=2).sum() > 50
     import hashlib
     assert hashlib.sha256((out / "view_1.png").read_bytes()).hexdigest() == record["images"][1]["sha256"]
+    # the identity is the pixels and the encoding, not the encoder's bytes
+    from cvbench.harness.encoding import pixel_identity
+    pixels = np.asarray(Image.open(out / "view_1.png").convert("RGB"))
+    assert pixel_identity(pixels, {"format": "png"}) == record["images"][1]["identity"]
 
 
 def test_render_prerendered_passes_shipped_bytes(tmp_path: Path):

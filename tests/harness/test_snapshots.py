@@ -70,10 +70,10 @@ def test_snapshot_contents_describe_what_the_model_sees(snapshots: dict[str, dic
                 assert p["native"] is not None and len(p["native"]["digest"]) == 64
             else:
                 assert p["native"] is None and p["images"]
-                assert all(len(i["sha256"]) == 64 and i["width"] > 0 for i in p["images"])
+                assert all(len(i["identity"]) == 64 and i["width"] > 0 for i in p["images"])
             if snap["capabilities"]["max_images"] == 1:
                 assert len(p["images"]) == 1  # views concatenated into one image
-    styles = [snapshots[f"crossviewbench-overlay-{s}"]["prompts"][0]["images"][0]["sha256"]
+    styles = [snapshots[f"crossviewbench-overlay-{s}"]["prompts"][0]["images"][0]["identity"]
               for s in ("contour", "mask", "box", "marks")]
     assert len(set(styles)) == 4  # each style draws different pixels
     all_settings = {p["sample_id"]: p for p in snapshots["mmvm-overlay"]["prompts"]}

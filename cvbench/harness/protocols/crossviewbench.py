@@ -181,7 +181,8 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
     if mode != "overlay":
         raise ProtocolError(f"sample {sample.sample_id}: unknown mode {mode!r}")
     if style not in STYLES:
-        raise ProtocolError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
+        hint = " ('upstream' is the MMVM authors' drawing rule, for MMVM only)" if style == "upstream" else ""
+        raise ProtocolError(f"unknown style {style!r} for CrossViewBench; expected one of {', '.join(STYLES)}{hint}")
 
     slots = assign_colours(sample.region_refs)
     if len(slots) > MAX_NAMED_REGIONS:

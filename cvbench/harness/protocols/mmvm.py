@@ -46,7 +46,10 @@ from cvbench.harness.protocols import (
 )
 from cvbench.harness.render import (
     QUERY_CYAN,
-    STYLES,
+    MMVM_STYLES,
+    UPSTREAM_MMVM_THICKNESS,
+    UpstreamTagLayout,
+    draw_upstream_mmvm,
     PaletteColour,
     draw_regions,
     palette,
@@ -96,6 +99,7 @@ TAG_TEXT_RGB = (255, 255, 255)
 
 # The same question for the other styles: only the words for the marks change.
 _STYLE_BODIES: dict[str, str] = {
+    "upstream": MMVM_QUESTION_BODY,
     "contour": MMVM_QUESTION_BODY,
     "mask": (
         "Here are two images. In the second image, I have marked several visual objects with semi-transparent "
@@ -136,7 +140,7 @@ def mmvm_options(candidate_ids: Iterable[str | int]) -> tuple[Option, ...]:
 
 def question_body(style: str = "contour") -> str:
     if style not in _STYLE_BODIES:
-        raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
+        raise ValueError(f"unknown style {style!r}; expected one of {', '.join(MMVM_STYLES)}")
     return _STYLE_BODIES[style]
 
 
@@ -325,8 +329,8 @@ def build_mmvm(sample: Sample, *, mode: str, style: str, alpha: float, thickness
                               options=sample.options, answer=sample.answer, record=record)
     if mode not in ("overlay", "native"):
         raise ProtocolError(f"sample {sample.sample_id}: unknown mode {mode!r}")
-    if style not in STYLES:
-        raise ProtocolError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
+    if style not in MMVM_STYLES:
+        raise ProtocolError(f"unknown style {style!r}; expected one of {', '.join(MMVM_STYLES)}")
 
     loaded_queries: list[LoadedView] = []
     for v in query_views:
@@ -343,10 +347,16 @@ def build_mmvm(sample: Sample, *, mode: str, style: str, alpha: float, thickness
         return rng_for(seed, sample.sample_id, "mmvm-colours", setting)
 
     colours = candidate_colours(len(selection.indices), colour_rng())
-    rendered_queries = [render_query_view(q.image, q.masks[0], style=style, alpha=alpha, thickness=thickness)
-                        for q in loaded_queries]
-    rendered_cand = render_candidate_view(cand.image, cand.masks, selection.ids, colour_rng(), style=style,
-                                          alpha=alpha, thickness=thickness, colours=colours)
+    upstream_layout: UpstreamTagLayout | None = None
+    if style == "upstream":
+        rendered_queries = [draw_upstream_mmvm(q.image, [q.masks[0]], [QUERY_CYAN])[0] for q in loaded_queries]
+        rendered_cand, upstream_layout = draw_upstream_mmvm(cand.image, cand.masks, [c.rgb for c in colours],
+                                                            tags=list(selection.ids), text_rgb=TAG_TEXT_RGB)
+    else:
+        rendered_queries = [render_query_view(q.image, q.masks[0], style=style, alpha=alpha, thickness=thickness)
+                            for q in loaded_queries]
+        rendered_cand = render_candidate_view(cand.image, cand.masks, selection.ids, colour_rng(), style=style,
+                                              alpha=alpha, thickness=thickness, colours=colours)
     kept_region_ids = [cand_view.regions[i].region_id for i in selection.indices]
     native: NativeRegions | None = None
     if mode == "native":
@@ -359,14 +369,18 @@ def build_mmvm(sample: Sample, *, mode: str, style: str, alpha: float, thickness
         native = NativeRegions(views=native_views, refs=(), query=RegionRef(0, 0), candidate_order=order)
     shown_hw = [list(q.image.shape[:2]) for q in loaded_queries] + [list(cand.image.shape[:2])]
     record = {
-        **base, "style": style, "alpha": alpha if style in ("mask", "marks") else None, "thickness": thickness,
-        "thickness_px": [scaled_thickness(thickness, tuple(hw)) for hw in shown_hw],
+        **base, "style": style, "alpha": alpha if style in ("mask", "marks") else None,
+        "thickness": UPSTREAM_MMVM_THICKNESS if style == "upstream" else thickness,
+        "thickness_px": ([UPSTREAM_MMVM_THICKNESS] * len(shown_hw) if style == "upstream"
+                         else [scaled_thickness(thickness, tuple(hw)) for hw in shown_hw]),
         "query_colour": {"name": "cyan", "rgb": list(QUERY_CYAN)},
         "colours": _colour_records(colours, selection.ids, kept_region_ids),
         "ids_shown": sorted(selection.ids, key=_id_key),
         "id_map": dict(zip(selection.ids, kept_region_ids)),
-        "tag_font": tag_font(cand.image.shape[:2]).as_dict(), "tag_text_rgb": list(TAG_TEXT_RGB),
-        "question": "upstream body" if style == "contour" else f"upstream body adapted to style {style!r}",
+        "tag_font": (upstream_layout.as_dict() if upstream_layout is not None
+                     else tag_font(cand.image.shape[:2]).as_dict()), "tag_text_rgb": list(TAG_TEXT_RGB),
+        "question": ("upstream body" if style in ("upstream", "contour")
+                     else f"upstream body adapted to style {style!r}"),
         "rendered_size_hw": shown_hw,
         "warnings": [w for q in loaded_queries for w in q.warnings] + list(cand.warnings),
     }

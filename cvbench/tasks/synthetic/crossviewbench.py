@@ -15,6 +15,7 @@ from cvbench.harness.seeding import rng_for
 from cvbench.harness.types import OPTION_LETTERS, TASK_TYPES
 from cvbench.tasks.synthetic.facts import GAP_EXACT_BELOW, SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_png
+from cvbench.tasks.synthetic.manifest import write_folder_manifest
 from cvbench.tasks.synthetic.layout import crossview_scene
 from cvbench.tasks.synthetic.questions import (
     GENERATORS,
@@ -146,6 +147,7 @@ def generate_crossviewbench(out_dir: Path, per_type: int, seed: int) -> Path:
     path = out_dir / JSONL_NAME
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n" for rec in records)
+    write_folder_manifest(out_dir, {"set": "crossviewbench", "seed": seed, "per_type": per_type})
     return path
 
 

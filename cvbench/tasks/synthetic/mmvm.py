@@ -29,6 +29,7 @@ from cvbench.harness.seeding import rng_for
 from cvbench.harness.types import CUE_BY_CODE, CUE_CODES, Option
 from cvbench.tasks.synthetic.facts import SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_jpeg, write_json
+from cvbench.tasks.synthetic.manifest import write_folder_manifest
 from cvbench.tasks.synthetic.mmvm_cases import (
     CaseDesign,
     candidate_count,
@@ -196,4 +197,5 @@ def generate_mmvm(out_dir: Path, per_cue: int, seed: int) -> Path:
         writer.writerow([row[c] for c in TSV_COLUMNS])
     path = out_dir / TSV_NAME
     path.write_text(buf.getvalue(), encoding="utf-8", newline="")
+    write_folder_manifest(out_dir, {"set": "mmvm", "seed": seed, "per_cue": per_cue})
     return path

@@ -38,9 +38,9 @@ class RenderedView:
 
 def render_view(scene: Scene, cam: Camera) -> RenderedView:
     h, w = cam.height, cam.width
-    xs = np.arange(w, dtype=np.float32)[None, :]
-    ys = np.arange(h, dtype=np.float32)[:, None]
-    dirs = cam.rays(xs, ys, np.float32).reshape(-1, 3)  # whole-frame work (ground, sky) in float32
+    xs = np.arange(w, dtype=np.float64)[None, :]
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    dirs = cam.rays(xs, ys, np.float64).reshape(-1, 3)  # float64 throughout: float32 rounding differs across numpy/BLAS builds and flips pixels
     origin = np.array(cam.position, dtype=np.float64)
 
     depth = np.full(h * w, np.inf)
@@ -51,8 +51,8 @@ def render_view(scene: Scene, cam: Camera) -> RenderedView:
     depth[on_ground] = t_ground[on_ground]
     ids[on_ground] = GROUND_ID
 
-    normals = np.zeros((h * w, 3), dtype=np.float32)
-    albedo = np.zeros((h * w, 3), dtype=np.float32)
+    normals = np.zeros((h * w, 3), dtype=np.float64)
+    albedo = np.zeros((h * w, 3), dtype=np.float64)
     rects: list[tuple[int, int, int, int]] = []
     full_masks: list[np.ndarray] = []
     areas: list[int] = []
@@ -88,18 +88,18 @@ def render_view(scene: Scene, cam: Camera) -> RenderedView:
         albedo[flat_c] = _object_albedo(obj, hits.point[sel][closer], hits.normal[sel][closer])
 
     light = np.array(scene.light, dtype=np.float64)
-    image = np.empty((h * w, 3), dtype=np.float32)
+    image = np.empty((h * w, 3), dtype=np.float64)
     obj_px = ids >= 0
     image[obj_px] = albedo[obj_px] * _shade_objects(normals[obj_px], dirs[obj_px], light)[:, None]
 
     ground_px = ids == GROUND_ID
     gdirs = dirs[ground_px]
-    gpts = (origin + gdirs * depth[ground_px][:, None]).astype(np.float32)
+    gpts = (origin + gdirs * depth[ground_px][:, None]).astype(np.float64)
     gcol = _ground_colour(scene, gpts)
     ground_index = np.full(h * w, -1, dtype=np.int64)
     ground_index[ground_px] = np.arange(int(ground_px.sum()))
     lit = 1.0 - 0.45 * _in_shadow(scene, cam, gpts, ground_index.reshape(h, w), light)
-    fog = np.clip((depth[ground_px] - 9.0) / 25.0, 0.0, 0.7).astype(np.float32)
+    fog = np.clip((depth[ground_px] - 9.0) / 25.0, 0.0, 0.7).astype(np.float64)
     gcol *= lit[:, None]
     far = fog > 0
     gcol[far] = gcol[far] * (1 - fog[far, None]) + _sky_colour(gdirs[far]) * fog[far, None]
@@ -192,8 +192,8 @@ def _shade_objects(normals: np.ndarray, dirs: np.ndarray, light: np.ndarray) -> 
 
 
 def _ground_colour(scene: Scene, pts: np.ndarray) -> np.ndarray:
-    a = np.array(scene.ground[0], dtype=np.float32) / 255.0
-    b = np.array(scene.ground[1], dtype=np.float32) / 255.0
+    a = np.array(scene.ground[0], dtype=np.float64) / 255.0
+    b = np.array(scene.ground[1], dtype=np.float64) / 255.0
     gx = pts[:, 0] / TILE
     gy = pts[:, 1] / TILE
     fx, fy = np.floor(gx), np.floor(gy)
@@ -212,7 +212,7 @@ def _in_shadow(scene: Scene, cam: Camera, pts: np.ndarray, ground_index: np.ndar
     inside the convex hull of its bounding-box corners cast onto the ground, so only ground
     pixels inside that hull's image rectangle are tested.
     """
-    shadow = np.zeros(pts.shape[0], dtype=np.float32)
+    shadow = np.zeros(pts.shape[0], dtype=np.float64)
     for obj in scene.objects:
         corners = obj.world_corners()
         foot = corners - (corners[:, 2:3] / light[2]) * light  # corners cast onto the ground (z = 0)
@@ -240,6 +240,6 @@ def _in_shadow(scene: Scene, cam: Camera, pts: np.ndarray, ground_index: np.ndar
 
 def _sky_colour(dirs: np.ndarray) -> np.ndarray:
     up = np.clip(dirs[:, 2], 0.0, 1.0)[:, None]
-    horizon = np.array([0.86, 0.89, 0.93], dtype=np.float32)
-    zenith = np.array([0.55, 0.68, 0.86], dtype=np.float32)
+    horizon = np.array([0.86, 0.89, 0.93], dtype=np.float64)
+    zenith = np.array([0.55, 0.68, 0.86], dtype=np.float64)
     return horizon * (1 - up) + zenith * up

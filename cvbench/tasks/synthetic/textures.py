@@ -7,13 +7,15 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from cvbench.harness.bitmap_font import CAP_ROWS, text_mask
+
 MARKERS: tuple[str, ...] = ("dot", "cross", "triangle", "star", "stripes", "diamond", "ring", "checker")
 _S = 96  # texture rows
 
 
 @lru_cache(maxsize=256)
 def decal_texture(kind: str, value: str) -> np.ndarray:
-    """Ink coverage in [0, 1] as a float32 (rows, cols) array; rows run top to bottom."""
+    """Ink coverage in [0, 1] as a float64 (rows, cols) array; rows run top to bottom."""
     if kind == "text":
         return _text(value)
     if kind == "marker":
@@ -22,15 +24,15 @@ def decal_texture(kind: str, value: str) -> np.ndarray:
 
 
 def _text(text: str) -> np.ndarray:
-    font, thick = cv2.FONT_HERSHEY_DUPLEX, 7
-    (tw, th), base = cv2.getTextSize(text, font, 1.0, thick)
-    scale = (_S * 0.62) / (th + base * 0.3)
-    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
-    width = max(_S, int(tw + _S * 0.2))
-    canvas = np.zeros((_S, width), dtype=np.uint8)
-    org = ((width - tw) // 2, (_S + th) // 2)
-    cv2.putText(canvas, text, org, font, scale, 255, thick, cv2.LINE_AA)
-    return canvas.astype(np.float32) / 255.0
+    """Block capitals from the built-in bitmap font, about 60% of the texture tall (no library
+    text renderer: those draw different pixels across versions)."""
+    scale = round(_S * 0.6 / CAP_ROWS)
+    ink = text_mask(text, scale)[: CAP_ROWS * scale]
+    width = max(_S, int(ink.shape[1] + _S * 0.2))
+    canvas = np.zeros((_S, width), dtype=np.float64)
+    x, y = (width - ink.shape[1]) // 2, (_S - ink.shape[0]) // 2
+    canvas[y:y + ink.shape[0], x:x + ink.shape[1]][ink] = 1.0
+    return canvas
 
 
 def _marker(name: str) -> np.ndarray:
@@ -68,4 +70,4 @@ def _marker(name: str) -> np.ndarray:
             for j in range(4):
                 if (i + j) % 2 == 0:
                     img[i * q:(i + 1) * q, j * q:(j + 1) * q] = 255
-    return img.astype(np.float32) / 255.0
+    return img.astype(np.float64) / 255.0
