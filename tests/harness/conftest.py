@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from cvbench.harness.masks import encode_rle
+from tests.wire.server import wire_image_identity
 
 TASK = "tiny-cvb"
 SPEC = f"""
@@ -186,7 +187,7 @@ class FakeOpenAI:
 
 
 def request_key(body: dict) -> str:
-    """sha256 over the sha256 of every image in the request, in order (identifies the sample)."""
+    """sha256 over the identity of every image in the request, in order (identifies the sample)."""
     shas = []
     for message in body.get("messages", []):
         content = message.get("content")
@@ -194,7 +195,7 @@ def request_key(body: dict) -> str:
             for part in content:
                 if part.get("type") == "image_url":
                     url = part["image_url"]["url"]
-                    shas.append(hashlib.sha256(base64.b64decode(url.split(",", 1)[1])).hexdigest())
+                    shas.append(wire_image_identity(base64.b64decode(url.split(",", 1)[1])))
     return hashlib.sha256("".join(shas).encode()).hexdigest()
 
 

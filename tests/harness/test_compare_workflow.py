@@ -15,7 +15,7 @@ from cvbench.cli import cli
 
 yaml = pytest.importorskip("yaml")
 
-WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "cvbench.yml"
+WORKFLOW = Path(__file__).resolve().parents[2] / "docs" / "examples" / "cvbench-gpu-runner.yml"
 
 
 def load_workflow() -> dict[str, Any]:

@@ -39,6 +39,12 @@ def build_data_root(base: Path) -> Path:
     lines.insert(2, "{ this line is not json")
     lines.append(json.dumps(missing))
     jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # the edited set is this fixture's own data: its manifest says so (a set whose files differ
+    # from its manifest is refused when loaded)
+    from cvbench.tasks.synthetic.manifest import write_folder_manifest
+
+    write_folder_manifest(cvb, {"set": "crossviewbench", "seed": 0, "per_type": CVB_PER_TYPE,
+                                "edited_by": "tests/integrations/lmms_fixtures.py"})
     return root
 
 

@@ -68,9 +68,9 @@ def assert_server_saw_every_image(server: WireServer, out: Path) -> list[dict[st
     answered = [q for q in server.requests if q.fault is None]
     assert len(answered) == LIMIT
     sent = sorted(h for r in rows for h in r["image_sha256"])
-    received = sorted(hashlib.sha256(i.data).hexdigest() for q in answered for i in q.images)
-    assert sent and received == sent  # the exact bytes of every image, nothing else
-    by_images = {tuple(hashlib.sha256(i.data).hexdigest() for i in q.images): q for q in answered}
+    received = sorted(i.identity for q in answered for i in q.images)
+    assert sent and received == sent  # the exact pixels of every image, nothing else
+    by_images = {tuple(i.identity for i in q.images): q for q in answered}
     for row in rows:
         request = by_images[tuple(row["image_sha256"])]  # same images, in the same order
         assert request.text.startswith(row["prompt_text"])  # logprob mode appends an instruction
@@ -125,7 +125,7 @@ def test_run_openai_compatible_two_endpoints_with_logprobs(env: pytest.MonkeyPat
         assert len(one.requests) >= 1 and len(two.requests) >= 1
         assert len(one.requests) + len(two.requests) == LIMIT
         sent = sorted(h for r in rows for h in r["image_sha256"])
-        received = sorted(hashlib.sha256(i.data).hexdigest() for s in (one, two) for q in s.requests
+        received = sorted(i.identity for s in (one, two) for q in s.requests
                           for i in q.images)
         assert received == sent
         assert all(q.settings["logprobs"] is True and q.settings["max_tokens"] == 1

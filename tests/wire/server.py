@@ -15,6 +15,8 @@ with that provider's paths, request decoding and response/error bodies. Every se
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import socket
 import threading
@@ -51,11 +53,32 @@ class Fault:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def wire_image_identity(data: bytes) -> str:
+    """cvbench's identity of an image seen on the wire (what records and file names hold): for
+    a lossless PNG the identity of its decoded pixels; for anything else the bytes' SHA-256 (a
+    shipped file passed through unchanged)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        from cvbench.harness.encoding import pixel_identity
+
+        with Image.open(io.BytesIO(data)) as im:
+            return pixel_identity(np.asarray(im.convert("RGB")), {"format": "png"})
+    return hashlib.sha256(data).hexdigest()
+
+
 @dataclass(frozen=True)
 class ReceivedImage:
     mime: str
     data: bytes  # exact bytes after base64 decoding
     detail: str | None = None  # OpenAI image_url.detail
+
+    @property
+    def identity(self) -> str:
+        return wire_image_identity(self.data)
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,7 @@ def test_same_seed_gives_byte_identical_files_and_the_cli_matches(tmp_path: Path
     assert second == tmp_path / "b" / "mllm_match_eval_full.tsv"
     files_a = sorted(p.relative_to(first.parent) for p in first.parent.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(second.parent) for p in second.parent.rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 1 + 8 * len(CASE_FILES)
+    assert files_a == files_b and len(files_a) == 2 + 8 * len(CASE_FILES)  # TSV, MANIFEST.json, cases
     for rel in files_a:
         assert (first.parent / rel).read_bytes() == (second.parent / rel).read_bytes(), rel
 
