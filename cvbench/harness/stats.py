@@ -6,7 +6,8 @@
   interval for benchmark numbers. Vectorised: resamples are drawn in blocks.
 - `cluster_robust_se`: the analytic cluster-robust (CR1) standard error of a mean, an
   alternative to the bootstrap.
-- `wilson_design_effect`: the default. The Wilson score interval on the effective sample size
+- `wilson_design_effect`: the default. The continuity-corrected Wilson interval, with Student's t
+  on G - 1 degrees of freedom for z, on the effective sample size
   n / deff, where the design effect deff is the CR1 variance over the binomial variance,
   clipped to [1, n / G]. When the accuracy is 0 or 1 (no spread to estimate deff from) or there
   is one cluster, deff = n / G (every cluster counted as one observation). Its interval is never
@@ -34,6 +35,46 @@ def z_for(level: float) -> float:
     from statistics import NormalDist
 
     return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def _t_central(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer df >= 1 (closed-form finite series in
+    theta = atan(t / sqrt(df)), Abramowitz & Stegun 26.7.3-26.7.4)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2 == 1:
+        total, term = 0.0, math.cos(theta)
+        for k in range(1, (df - 1) // 2 + 1):  # cos θ · (1, 2/3 cos²θ, 2·4/(3·5) cos⁴θ, ...)
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        return 2.0 / math.pi * (theta + math.sin(theta) * total) if df > 1 else 2.0 * theta / math.pi
+    total, term = 0.0, 1.0
+    for k in range(1, df // 2 + 1):  # 1, 1/2 cos²θ, 1·3/(2·4) cos⁴θ, ...
+        total += term
+        term *= c2 * (2 * k - 1) / (2 * k)
+    return math.sin(theta) * total
+
+
+def t_for(level: float, df: int) -> float:
+    """Two-sided Student-t quantile for a confidence level and integer df (bisection on the exact CDF);
+    the normal quantile above 100,000 df."""
+    z = z_for(level)
+    if df < 1:
+        raise ValueError(f"t quantile needs df >= 1, got {df}")
+    if df > 100_000:
+        return z
+    lo, hi = z, z
+    while _t_central(hi, df) < level:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _t_central(mid, df) < level:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13 * hi:
+            break
+    return 0.5 * (lo + hi)
 
 
 def wilson(correct: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
@@ -101,13 +142,15 @@ def effective_n(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def wilson_design_effect(values: Sequence[float] | np.ndarray, clusters: Sequence[object],
                          level: float = DEFAULT_LEVEL) -> tuple[float, float] | None:
-    """Wilson interval on the design-effect-adjusted effective n; None for no values."""
+    """The default interval: continuity-corrected Wilson on the design-effect-adjusted effective n,
+    with Student's t on G - 1 degrees of freedom (G clusters; 1 when G = 1) in place of z.
+    None for no values; never zero-width otherwise."""
     vals = np.asarray(values, dtype=float)
     if vals.size == 0:
         return None
     sums, counts = _cluster_totals(vals, clusters)
     n_eff = effective_n(sums, counts)
-    lo, hi = wilson_bounds(np.asarray(vals.mean()), n_eff, z_for(level))
+    lo, hi = wilson_cc_bounds(np.asarray(vals.mean()), n_eff, t_for(level, max(sums.size - 1, 1)))
     return (float(lo), float(hi))
 
 
