@@ -38,6 +38,9 @@ SIZES = (1, 2, 5, 10, 20)
 PROPORTIONS = (0.0, 0.02, 0.3, 0.5, 0.9, 1.0)
 ICCS = (0.0, 0.2, 0.5)
 LEVEL = 0.95
+# the default first; then candidates it was chosen over
+METHODS = ("wilson_design_effect", "wilson_cc_design_effect_t_g_minus_1", "wilson_design_effect_z", "wilson_iid",
+           "cluster_robust_wald")
 
 
 def cluster_totals(rng: np.random.Generator, reps: int, g: int, m: int, p: float, rho: float) -> np.ndarray:
@@ -62,10 +65,12 @@ def intervals(sums: np.ndarray, m: int) -> dict[str, tuple[np.ndarray, np.ndarra
     z = stats.z_for(LEVEL)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     n_eff = stats.effective_n(sums, counts)
-    out["wilson_design_effect"] = stats.wilson_bounds(p_hat, n_eff, z)
-    t_q = float(student_t.ppf(0.5 + LEVEL / 2, max(g - 1, 1)))
-    out["wilson_design_effect_t"] = stats.wilson_bounds(p_hat, n_eff, t_q)
-    out["wilson_cc_design_effect_t"] = stats.wilson_cc_bounds(p_hat, n_eff, t_q)
+    df = stats.effective_df(sums, counts)
+    t_of = {d: stats.t_for(LEVEL, int(d)) for d in np.unique(df)}  # the same quantiles cvbench uses
+    out["wilson_design_effect"] = stats.wilson_cc_bounds(p_hat, n_eff, np.vectorize(t_of.__getitem__)(df))
+    t_g = float(student_t.ppf(0.5 + LEVEL / 2, max(g - 1, 1)))
+    out["wilson_cc_design_effect_t_g_minus_1"] = stats.wilson_cc_bounds(p_hat, n_eff, t_g)
+    out["wilson_design_effect_z"] = stats.wilson_bounds(p_hat, n_eff, z)
     out["wilson_iid"] = stats.wilson_bounds(p_hat, np.full(reps, float(n)), z)
     resid = sums - p_hat[:, None] * m
     se = np.sqrt(g / (g - 1) * np.sum(resid ** 2, axis=1)) / n
@@ -93,7 +98,7 @@ def coverage_grid(reps: int, seed: int) -> list[dict[str, Any]]:
 
 def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
     out = {}
-    for name in ("wilson_design_effect", "wilson_design_effect_t", "wilson_cc_design_effect_t", "wilson_iid", "cluster_robust_wald"):
+    for name in METHODS:
         covs = [c[name]["coverage"] for c in cells]
         big = [c[name]["coverage"] for c in cells if c["n"] >= 20]
         worst = min(cells, key=lambda c: c[name]["coverage"])

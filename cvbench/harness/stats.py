@@ -7,7 +7,7 @@
 - `cluster_robust_se`: the analytic cluster-robust (CR1) standard error of a mean, an
   alternative to the bootstrap.
 - `wilson_design_effect`: the default. The continuity-corrected Wilson interval, with Student's t
-  on G - 1 degrees of freedom for z, on the effective sample size
+  on the effective number of clusters (`effective_df`) for z, on the effective sample size
   n / deff, where the design effect deff is the CR1 variance over the binomial variance,
   clipped to [1, n / G]. When the accuracy is 0 or 1 (no spread to estimate deff from) or there
   is one cluster, deff = n / G (every cluster counted as one observation). Its interval is never
@@ -140,17 +140,37 @@ def effective_n(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.asarray(n / deff, dtype=float)
 
 
+def effective_df(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Degrees of freedom for the t quantile: the effective number of clusters behind the variance
+    estimate, floor((sum r_g^2)^2 / sum r_g^4) - 1 with r_g a cluster's residual total (a Satterthwaite
+    count: G - 1 when all clusters contribute alike, fewer when a few clusters carry the spread, as with
+    rare answers and correlated clusters), clipped to [1, G - 1]; G - 1 (at least 1) when nothing varies.
+    Clusters on the last axis, as in `effective_n`."""
+    sums = np.asarray(sums, dtype=float)
+    counts = np.broadcast_to(np.asarray(counts, dtype=float), sums.shape)
+    g = np.count_nonzero(counts, axis=-1).astype(float)
+    p_hat = sums.sum(axis=-1) / counts.sum(axis=-1)
+    r2 = (sums - p_hat[..., None] * counts) ** 2
+    s2 = np.sum(r2, axis=-1)
+    s4 = np.sum(r2 * r2, axis=-1)
+    top = np.maximum(g - 1.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.floor(s2 * s2 / s4 * (1.0 + 1e-12)) - 1.0  # the 1e-12 keeps an exact G from rounding down
+    return np.asarray(np.where((s4 > 0.0) & np.isfinite(df), np.clip(df, 1.0, top), top), dtype=float)
+
+
 def wilson_design_effect(values: Sequence[float] | np.ndarray, clusters: Sequence[object],
                          level: float = DEFAULT_LEVEL) -> tuple[float, float] | None:
     """The default interval: continuity-corrected Wilson on the design-effect-adjusted effective n,
-    with Student's t on G - 1 degrees of freedom (G clusters; 1 when G = 1) in place of z.
+    with Student's t on `effective_df` degrees of freedom in place of z.
     None for no values; never zero-width otherwise."""
     vals = np.asarray(values, dtype=float)
     if vals.size == 0:
         return None
     sums, counts = _cluster_totals(vals, clusters)
     n_eff = effective_n(sums, counts)
-    lo, hi = wilson_cc_bounds(np.asarray(vals.mean()), n_eff, t_for(level, max(sums.size - 1, 1)))
+    df = int(effective_df(sums, counts))
+    lo, hi = wilson_cc_bounds(np.asarray(vals.mean()), n_eff, t_for(level, df))
     return (float(lo), float(hi))
 
 

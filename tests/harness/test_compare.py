@@ -229,7 +229,7 @@ def test_identical_runs_pass_with_zero_difference(tmp_path: Path) -> None:
         assert s["paired"]["ci"] == [0.0, 0.0] and s["verdict"] == "no significant difference"
     overall = by_name(payload)[CVB]
     assert overall["a"]["n"] == overall["paired"]["n"] == 17 * 24
-    assert overall["a"]["ci_method"] == "cluster_bootstrap"  # the run's own interval from results.json
+    assert overall["a"]["ci_method"] == "wilson_design_effect"  # the run's own interval from results.json
 
 
 def test_run_made_worse_on_q10_fails_naming_that_slice(tmp_path: Path) -> None:

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from cvbench.harness import stats
 from cvbench.harness.compare import exact_mcnemar_p
+from cvbench.harness.metrics import cluster_key, scored_record
+from cvbench.harness.runner import RunOptions, Runner
 
 sm = pytest.importorskip("statsmodels.api", reason="dev dependency: pip install statsmodels")
 scipy_stats = pytest.importorskip("scipy.stats", reason="dev dependency: pip install scipy")
 from statsmodels.stats.contingency_tables import mcnemar  # noqa: E402
 from statsmodels.stats.proportion import proportion_confint  # noqa: E402
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-
-
-def _golden_samples() -> list[tuple[np.ndarray, list[str]]]:
-    """(correct, cluster) arrays of the committed golden runs' records: real run records."""
-    out = []
-    for path in sorted(GOLDEN.rglob("samples.jsonl")):
-        recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if len(recs) >= 4:
-            out.append((np.array([1.0 if r["correct"] else 0.0 for r in recs]),
-                        [f"{r['task']}/{r['cluster']}" for r in recs]))
-    return out
-
 
 def _constructed() -> list[tuple[np.ndarray, list[str]]]:
     rng = np.random.default_rng(21)
@@ -41,7 +30,7 @@ def _constructed() -> list[tuple[np.ndarray, list[str]]]:
     return cases
 
 
-CASES = _constructed() + _golden_samples()
+CASES = _constructed()
 
 
 @pytest.mark.parametrize("values, clusters", CASES)
@@ -90,3 +79,21 @@ def test_exact_mcnemar_matches_statsmodels_and_scipy(a_only: int, b_only: int) -
     assert got == pytest.approx(ref, abs=1e-9)
     if a_only + b_only:
         assert got == pytest.approx(float(scipy_stats.binomtest(a_only, a_only + b_only, 0.5).pvalue), abs=1e-9)
+
+
+def test_real_run_records_match_statsmodels(tiny_data: Any, tmp_path: Path) -> None:
+    """A random-baseline run on the tiny dataset: its records' clustered SE and Wilson bounds, and
+    results.json's own Wilson interval, agree with statsmodels."""
+    out = tmp_path / "run"
+    Runner(RunOptions(tasks=(tiny_data.task,), data_dir=tiny_data.root, out=out, progress=False, model="random",
+                      use_cache=False)).execute()
+    recs = [scored_record(json.loads(line)) for line in (out / "samples.jsonl").read_text().splitlines()]
+    values = np.array([1.0 if r.correct else 0.0 for r in recs])
+    clusters = [cluster_key(r) for r in recs]
+    groups = np.unique(np.asarray(clusters), return_inverse=True)[1]
+    fit = sm.OLS(values, np.ones_like(values)).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    assert stats.cluster_robust_se(values, clusters) == pytest.approx(float(fit.bse[0]), abs=1e-9)
+    overall = json.loads((out / "results.json").read_text())["overall"]
+    lo, hi = proportion_confint(overall["correct"], overall["n"], alpha=0.05, method="wilson")
+    assert overall["wilson"] == [pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9)]
+    assert overall["ci_method"] == "wilson_design_effect" and overall["ci"][1] > overall["ci"][0]
