@@ -1,6 +1,6 @@
 """Coverage of cvbench's accuracy intervals and the regression gate's error rates, by simulation.
 
-    PYTHONPATH=. python bench/statistics_sim.py [--reps 2000] [--out bench/results/statistics.json]
+    PYTHONPATH=. python bench/statistics_sim.py [--reps 2000]     # writes bench/results/statistics.json
 
 Needs numpy and scipy (dev dependency: scipy is used for the t quantile of a candidate interval
 and for the vectorised exact binomial test of the gate).
@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, write_result
 
 from cvbench.harness import stats
 
@@ -56,7 +58,7 @@ def cluster_totals(rng: np.random.Generator, reps: int, g: int, m: int, p: float
 
 def intervals(sums: np.ndarray, m: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each candidate method's (lo, hi) arrays for every replicate (rows of `sums`)."""
-    from scipy.stats import t as student_t
+    from scipy.stats import t as student_t  # type: ignore[import-untyped]
 
     reps, g = sums.shape
     n = g * m
@@ -111,7 +113,7 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def gate(reps: int, seed: int, alpha: float, min_effect: float) -> list[dict[str, Any]]:
-    from scipy.stats import binom
+    from scipy.stats import binom  # type: ignore[import-untyped]
 
     rows = []
     for n in (1000, 17000):
@@ -143,8 +145,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=20261205)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/statistics.json"))
+    ap.add_argument("--name", default="statistics", help="result file bench/results/<name>.json")
     args = ap.parse_args()
+    started = machine()
     t0 = time.perf_counter()
     cells = coverage_grid(args.reps, args.seed)
     t1 = time.perf_counter()
@@ -158,12 +161,10 @@ def main() -> None:
         "coverage_summary": summarise(cells),
         "gate": gate_rows,
         "coverage_grid": cells,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "note": "2 cores shared with other jobs"},
+        "machine": started,
         "seconds": {"coverage": round(t1 - t0, 1), "gate": round(t2 - t1, 1)},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(args.name, result)
     print(json.dumps({k: result[k] for k in ("coverage_summary", "gate", "seconds")}, indent=1))
 
 

@@ -676,8 +676,8 @@ def comparison_to_markdown(c: Comparison) -> str:
     lines = [f"## cvbench compare: {'REGRESSION' if not c.passed else 'no regression'}", "",
              f"- A (baseline): `{c.run_a}` ({c.model_a}, {c.status_a})",
              f"- B (candidate): `{c.run_b}` ({c.model_b}, {c.status_b})",
-             f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
-             f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})",
+             (f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
+              f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})"),
              f"- A/B accuracy intervals: each run's own ({interval_methods(c)}); B-A: paired cluster bootstrap", ""]
     for w in c.warnings:
         lines.append(f"> **Warning:** {w}")

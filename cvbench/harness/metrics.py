@@ -184,7 +184,7 @@ def compute_results(records: Sequence[AnyRecord], *, run_seed: int, model: Mappi
                     ci_method: str = DEFAULT_CI_METHOD, n_resamples: int = stats.DEFAULT_RESAMPLES,
                     level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
     """The whole results.json object for a run's records."""
-    kw = {"ci_method": ci_method, "n_resamples": n_resamples, "level": level}
+    kw: dict[str, Any] = {"ci_method": ci_method, "n_resamples": n_resamples, "level": level}
     by_eval: dict[str, list[AnyRecord]] = {}
     for r in records:
         by_eval.setdefault(evaluation_key(r), []).append(r)

@@ -12,12 +12,13 @@ import pytest
 from cvbench.harness import stats
 from cvbench.harness.compare import exact_mcnemar_p
 from cvbench.harness.metrics import cluster_key, scored_record
-from cvbench.harness.runner import RunOptions, Runner
+from cvbench.harness.runner import Runner, RunOptions
 
 sm = pytest.importorskip("statsmodels.api", reason="dev dependency: pip install statsmodels")
 scipy_stats = pytest.importorskip("scipy.stats", reason="dev dependency: pip install scipy")
-from statsmodels.stats.contingency_tables import mcnemar  # noqa: E402
-from statsmodels.stats.proportion import proportion_confint  # noqa: E402
+mcnemar = pytest.importorskip("statsmodels.stats.contingency_tables").mcnemar
+proportion_confint = pytest.importorskip("statsmodels.stats.proportion").proportion_confint
+
 
 def _constructed() -> list[tuple[np.ndarray, list[str]]]:
     rng = np.random.default_rng(21)
