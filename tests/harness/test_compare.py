@@ -366,6 +366,9 @@ def test_table_report_and_markdown_outputs(tmp_path: Path) -> None:
     assert json.loads(report.read_text())["regressions"][0]["slice"] == f"{CVB}/task_type=Q10"
     text = md.read_text()
     assert text.startswith("## cvbench compare: REGRESSION") and "| synth-crossviewbench@all/task_type=Q10 | yes |" in text
+    # the A/B interval method is named once on each page
+    assert text.count("method: wilson_design_effect") == 1
+    assert res.output.count("method: wilson_design_effect") == 1
 
 
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:

@@ -126,3 +126,21 @@ def test_usage_summary() -> None:
     assert u["latency_p50_s"] == pytest.approx(2.0)  # cache hits are not model latency
     unknown = usage_summary([rec(0), rec(1, cost=None)])
     assert unknown["cost_usd"] is None and unknown["responses_without_cost"] == 1
+
+
+def test_terminal_summary_names_the_method_once_and_never_shows_a_collapsed_interval() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cvbench.harness.progress import summary_table
+
+    records = [rec(i, correct=True, cues=("CL",)) for i in range(6)] + [rec(6, cues=("RP",), cluster="z")]
+    res = compute_results(records, run_seed=1, model={"id": "m"}, status="complete")
+    out = io.StringIO()
+    Console(file=out, width=200).print(summary_table(res))
+    text = out.getvalue()
+    assert text.count("wilson_design_effect") == 1
+    assert "[100.0, 100.0]" not in text and "[0.0, 0.0]" not in text
+    lo = 100 * res["evaluations"]["synth-mmvm@4"]["slices"]["cue=CL"]["ci"][0]
+    assert f"[{lo:.1f}, 100.0]" in text
