@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -55,6 +56,7 @@ def _t_central(t: float, df: int) -> float:
     return math.sin(theta) * total
 
 
+@functools.lru_cache(maxsize=4096)
 def t_for(level: float, df: int) -> float:
     """Two-sided Student-t quantile for a confidence level and integer df (bisection on the exact CDF);
     the normal quantile above 100,000 df."""
