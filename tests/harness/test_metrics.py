@@ -144,3 +144,12 @@ def test_terminal_summary_names_the_method_once_and_never_shows_a_collapsed_inte
     assert "[100.0, 100.0]" not in text and "[0.0, 0.0]" not in text
     lo = 100 * res["evaluations"]["synth-mmvm@4"]["slices"]["cue=CL"]["ci"][0]
     assert f"[{lo:.1f}, 100.0]" in text
+
+
+def test_mmvm_chance_counts_none_of_the_above_as_an_option() -> None:
+    from cvbench.harness.protocols.mmvm import NONE_OF_THE_ABOVE, mmvm_options
+
+    options = mmvm_options(["3", "7", "12", "20"])  # the 4-candidate setting
+    assert options[-1].text == NONE_OF_THE_ABOVE and len(options) == 5
+    records = [rec(i, n_options=len(options)) for i in range(4)]
+    assert metric(records, 0, "x")["chance"] == pytest.approx(1 / 5)
