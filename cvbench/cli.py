@@ -212,8 +212,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
               help="Adapter option (repeatable), e.g. image_detail=high, checkpoint=/path, device=cuda (docs/models.md).")
 @click.option("--option-logprobs", is_flag=True, help="Score options by log-probability when the model can.")
 @click.option("--save-images", type=click.Choice(["all", "none"]), default="all", show_default=True)
-@click.option("--ci", "ci_method", type=click.Choice(["cluster_bootstrap", "cluster_robust", "wilson"]),
-              default="cluster_bootstrap", show_default=True, help="Interval method in results.json.")
+@click.option("--ci", "ci_method", type=click.Choice(["wilson_design_effect", "cluster_bootstrap", "cluster_robust", "wilson"]),
+              default="wilson_design_effect", show_default=True,
+              help="Interval method in results.json (coverage of each: docs/running.md).")
 @click.option("--price", default=None, metavar="IN/OUT",
               help="US dollars per million input/output tokens, e.g. 2.5/10: each record's cost and the run's "
                    "total in results.json (a cost the provider reports wins). No built-in price table.")

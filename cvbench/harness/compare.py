@@ -340,13 +340,19 @@ def summarize_run(records: Sequence[SampleRecord], results: Mapping[str, Any], n
                   level: float = stats.DEFAULT_LEVEL) -> RunSummary:
     n = len(records)
     correct = sum(1 for r in records if r.correct)
-    ci: tuple[float, float] | None = stats.wilson(correct, n, level) if n else None
-    method: str | None = "wilson" if n else None
+    ci: tuple[float, float] | None = None
+    method: str | None = None
     metric = _result_metric(results, name)
-    # The run's own (clustered) interval, when results.json describes exactly these records.
+    # The run's own interval, when results.json describes exactly these records and it has width
+    # (runs written before the default interval could hold a collapsed one at 0% or 100%).
     if metric is not None and metric.get("n") == n and metric.get("correct") == correct and metric.get("ci"):
         lo, hi = metric["ci"]
-        ci, method = (float(lo), float(hi)), str(metric.get("ci_method") or "")
+        if float(hi) > float(lo):
+            ci, method = (float(lo), float(hi)), str(metric.get("ci_method") or "")
+    if ci is None and n:
+        values = [1.0 if r.correct else 0.0 for r in records]
+        ci = stats.wilson_design_effect(values, [f"{r.task}/{r.cluster}" for r in records], level)
+        method = "wilson_design_effect"
     return RunSummary(
         accuracy=correct / n if n else None,
         correct=correct,
@@ -670,8 +676,9 @@ def comparison_to_markdown(c: Comparison) -> str:
     lines = [f"## cvbench compare: {'REGRESSION' if not c.passed else 'no regression'}", "",
              f"- A (baseline): `{c.run_a}` ({c.model_a}, {c.status_a})",
              f"- B (candidate): `{c.run_b}` ({c.model_b}, {c.status_b})",
-             f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
-             f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})", ""]
+             (f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
+              f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})"),
+             f"- A/B accuracy intervals: each run's own ({interval_methods(c)}); B-A: paired cluster bootstrap", ""]
     for w in c.warnings:
         lines.append(f"> **Warning:** {w}")
     if c.warnings:
@@ -699,6 +706,12 @@ def comparison_to_markdown(c: Comparison) -> str:
 # --------------------------------------------------------------------------------------
 # Rich rendering and the I/O edge
 # --------------------------------------------------------------------------------------
+
+
+def interval_methods(c: Comparison) -> str:
+    """The interval methods behind the A/B columns, named once: 'method: wilson_design_effect'."""
+    names = sorted({m for s in c.slices for m in (s.a.ci_method, s.b.ci_method) if m})
+    return ("method: " + ", ".join(names)) if names else "no intervals"
 
 
 SHORT_VERDICTS = {"no significant difference": "n.s.", "no shared records": "no pairs"}
@@ -741,7 +754,7 @@ def render_comparison(c: Comparison, console: Any) -> None:
             )
         console.print(table)
     console.print(f"[dim]* gated slice. Accuracies in %, differences in points; A/B intervals are each run's own "
-                  f"(results.json); B-A and its interval are paired on the shared records (cluster bootstrap); "
+                  f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records (cluster bootstrap); "
                   f"p: exact McNemar; p Holm: adjusted over the gated slices; MDE: minimum detectable drop; "
                   f"n.s.: no significant difference[/dim]")
     for s in c.slices:

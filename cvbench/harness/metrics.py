@@ -2,7 +2,11 @@
 
 Pure functions from `SampleRecord`s to the `results.json` structure of docs/run-format.md.
 Errors, unparsed answers and invalid samples stay in `n` (counted wrong) and are reported
-separately. Intervals cluster by `<task>/<cluster>` (scene or case); each slice's bootstrap
+separately; `accuracy_answered` beside it divides by the samples that got a model answer (n minus
+errors and invalid). A slice with n = 0 has accuracy None and no interval. The default interval is
+`stats.wilson_design_effect`; a method that would give a zero-width interval (a bootstrap or CR1
+interval when every answer agrees, or any clustered method on one cluster) is replaced by it, and
+`ci_method` names the method actually used. Intervals cluster by `<task>/<cluster>` (scene or case); each slice's bootstrap
 seed is derived from the run seed and the slice's name.
 """
 
@@ -51,8 +55,16 @@ _SCORED_FIELDS: tuple[str, ...] = tuple(ScoredRecord.__dataclass_fields__)
 
 AnyRecord = SampleRecord | ScoredRecord
 
-CiMethod = Literal["cluster_bootstrap", "cluster_robust", "wilson"]
-CI_METHODS: tuple[str, ...] = ("cluster_bootstrap", "cluster_robust", "wilson")
+CiMethod = Literal["wilson_design_effect", "cluster_bootstrap", "cluster_robust", "wilson"]
+CI_METHODS: tuple[str, ...] = ("wilson_design_effect", "cluster_bootstrap", "cluster_robust", "wilson")
+DEFAULT_CI_METHOD = "wilson_design_effect"
+CI_METHOD_NAMES: dict[str, str] = {
+    "wilson_design_effect": "continuity-corrected Wilson on the design-effect-adjusted n, t with G-1 df",
+    "cluster_bootstrap": "cluster bootstrap, percentile",
+    "cluster_robust": "cluster-robust (CR1) normal",
+    "wilson": "Wilson score, questions independent",
+}
+DENOMINATOR = "all samples: errors, unparsed and invalid answers count as wrong"
 
 
 def evaluation_key(record: AnyRecord) -> str:
@@ -68,7 +80,7 @@ def _rate(count: int, n: int) -> float:
 
 
 def metric(records: Sequence[AnyRecord], run_seed: int, slice_name: str, *,
-           ci_method: str = "cluster_bootstrap", n_resamples: int = stats.DEFAULT_RESAMPLES,
+           ci_method: str = DEFAULT_CI_METHOD, n_resamples: int = stats.DEFAULT_RESAMPLES,
            level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
     """One METRIC object (docs/run-format.md) over `records`."""
     if ci_method not in CI_METHODS:
@@ -78,27 +90,32 @@ def metric(records: Sequence[AnyRecord], run_seed: int, slice_name: str, *,
     correct = int(values.sum())
     clusters = [cluster_key(r) for r in records]
     n_clusters = len(set(clusters))
-    wilson = stats.wilson(correct, n, level)
+    wilson: tuple[float, float] | None = stats.wilson(correct, n, level) if n else None
     method = ci_method
-    if method != "wilson" and n_clusters < 2:
-        method = "wilson"  # one cluster carries no information about between-cluster spread
-    if method == "cluster_bootstrap":
+    ci: tuple[float, float] | None
+    if method == "cluster_bootstrap" and n_clusters >= 2:
         ci = stats.cluster_bootstrap(values, clusters, stats.bootstrap_seed(run_seed, slice_name), n_resamples, level)
-    elif method == "cluster_robust":
+    elif method == "cluster_robust" and n_clusters >= 2:
         ci = stats.cluster_robust_ci(values, clusters, level)
-    else:
+    elif method == "wilson":
         ci = wilson
+    else:
+        ci, method = None, DEFAULT_CI_METHOD
+    if n and (ci is None or ci[1] - ci[0] <= 0.0):
+        ci, method = stats.wilson_design_effect(values, clusters, level), DEFAULT_CI_METHOD
     with_options = [r.n_options for r in records if r.n_options > 0]
     unparsed = sum(1 for r in records if r.parse_status == "unparsed")
     errors = sum(1 for r in records if r.parse_status == "error")
     invalid = sum(1 for r in records if r.parse_status == "invalid")
     return {
-        "accuracy": correct / n if n else 0.0,
+        "accuracy": correct / n if n else None,
+        "accuracy_answered": correct / (n - errors - invalid) if n - errors - invalid > 0 else None,
         "correct": correct,
         "n": n,
-        "ci": [ci[0], ci[1]],
-        "ci_method": method,
-        "wilson": [wilson[0], wilson[1]],
+        "n_answered": n - errors - invalid,
+        "ci": [ci[0], ci[1]] if ci is not None else None,
+        "ci_method": method if n else None,
+        "wilson": [wilson[0], wilson[1]] if wilson is not None else None,
         "n_clusters": n_clusters,
         "chance": float(np.mean([1.0 / k for k in with_options])) if with_options else None,
         "unparsed": unparsed,
@@ -164,10 +181,10 @@ def natural_key(name: str) -> list[Any]:
 
 
 def compute_results(records: Sequence[AnyRecord], *, run_seed: int, model: Mapping[str, Any], status: str,
-                    ci_method: str = "cluster_bootstrap", n_resamples: int = stats.DEFAULT_RESAMPLES,
+                    ci_method: str = DEFAULT_CI_METHOD, n_resamples: int = stats.DEFAULT_RESAMPLES,
                     level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
     """The whole results.json object for a run's records."""
-    kw = {"ci_method": ci_method, "n_resamples": n_resamples, "level": level}
+    kw: dict[str, Any] = {"ci_method": ci_method, "n_resamples": n_resamples, "level": level}
     by_eval: dict[str, list[AnyRecord]] = {}
     for r in records:
         by_eval.setdefault(evaluation_key(r), []).append(r)
@@ -188,8 +205,10 @@ def compute_results(records: Sequence[AnyRecord], *, run_seed: int, model: Mappi
         "status": status,
         "model": dict(model),
         "seed": run_seed,
-        "intervals": {"method": ci_method, "level": level, "resamples": n_resamples,
-                      "cluster": "task/cluster (scene or case)"},
+        "intervals": {"method": ci_method, "description": CI_METHOD_NAMES[ci_method], "level": level,
+                      "resamples": n_resamples, "cluster": "task/cluster (scene or case)",
+                      "denominator": DENOMINATOR,
+                      "coverage": "docs/running.md#metrics-and-intervals (bench/statistics_sim.py)"},
         "overall": metric(records, run_seed, "overall", **kw),
         "evaluations": evaluations,
         "slices": flat,

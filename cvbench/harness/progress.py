@@ -56,17 +56,21 @@ class RunProgress:
 
 
 def _fmt_metric(m: dict[str, Any]) -> list[str]:
-    ci = m.get("ci") or [0.0, 0.0]
+    ci = m.get("ci")
     chance = m.get("chance")
-    return [f"{100 * m['accuracy']:.1f}", f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]", str(m["n"]),
+    acc = m.get("accuracy")
+    return ["-" if acc is None else f"{100 * acc:.1f}",
+            "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]", str(m["n"]),
             "-" if chance is None else f"{100 * chance:.1f}", str(m["unparsed"]), str(m["errors"]), str(m["invalid"])]
 
 
 def summary_table(results: dict[str, Any]) -> Table:
     """Overall, per evaluation and per slice: accuracy (%), interval, n, chance, failures."""
     model = results.get("model") or {}
+    method = (results.get("intervals") or {}).get("method")
     table = Table(title=f"{model.get('display_name') or model.get('id')} - {results.get('status')}",
-                  title_justify="left")
+                  title_justify="left",
+                  caption=f"95% CI: {method} (docs/running.md)" if method else None, caption_justify="left")
     for col in ("evaluation / slice", "acc %", "95% CI", "n", "chance %", "unparsed", "errors", "invalid"):
         table.add_column(col, justify="left" if col.startswith("eval") else "right", no_wrap=True)
     table.add_row("overall", *_fmt_metric(results["overall"]), style="bold")

@@ -112,7 +112,7 @@ class RunOptions:
     option_logprobs: bool = False
     save_images: bool = True
     argv: tuple[str, ...] = ()
-    ci_method: str = "cluster_bootstrap"
+    ci_method: str = "wilson_design_effect"
     n_resamples: int = 2000
     progress: bool | None = None  # None: only when stderr is a terminal
     model_options: tuple[tuple[str, Any], ...] = ()  # --model-option KEY=VALUE, passed to the adapter

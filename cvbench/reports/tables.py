@@ -208,7 +208,10 @@ def format_percent(fraction: float) -> str:
 
 
 def metric_cell(metric: Mapping[str, Any], where: str = "metric") -> Cell:
-    """A cell from one results.json METRIC (fractions -> percentages)."""
+    """A cell from one results.json METRIC (fractions -> percentages); an empty slice (n = 0, accuracy
+    null) gives a cell without a value or interval."""
+    if metric.get("accuracy") is None and metric.get("n") == 0:
+        return Cell(value=None, text="–", n=0, correct=0)
     try:
         accuracy = float(metric["accuracy"])
     except (KeyError, TypeError, ValueError):

@@ -229,7 +229,7 @@ def test_identical_runs_pass_with_zero_difference(tmp_path: Path) -> None:
         assert s["paired"]["ci"] == [0.0, 0.0] and s["verdict"] == "no significant difference"
     overall = by_name(payload)[CVB]
     assert overall["a"]["n"] == overall["paired"]["n"] == 17 * 24
-    assert overall["a"]["ci_method"] == "cluster_bootstrap"  # the run's own interval from results.json
+    assert overall["a"]["ci_method"] == "wilson_design_effect"  # the run's own interval from results.json
 
 
 def test_run_made_worse_on_q10_fails_naming_that_slice(tmp_path: Path) -> None:
@@ -366,6 +366,9 @@ def test_table_report_and_markdown_outputs(tmp_path: Path) -> None:
     assert json.loads(report.read_text())["regressions"][0]["slice"] == f"{CVB}/task_type=Q10"
     text = md.read_text()
     assert text.startswith("## cvbench compare: REGRESSION") and "| synth-crossviewbench@all/task_type=Q10 | yes |" in text
+    # the A/B interval method is named once on each page
+    assert text.count("method: wilson_design_effect") == 1
+    assert res.output.count("method: wilson_design_effect") == 1
 
 
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:

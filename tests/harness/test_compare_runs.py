@@ -85,7 +85,7 @@ def test_real_runs_show_paired_statistics(runs: dict[str, Path]) -> None:
     assert paired["difference"] == pytest.approx((paired["b_correct"] - paired["a_correct"]) / paired["n"])
     assert paired["a_only_correct"] + paired["b_only_correct"] > 0
     assert paired["ci"][0] <= paired["difference"] <= paired["ci"][1]
-    assert cvb["a"]["ci_method"] == "cluster_bootstrap"  # each run's own interval from its results.json
+    assert cvb["a"]["ci_method"] == "wilson_design_effect"  # each run's own interval from its results.json
     table = compare(str(runs["random"]), str(runs["heuristic"])).output
     assert "synth-crossviewbench@all" in table and "McNemar" in table and "MDE" in table
 
