@@ -297,7 +297,7 @@ def merge_command(run_dirs: tuple[str, ...], out: str) -> None:
 
 @cli.group("cache")
 def cache_group() -> None:
-    """The response cache: stats and clearing."""
+    """The response cache: stats, clearing, checking and repair."""
 
 
 @cache_group.command("stats")
@@ -343,6 +343,46 @@ def cache_clear_command(cache_path: str | None, model_id: str | None) -> None:
     except CacheError as exc:
         raise CvbenchError(str(exc)) from None
     click.echo(f"{path}: removed {n} entries" + (f" of {model_id}" if model_id else ""))
+
+
+@cache_group.command("check")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=str), default=None)
+def cache_check_command(cache_path: str | None) -> None:
+    """Check the response cache file (SQLite integrity_check, schema version); exit 1 if it is
+    damaged, foreign or from a newer cvbench."""
+    from pathlib import Path
+
+    from cvbench.harness.cache_check import choices, inspect_cache
+    from cvbench.harness.locations import default_response_cache
+
+    path = Path(cache_path) if cache_path else default_response_cache()
+    health = inspect_cache(path, full=True)
+    if health.usable:
+        click.echo(health.summary())
+        return
+    click.echo(f"{path}: {health.kind}", err=True)
+    for problem in health.problems:
+        click.echo(f"  {problem}", err=True)
+    raise CvbenchError(f"{path} is not usable. Choices: {choices(path)}")
+
+
+@cache_group.command("repair")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=str), default=None)
+def cache_repair_command(cache_path: str | None) -> None:
+    """Salvage the readable entries of a damaged response cache into a new file at the same path;
+    the damaged file is kept beside it as <name>.damaged-<time>. Run it while no run uses the cache."""
+    from pathlib import Path
+
+    from cvbench.harness.cache_check import CacheRepairError, repair_cache
+    from cvbench.harness.locations import default_response_cache
+
+    path = Path(cache_path) if cache_path else default_response_cache()
+    try:
+        report = repair_cache(path)
+    except CacheRepairError as exc:
+        raise CvbenchError(str(exc)) from None
+    click.echo(f"{report.path}: salvaged {report.salvaged} entries, {report.unreadable} unreadable stepped over; "
+               f"the damaged file is kept at {report.kept_as}")
 
 
 # ==== models (cvbench.model_adapters) ======================================================
