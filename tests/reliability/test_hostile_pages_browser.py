@@ -30,7 +30,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 if CHROMIUM is None:
     pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it", allow_module_level=True)
 
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import Dialog, sync_playwright  # noqa: E402
 
 
 def payload(n: int) -> str:
@@ -91,7 +91,12 @@ def opened(pages: list[Path]) -> Iterator[list[tuple[Path, object, list[str], st
                 context = browser.new_context()
                 page = context.new_page()
                 dialogs: list[str] = []
-                page.on("dialog", lambda d, dialogs=dialogs: (dialogs.append(d.message), d.dismiss()))
+
+                def on_dialog(dialog: Dialog, dialogs: list[str] = dialogs) -> None:
+                    dialogs.append(dialog.message)
+                    dialog.dismiss()
+
+                page.on("dialog", on_dialog)
                 page.goto(path.as_uri(), wait_until="load")
                 page.wait_for_timeout(300)  # let onerror/onload of any injected element fire
                 pwned = page.evaluate("() => window.__pwned === undefined ? null : window.__pwned")
