@@ -49,7 +49,12 @@ sys.path.insert(0, str(BENCH_DIR))
 from common import machine, write_result  # noqa: E402
 
 from tests.reliability.conftest import SynthBase, cli_env, replicate  # noqa: E402
-from tests.wire.faults import DEFAULT_MIX, FaultInjectingServer, FaultSchedule, item_marker  # noqa: E402
+from tests.wire.faults import (  # noqa: E402
+    DEFAULT_MIX,
+    FaultInjectingServer,
+    FaultSchedule,
+    item_marker,
+)
 
 RETRY_ENV = {"CVBENCH_TIMEOUT_S": "1.5", "CVBENCH_MAX_RETRIES": "4", "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
              "CVBENCH_RETRY_MAX_DELAY_S": "0.4"}
