@@ -44,6 +44,14 @@ class CacheError(RuntimeError):
     pass
 
 
+class CacheUnusableError(CacheError):
+    """An existing cache file that is refused at open; `choices` says what the user can do."""
+
+    def __init__(self, message: str, choices: str) -> None:
+        super().__init__(message)
+        self.choices = choices
+
+
 @dataclass(frozen=True)
 class ModelCacheStats:
     model_id: str
@@ -98,7 +106,8 @@ class ResponseCache:
 
             health = inspect_cache(self.path, full=False)
             if not health.usable:
-                raise CacheError(f"{health.summary()}. Choices: {choices(self.path)}")
+                raise CacheUnusableError(f"{self.path}: not a usable cvbench response cache ({'; '.join(health.problems)})",
+                                         choices(self.path, health.kind))
         try:
             self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                        check_same_thread=False)
@@ -121,8 +130,7 @@ class ResponseCache:
 
         if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
             return CacheError(f"{self.path}: cannot write the response cache ({exc}); free space and rerun")
-        return CacheError(f"{self.path}: the response cache failed ({type(exc).__name__}: {exc}). Choices: "
-                          f"{choices(self.path)}")
+        return CacheError(f"{self.path}: the response cache failed ({type(exc).__name__}: {exc}); {choices(self.path)}")
 
     def _decode(self, payload: object) -> Response:
         try:

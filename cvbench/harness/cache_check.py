@@ -47,9 +47,12 @@ class CacheHealth:
         return f"{self.path}: " + "; ".join(self.problems)
 
 
-def choices(path: Path) -> str:
-    return (f"`cvbench cache check --cache {path}` shows the damage, `cvbench cache repair --cache {path}` "
-            f"salvages the readable entries (the damaged file is kept beside it), or pass another --cache")
+def choices(path: Path, kind: str = "damaged") -> str:
+    """What the user can do about an unusable cache file (appended to the error that refuses it)."""
+    check = f"`cvbench cache check --cache {path}` shows what is wrong"
+    if kind != "damaged":  # repair salvages a damaged cvbench cache only
+        return check
+    return f"{check}; `cvbench cache repair --cache {path}` salvages its readable entries (the damaged file is kept)"
 
 
 def _read_header(path: Path) -> bytes:
@@ -66,7 +69,7 @@ def inspect_cache(path: str | Path, *, full: bool = True) -> CacheHealth:
     if not path.exists() or path.stat().st_size == 0:
         return CacheHealth(path, "new", ())
     if _read_header(path) != SQLITE_HEADER:
-        return CacheHealth(path, "foreign", ("not an SQLite database (its first bytes are not the SQLite header)",))
+        return CacheHealth(path, "foreign", ("file is not a database",))  # not even the SQLite header
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
     except sqlite3.DatabaseError as exc:

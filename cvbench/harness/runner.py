@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Mapping, Sequence
 
 from cvbench.harness import metrics as metrics_mod
-from cvbench.harness.cache import CacheError, ResponseCache
+from cvbench.harness.cache import CacheError, CacheUnusableError, ResponseCache
 from cvbench.harness.locations import default_response_cache
 from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
 from cvbench.harness.pricing import Price, response_cost
@@ -900,7 +900,8 @@ class Runner:
         try:
             cache = ResponseCache(o.cache or default_response_cache()) if o.use_cache else None
         except CacheError as exc:
-            raise RunError(f"{exc}; move it away, pass another --cache, or use --no-cache") from None
+            hint = f"; {exc.choices}" if isinstance(exc, CacheUnusableError) else ""
+            raise RunError(f"{exc}; move it away, pass another --cache, or use --no-cache{hint}") from None
         # a rerun whose answers are cached skips rendering (see cvbench/harness/prompt_cache.py)
         digests = PromptDigestCache(cache.path) if cache is not None else None
         fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}

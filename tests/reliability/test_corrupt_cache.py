@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.cache import CacheError, ResponseCache
+from cvbench.harness.cache import CacheError, CacheUnusableError, ResponseCache
 from cvbench.harness.cache_check import inspect_cache
 from cvbench.harness.types import Response
 from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
@@ -66,8 +66,9 @@ def assert_refused(path: Path, words: str) -> None:
     with pytest.raises(CacheError) as err:
         ResponseCache(path)
     message = str(err.value)
-    assert str(path) in message and words in message, message
-    assert "cvbench cache repair" in message and "--cache" in message
+    assert str(path) in message and "not a usable cvbench response cache" in message and words in message, message
+    assert isinstance(err.value, CacheUnusableError) and f"cvbench cache check --cache {path}" in err.value.choices
+    assert ("cvbench cache repair" in err.value.choices) == (words == "damaged")
     assert digest(path) == before  # the user's file is left exactly as it was
 
 
@@ -80,7 +81,7 @@ def test_damaged_cache_is_refused_checked_and_repaired(tmp_path: Path, damage: s
     assert_refused(path, "damaged")
     runner = CliRunner()
     check = runner.invoke(cli, ["cache", "check", "--cache", str(path)])
-    assert check.exit_code == 1 and "damaged" in check.output and "cache repair" in check.output, check.output
+    assert check.exit_code == 1 and "damaged" in check.output and "cache repair --cache" in check.output, check.output
 
     repair = runner.invoke(cli, ["cache", "repair", "--cache", str(path)])
     assert repair.exit_code == 0, repair.output
@@ -115,7 +116,7 @@ def test_foreign_sqlite_file_is_refused_and_not_touched(tmp_path: Path) -> None:
 def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "readme.txt"
     path.write_text("my thesis notes\n" * 200)
-    assert_refused(path, "not an SQLite database")
+    assert_refused(path, "file is not a database")
     assert path.read_text() == "my thesis notes\n" * 200
 
 
