@@ -298,7 +298,12 @@ def merge_command(run_dirs: tuple[str, ...], out: str) -> None:
 
 @cli.group("cache")
 def cache_group() -> None:
-    """The response cache: stats and clearing."""
+    """The response cache: stats, clearing, checking and repair."""
+
+
+def cache_error_text(exc: Exception) -> str:
+    choices = getattr(exc, "choices", None)  # CacheUnusableError: what the user can do
+    return f"{exc}; {choices}" if choices else str(exc)
 
 
 @cache_group.command("stats")
@@ -318,7 +323,7 @@ def cache_stats_command(cache_path: str | None) -> None:
         with ResponseCache(path) as cache:
             stats = cache.stats()
     except CacheError as exc:
-        raise CvbenchError(str(exc)) from None
+        raise CvbenchError(cache_error_text(exc)) from None
     click.echo(f"{stats.path}: {stats.entries} entries, {stats.file_bytes / 1e6:.2f} MB on disk")
     for m in stats.per_model:
         click.echo(f"  {m.model_id}: {m.entries} entries, {m.bytes / 1e6:.2f} MB")
@@ -342,8 +347,51 @@ def cache_clear_command(cache_path: str | None, model_id: str | None) -> None:
         with ResponseCache(path) as cache:
             n = cache.clear(model_id)
     except CacheError as exc:
-        raise CvbenchError(str(exc)) from None
+        raise CvbenchError(cache_error_text(exc)) from None
     click.echo(f"{path}: removed {n} entries" + (f" of {model_id}" if model_id else ""))
+
+
+@cache_group.command("check")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=str), default=None)
+def cache_check_command(cache_path: str | None) -> None:
+    """Check the response cache file (SQLite integrity_check, schema version); exit 1 if it is
+    damaged, foreign or from a newer cvbench."""
+    from pathlib import Path
+
+    from cvbench.harness.cache_check import inspect_cache
+    from cvbench.harness.locations import default_response_cache
+
+    path = Path(cache_path) if cache_path else default_response_cache()
+    health = inspect_cache(path, full=True)
+    if health.usable:
+        click.echo(health.summary())
+        return
+    click.echo(f"{path}: {health.kind}", err=True)
+    for problem in health.problems:
+        click.echo(f"  {problem}", err=True)
+    if health.kind == "damaged":
+        raise CvbenchError(f"{path} is not usable: `cvbench cache repair --cache {path}` salvages its readable "
+                           f"entries (the damaged file is kept), or pass another --cache")
+    raise CvbenchError(f"{path} is not usable: move it away or pass another --cache")
+
+
+@cache_group.command("repair")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=str), default=None)
+def cache_repair_command(cache_path: str | None) -> None:
+    """Salvage the readable entries of a damaged response cache into a new file at the same path;
+    the damaged file is kept beside it as <name>.damaged-<time>. Run it while no run uses the cache."""
+    from pathlib import Path
+
+    from cvbench.harness.cache_check import CacheRepairError, repair_cache
+    from cvbench.harness.locations import default_response_cache
+
+    path = Path(cache_path) if cache_path else default_response_cache()
+    try:
+        report = repair_cache(path)
+    except CacheRepairError as exc:
+        raise CvbenchError(str(exc)) from None
+    click.echo(f"{report.path}: salvaged {report.salvaged} entries, {report.unreadable} unreadable stepped over; "
+               f"the damaged file is kept at {report.kept_as}")
 
 
 # ==== models (cvbench.model_adapters) ======================================================

@@ -5,6 +5,11 @@ statement), so a crash loses nothing already answered and a rerun re-sends nothi
 responses (`Response.error`) are refused: an error is never replayed as an answer. Several
 processes may share one file: WAL lets readers run beside one writer, and a busy timeout
 makes concurrent writers wait instead of failing.
+
+A file that is there already is checked when it opens (SQLite's quick_check, the schema version,
+that it is a cvbench cache at all): a damaged, foreign or newer file is refused with the choices
+(cvbench/harness/cache_check.py), never used and never replaced by an empty cache. A read or write
+that fails later (a page damaged while running, a full disk) is a CacheError naming the file.
 """
 
 from __future__ import annotations
@@ -37,6 +42,14 @@ def rows_for_keys(db: sqlite3.Connection, query: str, keys: Sequence[str]) -> li
 
 class CacheError(RuntimeError):
     pass
+
+
+class CacheUnusableError(CacheError):
+    """An existing cache file that is refused at open; `choices` says what the user can do."""
+
+    def __init__(self, message: str, choices: str) -> None:
+        super().__init__(message)
+        self.choices = choices
 
 
 @dataclass(frozen=True)
@@ -84,10 +97,17 @@ def response_from_json(payload: str) -> Response:
 class ResponseCache:
     """A SQLite response cache. Thread-safe; open one per process."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, check: bool = True) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        if check:
+            from cvbench.harness.cache_check import choices, inspect_cache
+
+            health = inspect_cache(self.path, full=False)
+            if not health.usable:
+                raise CacheUnusableError(f"{self.path}: not a usable cvbench response cache ({'; '.join(health.problems)})",
+                                         choices(self.path, health.kind))
         try:
             self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                        check_same_thread=False)
@@ -105,26 +125,59 @@ class ResponseCache:
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{self.path}: not a usable cvbench response cache ({exc})") from exc
 
+    def _failed(self, exc: Exception) -> CacheError:
+        from cvbench.harness.cache_check import choices
+
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            return CacheError(f"{self.path}: cannot write the response cache ({exc}); free space and rerun")
+        return CacheError(f"{self.path}: the response cache failed ({type(exc).__name__}: {exc}); {choices(self.path)}")
+
+    def _decode(self, payload: object) -> Response:
+        try:
+            if not isinstance(payload, str):
+                raise TypeError(f"payload of type {type(payload).__name__}")
+            return response_from_json(payload)
+        except (ValueError, TypeError, AttributeError) as exc:  # a damaged row is never served as an answer
+            raise self._failed(exc) from exc
+
     def get(self, key: str) -> Response | None:
-        with self._lock:
-            row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
-        return response_from_json(row[0]) if row else None
+        try:
+            with self._lock:
+                row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self._failed(exc) from exc
+        return self._decode(row[0]) if row else None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Response]:
         """The cached responses of `keys` (absent keys are missing from the result): one query per
         LOOKUP_CHUNK keys instead of one per key."""
-        with self._lock:
-            rows = rows_for_keys(self._db, "SELECT key, response FROM responses WHERE key IN ({marks})", keys)
-        return {key: response_from_json(payload) for key, payload in rows}
+        try:
+            with self._lock:
+                rows = rows_for_keys(self._db, "SELECT key, response FROM responses WHERE key IN ({marks})", keys)
+        except sqlite3.DatabaseError as exc:
+            raise self._failed(exc) from exc
+        return {key: self._decode(payload) for key, payload in rows}
 
     def put(self, key: str, model_id: str, response: Response) -> None:
         """Store a successful response (committed at once). Refuses failures."""
         if response.error is not None:
             raise CacheError("refusing to cache a failed response")
         payload = response_to_json(response)
+        try:
+            with self._lock:
+                self._db.execute("INSERT OR REPLACE INTO responses (key, model_id, created, response) "
+                                 "VALUES (?, ?, ?, ?)", (key, model_id, time.time(), payload))
+        except sqlite3.DatabaseError as exc:
+            raise self._failed(exc) from exc
+
+    def insert_rows(self, rows: Sequence[tuple[str, str, float, str]]) -> None:
+        """Store (key, model_id, created, response payload) rows as they are, in one transaction
+        (`cvbench cache repair` moving salvaged rows)."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses (key, model_id, created, response) VALUES (?, ?, ?, ?)",
-                             (key, model_id, time.time(), payload))
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO responses (key, model_id, created, response) "
+                                 "VALUES (?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
 
     def __contains__(self, key: str) -> bool:
         with self._lock:

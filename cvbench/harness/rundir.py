@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -87,14 +89,32 @@ def image_relpath(sha256: str, ext: str) -> str:
     return f"{IMAGES_DIR}/{sha256[:2]}/{sha256}.{ext}"
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file, fsync and rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def unique_temp_path(path: Path) -> Path:
+    """A new, empty temporary file beside `path`, its name unique to this writer (pid, thread and
+    random part: two processes or threads writing the same file never share a temp file)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.{threading.get_ident()}.",
+                                suffix=".tmp")
+    os.close(fd)
+    return Path(name)
+
+
+def write_bytes_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write via a temporary file, fsync and rename, so readers never see half a file. On a failed
+    write (disk full, I/O error, read-only file system) the temp file is removed, the old file is
+    left as it was, and the OSError names `path`."""
+    tmp: Path | None = None
+    try:
+        tmp = unique_temp_path(path)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

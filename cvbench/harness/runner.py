@@ -25,14 +25,13 @@ import math
 import os
 import re
 import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Generator, Mapping, Sequence
 
 from cvbench.harness import metrics as metrics_mod
-from cvbench.harness.cache import CacheError, ResponseCache
+from cvbench.harness.cache import CacheError, CacheUnusableError, ResponseCache
 from cvbench.harness.locations import default_response_cache
 from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
 from cvbench.harness.pricing import Price, response_cost
@@ -47,9 +46,11 @@ from cvbench.harness.rundir import (
     SampleRecord,
     image_relpath,
     read_json,
+    unique_temp_path,
     write_bytes_atomic,
     write_json_atomic,
 )
+from cvbench.harness.runlock import RunDirBusyError, RunDirLock
 from cvbench.harness.types import (
     GenerationConfig,
     InvalidSample,
@@ -512,9 +513,7 @@ def save_prompt_images(run_dir: Path, images: Sequence[PromptImage]) -> None:
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(image.data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, image.data, fsync=False)  # content-addressed: a rerun rewrites a lost one
 
 
 class SamplesWriter:
@@ -528,13 +527,19 @@ class SamplesWriter:
 
     The writer keeps each line's job index, offset and length (a few ints per record, not the
     lines): `rewrite_in_job_order()` then puts a finished file into job order by copying the
-    lines across, so two runs of the same command still compare line by line."""
+    lines across, so two runs of the same command still compare line by line.
+
+    A failed write (disk full, I/O error, read-only file system) cuts the file back to its last
+    whole line, keeps `error` and calls `on_error`; later records are not written (the runner
+    stops, and a rerun resumes from the cache)."""
 
     FSYNC_INTERVAL_S = 0.5
 
-    def __init__(self, path: Path, secrets: Sequence[str]) -> None:
+    def __init__(self, path: Path, secrets: Sequence[str], on_error: Callable[[], None] | None = None) -> None:
         self.path = path
-        self._fh = open(path, "ab")
+        self._fh = open(path, "ab", buffering=0)  # unbuffered: nothing half-written waits in a buffer after a failure
+        self.error: OSError | None = None
+        self._on_error = on_error
         self._end = self._fh.tell()  # lines already there (a resumed run) stay first
         self._start = self._end
         self.records = RecordWriter(secrets)  # shared with the threads that serialise cache hits
@@ -553,7 +558,10 @@ class SamplesWriter:
 
     def put_many(self, items: Sequence[tuple[int, SampleRecord | tuple[str, metrics_mod.ScoredRecord] | None]]) -> None:
         """Append several jobs' records at once (one write and one flush)."""
+        if self.error is not None:
+            return
         chunks: list[bytes] = []
+        state = (self._end, len(self._spans), self._last_index, self.in_job_order)
         for index, rec in items:
             if rec is None:
                 continue
@@ -567,12 +575,29 @@ class SamplesWriter:
             self._last_index = max(self._last_index, index)
             chunks.append(data)
         if chunks:
-            self._fh.write(b"".join(chunks))
-            self._fh.flush()
+            pending = memoryview(b"".join(chunks))
+            try:
+                while pending:
+                    pending = pending[self._fh.write(pending) or 0:]
+            except OSError as exc:
+                self._fail(exc, state)
+                return
             self._unsynced = True
             self.written += len(chunks)
         if self._unsynced and time.monotonic() - self._synced_at >= self.FSYNC_INTERVAL_S:
             self.sync()
+
+    def _fail(self, exc: OSError, state: tuple[int, int, int, bool] | None) -> None:
+        if state is not None:  # forget the lines of the failed write and cut away what part of them landed
+            self._end, n_spans, self._last_index, self.in_job_order = state
+            del self._spans[n_spans:], self._scored[n_spans:]
+            try:
+                os.ftruncate(self._fh.fileno(), self._end)
+            except OSError:
+                pass  # iter_records and load_existing skip a torn last line
+        self.error = OSError(exc.errno, exc.strerror or str(exc), str(self.path))
+        if self._on_error is not None:
+            self._on_error()
 
     @property
     def scored(self) -> list[metrics_mod.ScoredRecord]:
@@ -581,8 +606,11 @@ class SamplesWriter:
         return [scored for _, scored in pairs]
 
     def sync(self) -> None:
-        if self._unsynced:
-            os.fsync(self._fh.fileno())
+        if self._unsynced and self.error is None:
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                self._fail(exc, None)
             self._unsynced = False
         self._synced_at = time.monotonic()
 
@@ -596,15 +624,19 @@ class SamplesWriter:
         there before it opened stay first), streaming line by line; atomic (temp file + rename)."""
         if self.in_job_order:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(src.read(self._start))  # lines there before this writer opened (none when the runner asks)
-            for _, offset, length in sorted(self._spans):
-                src.seek(offset)
-                dst.write(src.read(length))
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, self.path)
+        tmp = unique_temp_path(self.path)
+        try:
+            with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+                dst.write(src.read(self._start))  # lines there before this writer opened (none when the runner asks)
+                for _, offset, length in sorted(self._spans):
+                    src.seek(offset)
+                    dst.write(src.read(length))
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # the file in completion order stays whole
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
         self.in_job_order = True
 
 
@@ -757,8 +789,15 @@ class Runner:
         try:
             judge = self._resolve(o.judge) if o.judge else None
             config = self.build_config(specs, adapter, judge, settings_by_task, shared_settings, generation)
-            self._open_run_dir(config)
-            return await self._run(specs, settings_by_task, prompt_settings, adapter, judge, generation, config)
+            try:  # one writer per run directory, held until this run ends (see cvbench/harness/runlock.py)
+                lock = RunDirLock.acquire(self.run_dir)
+            except RunDirBusyError as exc:
+                raise RunError(str(exc)) from None
+            try:
+                self._open_run_dir(config)
+                return await self._run(specs, settings_by_task, prompt_settings, adapter, judge, generation, config)
+            finally:
+                lock.release()
         finally:
             await adapter.aclose()
             if judge is not None:
@@ -821,6 +860,9 @@ class Runner:
     def _count_jobs(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]) -> int:
         return sum(1 for _ in self._iter_jobs(specs, settings_by_task))
 
+    def _request_stop(self) -> None:
+        self._stop = True
+
     def _install_signals(self, loop: asyncio.AbstractEventLoop, progress: RunProgress,
                          inflight: set[asyncio.Task[Any]]) -> Callable[[], None]:
         def on_signal() -> None:
@@ -858,7 +900,8 @@ class Runner:
         try:
             cache = ResponseCache(o.cache or default_response_cache()) if o.use_cache else None
         except CacheError as exc:
-            raise RunError(f"{exc}; move it away, pass another --cache, or use --no-cache") from None
+            hint = f"; {exc.choices}" if isinstance(exc, CacheUnusableError) else ""
+            raise RunError(f"{exc}; move it away, pass another --cache, or use --no-cache{hint}") from None
         # a rerun whose answers are cached skips rendering (see cvbench/harness/prompt_cache.py)
         digests = PromptDigestCache(cache.path) if cache is not None else None
         fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}
@@ -866,7 +909,7 @@ class Runner:
         cpu_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)),
                                                          thread_name_prefix="cvbench-prompt")
         io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
-        writer = SamplesWriter(self.run_dir / SAMPLES_FILE, self._secrets)
+        writer = SamplesWriter(self.run_dir / SAMPLES_FILE, self._secrets, on_error=self._request_stop)
         writer_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvbench-writer")
         order: list[str] = []
         semaphore = asyncio.Semaphore(o.concurrency)
@@ -1096,6 +1139,10 @@ class Runner:
                 cache.close()
             if digests is not None:
                 digests.close()
+        if writer.error is not None:
+            raise RunError(f"stopped: cannot write {writer.error.filename} ({writer.error.strerror}); the "
+                           f"{writer.written} records written before are kept; free space (or fix the file system) "
+                           f"and rerun the same command to resume")
         if failures:
             job, exc = failures[0]
             raise RunError(f"{job.record_id}: unexpected failure ({type(exc).__name__}: {exc}); "
@@ -1164,7 +1211,7 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
             statuses.append("cancelled")
     out.mkdir(parents=True, exist_ok=True)
     seen: dict[str, Path] = {}
-    tmp = out / (SAMPLES_FILE + ".tmp")
+    tmp = unique_temp_path(out / SAMPLES_FILE)
     with open(tmp, "w", encoding="utf-8") as fh:
         for _, d in indexed:
             for rec in read_records(Path(d)):

@@ -20,13 +20,13 @@ lmms-eval run sees exactly what ``cvbench run`` sends for the same settings and 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvbench.harness.rundir import write_bytes_atomic
 from cvbench.harness.types import Capabilities, InvalidSample, Sample, TaskSpec
 
 EXPORT_SCHEMA = "cvbench.lmms-export/1"
@@ -219,9 +219,7 @@ def render_utils_py(slices: Sequence[str]) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, text.encode("utf-8"), fsync=False)
 
 
 def _settings_for(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
