@@ -14,6 +14,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 
 from cvbench.harness import stats
+from cvbench.harness.parsing import TIE_PREFIX
 from cvbench.harness.rundir import RESULTS_SCHEMA, SampleRecord
 
 
@@ -34,6 +35,11 @@ class ScoredRecord:
     latency_s: float
     attempts: int
     cached: bool
+    tied: bool = False  # answered by a tie rule (equal top option scores, first letter taken)
+
+
+def _tied(parse_status: str, parse_reason: str | None) -> bool:
+    return parse_status == "logprob" and str(parse_reason or "").startswith(TIE_PREFIX)
 
 
 def scored_record(record: SampleRecord | Mapping[str, Any]) -> ScoredRecord:
@@ -42,17 +48,24 @@ def scored_record(record: SampleRecord | Mapping[str, Any]) -> ScoredRecord:
     if isinstance(record, SampleRecord):
         return ScoredRecord(record.task, record.benchmark, record.setting, record.cluster, record.slices,
                             record.n_options, record.correct, record.parse_status, record.usage, record.latency_s,
-                            record.attempts, record.cached)
-    return ScoredRecord(*(record[name] for name in _SCORED_FIELDS))
+                            record.attempts, record.cached, _tied(record.parse_status, record.parse_reason))
+    fields = {name: record[name] for name in _SCORED_FIELDS}
+    return ScoredRecord(**fields, tied=_tied(record["parse_status"], record.get("parse_reason")))
 
 
-_SCORED_FIELDS: tuple[str, ...] = tuple(ScoredRecord.__dataclass_fields__)
+_SCORED_FIELDS: tuple[str, ...] = tuple(f for f in ScoredRecord.__dataclass_fields__ if f != "tied")
 
 
 AnyRecord = SampleRecord | ScoredRecord
 
 CiMethod = Literal["cluster_bootstrap", "cluster_robust", "wilson"]
 CI_METHODS: tuple[str, ...] = ("cluster_bootstrap", "cluster_robust", "wilson")
+
+
+def is_tied(record: AnyRecord) -> bool:
+    if isinstance(record, ScoredRecord):
+        return record.tied
+    return _tied(record.parse_status, record.parse_reason)
 
 
 def evaluation_key(record: AnyRecord) -> str:
@@ -108,6 +121,7 @@ def metric(records: Sequence[AnyRecord], run_seed: int, slice_name: str, *,
         "invalid": invalid,
         "invalid_rate": _rate(invalid, n),
         "judged": sum(1 for r in records if r.parse_status == "judged"),
+        "ties": sum(1 for r in records if is_tied(r)),
     }
 
 
