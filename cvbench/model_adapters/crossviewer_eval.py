@@ -208,8 +208,6 @@ def region_token_count(mask: np.ndarray, patch_size: int = PATCH_SIZE, max_token
     half-pixel centres) onto the patch grid, summed and truncated, capped at `max_tokens`.
     An empty mask, or a crop that comes out empty, counts 0.
     """
-    from cvbench.model_adapters.local_common import bilinear_resize
-
     binary = np.asarray(mask) > 0.5
     if binary.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {binary.shape}")
@@ -234,6 +232,24 @@ def region_token_count(mask: np.ndarray, patch_size: int = PATCH_SIZE, max_token
         shrink = math.sqrt(max_resize_pixels / (resize_h * resize_w))
         resize_h = max(patch_size, math.floor(resize_h * shrink / patch_size) * patch_size)
         resize_w = max(patch_size, math.floor(resize_w * shrink / patch_size) * patch_size)
-    covered = float(bilinear_resize(crop, resize_h // patch_size, resize_w // patch_size, np.float32).sum(
-        dtype=np.float32))
-    return min(max_tokens, int(covered))
+    return min(max_tokens, int(_grid_sum(crop, resize_h // patch_size, resize_w // patch_size)))
+
+
+def _grid_sum(crop: np.ndarray, grid_h: int, grid_w: int) -> float:
+    """Sum of the crop resampled bilinearly onto the grid, in float32.
+
+    With torch installed (the CrossViewer adapter requires it) this is the same operation the
+    upstream preprocessing runs (`F.interpolate(..., "bilinear", align_corners=False)` then a
+    float32 sum), so counts agree to the last bit on a CPU; a count whose exact value is an
+    integer can otherwise come out one lower or higher from float32 rounding. numpy otherwise.
+    """
+    try:
+        import torch
+
+    except ImportError:
+        from cvbench.model_adapters.local_common import bilinear_resize
+
+        return float(bilinear_resize(crop, grid_h, grid_w, np.float32).sum(dtype=np.float32))
+    tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None, None]
+    grid = F.interpolate(tensor, size=(grid_h, grid_w), mode="bilinear", align_corners=False)[0, 0]
+    return float(grid.sum().item())
