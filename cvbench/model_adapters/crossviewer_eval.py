@@ -245,11 +245,10 @@ def _grid_sum(crop: np.ndarray, grid_h: int, grid_w: int) -> float:
     """
     try:
         import torch
-
     except ImportError:
         from cvbench.model_adapters.local_common import bilinear_resize
 
         return float(bilinear_resize(crop, grid_h, grid_w, np.float32).sum(dtype=np.float32))
     tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None, None]
-    grid = F.interpolate(tensor, size=(grid_h, grid_w), mode="bilinear", align_corners=False)[0, 0]
+    grid = torch.nn.functional.interpolate(tensor, size=(grid_h, grid_w), mode="bilinear", align_corners=False)[0, 0]
     return float(grid.sum().item())
