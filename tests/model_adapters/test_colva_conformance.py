@@ -9,6 +9,7 @@ candidate in the object list, and no CPU run (the remote code needs CUDA).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from ..harness.test_protocol_data import make_mmvm_sample
 from .upstream_fakes import write_colva_checkpoint
 
+DEVICE = os.environ.get("CVBENCH_TEST_DEVICE", "cpu")  # bench/gpu_check.sh: cuda
 NATIVE = Capabilities(max_images=None, native_regions=True, option_logprobs=False, system_prompt=False)
 
 
@@ -51,7 +53,7 @@ def test_a_cpu_device_is_refused_before_loading(tmp_path: Path) -> None:
 def test_chat_receives_the_demo_inputs_and_the_upstream_option_ids(checkpoint: Path, tmp_path: Path) -> None:
     sample = make_mmvm_sample(tmp_path, n=30, gt=3, hw=(240, 320), prerendered=False)
     prompt = build_prompt(sample, PromptSettings(mode="native", seed=5), NATIVE, setting="27")
-    adapter = make_adapter(str(checkpoint), ModelOptions(extra={"device": "cpu", "allow_cpu": True,
+    adapter = make_adapter(str(checkpoint), ModelOptions(extra={"device": DEVICE, "allow_cpu": DEVICE == "cpu",
                                                                "local_files_only": True}))
     assert adapter.settings()["max_tiles"] == 12
     assert adapter.settings()["max_tiles_source"] == "demo load_image(max_num=12)"
@@ -60,6 +62,7 @@ def test_chat_receives_the_demo_inputs_and_the_upstream_option_ids(checkpoint: P
     call = sys.modules[type(adapter._model).__module__].CALLS[-1]
     assert set(call) >= {"history", "return_history", "num_patches_list", "ot_pixel_values", "ot_visual_prompts"}
     assert call["history"] is None and call["return_history"] is False
+    assert call["device"].startswith(DEVICE)
     cols, rows = tile_grid(320, 240, max_tiles=12)
     assert call["num_patches_list"] == [cols * rows + 1] * 2
     # every drawn candidate (27) gets a visual prompt, ids ascending; the options are upstream's 25

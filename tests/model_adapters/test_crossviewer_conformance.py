@@ -10,6 +10,7 @@ max-pixels clamp, argmax ties, and the checkpoint coverage check.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,9 @@ from cvbench.model_adapters.crossviewer_eval import (
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
 from .upstream_fakes import VOCAB, write_crossviewer_checkout
+
+# bench/gpu_check.sh runs these tests with CVBENCH_TEST_DEVICE=cuda (the adapter's CUDA path)
+DEVICE = os.environ.get("CVBENCH_TEST_DEVICE", "cpu")
 
 Q225W_YAML = """
 model:
@@ -125,7 +129,7 @@ def three_view_request(question: str = "Is <region> in view 2 the same object as
 
 def adapter_for(root: Path, checkpoint: Path, **extra: Any) -> Any:
     return make_adapter("", ModelOptions(seed=1, extra={"repo_path": str(root), "checkpoint": str(checkpoint),
-                                                        "device": "cpu", **extra}))
+                                                        "device": DEVICE, **extra}))
 
 
 def last_call() -> dict[str, Any]:
@@ -180,7 +184,8 @@ def test_the_model_receives_what_the_upstream_eval_passes(checkout: tuple[Path, 
     init = sys.modules["crossviewer.model"].INITS[-1]
     assert (init["match_mode"], init["pixelrefer_mode"], init["mask_num"], init["temperature"],
             init["triplet_weight"], init["load_device"]) == ("greedy", "gpu_full", 32, 0.07, 0.1, None)
-    assert init["preprocess_on_gpu"] is False  # a CPU device: recorded, the model's CPU path
+    # a CPU device: recorded, the model's CPU path (upstream refuses preprocess_on_gpu there)
+    assert init["preprocess_on_gpu"] is (DEVICE == "cuda")
 
     request = three_view_request()
     response = asyncio.run(adapter.generate(request))
@@ -219,7 +224,7 @@ def test_a_config_without_deferral_expands_on_the_host_as_the_dataset_does(
     assert call["region_token_counts"] == [[32, 32]]
     assert call["questions"][0].startswith("Is [" + "<REGION>" * 32 + "] in view 2")
     assert [m.shape[0] for m in call["masks"][0]] == [6, 6, 6]  # cap 5 + global
-    assert call["raw_images"] == [None] and call["pixel_values"][0] is not None
+    assert call["raw_images"] == [None] and call["pixel_values"][0] is not None  # use_processor: true
     assert adapter.settings()["eval_config"]["source"] == str(path)
     asyncio.run(adapter.aclose())
 
