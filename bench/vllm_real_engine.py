@@ -95,7 +95,13 @@ def save_tiny_qwen2vl(folder: Path) -> Path:
 def request(option_logprobs: bool) -> Any:
     from PIL import Image
 
-    from cvbench.harness.types import GenerationConfig, Option, Prompt, PromptImage, Request
+    from cvbench.harness.types import (
+        GenerationConfig,
+        Option,
+        Prompt,
+        PromptImage,
+        Request,
+    )
 
     images = []
     for k in range(3):
