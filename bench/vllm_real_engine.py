@@ -114,6 +114,14 @@ def request(option_logprobs: bool) -> Any:
     return Request("tiny", prompt, GenerationConfig(max_tokens=4, option_logprobs=option_logprobs))
 
 
+async def both(adapter: Any) -> tuple[Any, Any]:
+    """A text request and an option-scored one, in one event loop (the adapter's client lives in it)."""
+    try:
+        return await adapter.generate(request(False)), await adapter.generate(request(True))
+    finally:
+        await adapter.aclose()
+
+
 def report(step: str, fn: Any) -> bool:
     try:
         detail = fn()
@@ -160,9 +168,7 @@ def serve_and_query(model_dir: Path, device: str, log: Path) -> str:
         else:
             raise RuntimeError("vllm serve did not come up in 600 s: " + log.read_text()[-3000:])
         adapter = make_adapter("tiny", ModelOptions(base_urls=(f"http://127.0.0.1:{port}/v1",), extra={}))
-        text = asyncio.run(adapter.generate(request(False)))
-        scored = asyncio.run(adapter.generate(request(True)))
-        asyncio.run(adapter.aclose())
+        text, scored = asyncio.run(both(adapter))
         if not text.ok or not scored.ok:
             raise RuntimeError(f"text: {text.error}; scored: {scored.error}")
         return f"text={text.text!r}, option_scores={dict(scored.option_scores or {})}"
@@ -177,9 +183,7 @@ def in_process(model_dir: Path) -> str:
 
     adapter = make_adapter(str(model_dir), ModelOptions(extra={"max_model_len": 2048, "max_images": 4,
                                                                "enforce_eager": True, "dtype": "bfloat16"}))
-    text = asyncio.run(adapter.generate(request(False)))
-    scored = asyncio.run(adapter.generate(request(True)))
-    asyncio.run(adapter.aclose())
+    text, scored = asyncio.run(both(adapter))
     if not text.ok or not scored.ok:
         raise RuntimeError(f"text: {text.error}; scored: {scored.error}")
     return f"text={text.text!r}, option_scores={dict(scored.option_scores or {})}"
@@ -191,9 +195,7 @@ def transformers_path(model_dir: Path, device: str) -> str:
 
     adapter = make_adapter(str(model_dir), ModelOptions(extra={"device": device, "dtype": "bfloat16",
                                                                "local_files_only": True}))
-    text = asyncio.run(adapter.generate(request(False)))
-    scored = asyncio.run(adapter.generate(request(True)))
-    asyncio.run(adapter.aclose())
+    text, scored = asyncio.run(both(adapter))
     if not text.ok or not scored.ok:
         raise RuntimeError(f"text: {text.error}; scored: {scored.error}")
     return f"text={text.text!r}, option_scores={dict(scored.option_scores or {})}"

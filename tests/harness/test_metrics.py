@@ -6,7 +6,8 @@ from cvbench.harness.metrics import compute_results, metric, usage_summary
 from cvbench.harness.rundir import RESULTS_SCHEMA, SampleRecord
 
 METRIC_KEYS = {"accuracy", "correct", "n", "ci", "ci_method", "wilson", "n_clusters", "chance", "unparsed",
-               "unparsed_rate", "errors", "error_rate", "invalid", "invalid_rate", "judged", "ties"}
+               "unparsed_rate", "errors", "error_rate", "invalid", "invalid_rate", "judged", "ties",
+               "upstream_compatible"}
 
 
 def rec(i: int, *, task: str = "synth-mmvm", setting: str = "4", status: str = "parsed", correct: bool = False,

@@ -66,3 +66,23 @@ def test_data_verify_lists_every_gold_divergence(tmp_path: Path) -> None:
     assert [p["sample_id"] for p in report["problems"]] == ["num"]  # cvbench's own invalid sample
     text = CliRunner().invoke(cli, ["data", "verify", str(tmp_path)]).output
     assert "gold answers read differently by the upstream evaluation (3; upstream skips 1)" in text
+
+
+def test_results_carry_the_upstream_compatible_denominator_and_accuracy() -> None:
+    from cvbench.harness.metrics import metric, scored_record
+
+    def rec(parsed: str, correct: bool, upstream_gold: dict[str, object] | None) -> dict[str, object]:
+        protocol = {"upstream_gold": upstream_gold} if upstream_gold is not None else {}
+        return {"task": "t", "benchmark": "crossviewbench", "setting": "all", "cluster": "s", "slices": {},
+                "n_options": 2, "correct": correct, "parse_status": "parsed", "parse_reason": "", "parsed": parsed,
+                "usage": {}, "latency_s": 0.0, "attempts": 1, "cached": False, "protocol": protocol}
+
+    records = [scored_record(r) for r in (
+        rec("A", True, None),  # both read A
+        rec("B", True, {"answer": None}),  # "(B)": upstream skips it
+        rec("C", True, {"answer": "T"}),  # "the right one": upstream reads T, never an option
+        rec("B", False, {"answer": "B"}),  # upstream reads B where cvbench reads A
+    )]
+    m = metric(records, 0, "overall")
+    assert (m["n"], m["correct"]) == (4, 3)
+    assert m["upstream_compatible"] == {"n": 3, "correct": 2, "accuracy": pytest.approx(2 / 3), "skipped": 1}

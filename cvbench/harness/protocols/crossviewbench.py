@@ -180,6 +180,11 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
         "task_type": sample.task_type, "category": sample.category,
         "region_refs": [[r.view_index, r.region_index] for r in sample.region_refs],
     }
+    # the loader's note (cvbench.tasks.crossviewbench.LOADER_NOTES) when upstream reads the gold answer
+    # differently: results.json then scores the upstream-compatible accuracy its way
+    gold = (sample.metadata.get("cvbench_loader") or {}).get("gold_upstream")
+    if isinstance(gold, dict):
+        base["upstream_gold"] = {"answer": gold.get("upstream"), "reason": gold.get("reason")}
     if mode == "prerendered":
         raise ProtocolError(f"sample {sample.sample_id}: CrossViewBench has no pre-rendered images; "
                             f"use mode overlay or native")
