@@ -68,7 +68,8 @@ class CacheStats:
 
 
 def response_to_json(response: Response) -> str:
-    return json.dumps({
+    extra = {"details": dict(response.details)} if response.details is not None else {}
+    return json.dumps({**extra,
         "text": response.text,
         "usage": {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens,
                   "cost_usd": response.usage.cost_usd},
@@ -91,6 +92,7 @@ def response_from_json(payload: str) -> Response:
         option_scores=data.get("option_scores"),
         finish_reason=data.get("finish_reason"),
         served_model=data.get("served_model"),
+        details=data.get("details"),
     )
 
 

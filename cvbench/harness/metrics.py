@@ -18,6 +18,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 
 from cvbench.harness import stats
+from cvbench.harness.parsing import TIE_PREFIX
 from cvbench.harness.rundir import RESULTS_SCHEMA, SampleRecord
 
 
@@ -38,6 +39,23 @@ class ScoredRecord:
     latency_s: float
     attempts: int
     cached: bool
+    tied: bool = False  # answered by a tie rule (equal top option scores, first letter taken)
+    # scored as the upstream evaluation scores it: None = upstream skips the sample (its gold answer)
+    upstream_correct: bool | None = False
+
+
+def _upstream_correct(correct: bool, parsed: str | None, protocol: Mapping[str, Any] | None) -> bool | None:
+    """`correct` under upstream's reading of the gold answer (protocol["upstream_gold"], set by the
+    CrossViewBench protocol when it differs from cvbench's): None when upstream skips the sample."""
+    gold = (protocol or {}).get("upstream_gold")
+    if not isinstance(gold, Mapping):
+        return correct
+    letter = gold.get("answer")
+    return None if letter is None else (parsed is not None and parsed == letter)
+
+
+def _tied(parse_status: str, parse_reason: str | None) -> bool:
+    return parse_status == "logprob" and str(parse_reason or "").startswith(TIE_PREFIX)
 
 
 def scored_record(record: SampleRecord | Mapping[str, Any]) -> ScoredRecord:
@@ -46,11 +64,16 @@ def scored_record(record: SampleRecord | Mapping[str, Any]) -> ScoredRecord:
     if isinstance(record, SampleRecord):
         return ScoredRecord(record.task, record.benchmark, record.setting, record.cluster, record.slices,
                             record.n_options, record.correct, record.parse_status, record.usage, record.latency_s,
-                            record.attempts, record.cached)
-    return ScoredRecord(*(record[name] for name in _SCORED_FIELDS))
+                            record.attempts, record.cached, _tied(record.parse_status, record.parse_reason),
+                            _upstream_correct(record.correct, record.parsed, record.protocol))
+    fields = {name: record[name] for name in _SCORED_FIELDS}
+    return ScoredRecord(**fields, tied=_tied(record["parse_status"], record.get("parse_reason")),
+                        upstream_correct=_upstream_correct(record["correct"], record.get("parsed"),
+                                                           record.get("protocol")))
 
 
-_SCORED_FIELDS: tuple[str, ...] = tuple(ScoredRecord.__dataclass_fields__)
+_SCORED_FIELDS: tuple[str, ...] = tuple(f for f in ScoredRecord.__dataclass_fields__
+                                        if f not in ("tied", "upstream_correct"))
 
 
 AnyRecord = SampleRecord | ScoredRecord
@@ -65,6 +88,18 @@ CI_METHOD_NAMES: dict[str, str] = {
     "wilson": "Wilson score, questions independent",
 }
 DENOMINATOR = "all samples: errors, unparsed and invalid answers count as wrong"
+
+
+def upstream_correct(record: AnyRecord) -> bool | None:
+    if isinstance(record, ScoredRecord):
+        return record.upstream_correct
+    return _upstream_correct(record.correct, record.parsed, record.protocol)
+
+
+def is_tied(record: AnyRecord) -> bool:
+    if isinstance(record, ScoredRecord):
+        return record.tied
+    return _tied(record.parse_status, record.parse_reason)
 
 
 def evaluation_key(record: AnyRecord) -> str:
@@ -125,7 +160,18 @@ def metric(records: Sequence[AnyRecord], run_seed: int, slice_name: str, *,
         "invalid": invalid,
         "invalid_rate": _rate(invalid, n),
         "judged": sum(1 for r in records if r.parse_status == "judged"),
+        "ties": sum(1 for r in records if is_tied(r)),
+        "upstream_compatible": _upstream_metric(records),
     }
+
+
+def _upstream_metric(records: Sequence[AnyRecord]) -> dict[str, Any]:
+    """Accuracy as the upstream evaluation computes it: samples whose gold answer upstream cannot
+    read leave the denominator, and a gold answer upstream reads differently is scored its way."""
+    readings = [upstream_correct(r) for r in records]
+    kept = [c for c in readings if c is not None]
+    return {"n": len(kept), "correct": sum(kept), "accuracy": _rate(sum(kept), len(kept)),
+            "skipped": len(readings) - len(kept)}
 
 
 def usage_summary(records: Iterable[AnyRecord]) -> dict[str, Any]:

@@ -106,8 +106,15 @@ def parse_answer(text: str | None, options: Sequence[Option]) -> ParsedAnswer:
     return ParsedAnswer(None, "unparsed", "no answer found")
 
 
-def answer_from_scores(scores: Mapping[str, float], options: Sequence[Option]) -> ParsedAnswer:
-    """Option-logprob scoring: the option letter with the highest score (status `logprob`)."""
+TIE_PREFIX = "tied option scores"
+
+
+def answer_from_scores(scores: Mapping[str, float], options: Sequence[Option],
+                       tie_break: str | None = None) -> ParsedAnswer:
+    """Option-logprob scoring: the option letter with the highest score (status `logprob`).
+
+    Equal top scores are no answer, unless `tie_break="first"`: then the first tied letter in
+    option order wins (a model whose authors score with argmax), and the reason names the tie."""
     usable = {o.letter: float(scores[o.letter]) for o in options
               if o.letter in scores and scores[o.letter] is not None and not math.isnan(float(scores[o.letter]))}
     if not usable:
@@ -115,7 +122,12 @@ def answer_from_scores(scores: Mapping[str, float], options: Sequence[Option]) -
     best = max(usable.values())
     top = sorted(letter for letter, value in usable.items() if value == best)
     if len(top) > 1:
-        return ParsedAnswer(None, "unparsed", f"tied option scores: {', '.join(top)}")
+        if tie_break == "first":
+            first = next(o.letter for o in options if o.letter in top)
+            return ParsedAnswer(first, "logprob", f"{TIE_PREFIX}: {', '.join(top)}; first letter {first} (argmax)")
+        if tie_break is not None:
+            raise ValueError(f"unknown tie_break {tie_break!r}")
+        return ParsedAnswer(None, "unparsed", f"{TIE_PREFIX}: {', '.join(top)}")
     return ParsedAnswer(top[0], "logprob")
 
 

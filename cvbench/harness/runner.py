@@ -370,7 +370,9 @@ def score_response(response: Response, prompt: Prompt) -> ParsedAnswer:
     if response.error is not None:
         return ParsedAnswer(None, "error", response.error.kind)
     if response.option_scores:
-        return answer_from_scores(response.option_scores, prompt.options)
+        tie_rule = (response.details or {}).get("tie_rule")
+        return answer_from_scores(response.option_scores, prompt.options,
+                                  tie_break="first" if tie_rule == "first" else None)
     return parse_answer(response.text, prompt.options)
 
 
@@ -392,7 +394,8 @@ def answered_record(job: Job, sample: Sample, slices: dict[str, list[str]], prom
         correct=parsed.letter is not None and parsed.letter == prompt.answer, error=error, usage=usage,
         latency_s=round(float(response.latency_s), 6), attempts=int(response.attempts), cached=cached,
         option_scores=jsonable(dict(response.option_scores)) if response.option_scores is not None else None,
-        protocol=jsonable(dict(prompt.protocol)), source=str(sample.source), judge=judge,
+        protocol=jsonable({**prompt.protocol, **({"model": dict(response.details)} if response.details else {})}),
+        source=str(sample.source), judge=judge,
     )
 
 

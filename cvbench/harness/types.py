@@ -377,6 +377,9 @@ class Response:
     option_scores: Mapping[str, float] | None = None  # letter -> log-probability / logit
     finish_reason: str | None = None
     served_model: str | None = None  # model name the server reports
+    # model-side facts recorded with the sample (under protocol["model"]): e.g. the objects a native
+    # model kept, its token counts, and "tie_rule": "first" when equal option scores go to the first letter
+    details: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

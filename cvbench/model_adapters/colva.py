@@ -6,8 +6,8 @@ Per MMVM sample (docs/upstream-formats.md §3.2) the pure function `build_colva_
 
 - `pixel_values`: the OVERLAY images the prompt builder rendered (`Prompt.images`: query view
   with the cyan contour, candidate view with contours and numeric tags), each cut into InternVL
-  dynamic 448-px tiles (aspect-ratio grid of at most 6 tiles, plus a thumbnail when there is
-  more than one tile), ImageNet mean/std normalisation; `num_patches_list` the tiles per image;
+  dynamic 448-px tiles (aspect-ratio grid of at most 12 tiles as the public demo's
+  `load_image(..., max_num=12)`, option `max_tiles`; plus a thumbnail when there is more than one tile), ImageNet mean/std normalisation; `num_patches_list` the tiles per image;
 - `ot_pixel_values`: the ORIGINAL images (`Prompt.native`), long side resized to 1024 and
   placed top-left on a white 1024x1024 canvas, scaled to [0, 1] (see RADIO_* below);
 - `ot_visual_prompts`: per image an `[n_objects, 1024, 1024]` mask stack, each mask zero-padded
@@ -18,9 +18,14 @@ Per MMVM sample (docs/upstream-formats.md §3.2) the pure function `build_colva_
   passed in that same ascending-id order (`NativeRegions.candidate_order`).
 
 The object list holds EVERY candidate drawn on the candidate image, also when there are more
-than 25 and only the 25 lowest ids become options: each tag visible in the image then has its
-visual prompt, as in the upstream demo, and the answer for an id beyond the options is
-"None of the above".
+than 25 and only 25 ids become options (the MMVM protocol picks them as upstream: the first 25
+of a seeded shuffle of the ids, sorted): each tag visible in the image then has its visual
+prompt, as in the upstream demo, and the answer for an id outside the options is "None of the
+above".
+
+CoLVA's remote code moves its visual prompts to "cuda" and runs under a CUDA autocast, so on
+a CPU it loads and then fails every sample: the adapter refuses a CPU device before loading
+(`allow_cpu=true` lets a stand-in model run on a CPU, as the tests do).
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
 DEFAULT_CHECKPOINT = "zhouyik/colva_internvl2_4b"
 TILE_SIZE = 448
-MAX_TILES = 6
+MAX_TILES = 12  # the public demo's load_image(..., max_num=12); the training config used 6
+CPU_REFUSAL = ("CoLVA's remote code (modeling_internvl_chat.py) moves its visual prompts to 'cuda' and runs "
+               "under torch.autocast(device_type='cuda'), so on a CPU every sample would fail after loading")
 # InternVL normalises its tiles with the ImageNet statistics (torchvision's constants).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,7 +71,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 VPT_CONTEXT = "<VPT_CONTEXT>"
 KNOWN_OPTIONS = ("checkpoint", "device", "dtype", "max_tiles", "ot_normalize", "local_files_only", "revision",
-                 "use_flash_attn")
+                 "use_flash_attn", "allow_cpu")
 
 
 # ---------------------------------------------------------------------------------- InternVL tiling
@@ -238,6 +245,10 @@ class ColvaAdapter:
         torch = self._torch
         self._checkpoint = option_str(extra, "checkpoint", DEFAULT_CHECKPOINT) or DEFAULT_CHECKPOINT
         self._device = resolve_device(torch, option_str(extra, "device", "auto"))
+        self._allow_cpu = option_bool(extra, "allow_cpu", False)
+        if not self._device.startswith("cuda") and not self._allow_cpu:
+            raise ModelResolutionError(f"colva: device {self._device!r} refused before loading: {CPU_REFUSAL}. "
+                                       "Run it on a CUDA GPU (device=cuda)")
         self._dtype = resolve_torch_dtype(torch, option_str(extra, "dtype", "auto"), self._device)
         self._max_tiles = int(option_int(extra, "max_tiles", MAX_TILES) or MAX_TILES)
         self._ot_normalize = option_str(extra, "ot_normalize", "rescale") or "rescale"
@@ -268,6 +279,8 @@ class ColvaAdapter:
     def settings(self) -> Mapping[str, Any]:
         return {"backend": "colva", "checkpoint": self._checkpoint, "revision": self._revision,
                 "dtype": str(self._dtype).replace("torch.", ""), "max_tiles": self._max_tiles,
+                "max_tiles_source": "demo load_image(max_num=12)" if self._max_tiles == MAX_TILES else "option",
+                "device": self._device, "allow_cpu": self._allow_cpu,
                 "ot_normalize": self._ot_normalize, "object_list": "all drawn candidates, ids ascending"}
 
     async def generate(self, request: Request) -> Response:

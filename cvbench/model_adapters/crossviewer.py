@@ -20,7 +20,6 @@ from the run seed and the sample id before every sample (the model's matching us
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -41,12 +40,22 @@ from cvbench.harness.types import (
     Response,
     Usage,
 )
+from cvbench.model_adapters.crossviewer_eval import (
+    DEFAULT_MAX_RESIZE_PIXELS,
+    PATCH_SIZE,
+    RELEASED_Q225W,
+    CrossViewerEvalConfig,
+    EvalConfigError,
+    apply_object_cap,
+    load_eval_config,
+)
+from cvbench.model_adapters.crossviewer_eval import (
+    region_token_count as eval_region_token_count,
+)
 from cvbench.model_adapters.local_common import (
     EXTENDED_LETTER_FORMS,
     BatchResult,
     MicroBatcher,
-    best_letter,
-    bilinear_resize,
     check_known_options,
     error_response,
     letter_token_ids,
@@ -63,50 +72,23 @@ from cvbench.model_adapters.local_common import (
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
 REGION_TOKEN = "<REGION>"
-PATCH_SIZE = 14
 MAX_REGION_TOKENS = 32
 DEFAULT_BASE_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
 MATCH_MODES = ("greedy", "hungarian", "gt")
-KNOWN_OPTIONS = ("repo_path", "checkpoint", "base_model", "device", "match_mode", "num_object_tokens",
-                 "num_cross_attn_heads", "contrast_dim", "region_source", "pixelrefer_mode", "preprocess_on_gpu",
-                 "attn_implementation", "mask_num")
+KNOWN_OPTIONS = ("repo_path", "checkpoint", "base_model", "device", "config", "allow_incomplete_checkpoint",
+                 "match_mode", "num_object_tokens", "num_cross_attn_heads", "contrast_dim", "region_source",
+                 "pixelrefer_mode", "preprocess_on_gpu", "attn_implementation", "mask_num", "max_objects_per_sample",
+                 "use_all_views_for_vqa", "defer_region_token_expansion")
 
 
 # ---------------------------------------------------------------------------------- pure parts
 
 
-def region_token_count(mask: np.ndarray, patch_size: int = PATCH_SIZE, max_tokens: int = MAX_REGION_TOKENS) -> int:
-    """How many `<REGION>` tokens an object gets: min(max_tokens, its area on a 14-px grid after an adaptive crop).
-
-    The adaptive crop: the mask's bounding box grown by two patches on each side (clipped to the
-    image), scaled by `ceil(sqrt(196 * max_tokens / area))` so that small objects are enlarged
-    until they could fill `max_tokens` patches (very large ones, over 100 patches of area, are
-    shrunk instead), with each side rounded up to a multiple of the patch size. The count is the
-    sum of the crop's mask resampled bilinearly onto that patch grid. An empty mask gets 0.
-    """
-    binary = np.asarray(mask) > 0.5
-    if binary.ndim != 2:
-        raise ValueError(f"mask must be 2-D, got shape {binary.shape}")
-    h, w = binary.shape
-    rows, cols = np.nonzero(binary)
-    if rows.size == 0:
-        return 0
-    area = float(rows.size)
-    margin = 2 * patch_size
-    top, left = max(0, int(rows.min()) - margin), max(0, int(cols.min()) - margin)
-    bottom, right = min(h - 1, int(rows.max()) + margin), min(w - 1, int(cols.max()) + margin)
-    crop = binary[top:bottom, left:right].astype(np.float64)
-    if crop.size == 0:  # a one-pixel-wide image edge case: keep at least the object's own pixels
-        crop = binary[top:bottom + 1, left:right + 1].astype(np.float64)
-    crop_h, crop_w = crop.shape
-    scale = float(math.ceil(math.sqrt(patch_size * patch_size * max_tokens / max(area, 1.0))))
-    patches = area / (patch_size * patch_size)
-    if scale == 1 and patches > 100:
-        scale = 1.0 / math.sqrt(patches / 100.0)
-    grid_h = max(patch_size, math.ceil(crop_h * scale / patch_size) * patch_size) // patch_size
-    grid_w = max(patch_size, math.ceil(crop_w * scale / patch_size) * patch_size) // patch_size
-    covered = float(bilinear_resize(crop, grid_h, grid_w).sum())
-    return min(max_tokens, int(covered))
+def region_token_count(mask: np.ndarray, patch_size: int = PATCH_SIZE, max_tokens: int = MAX_REGION_TOKENS,
+                       max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS) -> int:
+    """How many `<REGION>` tokens an object gets (see `crossviewer_eval.region_token_count`, clamp included)."""
+    return eval_region_token_count(mask, patch_size=patch_size, max_tokens=max_tokens,
+                                   max_resize_pixels=max_resize_pixels)
 
 
 def region_tokens(count: int) -> str:
@@ -144,7 +126,8 @@ def view_mask_stack(masks: Sequence[np.ndarray], height: int, width: int, pad_to
 
 def build_crossviewer_batch(native: NativeRegions, question: str, options: Sequence[Option],
                             token_counts: Sequence[int] | None = None,
-                            max_tokens: int = MAX_REGION_TOKENS) -> dict[str, Any]:
+                            max_tokens: int = MAX_REGION_TOKENS,
+                            max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS) -> dict[str, Any]:
     """The model's per-sample input, as numpy arrays and text.
 
     Returns {"images": [H x W x 3 uint8 per view], "masks": [[K+1, H, W] float32 per view],
@@ -171,7 +154,8 @@ def build_crossviewer_batch(native: NativeRegions, question: str, options: Seque
         if len(counts) != len(refs):
             raise ValueError(f"{len(counts)} region token counts for {len(refs)} region refs")
     else:
-        counts = [region_token_count(native.views[v].masks[o], max_tokens=max_tokens) for v, o in refs]
+        counts = [region_token_count(native.views[v].masks[o], max_tokens=max_tokens,
+                                     max_resize_pixels=max_resize_pixels) for v, o in refs]
     expanded = expand_region_placeholders(question, counts)
     text = expanded + "\n\n" + option_block(options) if options else expanded
     return {"images": images, "masks": stacks, "region_refs": refs, "region_token_counts": counts,
@@ -201,7 +185,8 @@ def question_of(request: Request) -> str:
 
 
 class CrossViewerAdapter:
-    """CrossViewer loaded in-process from a user-provided checkout and checkpoint."""
+    """CrossViewer loaded in-process from a user-provided checkout and checkpoint, evaluated with the
+    settings of an upstream eval config (default: the released q225w_scene_disjoint values)."""
 
     def __init__(self, options: ModelOptions) -> None:
         extra = dict(options.extra)
@@ -212,37 +197,59 @@ class CrossViewerAdapter:
             raise ModelResolutionError(
                 "crossviewer needs repo_path=<checkout of Thinkirin/Crossview-Suite> and checkpoint=<.pth file or "
                 "DeepSpeed folder> (and optionally base_model=..., default Qwen/Qwen3-VL-8B-Instruct)")
+        self._eval = self._eval_config(extra)
         self._torch = require_module("torch", "local", "The CrossViewer adapter")
         require_module("transformers", "local", "The CrossViewer adapter")
         self._model_class = load_model_class(Path(repo_path))
+        self._upstream_counter = load_upstream_counter()
         self._checkpoint = Path(checkpoint).expanduser()
         if not self._checkpoint.exists():
             raise ModelResolutionError(f"crossviewer: checkpoint {self._checkpoint} does not exist")
+        self._allow_incomplete = option_bool(extra, "allow_incomplete_checkpoint", False)
         self._base_model = option_str(extra, "base_model", DEFAULT_BASE_MODEL) or DEFAULT_BASE_MODEL
-        self._match_mode = option_str(extra, "match_mode", "greedy") or "greedy"
+        self._match_mode = self._eval.match_mode
         if self._match_mode not in MATCH_MODES:
             raise ModelResolutionError(f"crossviewer: match_mode={self._match_mode!r}, expected one of "
                                        f"{', '.join(MATCH_MODES)}")
         if self._match_mode == "gt":
             raise ModelResolutionError("crossviewer: match_mode=gt is an oracle that leaks the answer; cvbench "
                                        "refuses to report it as a model result")
-        self._mask_num = int(option_int(extra, "mask_num", MAX_REGION_TOKENS) or MAX_REGION_TOKENS)
+        self._mask_num = self._eval.mask_num
         self._device = resolve_device(self._torch, option_str(extra, "device", "auto"))
         self._run_seed = options.seed
+        cfg = self._eval
+        # exactly the keyword arguments scripts/eval_mc.py builds the model with
         self._model_kwargs: dict[str, Any] = {
             "vision_encoder_path": self._base_model,
-            "freeze_vision_encoder": True,
-            "freeze_llm": True,
-            "num_object_tokens": int(option_int(extra, "num_object_tokens", 10) or 10),
-            "num_cross_attn_heads": int(option_int(extra, "num_cross_attn_heads", 8) or 8),
-            "contrast_dim": int(option_int(extra, "contrast_dim", 256) or 256),
+            "freeze_vision_encoder": cfg.freeze_vision_encoder,
+            "freeze_llm": cfg.freeze_llm,
+            "num_object_tokens": cfg.num_object_tokens,
+            "num_cross_attn_heads": cfg.num_cross_attn_heads,
+            "contrast_dim": cfg.contrast_dim,
+            "temperature": cfg.temperature,
+            "infonce_weight": cfg.info_nce_weight,
+            "vqa_weight": cfg.vqa_weight,
+            "triplet_weight": cfg.triplet_weight,
+            "attn_implementation": cfg.attn_implementation,
+            "load_device": None,
+            "low_cpu_mem_usage": cfg.low_cpu_mem_usage,
             "match_mode": self._match_mode,
-            "region_source": option_str(extra, "region_source", "fused"),
-            "pixelrefer_mode": option_str(extra, "pixelrefer_mode", "gpu_full"),
-            "preprocess_on_gpu": self._device.startswith("cuda") and option_bool(extra, "preprocess_on_gpu", True),
-            "region_placeholder": REGION_PLACEHOLDER,
+            "region_source": cfg.region_source,
+            "pixelrefer_mode": cfg.pixelrefer_mode,
+            # upstream refuses preprocess_on_gpu on a CPU device; cvbench runs the CPU path instead (recorded)
+            "preprocess_on_gpu": cfg.preprocess_on_gpu and self._device.startswith("cuda"),
+            "region_placeholder": cfg.region_placeholder,
             "mask_num": self._mask_num,
-            "attn_implementation": option_str(extra, "attn_implementation"),
+            "debug_pixelrefer": False,
+            "debug_pixelrefer_max_steps": 0,
+            "debug_pixelrefer_max_masks": 0,
+            "debug_pixelrefer_every": 1,
+            "debug_pixelrefer_per_mask_preprocess": False,
+            "debug_match": False,
+            "debug_max_steps": 0,
+            "debug_nan": False,
+            "freeze_pos_encoder": cfg.freeze_pos_encoder,
+            "unfreeze_lm_head": cfg.unfreeze_lm_head,
         }
         self._model = self._load()
         model_id = "crossviewer" if self._base_model == DEFAULT_BASE_MODEL else f"crossviewer:{self._base_model}"
@@ -253,6 +260,30 @@ class CrossViewerAdapter:
         self._batcher: MicroBatcher[Request, BatchResult] = MicroBatcher(self._run_one_batch, max_batch=1,
                                                                          thread_name="cvbench-crossviewer")
 
+    @staticmethod
+    def _eval_config(extra: Mapping[str, Any]) -> CrossViewerEvalConfig:
+        path = option_str(extra, "config")
+        try:
+            cfg = load_eval_config(Path(path).expanduser()) if path else RELEASED_Q225W
+        except EvalConfigError as exc:
+            raise ModelResolutionError(str(exc)) from exc
+        # single settings may still be overridden on the command line; the record shows the result
+        overrides: dict[str, Any] = {}
+        if "match_mode" in extra:
+            overrides["match_mode"] = option_str(extra, "match_mode")
+        for key in ("num_object_tokens", "num_cross_attn_heads", "contrast_dim", "mask_num"):
+            if key in extra:
+                overrides[key] = option_int(extra, key, None)
+        if "max_objects_per_sample" in extra:
+            overrides["max_objects_per_sample"] = option_int(extra, "max_objects_per_sample", None, minimum=-1)
+        for key in ("use_all_views_for_vqa", "defer_region_token_expansion", "preprocess_on_gpu"):
+            if key in extra:
+                overrides[key] = option_bool(extra, key, False)
+        for key in ("region_source", "pixelrefer_mode", "attn_implementation"):
+            if key in extra:
+                overrides[key] = option_str(extra, key)
+        return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
     def _load(self) -> Any:
         torch = self._torch
         try:
@@ -262,15 +293,25 @@ class CrossViewerAdapter:
         except Exception as exc:
             raise ModelResolutionError(f"crossviewer: could not build the model from {self._base_model} and "
                                        f"{self._checkpoint} ({type(exc).__name__}: {exc})") from exc
-        self._load_report = {"missing_keys": len(incompatible.missing_keys),
-                             "unexpected_keys": len(incompatible.unexpected_keys)}
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        report = checkpoint_report(list(incompatible.missing_keys), list(incompatible.unexpected_keys),
+                                   trainable, n_checkpoint_keys=len(state))
+        self._load_report = report
+        if report["refused"] and not self._allow_incomplete:
+            raise ModelResolutionError(f"crossviewer: checkpoint {self._checkpoint} does not cover the model: "
+                                       f"{report['reason']}; pass allow_incomplete_checkpoint=true to evaluate it "
+                                       "anyway (recorded in the run)")
         return model.to(self._device).eval()
 
     def settings(self) -> Mapping[str, Any]:
         return {"backend": "crossviewer", "base_model": self._base_model, "checkpoint": str(self._checkpoint.resolve()),
                 "checkpoint_bytes": _size_of(self._checkpoint),
                 "match_mode": self._match_mode, "mask_num": self._mask_num, "scoring": "max letter logit",
-                "letter_forms": list(EXTENDED_LETTER_FORMS), "batch_size": 1,
+                "tie_rule": TIE_RULE, "letter_forms": list(EXTENDED_LETTER_FORMS), "batch_size": 1,
+                "eval_config": self._eval.record(),
+                "preprocess_on_gpu": self._model_kwargs["preprocess_on_gpu"],
+                "token_counts_by": UPSTREAM_COUNTER if self._upstream_counter is not None else "cvbench",
+                "checkpoint_load": self._load_report, "allow_incomplete_checkpoint": self._allow_incomplete,
                 **{k: v for k, v in self._model_kwargs.items()
                    if k in ("num_object_tokens", "region_source", "pixelrefer_mode")}}
 
@@ -282,7 +323,7 @@ class CrossViewerAdapter:
             return error_response(exc, started)
         return Response(text=result.text, usage=result.usage, latency_s=time.monotonic() - started,
                         option_scores=result.option_scores, finish_reason=result.finish_reason,
-                        served_model="crossviewer")
+                        served_model="crossviewer", details=result.details)
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
@@ -290,12 +331,44 @@ class CrossViewerAdapter:
     def _run_one_batch(self, requests: list[Request]) -> list[BatchResult]:
         return [self._answer(request) for request in requests]
 
+    def _max_resize_pixels(self) -> int:
+        processor = getattr(self._model, "processor", None)
+        value = getattr(getattr(processor, "image_processor", None), "max_pixels", None)
+        return int(value) if value is not None else DEFAULT_MAX_RESIZE_PIXELS
+
+    def _host_counts(self, native: NativeRegions) -> list[int]:
+        """Token counts per ref as the model's GPU preprocessing computes them (upstream code when importable)."""
+        if self._upstream_counter is not None:
+            return upstream_token_counts(self._upstream_counter, self._torch, native, self._mask_num,
+                                         self._max_resize_pixels())
+        return [region_token_count(native.views[r.view_index].masks[r.region_index], max_tokens=self._mask_num,
+                                   max_resize_pixels=self._max_resize_pixels()) for r in native.refs]
+
     def _answer(self, request: Request) -> BatchResult:
         prompt = request.prompt
         if prompt.native is None:
             raise ValueError("CrossViewer needs a native-mode prompt (masks and region refs); got mode "
                              f"{prompt.mode!r}")
-        batch = build_crossviewer_batch(prompt.native, question_of(request), prompt.options, max_tokens=self._mask_num)
+        cfg = self._eval
+        capped = apply_object_cap(prompt.native, cfg.max_objects_per_sample)
+        native = capped.native
+        question = question_of(request)
+        computed = self._host_counts(native)
+        given = list(native.token_counts) if native.token_counts is not None else None
+        n_placeholders = question.count(cfg.region_placeholder)
+        if cfg.defer_region_token_expansion:
+            # the model expands the placeholders itself (its GPU preprocessing counts the tokens)
+            batch = build_crossviewer_batch(native, question, prompt.options, token_counts=computed,
+                                            max_tokens=self._mask_num)
+            text = question + "\n\n" + option_block(prompt.options) if prompt.options else question
+            model_counts: list[int] | None = given
+        else:
+            counts = upstream_fixed_counts(given, computed if cfg.use_additional_inputs else None, n_placeholders,
+                                           cfg.region_token_num or self._mask_num)
+            batch = build_crossviewer_batch(native, question, prompt.options, token_counts=counts,
+                                            max_tokens=self._mask_num)
+            text = batch["question"]
+            model_counts = counts
         torch = self._torch
         seed_torch(torch, derive_seed(self._run_seed, prompt.sample_id, "crossviewer"))
         from PIL import Image
@@ -303,26 +376,100 @@ class CrossViewerAdapter:
         pil_images = [Image.fromarray(im) for im in batch["images"]]
         pixel_values: Any = None
         grid_thw: Any = None
-        if not self._model_kwargs["preprocess_on_gpu"]:
+        if cfg.use_processor or not self._model_kwargs["preprocess_on_gpu"]:
             # the model's CPU path expects the Qwen-VL processor's output, as its own dataset produces it
             processed = self._model.processor(text=[""] * len(pil_images), images=pil_images, return_tensors="pt")
             pixel_values, grid_thw = processed["pixel_values"], processed["image_grid_thw"]
         with torch.inference_mode():
             outputs = self._model(
                 pixel_values=[pixel_values], image_grid_thw=[grid_thw], masks=[batch["masks"]],
-                raw_images=[pil_images],
-                questions=[batch["question"]], answers=None, compute_infonce=[False],
-                target_indices=[max(m.shape[0] for m in batch["masks"]) - 1],
-                region_refs=[batch["region_refs"]], region_token_counts=[batch["region_token_counts"]])
+                raw_images=[pil_images if cfg.return_raw_images else None],
+                questions=[text], answers=None, compute_infonce=[False], cutoff_len=cfg.cutoff_len,
+                use_all_views_for_vqa=cfg.use_all_views_for_vqa, use_all_views_for_infonce=False,
+                target_indices=[max(m.shape[0] for m in batch["masks"]) - 1], object_ids=[None],
+                region_refs=[batch["region_refs"]], region_token_counts=[model_counts],
+                additional_pixel_values=[None], additional_grid_thw=[None], additional_masks=[None],
+                additional_box_params=[None])
         logits = outputs["answer_logits"][0].float().cpu()
         table = letter_token_ids(self._encode, batch["letters"], EXTENDED_LETTER_FORMS)
         scores = reduce_letter_scores(lambda tid: float(logits[tid]), table)
-        n_in = len(self._model.tokenizer.encode(batch["question"], add_special_tokens=False))
-        return BatchResult(text=best_letter(scores), option_scores=scores, finish_reason="scored",
-                           usage=Usage(input_tokens=n_in, output_tokens=0))
+        expanded = expand_region_placeholders(question, computed)
+        n_in = len(self._model.tokenizer.encode(expanded, add_special_tokens=False))
+        details = {"tie_rule": TIE_RULE, "kept_objects": [list(k) for k in capped.kept],
+                   "objects_capped": capped.changed,
+                   "region_refs": [list(r) for r in batch["region_refs"]],
+                   "region_token_counts": computed if model_counts is None else list(model_counts),
+                   "region_token_counts_source": ("sample" if given is not None else
+                                                  ("model (deferred)" if cfg.defer_region_token_expansion
+                                                   else "upstream default"))}
+        return BatchResult(text=first_best_letter(scores, batch["letters"]), option_scores=scores,
+                           finish_reason="scored", usage=Usage(input_tokens=n_in, output_tokens=0), details=details)
 
     def _encode(self, text: str) -> list[int]:
         return list(self._model.tokenizer.encode(text, add_special_tokens=False))
+
+
+TIE_RULE = "first"  # torch.argmax in eval_mc.py: a tie goes to the first option letter
+UPSTREAM_COUNTER = "crossviewer.gpu_preprocess.resize_image_mask_torch"
+
+
+def first_best_letter(scores: Mapping[str, float], letters: Sequence[str]) -> str | None:
+    """The highest-scoring letter; among equal scores the first in option order (as torch.argmax)."""
+    best: str | None = None
+    for letter in letters:
+        if letter in scores and (best is None or scores[letter] > scores[best]):
+            best = letter
+    return best
+
+
+def upstream_fixed_counts(given: Sequence[int] | None, computed: Sequence[int] | None, n_placeholders: int,
+                          default: int) -> list[int]:
+    """Counts as the dataset expands them when expansion is NOT deferred: the sample's own, else the
+    computed ones (only with use_additional_inputs), else `default` (region_token_num) for every
+    placeholder; padded with `default` or truncated to the number of placeholders."""
+    counts = [int(c) for c in (given if given is not None else (computed if computed is not None else []))]
+    if not counts:
+        counts = [default] * n_placeholders
+    return (counts + [default] * n_placeholders)[:n_placeholders]
+
+
+def checkpoint_report(missing: Sequence[str], unexpected: Sequence[str], trainable: set[str],
+                      n_checkpoint_keys: int) -> dict[str, Any]:
+    """What `load_state_dict(strict=False)` left out. Refused: a checkpoint that matched no key, or that
+    leaves a trainable parameter (one the base weights cannot supply) at its random initialisation."""
+    missing_trainable = sorted(k for k in missing if k in trainable)
+    matched = n_checkpoint_keys - len(unexpected)
+    reason = ""
+    if matched <= 0:
+        reason = f"none of its {n_checkpoint_keys} keys names a model parameter"
+    elif missing_trainable:
+        reason = (f"{len(missing_trainable)} trained parameter(s) missing, e.g. "
+                  f"{', '.join(missing_trainable[:5])}")
+    return {"missing_keys": len(missing), "unexpected_keys": len(unexpected),
+            "missing_trainable": len(missing_trainable), "missing_examples": sorted(missing)[:10],
+            "unexpected_examples": sorted(unexpected)[:10], "refused": bool(reason), "reason": reason}
+
+
+def load_upstream_counter() -> Any | None:
+    """`crossviewer.gpu_preprocess.resize_image_mask_torch` from the user's checkout, or None."""
+    try:
+        from crossviewer.gpu_preprocess import resize_image_mask_torch  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - absent or broken: cvbench's own count (proven equal) is used
+        return None
+    return resize_image_mask_torch
+
+
+def upstream_token_counts(counter: Any, torch: Any, native: NativeRegions, mask_num: int,
+                          max_resize_pixels: int) -> list[int]:
+    """The referenced objects' token counts computed by the model's own preprocessing function."""
+    if not native.refs:
+        return []
+    images = [torch.from_numpy(np.ascontiguousarray(v.image)) for v in native.views]
+    masks = [torch.from_numpy(native.views[r.view_index].masks[r.region_index].astype(np.float32))
+             for r in native.refs]
+    _, _, mask_nums, _ = counter(images, masks, [r.view_index for r in native.refs], patch_size=PATCH_SIZE,
+                                 max_tokens=mask_num, max_resize_pixels=max_resize_pixels)
+    return [int(n) for n in mask_nums]
 
 
 def _size_of(path: Path) -> int:
@@ -361,7 +508,9 @@ def load_checkpoint_state(torch: Any, path: Path) -> Mapping[str, Any]:
                         return obj[key]
             return obj
         try:
-            from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint  # type: ignore
+            from deepspeed.utils.zero_to_fp32 import (
+                get_fp32_state_dict_from_zero_checkpoint,  # type: ignore
+            )
         except ImportError as exc:
             raise ModelResolutionError(f"crossviewer: {path} is a DeepSpeed ZeRO folder; reading it needs "
                                        "pip install deepspeed") from exc

@@ -251,6 +251,7 @@ class BatchResult:
     usage: Usage = field(default_factory=Usage)
     option_scores: Mapping[str, float] | None = None
     finish_reason: str | None = None
+    details: Mapping[str, Any] | None = None  # model-side facts to record with the sample (see Response)
 
 
 @dataclass(frozen=True)

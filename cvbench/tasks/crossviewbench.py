@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from cvbench.harness.types import (
     REGION_PLACEHOLDER,
@@ -30,6 +31,7 @@ from cvbench.harness.types import (
     View,
     category_of,
 )
+from cvbench.tasks.gold import gold_divergence, upstream_gold
 from cvbench.tasks.loading import RecordError, join_inside, parse_option_lines
 
 BENCHMARK = "crossviewbench"
@@ -148,9 +150,17 @@ def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocatio
     if options:
         if "answer" not in record:
             raise RecordError("missing 'answer'")
-        answer, how = normalise_answer(record["answer"], options)
+        try:
+            answer, how = normalise_answer(record["answer"], options)
+        except RecordError as exc:
+            divergence = gold_divergence(record["answer"], options, None, str(exc))
+            raise RecordError(f"{exc} [{divergence}]" if divergence else str(exc)) from exc
         if how is not None:
             notes["answer_normalised"] = {"from": record["answer"], "to": answer, "how": how}
+        divergence = gold_divergence(record["answer"], options, answer)
+        if divergence is not None:
+            notes["gold_upstream"] = {"upstream": upstream_gold(record["answer"], options), "cvbench": answer,
+                                      "reason": divergence}
     else:
         answer = None  # open-ended: the reference answer stays in metadata["answer"]
         if "answer" in record:

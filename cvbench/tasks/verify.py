@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from cvbench.harness.types import (
     Sample,
     SourceLocation,
 )
+from cvbench.tasks.crossviewbench import LOADER_NOTES
 from cvbench.tasks.loading import DataFormatError, iter_data_file
 from cvbench.tasks.slices import CANDIDATE_BUCKETS, SliceError, candidate_bucket
 
@@ -56,6 +58,12 @@ class VerifyReport:
     counts: dict[str, Counter[str]] = field(default_factory=dict)  # dimension -> label -> samples
     images_checked: int = 0
     masks_checked: int = 0
+    # samples whose gold answer upstream's evaluation reads differently (or skips): where, id, reason
+    gold_divergences: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+    @property
+    def upstream_skipped(self) -> int:
+        return sum(1 for _, _, reason in self.gold_divergences if "upstream skips" in reason)
 
     @property
     def passed(self) -> bool:
@@ -84,6 +92,8 @@ class VerifyReport:
             "counts": {dim: dict(_ordered(dim, c)) for dim, c in self.counts.items()},
             "images_checked": self.images_checked,
             "masks_checked": self.masks_checked,
+            "gold_divergences": [{"where": w, "sample_id": i, "reason": r} for w, i, r in self.gold_divergences],
+            "upstream_skipped": self.upstream_skipped,
         }
 
 
@@ -130,7 +140,13 @@ def verify_path(path: Path, decode_images: bool = True,
                 report.samples += 1
                 if isinstance(item, InvalidSample):
                     report.problems.append(item)
+                    if "[answer " in item.reason and "upstream" in item.reason:
+                        report.gold_divergences.append((str(item.source), item.sample_id,
+                                                        item.reason.rsplit("[", 1)[1].rstrip("]")))
                 else:
+                    gold = (item.metadata.get(LOADER_NOTES) or {}).get("gold_upstream")
+                    if gold:
+                        report.gold_divergences.append((str(item.source), item.sample_id, str(gold["reason"])))
                     _tally(report, item)
                     problems, warnings = checker.check(item)
                     report.images_checked, report.masks_checked = checker.images_checked, checker.masks_checked
@@ -333,6 +349,11 @@ def print_report(report: VerifyReport, console: Any) -> None:
             console.print(f"  {w}", markup=False, highlight=False)
         if more:
             console.print(f"  ... and {more} more")
+    if report.gold_divergences:
+        console.print(f"[yellow]gold answers read differently by the upstream evaluation[/yellow] "
+                      f"({len(report.gold_divergences)}; upstream skips {report.upstream_skipped}):")
+        for where, sample_id, reason in report.gold_divergences:
+            console.print(f"  {where} [{sample_id}]: {reason}", markup=False, highlight=False)
     if report.problems:
         console.print(f"[red]bad items[/red] ({len(report.problems)}):")
         for p in report.problems:

@@ -7,7 +7,7 @@ from cvbench.harness.rundir import RESULTS_SCHEMA, SampleRecord
 
 METRIC_KEYS = {"accuracy", "correct", "n", "ci", "ci_method", "wilson", "n_clusters", "chance", "unparsed",
                "unparsed_rate", "errors", "error_rate", "invalid", "invalid_rate", "judged", "accuracy_answered",
-               "n_answered"}
+               "n_answered", "ties", "upstream_compatible"}
 
 
 def rec(i: int, *, task: str = "synth-mmvm", setting: str = "4", status: str = "parsed", correct: bool = False,

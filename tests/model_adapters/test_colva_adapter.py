@@ -118,7 +118,7 @@ def mmvm_request(with_native: bool = True) -> Request:
 
 
 def test_chat_gets_tiles_expert_inputs_and_the_object_prompt(checkpoint: Path) -> None:
-    adapter = make_adapter(str(checkpoint), ModelOptions(extra={"device": "cpu", "local_files_only": True}))
+    adapter = make_adapter(str(checkpoint), ModelOptions(extra={"device": "cpu", "allow_cpu": True, "local_files_only": True}))
     assert adapter.capabilities.native_regions and not adapter.capabilities.option_logprobs
     assert adapter.info.model_id == f"colva:{checkpoint}"
     response = asyncio.run(adapter.generate(mmvm_request()))
@@ -146,7 +146,7 @@ def test_chat_gets_tiles_expert_inputs_and_the_object_prompt(checkpoint: Path) -
 
 
 def test_a_prompt_without_regions_is_an_error_response(checkpoint: Path) -> None:
-    adapter = make_adapter("", ModelOptions(extra={"checkpoint": str(checkpoint), "device": "cpu",
+    adapter = make_adapter("", ModelOptions(extra={"checkpoint": str(checkpoint), "device": "cpu", "allow_cpu": True,
                                                    "local_files_only": True}))
     response = asyncio.run(adapter.generate(mmvm_request(with_native=False)))
     assert not response.ok and response.error.kind == "invalid_request"

@@ -104,8 +104,9 @@ def request(question: str = "Is <region> the same object as <region>?") -> Reque
 
 def test_scores_letters_from_the_checkpoint_logits(checkout: tuple[Path, Path]) -> None:
     root, checkpoint = checkout
+    # host-side expansion (as configs without defer_region_token_expansion): the sample's counts are used
     adapter = make_adapter("", ModelOptions(seed=3, extra={"repo_path": str(root), "checkpoint": str(checkpoint),
-                                                           "device": "cpu"}))
+                                                           "device": "cpu", "defer_region_token_expansion": False}))
     assert adapter.capabilities.native_regions and adapter.info.access == "native"
     settings = adapter.settings()
     assert settings["checkpoint"].endswith("crossviewer.pth") and settings["checkpoint_bytes"] == checkpoint.stat().st_size

@@ -54,11 +54,13 @@ class LoadedView:
         return self.image.shape[1] / self.original.shape[1]
 
 
-def load_view(view: View, policy: ImagePolicy, region_indices: Sequence[int] | None = None) -> LoadedView:
+def load_view(view: View, policy: ImagePolicy, region_indices: Sequence[int] | None = None, *,
+              allow_empty: bool = False) -> LoadedView:
     """Decode a view's original image and the masks of `region_indices` (default: all regions).
 
     Masks are decoded at the full image size (the geometry's own frame), then resized to the
     size the policy presents the image at, so lines and tags are drawn at the final resolution.
+    An empty mask is an error unless `allow_empty` (native regions follow the upstream rule instead).
     """
     indices = tuple(range(len(view.regions))) if region_indices is None else tuple(region_indices)
     try:
@@ -77,7 +79,7 @@ def load_view(view: View, policy: ImagePolicy, region_indices: Sequence[int] | N
             decoded = decode_region(region, (hw[0], hw[1]))
         except MaskError as exc:
             raise ProtocolError(f"view {view.view_id!r}, region {region.region_id!r}: {exc}") from exc
-        if not decoded.mask.any():
+        if not decoded.mask.any() and not allow_empty:
             raise ProtocolError(f"view {view.view_id!r}, region {region.region_id!r}: the mask is empty")
         warnings.extend(f"view {view.view_id!r}, region {region.region_id!r}: {w}" for w in decoded.warnings)
         full.append(decoded.mask)

@@ -117,6 +117,24 @@ def rewrite_question(question: str, phrases: Sequence[str]) -> str:
     return text
 
 
+# Task types whose referenced masks may legitimately be empty (upstream CrossViewer `_load_sample`).
+EMPTY_REFERENCE_EXEMPT = ("Q2", "Q9")
+
+
+def empty_reference_problem(masks_per_view: Sequence[Sequence[np.ndarray]], refs: Sequence[RegionRef],
+                            task_type: str | None) -> str | None:
+    """Why upstream would fail this sample for an empty mask, or None.
+
+    Only a REFERENCED empty mask fails a sample, and Q2/Q9 are exempt; unreferenced empty masks are fine."""
+    if (task_type or "").upper() in EMPTY_REFERENCE_EXEMPT:
+        return None
+    for k, ref in enumerate(refs):
+        if not np.asarray(masks_per_view[ref.view_index][ref.region_index]).any():
+            return (f"region_refs[{k}] (view {ref.view_index}, object {ref.region_index}) has an empty mask; upstream "
+                    f"fails such a sample (only Q2/Q9 may reference empty masks)")
+    return None
+
+
 def prompt_text(question: str, options: Sequence[Option]) -> str:
     """As the reference model sees it: question, a blank line, one option per line."""
     if not options:
@@ -144,9 +162,10 @@ def _check(sample: Sample) -> None:
                             f"{len(sample.region_refs)} region_refs")
 
 
-def _load(sample: Sample, view_index: int, policy: ImagePolicy, indices: Sequence[int] | None) -> LoadedView:
+def _load(sample: Sample, view_index: int, policy: ImagePolicy, indices: Sequence[int] | None, *,
+          allow_empty: bool = False) -> LoadedView:
     try:
-        return load_view(sample.views[view_index], policy, indices)
+        return load_view(sample.views[view_index], policy, indices, allow_empty=allow_empty)
     except ProtocolError as exc:
         raise ProtocolError(f"sample {sample.sample_id}: {exc}") from exc
 
@@ -161,11 +180,21 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
         "task_type": sample.task_type, "category": sample.category,
         "region_refs": [[r.view_index, r.region_index] for r in sample.region_refs],
     }
+    # the loader's note (cvbench.tasks.crossviewbench.LOADER_NOTES) when upstream reads the gold answer
+    # differently: results.json then scores the upstream-compatible accuracy its way
+    gold = (sample.metadata.get("cvbench_loader") or {}).get("gold_upstream")
+    if isinstance(gold, dict):
+        base["upstream_gold"] = {"answer": gold.get("upstream"), "reason": gold.get("reason")}
     if mode == "prerendered":
         raise ProtocolError(f"sample {sample.sample_id}: CrossViewBench has no pre-rendered images; "
                             f"use mode overlay or native")
     if mode == "native":
-        loaded = [_load(sample, v, policy, None) for v in range(len(sample.views))]
+        # native models get every object; as upstream, only a referenced empty mask fails a sample
+        loaded = [_load(sample, v, policy, None, allow_empty=True) for v in range(len(sample.views))]
+        problem = empty_reference_problem([lv.full_masks for lv in loaded], sample.region_refs, sample.task_type)
+        if problem is not None:
+            raise ProtocolError(f"sample {sample.sample_id}: {problem}")
+        empty = [[v, k] for v, lv in enumerate(loaded) for k, m in enumerate(lv.full_masks) if not m.any()]
         native = NativeRegions(
             views=tuple(NativeView(view_id=v.view_id, image=lv.original, masks=lv.full_masks,
                                    region_ids=tuple(r.region_id for r in v.regions))
@@ -175,6 +204,8 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
                   "question": f"upstream, {REGION_PLACEHOLDER} kept",
                   "region_token_counts": list(sample.region_token_counts) if sample.region_token_counts else None,
                   "warnings": [w for lv in loaded for w in lv.warnings]}
+        if empty:
+            record["empty_masks"] = empty
         return ProtocolOutput(text=prompt_text(sample.question, sample.options),
                               views=tuple(lv.image for lv in loaded), view_labels=labels, options=sample.options,
                               answer=sample.answer, native=native, record=record)

@@ -23,6 +23,8 @@ Constants: ``MMVM_QUESTION_BODY`` (verbatim upstream), ``NONE_OF_THE_ABOVE``,
   colours=None) -> ndarray``: each candidate in a distinct colour with its id on a box of that
   colour in white.
 - ``select_candidates(sample, setting, seed) -> CandidateSelection``: the 4/8/12/all setting.
+- ``upstream_option_ids(ids, rng) -> tuple[str, ...]``: the ids offered as options; over 25
+  candidates the first 25 of a seeded shuffle, sorted (upstream's rule).
 - ``build_mmvm(sample, *, mode, style, alpha, thickness, policy, seed, setting) -> ProtocolOutput``.
 """
 
@@ -82,6 +84,7 @@ __all__ = [
     "render_candidate_view",
     "render_query_view",
     "select_candidates",
+    "upstream_option_ids",
 ]
 
 PROTOCOL_ID = "mmvm/1"
@@ -136,6 +139,18 @@ def mmvm_options(candidate_ids: Iterable[str | int]) -> tuple[Option, ...]:
     options = [Option(OPTION_LETTERS[k], i) for k, i in enumerate(ids)]
     options.append(Option(OPTION_LETTERS[len(ids)], NONE_OF_THE_ABOVE))
     return tuple(options)
+
+
+def upstream_option_ids(ids: Sequence[str], rng: np.random.Generator) -> tuple[str, ...]:
+    """The ids offered as options, by upstream's rule (CoLVA demo `chat_with_colva.py`): with more
+    than 25 candidates, the FIRST 25 OF A SHUFFLE of the ids (so the match may be left out and "None
+    of the above" become correct), then sorted; otherwise all ids, sorted. The shuffle is drawn
+    from `rng` (upstream's is unseeded)."""
+    ordered = sorted((str(i).strip() for i in ids), key=_id_key)
+    if len(ordered) <= MAX_ID_OPTIONS:
+        return tuple(ordered)
+    shuffled = [ordered[int(k)] for k in rng.permutation(len(ordered))]
+    return tuple(sorted(shuffled[:MAX_ID_OPTIONS], key=_id_key))
 
 
 def question_body(style: str = "contour") -> str:
@@ -233,6 +248,8 @@ def select_candidates(sample: Sample, setting: str, seed: int) -> CandidateSelec
 
     Questions with <= K candidates (and setting "all") are unchanged: published ids, options and
     answer. Otherwise the distractors are drawn with rng_for(seed, sample_id, "mmvm-subset", K)
+    (and, for K > 25, the offered ids are picked as upstream: `upstream_option_ids` with
+    rng_for(seed, sample_id, "mmvm-option-ids", K))
     from the candidates known not to match, and ids 1..K are assigned in an order drawn with
     rng_for(seed, sample_id, "mmvm-ids"). When the answer is "None of the above", only candidates
     listed as options are known non-matches (an unlisted id above 25 may be the match), so the
@@ -267,12 +284,11 @@ def select_candidates(sample: Sample, setting: str, seed: int) -> CandidateSelec
         drawn = rng.choice(len(pool), size=k, replace=False)
         keep = sorted(pool[int(j)] for j in drawn)
     new_ids = [str(int(v) + 1) for v in rng_for(seed, sample.sample_id, "mmvm-ids").permutation(k)]
-    options = mmvm_options(new_ids)
+    options = mmvm_options(upstream_option_ids(new_ids, rng_for(seed, sample.sample_id, "mmvm-option-ids", k)))
+    answer = options[-1].letter  # "None of the above" unless the match is among the offered ids
     if gt_id is not None:
         shown_gt = new_ids[keep.index(ids.index(gt_id))]
-        answer = next(o.letter for o in options if o.text == shown_gt)
-    else:
-        answer = options[-1].letter
+        answer = next((o.letter for o in options[:-1] if o.text == shown_gt), answer)
     return CandidateSelection(indices=tuple(keep), ids=tuple(new_ids), options=options, answer=answer, subset=True,
                               total=len(ids), ground_truth=gt_id)
 
@@ -310,6 +326,8 @@ def build_mmvm(sample: Sample, *, mode: str, style: str, alpha: float, thickness
         "candidates_kept": [cand_view.regions[i].region_id for i in selection.indices],
         "ground_truth_region_id": selection.ground_truth,
     }
+    if selection.subset and len(selection.ids) > MAX_ID_OPTIONS:
+        base["option_ids_rule"] = "upstream: first 25 of a seeded shuffle of the ids, sorted"
     if mode == "prerendered":
         if selection.subset:
             raise ProtocolError(f"sample {sample.sample_id}: setting {setting} keeps {setting} of "
