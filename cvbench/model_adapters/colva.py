@@ -2,7 +2,7 @@
 
 Weights and modelling code come from the Hugging Face repo `zhouyik/colva_internvl2_4b` (MIT),
 loaded with `AutoModel.from_pretrained(..., trust_remote_code=True)`; cvbench vendors none of it.
-Per MMVM sample (docs/upstream-formats.md §3.2) the pure function `build_colva_inputs` makes:
+Per MMVM sample (docs/formats.md §3.2) the pure function `build_colva_inputs` makes:
 
 - `pixel_values`: the OVERLAY images the prompt builder rendered (`Prompt.images`: query view
   with the cyan contour, candidate view with contours and numeric tags), each cut into InternVL

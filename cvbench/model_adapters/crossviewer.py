@@ -5,7 +5,7 @@ Thinkirin/Crossview-Suite, the adapter adds `<repo_path>/CrossViewer` to `sys.pa
 imports `crossviewer.model.CrossViewerModel` from there. Weights: `checkpoint` (a `.pth`
 holding `model_state_dict`, or a DeepSpeed folder) on top of `base_model`.
 
-Per sample the model receives (docs/upstream-formats.md §3.1), built by the pure function
+Per sample the model receives (docs/formats.md §3.1), built by the pure function
 `build_crossviewer_batch`:
 - per view the ORIGINAL image and a `[K+1, H, W]` float32 mask stack: the view's K object
   masks padded with all-zero masks to the largest K of the sample, then one all-ones global mask;

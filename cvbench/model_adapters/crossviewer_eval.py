@@ -1,4 +1,4 @@
-"""CrossViewer's evaluation settings, as its authors evaluated it (docs/upstream-formats.md §3.1).
+"""CrossViewer's evaluation settings, as its authors evaluated it (docs/formats.md §3.1).
 
 The published numbers depend on settings that live in the upstream eval config YAML
 (`CrossViewer/configs/*.yaml`, read by `scripts/eval_mc.py`), not in the model's `forward`

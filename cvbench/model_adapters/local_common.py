@@ -142,7 +142,7 @@ def bilinear_resize(grid: np.ndarray, out_h: int, out_w: int, dtype: Any = np.fl
 # ---------------------------------------------------------------------------------- option letters
 
 BASIC_LETTER_FORMS: tuple[str, ...] = ("{L}", " {L}")
-# The spellings CrossViewer's own evaluation scores (facts from upstream-formats.md §3.1).
+# The spellings CrossViewer's own evaluation scores (facts from docs/formats.md §3.1).
 EXTENDED_LETTER_FORMS: tuple[str, ...] = (" {L}", "{L}", "{L}.", " {L}.", "{L})", " {L})", "{L}、", " {L}、")
 
 

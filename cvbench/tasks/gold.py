@@ -1,6 +1,6 @@
 """Gold answers as the upstream CrossViewer evaluation reads them, beside cvbench's reading.
 
-Upstream (`scripts/eval_mc.py`, `answer_to_label`; docs/upstream-formats.md §1.1), given the
+Upstream (`scripts/eval_mc.py`, `answer_to_label`; docs/formats.md §1.1), given the
 answer as a string (`str(answer).strip()`) and the option lines:
 1. a string starting with a letter gives that letter, upper-cased (so an option TEXT such as
    "the middle one" gives "T");

@@ -1,4 +1,4 @@
-"""CoLVA called as its public demo calls it (docs/upstream-formats.md §3.2).
+"""CoLVA called as its public demo calls it (docs/formats.md §3.2).
 
 A remote-code stand-in whose `chat` has the upstream `InternVLChatModel.chat` signature records
 what it receives (tests/model_adapters/upstream_fakes.py). Expected values follow the demo:

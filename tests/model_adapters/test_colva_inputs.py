@@ -1,4 +1,4 @@
-"""CoLVA's inputs, checked against the documented interface (upstream-formats.md §3.2)."""
+"""CoLVA's inputs, checked against the documented interface (docs/formats.md §3.2)."""
 
 from __future__ import annotations
 

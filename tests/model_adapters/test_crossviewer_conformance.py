@@ -1,4 +1,4 @@
-"""CrossViewer evaluated as its authors evaluated it (docs/upstream-formats.md §3.1).
+"""CrossViewer evaluated as its authors evaluated it (docs/formats.md §3.1).
 
 The stand-in checkout (tests/model_adapters/upstream_fakes.py) has the upstream constructor,
 `forward` and `resize_image_mask_torch` signatures and records what it receives. Each expected

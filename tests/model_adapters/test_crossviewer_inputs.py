@@ -1,4 +1,4 @@
-"""CrossViewer's per-sample input, checked against the documented interface (upstream-formats.md §3.1)."""
+"""CrossViewer's per-sample input, checked against the documented interface (docs/formats.md §3.1)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `write_crossviewer_checkout(root)` writes `root/CrossViewer/crossviewer/{model,gpu_preprocess}.py`
 whose public signatures are those of Thinkirin/Crossview-Suite (`CrossViewerModel.__init__`,
 `CrossViewerModel.forward`, `gpu_preprocess.resize_image_mask_torch`; facts from
-docs/upstream-formats.md §3.1 and the upstream files' signatures). The model records every
+docs/formats.md §3.1 and the upstream files' signatures). The model records every
 argument it receives, expands deferred `<region>` placeholders the way the upstream model does
 (token counts from its own `resize_image_mask_torch` over every mask of each view, clamped to its
 processor's `max_pixels`), and answers with logits from its one trained parameter.

@@ -1,6 +1,6 @@
 """The MMVM visual-prompt protocol ("which marked object in the second image is the query object?").
 
-Upstream protocol (docs/upstream-formats.md section 2.2): the query object outlined in cyan in
+Upstream protocol (docs/formats.md section 2.2): the query object outlined in cyan in
 the first image; every candidate outlined in its own colour in the second image with a white
 numeric ID on a box of that colour; the fixed question body, then ``"A. <id>"`` option lines
 in ascending id order (at most 25), then ``"<next letter>. None of the above choices are correct"``.
