@@ -392,6 +392,7 @@ def answered_record(job: Job, sample: Sample, slices: dict[str, list[str]], prom
         latency_s=round(float(response.latency_s), 6), attempts=int(response.attempts), cached=cached,
         option_scores=jsonable(dict(response.option_scores)) if response.option_scores is not None else None,
         protocol=jsonable(dict(prompt.protocol)), source=str(sample.source), judge=judge,
+        reasoning=response.reasoning,
     )
 
 
@@ -400,10 +401,11 @@ def redact_response(response: Response, secrets: Sequence[str]) -> Response:
     or proxy may echo the credentials it was sent."""
     from dataclasses import replace
 
-    if response.text is None:
+    text = redact(response.text, secrets) if response.text is not None else None
+    reasoning = redact(response.reasoning, secrets) if response.reasoning is not None else None
+    if text == response.text and reasoning == response.reasoning:
         return response
-    text = redact(response.text, secrets)
-    return response if text == response.text else replace(response, text=text)
+    return replace(response, text=text, reasoning=reasoning)
 
 
 def redact_record(record: SampleRecord, secrets: Sequence[str]) -> str:

@@ -341,7 +341,7 @@ class Usage:
 
 
 ErrorKind = Literal["rate_limit", "timeout", "server", "transport", "malformed", "refused",
-                    "invalid_request", "auth", "budget", "internal"]
+                    "invalid_request", "auth", "budget", "budget_exhausted", "internal"]
 
 
 @dataclass(frozen=True)
@@ -364,6 +364,7 @@ class Response:
     option_scores: Mapping[str, float] | None = None  # letter -> log-probability / logit
     finish_reason: str | None = None
     served_model: str | None = None  # model name the server reports
+    reasoning: str | None = None  # reasoning / thinking text the provider returned, kept out of `text`
 
     @property
     def ok(self) -> bool:

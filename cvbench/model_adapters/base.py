@@ -218,12 +218,61 @@ def map_exception(exc: BaseException) -> AttemptError:
     return AttemptError(ModelError("internal", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}")))
 
 
-def malformed(message: str, status: int | None = None) -> AttemptError:
-    return AttemptError(ModelError("malformed", clean_message(message), status=status))
+def malformed(message: str, status: int | None = None, retryable: bool = False) -> AttemptError:
+    return AttemptError(ModelError("malformed", clean_message(message), status=status, retryable=retryable))
+
+
+TRANSIENT_ERROR_WORDS = ("overloaded", "rate", "unavailable", "timeout", "server_error", "internal", "capacity",
+                         "resource_exhausted", "try again")
+
+
+def error_in_body(error: Any) -> AttemptError:
+    """A 200 response whose body is an error object (`{"error": {...}}`, as some gateways send):
+    the server's own message kept; retried when its code or type says it is transient."""
+    if isinstance(error, Mapping):
+        message = str(error.get("message") or json.dumps(error, default=str))
+        code = error.get("code") if error.get("code") is not None else error.get("status")
+        kind = str(error.get("type") or error.get("status") or "")
+    else:
+        message, code, kind = str(error), None, ""
+    status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
+    if status is not None and 400 <= status <= 599:
+        mapped = error_for_status(status, message)
+        return AttemptError(ModelError(mapped.kind, clean_message(f"error in a 200 body: {mapped.message}"),
+                                       status=status, retryable=mapped.retryable))
+    text = f"{kind} {code} {message}".lower()
+    transient = any(word in text for word in TRANSIENT_ERROR_WORDS)
+    label = f"{kind}: " if kind else ""
+    return AttemptError(ModelError("server" if transient else "malformed",
+                                   clean_message(f"error in a 200 body: {label}{message}"), retryable=transient))
+
+
+def unreadable_body(body: str | bytes) -> AttemptError:
+    """A 200 response that is not the provider's JSON (an HTML page from a proxy or a captive
+    portal, plain text): its text kept (tags dropped), retried, since a gateway in between is
+    usually the cause."""
+    import re
+
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    plain = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL))
+    shown = " ".join(((title.group(1) + ": ") if title else "").split() + plain.split())[:300]
+    return malformed(f"response is not the provider's JSON but a page of text: {shown!r}", retryable=True)
 
 
 def refused(message: str) -> AttemptError:
     return AttemptError(ModelError("refused", clean_message(message)))
+
+
+def budget_exhausted(finish: str | None, output_limit: int | None, reasoning_tokens: int | None = None) -> AttemptError:
+    """An empty answer that stopped at the output limit: the budget went to reasoning (or to
+    nothing visible). An error of its own kind, never scored as a wrong answer, not retried
+    (the same request would spend the same budget)."""
+    spent = f"; {reasoning_tokens} of them on reasoning" if reasoning_tokens else ""
+    limit = f"{output_limit} tokens" if output_limit is not None else "the output limit"
+    return AttemptError(ModelError("budget_exhausted", clean_message(
+        f"no answer text: the model stopped at {limit} (finish_reason={finish}){spent}; raise --max-tokens "
+        f"or the reasoning budget (--model-option), or lower the reasoning effort")))
 
 
 # --------------------------------------------------------------------------------------

@@ -107,7 +107,8 @@ def test_resolve_api_alias_sets_display_metadata(monkeypatch: pytest.MonkeyPatch
     assert isinstance(adapter, ModelAdapter)
     assert adapter.info.model_id == "openai:gpt-4o" and adapter.info.display_name == "GPT-4o"
     assert adapter.info.access == "api"
-    assert recommended_max_tokens("gemini-pro") == 8192 and recommended_max_tokens("openai:gpt-4o") is None
+    # the answer budget; thinking gets its own on top, the same for the alias and the provider string
+    assert recommended_max_tokens("gemini-pro") == 1024 and recommended_max_tokens("openai:gpt-4o") is None
 
 
 def test_resolve_open_alias_to_a_served_endpoint() -> None:
@@ -169,3 +170,15 @@ def test_broken_dotenv_is_a_resolution_error_naming_the_line(tmp_path: Path) -> 
     (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-x\nthis line is wrong\n")
     with pytest.raises(ModelResolutionError, match=r"\.env:2: expected NAME=value"):
         resolve_model("openai:gpt-4o", ModelOptions())
+
+
+def test_an_alias_and_its_provider_string_get_the_same_reasoning_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cvbench.harness.runner import RunOptions, effective_max_tokens
+
+    monkeypatch.setenv("GEMINI_API_KEY", TEST_KEYS["GEMINI_API_KEY"])
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEYS["OPENAI_API_KEY"])
+    for alias, target in (("gemini-pro", "google:gemini-2.5-pro"), ("gemini-flash", "google:gemini-2.5-flash")):
+        by_alias, by_target = resolve_model(alias, ModelOptions()), resolve_model(target, ModelOptions())
+        assert dict(by_alias.settings()) == dict(by_target.settings())
+        assert by_alias.settings()["reasoning"]["enabled"] is True
+        assert effective_max_tokens(RunOptions(model=alias)) == effective_max_tokens(RunOptions(model=target))

@@ -126,6 +126,11 @@ class WireServer:
         """The URL to give the provider's SDK as its base URL."""
         return self.url
 
+    def contract_violation(self, request: ReceivedRequest) -> tuple[int, dict[str, Any]] | None:
+        """(status, the provider's full error body) for a request its documented contract refuses
+        (an unsupported parameter, an image over the limits); None when it is acceptable."""
+        return None
+
     # -- control ---------------------------------------------------------------------
 
     @property
@@ -261,6 +266,10 @@ class WireServer:
             self._requests.append(request)
         if problem is not None:
             self._send_json(handler, 400, self.render_error(400, problem))
+            return
+        violation = self.contract_violation(request)
+        if violation is not None:
+            self._send_json(handler, violation[0], violation[1])
             return
         if fault is not None:
             self._apply_fault(handler, request, fault)
