@@ -217,6 +217,11 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--price", default=None, metavar="IN/OUT",
               help="US dollars per million input/output tokens, e.g. 2.5/10: each record's cost and the run's "
                    "total in results.json (a cost the provider reports wins). No built-in price table.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="A finished run with a larger share of model errors fails (exit status 3).")
+@click.option("--fail-fast", type=click.IntRange(min=0), default=8, show_default=True, metavar="N",
+              help="Stop when the first N requests all fail with auth/not-found/bad-request/connection errors "
+                   "(0: never).")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
 def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None, candidates: str | None,
                 style: str | None, mode: str, alpha: float, thickness: int, image_format: str, jpeg_quality: int,
@@ -224,7 +229,8 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
                 out: str | None,
                 cache_path: str | None, no_cache: bool, judge: str | None, base_urls: tuple[str, ...],
                 max_tokens: int | None, model_option_items: tuple[str, ...], option_logprobs: bool,
-                save_images: str, ci_method: str, price: str | None, progress: bool | None) -> None:
+                save_images: str, ci_method: str, price: str | None, max_error_rate: float, fail_fast: int,
+                progress: bool | None) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
 
@@ -248,14 +254,19 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
         judge=judge, base_urls=base_urls, max_tokens=max_tokens, option_logprobs=option_logprobs,
         save_images=save_images == "all", argv=tuple(sys.argv), ci_method=ci_method, progress=progress,
         model_options=model_options, alpha=alpha, thickness=thickness, image_format=image_format,
-        jpeg_quality=jpeg_quality, max_side=max_side, max_pixels=max_pixels, price=price_value)
+        jpeg_quality=jpeg_quality, max_side=max_side, max_pixels=max_pixels, price=price_value,
+        max_error_rate=max_error_rate, fail_fast=fail_fast)
     try:
         outcome = run(options)
     except (RunError, RunDirError, ValueError, OSError) as exc:
         raise CvbenchError(str(exc)) from None
     print_summary(outcome.results, outcome.run_dir)
-    if outcome.exit_code:
+    if outcome.failure is not None:
+        click.echo(f"failed: {outcome.failure}; finished records are kept, rerun the same command to resume "
+                   f"{outcome.run_dir}", err=True)
+    elif outcome.exit_code:
         click.echo(f"cancelled: rerun the same command to resume {outcome.run_dir}", err=True)
+    if outcome.exit_code:
         sys.exit(outcome.exit_code)
 
 

@@ -33,6 +33,14 @@ from typing import Any, Callable, Generator, Mapping, Sequence
 
 from cvbench.harness import metrics as metrics_mod
 from cvbench.harness.cache import CacheError, ResponseCache
+from cvbench.harness.failfast import (
+    DEFAULT_MAX_ERROR_RATE,
+    DEFAULT_WINDOW,
+    EXIT_FAILED,
+    FailureWatch,
+    error_rate,
+    verdict,
+)
 from cvbench.harness.locations import default_response_cache
 from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
 from cvbench.harness.pricing import Price, response_cost
@@ -123,6 +131,8 @@ class RunOptions:
     max_side: int | None = None  # resize policy: longest side
     max_pixels: int | None = None  # resize policy: total pixels
     price: Price | None = None  # USD per million input/output tokens: each record's usage.cost_usd
+    fail_fast: int = DEFAULT_WINDOW  # stop when this many first requests all fail fatally (0: never)
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # a finished run above it has failed (exit 3)
 
 
 @dataclass(frozen=True)
@@ -132,9 +142,12 @@ class RunOutcome:
     results: dict[str, Any]
     new_records: int
     resumed_records: int
+    failure: str | None = None  # why the run failed (stopped early, or too many errors)
 
     @property
     def exit_code(self) -> int:
+        if self.failure is not None:
+            return EXIT_FAILED
         return EXIT_CANCELLED if self.status == "cancelled" else 0
 
 
@@ -877,6 +890,7 @@ class Runner:
         judge_settings = dict(judge.settings()) if judge is not None else {}
         resumed = 0
         progress = RunProgress(enabled=o.progress)
+        watch = FailureWatch(window=o.fail_fast)
 
         async def ask(model: ModelAdapter, request: Request) -> tuple[Response, bool]:
             key = request.cache_key()
@@ -1020,6 +1034,12 @@ class Runner:
             record = task.result()
             writer_pool.submit(writer.put, job.index, record)  # fsync off the event loop
             progress.advance(record.correct, record.parse_status)
+            if not record.cached and record.parse_status != "invalid":
+                line = watch.first_of_kind(record.error)
+                if line is not None:
+                    progress.log(redact(line, self._secrets))
+                if watch.observe(record.error) is not None:
+                    self._stop = True  # no new samples; the ones in flight finish and are written
 
         failures: list[tuple[Job, BaseException]] = []
         remove_signals = lambda: None  # noqa: E731
@@ -1119,10 +1139,13 @@ class Runner:
                  "params_b": adapter.info.params_b, "provider": adapter.info.provider}
         results = metrics_mod.compute_results(records, run_seed=o.seed, model=model, status=status,
                                               ci_method=o.ci_method, n_resamples=o.n_resamples)
+        rate = error_rate([r.parse_status for r in records])
+        failure = watch.stopped or (None if cancelled else verdict(rate, o.max_error_rate))
         results["run"] = {"new_records": writer.written, "resumed_records": resumed, "retried_errors": retried,
-                          "expected_records": total if not cancelled else None, **attempt_statistics(records)}
+                          "expected_records": total if not cancelled else None, **attempt_statistics(records),
+                          "error_rate": rate, "failure": failure}
         write_json_atomic(self.run_dir / RESULTS_FILE, redact(results, self._secrets))
-        return RunOutcome(self.run_dir, status, results, writer.written, resumed)
+        return RunOutcome(self.run_dir, status, results, writer.written, resumed, failure)
 
 
 def run(options: RunOptions) -> RunOutcome:

@@ -341,7 +341,7 @@ class Usage:
 
 
 ErrorKind = Literal["rate_limit", "timeout", "server", "transport", "malformed", "refused",
-                    "invalid_request", "auth", "budget", "budget_exhausted", "internal"]
+                    "invalid_request", "auth", "not_found", "budget", "budget_exhausted", "internal"]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -127,10 +128,11 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
 class AttemptError(Exception):
     """One failed attempt: the error to report, and how long the server asked us to wait."""
 
-    def __init__(self, error: ModelError, retry_after_s: float | None = None) -> None:
+    def __init__(self, error: ModelError, retry_after_s: float | None = None, connect_failed: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
         self.retry_after_s = retry_after_s
+        self.connect_failed = connect_failed  # no connection was made at all (refused, unknown host)
 
 
 def clean_message(message: str) -> str:
@@ -146,6 +148,8 @@ def error_for_status(status: int, message: str) -> ModelError:
         kind = "timeout"
     elif status in (401, 403):
         kind = "auth"
+    elif status == 404:
+        kind = "not_found"
     elif status >= 500:
         kind = "server"
     elif status == 409:
@@ -185,6 +189,20 @@ def _sdk_message(exc: BaseException) -> str:
     return str(message) if message else (str(exc) or type(exc).__name__)
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """Whether the cause chain says no connection was made (refused, unknown host), as opposed
+    to one that broke mid-request."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        names = _class_names(seen)
+        if isinstance(seen, (ConnectionRefusedError, socket.gaierror)) or "ConnectError" in names:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def map_exception(exc: BaseException) -> AttemptError:
     """Turn an SDK / transport exception into an AttemptError (no provider-specific imports needed).
 
@@ -206,7 +224,7 @@ def map_exception(exc: BaseException) -> AttemptError:
                        "TransportError", "NetworkError", "ProtocolError")
     if any(t in n for n in names for t in transport_names) or isinstance(exc, (ConnectionError, OSError)):
         return AttemptError(ModelError("transport", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
-                                       retryable=True))
+                                       retryable=True), connect_failed=_never_connected(exc))
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)) or any(
             "Validation" in n or "Decode" in n or "UnknownApiResponse" in n for n in names):
         # A body that does not parse is almost always cut off or mangled on the way (a proxy, a
@@ -366,6 +384,8 @@ class ApiAdapter:
         self.options = options
         self.policy = RetryPolicy.from_options(options)
         self.limiter = AdaptiveLimiter(int(options.concurrency))
+        self.answered = False  # any answer yet: until then a refused connection is not retried
+        self.retry_refused_before_answer = False  # adapters with fallback endpoints set True
 
     # -- to implement -------------------------------------------------------------------
 
@@ -415,6 +435,7 @@ class ApiAdapter:
             else:
                 self.limiter.release()
                 self.limiter.on_success()
+                self.answered = True
                 now = time.monotonic()
                 return replace(response, attempts=attempts, latency_s=round(now - started, 6))
             self.limiter.release()
@@ -423,6 +444,11 @@ class ApiAdapter:
             error = failure.error
             if error.kind == "rate_limit":
                 self.limiter.on_rate_limit(ticket)
+            if failure.connect_failed and not self.answered and not self.retry_refused_before_answer:
+                # an endpoint that never answered and refuses connections is down or mistyped, not
+                # busy: fail at once so that a dead endpoint stops the run within seconds
+                error = replace(error, retryable=False, message=clean_message(
+                    f"{error.message} (cannot connect; not retried before the endpoint's first answer)"))
             if not error.retryable:
                 return Response(text=None, error=error, attempts=attempts, latency_s=round(spent, 6))
             if attempts > policy.max_retries:

@@ -129,6 +129,7 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
                          send_temperature=opts.get("send_temperature", True),
                          reasoning=openai_reasoning(model_name, opts, default_on=False))
         self.pool = EndpointPool(urls, float(opts.get("endpoint_cooldown_s", 30.0)))
+        self.retry_refused_before_answer = len(self.pool.endpoints) > 1  # another endpoint may answer
 
     def provider_settings(self) -> dict[str, Any]:
         settings = super().provider_settings()
