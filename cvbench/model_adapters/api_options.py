@@ -32,6 +32,7 @@ COMMON_API_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("display_name", "str", "name shown in reports"),
     OptionSpec("retry_base_delay_s", "float", "first backoff step in seconds", minimum=0),
     OptionSpec("retry_max_delay_s", "float", "longest backoff wait in seconds", minimum=0),
+    OptionSpec("retry_max_hint_s", "float", "longest server-requested wait honoured (default 300)", minimum=0),
 )
 
 

@@ -9,7 +9,11 @@ wraps it:
 - 429, 408, 409, 5xx, timeouts, connection failures and bodies that do not parse (cut off in
   transit) are retried; other 4xx, and well-formed bodies without an answer, are not;
 - the wait before retry k is full-jitter exponential backoff, `uniform(0, min(cap, base * 2**(k-1)))`,
-  and never shorter than the server's `Retry-After` / `retry-after-ms`; jitter is drawn from
+  and never shorter than the server's hint: `retry-after-ms` / `Retry-After`, else Google's
+  `RetryInfo.retryDelay` in the error body, else the reset of an exhausted rate-limit window
+  (OpenAI `x-ratelimit-reset-*`, Anthropic `anthropic-ratelimit-*-reset`); a hint above
+  `retry_max_hint_s` (default 300 s) is not waited for, and a wait that would run past the
+  request's time budget ends the request at once (no attempt the hint does not allow); jitter is drawn from
   `rng_for(seed, sample_id, "retry-jitter")` so reruns wait the same way;
 - concurrency is limited by an AIMD limiter shared by all calls of the adapter: halved on a
   429 (once per congestion event), grown by about one slot per window of successes, never above
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
 import socket
 import time
 from collections.abc import Mapping
@@ -65,6 +70,7 @@ class RetryPolicy:
     budget_s: float  # all attempts and waits of one request
     base_delay_s: float = 1.0
     max_delay_s: float = 60.0
+    max_hint_s: float = 300.0  # a server asking for a longer wait is not waited for
 
     @classmethod
     def from_options(cls, options: ModelOptions) -> RetryPolicy:
@@ -72,7 +78,8 @@ class RetryPolicy:
         policy = cls(max_retries=int(options.max_retries), timeout_s=float(options.timeout_s),
                      budget_s=float(options.budget_s),
                      base_delay_s=float(extra.get("retry_base_delay_s", 1.0)),
-                     max_delay_s=float(extra.get("retry_max_delay_s", 60.0)))
+                     max_delay_s=float(extra.get("retry_max_delay_s", 60.0)),
+                     max_hint_s=float(extra.get("retry_max_hint_s", 300.0)))
         for name in ("timeout_s", "budget_s"):
             if getattr(policy, name) <= 0:
                 raise ModelResolutionError(f"ModelOptions.{name} must be > 0, got {getattr(policy, name)}")
@@ -118,6 +125,94 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
         return None
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """'37s', '1.5s', '6m0s', '20ms', '1h2m3s' (Google's Duration and OpenAI's reset headers) -> seconds."""
+    raw = str(text).strip().lower()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(raw)
+    if not parts or "".join(n + u for n, u in parts) != raw:
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def _reset_time(value: str, now: float) -> float | None:
+    """Anthropic's `anthropic-ratelimit-*-reset`: an RFC 3339 time -> seconds from now."""
+    import datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def rate_limit_reset(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """The wait until an exhausted rate-limit window resets, from OpenAI's
+    `x-ratelimit-remaining-*`/`x-ratelimit-reset-*` (durations) or Anthropic's
+    `anthropic-ratelimit-*-remaining`/`-reset` (RFC 3339 times); only windows at 0 count."""
+    if not headers:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    current = time.time() if now is None else now
+    waits: list[float] = []
+    for name, value in lowered.items():
+        if value.strip() != "0":
+            continue
+        wait: float | None = None
+        if name.startswith("x-ratelimit-remaining-"):  # OpenAI: reset is a duration ("6m0s")
+            reset = lowered.get(name.replace("remaining", "reset", 1))
+            wait = parse_duration(reset) if reset else None
+        elif name.startswith("anthropic-ratelimit-") and name.endswith("-remaining"):  # Anthropic: a time
+            reset = lowered.get(name[: -len("remaining")] + "reset")
+            wait = _reset_time(reset, current) if reset else None
+        if wait is not None:
+            waits.append(wait)
+    return max(waits) if waits else None
+
+
+def body_retry_delay(body: Any) -> float | None:
+    """Google's `google.rpc.RetryInfo.retryDelay` from an error body
+    (`{"error": {"details": [{"@type": ".../google.rpc.RetryInfo", "retryDelay": "37s"}]}}`)."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error", body)
+    details = error.get("details") if isinstance(error, Mapping) else None
+    if not isinstance(details, list):
+        return None
+    for item in details:
+        if isinstance(item, Mapping) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = item.get("retryDelay")
+            if isinstance(delay, Mapping):  # the proto's JSON object form
+                return float(delay.get("seconds", 0) or 0) + float(delay.get("nanos", 0) or 0) / 1e9
+            if delay is not None:
+                return parse_duration(str(delay))
+    return None
+
+
+def retry_hint(exc: BaseException, headers: Mapping[str, str] | None) -> float | None:
+    """How long the server asked us to wait: `retry-after-ms`/`Retry-After`, else the body's
+    RetryInfo (Google), else the reset time of an exhausted rate-limit window."""
+    for hint in (parse_retry_after(headers),
+                 body_retry_delay(getattr(exc, "details", None) or getattr(exc, "body", None)),
+                 rate_limit_reset(headers)):
+        if hint is not None:
+            return hint
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -216,7 +311,7 @@ def map_exception(exc: BaseException) -> AttemptError:
     status = _status_of(exc)
     if status is not None and not any("Validation" in n for n in names):
         error = error_for_status(status, _sdk_message(exc))
-        return AttemptError(error, parse_retry_after(_headers_of(exc)) if error.retryable else None)
+        return AttemptError(error, retry_hint(exc, _headers_of(exc)) if error.retryable else None)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or any("Timeout" in n for n in names):
         return AttemptError(ModelError("timeout", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
                                        retryable=True))
@@ -457,7 +552,13 @@ class ApiAdapter:
                                 latency_s=round(spent, 6))
             delay = backoff_delay(attempts, policy, float(rng.random()))
             if failure.retry_after_s is not None:
-                delay = max(delay, failure.retry_after_s)
+                if failure.retry_after_s > policy.max_hint_s:
+                    message = clean_message(
+                        f"{error.message} (the server asks to wait {failure.retry_after_s:.3g} s, more than the "
+                        f"cap of {policy.max_hint_s:g} s: not retried; model option retry_max_hint_s)")
+                    return Response(text=None, error=replace(error, message=message, retryable=False),
+                                    attempts=attempts, latency_s=round(spent, 6))
+                delay = max(delay, failure.retry_after_s)  # never sooner than the server asked
             if spent + delay >= policy.budget_s:
                 message = clean_message(
                     f"time budget of {policy.budget_s:g} s spent after {attempts} attempts "

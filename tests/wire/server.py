@@ -49,6 +49,7 @@ class Fault:
     content_type: str = "application/json"
     message: str = "injected fault"
     headers: Mapping[str, str] = field(default_factory=dict)
+    error_body: Mapping[str, Any] | None = None  # the whole error body (with `status`), instead of the provider's
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,8 @@ class WireServer:
         if fault.retry_after_ms is not None:
             headers["retry-after-ms"] = fault.retry_after_ms
         if fault.status is not None:
-            self._send_json(handler, fault.status, self.render_error(fault.status, fault.message), headers)
+            body = fault.error_body if fault.error_body is not None else self.render_error(fault.status, fault.message)
+            self._send_json(handler, fault.status, body, headers)
         elif fault.raw_body is not None:
             self._send(handler, 200, fault.raw_body, fault.content_type, headers)
         elif fault.payload is not None:
