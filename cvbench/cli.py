@@ -191,8 +191,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
               help="Overlay fill opacity (styles mask, marks).")
 @click.option("--thickness", type=click.IntRange(min=1), default=2, show_default=True,
               help="Overlay line width at <= 1024 px (scaled up beyond).")
-@click.option("--image-format", type=click.Choice(["png", "jpeg"]), default="png", show_default=True,
-              help="Encoding of the images sent to the model.")
+@click.option("--image-format", type=click.Choice(["png", "jpeg"]), default=None,
+              help="Encoding of the images sent to the model (default: the provider's, JPEG 4:4:4 q90 for API "
+                   "providers, else png; png keeps them lossless).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True)
 @click.option("--max-side", type=click.IntRange(min=16), default=None, help="Resize so the longest side is at most this.")
 @click.option("--max-pixels", type=click.IntRange(min=256), default=None, help="Resize to at most this many pixels.")
@@ -224,7 +225,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
                    "(0: never).")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
 def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None, candidates: str | None,
-                style: str | None, mode: str, alpha: float, thickness: int, image_format: str, jpeg_quality: int,
+                style: str | None, mode: str, alpha: float, thickness: int, image_format: str | None, jpeg_quality: int,
                 max_side: int | None, max_pixels: int | None, seed: int, concurrency: int, shard: str | None,
                 out: str | None,
                 cache_path: str | None, no_cache: bool, judge: str | None, base_urls: tuple[str, ...],

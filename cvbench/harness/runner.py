@@ -126,7 +126,7 @@ class RunOptions:
     model_options: tuple[tuple[str, Any], ...] = ()  # --model-option KEY=VALUE, passed to the adapter
     alpha: float = 0.4  # overlay fill opacity (styles mask, marks)
     thickness: int = 2  # overlay line width at <= 1024 px (scaled up beyond)
-    image_format: str = "png"  # how prompt images are encoded: png | jpeg
+    image_format: str | None = None  # png | jpeg; None: the provider's default (jpeg for API providers), else png
     jpeg_quality: int = 90
     max_side: int | None = None  # resize policy: longest side
     max_pixels: int | None = None  # resize policy: total pixels
@@ -694,18 +694,16 @@ class Runner:
         except (ModelResolutionError, ImportError) as exc:
             raise RunError(str(exc)) from None
 
-    def _prompt_settings(self) -> Any:
+    def _prompt_settings(self, contract: Any = None) -> Any:
         from cvbench.harness.prompting import PromptSettings
-
-        from cvbench.harness.encoding import ImagePolicy
+        from cvbench.model_adapters.image_policy import run_image_policy
 
         o = self.options
         kwargs: dict[str, Any] = {"mode": o.mode, "seed": o.seed, "alpha": o.alpha, "thickness": o.thickness}
         if o.style is not None:
             kwargs["style"] = o.style
         try:
-            kwargs["image"] = ImagePolicy(format=o.image_format, jpeg_quality=o.jpeg_quality, max_side=o.max_side,
-                                          max_pixels=o.max_pixels)
+            kwargs["image"] = run_image_policy(contract, o.image_format, o.jpeg_quality, o.max_side, o.max_pixels)
             return PromptSettings(**kwargs)
         except ValueError as exc:
             raise RunError(str(exc)) from None
@@ -752,6 +750,9 @@ class Runner:
             "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
             "pricing": o.price.as_dict() if o.price is not None else None,
         }
+        contract = getattr(adapter, "image_contract", None)
+        if contract is not None:  # the provider's image limits shape every image sent: part of the identity
+            config["image_contract"] = contract.as_dict()
         return redact(config, self._secrets)
 
     # -- execution -----------------------------------------------------------------------
@@ -763,9 +764,13 @@ class Runner:
         o = self.options
         specs = self._load_specs()
         settings_by_task = {s.name: task_settings(s, o.candidates) for s in specs}
-        shared_settings = self._prompt_settings()
-        prompt_settings = {s.name: shared_settings for s in specs}
         adapter = self._resolve(o.model)
+        try:
+            shared_settings = self._prompt_settings(getattr(adapter, "image_contract", None))
+        except BaseException:
+            await adapter.aclose()
+            raise
+        prompt_settings = {s.name: shared_settings for s in specs}
         judge: ModelAdapter | None = None
         generation = GenerationConfig(temperature=0.0, max_tokens=effective_max_tokens(o), seed=o.seed,
                                       option_logprobs=o.option_logprobs)
@@ -863,7 +868,8 @@ class Runner:
     async def _run(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]],
                    prompt_settings: Mapping[str, Any], adapter: ModelAdapter, judge: ModelAdapter | None,
                    generation: GenerationConfig, config: dict[str, Any]) -> RunOutcome:
-        from cvbench.harness.prompting import PromptError, build_prompt
+        from cvbench.harness.prompting import PromptError
+        from cvbench.model_adapters.image_policy import build_fitted_prompt
         from cvbench.tasks.slices import SliceError, sample_slices
 
         o = self.options
@@ -877,7 +883,9 @@ class Runner:
         # a rerun whose answers are cached skips rendering (see cvbench/harness/prompt_cache.py)
         digests = PromptDigestCache(cache.path) if cache is not None else None
         fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}
-        settings_records = {name: jsonable(s.as_dict()) for name, s in prompt_settings.items()}
+        contract = getattr(adapter, "image_contract", None)
+        settings_records = {name: jsonable(s.as_dict()) | ({"image_contract": contract.as_dict()} if contract else {})
+                            for name, s in prompt_settings.items()}
         cpu_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)),
                                                          thread_name_prefix="cvbench-prompt")
         io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
@@ -1002,8 +1010,9 @@ class Runner:
                     record = await conclude(job, sample, slices, digest, hit, True)
                     return replace(record, image_sha256=list(digest.image_sha256))
             try:
-                prompt = await loop.run_in_executor(cpu_pool, build_prompt, sample, prompt_settings[job.spec.name],
-                                                    adapter.capabilities, job.setting)
+                prompt = await loop.run_in_executor(cpu_pool, build_fitted_prompt, sample,
+                                                    prompt_settings[job.spec.name], adapter.capabilities, job.setting,
+                                                    contract)
             except PromptError as exc:
                 return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
             if digests is not None and digest_key is not None:

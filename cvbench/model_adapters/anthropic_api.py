@@ -40,6 +40,7 @@ from cvbench.model_adapters.base import (
     refused,
     require,
 )
+from cvbench.model_adapters.image_policy import contract_for
 from cvbench.model_adapters.reasoning import (
     ANTHROPIC_DEFAULT_THINKING,
     ANTHROPIC_MIN_THINKING,
@@ -120,6 +121,7 @@ class AnthropicAdapter(ApiAdapter):
         self._client: Any = None
         self.send_temperature = send_temperature
         self.reasoning = reasoning or Reasoning(enabled=False)
+        self.image_contract = contract_for("anthropic")
 
     def provider_settings(self) -> dict[str, Any]:
         return {"provider": "anthropic", "model": self.model_name, "image_encoding": "base64-block",

@@ -39,6 +39,7 @@ from cvbench.model_adapters.base import (
     refused,
     require,
 )
+from cvbench.model_adapters.image_policy import contract_for
 from cvbench.model_adapters.reasoning import (
     GEMINI_3_DEFAULT_LEVEL,
     GEMINI_3_REASONING_TOKENS,
@@ -125,6 +126,7 @@ class GoogleAdapter(ApiAdapter):
         self._client: Any = None
         self.send_temperature = send_temperature
         self.reasoning = reasoning or Reasoning(enabled=False)
+        self.image_contract = contract_for("google")
         self.include_thoughts = include_thoughts
 
     def provider_settings(self) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from cvbench.model_adapters.base import (
     refused,
     require,
 )
+from cvbench.model_adapters.image_policy import contract_for
 from cvbench.model_adapters.reasoning import (
     LENGTH_FINISHES,
     OPENAI_DEFAULT_EFFORT,
@@ -196,6 +197,8 @@ class OpenAIChatAdapter(ApiAdapter):
         self.max_tokens_field = max_tokens_field
         self.send_temperature = send_temperature  # reasoning models refuse one (recorded)
         self.reasoning = reasoning or Reasoning(enabled=False)
+        # the OpenAI API's image limits; another server speaking the protocol has its own (None: unknown)
+        self.image_contract = contract_for("openai") if info.provider == "openai" else None
         self._api_key = api_key
         self._clients: dict[str, Any] = {}
 
