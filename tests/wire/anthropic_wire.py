@@ -5,6 +5,12 @@ enforced with the API's 400 `invalid_request_error` bodies: `thinking.budget_tok
 < `max_tokens`; no `temperature` other than 1, no `top_k`, `top_p` only in [0.95, 1]. Thinking
 spends `thinking_spend` tokens (at most its budget) before the text; a `max_tokens` that leaves no
 room ends with only the thinking block and stop_reason "max_tokens".
+
+Image contract (docs.anthropic.com/en/docs/build-with-claude/vision, "Evaluate image size";
+docs.anthropic.com/en/api/overview, request size limits), with the API's error messages: each
+image's base64 data at most 5 MB (5,242,880 bytes), each side at most 8000 px, at most 2000 px
+when the request has more than 20 images, at most 100 images, 32 MB per request (413
+request_too_large).
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ from tests.wire.server import (
 
 _SETTINGS = ("temperature", "max_tokens", "top_p", "top_k", "stop_sequences", "thinking")
 THINKING_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+MAX_IMAGE_BASE64 = 5 * 1024 * 1024
+MAX_REQUEST_BYTES = 32 * 1000 * 1000
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        return img.size
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
 
@@ -36,8 +53,32 @@ class AnthropicWireServer(WireServer):
     def invalid(self, message: str) -> tuple[int, dict[str, Any]]:
         return 400, self.render_error(400, message)
 
+    def image_violation(self, request: ReceivedRequest) -> tuple[int, dict[str, Any]] | None:
+        images = request.images
+        if len(images) > 100:
+            return self.invalid(f"messages.0.content: Too many images: {len(images)} > 100")
+        side_limit = 2000 if len(images) > 20 else 8000
+        total = 0
+        for index, image in enumerate(images):
+            where = f"messages.0.content.{index}.image.source.base64"
+            encoded = 4 * -(-len(image.data) // 3)
+            total += encoded
+            if encoded > MAX_IMAGE_BASE64:
+                return self.invalid(f"{where}: image exceeds 5 MB maximum: {encoded} bytes > {MAX_IMAGE_BASE64} bytes")
+            if max(image_size(image.data)) > side_limit:
+                many = " for many-image requests" if side_limit == 2000 else ""
+                return self.invalid(f"{where}.data: At least one of the image dimensions exceed max allowed "
+                                    f"size{many}: {side_limit} pixels")
+        if total > MAX_REQUEST_BYTES:
+            return 413, {"type": "error", "error": {"type": "request_too_large",
+                                                    "message": "Request exceeds the maximum allowed number of bytes."}}
+        return None
+
     def contract_violation(self, request: ReceivedRequest) -> tuple[int, dict[str, Any]] | None:
         body = request.body if isinstance(request.body, dict) else {}
+        refused = self.image_violation(request)
+        if refused is not None:
+            return refused
         thinking = body.get("thinking")
         if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
             return None
