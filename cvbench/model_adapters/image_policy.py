@@ -74,10 +74,11 @@ class ImageContract:
     def describe(self) -> str:
         """One line for `cvbench models`."""
         parts = [f"{'/'.join(f.split('/')[1] for f in self.formats)}"]
+        b64 = " base64" if self.counts_base64 else ""
         if self.max_image_bytes:
-            parts.append(f"<= {self.max_image_bytes / MB:g} MB/image")
+            parts.append(f"<= {_size(self.max_image_bytes)}{b64}/image")
         if self.max_request_bytes:
-            parts.append(f"<= {self.max_request_bytes / MB:g} MB/request")
+            parts.append(f"<= {_size(self.max_request_bytes)}{b64}/request")
         if self.max_side:
             parts.append(f"<= {self.max_side} px/side")
         if self.many_images:
@@ -91,6 +92,10 @@ class ImageContract:
             parts.append("sent at " + " / ".join(sent))
         parts.append(f"default {self.default_format}")
         return ", ".join(parts)
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n / MB:g} MB"
 
 
 CONTRACTS: dict[str, ImageContract] = {

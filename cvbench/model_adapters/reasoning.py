@@ -91,3 +91,21 @@ def gemini_thinking_range(model: str) -> tuple[int, int]:
     low = 128 if "-pro" in name else 0
     high = GEMINI_25_MAX_THINKING["pro" if "-pro" in name else "flash"]
     return low, high
+
+
+def reasoning_summary(target: str, options: dict[str, object] | None = None) -> str:
+    """How a `provider:model` (with an alias's options) reasons, for `cvbench models`; "" when it does not."""
+    provider, _, model = target.partition(":")
+    opts = options or {}
+    if provider == "openai" and openai_reasons(model):
+        effort = opts.get("reasoning_effort", OPENAI_DEFAULT_EFFORT)
+        return f"effort {effort}, +{int(str(opts.get('reasoning_tokens', OPENAI_REASONING_TOKENS)))} tokens"
+    if provider == "anthropic" and str(opts.get("thinking", "")).lower() == "true":
+        return f"thinking, budget {int(str(opts.get('thinking_budget', ANTHROPIC_DEFAULT_THINKING)))} tokens"
+    if provider == "google":
+        generation = gemini_generation(model)
+        if generation == "2.5":
+            return f"thinking, budget {int(str(opts.get('thinking_budget', GEMINI_DEFAULT_THINKING)))} tokens"
+        if generation == "3":
+            return f"thinking level {opts.get('thinking_level', GEMINI_3_DEFAULT_LEVEL)}, +{GEMINI_3_REASONING_TOKENS}"
+    return ""

@@ -182,3 +182,30 @@ def test_an_alias_and_its_provider_string_get_the_same_reasoning_defaults(monkey
         assert dict(by_alias.settings()) == dict(by_target.settings())
         assert by_alias.settings()["reasoning"]["enabled"] is True
         assert effective_max_tokens(RunOptions(model=alias)) == effective_max_tokens(RunOptions(model=target))
+
+
+def test_reasoning_aliases_carry_their_recorded_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEYS["ANTHROPIC_API_KEY"])
+    thinking = resolve_model("claude-sonnet-thinking", ModelOptions())
+    assert thinking.settings()["reasoning"] == {"enabled": True, "reasoning_tokens": 8192, "effort": None,
+                                                "thinking_budget": 8192}
+    assert thinking.settings()["send_temperature"] is False
+    own = resolve_model("claude-sonnet-thinking", ModelOptions(extra={"thinking_budget": "4096"}))
+    assert own.settings()["reasoning"]["thinking_budget"] == 4096  # --model-option wins over the alias
+    assert resolve_model("claude-sonnet", ModelOptions()).settings()["reasoning"]["enabled"] is False
+
+
+def test_models_listing_shows_reasoning_and_image_policy() -> None:
+    import json
+
+    from cvbench.model_adapters.availability import models_json
+
+    aliases = {a["name"]: a for a in json.loads(models_json())["aliases"]}
+    assert aliases["gpt-5"]["metadata"]["reasoning"] == "effort medium, +25000 tokens"
+    assert aliases["o3"]["metadata"]["reasoning"].startswith("effort medium")
+    assert aliases["claude-sonnet-thinking"]["metadata"]["reasoning"] == "thinking, budget 8192 tokens"
+    assert aliases["gemini-3-pro"]["metadata"]["reasoning"].startswith("thinking level high")
+    assert aliases["gpt-4o"]["metadata"].get("reasoning") is None
+    assert "5 MiB base64/image" in aliases["claude-sonnet"]["metadata"]["image_contract"]
+    assert "sent at long side 1568 px / 1.15 MP" in aliases["claude-sonnet"]["metadata"]["image_contract"]
+    assert "<= 20 MB base64/request" in aliases["gemini-pro"]["metadata"]["image_contract"]
