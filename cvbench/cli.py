@@ -139,24 +139,30 @@ def data_synth(benchmark: str, per_type: int | None, seed: int, out_dir: pathlib
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed (candidate subsets, ids, colours).")
 @click.option("--alpha", type=float, default=0.4, show_default=True, help="Fill opacity (styles mask, marks).")
 @click.option("--thickness", type=int, default=2, show_default=True, help="Line width at <= 1024 px (scaled up beyond).")
-@click.option("--format", "image_format", type=click.Choice(["png", "jpeg"]), default="png", show_default=True)
+@click.option("--format", "image_format", type=click.Choice(["png", "jpeg"]), default=None,
+              help="Image encoding (default: the --model provider's, else png).")
+@click.option("--model", "model", default=None,
+              help="Write what this model receives: its provider's image contract (size, format, limits) applied.")
 @click.option("--max-side", type=int, default=None, help="Resize so the longest side is at most this.")
 @click.option("--max-pixels", type=int, default=None, help="Resize so width*height is at most this.")
 @click.option("--single-image", is_flag=True, help="Present as to a single-image model (views stacked vertically).")
 def render_command(task: str, data_dir: str | None, sample_id: str, out_dir: str, mode: str, style: str | None,
-                   setting: str, seed: int, alpha: float, thickness: int, image_format: str, max_side: int | None,
-                   max_pixels: int | None, single_image: bool) -> None:
+                   setting: str, seed: int, alpha: float, thickness: int, image_format: str | None, model: str | None,
+                   max_side: int | None, max_pixels: int | None, single_image: bool) -> None:
     """Write the exact images and text a model would receive for one sample."""
-    from cvbench.harness.encoding import EncodingError, ImagePolicy
-    from cvbench.harness.prompting import PromptError, PromptSettings, build_prompt, find_sample, write_prompt_files
+    from cvbench.harness.encoding import EncodingError
+    from cvbench.harness.prompting import PromptError, PromptSettings, find_sample, write_prompt_files
     from cvbench.harness.types import Capabilities
+    from cvbench.model_adapters.image_policy import build_fitted_prompt, contract_for_model, run_image_policy
 
     try:
+        contract = contract_for_model(model) if model else None
         settings = PromptSettings(mode=mode, style=style, alpha=alpha, thickness=thickness, seed=seed,
-                                  image=ImagePolicy(format=image_format, max_side=max_side, max_pixels=max_pixels))
-        capabilities = Capabilities(max_images=1 if single_image else None, native_regions=mode == "native")
+                                  image=run_image_policy(contract, image_format, None, max_side, max_pixels))
+        capabilities = Capabilities(max_images=1 if single_image else None, native_regions=mode == "native",
+                                    image_formats=contract.formats if contract else ("image/png", "image/jpeg"))
         sample = find_sample(task, sample_id, data_dir)
-        prompt = build_prompt(sample, settings, capabilities, setting)
+        prompt = build_fitted_prompt(sample, settings, capabilities, setting, contract)
         written = write_prompt_files(prompt, out_dir)
     except (PromptError, EncodingError, ValueError, LookupError, FileNotFoundError) as exc:
         raise CvbenchError(str(exc)) from None

@@ -118,6 +118,15 @@ def contract_for(provider: str) -> ImageContract | None:
     return CONTRACTS.get(provider)
 
 
+def contract_for_model(spec: str) -> ImageContract | None:
+    """The image contract of a model string or alias, without building its adapter (no key needed)."""
+    from cvbench.model_adapters.aliases import find_alias
+
+    alias = find_alias(spec)
+    target = alias.target if alias is not None and alias.access == "api" and alias.target else spec
+    return contract_for(target.partition(":")[0].strip())
+
+
 def _smaller(*values: int | None) -> int | None:
     given = [v for v in values if v is not None]
     return min(given) if given else None
