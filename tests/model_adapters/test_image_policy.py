@@ -8,6 +8,7 @@ cannot fit is a clear error before any call.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -155,3 +156,25 @@ def test_run_policy_defaults_and_user_choices() -> None:
     assert (lossless.format, lossless.max_side, lossless.max_pixels) == ("png", 1024, 1_150_000)
     assert run_image_policy(CONTRACTS["openai"], None, None, None, None).max_side == 2048
     assert run_image_policy(None, None, None, None, None) == ImagePolicy()  # local models: unchanged (png)
+
+
+def test_gemini_server_refuses_over_20_mb_inline_and_the_policy_keeps_requests_under_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cvbench.model_adapters import google_api
+    from tests.wire import GoogleWireServer
+
+    isolate_keys(monkeypatch, tmp_path, GEMINI_API_KEY=TEST_KEYS["GEMINI_API_KEY"])
+    noisy = np.random.default_rng(3).integers(0, 255, size=(H, W, 3), dtype=np.uint8)
+    png = encode_image(noisy, ImagePolicy(format="png"), "view")  # ~6.4 MB in base64: four are over 20 MB
+    prompt = Prompt(sample_id="g4", text="Which?", images=(png,) * 4, options=(Option("A", "1"),), answer="A",
+                    mode="overlay")
+    with GoogleWireServer() as server:
+        response, _ = generate_once(google_api.make_adapter, "gemini-2.5-flash", server.url,
+                                    make_request("google:gemini-2.5-flash", prompt))
+    assert response.error is not None and response.error.kind == "invalid_request"
+    assert "Request payload size exceeds the limit" in response.error.message
+    with pytest.raises(ImagePolicyError, match=r"sample g4: 4 images take [\d,]+ bytes \(base64\), over google's limit"):
+        fit_prompt(prompt, CONTRACTS["google"], ImagePolicy(format="png"))
+    jpeg = encode_image(noisy_rgb(3), run_image_policy(CONTRACTS["google"], None, None, None, None), "view")
+    fitted = fit_prompt(dataclasses.replace(prompt, images=(jpeg,) * 4), CONTRACTS["google"], ImagePolicy(format="jpeg"))
+    assert sum(len(base64.b64encode(i.data)) for i in fitted.images) <= 20 * 1000 * 1000

@@ -33,12 +33,16 @@ MAX_REQUEST_BYTES = 32 * 1000 * 1000
 
 
 def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height); (0, 0) for bytes that are not an image (protocol tests send placeholders)."""
     import io
 
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(io.BytesIO(data)) as img:
-        return img.size
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except UnidentifiedImageError:
+        return 0, 0
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
 

@@ -31,6 +31,9 @@ def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
     return obj.get(camel, obj.get(snake))
 
 
+MAX_INLINE_BYTES = 20 * 1024 * 1024
+
+
 def thinks(model: str | None) -> bool:
     return bool(re.match(r"^gemini-(2\.5|[3-9])", model or ""))
 
@@ -43,6 +46,9 @@ class GoogleWireServer(WireServer):
         self.thinking_spend = thinking_spend  # tokens a thinking model spends when its budget allows
 
     def contract_violation(self, request: ReceivedRequest) -> tuple[int, dict[str, Any]] | None:
+        inline = sum(4 * -(-len(image.data) // 3) for image in request.images)
+        if inline > MAX_INLINE_BYTES:
+            return 400, self.render_error(400, f"Request payload size exceeds the limit: {MAX_INLINE_BYTES} bytes.")
         thinking = request.settings.get("thinking") or {}
         budget = _get(thinking, "thinkingBudget", "thinking_budget")
         level = _get(thinking, "thinkingLevel", "thinking_level")

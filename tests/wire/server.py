@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+from typing_extensions import Self
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -141,7 +143,7 @@ class WireServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self: ServerT) -> ServerT:
+    def start(self) -> Self:
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -162,7 +164,7 @@ class WireServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self: ServerT) -> ServerT:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
