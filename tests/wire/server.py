@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
-from typing_extensions import Self
-
 
 @dataclass(frozen=True)
 class Fault:
@@ -143,7 +141,7 @@ class WireServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> Self:
+    def start(self: ServerT) -> ServerT:
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -164,7 +162,7 @@ class WireServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self: ServerT) -> ServerT:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
