@@ -1,8 +1,9 @@
 """OpenAI chat completions on loopback: POST /v1/chat/completions (also what vLLM serves).
 
 Reasoning-model contract (a model named o1/o3/o4.../gpt-5*, not gpt-5-chat*), enforced with the
-API's own 400 bodies (param/code as the API sends them; messages as observed from the API and
-quoted in openai/openai-python issues #2072, #1745):
+API's own 400 bodies (message, type, param and code as the API returns them, e.g. quoted in
+github.com/OpenHands/OpenHands/issues/4131 for o1-mini and github.com/QwenLM/qwen-code/issues/921
+for gpt-5-mini):
 - `temperature` other than 1 and `top_p` are refused (code "unsupported_value");
 - `max_tokens` is refused in favour of `max_completion_tokens` (code "unsupported_parameter");
 - reasoning spends `reasoning_spend` tokens of `max_completion_tokens` first: with no room left
