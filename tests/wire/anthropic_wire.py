@@ -2,13 +2,13 @@
 
 Extended-thinking contract (docs.anthropic.com/en/docs/build-with-claude/extended-thinking),
 enforced with the API's 400 `invalid_request_error` body shape (docs.anthropic.com/en/api/errors;
-the message texts follow the API's wording as reported by users, not a verbatim copy): `thinking.budget_tokens` >= 1024 and
-< `max_tokens`; no `temperature` other than 1, no `top_k`, `top_p` only in [0.95, 1]. Thinking
+the message texts follow the API's wording as users report it, not a verbatim copy):
+`thinking.budget_tokens` >= 1024 and < `max_tokens`; no `temperature` other than 1, no `top_k`, `top_p` only in [0.95, 1]. Thinking
 spends `thinking_spend` tokens (at most its budget) before the text; a `max_tokens` that leaves no
 room ends with only the thinking block and stop_reason "max_tokens".
 
 Image contract (docs.anthropic.com/en/docs/build-with-claude/vision, "Evaluate image size";
-docs.anthropic.com/en/api/overview, request size limits), with the API's error messages: each
+docs.anthropic.com/en/api/overview, request size limits), with messages in the API's wording: each
 image's base64 data at most 5 MB (5,242,880 bytes), each side at most 8000 px, at most 2000 px
 when the request has more than 20 images, at most 100 images, 32 MB per request (413
 request_too_large).

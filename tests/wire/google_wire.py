@@ -5,7 +5,8 @@ Gemini 2.5 and 3 think before answering and the thought tokens count against
 `maxOutputTokens`; `thinkingBudget` caps them (2.5 Pro cannot turn thinking off: budget 0 is a
 400), `thinkingLevel` is the Gemini 3 control and sending both is a 400. With no room left the
 candidate has no answer part and finishReason MAX_TOKENS; `includeThoughts` adds a part with
-`thought: true`; `usageMetadata.thoughtsTokenCount` counts the thinking.
+`thought: true`; `usageMetadata.thoughtsTokenCount` counts the thinking. Errors use the API's
+`{"error": {"code", "message", "status"}}` shape; the message texts are modelled on the API's.
 """
 
 from __future__ import annotations
