@@ -139,24 +139,30 @@ def data_synth(benchmark: str, per_type: int | None, seed: int, out_dir: pathlib
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed (candidate subsets, ids, colours).")
 @click.option("--alpha", type=float, default=0.4, show_default=True, help="Fill opacity (styles mask, marks).")
 @click.option("--thickness", type=int, default=2, show_default=True, help="Line width at <= 1024 px (scaled up beyond).")
-@click.option("--format", "image_format", type=click.Choice(["png", "jpeg"]), default="png", show_default=True)
+@click.option("--format", "image_format", type=click.Choice(["png", "jpeg"]), default=None,
+              help="Image encoding (default: the --model provider's, else png).")
+@click.option("--model", "model", default=None,
+              help="Write what this model receives: its provider's image contract (size, format, limits) applied.")
 @click.option("--max-side", type=int, default=None, help="Resize so the longest side is at most this.")
 @click.option("--max-pixels", type=int, default=None, help="Resize so width*height is at most this.")
 @click.option("--single-image", is_flag=True, help="Present as to a single-image model (views stacked vertically).")
 def render_command(task: str, data_dir: str | None, sample_id: str, out_dir: str, mode: str, style: str | None,
-                   setting: str, seed: int, alpha: float, thickness: int, image_format: str, max_side: int | None,
-                   max_pixels: int | None, single_image: bool) -> None:
+                   setting: str, seed: int, alpha: float, thickness: int, image_format: str | None, model: str | None,
+                   max_side: int | None, max_pixels: int | None, single_image: bool) -> None:
     """Write the exact images and text a model would receive for one sample."""
-    from cvbench.harness.encoding import EncodingError, ImagePolicy
-    from cvbench.harness.prompting import PromptError, PromptSettings, build_prompt, find_sample, write_prompt_files
+    from cvbench.harness.encoding import EncodingError
+    from cvbench.harness.prompting import PromptError, PromptSettings, find_sample, write_prompt_files
     from cvbench.harness.types import Capabilities
+    from cvbench.model_adapters.image_policy import build_fitted_prompt, contract_for_model, run_image_policy
 
     try:
+        contract = contract_for_model(model) if model else None
         settings = PromptSettings(mode=mode, style=style, alpha=alpha, thickness=thickness, seed=seed,
-                                  image=ImagePolicy(format=image_format, max_side=max_side, max_pixels=max_pixels))
-        capabilities = Capabilities(max_images=1 if single_image else None, native_regions=mode == "native")
+                                  image=run_image_policy(contract, image_format, None, max_side, max_pixels))
+        capabilities = Capabilities(max_images=1 if single_image else None, native_regions=mode == "native",
+                                    image_formats=contract.formats if contract else ("image/png", "image/jpeg"))
         sample = find_sample(task, sample_id, data_dir)
-        prompt = build_prompt(sample, settings, capabilities, setting)
+        prompt = build_fitted_prompt(sample, settings, capabilities, setting, contract)
         written = write_prompt_files(prompt, out_dir)
     except (PromptError, EncodingError, ValueError, LookupError, FileNotFoundError) as exc:
         raise CvbenchError(str(exc)) from None
@@ -191,8 +197,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
               help="Overlay fill opacity (styles mask, marks).")
 @click.option("--thickness", type=click.IntRange(min=1), default=2, show_default=True,
               help="Overlay line width at <= 1024 px (scaled up beyond).")
-@click.option("--image-format", type=click.Choice(["png", "jpeg"]), default="png", show_default=True,
-              help="Encoding of the images sent to the model.")
+@click.option("--image-format", type=click.Choice(["png", "jpeg"]), default=None,
+              help="Encoding of the images sent to the model (default: the provider's, JPEG 4:4:4 q90 for API "
+                   "providers, else png; png keeps them lossless).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True)
 @click.option("--max-side", type=click.IntRange(min=16), default=None, help="Resize so the longest side is at most this.")
 @click.option("--max-pixels", type=click.IntRange(min=256), default=None, help="Resize to at most this many pixels.")
@@ -218,14 +225,20 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--price", default=None, metavar="IN/OUT",
               help="US dollars per million input/output tokens, e.g. 2.5/10: each record's cost and the run's "
                    "total in results.json (a cost the provider reports wins). No built-in price table.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="A finished run with a larger share of model errors fails (exit status 3).")
+@click.option("--fail-fast", type=click.IntRange(min=0), default=8, show_default=True, metavar="N",
+              help="Stop when the first N requests all fail with auth/not-found/bad-request/connection errors "
+                   "(0: never).")
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
 def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None, candidates: str | None,
-                style: str | None, mode: str, alpha: float, thickness: int, image_format: str, jpeg_quality: int,
+                style: str | None, mode: str, alpha: float, thickness: int, image_format: str | None, jpeg_quality: int,
                 max_side: int | None, max_pixels: int | None, seed: int, concurrency: int, shard: str | None,
                 out: str | None,
                 cache_path: str | None, no_cache: bool, judge: str | None, base_urls: tuple[str, ...],
                 max_tokens: int | None, model_option_items: tuple[str, ...], option_logprobs: bool,
-                save_images: str, ci_method: str, price: str | None, progress: bool | None) -> None:
+                save_images: str, ci_method: str, price: str | None, max_error_rate: float, fail_fast: int,
+                progress: bool | None) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
 
@@ -249,14 +262,19 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
         judge=judge, base_urls=base_urls, max_tokens=max_tokens, option_logprobs=option_logprobs,
         save_images=save_images == "all", argv=tuple(sys.argv), ci_method=ci_method, progress=progress,
         model_options=model_options, alpha=alpha, thickness=thickness, image_format=image_format,
-        jpeg_quality=jpeg_quality, max_side=max_side, max_pixels=max_pixels, price=price_value)
+        jpeg_quality=jpeg_quality, max_side=max_side, max_pixels=max_pixels, price=price_value,
+        max_error_rate=max_error_rate, fail_fast=fail_fast)
     try:
         outcome = run(options)
     except (RunError, RunDirError, ValueError, OSError) as exc:
         raise CvbenchError(str(exc)) from None
     print_summary(outcome.results, outcome.run_dir)
-    if outcome.exit_code:
+    if outcome.failure is not None:
+        click.echo(f"failed: {outcome.failure}; finished records are kept, rerun the same command to resume "
+                   f"{outcome.run_dir}", err=True)
+    elif outcome.exit_code:
         click.echo(f"cancelled: rerun the same command to resume {outcome.run_dir}", err=True)
+    if outcome.exit_code:
         sys.exit(outcome.exit_code)
 
 

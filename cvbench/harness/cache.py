@@ -78,6 +78,7 @@ def response_to_json(response: Response) -> str:
         "option_scores": dict(response.option_scores) if response.option_scores is not None else None,
         "finish_reason": response.finish_reason,
         "served_model": response.served_model,
+        "reasoning": response.reasoning,
     }, sort_keys=True)
 
 
@@ -93,6 +94,7 @@ def response_from_json(payload: str) -> Response:
         finish_reason=data.get("finish_reason"),
         served_model=data.get("served_model"),
         details=data.get("details"),
+        reasoning=data.get("reasoning"),
     )
 
 

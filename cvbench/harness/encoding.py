@@ -126,29 +126,43 @@ def encode_image(rgb: np.ndarray, policy: ImagePolicy, label: str) -> PromptImag
                                                  progressive=False)
         data = buf.getvalue()
     h, w = fitted.shape[:2]
+    shown = fitted if policy.format == "png" else _decode_rgb(data)  # lossy: the pixels the model decodes
     return PromptImage(data=data, mime=policy.mime, width=int(w), height=int(h), label=label,
-                       pixel_identity=pixel_identity(fitted, encoding_params(policy)))
+                       pixel_identity=pixel_identity(shown, encoding_params(policy)))
+
+
+def _decode_rgb(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 IDENTITY_SCHEMA = "cvbench.image-identity/1"
 
 
 def encoding_params(policy: ImagePolicy) -> dict[str, Any]:
-    """What, beside the pixels, decides what a model receives: lossless formats need nothing
-    more; JPEG adds its quality and chroma subsampling."""
-    if policy.format == "png":
-        return {"format": "png"}
-    return {"format": "jpeg", "quality": policy.jpeg_quality, "subsampling": _jpeg_subsampling(policy.jpeg_quality)}
+    """What, beside the decoded pixels, the identity covers: the format. For a lossy format the
+    pixels hashed are the decoded ones, which already show the quality and subsampling."""
+    return {"format": policy.format}
 
 
 def pixel_identity(rgb: np.ndarray, params: dict[str, Any]) -> str:
-    """SHA-256 over a schema tag, the encoding parameters, the size and the raw RGB pixels
-    (encoder-independent: the same pixels and settings give the same identity everywhere)."""
+    """SHA-256 over a schema tag, the format, the size and the RGB pixels a decoder shows (for
+    PNG the pixels encoded, for JPEG the pixels decoded from the bytes): another zlib build or
+    another byte layout of the same JPEG gives the same identity, a different picture does not;
+    and the identity can be recomputed from the bytes a server received."""
     h = hashlib.sha256(IDENTITY_SCHEMA.encode())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(f"{rgb.shape[0]}x{rgb.shape[1]}x{rgb.shape[2]}".encode())
     h.update(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
     return h.hexdigest()
+
+
+def identity_of_bytes(data: bytes) -> str:
+    """The identity of an encoded PNG or JPEG file's bytes (what encode_image records for it)."""
+    fmt = {"image/png": "png", "image/jpeg": "jpeg"}.get(sniff_mime(data))
+    if fmt is None:
+        raise EncodingError("identity_of_bytes takes PNG or JPEG bytes")
+    return pixel_identity(_decode_rgb(data), {"format": fmt})
 
 
 def _jpeg_subsampling(quality: int) -> int:
@@ -169,7 +183,10 @@ def sniff_mime(data: bytes) -> str:
 
 def passthrough_image(data: bytes, width: int, height: int, label: str) -> PromptImage:
     """A shipped image file's bytes, unchanged (MMVM prerendered overlays)."""
-    return PromptImage(data=data, mime=sniff_mime(data), width=int(width), height=int(height), label=label)
+    mime = sniff_mime(data)
+    identity = identity_of_bytes(data) if mime in ("image/png", "image/jpeg") else None
+    return PromptImage(data=data, mime=mime, width=int(width), height=int(height), label=label,
+                       pixel_identity=identity)
 
 
 # ------------------------------------------------------------------------------ concatenation

@@ -59,6 +59,7 @@ class SampleRecord:
     source: str = ""  # file:line of the upstream sample
     schema: str = RECORD_SCHEMA
     judge: dict[str, Any] | None = None  # {"model", "response", "cached"} when a judge read an unparsed answer
+    reasoning: str | None = None  # the model's reasoning text, when its provider returns one (never parsed)
 
     @property
     def chance(self) -> float:

@@ -32,6 +32,14 @@ from typing import Any, Callable, Generator, Mapping, Sequence
 
 from cvbench.harness import metrics as metrics_mod
 from cvbench.harness.cache import CacheError, CacheUnusableError, ResponseCache
+from cvbench.harness.failfast import (
+    DEFAULT_MAX_ERROR_RATE,
+    DEFAULT_WINDOW,
+    EXIT_FAILED,
+    FailureWatch,
+    error_rate,
+    verdict,
+)
 from cvbench.harness.locations import default_response_cache
 from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
 from cvbench.harness.pricing import Price, response_cost
@@ -119,11 +127,13 @@ class RunOptions:
     model_options: tuple[tuple[str, Any], ...] = ()  # --model-option KEY=VALUE, passed to the adapter
     alpha: float = 0.4  # overlay fill opacity (styles mask, marks)
     thickness: int = 2  # overlay line width at <= 1024 px (scaled up beyond)
-    image_format: str = "png"  # how prompt images are encoded: png | jpeg
+    image_format: str | None = None  # png | jpeg; None: the provider's default (jpeg for API providers), else png
     jpeg_quality: int = 90
     max_side: int | None = None  # resize policy: longest side
     max_pixels: int | None = None  # resize policy: total pixels
     price: Price | None = None  # USD per million input/output tokens: each record's usage.cost_usd
+    fail_fast: int = DEFAULT_WINDOW  # stop when this many first requests all fail fatally (0: never)
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # a finished run above it has failed (exit 3)
 
 
 @dataclass(frozen=True)
@@ -133,9 +143,12 @@ class RunOutcome:
     results: dict[str, Any]
     new_records: int
     resumed_records: int
+    failure: str | None = None  # why the run failed (stopped early, or too many errors)
 
     @property
     def exit_code(self) -> int:
+        if self.failure is not None:
+            return EXIT_FAILED
         return EXIT_CANCELLED if self.status == "cancelled" else 0
 
 
@@ -396,6 +409,7 @@ def answered_record(job: Job, sample: Sample, slices: dict[str, list[str]], prom
         option_scores=jsonable(dict(response.option_scores)) if response.option_scores is not None else None,
         protocol=jsonable({**prompt.protocol, **({"model": dict(response.details)} if response.details else {})}),
         source=str(sample.source), judge=judge,
+        reasoning=response.reasoning,
     )
 
 
@@ -404,10 +418,11 @@ def redact_response(response: Response, secrets: Sequence[str]) -> Response:
     or proxy may echo the credentials it was sent."""
     from dataclasses import replace
 
-    if response.text is None:
+    text = redact(response.text, secrets) if response.text is not None else None
+    reasoning = redact(response.reasoning, secrets) if response.reasoning is not None else None
+    if text == response.text and reasoning == response.reasoning:
         return response
-    text = redact(response.text, secrets)
-    return response if text == response.text else replace(response, text=text)
+    return replace(response, text=text, reasoning=reasoning)
 
 
 def redact_record(record: SampleRecord, secrets: Sequence[str]) -> str:
@@ -714,18 +729,16 @@ class Runner:
         except (ModelResolutionError, ImportError) as exc:
             raise RunError(str(exc)) from None
 
-    def _prompt_settings(self) -> Any:
+    def _prompt_settings(self, contract: Any = None) -> Any:
         from cvbench.harness.prompting import PromptSettings
-
-        from cvbench.harness.encoding import ImagePolicy
+        from cvbench.model_adapters.image_policy import run_image_policy
 
         o = self.options
         kwargs: dict[str, Any] = {"mode": o.mode, "seed": o.seed, "alpha": o.alpha, "thickness": o.thickness}
         if o.style is not None:
             kwargs["style"] = o.style
         try:
-            kwargs["image"] = ImagePolicy(format=o.image_format, jpeg_quality=o.jpeg_quality, max_side=o.max_side,
-                                          max_pixels=o.max_pixels)
+            kwargs["image"] = run_image_policy(contract, o.image_format, o.jpeg_quality, o.max_side, o.max_pixels)
             return PromptSettings(**kwargs)
         except ValueError as exc:
             raise RunError(str(exc)) from None
@@ -772,6 +785,9 @@ class Runner:
             "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
             "pricing": o.price.as_dict() if o.price is not None else None,
         }
+        contract = getattr(adapter, "image_contract", None)
+        if contract is not None:  # the provider's image limits shape every image sent: part of the identity
+            config["image_contract"] = contract.as_dict()
         return redact(config, self._secrets)
 
     # -- execution -----------------------------------------------------------------------
@@ -783,9 +799,13 @@ class Runner:
         o = self.options
         specs = self._load_specs()
         settings_by_task = {s.name: task_settings(s, o.candidates) for s in specs}
-        shared_settings = self._prompt_settings()
-        prompt_settings = {s.name: shared_settings for s in specs}
         adapter = self._resolve(o.model)
+        try:
+            shared_settings = self._prompt_settings(getattr(adapter, "image_contract", None))
+        except BaseException:
+            await adapter.aclose()
+            raise
+        prompt_settings = {s.name: shared_settings for s in specs}
         judge: ModelAdapter | None = None
         generation = GenerationConfig(temperature=0.0, max_tokens=effective_max_tokens(o), seed=o.seed,
                                       option_logprobs=o.option_logprobs)
@@ -893,7 +913,8 @@ class Runner:
     async def _run(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]],
                    prompt_settings: Mapping[str, Any], adapter: ModelAdapter, judge: ModelAdapter | None,
                    generation: GenerationConfig, config: dict[str, Any]) -> RunOutcome:
-        from cvbench.harness.prompting import PromptError, build_prompt
+        from cvbench.harness.prompting import PromptError
+        from cvbench.model_adapters.image_policy import build_fitted_prompt
         from cvbench.tasks.slices import SliceError, sample_slices
 
         o = self.options
@@ -908,7 +929,9 @@ class Runner:
         # a rerun whose answers are cached skips rendering (see cvbench/harness/prompt_cache.py)
         digests = PromptDigestCache(cache.path) if cache is not None else None
         fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}
-        settings_records = {name: jsonable(s.as_dict()) for name, s in prompt_settings.items()}
+        contract = getattr(adapter, "image_contract", None)
+        settings_records = {name: jsonable(s.as_dict()) | ({"image_contract": contract.as_dict()} if contract else {})
+                            for name, s in prompt_settings.items()}
         cpu_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)),
                                                          thread_name_prefix="cvbench-prompt")
         io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
@@ -921,6 +944,7 @@ class Runner:
         judge_settings = dict(judge.settings()) if judge is not None else {}
         resumed = 0
         progress = RunProgress(enabled=o.progress)
+        watch = FailureWatch(window=o.fail_fast)
 
         async def ask(model: ModelAdapter, request: Request) -> tuple[Response, bool]:
             key = request.cache_key()
@@ -1032,8 +1056,9 @@ class Runner:
                     record = await conclude(job, sample, slices, digest, hit, True)
                     return replace(record, image_sha256=list(digest.image_sha256))
             try:
-                prompt = await loop.run_in_executor(cpu_pool, build_prompt, sample, prompt_settings[job.spec.name],
-                                                    adapter.capabilities, job.setting)
+                prompt = await loop.run_in_executor(cpu_pool, build_fitted_prompt, sample,
+                                                    prompt_settings[job.spec.name], adapter.capabilities, job.setting,
+                                                    contract)
             except PromptError as exc:
                 return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
             if digests is not None and digest_key is not None:
@@ -1064,6 +1089,12 @@ class Runner:
             record = task.result()
             writer_pool.submit(writer.put, job.index, record)  # fsync off the event loop
             progress.advance(record.correct, record.parse_status)
+            if not record.cached and record.parse_status != "invalid":
+                line = watch.first_of_kind(record.error)
+                if line is not None:
+                    progress.log(redact(line, self._secrets))
+                if watch.observe(record.error) is not None:
+                    self._stop = True  # no new samples; the ones in flight finish and are written
 
         failures: list[tuple[Job, BaseException]] = []
         remove_signals = lambda: None  # noqa: E731
@@ -1167,10 +1198,13 @@ class Runner:
                  "params_b": adapter.info.params_b, "provider": adapter.info.provider}
         results = metrics_mod.compute_results(records, run_seed=o.seed, model=model, status=status,
                                               ci_method=o.ci_method, n_resamples=o.n_resamples)
+        rate = error_rate([r.parse_status for r in records])
+        failure = watch.stopped or (None if cancelled else verdict(rate, o.max_error_rate))
         results["run"] = {"new_records": writer.written, "resumed_records": resumed, "retried_errors": retried,
-                          "expected_records": total if not cancelled else None, **attempt_statistics(records)}
+                          "expected_records": total if not cancelled else None, **attempt_statistics(records),
+                          "error_rate": rate, "failure": failure}
         write_json_atomic(self.run_dir / RESULTS_FILE, redact(results, self._secrets))
-        return RunOutcome(self.run_dir, status, results, writer.written, resumed)
+        return RunOutcome(self.run_dir, status, results, writer.written, resumed, failure)
 
 
 def run(options: RunOptions) -> RunOutcome:

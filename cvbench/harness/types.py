@@ -229,11 +229,11 @@ class TaskSpec:
 class PromptImage:
     """An image exactly as it is sent to a model: encoded bytes and its identity digest.
 
-    `pixel_identity` is set for images cvbench encodes: a SHA-256 over the pixels and the
-    encoding parameters (see encoding.pixel_identity), so a different zlib or libjpeg build,
-    which changes the bytes but not what the model is meant to see, changes no cache key,
-    golden file or record. Shipped files passed through unchanged have none: their identity
-    is the hash of their bytes."""
+    `pixel_identity` is set for images cvbench encodes: a SHA-256 over the format and the pixels
+    a decoder shows (see encoding.pixel_identity), so a different zlib build or byte layout,
+    which changes the bytes but not what the model sees, changes no cache key, golden file or
+    record. Shipped PNG/JPEG files passed through unchanged get the same identity of their
+    decoded pixels; anything else is identified by the hash of its bytes."""
 
     data: bytes
     mime: str  # "image/png" | "image/jpeg"
@@ -354,7 +354,7 @@ class Usage:
 
 
 ErrorKind = Literal["rate_limit", "timeout", "server", "transport", "malformed", "refused",
-                    "invalid_request", "auth", "budget", "internal"]
+                    "invalid_request", "auth", "not_found", "budget", "budget_exhausted", "internal"]
 
 
 @dataclass(frozen=True)
@@ -380,6 +380,7 @@ class Response:
     # model-side facts recorded with the sample (under protocol["model"]): e.g. the objects a native
     # model kept, its token counts, and "tie_rule": "first" when equal option scores go to the first letter
     details: Mapping[str, Any] | None = None
+    reasoning: str | None = None  # reasoning / thinking text the provider returned, kept out of `text`
 
     @property
     def ok(self) -> bool:

@@ -22,7 +22,7 @@ else:  # pragma: no cover
 ALIASES_FILE = Path(__file__).with_name("aliases.toml")
 ACCESS_KINDS = ("api", "open", "native")
 _FIELDS = {"display_name", "access", "params_b", "target", "hf_repo", "transformers_repo", "served_name",
-           "max_tokens", "image_policy", "notes"}
+           "max_tokens", "image_policy", "notes", "model_options"}
 
 
 class AliasFileError(ValueError):
@@ -42,6 +42,7 @@ class Alias:
     max_tokens: int | None = None
     image_policy: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
+    model_options: Mapping[str, Any] = field(default_factory=dict)  # adapter options (--model-option wins)
 
     def backend_specs(self) -> dict[str, str]:
         """`provider:model` per backend that can run this alias, in order of preference."""
@@ -56,7 +57,8 @@ class Alias:
         return {"name": self.name, "display_name": self.display_name, "access": self.access,
                 "params_b": self.params_b, "target": self.target, "hf_repo": self.hf_repo,
                 "transformers_repo": self.transformers_repo, "served_name": self.served_name,
-                "max_tokens": self.max_tokens, "image_policy": dict(self.image_policy), "notes": self.notes}
+                "max_tokens": self.max_tokens, "image_policy": dict(self.image_policy), "notes": self.notes,
+                "model_options": dict(self.model_options)}
 
 
 def _typed(source: str, name: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -94,6 +96,7 @@ def parse_aliases(data: Mapping[str, Any], source: str) -> dict[str, Alias]:
             max_tokens=_typed(source, name, "max_tokens", entry["max_tokens"], int) if "max_tokens" in entry else None,
             image_policy=dict(_typed(source, name, "image_policy", entry.get("image_policy", {}), dict)),
             notes=_typed(source, name, "notes", entry.get("notes", ""), str),
+            model_options=dict(_typed(source, name, "model_options", entry.get("model_options", {}), dict)),
         )
         if access == "open" and not alias.hf_repo:
             raise AliasFileError(f"{source}: [{name}] an open alias needs hf_repo")

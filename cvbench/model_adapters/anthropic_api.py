@@ -4,6 +4,11 @@ Images go as base64 `image` blocks with the `PromptImage` bytes and media type, 
 followed by one `text` block; `Prompt.system` goes to the top-level `system` field. The SDK's
 retries are off; `ApiAdapter` retries. Base URL: `extra["base_url"]`, else
 `ModelOptions.base_urls[0]`, else `ANTHROPIC_BASE_URL`, else the Anthropic API.
+
+Extended thinking (`--model-option thinking=true`, `thinking_budget=N`, N >= 1024, default 8192;
+models that support it, see `reasoning.anthropic_can_think`): the request carries
+`thinking={"type": "enabled", "budget_tokens": N}`, `max_tokens` = answer budget + N, and no
+temperature/top_p (not compatible with thinking). Thinking blocks go to `Response.reasoning`.
 """
 
 from __future__ import annotations
@@ -22,18 +27,39 @@ from cvbench.harness.types import (
     Response,
     Usage,
 )
+from cvbench.model_adapters.api_options import (
+    COMMON_API_OPTIONS,
+    OptionSpec,
+    read_options,
+)
 from cvbench.model_adapters.base import (
     ApiAdapter,
     AttemptError,
+    budget_exhausted,
     malformed,
     refused,
     require,
+)
+from cvbench.model_adapters.image_policy import contract_for
+from cvbench.model_adapters.reasoning import (
+    ANTHROPIC_DEFAULT_THINKING,
+    ANTHROPIC_MIN_THINKING,
+    LENGTH_FINISHES,
+    Reasoning,
+    anthropic_can_think,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.model_adapters.secrets import find_secret
 
 KEY_VARS = ("ANTHROPIC_API_KEY",)
 ACCEPTED_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
+    OptionSpec("send_temperature", "bool", "send a temperature (default: true, false with thinking)"),
+    OptionSpec("thinking", "bool", "extended thinking (default: false)"),
+    OptionSpec("thinking_budget", "int", f"thinking tokens (budget_tokens), default {ANTHROPIC_DEFAULT_THINKING}",
+               minimum=ANTHROPIC_MIN_THINKING),
+)
 
 
 def message_content(prompt: Prompt) -> list[dict[str, Any]]:
@@ -49,22 +75,33 @@ def message_content(prompt: Prompt) -> list[dict[str, Any]]:
     return blocks
 
 
-def read_message(message: Any) -> Response:
+def read_message(message: Any, output_limit: int | None = None) -> Response:
+    from cvbench.model_adapters.base import error_in_body, unreadable_body
+
+    if isinstance(message, (str, bytes)):
+        raise unreadable_body(message)
+    if getattr(message, "type", None) == "error":  # an error event in a 200 body
+        raise error_in_body(getattr(message, "error", None) or (getattr(message, "model_extra", None) or {}).get(
+            "error", "error"))
     content = getattr(message, "content", None)
-    if isinstance(message, (str, bytes)) or content is None:
-        raise malformed(f"response is not a message: {str(message)[:200]!r}")
+    if content is None:
+        raise malformed(f"response is not a message (no `content`): {type(message).__name__}")
     stop = getattr(message, "stop_reason", None)
     texts = [str(getattr(block, "text", "")) for block in content if getattr(block, "type", None) == "text"]
+    thoughts = [str(getattr(block, "thinking", "")) for block in content if getattr(block, "type", None) == "thinking"]
     text = "".join(texts)
     if stop == "refusal" and not text.strip():
         raise refused("model refused (stop_reason=refusal)")
+    if not text.strip() and stop in LENGTH_FINISHES:
+        raise budget_exhausted(stop, output_limit)
     if not texts:
         raise malformed(f"message has no text block (stop_reason={stop})")
     usage = getattr(message, "usage", None)
     return Response(text=text,
                     usage=Usage(input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
                                 output_tokens=int(getattr(usage, "output_tokens", 0) or 0)),
-                    finish_reason=stop, served_model=getattr(message, "model", None))
+                    finish_reason=stop, served_model=getattr(message, "model", None),
+                    reasoning="\n".join(t for t in thoughts if t) or None)
 
 
 def _create_keywords(client: Any) -> frozenset[str]:
@@ -76,17 +113,19 @@ def _create_keywords(client: Any) -> frozenset[str]:
 
 class AnthropicAdapter(ApiAdapter):
     def __init__(self, info: ModelInfo, options: ModelOptions, model_name: str, base_url: str | None,
-                 api_key: str) -> None:
+                 api_key: str, *, send_temperature: bool = True, reasoning: Reasoning | None = None) -> None:
         super().__init__(info, Capabilities(max_images=None, system_prompt=True, image_formats=ACCEPTED_MIME), options)
         self.model_name = model_name
         self.base_url = base_url
         self._api_key = api_key
         self._client: Any = None
-        self.send_temperature = bool(options.extra.get("send_temperature", True))
+        self.send_temperature = send_temperature
+        self.reasoning = reasoning or Reasoning(enabled=False)
+        self.image_contract = contract_for("anthropic")
 
     def provider_settings(self) -> dict[str, Any]:
         return {"provider": "anthropic", "model": self.model_name, "image_encoding": "base64-block",
-                "send_temperature": self.send_temperature}
+                "send_temperature": self.send_temperature, "reasoning": self.reasoning.as_dict()}
 
     def client(self) -> Any:
         if self._client is None:
@@ -98,14 +137,18 @@ class AnthropicAdapter(ApiAdapter):
     async def _attempt(self, request: Request) -> Response:
         config = request.config
         client = self.client()
-        args: dict[str, Any] = {"model": self.model_name, "max_tokens": config.max_tokens,
+        thinking = self.reasoning
+        output_limit = thinking.output_limit(config.max_tokens)
+        args: dict[str, Any] = {"model": self.model_name, "max_tokens": output_limit,
                                 "messages": [{"role": "user", "content": message_content(request.prompt)}]}
         if request.prompt.system:
             args["system"] = request.prompt.system
         sampling: dict[str, Any] = {}
+        if thinking.enabled:
+            sampling["thinking"] = {"type": "enabled", "budget_tokens": thinking.thinking_budget}
         if self.send_temperature:
             sampling["temperature"] = config.temperature
-        if config.top_p is not None:
+        if config.top_p is not None and not thinking.enabled:
             sampling["top_p"] = config.top_p
         # Recent SDK releases dropped the sampling keywords from `create`; the API fields still
         # exist, so they travel in the body either way.
@@ -114,7 +157,7 @@ class AnthropicAdapter(ApiAdapter):
         args.update({k: v for k, v in sampling.items() if k in accepted})
         if extra_body:
             args["extra_body"] = extra_body
-        return read_message(await client.messages.create(**args))
+        return read_message(await client.messages.create(**args), output_limit)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -124,13 +167,24 @@ class AnthropicAdapter(ApiAdapter):
 
 def make_adapter(model_name: str, options: ModelOptions) -> AnthropicAdapter:
     require("anthropic", "anthropic", "the Anthropic adapter")
+    opts = read_options(options.extra, OPTIONS, f"anthropic:{model_name}")
+    think = bool(opts.get("thinking", False))
+    if think and not anthropic_can_think(model_name):
+        raise ModelResolutionError(f"anthropic:{model_name}: thinking=true needs a model with extended thinking "
+                                   f"(Claude 3.7 Sonnet, Claude 4 or later)")
+    if "thinking_budget" in opts and not think:
+        raise ModelResolutionError(f"anthropic:{model_name}: thinking_budget needs thinking=true")
+    budget = int(opts.get("thinking_budget", ANTHROPIC_DEFAULT_THINKING))
+    reasoning = Reasoning(enabled=True, reasoning_tokens=budget, thinking_budget=budget) if think \
+        else Reasoning(enabled=False)
     secret = find_secret(KEY_VARS)
     if secret is None:
         raise ModelResolutionError(
             f"anthropic:{model_name} needs an API key: set ANTHROPIC_API_KEY in the environment or in ./.env")
-    base_url = options.extra.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
+    base_url = opts.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
         or os.environ.get("ANTHROPIC_BASE_URL") or None
     info = ModelInfo(model_id=f"anthropic:{model_name}",
-                     display_name=str(options.extra.get("display_name", model_name)), access="api",
+                     display_name=str(opts.get("display_name", model_name)), access="api",
                      provider="anthropic")
-    return AnthropicAdapter(info, options, model_name, base_url, secret.value)
+    return AnthropicAdapter(info, options, model_name, base_url, secret.value,
+                            send_temperature=opts.get("send_temperature", not think), reasoning=reasoning)

@@ -213,7 +213,15 @@ def provider_availability(provider: Provider, env: Environment) -> Availability:
 
 
 def alias_availability(alias: Alias, env: Environment) -> Availability:
+    from cvbench.model_adapters.image_policy import contract_for
+    from cvbench.model_adapters.reasoning import reasoning_summary
+
     metadata = {k: v for k, v in alias.as_dict().items() if k not in ("name",) and v not in (None, {}, "")}
+    if alias.target:
+        metadata["reasoning"] = reasoning_summary(alias.target, dict(alias.model_options)) or None
+        contract = contract_for(alias.target.partition(":")[0])
+        if contract is not None:
+            metadata["image_contract"] = contract.describe()
     spec, problems, fixes = diagnose_alias(alias, env)
     return Availability(alias.name, "alias", spec is not None, spec, tuple(problems), tuple(fixes),
                         alias.display_name, metadata)
@@ -264,7 +272,8 @@ def render_models_tables(options: ModelOptions | None = None, env: Environment |
         advice = "; ".join(row.problems + row.fixes)
         providers.add_row(escape(row.name), mark, escape(row.description), escape(advice))
     aliases = Table(title="Aliases (--model ALIAS)", show_lines=False)
-    for column in ("alias", "model", "access", "params (B)", "runs here as", "why not / how to fix"):
+    for column in ("alias", "model", "access", "params (B)", "reasoning", "images sent", "runs here as",
+                   "why not / how to fix"):
         aliases.add_column(column, overflow="fold")
     for row in rows:
         if row.kind != "alias":
@@ -272,6 +281,8 @@ def render_models_tables(options: ModelOptions | None = None, env: Environment |
         params = row.metadata.get("params_b")
         aliases.add_row(escape(row.name), escape(row.description), str(row.metadata.get("access", "")),
                         "" if params is None else f"{params:g}",
+                        escape(str(row.metadata.get("reasoning") or "")),
+                        escape(str(row.metadata.get("image_contract") or row.metadata.get("image_policy") or "")),
                         f"[green]{escape(row.runs_as or '')}[/green]" if row.can_run else "[red]cannot run[/red]",
                         escape("; ".join(row.problems + row.fixes)))
     console.print(providers)

@@ -9,7 +9,11 @@ wraps it:
 - 429, 408, 409, 5xx, timeouts, connection failures and bodies that do not parse (cut off in
   transit) are retried; other 4xx, and well-formed bodies without an answer, are not;
 - the wait before retry k is full-jitter exponential backoff, `uniform(0, min(cap, base * 2**(k-1)))`,
-  and never shorter than the server's `Retry-After` / `retry-after-ms`; jitter is drawn from
+  and never shorter than the server's hint: `retry-after-ms` / `Retry-After`, else Google's
+  `RetryInfo.retryDelay` in the error body, else the reset of an exhausted rate-limit window
+  (OpenAI `x-ratelimit-reset-*`, Anthropic `anthropic-ratelimit-*-reset`); a hint above
+  `retry_max_hint_s` (default 300 s) is not waited for, and a wait that would run past the
+  request's time budget ends the request at once (no attempt the hint does not allow); jitter is drawn from
   `rng_for(seed, sample_id, "retry-jitter")` so reruns wait the same way;
 - concurrency is limited by an AIMD limiter shared by all calls of the adapter: halved on a
   429 (once per congestion event), grown by about one slot per window of successes, never above
@@ -23,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -64,6 +70,7 @@ class RetryPolicy:
     budget_s: float  # all attempts and waits of one request
     base_delay_s: float = 1.0
     max_delay_s: float = 60.0
+    max_hint_s: float = 300.0  # a server asking for a longer wait is not waited for
 
     @classmethod
     def from_options(cls, options: ModelOptions) -> RetryPolicy:
@@ -71,7 +78,8 @@ class RetryPolicy:
         policy = cls(max_retries=int(options.max_retries), timeout_s=float(options.timeout_s),
                      budget_s=float(options.budget_s),
                      base_delay_s=float(extra.get("retry_base_delay_s", 1.0)),
-                     max_delay_s=float(extra.get("retry_max_delay_s", 60.0)))
+                     max_delay_s=float(extra.get("retry_max_delay_s", 60.0)),
+                     max_hint_s=float(extra.get("retry_max_hint_s", 300.0)))
         for name in ("timeout_s", "budget_s"):
             if getattr(policy, name) <= 0:
                 raise ModelResolutionError(f"ModelOptions.{name} must be > 0, got {getattr(policy, name)}")
@@ -119,6 +127,94 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
     return max(0.0, when.timestamp() - current)
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """'37s', '1.5s', '6m0s', '20ms', '1h2m3s' (Google's Duration and OpenAI's reset headers) -> seconds."""
+    raw = str(text).strip().lower()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(raw)
+    if not parts or "".join(n + u for n, u in parts) != raw:
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def _reset_time(value: str, now: float) -> float | None:
+    """Anthropic's `anthropic-ratelimit-*-reset`: an RFC 3339 time -> seconds from now."""
+    import datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def rate_limit_reset(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """The wait until an exhausted rate-limit window resets, from OpenAI's
+    `x-ratelimit-remaining-*`/`x-ratelimit-reset-*` (durations) or Anthropic's
+    `anthropic-ratelimit-*-remaining`/`-reset` (RFC 3339 times); only windows at 0 count."""
+    if not headers:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    current = time.time() if now is None else now
+    waits: list[float] = []
+    for name, value in lowered.items():
+        if value.strip() != "0":
+            continue
+        wait: float | None = None
+        if name.startswith("x-ratelimit-remaining-"):  # OpenAI: reset is a duration ("6m0s")
+            reset = lowered.get(name.replace("remaining", "reset", 1))
+            wait = parse_duration(reset) if reset else None
+        elif name.startswith("anthropic-ratelimit-") and name.endswith("-remaining"):  # Anthropic: a time
+            reset = lowered.get(name[: -len("remaining")] + "reset")
+            wait = _reset_time(reset, current) if reset else None
+        if wait is not None:
+            waits.append(wait)
+    return max(waits) if waits else None
+
+
+def body_retry_delay(body: Any) -> float | None:
+    """Google's `google.rpc.RetryInfo.retryDelay` from an error body
+    (`{"error": {"details": [{"@type": ".../google.rpc.RetryInfo", "retryDelay": "37s"}]}}`)."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error", body)
+    details = error.get("details") if isinstance(error, Mapping) else None
+    if not isinstance(details, list):
+        return None
+    for item in details:
+        if isinstance(item, Mapping) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = item.get("retryDelay")
+            if isinstance(delay, Mapping):  # the proto's JSON object form
+                return float(delay.get("seconds", 0) or 0) + float(delay.get("nanos", 0) or 0) / 1e9
+            if delay is not None:
+                return parse_duration(str(delay))
+    return None
+
+
+def retry_hint(exc: BaseException, headers: Mapping[str, str] | None) -> float | None:
+    """How long the server asked us to wait: `retry-after-ms`/`Retry-After`, else the body's
+    RetryInfo (Google), else the reset time of an exhausted rate-limit window."""
+    for hint in (parse_retry_after(headers),
+                 body_retry_delay(getattr(exc, "details", None) or getattr(exc, "body", None)),
+                 rate_limit_reset(headers)):
+        if hint is not None:
+            return hint
+    return None
+
+
 # --------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------
@@ -127,10 +223,11 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
 class AttemptError(Exception):
     """One failed attempt: the error to report, and how long the server asked us to wait."""
 
-    def __init__(self, error: ModelError, retry_after_s: float | None = None) -> None:
+    def __init__(self, error: ModelError, retry_after_s: float | None = None, connect_failed: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
         self.retry_after_s = retry_after_s
+        self.connect_failed = connect_failed  # no connection was made at all (refused, unknown host)
 
 
 def clean_message(message: str) -> str:
@@ -146,6 +243,8 @@ def error_for_status(status: int, message: str) -> ModelError:
         kind = "timeout"
     elif status in (401, 403):
         kind = "auth"
+    elif status == 404:
+        kind = "not_found"
     elif status >= 500:
         kind = "server"
     elif status == 409:
@@ -185,6 +284,20 @@ def _sdk_message(exc: BaseException) -> str:
     return str(message) if message else (str(exc) or type(exc).__name__)
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """Whether the cause chain says no connection was made (refused, unknown host), as opposed
+    to one that broke mid-request."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        names = _class_names(seen)
+        if isinstance(seen, (ConnectionRefusedError, socket.gaierror)) or "ConnectError" in names:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def map_exception(exc: BaseException) -> AttemptError:
     """Turn an SDK / transport exception into an AttemptError (no provider-specific imports needed).
 
@@ -198,7 +311,7 @@ def map_exception(exc: BaseException) -> AttemptError:
     status = _status_of(exc)
     if status is not None and not any("Validation" in n for n in names):
         error = error_for_status(status, _sdk_message(exc))
-        return AttemptError(error, parse_retry_after(_headers_of(exc)) if error.retryable else None)
+        return AttemptError(error, retry_hint(exc, _headers_of(exc)) if error.retryable else None)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or any("Timeout" in n for n in names):
         return AttemptError(ModelError("timeout", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
                                        retryable=True))
@@ -206,7 +319,7 @@ def map_exception(exc: BaseException) -> AttemptError:
                        "TransportError", "NetworkError", "ProtocolError")
     if any(t in n for n in names for t in transport_names) or isinstance(exc, (ConnectionError, OSError)):
         return AttemptError(ModelError("transport", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
-                                       retryable=True))
+                                       retryable=True), connect_failed=_never_connected(exc))
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)) or any(
             "Validation" in n or "Decode" in n or "UnknownApiResponse" in n for n in names):
         # A body that does not parse is almost always cut off or mangled on the way (a proxy, a
@@ -218,12 +331,61 @@ def map_exception(exc: BaseException) -> AttemptError:
     return AttemptError(ModelError("internal", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}")))
 
 
-def malformed(message: str, status: int | None = None) -> AttemptError:
-    return AttemptError(ModelError("malformed", clean_message(message), status=status))
+def malformed(message: str, status: int | None = None, retryable: bool = False) -> AttemptError:
+    return AttemptError(ModelError("malformed", clean_message(message), status=status, retryable=retryable))
+
+
+TRANSIENT_ERROR_WORDS = ("overloaded", "rate", "unavailable", "timeout", "server_error", "internal", "capacity",
+                         "resource_exhausted", "try again")
+
+
+def error_in_body(error: Any) -> AttemptError:
+    """A 200 response whose body is an error object (`{"error": {...}}`, as some gateways send):
+    the server's own message kept; retried when its code or type says it is transient."""
+    if isinstance(error, Mapping):
+        message = str(error.get("message") or json.dumps(error, default=str))
+        code = error.get("code") if error.get("code") is not None else error.get("status")
+        kind = str(error.get("type") or error.get("status") or "")
+    else:
+        message, code, kind = str(error), None, ""
+    status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
+    if status is not None and 400 <= status <= 599:
+        mapped = error_for_status(status, message)
+        return AttemptError(ModelError(mapped.kind, clean_message(f"error in a 200 body: {mapped.message}"),
+                                       status=status, retryable=mapped.retryable))
+    text = f"{kind} {code} {message}".lower()
+    transient = any(word in text for word in TRANSIENT_ERROR_WORDS)
+    label = f"{kind}: " if kind else ""
+    return AttemptError(ModelError("server" if transient else "malformed",
+                                   clean_message(f"error in a 200 body: {label}{message}"), retryable=transient))
+
+
+def unreadable_body(body: str | bytes) -> AttemptError:
+    """A 200 response that is not the provider's JSON (an HTML page from a proxy or a captive
+    portal, plain text): its text kept (tags dropped), retried, since a gateway in between is
+    usually the cause."""
+    import re
+
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    plain = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL))
+    shown = " ".join(((title.group(1) + ": ") if title else "").split() + plain.split())[:300]
+    return malformed(f"response is not the provider's JSON but a page of text: {shown!r}", retryable=True)
 
 
 def refused(message: str) -> AttemptError:
     return AttemptError(ModelError("refused", clean_message(message)))
+
+
+def budget_exhausted(finish: str | None, output_limit: int | None, reasoning_tokens: int | None = None) -> AttemptError:
+    """An empty answer that stopped at the output limit: the budget went to reasoning (or to
+    nothing visible). An error of its own kind, never scored as a wrong answer, not retried
+    (the same request would spend the same budget)."""
+    spent = f"; {reasoning_tokens} of them on reasoning" if reasoning_tokens else ""
+    limit = f"{output_limit} tokens" if output_limit is not None else "the output limit"
+    return AttemptError(ModelError("budget_exhausted", clean_message(
+        f"no answer text: the model stopped at {limit} (finish_reason={finish}){spent}; raise --max-tokens "
+        f"or the reasoning budget (--model-option), or lower the reasoning effort")))
 
 
 # --------------------------------------------------------------------------------------
@@ -317,6 +479,8 @@ class ApiAdapter:
         self.options = options
         self.policy = RetryPolicy.from_options(options)
         self.limiter = AdaptiveLimiter(int(options.concurrency))
+        self.answered = False  # any answer yet: until then a refused connection is not retried
+        self.retry_refused_before_answer = False  # adapters with fallback endpoints set True
 
     # -- to implement -------------------------------------------------------------------
 
@@ -366,6 +530,7 @@ class ApiAdapter:
             else:
                 self.limiter.release()
                 self.limiter.on_success()
+                self.answered = True
                 now = time.monotonic()
                 return replace(response, attempts=attempts, latency_s=round(now - started, 6))
             self.limiter.release()
@@ -374,6 +539,11 @@ class ApiAdapter:
             error = failure.error
             if error.kind == "rate_limit":
                 self.limiter.on_rate_limit(ticket)
+            if failure.connect_failed and not self.answered and not self.retry_refused_before_answer:
+                # an endpoint that never answered and refuses connections is down or mistyped, not
+                # busy: fail at once so that a dead endpoint stops the run within seconds
+                error = replace(error, retryable=False, message=clean_message(
+                    f"{error.message} (cannot connect; not retried before the endpoint's first answer)"))
             if not error.retryable:
                 return Response(text=None, error=error, attempts=attempts, latency_s=round(spent, 6))
             if attempts > policy.max_retries:
@@ -382,7 +552,13 @@ class ApiAdapter:
                                 latency_s=round(spent, 6))
             delay = backoff_delay(attempts, policy, float(rng.random()))
             if failure.retry_after_s is not None:
-                delay = max(delay, failure.retry_after_s)
+                if failure.retry_after_s > policy.max_hint_s:
+                    message = clean_message(
+                        f"{error.message} (the server asks to wait {failure.retry_after_s:.3g} s, more than the "
+                        f"cap of {policy.max_hint_s:g} s: not retried; model option retry_max_hint_s)")
+                    return Response(text=None, error=replace(error, message=message, retryable=False),
+                                    attempts=attempts, latency_s=round(spent, 6))
+                delay = max(delay, failure.retry_after_s)  # never sooner than the server asked
             if spent + delay >= policy.budget_s:
                 message = clean_message(
                     f"time budget of {policy.budget_s:g} s spent after {attempts} attempts "

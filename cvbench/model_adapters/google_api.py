@@ -5,6 +5,12 @@ type), in order, followed by one text part; `Prompt.system` becomes `system_inst
 SDK's retries are off (`HttpRetryOptions(attempts=1)`); `ApiAdapter` retries. Key:
 `GEMINI_API_KEY` or `GOOGLE_API_KEY` (env or .env). Base URL: `extra["base_url"]`, else
 `ModelOptions.base_urls[0]`, else `CVBENCH_GOOGLE_BASE_URL`, else Google's endpoint.
+
+Thinking (see `reasoning.py`): Gemini 2.5 gets `thinking_config.thinking_budget` (option
+`thinking_budget`, default 8192; 0 turns it off where the model allows) and Gemini 3
+`thinking_level` (option, default "high"); `max_output_tokens` is the answer budget plus the
+thinking budget, so thinking cannot eat the answer. Thought summaries (`include_thoughts`,
+default true) go to `Response.reasoning`, never into the answer.
 """
 
 from __future__ import annotations
@@ -20,12 +26,29 @@ from cvbench.harness.types import (
     Response,
     Usage,
 )
+from cvbench.model_adapters.api_options import (
+    COMMON_API_OPTIONS,
+    OptionSpec,
+    read_options,
+)
 from cvbench.model_adapters.base import (
     ApiAdapter,
     AttemptError,
+    budget_exhausted,
     malformed,
     refused,
     require,
+)
+from cvbench.model_adapters.image_policy import contract_for
+from cvbench.model_adapters.reasoning import (
+    GEMINI_3_DEFAULT_LEVEL,
+    GEMINI_3_REASONING_TOKENS,
+    GEMINI_DEFAULT_THINKING,
+    GEMINI_LEVELS,
+    LENGTH_FINISHES,
+    Reasoning,
+    gemini_generation,
+    gemini_thinking_range,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.model_adapters.secrets import find_secret
@@ -35,6 +58,16 @@ BASE_URL_ENV = "CVBENCH_GOOGLE_BASE_URL"
 BLOCKED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
                             "IMAGE_PROHIBITED_CONTENT", "MODEL_ARMOR", "LANGUAGE"})
 
+OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
+    OptionSpec("send_temperature", "bool", "send a temperature (default: true; false for Gemini 3)"),
+    OptionSpec("thinking_budget", "int", f"Gemini 2.5: thinking tokens (default {GEMINI_DEFAULT_THINKING})",
+               minimum=0),
+    OptionSpec("thinking_level", "choice", f"Gemini 3: thinking level (default {GEMINI_3_DEFAULT_LEVEL})",
+               GEMINI_LEVELS),
+    OptionSpec("reasoning_tokens", "int", "Gemini 3: output tokens reserved for thinking", minimum=0),
+    OptionSpec("include_thoughts", "bool", "ask for thought summaries (stored, never parsed); default true"),
+)
+
 
 def _enum_name(value: Any) -> str | None:
     if value is None:
@@ -42,10 +75,15 @@ def _enum_name(value: Any) -> str | None:
     return str(getattr(value, "value", None) or getattr(value, "name", None) or value)
 
 
-def read_generate_response(response: Any) -> Response:
-    """Validate a GenerateContentResponse: blocked prompt/answer -> refused, no text -> malformed."""
-    if isinstance(response, (str, bytes)) or not hasattr(response, "candidates"):
-        raise malformed(f"response is not a GenerateContentResponse: {str(response)[:200]!r}")
+def read_generate_response(response: Any, output_limit: int | None = None) -> Response:
+    """Validate a GenerateContentResponse: blocked prompt/answer -> refused, no text at MAX_TOKENS
+    -> budget_exhausted, other no text -> malformed. Thought parts go to `Response.reasoning`."""
+    from cvbench.model_adapters.base import unreadable_body
+
+    if isinstance(response, (str, bytes)):
+        raise unreadable_body(response)
+    if not hasattr(response, "candidates"):
+        raise malformed(f"response is not a GenerateContentResponse: {type(response).__name__}")
     candidates = response.candidates or []
     feedback = getattr(response, "prompt_feedback", None)
     block = _enum_name(getattr(feedback, "block_reason", None)) if feedback is not None else None
@@ -59,31 +97,51 @@ def read_generate_response(response: Any) -> Response:
     content = getattr(candidate, "content", None)
     parts = (getattr(content, "parts", None) or []) if content is not None else []
     text = "".join(str(p.text) for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
-    if not text:
+    thoughts = "".join(str(p.text) for p in parts if getattr(p, "text", None) and getattr(p, "thought", False))
+    usage = getattr(response, "usage_metadata", None)
+    if not text.strip():
         if finish in BLOCKED_FINISH:
             raise refused(f"answer blocked by the provider (finish_reason={finish})")
+        if finish in LENGTH_FINISHES:
+            raise budget_exhausted(finish, output_limit, getattr(usage, "thoughts_token_count", None))
         raise malformed(f"first candidate has no text (finish_reason={finish})")
-    usage = getattr(response, "usage_metadata", None)
     output_tokens = int(getattr(usage, "candidates_token_count", 0) or 0) + \
         int(getattr(usage, "thoughts_token_count", 0) or 0)
     return Response(text=text,
                     usage=Usage(input_tokens=int(getattr(usage, "prompt_token_count", 0) or 0),
                                 output_tokens=output_tokens),
-                    finish_reason=finish, served_model=getattr(response, "model_version", None))
+                    finish_reason=finish, served_model=getattr(response, "model_version", None),
+                    reasoning=thoughts or None)
 
 
 class GoogleAdapter(ApiAdapter):
     def __init__(self, info: ModelInfo, options: ModelOptions, model_name: str, base_url: str | None,
-                 api_key: str) -> None:
+                 api_key: str, *, send_temperature: bool = True, reasoning: Reasoning | None = None,
+                 include_thoughts: bool = True) -> None:
         super().__init__(info, Capabilities(max_images=None, system_prompt=True,
                                             image_formats=("image/png", "image/jpeg", "image/webp")), options)
         self.model_name = model_name
         self.base_url = base_url
         self._api_key = api_key
         self._client: Any = None
+        self.send_temperature = send_temperature
+        self.reasoning = reasoning or Reasoning(enabled=False)
+        self.image_contract = contract_for("google")
+        self.include_thoughts = include_thoughts
 
     def provider_settings(self) -> dict[str, Any]:
-        return {"provider": "google", "model": self.model_name, "image_encoding": "inline_data"}
+        return {"provider": "google", "model": self.model_name, "image_encoding": "inline_data",
+                "send_temperature": self.send_temperature, "reasoning": self.reasoning.as_dict(),
+                "include_thoughts": self.include_thoughts}
+
+    def thinking_config(self, types: Any) -> Any:
+        r = self.reasoning
+        if r.thinking_budget is not None:
+            return types.ThinkingConfig(thinking_budget=r.thinking_budget,
+                                        include_thoughts=self.include_thoughts and r.thinking_budget > 0)
+        if r.effort is not None:
+            return types.ThinkingConfig(thinking_level=r.effort.upper(), include_thoughts=self.include_thoughts)
+        return None
 
     def client(self) -> Any:
         if self._client is None:
@@ -105,7 +163,13 @@ class GoogleAdapter(ApiAdapter):
             parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime))
         parts.append(types.Part.from_text(text=prompt.text))
         config = request.config
-        settings: dict[str, Any] = {"temperature": config.temperature, "max_output_tokens": config.max_tokens}
+        output_limit = self.reasoning.output_limit(config.max_tokens)
+        settings: dict[str, Any] = {"max_output_tokens": output_limit}
+        if self.send_temperature:
+            settings["temperature"] = config.temperature
+        thinking = self.thinking_config(types)
+        if thinking is not None:
+            settings["thinking_config"] = thinking
         if prompt.system:
             settings["system_instruction"] = prompt.system
         if config.top_p is not None:
@@ -115,7 +179,7 @@ class GoogleAdapter(ApiAdapter):
         response = await self.client().aio.models.generate_content(
             model=self.model_name, contents=[types.Content(role="user", parts=parts)],
             config=types.GenerateContentConfig(**settings))
-        return read_generate_response(response)
+        return read_generate_response(response, output_limit)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -127,13 +191,41 @@ class GoogleAdapter(ApiAdapter):
 
 def make_adapter(model_name: str, options: ModelOptions) -> GoogleAdapter:
     require("google.genai", "google", "the Google adapter")
+    opts = read_options(options.extra, OPTIONS, f"google:{model_name}")
+    reasoning = gemini_reasoning(model_name, opts)
     secret = find_secret(KEY_VARS)
     if secret is None:
         raise ModelResolutionError(
             f"google:{model_name} needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY) in the environment "
             f"or in ./.env")
-    base_url = options.extra.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
+    base_url = opts.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
         or os.environ.get(BASE_URL_ENV) or None
-    info = ModelInfo(model_id=f"google:{model_name}", display_name=str(options.extra.get("display_name", model_name)),
+    info = ModelInfo(model_id=f"google:{model_name}", display_name=str(opts.get("display_name", model_name)),
                      access="api", provider="google")
-    return GoogleAdapter(info, options, model_name, base_url, secret.value)
+    return GoogleAdapter(info, options, model_name, base_url, secret.value,
+                         send_temperature=opts.get("send_temperature", gemini_generation(model_name) != "3"),
+                         reasoning=reasoning, include_thoughts=opts.get("include_thoughts", True))
+
+
+def gemini_reasoning(model_name: str, opts: Any) -> Reasoning:
+    """Thinking settings by model generation; an option the model does not take is an error."""
+    generation = gemini_generation(model_name)
+    if generation == "3":
+        if "thinking_budget" in opts:
+            raise ModelResolutionError(f"google:{model_name}: Gemini 3 takes thinking_level, not thinking_budget")
+        return Reasoning(enabled=True, effort=opts.get("thinking_level", GEMINI_3_DEFAULT_LEVEL),
+                         reasoning_tokens=int(opts.get("reasoning_tokens", GEMINI_3_REASONING_TOKENS)))
+    for name in ("thinking_level", "reasoning_tokens"):
+        if name in opts:
+            raise ModelResolutionError(f"google:{model_name}: {name} is a Gemini 3 option"
+                                       + ("; Gemini 2.5 takes thinking_budget" if generation else ""))
+    if generation != "2.5":
+        if "thinking_budget" in opts:
+            raise ModelResolutionError(f"google:{model_name}: thinking_budget needs a Gemini 2.5 model")
+        return Reasoning(enabled=False)
+    budget = int(opts.get("thinking_budget", GEMINI_DEFAULT_THINKING))
+    low, high = gemini_thinking_range(model_name)
+    if budget != 0 and not low <= budget <= high or budget == 0 and low > 0:
+        raise ModelResolutionError(f"google:{model_name}: thinking_budget={budget} is outside the model's range "
+                                   f"{'' if low else '0 or '}{max(low, 1)}..{high}")
+    return Reasoning(enabled=budget > 0, reasoning_tokens=budget, thinking_budget=budget)

@@ -5,10 +5,12 @@ order and before the text, with `detail: "high"` unless `ModelOptions.extra["ima
 says otherwise (the value is part of `settings()`, so it is recorded and keys the cache).
 The SDK's own retries are off; `ApiAdapter` retries.
 
-Options (`ModelOptions.extra`): `image_detail` ("high" | "low" | "auto"), `base_url` (else
-`ModelOptions.base_urls[0]`, else `OPENAI_BASE_URL`, else the OpenAI API), `max_tokens_field`
-("max_completion_tokens" for the OpenAI API; "max_tokens" for older servers),
-`send_temperature` (False for reasoning models that reject one).
+Options (`ModelOptions.extra`, declared in `OPTIONS` and typed by `api_options.read_options`):
+`image_detail` ("high" | "low" | "auto"), `base_url` (else `ModelOptions.base_urls[0]`, else
+`OPENAI_BASE_URL`, else the OpenAI API), `max_tokens_field` ("max_completion_tokens" for the
+OpenAI API; "max_tokens" for older servers), `send_temperature` (default: false for reasoning
+models, which refuse one), `reasoning_effort` and `reasoning_tokens` (reasoning models: the effort
+sent, and the tokens added to the answer budget for reasoning; see `reasoning.py`).
 """
 
 from __future__ import annotations
@@ -26,12 +28,43 @@ from cvbench.harness.types import (
     Response,
     Usage,
 )
-from cvbench.model_adapters.base import ApiAdapter, malformed, refused, require
+from cvbench.model_adapters.api_options import (
+    COMMON_API_OPTIONS,
+    OptionSpec,
+    read_options,
+)
+from cvbench.model_adapters.base import (
+    ApiAdapter,
+    budget_exhausted,
+    malformed,
+    refused,
+    require,
+)
+from cvbench.model_adapters.image_policy import contract_for
+from cvbench.model_adapters.reasoning import (
+    LENGTH_FINISHES,
+    OPENAI_DEFAULT_EFFORT,
+    OPENAI_EFFORTS,
+    OPENAI_REASONING_TOKENS,
+    Reasoning,
+    openai_reasons,
+)
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.model_adapters.secrets import find_secret
 
 IMAGE_DETAILS = ("high", "low", "auto")
 KEY_VARS = ("OPENAI_API_KEY",)
+MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens")
+
+CHAT_OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
+    OptionSpec("image_detail", "choice", "image detail level sent with each image", IMAGE_DETAILS),
+    OptionSpec("max_tokens_field", "choice", "name of the output-limit field", MAX_TOKENS_FIELDS),
+    OptionSpec("send_temperature", "bool", "send a temperature (default: false for reasoning models)"),
+    OptionSpec("reasoning_effort", "choice", f"reasoning models: effort (default {OPENAI_DEFAULT_EFFORT})",
+               OPENAI_EFFORTS),
+    OptionSpec("reasoning_tokens", "int", "tokens added to the answer budget for reasoning", minimum=0),
+)
+OPTIONS = CHAT_OPTIONS
 
 
 def data_url(data: bytes, mime: str) -> str:
@@ -55,16 +88,45 @@ def chat_messages(prompt: Prompt, detail: str | None, text: str | None = None) -
     return messages
 
 
-def sampling_arguments(request: Request, max_tokens_field: str, send_temperature: bool = True) -> dict[str, Any]:
+def sampling_arguments(request: Request, max_tokens_field: str, send_temperature: bool = True,
+                       reasoning: Reasoning | None = None) -> dict[str, Any]:
+    """The sampling fields of a chat completion. A reasoning model gets answer + reasoning budget as
+    its output limit, its `reasoning_effort`, and no temperature/top_p (it refuses them)."""
     config = request.config
-    args: dict[str, Any] = {max_tokens_field: config.max_tokens}
+    reasoning = reasoning or Reasoning(enabled=False)
+    args: dict[str, Any] = {max_tokens_field: reasoning.output_limit(config.max_tokens)}
     if send_temperature:
         args["temperature"] = config.temperature
-    if config.top_p is not None:
+    if config.top_p is not None and not reasoning.enabled:
         args["top_p"] = config.top_p
     if config.seed is not None:
         args["seed"] = config.seed
+    if reasoning.enabled and reasoning.effort is not None:
+        args["reasoning_effort"] = reasoning.effort
     return args
+
+
+def split_think(text: str) -> tuple[str, str | None]:
+    """A leading `<think>...</think>` block (open-weight reasoning models) split off the answer."""
+    stripped = text.lstrip()
+    if not stripped.startswith("<think>"):
+        return text, None
+    end = stripped.find("</think>")
+    if end < 0:  # cut off while thinking: no answer yet
+        return "", stripped[len("<think>"):].strip()
+    return stripped[end + len("</think>"):].strip(), stripped[len("<think>"):end].strip()
+
+
+def _reasoning_tokens(completion: Any) -> int | None:
+    details = getattr(getattr(completion, "usage", None), "completion_tokens_details", None)
+    value = getattr(details, "reasoning_tokens", None) if details is not None else None
+    return int(value) if isinstance(value, int) else None
+
+
+def _error_body(completion: Any) -> Any:
+    """The `error` member of a 200 body that carries an error instead of a completion."""
+    extra = getattr(completion, "model_extra", None) or {}
+    return extra.get("error") if isinstance(extra, dict) else None
 
 
 def usage_of(completion: Any) -> Usage:
@@ -75,18 +137,28 @@ def usage_of(completion: Any) -> Usage:
                  output_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
 
-def read_completion(completion: Any) -> tuple[Any, Response]:
+def read_completion(completion: Any, output_limit: int | None = None) -> tuple[Any, Response]:
     """Validate a chat completion; returns (its first choice, the Response without scores).
 
     Raises AttemptError `malformed` for a body that is not a completion or has no choices /
-    no message, `refused` for a refusal or a content-filtered answer without text.
+    no message (with the server's own message when the 200 body carries an error; transient
+    ones retryable), `refused` for a refusal or a content-filtered answer without text,
+    `budget_exhausted` for an empty answer that stopped at the output limit. Reasoning text
+    (`reasoning_content` / `reasoning`, or a leading `<think>` block) goes to
+    `Response.reasoning`, never into the answer.
     """
+    from cvbench.model_adapters.base import error_in_body, unreadable_body
+
+    if isinstance(completion, (str, bytes)):
+        raise unreadable_body(completion)
+    error = _error_body(completion)
+    if error is not None:
+        raise error_in_body(error)
     choices = getattr(completion, "choices", None)
-    if isinstance(completion, (str, bytes)) or choices is None:
-        shown = completion if isinstance(completion, str) else type(completion).__name__
-        raise malformed(f"response is not a chat completion: {str(shown)[:200]!r}")
+    if choices is None:
+        raise malformed(f"response is not a chat completion (no `choices`): {type(completion).__name__}")
     if not choices:
-        raise malformed("response has no choices")
+        raise malformed("response has no choices", retryable=True)
     choice = choices[0]
     message = getattr(choice, "message", None)
     if message is None:
@@ -94,14 +166,22 @@ def read_completion(completion: Any) -> tuple[Any, Response]:
     finish = getattr(choice, "finish_reason", None)
     text = getattr(message, "content", None)
     refusal = getattr(message, "refusal", None)
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning") if isinstance(extra, dict) else None
+    if text is not None:
+        text, think = split_think(str(text))
+        reasoning = reasoning or think
     if refusal and not text:
         raise refused(f"model refused: {refusal}")
     if finish == "content_filter" and not text:
         raise refused("answer blocked by the provider's content filter (finish_reason=content_filter)")
+    if (text is None or not text.strip()) and finish in LENGTH_FINISHES:
+        raise budget_exhausted(finish, output_limit, _reasoning_tokens(completion))
     if text is None:
         raise malformed(f"first choice has no text content (finish_reason={finish})")
     return choice, Response(text=str(text), usage=usage_of(completion), finish_reason=finish,
-                            served_model=getattr(completion, "model", None))
+                            served_model=getattr(completion, "model", None),
+                            reasoning=str(reasoning) if reasoning else None)
 
 
 class OpenAIChatAdapter(ApiAdapter):
@@ -109,14 +189,16 @@ class OpenAIChatAdapter(ApiAdapter):
 
     def __init__(self, info: ModelInfo, capabilities: Capabilities, options: ModelOptions, model_name: str,
                  *, base_url: str | None, api_key: str | None, image_detail: str | None,
-                 max_tokens_field: str) -> None:
+                 max_tokens_field: str, send_temperature: bool = True, reasoning: Reasoning | None = None) -> None:
         super().__init__(info, capabilities, options)
         self.model_name = model_name
         self.base_url = base_url
         self.image_detail = image_detail
         self.max_tokens_field = max_tokens_field
-        # reasoning models reject a temperature; extra["send_temperature"]=False leaves it out (recorded)
-        self.send_temperature = bool(options.extra.get("send_temperature", True))
+        self.send_temperature = send_temperature  # reasoning models refuse one (recorded)
+        self.reasoning = reasoning or Reasoning(enabled=False)
+        # the OpenAI API's image limits; another server speaking the protocol has its own (None: unknown)
+        self.image_contract = contract_for("openai") if info.provider == "openai" else None
         self._api_key = api_key
         self._clients: dict[str, Any] = {}
 
@@ -133,14 +215,14 @@ class OpenAIChatAdapter(ApiAdapter):
     def provider_settings(self) -> dict[str, Any]:
         return {"provider": self.info.provider, "model": self.model_name, "image_detail": self.image_detail,
                 "image_encoding": "data-url", "max_tokens_field": self.max_tokens_field,
-                "send_temperature": self.send_temperature}
+                "send_temperature": self.send_temperature, "reasoning": self.reasoning.as_dict()}
 
     async def _attempt(self, request: Request) -> Response:
         client = self._client(self.base_url)
+        args = sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
         completion = await client.chat.completions.create(
-            model=self.model_name, messages=chat_messages(request.prompt, self.image_detail),
-            **sampling_arguments(request, self.max_tokens_field, self.send_temperature))
-        _, response = read_completion(completion)
+            model=self.model_name, messages=chat_messages(request.prompt, self.image_detail), **args)
+        _, response = read_completion(completion, args[self.max_tokens_field])
         return response
 
     async def aclose(self) -> None:
@@ -156,16 +238,31 @@ def image_detail_option(extra: Mapping[str, Any]) -> str:
     return detail
 
 
+def openai_reasoning(model_name: str, opts: Mapping[str, Any], default_on: bool) -> Reasoning:
+    """The reasoning settings of a chat model: on for OpenAI reasoning models (`default_on`), or
+    whenever `reasoning_effort` / `reasoning_tokens` is given."""
+    enabled = default_on or "reasoning_effort" in opts or "reasoning_tokens" in opts
+    if not enabled:
+        return Reasoning(enabled=False)
+    effort = opts.get("reasoning_effort", OPENAI_DEFAULT_EFFORT if default_on else None)
+    return Reasoning(enabled=True, effort=effort,
+                     reasoning_tokens=int(opts.get("reasoning_tokens", OPENAI_REASONING_TOKENS if default_on else 0)))
+
+
 def make_adapter(model_name: str, options: ModelOptions) -> OpenAIChatAdapter:
     require("openai", "openai", "the OpenAI adapter")
+    opts = read_options(options.extra, OPTIONS, f"openai:{model_name}")
+    reasons = openai_reasons(model_name)
     secret = find_secret(KEY_VARS)
     if secret is None:
         raise ModelResolutionError(
             f"openai:{model_name} needs an API key: set OPENAI_API_KEY in the environment or in ./.env")
-    base_url = options.extra.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
+    base_url = opts.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
         or os.environ.get("OPENAI_BASE_URL") or None
-    info = ModelInfo(model_id=f"openai:{model_name}", display_name=str(options.extra.get("display_name", model_name)),
+    info = ModelInfo(model_id=f"openai:{model_name}", display_name=str(opts.get("display_name", model_name)),
                      access="api", params_b=None, provider="openai")
     return OpenAIChatAdapter(info, Capabilities(max_images=None, system_prompt=True), options, model_name,
-                             base_url=base_url, api_key=secret.value, image_detail=image_detail_option(options.extra),
-                             max_tokens_field=str(options.extra.get("max_tokens_field", "max_completion_tokens")))
+                             base_url=base_url, api_key=secret.value, image_detail=opts.get("image_detail", "high"),
+                             max_tokens_field=opts.get("max_tokens_field", "max_completion_tokens"),
+                             send_temperature=opts.get("send_temperature", not reasons),
+                             reasoning=openai_reasoning(model_name, opts, reasons))

@@ -23,11 +23,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cvbench.harness.types import Capabilities, ModelInfo, Option, Request, Response
+from cvbench.model_adapters.api_options import OptionSpec, read_options
 from cvbench.model_adapters.base import AttemptError, malformed, require
 from cvbench.model_adapters.openai_api import (
-    IMAGE_DETAILS,
+    CHAT_OPTIONS,
     OpenAIChatAdapter,
     chat_messages,
+    openai_reasoning,
     read_completion,
     sampling_arguments,
 )
@@ -38,6 +40,10 @@ URL_ENV = "CVBENCH_VLLM_URL"
 KEY_VARS = ("CVBENCH_VLLM_API_KEY",)
 TOP_LOGPROBS = 20
 LETTER_INSTRUCTION = "Answer with the option's letter only."
+
+OPTIONS: tuple[OptionSpec, ...] = CHAT_OPTIONS + (
+    OptionSpec("endpoint_cooldown_s", "float", "seconds an unreachable endpoint is skipped", minimum=0),
+)
 
 _LETTER_TOKEN = re.compile(r"^[\s(\[]*([A-Z])[\s.):\]]*$")
 
@@ -115,11 +121,15 @@ class EndpointPool:
 
 class OpenAICompatibleAdapter(OpenAIChatAdapter):
     def __init__(self, info: ModelInfo, options: ModelOptions, model_name: str, urls: Sequence[str],
-                 api_key: str | None, image_detail: str | None) -> None:
+                 api_key: str | None, image_detail: str | None, opts: Mapping[str, Any] | None = None) -> None:
+        opts = opts if opts is not None else read_options(options.extra, OPTIONS, info.model_id)
         super().__init__(info, Capabilities(max_images=None, option_logprobs=True, system_prompt=True), options,
                          model_name, base_url=None, api_key=api_key, image_detail=image_detail,
-                         max_tokens_field=str(options.extra.get("max_tokens_field", "max_tokens")))
-        self.pool = EndpointPool(urls, float(options.extra.get("endpoint_cooldown_s", 30.0)))
+                         max_tokens_field=opts.get("max_tokens_field", "max_tokens"),
+                         send_temperature=opts.get("send_temperature", True),
+                         reasoning=openai_reasoning(model_name, opts, default_on=False))
+        self.pool = EndpointPool(urls, float(opts.get("endpoint_cooldown_s", 30.0)))
+        self.retry_refused_before_answer = len(self.pool.endpoints) > 1  # another endpoint may answer
 
     def provider_settings(self) -> dict[str, Any]:
         settings = super().provider_settings()
@@ -146,10 +156,10 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
     async def _call(self, client: Any, request: Request) -> Response:
         prompt = request.prompt
         if not request.config.option_logprobs:
+            args = sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
             completion = await client.chat.completions.create(
-                model=self.model_name, messages=chat_messages(prompt, self.image_detail),
-                **sampling_arguments(request, self.max_tokens_field, self.send_temperature))
-            return read_completion(completion)[1]
+                model=self.model_name, messages=chat_messages(prompt, self.image_detail), **args)
+            return read_completion(completion, args[self.max_tokens_field])[1]
         text = f"{prompt.text}\n{LETTER_INSTRUCTION}"
         args = sampling_arguments(request, self.max_tokens_field, self.send_temperature)
         args[self.max_tokens_field] = 1
@@ -179,12 +189,10 @@ def make_adapter(model_name: str, options: ModelOptions) -> OpenAICompatibleAdap
         raise ModelResolutionError(
             f"openai-compatible:{model_name} needs a server: pass --base-url http://HOST:PORT/v1 (repeat it for "
             f"several servers) or set {URL_ENV}=url1,url2; start one with `vllm serve {model_name}`")
+    opts = read_options(options.extra, OPTIONS, f"openai-compatible:{model_name}")
     secret = find_secret(KEY_VARS)
-    detail = options.extra.get("image_detail")
-    if detail is not None and detail not in IMAGE_DETAILS:
-        raise ModelResolutionError(f"image_detail={detail!r}: expected one of {', '.join(IMAGE_DETAILS)}")
+    detail = opts.get("image_detail")
     info = ModelInfo(model_id=f"openai-compatible:{model_name}",
-                     display_name=str(options.extra.get("display_name", model_name)), access="open",
+                     display_name=str(opts.get("display_name", model_name)), access="open",
                      params_b=None, provider="openai-compatible")
-    return OpenAICompatibleAdapter(info, options, model_name, urls, secret.value if secret else None,
-                                   None if detail is None else str(detail))
+    return OpenAICompatibleAdapter(info, options, model_name, urls, secret.value if secret else None, detail, opts)

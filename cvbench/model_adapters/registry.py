@@ -166,6 +166,8 @@ def resolve_model(spec: str, options: ModelOptions) -> ModelAdapter:
         from cvbench.model_adapters.availability import resolve_alias_here
 
         target = resolve_alias_here(alias, options)
+        if alias.model_options:  # the alias's recorded defaults; the user's --model-option wins
+            options = replace(options, extra={**alias.model_options, **options.extra})
         provider, model_name = resolve_provider(target)
         adapter = _call_factory(provider, target, model_name, options)
     else:

@@ -13,7 +13,7 @@ import pytest
 
 from cvbench.harness import bitmap_font as F
 from cvbench.harness import render as R
-from cvbench.harness.encoding import ImagePolicy, encode_image, pixel_identity
+from cvbench.harness.encoding import ImagePolicy, encode_image, identity_of_bytes, pixel_identity
 
 
 def test_every_glyph_is_5_by_9_and_distinct():
@@ -102,5 +102,6 @@ def test_identity_follows_pixels_not_encoder_bytes():
     decoded = cv2.imdecode(np.frombuffer(other_bytes, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
     assert pixel_identity(decoded, {"format": "png"}) == image.sha256  # ... the same identity
     jpeg = encode_image(pixels, ImagePolicy(format="jpeg", jpeg_quality=90), "Image 1")
-    assert jpeg.sha256 != image.sha256  # lossy settings are part of the identity
+    assert jpeg.sha256 != image.sha256  # lossy: the decoded pixels differ
+    assert jpeg.sha256 == identity_of_bytes(jpeg.data)  # recomputable from what a server receives
     assert jpeg.sha256 != encode_image(pixels, ImagePolicy(format="jpeg", jpeg_quality=80), "Image 1").sha256

@@ -164,3 +164,16 @@ def test_render_bad_options_are_clear_errors(tmp_path: Path, args: list[str], me
     write_mmvm_dataset(tmp_path / "data")
     proc = run_render(tmp_path / "data", tmp_path / "out", "--task", "mmvm", "--sample", "7", *args)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_render_for_a_model_writes_what_its_provider_receives(tmp_path: Path):
+    # issue 16 item 2: the saved images are the model's real input (the provider's image contract applied)
+    write_crossviewbench_dataset(tmp_path / "data")
+    out, plain = tmp_path / "out", tmp_path / "plain"
+    proc = run_render(tmp_path / "data", out, "--task", "crossviewbench", "--sample", "q5-001", "--model",
+                      "claude-sonnet", "--max-side", "40")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["prompt.json", "prompt.txt", "view_0.jpg", "view_1.jpg"]
+    assert max(Image.open(out / "view_0.jpg").size) == 40  # JPEG, within the user's smaller size
+    assert run_render(tmp_path / "data", plain, "--task", "crossviewbench", "--sample", "q5-001").returncode == 0
+    assert sorted(p.name for p in plain.iterdir())[-1] == "view_1.png"  # no model: lossless PNG, full size

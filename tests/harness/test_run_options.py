@@ -19,9 +19,9 @@ def test_model_option_values_are_json_when_they_parse_else_text():
 def test_max_tokens_explicit_else_alias_recommendation_else_default():
     assert effective_max_tokens(RunOptions(model="random", max_tokens=7)) == 7
     assert effective_max_tokens(RunOptions(model="random")) == DEFAULT_MAX_TOKENS
-    recommended = recommended_max_tokens("gemini-pro")
+    recommended = recommended_max_tokens("crossviewer")  # an alias whose budget differs
     assert recommended is not None and recommended != DEFAULT_MAX_TOKENS
-    assert effective_max_tokens(RunOptions(model="gemini-pro")) == recommended
+    assert effective_max_tokens(RunOptions(model="crossviewer")) == recommended
 
 
 def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(tmp_path, monkeypatch):

@@ -134,3 +134,14 @@ def test_unsupported_image_type_is_an_invalid_request_error(server: AnthropicWir
     response = generate(server, make_request("anthropic:x", odd))
     assert response.error is not None and response.error.kind == "invalid_request"
     assert server.requests == []
+
+
+def test_an_error_event_in_a_200_body_keeps_the_message_and_overloaded_is_retried(server: AnthropicWireServer) -> None:
+    # the API's error shape ({"type": "error", "error": {"type": "overloaded_error", ...}}) arriving with 200
+    overloaded = Fault(payload={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    server.add_faults(overloaded)
+    response = generate(server)
+    assert response.ok and response.attempts == 2
+    server.add_faults(*[overloaded] * 4)
+    response = generate(server)
+    assert response.error is not None and response.error.retryable and "Overloaded" in response.error.message

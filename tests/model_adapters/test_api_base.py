@@ -42,7 +42,7 @@ def test_full_jitter_backoff_is_bounded_and_grows() -> None:
 
 
 @pytest.mark.parametrize("status,kind,retryable", [
-    (400, "invalid_request", False), (401, "auth", False), (403, "auth", False), (404, "invalid_request", False),
+    (400, "invalid_request", False), (401, "auth", False), (403, "auth", False), (404, "not_found", False),
     (408, "timeout", True), (409, "server", True), (413, "invalid_request", False), (422, "invalid_request", False),
     (429, "rate_limit", True), (500, "server", True), (503, "server", True), (529, "server", True)])
 def test_status_mapping(status: int, kind: str, retryable: bool) -> None:

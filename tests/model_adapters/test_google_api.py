@@ -41,14 +41,16 @@ def test_images_text_system_and_settings_arrive_exactly(server: GoogleWireServer
     prompt = make_prompt(3)
     response = generate(server, make_request("google:gemini-2.5-pro", prompt, max_tokens=4096, seed=7))
     assert response.ok and response.text == "A" and response.served_model == "gemini-2.5-pro-preview"
-    assert (response.usage.input_tokens, response.usage.output_tokens) == (321, 7)
+    # output tokens count the thinking (the server thinks 2000 tokens) with the answer's 7
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (321, 2007)
     [received] = server.requests
     assert received.path.endswith("/models/gemini-2.5-pro:generateContent")
     assert received.parts == ("image", "image", "image", "text")
     assert [i.data for i in received.images] == [i.data for i in prompt.images]
     assert [i.mime for i in received.images] == [i.mime for i in prompt.images]
     assert received.text == prompt.text and received.system == prompt.system
-    assert received.settings["temperature"] == 0.0 and received.settings["max_tokens"] == 4096
+    # the answer budget plus the default thinking budget (tests/model_adapters/test_reasoning_contracts.py)
+    assert received.settings["temperature"] == 0.0 and received.settings["max_tokens"] == 4096 + 8192
     assert received.settings["seed"] == 7
     assert received.headers["x-goog-api-key"] == TEST_KEYS["GEMINI_API_KEY"]
 

@@ -147,12 +147,15 @@ def test_non_json_body_is_a_malformed_error(server: OpenAIWireServer) -> None:
     assert response.error is not None and response.error.kind == "malformed"
 
 
-def test_empty_choices_is_an_error(server: OpenAIWireServer) -> None:
-    server.add_faults(Fault(payload={"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o",
-                                     "choices": []}))
+def test_empty_choices_is_retried_and_an_error_when_it_persists(server: OpenAIWireServer) -> None:
+    empty = Fault(payload={"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o", "choices": []})
+    server.add_faults(empty)
+    response, _ = generate(server)
+    assert response.ok and response.text == "B" and response.attempts == 2  # transient: the retry answers
+    server.add_faults(*[empty] * 4)
     response, _ = generate(server)
     assert response.error is not None and response.error.kind == "malformed"
-    assert "no choices" in response.error.message
+    assert "no choices" in response.error.message and response.attempts == 4
 
 
 def test_refusal_is_a_refused_error_not_an_answer(server: OpenAIWireServer) -> None:
@@ -234,3 +237,37 @@ def test_temperature_can_be_left_out_for_reasoning_models(server: OpenAIWireServ
     response, adapter = generate(server, extra={"send_temperature": False})
     assert response.ok and "temperature" not in server.requests[0].body
     assert adapter.settings()["send_temperature"] is False
+
+
+# issue 24 item 7: a 200 that is not a completion keeps the server's own words; transient ones are retried
+
+
+def test_an_error_object_in_a_200_body_keeps_the_servers_message(server: OpenAIWireServer) -> None:
+    overloaded = Fault(payload={"error": {"message": "The upstream model is overloaded, please retry",
+                                          "type": "server_error", "code": 503}})
+    server.add_faults(overloaded)
+    response, _ = generate(server)
+    assert response.ok and response.text == "B" and response.attempts == 2  # transient: retried
+    server.add_faults(*[overloaded] * 4)
+    response, _ = generate(server)
+    assert response.error is not None and response.error.kind == "server" and response.attempts == 4
+    assert "The upstream model is overloaded, please retry" in response.error.message
+    server.add_faults(Fault(payload={"error": {"message": "The model `gpt-4q` does not exist",
+                                               "type": "invalid_request_error", "code": "model_not_found"}}))
+    response, _ = generate(server)
+    assert response.error is not None and response.attempts == 1 and not response.error.retryable
+    assert "The model `gpt-4q` does not exist" in response.error.message
+    assert "ChatCompletion" not in response.error.message
+
+
+def test_an_html_page_in_a_200_keeps_its_text_and_is_retried(server: OpenAIWireServer) -> None:
+    page = (b"<html><head><title>502 Bad Gateway</title><style>body{color:red}</style></head>"
+            b"<body><h1>upstream connect error</h1></body></html>")
+    server.add_faults(Fault(raw_body=page, content_type="text/html"))
+    response, _ = generate(server)
+    assert response.ok and response.attempts == 2
+    server.add_faults(*[Fault(raw_body=page, content_type="text/html")] * 4)
+    response, _ = generate(server)
+    assert response.error is not None and response.error.retryable and response.attempts == 4
+    assert "502 Bad Gateway" in response.error.message and "upstream connect error" in response.error.message
+    assert "color:red" not in response.error.message

@@ -107,7 +107,8 @@ def test_resolve_api_alias_sets_display_metadata(monkeypatch: pytest.MonkeyPatch
     assert isinstance(adapter, ModelAdapter)
     assert adapter.info.model_id == "openai:gpt-4o" and adapter.info.display_name == "GPT-4o"
     assert adapter.info.access == "api"
-    assert recommended_max_tokens("gemini-pro") == 8192 and recommended_max_tokens("openai:gpt-4o") is None
+    # the answer budget; thinking gets its own on top, the same for the alias and the provider string
+    assert recommended_max_tokens("gemini-pro") == 1024 and recommended_max_tokens("openai:gpt-4o") is None
 
 
 def test_resolve_open_alias_to_a_served_endpoint() -> None:
@@ -169,3 +170,42 @@ def test_broken_dotenv_is_a_resolution_error_naming_the_line(tmp_path: Path) -> 
     (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-x\nthis line is wrong\n")
     with pytest.raises(ModelResolutionError, match=r"\.env:2: expected NAME=value"):
         resolve_model("openai:gpt-4o", ModelOptions())
+
+
+def test_an_alias_and_its_provider_string_get_the_same_reasoning_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cvbench.harness.runner import RunOptions, effective_max_tokens
+
+    monkeypatch.setenv("GEMINI_API_KEY", TEST_KEYS["GEMINI_API_KEY"])
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEYS["OPENAI_API_KEY"])
+    for alias, target in (("gemini-pro", "google:gemini-2.5-pro"), ("gemini-flash", "google:gemini-2.5-flash")):
+        by_alias, by_target = resolve_model(alias, ModelOptions()), resolve_model(target, ModelOptions())
+        assert dict(by_alias.settings()) == dict(by_target.settings())
+        assert by_alias.settings()["reasoning"]["enabled"] is True
+        assert effective_max_tokens(RunOptions(model=alias)) == effective_max_tokens(RunOptions(model=target))
+
+
+def test_reasoning_aliases_carry_their_recorded_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEYS["ANTHROPIC_API_KEY"])
+    thinking = resolve_model("claude-sonnet-thinking", ModelOptions())
+    assert thinking.settings()["reasoning"] == {"enabled": True, "reasoning_tokens": 8192, "effort": None,
+                                                "thinking_budget": 8192}
+    assert thinking.settings()["send_temperature"] is False
+    own = resolve_model("claude-sonnet-thinking", ModelOptions(extra={"thinking_budget": "4096"}))
+    assert own.settings()["reasoning"]["thinking_budget"] == 4096  # --model-option wins over the alias
+    assert resolve_model("claude-sonnet", ModelOptions()).settings()["reasoning"]["enabled"] is False
+
+
+def test_models_listing_shows_reasoning_and_image_policy() -> None:
+    import json
+
+    from cvbench.model_adapters.availability import models_json
+
+    aliases = {a["name"]: a for a in json.loads(models_json())["aliases"]}
+    assert aliases["gpt-5"]["metadata"]["reasoning"] == "effort medium, +25000 tokens"
+    assert aliases["o3"]["metadata"]["reasoning"].startswith("effort medium")
+    assert aliases["claude-sonnet-thinking"]["metadata"]["reasoning"] == "thinking, budget 8192 tokens"
+    assert aliases["gemini-3-pro"]["metadata"]["reasoning"].startswith("thinking level high")
+    assert aliases["gpt-4o"]["metadata"].get("reasoning") is None
+    assert "5 MiB base64/image" in aliases["claude-sonnet"]["metadata"]["image_contract"]
+    assert "sent at long side 1568 px / 1.15 MP" in aliases["claude-sonnet"]["metadata"]["image_contract"]
+    assert "<= 20 MB base64/request" in aliases["gemini-pro"]["metadata"]["image_contract"]

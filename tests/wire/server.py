@@ -51,23 +51,18 @@ class Fault:
     content_type: str = "application/json"
     message: str = "injected fault"
     headers: Mapping[str, str] = field(default_factory=dict)
+    error_body: Mapping[str, Any] | None = None  # the whole error body (with `status`), instead of the provider's
 
 
 def wire_image_identity(data: bytes) -> str:
-    """cvbench's identity of an image seen on the wire (what records and file names hold): for
-    a lossless PNG the identity of its decoded pixels; for anything else the bytes' SHA-256 (a
-    shipped file passed through unchanged)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        import io
+    """cvbench's identity of an image seen on the wire (what records and file names hold) for
+    the PNG and JPEG files cvbench encodes; other bytes by their SHA-256."""
+    from cvbench.harness.encoding import EncodingError, identity_of_bytes
 
-        import numpy as np
-        from PIL import Image
-
-        from cvbench.harness.encoding import pixel_identity
-
-        with Image.open(io.BytesIO(data)) as im:
-            return pixel_identity(np.asarray(im.convert("RGB")), {"format": "png"})
-    return hashlib.sha256(data).hexdigest()
+    try:
+        return identity_of_bytes(data)
+    except (EncodingError, OSError):
+        return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -148,6 +143,11 @@ class WireServer:
     def base_url(self) -> str:
         """The URL to give the provider's SDK as its base URL."""
         return self.url
+
+    def contract_violation(self, request: ReceivedRequest) -> tuple[int, dict[str, Any]] | None:
+        """(status, the provider's full error body) for a request its documented contract refuses
+        (an unsupported parameter, an image over the limits); None when it is acceptable."""
+        return None
 
     # -- control ---------------------------------------------------------------------
 
@@ -285,6 +285,10 @@ class WireServer:
         if problem is not None:
             self._send_json(handler, 400, self.render_error(400, problem))
             return
+        violation = self.contract_violation(request)
+        if violation is not None:
+            self._send_json(handler, violation[0], violation[1])
+            return
         if fault is not None:
             self._apply_fault(handler, request, fault)
             return
@@ -307,7 +311,8 @@ class WireServer:
         if fault.retry_after_ms is not None:
             headers["retry-after-ms"] = fault.retry_after_ms
         if fault.status is not None:
-            self._send_json(handler, fault.status, self.render_error(fault.status, fault.message), headers)
+            body = fault.error_body if fault.error_body is not None else self.render_error(fault.status, fault.message)
+            self._send_json(handler, fault.status, body, headers)
         elif fault.raw_body is not None:
             self._send(handler, 200, fault.raw_body, fault.content_type, headers)
         elif fault.payload is not None:
