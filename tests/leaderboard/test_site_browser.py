@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 if CHROMIUM is None:
     pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -183,7 +183,7 @@ def test_slice_filter_in_sample_browser(page: Page, base: str, site: Path) -> No
     assert ids and all(i.startswith("mmvm@4/") for i in ids)
     first = page.locator("#sample-list button").first
     first.click()
-    assert "cue=CL" in page.locator("#sample-detail").inner_text()
+    expect(page.locator("#sample-detail")).to_contain_text("cue=CL")  # waits for the detail to render
 
 
 def test_download_table(page: Page, base: str) -> None:
