@@ -93,12 +93,12 @@ def metric(records: Sequence[AnyRecord], run_seed: int, slice_name: str, *,
     errors = sum(1 for r in records if r.parse_status == "error")
     invalid = sum(1 for r in records if r.parse_status == "invalid")
     return {
-        "accuracy": correct / n if n else 0.0,
+        "accuracy": correct / n if n else None,  # an empty slice has no accuracy, never 0.0
         "correct": correct,
         "n": n,
-        "ci": [ci[0], ci[1]],
+        "ci": [ci[0], ci[1]] if n else None,
         "ci_method": method,
-        "wilson": [wilson[0], wilson[1]],
+        "wilson": [wilson[0], wilson[1]] if n else None,
         "n_clusters": n_clusters,
         "chance": float(np.mean([1.0 / k for k in with_options])) if with_options else None,
         "unparsed": unparsed,

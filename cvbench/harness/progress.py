@@ -56,9 +56,11 @@ class RunProgress:
 
 
 def _fmt_metric(m: dict[str, Any]) -> list[str]:
-    ci = m.get("ci") or [0.0, 0.0]
+    ci = m.get("ci")
     chance = m.get("chance")
-    return [f"{100 * m['accuracy']:.1f}", f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]", str(m["n"]),
+    accuracy = "-" if m.get("accuracy") is None else f"{100 * m['accuracy']:.1f}"
+    interval = "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return [accuracy, interval, str(m["n"]),
             "-" if chance is None else f"{100 * chance:.1f}", str(m["unparsed"]), str(m["errors"]), str(m["invalid"])]
 
 

@@ -22,6 +22,7 @@ from cvbench.model_adapters.registry import (
     ModelResolutionError,
     Provider,
 )
+from cvbench.harness.provenance import redact_url_credentials
 from cvbench.model_adapters.secrets import secret_is_set
 
 VLLM_URL_ENV = "CVBENCH_VLLM_URL"
@@ -239,7 +240,7 @@ def models_json(options: ModelOptions | None = None, env: Environment | None = N
     rows = models_report(options, environment)
     document = {
         "environment": {"cuda": environment.cuda, "importable": sorted(environment.importable),
-                        "keys": sorted(environment.keys), "base_urls": list(environment.base_urls)},
+                        "keys": sorted(environment.keys), "base_urls": [redact_url_credentials(u) for u in environment.base_urls]},
         "providers": [r.as_dict() for r in rows if r.kind == "provider"],
         "aliases": [r.as_dict() for r in rows if r.kind == "alias"],
     }
@@ -277,6 +278,6 @@ def render_models_tables(options: ModelOptions | None = None, env: Environment |
     console.print(providers)
     console.print(aliases)
     cuda = "CUDA GPU present" if environment.cuda else "no CUDA GPU"
-    urls = ", ".join(environment.base_urls) or "none"
+    urls = ", ".join(redact_url_credentials(u) for u in environment.base_urls) or "none"
     keys = ", ".join(environment.keys.values()) or "none"
     console.print(escape(f"{cuda}; OpenAI-compatible endpoints: {urls}; keys set: {keys}"), style="dim")

@@ -209,6 +209,8 @@ def format_percent(fraction: float) -> str:
 
 def metric_cell(metric: Mapping[str, Any], where: str = "metric") -> Cell:
     """A cell from one results.json METRIC (fractions -> percentages)."""
+    if metric.get("accuracy") is None and metric.get("n") == 0:
+        return Cell(value=None, text="", n=0, note="no samples")
     try:
         accuracy = float(metric["accuracy"])
     except (KeyError, TypeError, ValueError):

@@ -99,10 +99,11 @@ class LongLine:
 
     length: int  # bytes, without the line break
     limit: int
+    quotes: int = 0  # '"' characters in it (a TSV reader needs their parity to stay in step)
 
     @property
     def reason(self) -> str:
-        return (f"line is longer than {self.limit:,} bytes (at least {self.length:,}); not read "
+        return (f"line is {self.length:,} bytes long, over the {self.limit:,}-byte line bound; not read "
                 f"(raise ${MAX_LINE_ENV} if the record is real)")
 
 
@@ -116,16 +117,17 @@ def iter_bounded_lines(f: BinaryIO, limit: int) -> Iterator[bytes | LongLine]:
         if len(line) <= limit or line.endswith(b"\n"):
             yield line
             continue
-        length = len(line)
+        length, quotes = len(line), line.count(b'"')
         while True:
             block = f.readline(_READ_BLOCK)
             if not block:
                 break
             length += len(block)
+            quotes += block.count(b'"')
             if block.endswith(b"\n"):
                 length -= 1
                 break
-        yield LongLine(length, limit)
+        yield LongLine(length, limit, quotes)
 
 
 _OPTION_LINE = re.compile(r"^\s*([A-Za-z])\s*[.)]\s?(.*)$", re.S)

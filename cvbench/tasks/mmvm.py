@@ -128,7 +128,7 @@ class _TsvLines:
         for lineno, raw in enumerate(iter_bounded_lines(self._f, self._limit), start=1):
             if isinstance(raw, LongLine):
                 self.long[lineno] = raw
-                yield "\n"
+                yield '"\n' if raw.quotes % 2 else "\n"  # same quote parity: a quoted cell opens or closes as before
                 continue
             try:
                 text = raw.decode("utf-8")
