@@ -131,6 +131,8 @@ def _redact(value: Any, secrets: Sequence[str]) -> Any:
             out = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, out)
         if "://" in out:
             out = redact_url_credentials(out)
+        if "=" in out:  # a bare request path echoed back (`POST /v1?sig=...`) has no scheme
+            out = _QUERY_PARAM.sub(_redact_query_param, out)
         return out
     if isinstance(value, Mapping):
         return {k: (redact_headers(v) if isinstance(k, str) and _HEADER_KEY.search(k) else _redact(v, secrets))
