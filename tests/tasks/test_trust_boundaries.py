@@ -24,7 +24,14 @@ from cvbench.tasks.loading import (
     max_line_bytes,
 )
 from cvbench.tasks.mmvm import iter_mmvm
-from tests.tasks.builders import cvb_record, make_case, mmvm_row, write_image, write_jsonl, write_tsv
+from tests.tasks.builders import (
+    cvb_record,
+    make_case,
+    mmvm_row,
+    write_image,
+    write_jsonl,
+    write_tsv,
+)
 
 IMAGES = ["images/a.png", "images/b.png"]
 
