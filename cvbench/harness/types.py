@@ -19,7 +19,7 @@ from typing import Any, Literal, Mapping, Protocol, runtime_checkable
 import numpy as np
 
 # --------------------------------------------------------------------------------------
-# Benchmark vocabularies (facts from the papers; see docs/upstream-formats.md)
+# Benchmark vocabularies (facts from the papers; see docs/formats.md)
 # --------------------------------------------------------------------------------------
 
 Benchmark = Literal["crossviewbench", "mmvm"]

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cvbench.harness.provenance import redact_url_credentials
 from cvbench.model_adapters.aliases import Alias, load_aliases
 from cvbench.model_adapters.registry import (
     PROVIDERS,
@@ -247,7 +248,7 @@ def models_json(options: ModelOptions | None = None, env: Environment | None = N
     rows = models_report(options, environment)
     document = {
         "environment": {"cuda": environment.cuda, "importable": sorted(environment.importable),
-                        "keys": sorted(environment.keys), "base_urls": list(environment.base_urls)},
+                        "keys": sorted(environment.keys), "base_urls": [redact_url_credentials(u) for u in environment.base_urls]},
         "providers": [r.as_dict() for r in rows if r.kind == "provider"],
         "aliases": [r.as_dict() for r in rows if r.kind == "alias"],
     }
@@ -288,6 +289,6 @@ def render_models_tables(options: ModelOptions | None = None, env: Environment |
     console.print(providers)
     console.print(aliases)
     cuda = "CUDA GPU present" if environment.cuda else "no CUDA GPU"
-    urls = ", ".join(environment.base_urls) or "none"
+    urls = ", ".join(redact_url_credentials(u) for u in environment.base_urls) or "none"
     keys = ", ".join(environment.keys.values()) or "none"
     console.print(escape(f"{cuda}; OpenAI-compatible endpoints: {urls}; keys set: {keys}"), style="dim")

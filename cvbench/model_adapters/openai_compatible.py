@@ -8,7 +8,8 @@
   and the first token's top log-probabilities are mapped to option letters ("A", " A", "A.",
   "(A", ...; per letter the highest) into `Response.option_scores`. A server that returns no
   log-probabilities yields the plain one-token answer and no scores.
-- The API key is optional: `CVBENCH_VLLM_API_KEY` (env or .env), else none.
+- The API key is optional: `CVBENCH_VLLM_API_KEY`, else `OPENAI_API_KEY`, from the environment, else from
+  `.env` (the environment always wins), else none.
 - Images: base64 data URLs, no `detail` field unless `extra["image_detail"]` is set.
 """
 
@@ -37,7 +38,8 @@ from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.model_adapters.secrets import find_secret
 
 URL_ENV = "CVBENCH_VLLM_URL"
-KEY_VARS = ("CVBENCH_VLLM_API_KEY",)
+# OPENAI_API_KEY is what OpenAI-protocol clients (and vLLM's docs) use; the environment wins over .env
+KEY_VARS = ("CVBENCH_VLLM_API_KEY", "OPENAI_API_KEY")
 TOP_LOGPROBS = 20
 LETTER_INSTRUCTION = "Answer with the option's letter only."
 

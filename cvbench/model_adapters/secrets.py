@@ -1,5 +1,8 @@
 """API keys: read from the environment or a `.env` file in the working directory, nothing else.
 
+The environment wins over `.env` (for every name a provider accepts); at start-up one line on
+stderr says which variable and which source supplied the key, never its value.
+
 Keys are never written anywhere by cvbench. Every error message an adapter produces passes
 through `scrub`, which removes the key values this process has read plus anything shaped like a
 bearer token or an `api_key=` query parameter.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,21 +87,36 @@ _SEEN_SECRETS: set[str] = set()
 
 
 def find_secret(names: tuple[str, ...], environ: Mapping[str, str] | None = None,
-                directory: Path | None = None) -> Secret | None:
-    """The first of `names` set (non-empty) in the environment, else in `.env`; None if none is."""
+                directory: Path | None = None, announce: bool = True) -> Secret | None:
+    """The first of `names` set (non-empty) in the environment, else in `.env`; None if none is.
+
+    The environment always wins: a `.env` never overrides a key the environment supplies, under
+    any of `names`. With `announce`, one line on stderr says which variable and which source
+    supplied the key (never its value), and which `.env` entries were not used."""
     env = os.environ if environ is None else environ
+    dotenv_path = (directory or Path.cwd()) / DOTENV_FILE
+    dotenv = read_dotenv(directory)
+    in_dotenv = [n for n in names if dotenv.get(n, "").strip()]
+    found: Secret | None = None
     for name in names:
         value = env.get(name, "").strip()
         if value:
-            _SEEN_SECRETS.add(value)
-            return Secret(name, value, "env")
-    dotenv = read_dotenv(directory)
-    for name in names:
-        value = dotenv.get(name, "").strip()
-        if value:
-            _SEEN_SECRETS.add(value)
-            return Secret(name, value, ".env")
-    return None
+            found = Secret(name, value, "env")
+            break
+    else:
+        for name in in_dotenv:
+            found = Secret(name, dotenv[name].strip(), ".env")
+            break
+    if found is None:
+        return None
+    _SEEN_SECRETS.add(found.value)
+    if announce:
+        unused = [n for n in in_dotenv if not (found.origin == ".env" and n == found.name)]
+        source = "the environment" if found.origin == "env" else str(dotenv_path)
+        note = (f" ({', '.join(unused)} in {dotenv_path} not used: the environment wins over .env)"
+                if unused and found.origin == "env" else "")
+        print(f"cvbench: API key from ${found.name} in {source}{note}", file=sys.stderr)
+    return found
 
 
 def secret_is_set(names: tuple[str, ...], environ: Mapping[str, str] | None = None,

@@ -123,7 +123,8 @@ def charts_for(summary: RunSummary) -> list[ChartSpec]:
         for ev in evs:
             for dim in ev.dimensions():
                 bars = [_bar("Overall", ev.overall)] + [_bar(s.label, s.cell) for s in ev.slices
-                                                        if s.slice.partition("=")[0] == dim]
+                                                        if s.slice.partition("=")[0] == dim
+                                                        and s.cell.value is not None]  # an empty slice has no bar
                 charts.append(ChartSpec(f"{ev.key}-{dim}".replace("@", "-at-"), f"{ev.title}: by {_dim_name(dim)}",
                                         tuple(bars)))
     return charts

@@ -1,6 +1,6 @@
 """CrossViewBench loader: one JSON object per line -> Sample | InvalidSample, lazily.
 
-Reads exactly the upstream record (docs/upstream-formats.md, section 1.1). Images and masks
+Reads exactly the upstream record (docs/formats.md, section 1.1). Images and masks
 are never decoded here (only paths are checked to exist); `cvbench data verify` does that.
 A bad record becomes an InvalidSample naming `file:line` and the field; nothing is ever
 substituted, relabelled or replaced by another sample.
@@ -32,7 +32,15 @@ from cvbench.harness.types import (
     category_of,
 )
 from cvbench.tasks.gold import gold_divergence, upstream_gold
-from cvbench.tasks.loading import RecordError, join_inside, parse_option_lines
+from cvbench.tasks.loading import (
+    DataFormatError,
+    LongLine,
+    RecordError,
+    iter_bounded_lines,
+    join_inside,
+    max_line_bytes,
+    parse_option_lines,
+)
 
 BENCHMARK = "crossviewbench"
 LOADER_NOTES = "cvbench_loader"
@@ -47,16 +55,25 @@ def iter_crossviewbench(jsonl: Path, data_root: Path) -> Iterator[Sample | Inval
     """Stream the samples of a CrossViewBench JSONL file, one line at a time.
 
     `data_root` is the folder image/video paths are relative to (upstream also tries its parent).
-    Blank lines are skipped. A repeated sample_id makes the later line invalid.
+    Blank lines are skipped. A repeated sample_id makes the later line invalid; a line over
+    `max_line_bytes()` is invalid (and never held in memory whole). A file without a single
+    record raises DataFormatError: zero samples is never a finished evaluation.
     """
     jsonl = Path(jsonl)
     first_line: dict[str, int] = {}
     media: dict[str, Path] = {}  # image paths resolved in this pass (views share files)
+    limit = max_line_bytes()
+    records = 0
     with open(jsonl, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
+        for lineno, raw in enumerate(iter_bounded_lines(f, limit), start=1):
+            where = SourceLocation(str(jsonl), lineno)
+            if isinstance(raw, LongLine):
+                records += 1
+                yield InvalidSample(where, raw.reason)
+                continue
             if not raw.strip():
                 continue
-            where = SourceLocation(str(jsonl), lineno)
+            records += 1
             try:
                 record = _decode_line(raw, lineno)
             except RecordError as exc:
@@ -76,6 +93,8 @@ def iter_crossviewbench(jsonl: Path, data_root: Path) -> Iterator[Sample | Inval
                 yield parse_record(record, sample_id, where, Path(data_root), media)
             except RecordError as exc:
                 yield InvalidSample(where, str(exc), sample_id)
+    if records == 0:
+        raise DataFormatError(f"{jsonl}: no samples (the file is empty or holds only blank lines)")
 
 
 def _decode_line(raw: bytes, lineno: int) -> dict[str, Any]:

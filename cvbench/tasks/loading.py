@@ -16,8 +16,9 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Mapping, Sequence
 
 from cvbench.harness.locations import data_root
 from cvbench.harness.types import OPTION_LETTERS, InvalidSample, Option, Sample, TaskSpec
@@ -46,9 +47,10 @@ class RecordError(ValueError):
 def join_inside(base: Path, relative: str) -> Path:
     """`base / relative`, normalised; raises RecordError if it leaves `base`.
 
-    Containment is checked on the normalised path, not the resolved one, so datasets whose
-    files are symlinks (the Hugging Face cache) still load, while `..` and absolute paths
-    that point outside the data are refused.
+    Two checks: the normalised path (`..` and absolute paths), then the resolved one, so a
+    symlink inside the data that points outside it is refused too. Links that stay inside the
+    resolved data folder (a Hugging Face snapshot's links into its own cache, a folder linked
+    with `data download --link`) still load.
     """
     if not relative or "\x00" in relative:
         raise RecordError(f"empty or malformed path {relative!r}")
@@ -56,7 +58,76 @@ def join_inside(base: Path, relative: str) -> Path:
     candidate = Path(os.path.normpath(base_abs / relative))
     if candidate != base_abs and base_abs not in candidate.parents:
         raise RecordError(f"path {relative!r} escapes the data folder {base_abs}")
+    ensure_resolves_inside(candidate, base_abs, relative)
     return candidate
+
+
+def ensure_resolves_inside(path: Path, base: Path, shown: str | None = None) -> None:
+    """RecordError when `path`, symlinks followed, lies outside `base` (symlinks followed)."""
+    real_base = Path(os.path.realpath(base))
+    real = Path(os.path.realpath(path))
+    if real != real_base and real_base not in real.parents:
+        name = shown if shown is not None else str(path)
+        raise RecordError(f"path {name!r} is a symlink to {real}, outside the data folder {real_base}")
+
+
+# ------------------------------------------------------------------------------ bounded lines
+
+MAX_LINE_ENV = "CVBENCH_MAX_LINE_BYTES"
+# far above any real record (the published MMVM TSV carries base64 images of a few MB per row)
+DEFAULT_MAX_LINE_BYTES = 256 * 1024 * 1024
+_READ_BLOCK = 1 << 20
+
+
+def max_line_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The longest data line read, in bytes: `$CVBENCH_MAX_LINE_BYTES`, else 256 MiB."""
+    raw = (os.environ if environ is None else environ).get(MAX_LINE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_LINE_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DataFormatError(f"${MAX_LINE_ENV}={raw!r}: expected a whole number of bytes") from None
+    if value < 1024:
+        raise DataFormatError(f"${MAX_LINE_ENV}={raw!r}: must be at least 1024")
+    return value
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line over the bound: only its length is known (its bytes were read and dropped)."""
+
+    length: int  # bytes, without the line break
+    limit: int
+    quotes: int = 0  # '"' characters in it (a TSV reader needs their parity to stay in step)
+
+    @property
+    def reason(self) -> str:
+        return (f"line is {self.length:,} bytes long, over the {self.limit:,}-byte line bound; not read "
+                f"(raise ${MAX_LINE_ENV} if the record is real)")
+
+
+def iter_bounded_lines(f: BinaryIO, limit: int) -> Iterator[bytes | LongLine]:
+    """The lines of a binary file (with their line breaks), each at most `limit` bytes; a longer
+    line is drained in blocks (memory stays at about `limit`) and comes as a LongLine."""
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        length, quotes = len(line), line.count(b'"')
+        while True:
+            block = f.readline(_READ_BLOCK)
+            if not block:
+                break
+            length += len(block)
+            quotes += block.count(b'"')
+            if block.endswith(b"\n"):
+                length -= 1
+                break
+        yield LongLine(length, limit, quotes)
 
 
 _OPTION_LINE = re.compile(r"^\s*([A-Za-z])\s*[.)]\s?(.*)$", re.S)

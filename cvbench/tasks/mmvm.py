@@ -1,6 +1,6 @@
 """MMVM loader: `mllm_match_eval_full.tsv` + `match_bench/case_*/` -> Sample | InvalidSample.
 
-Reads exactly the upstream layout (docs/upstream-formats.md, section 2.1), one TSV row at a
+Reads exactly the upstream layout (docs/formats.md, section 2.1), one TSV row at a
 time; the small per-case annotation JSONs are read as each row is loaded, images are never
 decoded here. The query view is the original `FRAME00_ORI.jpg` (pre-rendered `FRAME00.jpg`)
 with entry [0] of `FRAME00.json` as its one region; the candidate view is `FRAME01_ORI.jpg`
@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
 from cvbench.harness.types import (
     CUE_BY_CODE,
@@ -32,7 +32,16 @@ from cvbench.harness.types import (
     SourceLocation,
     View,
 )
-from cvbench.tasks.loading import DataFormatError, RecordError, join_inside, parse_option_lines
+from cvbench.tasks.loading import (
+    DataFormatError,
+    LongLine,
+    RecordError,
+    ensure_resolves_inside,
+    iter_bounded_lines,
+    join_inside,
+    max_line_bytes,
+    parse_option_lines,
+)
 
 BENCHMARK = "mmvm"
 LOADER_NOTES = "cvbench_loader"
@@ -55,21 +64,32 @@ def iter_mmvm(tsv: Path, data_root: Path) -> Iterator[Sample | InvalidSample]:
     tsv = Path(tsv)
     _raise_csv_field_limit()
     first_line: dict[str, int] = {}
-    with open(tsv, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter="\t")
+    rows = 0
+    with open(tsv, "rb") as f:
+        lines = _TsvLines(f, max_line_bytes())
+        reader = csv.reader(lines, delimiter="\t")
         header = _read_header(reader, tsv)
+        header_problem = lines.problem(1, 1)
+        if header_problem is not None:
+            raise DataFormatError(f"{tsv}:1: the header cannot be read ({header_problem})")
         row_end = reader.line_num
         while True:
             try:
                 row = next(reader)
             except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as exc:
+                break
+            except csv.Error as exc:
                 raise DataFormatError(f"{tsv}:{row_end + 1}: the TSV cannot be read past this line ({exc})") from exc
             start, row_end = row_end + 1, reader.line_num
+            where = SourceLocation(str(tsv), start)
+            problem = lines.problem(start, row_end)
+            if problem is not None:
+                rows += 1
+                yield InvalidSample(where, problem)
+                continue
             if not any(cell.strip() for cell in row):
                 continue
-            where = SourceLocation(str(tsv), start)
+            rows += 1
             if len(row) != len(header):
                 yield InvalidSample(where, f"row has {len(row)} tab-separated fields, the header has {len(header)}")
                 continue
@@ -89,6 +109,43 @@ def iter_mmvm(tsv: Path, data_root: Path) -> Iterator[Sample | InvalidSample]:
                 yield InvalidSample(SourceLocation(where.file, where.line, exc.case), str(exc), sample_id)
             except RecordError as exc:
                 yield InvalidSample(where, str(exc), sample_id)
+    if rows == 0:
+        raise DataFormatError(f"{tsv}: no samples (a header row and no data rows)")
+
+
+class _TsvLines:
+    """The TSV's physical lines as text for csv.reader, one per line so that `line_num` counts
+    them. A line over the bound or with bytes that are not UTF-8 is remembered (and handed on
+    blank, or decoded with surrogates) so that only its row is reported, never the whole file."""
+
+    def __init__(self, f: BinaryIO, limit: int) -> None:
+        self._f = f
+        self._limit = limit
+        self.long: dict[int, LongLine] = {}
+        self.not_utf8: dict[int, int] = {}  # line -> offset of the first bad byte
+
+    def __iter__(self) -> Iterator[str]:
+        for lineno, raw in enumerate(iter_bounded_lines(self._f, self._limit), start=1):
+            if isinstance(raw, LongLine):
+                self.long[lineno] = raw
+                yield '"\n' if raw.quotes % 2 else "\n"  # same quote parity: a quoted cell opens or closes as before
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.not_utf8[lineno] = exc.start
+                text = raw.decode("utf-8", "surrogateescape")
+            yield text.removeprefix("\ufeff") if lineno == 1 else text
+
+    def problem(self, first: int, last: int) -> str | None:
+        """Why the row on lines first..last cannot be read, or None."""
+        for n in range(first, last + 1):
+            if n in self.long:
+                return self.long[n].reason if n == first else f"line {n}: {self.long[n].reason}"
+            if n in self.not_utf8:
+                where = "" if n == first else f" (line {n} of the row)"
+                return f"line is not valid UTF-8 (byte {self.not_utf8[n]}){where}"
+        return None
 
 
 class _CaseError(RecordError):
@@ -115,7 +172,7 @@ def _read_header(reader: Any, tsv: Path) -> list[str]:
         header = next(reader)
     except StopIteration:
         raise DataFormatError(f"{tsv}: empty file (expected a header row with {', '.join(REQUIRED_COLUMNS)})") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         raise DataFormatError(f"{tsv}:1: the header cannot be read ({exc})") from exc
     header = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -134,11 +191,21 @@ def parse_row(cells: Mapping[str, str], sample_id: str, where: SourceLocation, d
     query_overlay, cand_overlay = _overlay_paths(cells["image_path"], data_root)
     case = query_overlay.parent.name
     try:
+        _check_case_files_inside(data_root, query_overlay, cand_overlay)
         return _build_sample(cells, sample_id, where, cues, query_overlay, cand_overlay, case)
     except _CaseError:
         raise
     except RecordError as exc:
         raise _CaseError(str(exc), case) from None
+
+
+def _check_case_files_inside(data_root: Path, *overlays: Path) -> None:
+    """The annotation and original image beside each overlay, symlinks followed, stay in the data."""
+    for overlay in overlays:
+        stem = overlay.stem.removesuffix("_CAND")
+        for sibling in (annotation_path(overlay), overlay.with_name(f"{stem}_ORI{overlay.suffix}")):
+            if os.path.lexists(sibling):
+                ensure_resolves_inside(sibling, data_root, f"{overlay.parent.name}/{sibling.name}")
 
 
 def _build_sample(cells: Mapping[str, str], sample_id: str, where: SourceLocation, cues: tuple[str, ...],
@@ -270,12 +337,19 @@ def resolve_case_file(given: str, data_root: Path, field: str) -> Path:
     else:
         root_abs = Path(os.path.abspath(data_root))
         if root_abs in Path(text).parents and Path(text).is_file():
+            try:
+                ensure_resolves_inside(Path(text), root_abs, given)
+            except RecordError as exc:
+                raise RecordError(f"'{field}': {exc}") from None
             return Path(text)
     if CASES_DIR in parts:
         tail = parts[len(parts) - 1 - parts[::-1].index(CASES_DIR):]
         if ".." in tail:
             raise RecordError(f"'{field}': path {given!r} contains '..' after {CASES_DIR}/")
-        by_tail = join_inside(data_root, "/".join(tail))
+        try:
+            by_tail = join_inside(data_root, "/".join(tail))
+        except RecordError as exc:
+            raise RecordError(f"'{field}': {exc}") from None
         if by_tail.is_file():
             return by_tail
         tried.append(str(by_tail))

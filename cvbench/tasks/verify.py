@@ -159,7 +159,9 @@ def verify_path(path: Path, decode_images: bool = True,
                 if progress is not None and report.samples % 100 == 0:
                     progress(report.samples)
         except (DataFormatError, OSError) as exc:
-            report.problems.append(InvalidSample(SourceLocation(str(data_file)), f"cannot read further: {exc}"))
+            text = str(exc).removeprefix(f"{data_file}: ")
+            reason = text if text.startswith("no samples") else f"cannot read further: {text}"
+            report.problems.append(InvalidSample(SourceLocation(str(data_file)), reason))
     if progress is not None:
         progress(report.samples)
     return report

@@ -56,3 +56,44 @@ def test_scrub_removes_read_keys_and_token_shapes(tmp_path: Path) -> None:
     assert "abcdefgh12345678" not in text
     assert "AIzaSyAbcdefghijklmnopqrstuvwx" not in text
     assert "&x=1" in text
+
+
+def test_the_source_of_the_key_is_announced_never_its_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / ".env").write_text("CVBENCH_VLLM_API_KEY=from-file-abcdef\n")
+    secret = find_secret(("CVBENCH_VLLM_API_KEY", "OPENAI_API_KEY"), {"OPENAI_API_KEY": "from-env-abcdef"}, tmp_path)
+    assert secret is not None and secret.name == "OPENAI_API_KEY" and secret.origin == "env"
+    err = capsys.readouterr().err
+    assert err.strip() == (f"cvbench: API key from $OPENAI_API_KEY in the environment (CVBENCH_VLLM_API_KEY in "
+                           f"{tmp_path / '.env'} not used: the environment wins over .env)")
+    secret = find_secret(("CVBENCH_VLLM_API_KEY", "OPENAI_API_KEY"), {}, tmp_path)
+    assert secret is not None and secret.origin == ".env"
+    err = capsys.readouterr().err
+    assert err.strip() == f"cvbench: API key from $CVBENCH_VLLM_API_KEY in {tmp_path / '.env'}"
+    assert "from-file" not in err and "from-env" not in err
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("http://user:pw-SECRET@host:8000/v1", "http://***@host:8000/v1"),
+    ("https://TOKENONLY@host/v1", "https://***@host/v1"),
+    ("http://u:pa/ss@host/v1", "http://***@host/v1"),
+    ("http://h/v1?api-version=2024-01-01&sig=S1&client_secret=S2&X-Amz-Signature=S3",
+     "http://h/v1?api-version=2024-01-01&sig=***&client_secret=***&X-Amz-Signature=***"),
+    ("no route POST /v1/?page=2&access_token=S4chat/completions", "no route POST /v1/?page=2&access_token=***"),
+    ("see http://host/v1 for details", "see http://host/v1 for details"),
+])
+def test_urls_lose_userinfo_and_credential_query_values(text: str, expected: str) -> None:
+    from cvbench.harness.provenance import redact
+
+    assert redact(text, []) == expected
+
+
+def test_header_options_keep_names_and_lose_values() -> None:
+    from cvbench.harness.provenance import redact, redact_argv
+
+    assert redact({"extra_headers": {"X-Trace": "v1", "X-Custom-Auth": "HV"}, "max_tokens": 5}, []) == \
+        {"extra_headers": {"X-Trace": "***", "X-Custom-Auth": "***"}, "max_tokens": 5}
+    argv = ["cvbench", "run", "--model-option", 'extra_headers={"X-A": "HV"}', "--model-option=default_headers=HV",
+            "--model-option", "display_name=mine", "--base-url", "http://u:pw@h/v1"]
+    assert redact_argv(argv, []) == ["cvbench", "run", "--model-option", "extra_headers=***",
+                                     "--model-option=default_headers=***", "--model-option", "display_name=mine",
+                                     "--base-url", "http://***@h/v1"]

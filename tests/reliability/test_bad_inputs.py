@@ -81,6 +81,14 @@ CVB_ROWS = (
         "line holds a JSON list, not an object"),
     Row("missing answer", "crossviewbench", "no-answer", 22, "missing 'answer'"),
     Row("non-UTF-8 line", "crossviewbench", "invalid@crossviewbench.jsonl:23", 23, "line is not valid UTF-8"),
+    Row("truncated JPEG", "crossviewbench", "truncated-jpeg", 25,
+        "images/truncated.jpg: not a readable image (image file is truncated"),
+    Row("symlink escaping the data root", "crossviewbench", "symlink-escape", 26,
+        "'views[1].image_path': path 'images/outside.png' is a symlink to "),
+    Row("RLE size mismatch", "crossviewbench", "rle-size-mismatch", 27,
+        "region t0a: invalid RLE (compressed RLE runs sum to 768, expected H*W = 3072) and no bbox_xyxy to fall back to"),
+    Row("very long line", "crossviewbench", "invalid@crossviewbench.jsonl:28", 28,
+        "bytes long, over the 1,048,576-byte line bound; not read"),
 )
 MMVM_ROWS = (
     Row("TSV match_type not a list", "mmvm", "1", 10,
@@ -96,9 +104,16 @@ MMVM_ROWS = (
     Row("TSV case folder missing", "mmvm", "7", 58, "'image_path[0]' 'match_bench/case_nowhere/FRAME00.jpg': file not found"),
     Row("TSV path escaping the data root", "mmvm", "8", 66,
         "'image_path[0]': path '../../etc/FRAME00.jpg' escapes the data folder "),
+    Row("TSV non-UTF-8 data row", "mmvm", "invalid@mllm_match_eval_full.tsv:82", 82, "line is not valid UTF-8 (byte 1)"),
+    Row("TSV very long row", "mmvm", "invalid@mllm_match_eval_full.tsv:90", 90,
+        "bytes long, over the 1,048,576-byte line bound; not read"),
+    Row("TSV symlink escaping the data root", "mmvm", "12", 98,
+        "path 'case_sym/FRAME00_ORI.jpg' is a symlink to "),
 )
 ROWS = CVB_ROWS + MMVM_ROWS
-GOOD = {"crossviewbench": ["good-1", "good-2", "good-3"], "mmvm": ["0", "9"]}
+GOOD = {"crossviewbench": ["good-1", "good-2", "good-3", "good-4"], "mmvm": ["0", "9", "13"]}
+MAX_LINE = 1_048_576  # $CVBENCH_MAX_LINE_BYTES for the catalogue run; the long lines are ~3 MB
+OUTSIDE_BYTES = b"OUTSIDE-THE-DATA-ROOT"  # planted in the files the symlinks point to
 
 
 def png_header_only(path: Path, width: int, height: int) -> None:
@@ -113,6 +128,11 @@ def png_header_only(path: Path, width: int, height: int) -> None:
 def write_crossviewbench(folder: Path) -> None:
     write_image(folder / IMAGES[0], seed=1)
     write_image(folder / IMAGES[1], seed=2)
+    truncated = write_image(folder / "images" / "truncated.jpg", seed=3)
+    truncated.write_bytes(truncated.read_bytes()[:-400])
+    outside = write_image(folder.parent.parent / "outside" / "secret.png", seed=4)
+    outside.write_bytes(outside.read_bytes() + OUTSIDE_BYTES)  # still a valid PNG, now recognisable
+    (folder / "images" / "outside.png").symlink_to(outside)
     (folder / "images" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     png_header_only(folder / "images" / "bomb.png", 100_000, 100_000)
     png_header_only(folder / "images" / "large.png", 9_000, 9_000)
@@ -131,6 +151,10 @@ def write_crossviewbench(folder: Path) -> None:
     bad_rle_only = cvb_record("invalid-rle-no-bbox", IMAGES)
     bad_rle_only["views"][0]["objects"][0]["mask_rle"]["counts"] = "!!garbage"
     del bad_rle_only["views"][0]["objects"][0]["bbox_xyxy"]
+    size_mismatch = cvb_record("rle-size-mismatch", IMAGES)
+    size_mismatch["views"][0]["objects"][0]["mask_rle"] = {**encode_rle(small), "size": [48, 64]}
+    del size_mismatch["views"][0]["objects"][0]["bbox_xyxy"]
+    long_line = cvb_record("long-line", IMAGES, question="Is <region> " + "very " * 600_000 + "far?")
     no_answer = cvb_record("no-answer", IMAGES)
     del no_answer["answer"]
     lines: list[dict[str, Any] | str] = [
@@ -155,14 +179,24 @@ def write_crossviewbench(folder: Path) -> None:
         no_answer,
         "@NONUTF8@",
         cvb_record("good-3", IMAGES),
+        other_image("truncated-jpeg", "images/truncated.jpg"),
+        other_image("symlink-escape", "images/outside.png"),
+        size_mismatch,
+        long_line,
+        cvb_record("good-4", IMAGES),
     ]
     path = write_jsonl(folder / "crossviewbench.jsonl", lines)
     path.write_bytes(path.read_bytes().replace(b"@NONUTF8@", b'{"sample_id": "caf\xe9"}'))
 
 
 def write_mmvm(folder: Path) -> None:
-    for case in ("case_good", "case_a", "case_b", "case_c", "case_d", "case_e", "case_f"):
+    for case in ("case_good", "case_a", "case_b", "case_c", "case_d", "case_e", "case_f", "case_sym"):
         make_case(folder, case, [3, 1, 2])
+    outside = folder.parent.parent / "outside" / "FRAME00_ORI.jpg"
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    outside.write_bytes((folder / "match_bench" / "case_sym" / "FRAME00_ORI.jpg").read_bytes() + OUTSIDE_BYTES)
+    (folder / "match_bench" / "case_sym" / "FRAME00_ORI.jpg").unlink()
+    (folder / "match_bench" / "case_sym" / "FRAME00_ORI.jpg").symlink_to(outside)
     rows = [
         mmvm_row(0, "case_good", [3, 1, 2], 1),
         mmvm_row(1, "case_a", [3, 1, 2], 1, match_type="color and position"),
@@ -174,8 +208,13 @@ def write_mmvm(folder: Path) -> None:
         mmvm_row(7, "case_nowhere", [3, 1, 2], 1),
         mmvm_row(8, "case_good", [3, 1, 2], 1, image_path=repr(["../../etc/FRAME00.jpg", "../../etc/FRAME01_CAND.jpg"])),
         mmvm_row(9, "case_good", [3, 1, 2], 2),
+        mmvm_row("@NONUTF8@", "case_good", [3, 1, 2], 1),
+        mmvm_row("L" * 3_000_000, "case_good", [3, 1, 2], 1),
+        mmvm_row(12, "case_sym", [3, 1, 2], 1),
+        mmvm_row(13, "case_good", [3, 1, 2], 3),
     ]
-    write_tsv(folder / "mllm_match_eval_full.tsv", rows)
+    path = write_tsv(folder / "mllm_match_eval_full.tsv", rows)
+    path.write_bytes(path.read_bytes().replace(b"@NONUTF8@", b"1\xe90"))
 
 
 @dataclass(frozen=True)
@@ -194,9 +233,9 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     root = tmp / "data"
     write_crossviewbench(root / "crossviewbench")
     write_mmvm(root / "mmvm")
-    env = cli_env(tmp)
+    env = cli_env(tmp, CVBENCH_MAX_LINE_BYTES=str(MAX_LINE))
     run = cvbench(["run", "--model", "random", "--task", "crossviewbench,mmvm", "--data-dir", str(root), "--out",
-                   str(tmp / "run"), "--no-cache", "--no-progress"], env, tmp)
+                   str(tmp / "run"), "--no-cache", "--no-progress", "--save-images", "all"], env, tmp)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     records = {}
     for line in (tmp / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines():
@@ -242,6 +281,14 @@ def test_good_samples_are_all_answered(outcome: Outcome) -> None:
     assert not (outcome.root / "mmvm" / "PWNED").exists() and not Path("PWNED").exists()
 
 
+def test_nothing_outside_the_data_root_was_read_into_the_run(outcome: Outcome) -> None:
+    """The files the symlinks point to carry a marker; no file of the run holds it."""
+    run_dir = outcome.root.parent / "run"
+    assert list(run_dir.rglob("*.png")) or list(run_dir.rglob("*.jpg")), "the run saved no images at all"
+    carriers = [p for p in run_dir.rglob("*") if p.is_file() and OUTSIDE_BYTES in p.read_bytes()]
+    assert not carriers, carriers
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[r.case for r in ROWS])
 def test_verify_lists_the_item(outcome: Outcome, row: Row) -> None:
     assert outcome.verify_rc == 1 and outcome.verify["passed"] is False
@@ -280,6 +327,8 @@ RUN_LEVEL = (
              "samples.jsonl:1: invalid JSON in the middle of the file; move the run directory away or repair that line"),
     RunLevel("bad retry setting in the environment", "$CVBENCH_TIMEOUT_S='soon': expected a number"),
     RunLevel("unparseable .env line", ".env:2: expected NAME=value"),
+    RunLevel("empty JSONL", "crossviewbench.jsonl: no samples (the file is empty or holds only blank lines)"),
+    RunLevel("header-only TSV", "mllm_match_eval_full.tsv: no samples (a header row and no data rows)"),
 )
 
 
@@ -300,6 +349,12 @@ def _run_level_setup(case: str, tmp: Path) -> tuple[list[str], dict[str, str]]:
     if case == "unparseable .env line":
         (tmp / ".env").write_text("OK_NAME=1\nthis line has no equals sign\n", encoding="utf-8")
         return ["--model", "openai-compatible:x", "--base-url", "http://127.0.0.1:9/v1"], {}
+    if case == "empty JSONL":
+        (tmp / "data" / "crossviewbench" / "crossviewbench.jsonl").write_bytes(b"\n\n")
+        return [], {}
+    if case == "header-only TSV":
+        write_tsv(tmp / "data" / "mmvm" / "mllm_match_eval_full.tsv", [])
+        return ["--task", "mmvm"], {}  # the later --task wins
     raise AssertionError(case)
 
 
@@ -325,3 +380,10 @@ def test_run_level_bad_input_is_one_clear_error(row: RunLevel, tmp_path: Path) -
     assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-2000:])
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.startswith("Error: ") and row.message in result.stderr, result.stderr
+    if row.case in ("empty JSONL", "header-only TSV"):  # never a finished run, and verify says so too
+        results = tmp_path / "run" / "results.json"
+        assert not results.exists() or json.loads(results.read_text())["status"] != "complete"
+        verify = cvbench(["data", "verify", str(tmp_path / "data"), "--json"], env, tmp_path)
+        file, reason = row.message.split(": ", 1)
+        hits = [p for p in json.loads(verify.stdout)["problems"] if p["where"].endswith(file)]
+        assert verify.returncode == 1 and hits and hits[0]["reason"] == reason, verify.stdout[-2000:]

@@ -70,8 +70,9 @@ def test_planted_keys_never_reach_disk_or_output(tmp_path: Path, key_source: str
              "CVBENCH_RETRY_BASE_DELAY_S": "0.01", "CVBENCH_RETRY_MAX_DELAY_S": "0.05"}
     if key_source == "env":
         extra["CVBENCH_VLLM_API_KEY"] = ENV_KEY
-    else:
+    else:  # the environment supplies no key (it would win over .env), so the .env one is sent
         dotenv.append(f'CVBENCH_VLLM_API_KEY="{DOTENV_KEY}"')
+        del extra["OPENAI_API_KEY"]
     (work / ".env").write_text("\n".join(dotenv) + "\n", encoding="utf-8")
     env = cli_env(tmp_path, **extra)
     sent_key = ENV_KEY if key_source == "env" else DOTENV_KEY
@@ -128,3 +129,62 @@ def test_planted_keys_never_reach_disk_or_output(tmp_path: Path, key_source: str
     assert (work / "cache.db").exists() and (run_dir / "samples.jsonl").exists()
     if key_source == "env":
         assert scanned > 20 and list((work / "site").rglob("*.html")) and (work / "report" / "report.html").exists()
+
+
+URL_PASSWORD = "PLANTEDuserinfoPW-4c4c4c4c4c"
+QUERY_SIG = "PLANTEDsigQuery-9d9d9d9d9d9d"
+QUERY_CLIENT_SECRET = "PLANTEDclientSecret-1a1a1a1a"
+HEADER_VALUE = "PLANTEDheaderValue-77aa77aa77"
+OPTION_SECRETS = (URL_PASSWORD, QUERY_SIG, QUERY_CLIENT_SECRET, HEADER_VALUE)
+
+
+def test_url_userinfo_query_and_header_options_never_written(tmp_path: Path) -> None:
+    """A password in --base-url userinfo, credentials in its query string and a header value in
+    --model-option reach no file of the run, report or site, and no output."""
+    write_data(tmp_path / "data", 4)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = cli_env(tmp_path, CVBENCH_TIMEOUT_S="5", CVBENCH_MAX_RETRIES="0")
+    with FaultInjectingServer(FaultSchedule(seed=1, rate=0.0)) as server:
+        base = server.base_url()
+        with_password = base.replace("http://", f"http://cvbuser:{URL_PASSWORD}@", 1)
+        with_query = f"{base}?api-version=1&sig={QUERY_SIG}&client_secret={QUERY_CLIENT_SECRET}"
+        run_dir = work / "run"
+        done = cvbench(["run", "--model", "openai-compatible:leaky", "--base-url", with_password, "--base-url",
+                        with_query, "--model-option", f'extra_headers={{"X-Custom-Auth": "{HEADER_VALUE}"}}',
+                        "--task", "crossviewbench", "--data-dir", str(tmp_path / "data"), "--out", str(run_dir),
+                        "--no-cache", "--no-progress"], env, work)
+        outputs = [done.stdout, done.stderr]
+        assert (run_dir / "samples.jsonl").exists(), done.stderr[-2000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert "cvbuser:" not in json.dumps(config) and "extra_headers=***" in json.dumps(config["command"])
+    assert "sig=***" in json.dumps(config["command"]) and "api-version=1" in json.dumps(config["command"])
+    for step in (["report", str(run_dir), "--out", str(work / "report")],
+                 ["leaderboard", "build", str(run_dir), "--out", str(work / "site"), "--samples-per-evaluation", "0"]):
+        result = cvbench(step, env, work)
+        outputs += [result.stdout, result.stderr]
+        assert result.returncode == 0, (step, result.stderr[-2000:])
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(tmp_path / "data")]
+    assert len(written) > 10 and (work / "report" / "report.md").exists() and list((work / "site").rglob("*.html"))
+    found = {str(p): [s for s in OPTION_SECRETS if s.encode() in p.read_bytes()] for p in written}
+    found = {k: v for k, v in found.items() if v}
+    found.update({f"output #{i}": [s for s in OPTION_SECRETS if s in text]
+                  for i, text in enumerate(outputs) if any(s in text for s in OPTION_SECRETS)})
+    assert not found, f"planted secrets written: {found}"
+
+
+def test_environment_wins_over_dotenv_and_the_source_is_named(tmp_path: Path) -> None:
+    write_data(tmp_path / "data", 2)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".env").write_text(f"CVBENCH_VLLM_API_KEY={DOTENV_KEY}\n", encoding="utf-8")
+    env = cli_env(tmp_path, OPENAI_API_KEY=ENV_KEY, CVBENCH_MAX_RETRIES="0")
+    with FaultInjectingServer(FaultSchedule(seed=1, rate=0.0)) as server:
+        done = cvbench(["run", "--model", "openai-compatible:m", "--base-url", server.base_url(), "--task",
+                        "crossviewbench", "--data-dir", str(tmp_path / "data"), "--out", str(work / "run"),
+                        "--no-cache", "--no-progress"], env, work)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert {r.headers.get("authorization") for r in server.requests} == {f"Bearer {ENV_KEY}"}
+    assert "API key from $OPENAI_API_KEY in the environment" in done.stderr
+    assert f"CVBENCH_VLLM_API_KEY in {work / '.env'} not used" in done.stderr
+    assert not leaks((done.stdout + done.stderr).encode())
