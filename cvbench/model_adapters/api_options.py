@@ -14,7 +14,7 @@ from typing import Any
 
 from cvbench.model_adapters.registry import ModelResolutionError
 
-OptionType = str  # "bool" | "int" | "float" | "str" | "choice"
+OptionType = str  # "bool" | "int" | "float" | "str" | "choice" | "headers"
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,29 @@ def _number(spec: OptionSpec, value: Any) -> int | float:
     return number
 
 
+def _headers(name: str, value: Any) -> dict[str, str]:
+    """HTTP headers as a JSON object of names to text values (values never echoed in errors)."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ModelResolutionError(f"model option {name}: expected a JSON object of header names to values, "
+                                       f'e.g. {name}={{"X-Name": "value"}}') from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ModelResolutionError(f"model option {name}: expected a JSON object of header names to text values")
+    return dict(value)
+
+
 def coerce(spec: OptionSpec, value: Any) -> Any:
     """One option value, typed; ModelResolutionError naming the option otherwise."""
     if spec.type == "bool":
         return _bool(spec.name, value)
     if spec.type in ("int", "float"):
         return _number(spec, value)
+    if spec.type == "headers":
+        return _headers(spec.name, value)
     if isinstance(value, (dict, list)):
         raise ModelResolutionError(f"model option {spec.name}={value!r}: expected text")
     text = str(value).strip()

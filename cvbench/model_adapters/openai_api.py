@@ -63,6 +63,8 @@ CHAT_OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
     OptionSpec("reasoning_effort", "choice", f"reasoning models: effort (default {OPENAI_DEFAULT_EFFORT})",
                OPENAI_EFFORTS),
     OptionSpec("reasoning_tokens", "int", "tokens added to the answer budget for reasoning", minimum=0),
+    OptionSpec("extra_headers", "headers", "HTTP headers sent with every request (JSON object; values redacted "
+                                           "everywhere cvbench writes)"),
 )
 OPTIONS = CHAT_OPTIONS
 
@@ -189,8 +191,10 @@ class OpenAIChatAdapter(ApiAdapter):
 
     def __init__(self, info: ModelInfo, capabilities: Capabilities, options: ModelOptions, model_name: str,
                  *, base_url: str | None, api_key: str | None, image_detail: str | None,
-                 max_tokens_field: str, send_temperature: bool = True, reasoning: Reasoning | None = None) -> None:
+                 max_tokens_field: str, send_temperature: bool = True, reasoning: Reasoning | None = None,
+                 extra_headers: Mapping[str, str] | None = None) -> None:
         super().__init__(info, capabilities, options)
+        self.extra_headers = dict(extra_headers or {})
         self.model_name = model_name
         self.base_url = base_url
         self.image_detail = image_detail
@@ -208,7 +212,8 @@ class OpenAIChatAdapter(ApiAdapter):
         if client is None:
             openai = require("openai", "openai", "the OpenAI adapter")
             client = openai.AsyncOpenAI(api_key=self._api_key or "EMPTY", base_url=base_url,
-                                        max_retries=0, timeout=self.policy.timeout_s)
+                                        max_retries=0, timeout=self.policy.timeout_s,
+                                        default_headers=self.extra_headers or None)
             self._clients[key] = client
         return client
 
@@ -265,4 +270,5 @@ def make_adapter(model_name: str, options: ModelOptions) -> OpenAIChatAdapter:
                              base_url=base_url, api_key=secret.value, image_detail=opts.get("image_detail", "high"),
                              max_tokens_field=opts.get("max_tokens_field", "max_completion_tokens"),
                              send_temperature=opts.get("send_temperature", not reasons),
+                             extra_headers=opts.get("extra_headers"),
                              reasoning=openai_reasoning(model_name, opts, reasons))

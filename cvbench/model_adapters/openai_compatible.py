@@ -129,7 +129,8 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
                          model_name, base_url=None, api_key=api_key, image_detail=image_detail,
                          max_tokens_field=opts.get("max_tokens_field", "max_tokens"),
                          send_temperature=opts.get("send_temperature", True),
-                         reasoning=openai_reasoning(model_name, opts, default_on=False))
+                         reasoning=openai_reasoning(model_name, opts, default_on=False),
+                         extra_headers=opts.get("extra_headers"))
         self.pool = EndpointPool(urls, float(opts.get("endpoint_cooldown_s", 30.0)))
         self.retry_refused_before_answer = len(self.pool.endpoints) > 1  # another endpoint may answer
 
