@@ -232,13 +232,16 @@ def _check(image: np.ndarray, mask: np.ndarray) -> None:
         raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape[:2]}")
 
 
-def _mask_contours(mask: np.ndarray, box: Box | None = _UNSET) -> list[np.ndarray]:
+def _mask_contours(mask: np.ndarray, box: Box | None = _UNSET, *, tree: bool = False) -> list[np.ndarray]:
+    """Outer contours (every point), or with `tree` every piece, holes included (simple chain
+    approximation, as the MMVM authors retrieve them)."""
     box = _box_of(mask, box)
     if box is None:
         return []
     x, y, w, h = box
     crop = np.ascontiguousarray(mask[y:y + h, x:x + w], dtype=np.uint8)
-    found, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(x, y))
+    mode, approx = (cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE) if tree else (cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    found, _ = cv2.findContours(crop, mode, approx, offset=(x, y))
     return list(found)
 
 
@@ -486,16 +489,6 @@ class UpstreamTagLayout:
                         f"minimum over objects, >= {UPSTREAM_MIN_SCALE}"}
 
 
-def _tree_contours(mask: np.ndarray, box: Box | None) -> list[np.ndarray]:
-    """All contour pieces, holes included (retrieval as a tree, simple chain approximation)."""
-    if box is None:
-        return []
-    x, y, w, h = box
-    crop = np.ascontiguousarray(mask[y:y + h, x:x + w], dtype=np.uint8)
-    found, _ = cv2.findContours(crop, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))
-    return list(found)
-
-
 def _piece_geometry(piece: np.ndarray) -> tuple[float, tuple[int, int], tuple[int, int]]:
     """(area, centroid (x, y), box (w, h)) of one closed contour: shoelace area and polygon
     moments in float64 on integer points (exact arithmetic, the same everywhere); a degenerate
@@ -546,7 +539,7 @@ def draw_upstream_mmvm(image: np.ndarray, masks: Sequence[np.ndarray], colours: 
     out = image.copy()
     for m in masks:
         _check(out, m)
-    pieces = [_tree_contours(m, _bbox(m)) for m in masks]
+    pieces = [_mask_contours(m, _bbox(m), tree=True) for m in masks]
     for obj_pieces, colour in zip(pieces, colours):
         if obj_pieces:
             cv2.drawContours(out, obj_pieces, -1, tuple(int(v) for v in colour), UPSTREAM_MMVM_THICKNESS,
