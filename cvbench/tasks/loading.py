@@ -246,6 +246,10 @@ def generate_synthetic(spec: TaskSpec, folder: Path) -> Path:
 def iter_task_samples(spec: TaskSpec, data_dir: Path | str | None = None) -> Iterator[Sample | InvalidSample]:
     """Every sample of the task, lazily, in file order; bad records come as InvalidSample."""
     folder = ensure_task_data(spec, data_dir)
+    try:  # the data file itself is data: a link to outside the task folder is refused like any path
+        ensure_resolves_inside(folder / spec.data_file, folder, str(folder / spec.data_file))
+    except RecordError as exc:
+        raise DataFormatError(str(exc)) from None
     return iter_data_file(spec.source, folder / spec.data_file, folder)
 
 

@@ -173,3 +173,18 @@ def test_an_empty_slice_has_no_accuracy() -> None:
     assert _fmt_metric(m)[:3] == ["-", "-", "0"]
     cell = metric_cell(m)
     assert cell.value is None and cell.n == 0
+
+
+def test_a_data_file_linked_from_outside_the_task_folder_is_refused(tmp_path: Path) -> None:
+    """The data file itself is data: `crossviewbench.jsonl -> /elsewhere/...` is refused by name."""
+    from cvbench.tasks.loading import DataFormatError, iter_task_samples
+    from cvbench.tasks.registry import get_task
+
+    outside = tmp_path / "elsewhere" / "crossviewbench.jsonl"
+    outside.parent.mkdir()
+    outside.write_text('{"sample_id": "x"}\n', encoding="utf-8")
+    folder = tmp_path / "data" / "crossviewbench"
+    folder.mkdir(parents=True)
+    (folder / "crossviewbench.jsonl").symlink_to(outside)
+    with pytest.raises(DataFormatError, match=r"crossviewbench\.jsonl'? is a symlink to .*elsewhere"):
+        list(iter_task_samples(get_task("crossviewbench"), tmp_path / "data"))
