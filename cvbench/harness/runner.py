@@ -240,7 +240,8 @@ def default_out_dir(options: RunOptions) -> Path:
         parts.append("opts" + digest[:8])
     if options.shard is not None:
         parts.append(f"shard{options.shard[0]}of{options.shard[1]}")
-    return Path("runs") / slug(options.model) / slug("_".join(parts))
+    # redacted first: a password in an lmms spec's base_url must not become a folder name
+    return Path("runs") / slug(str(redact(options.model))) / slug("_".join(parts))
 
 
 _PLAIN_SCALARS = (str, int, bool, type(None))

@@ -58,3 +58,11 @@ def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(t
     varied = RunOptions(model="random", tasks=("synth-mmvm",), alpha=0.6, max_side=512,
                         model_options=(("image_detail", "low"),))
     assert default_out_dir(default) != default_out_dir(varied)
+
+
+def test_the_default_run_folder_never_holds_a_url_password() -> None:
+    from cvbench.harness.runner import RunOptions, default_out_dir
+
+    out = default_out_dir(RunOptions(model="lmms:qwen2_vl,base_url=http://u:PLANTEDpw@host:8000/v1",
+                                     tasks=("synth-mmvm",)))
+    assert "PLANTEDpw" not in str(out) and out.parts[0] == "runs"
