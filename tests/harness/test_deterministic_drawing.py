@@ -13,7 +13,12 @@ import pytest
 
 from cvbench.harness import bitmap_font as F
 from cvbench.harness import render as R
-from cvbench.harness.encoding import ImagePolicy, encode_image, identity_of_bytes, pixel_identity
+from cvbench.harness.encoding import (
+    ImagePolicy,
+    encode_image,
+    identity_of_bytes,
+    pixel_identity,
+)
 
 
 def test_every_glyph_is_5_by_9_and_distinct():
@@ -80,7 +85,7 @@ def test_upstream_font_rule_fifteen_percent_of_the_largest_piece_then_minimum():
     small = np.zeros((600, 900), bool)
     small[450:590, 650:880] = True  # 15% of 140 = 21 px: 3
     masks = [big, small]
-    out, layout = R.draw_upstream_mmvm(np.zeros((600, 900, 3), np.uint8), masks, [(230, 0, 0), (0, 90, 255)],
+    _out, layout = R.draw_upstream_mmvm(np.zeros((600, 900, 3), np.uint8), masks, [(230, 0, 0), (0, 90, 255)],
                                        tags=["3", "11"])
     assert layout is not None
     assert layout.per_object_scale == (8, 3) and layout.scale == 3

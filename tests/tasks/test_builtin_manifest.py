@@ -70,7 +70,7 @@ def test_an_edited_question_file_is_refused_naming_it(generated_mmvm: Path, tmp_
 def test_same_pixels_in_other_bytes_pass(generated_cvb: Path, tmp_path: Path) -> None:
     """A PNG written by another zlib build differs in bytes, not pixels: still the same set."""
     root = _copy(generated_cvb, tmp_path, "synth-crossviewbench")
-    view = sorted((root / "synth-crossviewbench" / "images").rglob("*.png"))[0]
+    view = min((root / "synth-crossviewbench" / "images").rglob("*.png"))
     pixels = np.asarray(Image.open(view).convert("RGB"))
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
@@ -94,7 +94,7 @@ def test_a_set_generated_with_other_parameters_is_checked_against_its_own_manife
     spec = get_task("synth-crossviewbench")
     assert len(list(iter_task_samples(spec, tmp_path))) == 17
     _VERIFIED.clear()
-    view = sorted((folder / "images").rglob("*.png"))[0]
+    view = min((folder / "images").rglob("*.png"))
     pixels = np.asarray(Image.open(view).convert("RGB")).copy()
     pixels[3, 3] = 255 - pixels[3, 3]
     Image.fromarray(pixels).save(view)
