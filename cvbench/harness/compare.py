@@ -236,6 +236,9 @@ class PairedResult:
     ci: tuple[float, float] | None  # paired cluster bootstrap interval for `difference`
     n_clusters: int
     mde: MinimumDetectableEffect
+    # "paired_cluster_bootstrap", or "newcombe_paired" where the bootstrap collapsed to a point
+    # (every pair agrees in every resample): never a zero-width interval for a finite sample
+    ci_method: str = "paired_cluster_bootstrap"
 
     @property
     def a_accuracy(self) -> float | None:
@@ -378,6 +381,12 @@ def paired_statistics(
         return PairedResult(0, 0, 0, 0, 0, None, None, None, 0, mde)
     ci = paired_cluster_bootstrap(a, b, clusters, n_boot=options.n_boot, level=1.0 - options.alpha,
                                   seed=options.seed, label=label)
+    ci_method = "paired_cluster_bootstrap"
+    if ci is not None and ci[1] - ci[0] <= 0.0:
+        both = int(np.sum(a & b))
+        ci = stats.newcombe_paired_difference(both, a_only, b_only, n - both - a_only - b_only,
+                                              level=1.0 - options.alpha)
+        ci_method = "newcombe_paired"
     return PairedResult(
         n=n,
         a_correct=int(a.sum()),
@@ -389,6 +398,7 @@ def paired_statistics(
         ci=ci,
         n_clusters=len(set(clusters)),
         mde=mde,
+        ci_method=ci_method,
     )
 
 
@@ -660,7 +670,8 @@ def comparison_to_json(c: Comparison) -> dict[str, Any]:
                     "a_accuracy": s.paired.a_accuracy, "b_accuracy": s.paired.b_accuracy,
                     "difference": s.paired.difference, "a_only_correct": s.paired.a_only,
                     "b_only_correct": s.paired.b_only, "p_value": s.paired.p_value, "p_holm": s.p_holm,
-                    "ci": list(s.paired.ci) if s.paired.ci else None, "n_clusters": s.paired.n_clusters,
+                    "ci": list(s.paired.ci) if s.paired.ci else None, "ci_method": s.paired.ci_method,
+                    "n_clusters": s.paired.n_clusters,
                     "mde": {"drop": s.paired.mde.drop, "discordance": s.paired.mde.discordance,
                             "exact_floor": s.paired.mde.exact_floor, "note": s.paired.mde.note},
                 },
@@ -678,7 +689,8 @@ def comparison_to_markdown(c: Comparison) -> str:
              f"- B (candidate): `{c.run_b}` ({c.model_b}, {c.status_b})",
              (f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
               f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})"),
-             f"- A/B accuracy intervals: each run's own ({interval_methods(c)}); B-A: paired cluster bootstrap", ""]
+             f"- A/B accuracy intervals: each run's own ({interval_methods(c)}); B-A: paired cluster bootstrap "
+             "(Newcombe's paired score interval where every pair agrees and the bootstrap collapses)", ""]
     for w in c.warnings:
         lines.append(f"> **Warning:** {w}")
     if c.warnings:

@@ -93,6 +93,27 @@ def wilson(correct: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, f
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def newcombe_paired_difference(both: int, a_only: int, b_only: int, neither: int,
+                                level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (1998, method 10) for accuracy(B) - accuracy(A) on paired
+    outcomes: `both` right, only A right, only B right, `neither`. Built from each run's Wilson
+    interval and the correlation of the pairs (taken as 0 when undefined), it never collapses to a
+    point for finite n, unlike a bootstrap of the differences when every pair agrees."""
+    n = both + a_only + b_only + neither
+    if n == 0:
+        return (-1.0, 1.0)
+    p_a, p_b = (both + a_only) / n, (both + b_only) / n
+    l_a, u_a = wilson(both + a_only, n, level)
+    l_b, u_b = wilson(both + b_only, n, level)
+    margins = (both + a_only) * (b_only + neither) * (both + b_only) * (a_only + neither)
+    phi = (both * neither - a_only * b_only) / math.sqrt(margins) if margins > 0 else 0.0
+    # interval for p_a - p_b, then negated for B - A
+    delta = math.sqrt(max(0.0, (p_a - l_a) ** 2 - 2 * phi * (p_a - l_a) * (u_b - p_b) + (u_b - p_b) ** 2))
+    epsilon = math.sqrt(max(0.0, (u_a - p_a) ** 2 - 2 * phi * (u_a - p_a) * (p_b - l_b) + (p_b - l_b) ** 2))
+    lower, upper = (p_a - p_b) - delta, (p_a - p_b) + epsilon
+    return (max(-1.0, -upper), min(1.0, -lower))
+
+
 def wilson_bounds(p_hat: np.ndarray, n_eff: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised Wilson score bounds for observed proportions on (possibly fractional) sample sizes."""
     z2 = z * z

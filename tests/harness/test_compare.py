@@ -226,7 +226,10 @@ def test_identical_runs_pass_with_zero_difference(tmp_path: Path) -> None:
     assert payload["passed"] is True and payload["regressions"] == [] and payload["warnings"] == []
     for s in payload["slices"]:
         assert s["paired"]["difference"] == 0.0 and s["paired"]["p_value"] == 1.0
-        assert s["paired"]["ci"] == [0.0, 0.0] and s["verdict"] == "no significant difference"
+        # every pair agrees: the bootstrap collapses, so the paired Newcombe interval is shown instead
+        low, high = s["paired"]["ci"]
+        assert low < 0.0 < high and s["paired"]["ci_method"] == "newcombe_paired"
+        assert s["verdict"] == "no significant difference"
     overall = by_name(payload)[CVB]
     assert overall["a"]["n"] == overall["paired"]["n"] == 17 * 24
     assert overall["a"]["ci_method"] == "wilson_design_effect"  # the run's own interval from results.json
@@ -405,3 +408,22 @@ def test_minimum_detectable_drop_with_fewer_pairs_than_the_exact_test_needs() ->
     mde = C.minimum_detectable_drop(5, 0.4, 0.05)
     assert mde.drop is None and "needs at least 6 discordant pairs" in mde.note
     assert C.minimum_detectable_drop(6, 0.0, 0.05).drop == pytest.approx(1.0)
+
+
+def test_newcombe_paired_interval_never_collapses_and_matches_a_hand_computation() -> None:
+    from cvbench.harness import stats
+
+    for both, neither in ((40, 0), (0, 40), (25, 15), (1, 0)):
+        low, high = stats.newcombe_paired_difference(both, 0, 0, neither)
+        assert -1.0 <= low < 0.0 < high <= 1.0
+    # Hand computation (Newcombe 1998, method 10): 30 both right, 5 only A, 15 only B, 10 neither.
+    n, p_a, p_b = 60, 35 / 60, 45 / 60
+    l_a, u_a = stats.wilson(35, n)
+    l_b, u_b = stats.wilson(45, n)
+    phi = (30 * 10 - 5 * 15) / math.sqrt(35 * 25 * 45 * 15)
+    d = p_a - p_b
+    lower = d - math.sqrt((p_a - l_a) ** 2 - 2 * phi * (p_a - l_a) * (u_b - p_b) + (u_b - p_b) ** 2)
+    upper = d + math.sqrt((u_a - p_a) ** 2 - 2 * phi * (u_a - p_a) * (p_b - l_b) + (p_b - l_b) ** 2)
+    got = stats.newcombe_paired_difference(30, 5, 15, 10)
+    assert got == pytest.approx((-upper, -lower), abs=1e-12)
+    assert got[0] < 1 / 6 < got[1]  # contains the observed B - A
