@@ -126,10 +126,17 @@ def render_html(summary: RunSummary, charts: list[ChartSpec], gallery: list[tupl
     template = environment().get_template("report.html.j2")
     svgs = [(c, Markup(bar_chart_svg(c.bars, c.title))) for c in charts]  # built by the escaping chart renderer
     return template.render(s=summary, charts=svgs, gallery=gallery, invalid=invalid, invalid_total=invalid_total,
+                           ci_methods=interval_methods(summary),
                            n_records=n_records, csp=CSP, access_labels=ACCESS_LABELS)
 
 
 # --------------------------------------------------------------------------------------- Markdown
+
+
+def interval_methods(summary: RunSummary) -> str:
+    """The interval methods of a report's numbers, named once for the page (docs/running.md)."""
+    methods = sorted({ev.overall.ci_method for ev in summary.evaluations if ev.overall.ci_method})
+    return ", ".join(methods) if methods else "none"
 
 
 def _md_metric(cell: Cell) -> str:
@@ -159,13 +166,14 @@ def render_markdown(summary: RunSummary, charts: list[ChartSpec], chart_files: d
     lines += ["", "## Headline numbers", "",
               ("Accuracy in %, with the 95% interval in brackets. Unparsed answers, model errors and invalid "
                "samples count as wrong and are also listed separately."), "",
-              "| Evaluation | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid | CI method |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+              f"95% intervals: {interval_methods(summary)} (docs/running.md).", "",
+              "| Evaluation | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for ev in summary.evaluations:
         c = ev.overall
         lines.append(f"| {markdown_escape(ev.title)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
-                     f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | {c.invalid if c.invalid is not None else '–'} | "
-                     f"{c.ci_method or '–'} |")
+                     f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
+                     f"{c.invalid if c.invalid is not None else '–'} |")
     lines += ["", "## Charts", "", "Bars: accuracy; black whiskers: 95% interval; dashed red mark: chance.", ""]
     for chart in charts:
         lines += [f"![{markdown_escape(chart.title)}]({chart_files[chart.chart_id]})", ""]

@@ -125,3 +125,10 @@ def test_cli_report(factory_runs: list[Path], tmp_path: Path) -> None:
     assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "report.md").is_file()
     bad = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert bad.exit_code == 1 and "config.json: not found" in bad.output
+
+
+def test_the_interval_method_is_named_once_per_page(factory_runs: list[Path], tmp_path: Path) -> None:
+    files = build_report(factory_runs[0], tmp_path / "rep", gallery_per_slice=1, gallery_max=5)
+    for page in (files.markdown.read_text(encoding="utf-8"), files.html.read_text(encoding="utf-8")):
+        assert page.count("95% intervals: cluster_bootstrap") == 1
+        assert "CI method" not in page
