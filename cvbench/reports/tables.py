@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cvbench.harness.metrics import DEFAULT_CI_METHOD
 from cvbench.harness.rundir import RunData, RunDirError
 from cvbench.harness.types import CATEGORY_NAMES, CUES, TASK_TYPES
 
@@ -85,7 +86,9 @@ class Cell:
     def tooltip(self) -> str:
         parts = [f"{self.text}%"]
         if self.ci is not None:
-            parts.append(f"95% CI {self.ci[0]:.1f}–{self.ci[1]:.1f}" + (f" ({self.ci_method})" if self.ci_method else ""))
+            # the default method is named once per page; a cell only names a different one
+            other = self.ci_method and self.ci_method != DEFAULT_CI_METHOD
+            parts.append(f"95% CI {self.ci[0]:.1f}–{self.ci[1]:.1f}" + (f" ({self.ci_method})" if other else ""))
         else:
             parts.append("no interval published" if self.n is None else "no interval")
         if self.n is not None:
