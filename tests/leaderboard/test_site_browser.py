@@ -172,7 +172,7 @@ def test_model_page_sample_deep_link_and_xss(page: Page, base: str) -> None:
     assert page.evaluate("typeof window.__pwned") == "undefined"
 
     page.goto(page.url.split("#")[0] + "#sample=" + quote("nope@all/0", safe=""))
-    assert "not included" in page.locator("#sample-detail").inner_text()
+    expect(page.locator("#sample-detail")).to_contain_text("not included")
 
 
 def test_slice_filter_in_sample_browser(page: Page, base: str, site: Path) -> None:
@@ -209,7 +209,7 @@ def test_preview_site_shows_previews_and_says_so(factory_runs: list[Path], brows
         page.locator("#sample-status").select_option("correct")
         page.locator("#sample-list button").first.click()
         detail = page.locator("#sample-detail")
-        assert "Downscaled JPEG previews" in detail.inner_text()
+        expect(detail).to_contain_text("Downscaled JPEG previews")  # waits for the detail to render
         img = detail.locator("img").first
         img.wait_for()
         assert img.evaluate("img => img.complete && img.naturalWidth === 24")
