@@ -110,7 +110,7 @@ def test_regress_cli_prompts_suite_fails_on_a_changed_snapshot(tmp_path: Path, d
     target.write_text(R.dump_json(committed))
     keep = data_root.parent.parent  # --keep reuses the session's suite data (same marker)
     args = ["regress", "--suite", "prompts", "--golden", str(golden), "--keep", str(keep)]
-    res = CliRunner().invoke(cli, args)
+    res = _separate_stderr_runner().invoke(cli, args)
     assert res.exit_code == 1
     sample = committed["prompts"][0]["sample_id"]
     assert f"prompts/mmvm-overlay.json: prompts > sample {sample} > text: golden " in res.stderr
@@ -118,6 +118,15 @@ def test_regress_cli_prompts_suite_fails_on_a_changed_snapshot(tmp_path: Path, d
     res = CliRunner().invoke(cli, args + ["--update"])
     assert res.exit_code == 0 and "1 rewritten" in res.output
     assert target.read_text() == R.dump_json(snapshots["mmvm-overlay"])
+
+
+def _separate_stderr_runner() -> CliRunner:
+    """stderr kept apart from stdout under every supported click (8.1 mixes them by default;
+    8.2 removed the switch and always separates)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:
+        return CliRunner()
 
 
 def test_portable_rewrites_paths_under_the_data_root() -> None:
