@@ -175,9 +175,9 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
     """
     import cv2
 
-    from cvbench.harness.masks import bbox, encode_rle
-    from cvbench.harness.seeding import rng_for
-    from cvbench.harness.types import TASK_TYPES
+    from cvbench.imaging.masks import bbox, encode_rle
+    from cvbench.core.seeding import rng_for
+    from cvbench.core.types import TASK_TYPES
 
     _ensure_ignored()
     root = Path(root) if root is not None else DATA_DIR / f"cvb-{n}-s{seed}{'-thumb' if thumbnails else ''}"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import write_result
 
-from cvbench.harness.encoding import (
+from cvbench.prompting.encoding import (
     ImagePolicy,
     encode_image,
     fitted_size,

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, write_result  # noqa: E402
 
-from cvbench.harness.parsing import parse_answer  # noqa: E402
-from cvbench.harness.seeding import rng_for  # noqa: E402
-from cvbench.harness.types import OPTION_LETTERS, Option  # noqa: E402
+from cvbench.scoring.parsing import parse_answer  # noqa: E402
+from cvbench.core.seeding import rng_for  # noqa: E402
+from cvbench.core.types import OPTION_LETTERS, Option  # noqa: E402
 
 REASONING = ("Looking at the first image, the object highlighted in red sits on the table near the left edge. "
              "In the second image the camera moved to the right, so the same object should appear closer to the "

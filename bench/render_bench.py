@@ -29,16 +29,16 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from cvbench.harness.masks import mask_to_polygons
-from cvbench.harness.prompting import PromptSettings, build_prompt
-from cvbench.harness.protocols.mmvm import (
+from cvbench.imaging.masks import mask_to_polygons
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.prompting.protocols.mmvm import (
     mmvm_options,
     mmvm_question,
     render_candidate_view,
     render_query_view,
 )
-from cvbench.harness.render import NAMED_PALETTE, draw_regions, draw_upstream_mmvm, palette, scaled_thickness
-from cvbench.harness.types import (
+from cvbench.imaging.render import NAMED_PALETTE, draw_regions, draw_upstream_mmvm, palette, scaled_thickness
+from cvbench.core.types import (
     Capabilities,
     ImageRef,
     Region,

@@ -21,7 +21,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cvbench.harness.seeding import rng_for
+from cvbench.core.seeding import rng_for
 from cvbench.leaderboard.site import build_site
 from tests.reports.run_factory import FakeModel, write_run
 

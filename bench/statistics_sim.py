@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_result
 
-from cvbench.harness import stats
+from cvbench.scoring import stats
 
 CLUSTERS = (5, 10, 20, 50, 100, 300)
 SIZES = (1, 2, 5, 10, 20)

@@ -88,8 +88,8 @@ def check_run(out: Path, n: int, allow_invalid: bool = False) -> dict[str, Any]:
 
 
 def measure_floor(data_root: Path, n: int, workers: int, base_url: str) -> dict[str, Any]:
-    from cvbench.harness.prompting import PromptSettings, build_prompt
-    from cvbench.harness.types import Capabilities, GenerationConfig, Request, Sample
+    from cvbench.prompting.build import PromptSettings, build_prompt
+    from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
     from cvbench.model_adapters.openai_api import chat_messages, sampling_arguments
     from cvbench.tasks.loading import iter_task_samples
     from cvbench.tasks.registry import get_task

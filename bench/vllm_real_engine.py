@@ -95,7 +95,7 @@ def save_tiny_qwen2vl(folder: Path) -> Path:
 def request(option_logprobs: bool) -> Any:
     from PIL import Image
 
-    from cvbench.harness.types import (
+    from cvbench.core.types import (
         GenerationConfig,
         Option,
         Prompt,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     BENCHMARKS,
     CATEGORY_NAMES,
     CUES,
@@ -29,19 +29,18 @@ from cvbench.harness.types import (
     Usage,
     View,
 )
-
-__version__ = "0.1.0"
+from cvbench.core.version import __version__
 
 # Run and model entry points, imported on first use: `import cvbench` (and the prompt path, whose
 # source is hashed into the prompt cache key) must not pull in the adapters and the runner.
 _LAZY: dict[str, str] = {
     "ModelOptions": "cvbench.model_adapters.registry",
     "ModelResolutionError": "cvbench.model_adapters.registry",
-    "resolve_model": "cvbench.model_adapters.registry",
-    "RunError": "cvbench.harness.runner",
-    "RunOptions": "cvbench.harness.runner",
-    "RunOutcome": "cvbench.harness.runner",
-    "Runner": "cvbench.harness.runner",
+    "resolve_model": "cvbench.model_adapters.resolve",
+    "RunError": "cvbench.runner.session",
+    "RunOptions": "cvbench.runner.session",
+    "RunOutcome": "cvbench.runner.session",
+    "Runner": "cvbench.runner.session",
 }
 
 

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from cvbench import __version__
+from cvbench.core.version import __version__
 
 
 class CvbenchError(click.ClickException):
@@ -79,8 +79,13 @@ def data_verify(path: pathlib.Path, as_json: bool, headers_only: bool) -> None:
 def data_download(dataset: str, data_dir: pathlib.Path | None, repo_id: str | None, repo_type: str, revision: str | None,
                   from_dir: pathlib.Path | None, link: bool, file_name: str | None, force: bool) -> None:
     """Fetch DATASET and place it where `cvbench run` looks for it."""
-    from cvbench.harness.locations import data_root
-    from cvbench.tasks.hub import MMVM_REPO, DownloadError, download_crossviewbench, download_mmvm
+    from cvbench.core.locations import data_root
+    from cvbench.tasks.hub import (
+        MMVM_REPO,
+        DownloadError,
+        download_crossviewbench,
+        download_mmvm,
+    )
 
     root = data_root(data_dir)
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
@@ -122,7 +127,7 @@ def data_synth(benchmark: str, per_type: int | None, seed: int, out_dir: pathlib
     click.echo(str(path))
 
 
-# ==== render (cvbench.harness.prompting) ===================================================
+# ==== render (cvbench.prompting.build) ===================================================
 
 
 @cli.command("render")
@@ -150,10 +155,19 @@ def render_command(task: str, data_dir: str | None, sample_id: str, out_dir: str
                    setting: str, seed: int, alpha: float, thickness: int, image_format: str | None, model: str | None,
                    max_side: int | None, max_pixels: int | None, single_image: bool) -> None:
     """Write the exact images and text a model would receive for one sample."""
-    from cvbench.harness.encoding import EncodingError
-    from cvbench.harness.prompting import PromptError, PromptSettings, find_sample, write_prompt_files
-    from cvbench.harness.types import Capabilities
-    from cvbench.model_adapters.image_policy import build_fitted_prompt, contract_for_model, run_image_policy
+    from cvbench.core.types import Capabilities
+    from cvbench.model_adapters.image_policy import (
+        build_fitted_prompt,
+        contract_for_model,
+        run_image_policy,
+    )
+    from cvbench.prompting.build import (
+        PromptError,
+        PromptSettings,
+        find_sample,
+        write_prompt_files,
+    )
+    from cvbench.prompting.encoding import EncodingError
 
     try:
         contract = contract_for_model(model) if model else None
@@ -171,7 +185,7 @@ def render_command(task: str, data_dir: str | None, sample_id: str, out_dir: str
     click.echo(f"answer: {prompt.answer}  mode: {prompt.mode}  setting: {prompt.setting}", err=True)
 
 
-# ==== run / tasks / merge / cache (cvbench.harness.runner) =================================
+# ==== run / tasks / merge / cache (cvbench.runner.session) =================================
 
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
@@ -242,10 +256,16 @@ def run_command(model: str, tasks: str, data_dir: str | None, limit: int | None,
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
 
-    from cvbench.harness.pricing import parse_price
-    from cvbench.harness.progress import print_summary
-    from cvbench.harness.runner import RunError, RunOptions, parse_model_option, parse_shard, run
-    from cvbench.harness.rundir import RunDirError
+    from cvbench.rundir.format import RunDirError
+    from cvbench.runner.pricing import parse_price
+    from cvbench.runner.progress import print_summary
+    from cvbench.runner.session import (
+        RunError,
+        RunOptions,
+        parse_model_option,
+        parse_shard,
+        run,
+    )
 
     if no_cache and cache_path:
         raise CvbenchError("--cache and --no-cache exclude each other")
@@ -303,9 +323,9 @@ def merge_command(run_dirs: tuple[str, ...], out: str) -> None:
     """Join shards of one run (same configuration apart from --shard) into one run directory."""
     from pathlib import Path
 
-    from cvbench.harness.progress import print_summary
-    from cvbench.harness.runner import RunError, merge_runs
-    from cvbench.harness.rundir import RunDirError
+    from cvbench.rundir.format import RunDirError
+    from cvbench.runner.progress import print_summary
+    from cvbench.runner.session import RunError, merge_runs
 
     try:
         results = merge_runs([Path(d) for d in run_dirs], Path(out))
@@ -330,8 +350,8 @@ def cache_stats_command(cache_path: str | None) -> None:
     """Entries, size and per-model counts of the response cache."""
     from pathlib import Path
 
-    from cvbench.harness.cache import CacheError, ResponseCache
-    from cvbench.harness.locations import default_response_cache
+    from cvbench.core.locations import default_response_cache
+    from cvbench.runner.cache import CacheError, ResponseCache
 
     path = Path(cache_path) if cache_path else default_response_cache()
     if not path.exists():
@@ -354,8 +374,8 @@ def cache_clear_command(cache_path: str | None, model_id: str | None) -> None:
     """Delete cached responses (all, or one model's)."""
     from pathlib import Path
 
-    from cvbench.harness.cache import CacheError, ResponseCache
-    from cvbench.harness.locations import default_response_cache
+    from cvbench.core.locations import default_response_cache
+    from cvbench.runner.cache import CacheError, ResponseCache
 
     path = Path(cache_path) if cache_path else default_response_cache()
     if not path.exists():
@@ -376,8 +396,8 @@ def cache_check_command(cache_path: str | None) -> None:
     damaged, foreign or from a newer cvbench."""
     from pathlib import Path
 
-    from cvbench.harness.cache_check import inspect_cache
-    from cvbench.harness.locations import default_response_cache
+    from cvbench.core.locations import default_response_cache
+    from cvbench.runner.cache_check import inspect_cache
 
     path = Path(cache_path) if cache_path else default_response_cache()
     health = inspect_cache(path, full=True)
@@ -400,8 +420,8 @@ def cache_repair_command(cache_path: str | None) -> None:
     the damaged file is kept beside it as <name>.damaged-<time>. Run it while no run uses the cache."""
     from pathlib import Path
 
-    from cvbench.harness.cache_check import CacheRepairError, repair_cache
-    from cvbench.harness.locations import default_response_cache
+    from cvbench.core.locations import default_response_cache
+    from cvbench.runner.cache_repair import CacheRepairError, repair_cache
 
     path = Path(cache_path) if cache_path else default_response_cache()
     try:
@@ -445,8 +465,8 @@ def models_command(base_urls: tuple[str, ...], as_json: bool) -> None:
               help="Failures shown in the gallery in all.")
 def report_command(run_dir: str, out_dir: str | None, gallery_per_slice: int, gallery_max: int) -> None:
     """Write report.md and a self-contained report.html for one run."""
-    from cvbench.harness.rundir import RunDirError
     from cvbench.reports.report import build_report
+    from cvbench.rundir.format import RunDirError
 
     try:
         files = build_report(run_dir, out_dir, gallery_per_slice=gallery_per_slice, gallery_max=gallery_max)
@@ -469,9 +489,9 @@ def export_command(run_dirs: tuple[str, ...], fmt: str, out_file: str | None, ci
     """Export the tables of one or more runs (papers' layouts) as CSV, JSON, LaTeX or Markdown."""
     from pathlib import Path
 
-    from cvbench.harness.rundir import RunDirError, load_run
     from cvbench.reports.exports import render
     from cvbench.reports.tables import tables_for_runs
+    from cvbench.rundir.format import RunDirError, load_run
 
     try:
         tables = tables_for_runs([load_run(d) for d in run_dirs])
@@ -514,10 +534,10 @@ def leaderboard_build_command(run_dirs: tuple[str, ...], out_dir: str, reported:
                               samples_per_evaluation: int, seed: int, image_mode: str, preview_size: int,
                               preview_quality: int) -> None:
     """Build the static leaderboard site from run directories (works from file:// and any static host)."""
-    from cvbench.harness.rundir import RunDirError
-    from cvbench.leaderboard.reference import ReferenceDataError
     from cvbench.leaderboard.previews import PreviewSettings
+    from cvbench.leaderboard.reference import ReferenceDataError
     from cvbench.leaderboard.site import SiteError, build_site
+    from cvbench.rundir.format import RunDirError
 
     try:
         site = build_site(list(run_dirs), out_dir, reported=reported, title=title,
@@ -530,7 +550,7 @@ def leaderboard_build_command(run_dirs: tuple[str, ...], out_dir: str, reported:
                f"{site.bytes / 1e6:.1f} MB")
 
 
-# ==== compare / regress (cvbench.harness.compare) ==========================================
+# ==== compare / regress (cvbench.analysis.compare) ==========================================
 
 
 @cli.command("compare")
@@ -560,9 +580,15 @@ def compare_command(run_a: str, run_b: str, slice_patterns: tuple[str, ...], alp
 
     from rich.console import Console
 
-    from cvbench.harness.compare import (CompareError, CompareOptions, compare_runs, comparison_to_json,
-                                         comparison_to_markdown, render_comparison)
-    from cvbench.harness.rundir import RunDirError
+    from cvbench.analysis.compare import (
+        CompareError,
+        CompareOptions,
+        compare_runs,
+        comparison_to_json,
+        comparison_to_markdown,
+        render_comparison,
+    )
+    from cvbench.rundir.format import RunDirError
 
     patterns = tuple(p.strip() for item in slice_patterns for p in item.split(",") if p.strip())
     try:
@@ -600,7 +626,7 @@ def compare_command(run_a: str, run_b: str, slice_patterns: tuple[str, ...], alp
 @click.option("--max-diff", type=int, default=200, show_default=True, help="Diff lines to print at most.")
 def regress_command(suite: str, update: bool, golden_dir: str | None, keep_dir: str | None, max_diff: int) -> None:
     """Check (or --update) the golden suite and the prompt snapshots; exit 1 with a diff on any change."""
-    from cvbench.harness.regress import RegressError, regress
+    from cvbench.devtools.regress import RegressError, regress
 
     try:
         results = regress(suite, update=update, golden=golden_dir, work_dir=keep_dir)
@@ -660,7 +686,11 @@ def export_lmms_command(tasks: str, out_dir: str, candidates: str | None, style:
     """Write an lmms-eval task folder (load it with `lmms_eval --include_path OUT`)."""
     from pathlib import Path
 
-    from cvbench.integrations.lmms_export import ExportError, LmmsExportOptions, export_lmms
+    from cvbench.integrations.lmms_export import (
+        ExportError,
+        LmmsExportOptions,
+        export_lmms,
+    )
     from cvbench.tasks.loading import DataNotFoundError
 
     def split(value: str | None) -> tuple[str, ...]:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvbench.harness.rundir import write_bytes_atomic
-from cvbench.harness.types import Capabilities, InvalidSample, Sample, TaskSpec
+from cvbench.core.types import Capabilities, InvalidSample, Sample, TaskSpec
+from cvbench.rundir.format import write_bytes_atomic
 
 EXPORT_SCHEMA = "cvbench.lmms-export/1"
 MANIFEST_FILE = "cvbench_export.json"
@@ -111,7 +111,7 @@ def document(lmms_task: str, spec: TaskSpec, setting: str, item: Sample | Invali
 
     Every value is a string so the JSON builder infers one schema for the whole file; slices
     are a JSON string (`{"cue": ["CL", "RP"], "bucket": ["5-8"]}`)."""
-    from cvbench.harness.runner import item_sample_id, record_id
+    from cvbench.runner.session import item_sample_id, record_id
     from cvbench.tasks.slices import SliceError, sample_slices
 
     sample_id = item_sample_id(item)
@@ -133,7 +133,7 @@ def document(lmms_task: str, spec: TaskSpec, setting: str, item: Sample | Invali
 
 def slice_names(docs: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every `dim=label` slice the documents count toward, in cvbench's display order."""
-    from cvbench.harness.metrics import natural_key
+    from cvbench.scoring.metrics import natural_key
 
     names = {f"{dim}={label}" for doc in docs for dim, labels in json.loads(doc["slices"]).items() for label in labels}
     return sorted(names, key=natural_key)
@@ -223,7 +223,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _settings_for(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
-    from cvbench.harness.runner import RunError, task_settings
+    from cvbench.runner.session import RunError, task_settings
 
     try:
         return task_settings(spec, candidates)
@@ -274,7 +274,7 @@ def _validate(options: LmmsExportOptions) -> None:
 
 
 def prompt_settings_for(options: LmmsExportOptions) -> Any:
-    from cvbench.harness.prompting import PromptSettings
+    from cvbench.prompting.build import PromptSettings
 
     try:
         return PromptSettings(mode=options.mode, style=options.style, seed=options.seed)
@@ -284,9 +284,9 @@ def prompt_settings_for(options: LmmsExportOptions) -> Any:
 
 def export_lmms(options: LmmsExportOptions) -> ExportSummary:
     """Write the lmms-eval task folder for `options.tasks` into `options.out`."""
-    from cvbench import __version__
-    from cvbench.harness.protocols import crossviewbench as cvb_protocol
-    from cvbench.harness.protocols import mmvm as mmvm_protocol
+    from cvbench.core.version import __version__
+    from cvbench.prompting.protocols import crossviewbench as cvb_protocol
+    from cvbench.prompting.protocols import mmvm as mmvm_protocol
     from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
     from cvbench.tasks.registry import get_task
 
@@ -374,6 +374,6 @@ def export_lmms(options: LmmsExportOptions) -> ExportSummary:
 
 
 def _natural(name: str) -> list[Any]:
-    from cvbench.harness.metrics import natural_key
+    from cvbench.scoring.metrics import natural_key
 
     return natural_key(name)

@@ -19,7 +19,6 @@ error (``cluster_key: cluster``) sees only the slice's documents.
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections import OrderedDict
@@ -28,18 +27,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     Capabilities,
     InvalidSample,
-    ModelError,
     Prompt,
-    PromptImage,
-    Response,
     Sample,
     TaskSpec,
 )
+from cvbench.model_adapters.lmms import pil_images, response_from_text
 
-FAILURE_PREFIXES: tuple[str, ...] = ("[LMMS_EVAL_REQUEST_FAILED", "[LMMS_EVAL_BUDGET_EXCEEDED")
 FULL_PROMPT_CACHE = 16  # prompts kept with their image bytes (lmms-eval asks for text and images separately)
 # SampleRecord fields carried in each per-document metric value (the prompt text stays in lmms-eval's own log)
 RECORD_FIELDS: tuple[str, ...] = ("record_id", "task", "benchmark", "setting", "sample_id", "cluster", "slices",
@@ -60,33 +56,13 @@ class _Rendered:
     error: str | None  # "prompt: ..." when the sample could not be rendered
 
 
-def response_from_text(text: str | None) -> Response:
-    """lmms-eval's answer as a cvbench Response; its failure placeholders become errors."""
-    if text is not None and text.lstrip().startswith(FAILURE_PREFIXES):
-        kind = "budget" if "BUDGET" in text[:40] else "transport"
-        return Response(text=None, error=ModelError(kind, f"lmms-eval: {text.strip()[:300]}"))
-    return Response(text=text)
-
-
-def pil_images(images: Sequence[PromptImage]) -> list[Any]:
-    """The prompt's images as fully loaded PIL images (exactly the pixels of the encoded bytes)."""
-    from PIL import Image
-
-    out = []
-    for image in images:
-        pil = Image.open(io.BytesIO(image.data))
-        pil.load()
-        out.append(pil if pil.mode == "RGB" else pil.convert("RGB"))
-    return out
-
-
 def compact_record(record: Any) -> dict[str, Any]:
     data = asdict(record)
     return {key: data[key] for key in RECORD_FIELDS}
 
 
 def record_from_value(value: Mapping[str, Any]) -> Any:
-    from cvbench.harness.rundir import SampleRecord
+    from cvbench.rundir.format import SampleRecord
 
     data = dict(value["record"])
     data.setdefault("prompt_text", "")
@@ -95,7 +71,7 @@ def record_from_value(value: Mapping[str, Any]) -> Any:
 
 def slice_accuracy(items: Sequence[Any], run_seed: int, name: str) -> float:
     """cvbench's accuracy over the per-document values of one metric (None entries are outside the slice)."""
-    from cvbench.harness.metrics import metric
+    from cvbench.scoring.metrics import metric
 
     records = [record_from_value(v) for v in items if isinstance(v, Mapping) and v.get("record") is not None]
     if not records:
@@ -107,8 +83,8 @@ class ExportHooks:
     """The hooks of one export folder: samples are loaded once, prompts rendered on demand."""
 
     def __init__(self, folder: Path, manifest: Mapping[str, Any]) -> None:
-        from cvbench.harness.encoding import ImagePolicy
-        from cvbench.harness.prompting import PromptSettings
+        from cvbench.prompting.build import PromptSettings
+        from cvbench.prompting.encoding import ImagePolicy
 
         self.folder = folder
         self.manifest = manifest
@@ -169,7 +145,7 @@ class ExportHooks:
         return self._specs[task]
 
     def _item(self, doc: Mapping[str, Any]) -> Sample | InvalidSample:
-        from cvbench.harness.runner import item_sample_id
+        from cvbench.runner.session import item_sample_id
         from cvbench.tasks.loading import iter_task_samples
 
         self._task_entry(doc)
@@ -188,7 +164,7 @@ class ExportHooks:
 
     def _render(self, doc: Mapping[str, Any]) -> tuple[Prompt | None, _Rendered]:
         """(full prompt or None when not cached, the light copy); renders at most once per call."""
-        from cvbench.harness.prompting import PromptError, build_prompt
+        from cvbench.prompting.build import PromptError, build_prompt
 
         key = (str(doc["lmms_task"]), str(doc["sample_id"]))
         with self._lock:
@@ -260,7 +236,12 @@ class ExportHooks:
 
     def record(self, doc: Mapping[str, Any], text: str | None) -> Any:
         """The SampleRecord `cvbench run` would write for this document and answer text."""
-        from cvbench.harness.runner import Job, answered_record, invalid_record, score_response
+        from cvbench.runner.session import (
+            Job,
+            answered_record,
+            invalid_record,
+            score_response,
+        )
 
         item = self._item(doc)
         spec = self._spec(str(doc["task"]))

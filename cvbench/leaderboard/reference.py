@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from cvbench.harness.types import CATEGORY_NAMES, CUE_CODES
+from cvbench.core.types import CATEGORY_NAMES, CUE_CODES
 from cvbench.reports.tables import (
     ORIGIN_REPORTED,
     Cell,

@@ -26,10 +26,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from cvbench.harness.images import ImageError, load_image
-from cvbench.harness.rundir import RunData, SampleRecord, load_run, write_bytes_atomic
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import ImageRef
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import ImageRef
+from cvbench.imaging.images import ImageError, load_image
 from cvbench.leaderboard.previews import IMAGE_MODES, PreviewSettings, preview_jpeg
 from cvbench.leaderboard.reference import ReportedValue, load_reported, reported_rows
 from cvbench.reports.exports import tables_to_csv, tables_to_json, tables_to_latex
@@ -60,6 +59,7 @@ from cvbench.reports.tables import (
     sorted_table,
 )
 from cvbench.reports.templating import CSP, environment
+from cvbench.rundir.format import RunData, SampleRecord, load_run, write_bytes_atomic
 
 SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
 STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")

@@ -18,7 +18,8 @@ import inspect
 import os
 from typing import Any
 
-from cvbench.harness.types import (
+from cvbench.core.secrets import find_secret
+from cvbench.core.types import (
     Capabilities,
     ModelError,
     ModelInfo,
@@ -49,7 +50,6 @@ from cvbench.model_adapters.reasoning import (
     anthropic_can_think,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
-from cvbench.model_adapters.secrets import find_secret
 
 KEY_VARS = ("ANTHROPIC_API_KEY",)
 ACCEPTED_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")

@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cvbench.harness.provenance import redact_url_credentials
+from cvbench.core.redaction import redact_url_credentials
+from cvbench.core.secrets import secret_is_set
 from cvbench.model_adapters.aliases import Alias, load_aliases
 from cvbench.model_adapters.registry import (
     PROVIDERS,
@@ -23,7 +24,6 @@ from cvbench.model_adapters.registry import (
     ModelResolutionError,
     Provider,
 )
-from cvbench.model_adapters.secrets import secret_is_set
 
 VLLM_URL_ENV = "CVBENCH_VLLM_URL"
 

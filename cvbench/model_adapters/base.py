@@ -34,10 +34,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import Capabilities, ModelError, ModelInfo, Request, Response
+from cvbench.core.redaction import scrub
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import Capabilities, ModelError, ModelInfo, Request, Response
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
-from cvbench.model_adapters.secrets import scrub
 
 MAX_ERROR_MESSAGE = 600
 RETRYABLE_4XX = frozenset({408, 409, 429})

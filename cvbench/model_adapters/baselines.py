@@ -21,8 +21,17 @@ from typing import Any, Callable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import Capabilities, ModelInfo, NativeRegions, Option, Prompt, Request, Response, Usage
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import (
+    Capabilities,
+    ModelInfo,
+    NativeRegions,
+    Option,
+    Prompt,
+    Request,
+    Response,
+    Usage,
+)
 from cvbench.model_adapters.registry import ModelOptions
 
 HEURISTIC_VERSION = "mask-heuristic/1"

@@ -37,7 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.harness.types import Capabilities, ModelInfo, NativeRegions, Prompt, Request, Response, Usage
+from cvbench.core.types import (
+    Capabilities,
+    ModelInfo,
+    NativeRegions,
+    Prompt,
+    Request,
+    Response,
+    Usage,
+)
 from cvbench.model_adapters.local_common import (
     BatchResult,
     MicroBatcher,

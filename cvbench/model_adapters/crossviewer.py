@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.harness.seeding import derive_seed
-from cvbench.harness.types import (
+from cvbench.core.seeding import derive_seed
+from cvbench.core.types import (
     REGION_PLACEHOLDER,
     Capabilities,
     ModelInfo,

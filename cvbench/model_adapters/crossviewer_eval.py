@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.harness.types import NativeRegions, NativeView, RegionRef
+from cvbench.core.types import NativeRegions, NativeView, RegionRef
 
 PATCH_SIZE = 14
 # The model's fallback when its processor names no max_pixels (`_prepare_pixelrefer_gpu_full`).

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cvbench.harness.types import (
+from cvbench.core.secrets import find_secret
+from cvbench.core.types import (
     Capabilities,
     ModelError,
     ModelInfo,
@@ -51,7 +52,6 @@ from cvbench.model_adapters.reasoning import (
     gemini_thinking_range,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
-from cvbench.model_adapters.secrets import find_secret
 
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_ENV = "CVBENCH_GOOGLE_BASE_URL"

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.harness.encoding import ImagePolicy, encode_image
-from cvbench.harness.prompting import PromptError
-from cvbench.harness.types import Prompt, PromptImage
+from cvbench.core.types import Prompt, PromptImage
+from cvbench.prompting.build import PromptError
+from cvbench.prompting.encoding import ImagePolicy, encode_image
 
 MB = 1_000_000
 MAX_SHRINK_STEPS = 12
@@ -225,6 +225,6 @@ def _refit_records(protocol: Mapping[str, Any], old: tuple[PromptImage, ...],
 def build_fitted_prompt(sample: Any, settings: Any, capabilities: Any, setting: str,
                         contract: ImageContract | None) -> Prompt:
     """`prompting.build_prompt`, then `fit_prompt` (one call for the runner's CPU pool)."""
-    from cvbench.harness.prompting import build_prompt
+    from cvbench.prompting.build import build_prompt
 
     return fit_prompt(build_prompt(sample, settings, capabilities, setting), contract, settings.image)

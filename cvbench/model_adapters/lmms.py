@@ -24,19 +24,58 @@ Adapter options (not passed to the model): `max_images` (default: any; 1 stacks 
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cvbench.harness.types import Capabilities, ModelError, ModelInfo, Request, Response, Usage
-from cvbench.model_adapters.local_common import MicroBatcher, error_response, option_int, require_module
+from cvbench.core.redaction import is_secret_key
+from cvbench.core.types import (
+    Capabilities,
+    ModelError,
+    ModelInfo,
+    PromptImage,
+    Request,
+    Response,
+    Usage,
+)
+from cvbench.model_adapters.local_common import (
+    MicroBatcher,
+    error_response,
+    option_int,
+    require_module,
+)
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
 ADAPTER_OPTIONS: tuple[str, ...] = ("max_images", "lmms_batch", "max_wait_ms", "display_name")
 RUNNER_OPTIONS: tuple[str, ...] = ("retry_base_delay_s", "retry_max_delay_s")  # cvbench's API retry knobs, unused here
 TASK_NAME = "cvbench"
 SPLIT = "test"
+
+
+# lmms-eval answers a failed request with a placeholder text instead of raising
+FAILURE_PREFIXES: tuple[str, ...] = ("[LMMS_EVAL_REQUEST_FAILED", "[LMMS_EVAL_BUDGET_EXCEEDED")
+
+
+def response_from_text(text: str | None) -> Response:
+    """lmms-eval's answer as a cvbench Response; its failure placeholders become errors."""
+    if text is not None and text.lstrip().startswith(FAILURE_PREFIXES):
+        kind = "budget" if "BUDGET" in text[:40] else "transport"
+        return Response(text=None, error=ModelError(kind, f"lmms-eval: {text.strip()[:300]}"))
+    return Response(text=text)
+
+
+def pil_images(images: Sequence[PromptImage]) -> list[Any]:
+    """The prompt's images as fully loaded PIL images (exactly the pixels of the encoded bytes)."""
+    from PIL import Image
+
+    out = []
+    for image in images:
+        pil = Image.open(io.BytesIO(image.data))
+        pil.load()
+        out.append(pil if pil.mode == "RGB" else pil.convert("RGB"))
+    return out
 
 
 def split_model_string(model_name: str) -> tuple[str, str]:
@@ -47,8 +86,6 @@ def split_model_string(model_name: str) -> tuple[str, str]:
 
 def redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:
     """model_args for config.json and the cache key: secret-looking values replaced by '***'."""
-    from cvbench.harness.provenance import is_secret_key
-
     return {k: ("***" if is_secret_key(k) else v) for k, v in sorted(args.items())}
 
 
@@ -157,8 +194,6 @@ class LmmsAdapter:
         return response
 
     def _run_batch(self, items: list[_Item]) -> list[Response]:
-        from cvbench.integrations.lmms_hooks import pil_images
-
         started = time.monotonic()
         docs: dict[int, dict[str, Any]] = {}
         instances = []
@@ -179,8 +214,6 @@ class LmmsAdapter:
         return [self._response(output, latency) for output in outputs]
 
     def _response(self, output: Any, latency: float) -> Response:
-        from cvbench.integrations.lmms_hooks import response_from_text
-
         counts = None
         if self._unwrap is not None:
             output, counts = self._unwrap(output)

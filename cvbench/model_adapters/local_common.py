@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from cvbench.harness.types import ModelError, Option, PromptImage, Request, Response, Usage
+from cvbench.core.types import ModelError, Option, PromptImage, Request, Response, Usage
 from cvbench.model_adapters.registry import ModelResolutionError
 
 T = TypeVar("T")

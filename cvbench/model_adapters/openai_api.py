@@ -20,7 +20,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from cvbench.harness.types import (
+from cvbench.core.secrets import find_secret
+from cvbench.core.types import (
     Capabilities,
     ModelInfo,
     Prompt,
@@ -50,7 +51,6 @@ from cvbench.model_adapters.reasoning import (
     openai_reasons,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
-from cvbench.model_adapters.secrets import find_secret
 
 IMAGE_DETAILS = ("high", "low", "auto")
 KEY_VARS = ("OPENAI_API_KEY",)

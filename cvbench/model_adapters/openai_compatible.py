@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cvbench.harness.types import Capabilities, ModelInfo, Option, Request, Response
+from cvbench.core.secrets import find_secret
+from cvbench.core.types import Capabilities, ModelInfo, Option, Request, Response
 from cvbench.model_adapters.api_options import OptionSpec, read_options
 from cvbench.model_adapters.base import AttemptError, malformed, require
 from cvbench.model_adapters.openai_api import (
@@ -35,7 +36,6 @@ from cvbench.model_adapters.openai_api import (
     sampling_arguments,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
-from cvbench.model_adapters.secrets import find_secret
 
 URL_ENV = "CVBENCH_VLLM_URL"
 # OPENAI_API_KEY is what OpenAI-protocol clients (and vLLM's docs) use; the environment wins over .env

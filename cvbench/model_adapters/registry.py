@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cvbench.harness.types import ModelAdapter
+from cvbench.core.secrets import DotenvError
+from cvbench.core.types import ModelAdapter
+from cvbench.model_adapters.aliases import find_alias
 
 
 class ModelResolutionError(ValueError):
@@ -123,10 +125,10 @@ def make_baseline(name: str, options: ModelOptions) -> ModelAdapter:
     factory = BASELINE_FACTORIES.get(name)
     if factory is None:
         raise ModelResolutionError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINE_FACTORIES)}")
-    return _call_factory(PROVIDERS[name], name, "", options)
+    return call_factory(PROVIDERS[name], name, "", options)
 
 
-def _call_factory(provider: Provider, spec: str, model_name: str, options: ModelOptions) -> ModelAdapter:
+def call_factory(provider: Provider, spec: str, model_name: str, options: ModelOptions) -> ModelAdapter:
     try:
         factory = load_factory(provider)
     except ImportError as exc:
@@ -135,8 +137,6 @@ def _call_factory(provider: Provider, spec: str, model_name: str, options: Model
                                    f"({exc}); {hint}") from exc
     except AttributeError as exc:
         raise ModelResolutionError(f"model {spec!r}: {provider.factory} does not exist ({exc})") from exc
-    from cvbench.model_adapters.secrets import DotenvError
-
     try:
         return factory(model_name, options)
     except ModelResolutionError:
@@ -147,43 +147,7 @@ def _call_factory(provider: Provider, spec: str, model_name: str, options: Model
         raise ModelResolutionError(f"model {spec!r}: cannot read the key file: {exc}") from exc
 
 
-def resolve_model(spec: str, options: ModelOptions) -> ModelAdapter:
-    """A ready adapter for a model string: an alias (`qwen3-vl-8b`) first, then `provider:model`.
-
-    An open-weight alias runs on an OpenAI-compatible server when base URLs are given (options or
-    CVBENCH_VLLM_URL), else in-process vLLM on a CUDA GPU, else transformers. Raises
-    ModelResolutionError whose message says how to make the model run.
-    """
-    from dataclasses import replace
-
-    from cvbench.model_adapters.aliases import alias_for_model_id, find_alias
-
-    text = spec.strip()
-    if not text:
-        raise ModelResolutionError("empty model string: pass e.g. --model openai:gpt-4o or an alias (`cvbench models`)")
-    alias = find_alias(text)
-    if alias is not None:
-        from cvbench.model_adapters.availability import resolve_alias_here
-
-        target = resolve_alias_here(alias, options)
-        if alias.model_options:  # the alias's recorded defaults; the user's --model-option wins
-            options = replace(options, extra={**alias.model_options, **options.extra})
-        provider, model_name = resolve_provider(target)
-        adapter = _call_factory(provider, target, model_name, options)
-    else:
-        provider, model_name = resolve_provider(text)
-        adapter = _call_factory(provider, text, model_name, options)
-        alias = alias_for_model_id(adapter.info.model_id)  # `openai:gpt-4o` gets the gpt-4o alias's metadata
-    if alias is not None:
-        adapter.info = replace(adapter.info, display_name=alias.display_name,
-                               params_b=alias.params_b if alias.params_b is not None else adapter.info.params_b,
-                               access=alias.access)
-    return adapter
-
-
 def recommended_max_tokens(spec: str) -> int | None:
     """The alias's recommended max_tokens (None for a plain provider:model string)."""
-    from cvbench.model_adapters.aliases import find_alias
-
     alias = find_alias(spec)
     return alias.max_tokens if alias is not None else None

@@ -19,8 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cvbench.harness.seeding import derive_seed
-from cvbench.harness.types import Capabilities, GenerationConfig, ModelInfo, Prompt, Request, Response, Usage
+from cvbench.core.seeding import derive_seed
+from cvbench.core.types import (
+    Capabilities,
+    GenerationConfig,
+    ModelInfo,
+    Prompt,
+    Request,
+    Response,
+    Usage,
+)
 from cvbench.model_adapters.local_common import (
     DEFAULT_ANSWER_PREFIX,
     BatchJob,

@@ -20,7 +20,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     Capabilities,
     GenerationConfig,
     ModelInfo,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from cvbench.harness.rundir import RunData, SampleRecord, load_run
 from cvbench.reports.charts import bar_chart_svg
 from cvbench.reports.exports import markdown_escape
 from cvbench.reports.summary import (
@@ -28,6 +27,7 @@ from cvbench.reports.summary import (
 )
 from cvbench.reports.tables import ACCESS_LABELS, Cell
 from cvbench.reports.templating import CSP, environment
+from cvbench.rundir.format import RunData, SampleRecord, load_run
 
 ASSETS_DIR = "report_files"
 

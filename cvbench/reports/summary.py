@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cvbench.harness.rundir import RunData, RunDirError, SampleRecord
 from cvbench.reports.charts import Bar
 from cvbench.reports.tables import (
     BENCHMARK_NAMES,
@@ -24,6 +23,7 @@ from cvbench.reports.tables import (
     slice_label,
     slice_sort_key,
 )
+from cvbench.rundir.format import RunData, RunDirError, SampleRecord
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cvbench.harness.metrics import DEFAULT_CI_METHOD
-from cvbench.harness.rundir import RunData, RunDirError
-from cvbench.harness.types import CATEGORY_NAMES, CUES, TASK_TYPES
+from cvbench.core.types import CATEGORY_NAMES, CUES, TASK_TYPES
+from cvbench.rundir.format import RunData, RunDirError
+from cvbench.scoring.metrics import DEFAULT_CI_METHOD
 
 # Row origins: a run evaluated by cvbench, a number copied from a paper, or the chance level.
 ORIGIN_REPRODUCED = "reproduced"

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     REGION_PLACEHOLDER,
     TASK_TYPES,
     ImageRef,
@@ -31,8 +31,7 @@ from cvbench.harness.types import (
     View,
     category_of,
 )
-from cvbench.tasks.gold import gold_divergence, upstream_gold
-from cvbench.tasks.loading import (
+from cvbench.tasks.files import (
     DataFormatError,
     LongLine,
     RecordError,
@@ -41,6 +40,7 @@ from cvbench.tasks.loading import (
     max_line_bytes,
     parse_option_lines,
 )
+from cvbench.tasks.gold import gold_divergence, upstream_gold
 
 BENCHMARK = "crossviewbench"
 LOADER_NOTES = "cvbench_loader"

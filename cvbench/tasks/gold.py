@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from cvbench.harness.types import Option
+from cvbench.core.types import Option
 
 _LEADING_LETTER = re.compile(r"^([A-Za-z])")
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     CUE_BY_CODE,
     CUES,
     ImageRef,
@@ -32,7 +32,7 @@ from cvbench.harness.types import (
     SourceLocation,
     View,
 )
-from cvbench.tasks.loading import (
+from cvbench.tasks.files import (
     DataFormatError,
     LongLine,
     RecordError,

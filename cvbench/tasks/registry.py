@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from cvbench.harness.types import BENCHMARKS, TaskSpec
+from cvbench.core.types import BENCHMARKS, TaskSpec
 
 if sys.version_info >= (3, 11):
     import tomllib

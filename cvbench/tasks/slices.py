@@ -7,7 +7,7 @@ change with the candidate setting, so the 4/8/12/all rows of one bucket hold the
 
 from __future__ import annotations
 
-from cvbench.harness.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES, Sample, TaskSpec
+from cvbench.core.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES, Sample, TaskSpec
 
 # (label, smallest count, largest count or None for open-ended), in display order
 CANDIDATE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (

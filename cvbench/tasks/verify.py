@@ -20,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.harness.images import ImageError, image_size, load_image
-from cvbench.harness.masks import MaskError, decode_region, valid_polygons
-from cvbench.harness.types import (
+from cvbench.core.types import (
     CATEGORY_NAMES,
     CUE_CODES,
     REGION_PLACEHOLDER,
@@ -32,6 +30,8 @@ from cvbench.harness.types import (
     Sample,
     SourceLocation,
 )
+from cvbench.imaging.images import ImageError, image_size, load_image
+from cvbench.imaging.masks import MaskError, decode_region, valid_polygons
 from cvbench.tasks.crossviewbench import LOADER_NOTES
 from cvbench.tasks.loading import DataFormatError, iter_data_file
 from cvbench.tasks.slices import CANDIDATE_BUCKETS, SliceError, candidate_bucket

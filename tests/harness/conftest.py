@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.harness.masks import encode_rle
+from cvbench.imaging.masks import encode_rle
 from tests.wire.server import wire_image_identity
 
 TASK = "tiny-cvb"

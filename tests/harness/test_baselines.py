@@ -5,8 +5,8 @@ from collections import Counter
 
 import numpy as np
 
-from cvbench.harness.parsing import parse_answer
-from cvbench.harness.types import (
+from cvbench.scoring.parsing import parse_answer
+from cvbench.core.types import (
     GenerationConfig,
     ModelAdapter,
     NativeRegions,
@@ -17,7 +17,8 @@ from cvbench.harness.types import (
     Request,
 )
 from cvbench.model_adapters.baselines import make_first_option, make_mask_heuristic, make_random, ref_names
-from cvbench.model_adapters.registry import ModelOptions, resolve_model
+from cvbench.model_adapters.registry import ModelOptions
+from cvbench.model_adapters.resolve import resolve_model
 
 RED, BLUE, GREEN, YELLOW = (210, 40, 40), (40, 70, 210), (40, 170, 60), (230, 200, 40)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.cache import CacheError, ResponseCache
-from cvbench.harness.types import ModelError, Response, Usage
+from cvbench.runner.cache import CacheError, ResponseCache
+from cvbench.core.types import ModelError, Response, Usage
 
 
 def ok(text: str) -> Response:
@@ -71,8 +71,8 @@ def test_not_a_database(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from cvbench.harness.cache import ResponseCache
-    from cvbench.harness.types import Response
+    from cvbench.runner.cache import ResponseCache
+    from cvbench.core.types import Response
     cache = ResponseCache(sys.argv[1])
     tag = sys.argv[2]
     for i in range(300):

@@ -7,8 +7,8 @@ from typing import Any
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.cache import ResponseCache
-from cvbench.harness.types import Response
+from cvbench.runner.cache import ResponseCache
+from cvbench.core.types import Response
 
 
 def test_cache_stats_and_clear_commands(tmp_path: Path) -> None:

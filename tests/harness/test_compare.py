@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness import compare as C
-from cvbench.harness.metrics import compute_results
-from cvbench.harness.rundir import SAMPLES_FILE, SampleRecord, write_json_atomic
-from cvbench.harness.seeding import rng_for
+from cvbench.analysis import compare as C
+from cvbench.scoring.metrics import compute_results
+from cvbench.rundir.format import SAMPLES_FILE, SampleRecord, write_json_atomic
+from cvbench.core.seeding import rng_for
 
 CVB = "synth-crossviewbench@all"
 MMVM = "synth-mmvm@4"
@@ -61,7 +61,7 @@ def baseline_records(seed: int = 7, p_correct: float = 0.75, per_type: int = 24)
     return out
 
 
-BASE_CONFIG: dict[str, Any] = {  # the shape of cvbench.harness.runner's config.json
+BASE_CONFIG: dict[str, Any] = {  # the shape of cvbench.runner.session's config.json
     "schema": "cvbench.config/1",
     "created": "2026-01-01T00:00:00Z",
     "model": {"id": "baseline:first-option"},
@@ -411,7 +411,7 @@ def test_minimum_detectable_drop_with_fewer_pairs_than_the_exact_test_needs() ->
 
 
 def test_newcombe_paired_interval_never_collapses_and_matches_a_hand_computation() -> None:
-    from cvbench.harness import stats
+    from cvbench.scoring import stats
 
     for both, neither in ((40, 0), (0, 40), (25, 15), (1, 0)):
         low, high = stats.newcombe_paired_difference(both, 0, 0, neither)

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness import regress as R
-from cvbench.harness.metrics import compute_results
-from cvbench.harness.rundir import RESULTS_FILE, SAMPLES_FILE, iter_records, read_json, write_json_atomic
+from cvbench.devtools import regress as R
+from cvbench.scoring.metrics import compute_results
+from cvbench.rundir.format import RESULTS_FILE, SAMPLES_FILE, iter_records, read_json, write_json_atomic
 
 TASKS = "synth-crossviewbench,synth-mmvm"
 

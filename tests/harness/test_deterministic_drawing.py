@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from cvbench.harness import bitmap_font as F
-from cvbench.harness import render as R
-from cvbench.harness.encoding import (
+from cvbench.imaging import bitmap_font as F
+from cvbench.imaging import render as R
+from cvbench.prompting.encoding import (
     ImagePolicy,
     encode_image,
     identity_of_bytes,

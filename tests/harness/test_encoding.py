@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.harness import encoding as E
+from cvbench.prompting import encoding as E
 
 try:
     from .test_protocol_data import textured_image

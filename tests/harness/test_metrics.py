@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from cvbench.harness.metrics import compute_results, metric, usage_summary
-from cvbench.harness.rundir import RESULTS_SCHEMA, SampleRecord
+from cvbench.scoring.metrics import compute_results, metric, usage_summary
+from cvbench.rundir.format import RESULTS_SCHEMA, SampleRecord
 
 METRIC_KEYS = {"accuracy", "correct", "n", "ci", "ci_method", "wilson", "n_clusters", "chance", "unparsed",
                "unparsed_rate", "errors", "error_rate", "invalid", "invalid_rate", "judged", "accuracy_answered",
@@ -133,7 +133,7 @@ def test_terminal_summary_names_the_method_once_and_never_shows_a_collapsed_inte
 
     from rich.console import Console
 
-    from cvbench.harness.progress import summary_table
+    from cvbench.runner.progress import summary_table
 
     records = [rec(i, correct=True, cues=("CL",)) for i in range(6)] + [rec(6, cues=("RP",), cluster="z")]
     res = compute_results(records, run_seed=1, model={"id": "m"}, status="complete")
@@ -147,7 +147,7 @@ def test_terminal_summary_names_the_method_once_and_never_shows_a_collapsed_inte
 
 
 def test_mmvm_chance_counts_none_of_the_above_as_an_option() -> None:
-    from cvbench.harness.protocols.mmvm import NONE_OF_THE_ABOVE, mmvm_options
+    from cvbench.prompting.protocols.mmvm import NONE_OF_THE_ABOVE, mmvm_options
 
     options = mmvm_options(["3", "7", "12", "20"])  # the 4-candidate setting
     assert options[-1].text == NONE_OF_THE_ABOVE and len(options) == 5

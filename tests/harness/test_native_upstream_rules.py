@@ -14,19 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvbench.harness.encoding import ImagePolicy
-from cvbench.harness.masks import encode_rle
-from cvbench.harness.protocols import ProtocolError
-from cvbench.harness.protocols import crossviewbench as CVB
-from cvbench.harness.protocols.mmvm import (
+from cvbench.prompting.encoding import ImagePolicy
+from cvbench.imaging.masks import encode_rle
+from cvbench.prompting.protocols import ProtocolError
+from cvbench.prompting.protocols import crossviewbench as CVB
+from cvbench.prompting.protocols.mmvm import (
     MAX_ID_OPTIONS,
     NONE_OF_THE_ABOVE,
     build_mmvm,
     select_candidates,
     upstream_option_ids,
 )
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import Sample
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import Sample
 
 try:
     from .test_protocol_data import make_cvb_sample, make_mmvm_sample

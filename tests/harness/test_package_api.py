@@ -17,14 +17,15 @@ def _loaded_after(statement: str) -> set[str]:
 
 def test_import_cvbench_does_not_load_the_runner_or_adapters() -> None:
     loaded = _loaded_after("import cvbench")
-    assert "cvbench.harness.runner" not in loaded and "cvbench.model_adapters.registry" not in loaded
-    assert {"cvbench.harness.runner", "cvbench.model_adapters.registry"} <= _loaded_after(
+    assert "cvbench.runner.session" not in loaded and "cvbench.model_adapters.registry" not in loaded
+    assert {"cvbench.runner.session", "cvbench.model_adapters.registry"} <= _loaded_after(
         "from cvbench import Runner, resolve_model")
 
 
 def test_lazy_names_are_the_real_objects() -> None:
-    from cvbench.harness.runner import RunOptions, Runner
-    from cvbench.model_adapters.registry import ModelOptions, resolve_model
+    from cvbench.runner.session import RunOptions, Runner
+    from cvbench.model_adapters.registry import ModelOptions
+    from cvbench.model_adapters.resolve import resolve_model
 
     assert cvbench.Runner is Runner and cvbench.RunOptions is RunOptions
     assert cvbench.resolve_model is resolve_model and cvbench.ModelOptions is ModelOptions

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from cvbench.harness.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
-from cvbench.harness.types import Option
+from cvbench.scoring.parsing import answer_from_scores, judge_prompt_text, parse_answer, parse_judge
+from cvbench.core.types import Option
 
 ABCD = tuple(Option(letter, text) for letter, text in
              zip("ABCD", ["the red mug", "the blue chair", "the green lamp", "none of them"]))

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.pricing import Price, parse_price, response_cost
-from cvbench.harness.progress import usage_line
-from cvbench.harness.rundir import iter_records
-from cvbench.harness.runner import ConfigMismatchError, RunOptions, Runner
-from cvbench.harness.types import Usage
+from cvbench.runner.pricing import Price, parse_price, response_cost
+from cvbench.runner.progress import usage_line
+from cvbench.rundir.format import iter_records
+from cvbench.runner.session import ConfigMismatchError, RunOptions, Runner
+from cvbench.core.types import Usage
 
 
 def test_parse_price_and_cost() -> None:

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cvbench.harness.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
-from cvbench.harness.prompting import PromptSettings, build_prompt
-from cvbench.harness.rundir import iter_records
-from cvbench.harness.runner import RunOptions, Runner, jsonable
-from cvbench.harness.types import Capabilities, GenerationConfig, Request, Sample
+from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.rundir.format import iter_records
+from cvbench.runner.session import RunOptions, Runner, jsonable
+from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
 from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
 from cvbench.tasks.registry import get_task
 
@@ -58,7 +58,7 @@ def test_digest_gives_the_rendered_prompts_request_key(tiny_data: Any, tmp_path:
     cache.put(key, prompt, jsonable(dict(prompt.protocol)))
     known = cache.get(key)
     cache.close()
-    from cvbench.harness.cache import ResponseCache
+    from cvbench.runner.cache import ResponseCache
 
     with ResponseCache(tmp_path / "c.sqlite") as responses:  # a full `cvbench cache clear` drops the digests too
         responses.clear("some-model")
@@ -144,9 +144,9 @@ def test_code_identity_covers_every_module_the_prompt_path_imports() -> None:
     import subprocess
     import sys
 
-    from cvbench.harness.prompt_cache import prompt_code_files
+    from cvbench.runner.prompt_cache import prompt_code_files
 
-    script = ("import sys, cvbench.harness.prompting, cvbench.tasks.loading, cvbench.tasks.crossviewbench, "
+    script = ("import sys, cvbench.prompting.build, cvbench.tasks.loading, cvbench.tasks.crossviewbench, "
               "cvbench.tasks.mmvm, cvbench.tasks.registry, cvbench.tasks.slices\n"
               "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
               "if n.split('.')[0] == 'cvbench' and getattr(m, '__file__', None)))")

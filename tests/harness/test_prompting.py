@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.harness.encoding import ImagePolicy
-from cvbench.harness.prompting import (
+from cvbench.prompting.encoding import ImagePolicy
+from cvbench.prompting.build import (
     PromptError,
     PromptSettings,
     build_prompt,
     resolve_mode,
 )
-from cvbench.harness.types import Capabilities, ImageRef
+from cvbench.core.types import Capabilities, ImageRef
 
 try:
     from .test_protocol_data import make_cvb_sample, make_mmvm_sample

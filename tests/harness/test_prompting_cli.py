@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.harness.masks import encode_rle, mask_to_polygons
-from cvbench.harness.protocols.mmvm import (
+from cvbench.imaging.masks import encode_rle, mask_to_polygons
+from cvbench.prompting.protocols.mmvm import (
     mmvm_options,
     mmvm_question,
     render_candidate_view,
@@ -103,7 +103,7 @@ def test_render_mmvm_subset_writes_images_text_and_record(tmp_path: Path):
     import hashlib
     assert hashlib.sha256((out / "view_1.png").read_bytes()).hexdigest() == record["images"][1]["sha256"]
     # the identity is the pixels and the encoding, not the encoder's bytes
-    from cvbench.harness.encoding import pixel_identity
+    from cvbench.prompting.encoding import pixel_identity
     pixels = np.asarray(Image.open(out / "view_1.png").convert("RGB"))
     assert pixel_identity(pixels, {"format": "png"}) == record["images"][1]["identity"]
 

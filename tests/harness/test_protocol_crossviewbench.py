@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvbench.harness.encoding import ImagePolicy
-from cvbench.harness.images import load_image
-from cvbench.harness.masks import decode_region
-from cvbench.harness.protocols import ProtocolError
-from cvbench.harness.protocols import crossviewbench as P
-from cvbench.harness.render import NAMED_PALETTE
-from cvbench.harness.types import RegionRef
+from cvbench.prompting.encoding import ImagePolicy
+from cvbench.imaging.images import load_image
+from cvbench.imaging.masks import decode_region
+from cvbench.prompting.protocols import ProtocolError
+from cvbench.prompting.protocols import crossviewbench as P
+from cvbench.imaging.render import NAMED_PALETTE
+from cvbench.core.types import RegionRef
 
 try:
     from .test_protocol_data import make_cvb_sample

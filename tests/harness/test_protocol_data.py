@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from cvbench.harness.masks import encode_rle, mask_to_polygons
-from cvbench.harness.protocols.mmvm import (
+from cvbench.imaging.masks import encode_rle, mask_to_polygons
+from cvbench.prompting.protocols.mmvm import (
     mmvm_options,
     mmvm_question,
     render_candidate_view,
     render_query_view,
 )
-from cvbench.harness.types import (
+from cvbench.core.types import (
     ImageRef,
     Option,
     Region,

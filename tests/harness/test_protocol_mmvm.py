@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from cvbench.harness import render as R
-from cvbench.harness.encoding import ImagePolicy
-from cvbench.harness.images import load_image
-from cvbench.harness.masks import decode_region
-from cvbench.harness.protocols import ProtocolError
-from cvbench.harness.protocols import mmvm as P
-from cvbench.harness.types import ImageRef, Option
+from cvbench.imaging import render as R
+from cvbench.prompting.encoding import ImagePolicy
+from cvbench.imaging.images import load_image
+from cvbench.imaging.masks import decode_region
+from cvbench.prompting.protocols import ProtocolError
+from cvbench.prompting.protocols import mmvm as P
+from cvbench.core.types import ImageRef, Option
 
 try:
     from .test_protocol_data import (

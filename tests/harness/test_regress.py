@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness import regress as R
-from cvbench.harness.metrics import compute_results
-from cvbench.harness.rundir import SampleRecord
+from cvbench.devtools import regress as R
+from cvbench.scoring.metrics import compute_results
+from cvbench.rundir.format import SampleRecord
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cvbench.harness import render as R
+from cvbench.imaging import render as R
 
 try:
     from .test_protocol_data import ellipse_mask, grid_masks, textured_image

@@ -1,4 +1,4 @@
-from cvbench.harness.runner import DEFAULT_MAX_TOKENS, RunOptions, effective_max_tokens, parse_model_option
+from cvbench.runner.session import DEFAULT_MAX_TOKENS, RunOptions, effective_max_tokens, parse_model_option
 from cvbench.model_adapters.registry import recommended_max_tokens
 
 
@@ -30,7 +30,7 @@ def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(t
     from click.testing import CliRunner
 
     from cvbench.cli import cli
-    from cvbench.harness.runner import default_out_dir
+    from cvbench.runner.session import default_out_dir
     from cvbench.tasks.registry import get_task
     from cvbench.tasks.synthetic import generate_mmvm
 
@@ -61,7 +61,7 @@ def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(t
 
 
 def test_the_default_run_folder_never_holds_a_url_password() -> None:
-    from cvbench.harness.runner import RunOptions, default_out_dir
+    from cvbench.runner.session import RunOptions, default_out_dir
 
     out = default_out_dir(RunOptions(model="lmms:qwen2_vl,base_url=http://u:PLANTEDpw@host:8000/v1",
                                      tasks=("synth-mmvm",)))

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from cvbench.harness.rundir import iter_records, load_run
-from cvbench.harness.runner import ConfigMismatchError, RunError, RunOptions, Runner, merge_runs
+from cvbench.rundir.format import iter_records, load_run
+from cvbench.runner.session import ConfigMismatchError, RunError, RunOptions, Runner, merge_runs
 
 
 TIMINGS = ("latency_s", "cached")

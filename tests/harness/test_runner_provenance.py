@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cvbench.harness.provenance import environment, is_secret_key, redact, redact_argv, secret_values
-from cvbench.harness.runner import RunOptions, Runner
+from cvbench.core.provenance import environment
+from cvbench.core.redaction import is_secret_key, redact, redact_argv, secret_values
+from cvbench.runner.session import RunOptions, Runner
 
 
 def test_redact_strings_and_dicts() -> None:

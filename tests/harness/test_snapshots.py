@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness import regress as R
-from cvbench.harness import snapshots as S
+from cvbench.devtools import regress as R
+from cvbench.devtools import snapshots as S
 from cvbench.tasks.loading import iter_task_samples
 from cvbench.tasks.registry import get_task
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvbench.harness import stats
+from cvbench.scoring import stats
 
 
 @pytest.mark.parametrize("k, n, lo, hi", [

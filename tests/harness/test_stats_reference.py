@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvbench.harness import stats
-from cvbench.harness.compare import exact_mcnemar_p
-from cvbench.harness.metrics import cluster_key, scored_record
-from cvbench.harness.runner import Runner, RunOptions
+from cvbench.scoring import stats
+from cvbench.analysis.compare import exact_mcnemar_p
+from cvbench.scoring.metrics import cluster_key, scored_record
+from cvbench.runner.session import Runner, RunOptions
 
 sm = pytest.importorskip("statsmodels.api", reason="dev dependency: pip install statsmodels")
 scipy_stats = pytest.importorskip("scipy.stats", reason="dev dependency: pip install scipy")

@@ -6,13 +6,13 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cvbench.harness.cache import ResponseCache
-from cvbench.harness.metrics import compute_results, scored_record
-from cvbench.harness.prompt_cache import PromptDigestCache
-from cvbench.harness.provenance import redact
-from cvbench.harness.rundir import SampleRecord
-from cvbench.harness.runner import RecordWriter, jsonable
-from cvbench.harness.types import Option, Prompt, Response, Usage
+from cvbench.runner.cache import ResponseCache
+from cvbench.scoring.metrics import compute_results, scored_record
+from cvbench.runner.prompt_cache import PromptDigestCache
+from cvbench.core.redaction import redact
+from cvbench.rundir.format import SampleRecord
+from cvbench.runner.session import RecordWriter, jsonable
+from cvbench.core.types import Option, Prompt, Response, Usage
 
 
 def _record(i: int, **changes: object) -> SampleRecord:

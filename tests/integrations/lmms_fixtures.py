@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cvbench.harness.types import Capabilities, ModelInfo, Request, Response
+from cvbench.core.types import Capabilities, ModelInfo, Request, Response
 
 MMVM_PER_CUE = 1  # 8 cases with 2 to 13+ candidates
 CVB_PER_TYPE = 1  # 17 questions, one per task type

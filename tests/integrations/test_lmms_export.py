@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.encoding import ImagePolicy, encode_image
-from cvbench.harness.prompting import PromptSettings, build_prompt
-from cvbench.harness.rundir import iter_records
-from cvbench.harness.runner import Runner, RunOptions
-from cvbench.harness.types import Capabilities, Sample
+from cvbench.prompting.encoding import ImagePolicy, encode_image
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.rundir.format import iter_records
+from cvbench.runner.session import Runner, RunOptions
+from cvbench.core.types import Capabilities, Sample
 from cvbench.integrations.lmms_export import (
     MANIFEST_FILE,
     ExportError,
@@ -117,7 +117,7 @@ def test_export_writes_tasks_group_manifest_and_shim(export_dir: Path, data_root
 
 
 def test_documents_are_the_runner_records(export_dir: Path, data_root: Path) -> None:
-    from cvbench.harness.runner import item_sample_id, record_id
+    from cvbench.runner.session import item_sample_id, record_id
 
     for task in TASKS:
         spec = get_task(task)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
-from cvbench.harness.rundir import iter_records
+from cvbench.rundir.format import iter_records
 from cvbench.leaderboard.previews import PreviewSettings
 from cvbench.leaderboard.reference import load_reported
 from cvbench.leaderboard.site import (

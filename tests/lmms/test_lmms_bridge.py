@@ -25,9 +25,9 @@ lmms_eval = require_lmms_eval()
 
 from lmms_eval.api.model import lmms as LmmsModel
 
-from cvbench.harness.encoding import ImagePolicy, encode_image
-from cvbench.harness.rundir import iter_records
-from cvbench.harness.runner import Runner, RunOptions, run
+from cvbench.prompting.encoding import ImagePolicy, encode_image
+from cvbench.rundir.format import iter_records
+from cvbench.runner.session import Runner, RunOptions, run
 from cvbench.integrations.lmms_export import MANIFEST_FILE, LmmsExportOptions, export_lmms
 from cvbench.integrations.lmms_hooks import hooks_for
 from tests.integrations.lmms_fixtures import (
@@ -267,7 +267,8 @@ def test_lmms_adapter_with_a_simple_model(lmms_data_root: Path, tmp_path: Path) 
 
 
 def test_lmms_adapter_reports_unknown_models_clearly() -> None:
-    from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError, resolve_model
+    from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
+    from cvbench.model_adapters.resolve import resolve_model
 
     with pytest.raises(ModelResolutionError, match="no usable model 'no_such_model'"):
         resolve_model("lmms:no_such_model", ModelOptions())

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from cvbench.harness.types import GenerationConfig, Option, Prompt, PromptImage, Request, Response
+from cvbench.core.types import GenerationConfig, Option, Prompt, PromptImage, Request, Response
 from cvbench.model_adapters.registry import ModelOptions
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from cvbench.harness.types import ModelError
+from cvbench.core.types import ModelError
 from cvbench.model_adapters.base import (
     AdaptiveLimiter,
     RetryPolicy,

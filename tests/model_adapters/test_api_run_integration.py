@@ -7,7 +7,6 @@ the SDKs pointed at the wire servers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path

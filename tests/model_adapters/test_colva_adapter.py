@@ -22,7 +22,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     GenerationConfig,
     NativeRegions,
     NativeView,

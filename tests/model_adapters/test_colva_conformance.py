@@ -18,10 +18,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from cvbench.harness.prompting import PromptSettings, build_prompt
-from cvbench.harness.protocols.mmvm import upstream_option_ids
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import Capabilities, GenerationConfig, Request
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.prompting.protocols.mmvm import upstream_option_ids
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import Capabilities, GenerationConfig, Request
 from cvbench.model_adapters.colva import MAX_TILES, VPT_CONTEXT, make_adapter, tile_grid
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.harness.types import NativeRegions, NativeView, Option, Prompt, PromptImage, RegionRef
+from cvbench.core.types import NativeRegions, NativeView, Option, Prompt, PromptImage, RegionRef
 from cvbench.model_adapters.colva import (
     IMAGENET_MEAN,
     IMAGENET_STD,

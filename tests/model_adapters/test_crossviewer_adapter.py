@@ -20,7 +20,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     GenerationConfig,
     NativeRegions,
     NativeView,

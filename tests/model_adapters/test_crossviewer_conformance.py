@@ -21,9 +21,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cvbench.harness.metrics import metric, scored_record
-from cvbench.harness.runner import score_response
-from cvbench.harness.types import (
+from cvbench.scoring.metrics import metric, scored_record
+from cvbench.runner.session import score_response
+from cvbench.core.types import (
     GenerationConfig,
     NativeRegions,
     NativeView,

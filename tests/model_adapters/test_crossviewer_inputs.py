@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cvbench.harness.types import (
+from cvbench.core.types import (
     GenerationConfig,
     NativeRegions,
     NativeView,

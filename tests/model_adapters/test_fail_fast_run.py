@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.failfast import EXIT_FAILED
+from cvbench.runner.failfast import EXIT_FAILED
 from tests.model_adapters.api_helpers import TEST_KEYS, isolate_keys
 from tests.wire import Fault, OpenAIWireServer
 

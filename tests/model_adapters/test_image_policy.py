@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
-from cvbench.harness.encoding import ImagePolicy, encode_image
-from cvbench.harness.types import Option, Prompt
+from cvbench.prompting.encoding import ImagePolicy, encode_image
+from cvbench.core.types import Option, Prompt
 from cvbench.model_adapters import anthropic_api
 from cvbench.model_adapters.image_policy import (
     CONTRACTS,

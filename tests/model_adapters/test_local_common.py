@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from cvbench.harness.types import Option
+from cvbench.core.types import Option
 from cvbench.model_adapters.local_common import (
     MicroBatcher,
     best_letter,

@@ -1,4 +1,4 @@
-"""Native-region adapters fed by the real prompt builder (cvbench.harness.prompting, native mode).
+"""Native-region adapters fed by the real prompt builder (cvbench.prompting.build, native mode).
 
 Checks that what `build_prompt` produces for a native-region model is exactly what the
 CrossViewer and CoLVA input builders need: MMVM native prompts carry the rendered overlays in
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.harness.masks import encode_rle
-from cvbench.harness.prompting import PromptSettings, build_prompt
-from cvbench.harness.types import (
+from cvbench.imaging.masks import encode_rle
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.core.types import (
     Capabilities,
     GenerationConfig,
     ImageRef,

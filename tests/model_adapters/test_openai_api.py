@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cvbench.harness.types import Response
+from cvbench.core.types import Response
 from cvbench.model_adapters import openai_api
 from cvbench.model_adapters.registry import ModelResolutionError
 from tests.model_adapters.api_helpers import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cvbench.harness.types import Option, Response
+from cvbench.core.types import Option, Response
 from cvbench.model_adapters import openai_compatible
 from cvbench.model_adapters.openai_compatible import (
     EndpointPool,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cvbench.harness.types import ModelAdapter
+from cvbench.core.types import ModelAdapter
 from cvbench.model_adapters.aliases import (
     AliasFileError,
     alias_for_model_id,
@@ -173,7 +173,7 @@ def test_broken_dotenv_is_a_resolution_error_naming_the_line(tmp_path: Path) -> 
 
 
 def test_an_alias_and_its_provider_string_get_the_same_reasoning_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cvbench.harness.runner import RunOptions, effective_max_tokens
+    from cvbench.runner.session import RunOptions, effective_max_tokens
 
     monkeypatch.setenv("GEMINI_API_KEY", TEST_KEYS["GEMINI_API_KEY"])
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEYS["OPENAI_API_KEY"])

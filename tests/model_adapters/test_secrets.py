@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.model_adapters.secrets import (
+from cvbench.core.secrets import (
     DotenvError,
     find_secret,
     parse_dotenv,
-    scrub,
     secret_is_set,
 )
+from cvbench.core.redaction import scrub
 
 
 def test_parse_dotenv_forms() -> None:
@@ -82,13 +82,13 @@ def test_the_source_of_the_key_is_announced_never_its_value(tmp_path: Path, caps
     ("see http://host/v1 for details", "see http://host/v1 for details"),
 ])
 def test_urls_lose_userinfo_and_credential_query_values(text: str, expected: str) -> None:
-    from cvbench.harness.provenance import redact
+    from cvbench.core.redaction import redact
 
     assert redact(text, []) == expected
 
 
 def test_header_options_keep_names_and_lose_values() -> None:
-    from cvbench.harness.provenance import redact, redact_argv
+    from cvbench.core.redaction import redact, redact_argv
 
     assert redact({"extra_headers": {"X-Trace": "v1", "X-Custom-Auth": "HV"}, "max_tokens": 5}, []) == \
         {"extra_headers": {"X-Trace": "***", "X-Custom-Auth": "***"}, "max_tokens": 5}

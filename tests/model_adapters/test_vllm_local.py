@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cvbench.harness.types import GenerationConfig, Option, Prompt, PromptImage
+from cvbench.core.types import GenerationConfig, Option, Prompt, PromptImage
 from cvbench.model_adapters.local_common import letter_token_ids, scores_from_top_logprobs
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.model_adapters.vllm_local import (

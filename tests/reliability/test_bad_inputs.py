@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvbench.harness.masks import encode_rle
+from cvbench.imaging.masks import encode_rle
 from tests.reliability.conftest import cli_env, cvbench
 from tests.tasks.builders import (
     cvb_record,

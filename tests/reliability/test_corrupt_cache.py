@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.cache import CacheError, CacheUnusableError, ResponseCache
-from cvbench.harness.cache_check import inspect_cache
-from cvbench.harness.types import Response
+from cvbench.runner.cache import CacheError, CacheUnusableError, ResponseCache
+from cvbench.runner.cache_check import inspect_cache
+from cvbench.core.types import Response
 from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
 from tests.wire.faults import FaultInjectingServer
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvbench.harness.rundir import iter_records
+from cvbench.rundir.format import iter_records
 from tests.reliability.conftest import (
     ReplicatedData,
     SynthBase,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.rundir import iter_records
+from cvbench.rundir.format import iter_records
 from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
 from tests.wire.faults import (
     DEFAULT_MIX,

@@ -1,4 +1,4 @@
-"""One writer per run directory (cvbench/harness/runlock.py) and unique temp files.
+"""One writer per run directory (cvbench/runner/runlock.py) and unique temp files.
 
 Two real `cvbench run` processes on one `--out`: the second is refused while the first still
 runs, naming the first's pid and host; the first finishes with every record once. A kill -9
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.rundir import iter_records, unique_temp_path, write_bytes_atomic
-from cvbench.harness.runlock import LOCK_FILE, RunDirBusyError, RunDirLock, read_holder
+from cvbench.rundir.format import iter_records, unique_temp_path, write_bytes_atomic
+from cvbench.runner.runlock import LOCK_FILE, RunDirBusyError, RunDirLock, read_holder
 from tests.reliability.conftest import (
     SynthBase,
     cli_env,
@@ -29,7 +29,7 @@ from tests.wire.faults import FaultInjectingServer, FaultSchedule
 
 HOLD = """
 import sys, time
-from cvbench.harness.runlock import RunDirLock
+from cvbench.runner.runlock import RunDirLock
 lock = RunDirLock.acquire(sys.argv[1])
 print("locked", flush=True)
 time.sleep(600)

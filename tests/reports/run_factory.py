@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cvbench.harness.rundir import SampleRecord, image_relpath, write_json_atomic
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import CUES, OPTION_LETTERS, TASK_TYPES
+from cvbench.rundir.format import SampleRecord, image_relpath, write_json_atomic
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import CUES, OPTION_LETTERS, TASK_TYPES
 
 XSS_NAME = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 

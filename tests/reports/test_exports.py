@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.rundir import load_run
+from cvbench.rundir.format import load_run
 from cvbench.reports.exports import (
     latex_escape,
     render,

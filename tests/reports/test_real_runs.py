@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.rundir import iter_records, load_run
+from cvbench.rundir.format import iter_records, load_run
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.rundir import iter_records, load_run
+from cvbench.rundir.format import iter_records, load_run
 from cvbench.reports.charts import Bar, bar_chart_svg
 from cvbench.reports.report import build_report
 from cvbench.reports.summary import (

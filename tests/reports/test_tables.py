@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.rundir import load_run
-from cvbench.harness.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES
+from cvbench.rundir.format import load_run
+from cvbench.core.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES
 from cvbench.reports.tables import (
     Cell,
     Row,

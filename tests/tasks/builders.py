@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from cvbench.harness.masks import encode_rle, encode_rle_uncompressed
+from cvbench.imaging.masks import encode_rle, encode_rle_uncompressed
 
 H, W = 48, 64  # every test image is this small
 

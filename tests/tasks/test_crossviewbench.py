@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.masks import decode_region
-from cvbench.harness.types import InvalidSample, Sample
+from cvbench.imaging.masks import decode_region
+from cvbench.core.types import InvalidSample, Sample
 from cvbench.tasks.crossviewbench import iter_crossviewbench, normalise_answer
-from cvbench.tasks.loading import parse_option_lines
+from cvbench.tasks.files import parse_option_lines
 from tests.tasks.builders import H, W, cvb_object, cvb_record, write_image, write_jsonl
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.types import Option
+from cvbench.core.types import Option
 from cvbench.tasks.gold import gold_divergence, upstream_gold
 from tests.tasks.builders import cvb_record, write_image, write_jsonl
 
@@ -69,7 +69,7 @@ def test_data_verify_lists_every_gold_divergence(tmp_path: Path) -> None:
 
 
 def test_results_carry_the_upstream_compatible_denominator_and_accuracy() -> None:
-    from cvbench.harness.metrics import metric, scored_record
+    from cvbench.scoring.metrics import metric, scored_record
 
     def rec(parsed: str, correct: bool, upstream_gold: dict[str, object] | None) -> dict[str, object]:
         protocol = {"upstream_gold": upstream_gold} if upstream_gold is not None else {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.types import Sample
+from cvbench.core.types import Sample
 from cvbench.tasks.hub import (
     DownloadError,
     UnsafeArchiveError,

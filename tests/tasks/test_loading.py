@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.types import InvalidSample, Sample
+from cvbench.core.types import InvalidSample, Sample
 from cvbench.tasks.loading import DataNotFoundError, dataset_fingerprint, iter_task_samples, task_data_dir
 from cvbench.tasks.registry import get_task
 from tests.tasks.builders import cvb_record, make_case, mmvm_row, write_image, write_jsonl, write_tsv

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.masks import decode_region
-from cvbench.harness.types import InvalidSample, Sample
+from cvbench.imaging.masks import decode_region
+from cvbench.core.types import InvalidSample, Sample
 from cvbench.tasks.loading import DataFormatError
 from cvbench.tasks.mmvm import iter_mmvm, parse_match_type
 from tests.tasks.builders import H, W, make_case, mmvm_row, write_tsv

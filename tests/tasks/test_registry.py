@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES, Option, Sample, SourceLocation
+from cvbench.core.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES, Option, Sample, SourceLocation
 from cvbench.tasks.registry import TaskSpecError, UnknownTaskError, get_task, load_task_specs, parse_task_spec
 from cvbench.tasks.slices import SliceError, candidate_bucket, sample_slices, slice_labels
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.types import Sample
+from cvbench.core.types import Sample
 from cvbench.tasks.loading import DataFormatError, dataset_fingerprint, iter_task_samples, task_data_dir
 from cvbench.tasks.registry import get_task
 from cvbench.tasks.verify import verify_path

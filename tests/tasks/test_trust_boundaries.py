@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.harness.metrics import metric
-from cvbench.harness.progress import _fmt_metric
-from cvbench.harness.types import InvalidSample, Sample
+from cvbench.scoring.metrics import metric
+from cvbench.runner.progress import _fmt_metric
+from cvbench.core.types import InvalidSample, Sample
 from cvbench.reports.tables import metric_cell
 from cvbench.tasks.crossviewbench import iter_crossviewbench
-from cvbench.tasks.loading import (
+from cvbench.tasks.files import (
     DataFormatError,
     LongLine,
     RecordError,

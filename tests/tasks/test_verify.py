@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.harness.masks import encode_rle
+from cvbench.imaging.masks import encode_rle
 from cvbench.tasks.verify import verify_path
 from tests.tasks.builders import H, W, box_mask, cvb_record, make_case, mmvm_row, write_image, write_jsonl, write_tsv
 

@@ -57,7 +57,7 @@ class Fault:
 def wire_image_identity(data: bytes) -> str:
     """cvbench's identity of an image seen on the wire (what records and file names hold) for
     the PNG and JPEG files cvbench encodes; other bytes by their SHA-256."""
-    from cvbench.harness.encoding import EncodingError, identity_of_bytes
+    from cvbench.prompting.encoding import EncodingError, identity_of_bytes
 
     try:
         return identity_of_bytes(data)

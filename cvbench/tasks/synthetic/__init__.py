@@ -11,15 +11,16 @@ See docs/synthetic.md.
 
 from __future__ import annotations
 
+from cvbench.tasks.synthetic.builtin import (
+    BUILTIN_CVB_PER_TYPE,
+    BUILTIN_MMVM_PER_CUE,
+    BUILTIN_SEED,
+)
 from cvbench.tasks.synthetic.crossviewbench import (
     SynthesisError,
     generate_crossviewbench,
 )
 from cvbench.tasks.synthetic.mmvm import CaseLayoutError, generate_mmvm
-
-BUILTIN_SEED = 0
-BUILTIN_CVB_PER_TYPE = 6  # 17 x 6 = 102 questions
-BUILTIN_MMVM_PER_CUE = 8  # 8 x 8 = 64 cases
 
 __all__ = [
     "BUILTIN_CVB_PER_TYPE",

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.harness.masks import bbox, encode_rle
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import OPTION_LETTERS, TASK_TYPES
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import OPTION_LETTERS, TASK_TYPES
+from cvbench.imaging.masks import bbox, encode_rle
 from cvbench.tasks.synthetic.facts import GAP_EXACT_BELOW, SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_png
-from cvbench.tasks.synthetic.manifest import write_folder_manifest
 from cvbench.tasks.synthetic.layout import crossview_scene
+from cvbench.tasks.synthetic.manifest import write_folder_manifest
 from cvbench.tasks.synthetic.questions import (
     GENERATORS,
     LOOKALIKE_TYPES,

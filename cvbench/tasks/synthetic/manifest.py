@@ -26,12 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cvbench.tasks.synthetic.builtin import (
+    BUILTIN_CVB_PER_TYPE,
+    BUILTIN_MMVM_PER_CUE,
+    BUILTIN_SEED,
+)
 
 MANIFEST_NAME = "MANIFEST.json"
 SHIPPED_MANIFEST = Path(__file__).with_name("builtin_manifest.json")
@@ -93,11 +98,8 @@ def write_folder_manifest(folder: Path, generator: dict[str, Any]) -> Path:
 
 
 def builtin_generators() -> dict[str, dict[str, Any]]:
-    from cvbench.tasks import synthetic
-
-    return {"synth-crossviewbench": {"set": "crossviewbench", "seed": synthetic.BUILTIN_SEED,
-                                     "per_type": synthetic.BUILTIN_CVB_PER_TYPE},
-            "synth-mmvm": {"set": "mmvm", "seed": synthetic.BUILTIN_SEED, "per_cue": synthetic.BUILTIN_MMVM_PER_CUE}}
+    return {"synth-crossviewbench": {"set": "crossviewbench", "seed": BUILTIN_SEED, "per_type": BUILTIN_CVB_PER_TYPE},
+            "synth-mmvm": {"set": "mmvm", "seed": BUILTIN_SEED, "per_cue": BUILTIN_MMVM_PER_CUE}}
 
 
 @lru_cache(maxsize=1)
@@ -176,19 +178,4 @@ def verify_synthetic(name: str, folder: Path, data_file: str) -> None:
             f"overwrites it for you.")
     _VERIFIED.add(key)
 
-
-def write_shipped_manifest() -> Path:
-    from cvbench.tasks import synthetic
-
-    sets: dict[str, Entries] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        cvb, mmvm = Path(tmp) / "cvb", Path(tmp) / "mmvm"
-        synthetic.generate_crossviewbench(cvb, per_type=synthetic.BUILTIN_CVB_PER_TYPE, seed=synthetic.BUILTIN_SEED)
-        synthetic.generate_mmvm(mmvm, per_cue=synthetic.BUILTIN_MMVM_PER_CUE, seed=synthetic.BUILTIN_SEED)
-        sets["synth-crossviewbench"] = manifest_for(cvb)
-        sets["synth-mmvm"] = manifest_for(mmvm)
-    SHIPPED_MANIFEST.write_text(json.dumps({"schema": MANIFEST_SCHEMA, "sets": sets}, indent=1, sort_keys=True)
-                                + "\n", encoding="utf-8")
-    shipped_manifest.cache_clear()
-    return SHIPPED_MANIFEST
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.harness.masks import mask_to_polygons
-from cvbench.harness.protocols.mmvm import (
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import CUE_BY_CODE, CUE_CODES, Option
+from cvbench.imaging.masks import mask_to_polygons
+from cvbench.tasks.mmvm_marks import (
     MAX_ID_OPTIONS,
     NONE_OF_THE_ABOVE,
     mmvm_options,
@@ -25,8 +27,6 @@ from cvbench.harness.protocols.mmvm import (
     render_candidate_view,
     render_query_view,
 )
-from cvbench.harness.seeding import rng_for
-from cvbench.harness.types import CUE_BY_CODE, CUE_CODES, Option
 from cvbench.tasks.synthetic.facts import SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_jpeg, write_json
 from cvbench.tasks.synthetic.manifest import write_folder_manifest

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cvbench.harness.types import CUE_CODES
+from cvbench.core.types import CUE_CODES
 from cvbench.tasks.synthetic.layout import GROUND_STYLES, TEXT_LABELS, look_at_camera
 from cvbench.tasks.synthetic.scene import (
     COLOURS,

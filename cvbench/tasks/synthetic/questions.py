@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from cvbench.harness.types import REGION_PLACEHOLDER as R
+from cvbench.core.types import REGION_PLACEHOLDER as R
 from cvbench.tasks.synthetic.facts import ObjectInView, SceneFacts
 from cvbench.tasks.synthetic.layout import appearance_key
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from cvbench.harness.bitmap_font import CAP_ROWS, text_mask
+from cvbench.imaging.bitmap_font import CAP_ROWS, text_mask
 
 MARKERS: tuple[str, ...] = ("dot", "cross", "triangle", "star", "stripes", "diamond", "ring", "checker")
 _S = 96  # texture rows

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.harness.masks import decode_rle
-from cvbench.harness.types import OPTION_LETTERS, REGION_PLACEHOLDER, TASK_TYPES, Sample
+from cvbench.imaging.masks import decode_rle
+from cvbench.core.types import OPTION_LETTERS, REGION_PLACEHOLDER, TASK_TYPES, Sample
 from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.synthetic import generate_crossviewbench
 from cvbench.tasks.synthetic.questions import APART_MIN, CONTACT_EPS, MIN_REF_PX

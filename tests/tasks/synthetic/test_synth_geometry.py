@@ -7,8 +7,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from cvbench.harness.masks import centroid
-from cvbench.harness.seeding import rng_for
+from cvbench.imaging.masks import centroid
+from cvbench.core.seeding import rng_for
 from cvbench.tasks.synthetic.facts import scene_facts
 from cvbench.tasks.synthetic.layout import crossview_scene, look_at_camera
 from cvbench.tasks.synthetic.questions import APART_MIN, CONTACT_EPS

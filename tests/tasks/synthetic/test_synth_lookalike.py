@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvbench.harness.seeding import rng_for
+from cvbench.core.seeding import rng_for
 from cvbench.tasks.synthetic.crossviewbench import build_scenes, lookalike_flags
 from cvbench.tasks.synthetic.facts import SceneFacts
 from cvbench.tasks.synthetic.layout import appearance_key, crossview_scene

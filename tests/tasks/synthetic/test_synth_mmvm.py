@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
-from cvbench.harness.masks import polygons_to_mask
-from cvbench.harness.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE, mmvm_options
-from cvbench.harness.types import CUE_CODES, CUES, OPTION_LETTERS, Sample
+from cvbench.imaging.masks import polygons_to_mask
+from cvbench.prompting.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE, mmvm_options
+from cvbench.core.types import CUE_CODES, CUES, OPTION_LETTERS, Sample
 from cvbench.tasks.mmvm import iter_mmvm
 from cvbench.tasks.synthetic import generate_mmvm
 from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS, answer_letter, draw_ids

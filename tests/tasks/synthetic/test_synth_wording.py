@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cvbench.harness.prompting import PromptSettings, build_prompt
-from cvbench.harness.types import REGION_PLACEHOLDER, TASK_TYPES, Capabilities, Sample
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.core.types import REGION_PLACEHOLDER, TASK_TYPES, Capabilities, Sample
 from cvbench.model_adapters.baselines import heuristic_answer, ref_names
 from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.synthetic.questions import TEMPLATES, question_text

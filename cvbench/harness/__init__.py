@@ -1,1 +1,0 @@
-"""Typed values, mask codecs, visual prompting, the runner, cache, parsing, metrics and run I/O."""

@@ -1,0 +1,87 @@
+"""Reading images (and video frames) from disk, with a decompression-bomb guard.
+
+This is I/O at the edge: everything downstream works on RGB uint8 numpy arrays.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cvbench.core.types import ImageRef
+
+# Largest image cvbench decodes. Benchmark frames are at most 4K; anything far larger is
+# treated as a decompression bomb rather than allocated.
+MAX_IMAGE_PIXELS = 64_000_000
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+
+
+class ImageError(ValueError):
+    """An image that is missing, unreadable, or unsafe to decode."""
+
+
+def image_size(ref: ImageRef) -> tuple[int, int]:
+    """(height, width) without decoding the pixels (images); videos decode the frame."""
+    if ref.frame is not None or ref.path.suffix.lower() in VIDEO_SUFFIXES:
+        h, w = load_image(ref).shape[:2]
+        return h, w
+    _require_file(ref.path)
+    try:
+        with Image.open(ref.path) as im:
+            w, h = im.size
+    except Exception as exc:
+        raise ImageError(f"{ref.path}: not a readable image ({exc})") from exc
+    _check_pixels(ref.path, w, h)
+    return h, w
+
+
+def load_image(ref: ImageRef) -> np.ndarray:
+    """The image (or video frame) as H x W x 3 uint8 RGB."""
+    if ref.frame is not None or ref.path.suffix.lower() in VIDEO_SUFFIXES:
+        return _load_video_frame(ref.path, ref.frame or 0)
+    _require_file(ref.path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(ref.path) as im:
+                _check_pixels(ref.path, *im.size)
+                im.load()
+                return np.asarray(im.convert("RGB"))
+    except ImageError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{ref.path}: refused to decode, image too large ({exc})") from exc
+    except Exception as exc:
+        raise ImageError(f"{ref.path}: not a readable image ({exc})") from exc
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise ImageError(f"{path}: image file not found")
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{path}: refused to decode a {width}x{height} image "
+                         f"(over {MAX_IMAGE_PIXELS:,} pixels; likely a decompression bomb)")
+
+
+def _load_video_frame(path: Path, frame: int) -> np.ndarray:
+    _require_file(path)
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ImageError(f"{path}: video could not be opened")
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(frame))
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            raise ImageError(f"{path}: frame {frame} could not be read")
+        _check_pixels(path, bgr.shape[1], bgr.shape[0])
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
