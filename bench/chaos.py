@@ -46,18 +46,22 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
-from common import machine, write_result  # noqa: E402
+from common import machine, write_result
 
-from tests.reliability.conftest import SynthBase, cli_env, replicate  # noqa: E402
-from tests.wire.faults import (  # noqa: E402
+from tests.reliability.conftest import SynthBase, cli_env, replicate
+from tests.wire.faults import (
     DEFAULT_MIX,
     FaultInjectingServer,
     FaultSchedule,
     item_marker,
 )
 
-RETRY_ENV = {"CVBENCH_TIMEOUT_S": "1.5", "CVBENCH_MAX_RETRIES": "4", "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
-             "CVBENCH_RETRY_MAX_DELAY_S": "0.4"}
+RETRY_ENV = {
+    "CVBENCH_TIMEOUT_S": "1.5",
+    "CVBENCH_MAX_RETRIES": "4",
+    "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
+    "CVBENCH_RETRY_MAX_DELAY_S": "0.4",
+}
 TIMINGS = ("latency_s", "cached", "attempts", "usage")
 CONCURRENCY = 8
 MAX_RERUNS = 6
@@ -70,17 +74,50 @@ class Bench:
         self.env = cli_env(tmp, **RETRY_ENV)
 
     def args(self, server: FaultInjectingServer, out: Path, cache: Path) -> list[str]:
-        return [sys.executable, "-m", "cvbench.cli", "run", "--model", "openai-compatible:chaos", "--base-url",
-                server.base_url(), "--task", "crossviewbench", "--data-dir", str(self.data_root), "--out", str(out),
-                "--cache", str(cache), "--save-images", "none", "--concurrency", str(CONCURRENCY), "--no-progress"]
+        return [
+            sys.executable,
+            "-m",
+            "cvbench.cli",
+            "run",
+            "--model",
+            "openai-compatible:chaos",
+            "--base-url",
+            server.base_url(),
+            "--task",
+            "crossviewbench",
+            "--data-dir",
+            str(self.data_root),
+            "--out",
+            str(out),
+            "--cache",
+            str(cache),
+            "--save-images",
+            "none",
+            "--concurrency",
+            str(CONCURRENCY),
+            "--no-progress",
+        ]
 
     def run(self, server: FaultInjectingServer, out: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.args(server, out, cache), env=self.env, cwd=self.tmp, capture_output=True,
-                              text=True, check=False, timeout=900)
+        return subprocess.run(
+            self.args(server, out, cache),
+            env=self.env,
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
 
     def popen(self, server: FaultInjectingServer, out: Path, cache: Path) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.args(server, out, cache), env=self.env, cwd=self.tmp, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            self.args(server, out, cache),
+            env=self.env,
+            cwd=self.tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 # ------------------------------------------------------------------------------ reading a run
@@ -107,20 +144,27 @@ def metrics(run_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     results = json.loads(path.read_text())
-    return {"status": results["status"], "overall": results["overall"], "slices": results["slices"],
-            "evaluations": {k: {"overall": v["overall"], "slices": v["slices"]}
-                            for k, v in results["evaluations"].items()}}
+    return {
+        "status": results["status"],
+        "overall": results["overall"],
+        "slices": results["slices"],
+        "evaluations": {k: {"overall": v["overall"], "slices": v["slices"]} for k, v in results["evaluations"].items()},
+    }
 
 
 def summary(run_dir: Path, ref: Path, resent: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     records = lines(run_dir)
     ids = [r["record_id"] for r in records]
     scored_errors = sum(1 for r in records if (r.get("error") or r.get("parse_status") == "error") and r.get("correct"))
-    return {"records": len(records), "duplicates": len(ids) - len(set(ids)),
-            "error_records_left": sum(1 for r in records if r.get("parse_status") == "error"),
-            "errors_scored_as_answers": scored_errors, "resent_for_answered": resent,
-            "identical_to_uninterrupted": comparable(run_dir) == comparable(ref) and metrics(run_dir) == metrics(ref),
-            **(extra or {})}
+    return {
+        "records": len(records),
+        "duplicates": len(ids) - len(set(ids)),
+        "error_records_left": sum(1 for r in records if r.get("parse_status") == "error"),
+        "errors_scored_as_answers": scored_errors,
+        "resent_for_answered": resent,
+        "identical_to_uninterrupted": comparable(run_dir) == comparable(ref) and metrics(run_dir) == metrics(ref),
+        **(extra or {}),
+    }
 
 
 def resent_since(server: FaultInjectingServer, start: int, answered: set[str]) -> int:
@@ -154,9 +198,20 @@ def campaign_faults(bench: Bench, ref: Path, rate: float, seed: int) -> dict[str
         reruns, resent = rerun_until_clean(bench, server, out, cache)
         faults = dict(server.fault_counts())
         n_requests = len(server.requests)
-    return summary(out, ref, resent, {"fault_rate": rate, "requests": n_requests, "faults_injected": faults,
-                                      "first_run_exit": first.returncode, "error_records_after_first_run": errors_first,
-                                      "errors_scored_in_first_run": scored_first, "reruns": reruns})
+    return summary(
+        out,
+        ref,
+        resent,
+        {
+            "fault_rate": rate,
+            "requests": n_requests,
+            "faults_injected": faults,
+            "first_run_exit": first.returncode,
+            "error_records_after_first_run": errors_first,
+            "errors_scored_in_first_run": scored_first,
+            "reruns": reruns,
+        },
+    )
 
 
 def wait_requests(server: FaultInjectingServer, start: int, k: int, proc: subprocess.Popen[str]) -> None:
@@ -184,23 +239,38 @@ def campaign_kills(bench: Bench, ref: Path, n: int, kills: int) -> dict[str, Any
             after = recorded(out)
             resent = resent_since(server, start, answered)
             resent_total += resent
-            sessions.append({"requests": len(server.requests) - start, "recorded_after": len(after),
-                             "in_flight_at_kill": len(requested - after),
-                             "resent_for_answered": resent,
-                             "resent_in_flight_of_previous": len(requested & (previous_requested - answered))})
+            sessions.append(
+                {
+                    "requests": len(server.requests) - start,
+                    "recorded_after": len(after),
+                    "in_flight_at_kill": len(requested - after),
+                    "resent_for_answered": resent,
+                    "resent_in_flight_of_previous": len(requested & (previous_requested - answered)),
+                }
+            )
             previous_requested = requested - after
         answered, start = recorded(out), len(server.requests)
         final = bench.run(server, out, cache)
         resent_total += resent_since(server, start, answered)
-        final_resent_inflight = len({m for r in server.requests[start:] if (m := item_marker(r.text))}
-                                    & previous_requested)
+        final_resent_inflight = len(
+            {m for r in server.requests[start:] if (m := item_marker(r.text))} & previous_requested
+        )
     resends = [s["resent_in_flight_of_previous"] for s in sessions[1:]] + [final_resent_inflight]
     within = all(r <= s["in_flight_at_kill"] for r, s in zip(resends, sessions))
-    return summary(out, ref, resent_total, {"kills": kills, "final_exit": final.returncode, "sessions": sessions,
-                                            "final_resent_in_flight_of_previous": final_resent_inflight,
-                                            "max_in_flight_at_kill": max(s["in_flight_at_kill"] for s in sessions),
-                                            "max_resent_after_kill": max(resends),
-                                            "resends_within_in_flight_at_each_kill": within})
+    return summary(
+        out,
+        ref,
+        resent_total,
+        {
+            "kills": kills,
+            "final_exit": final.returncode,
+            "sessions": sessions,
+            "final_resent_in_flight_of_previous": final_resent_inflight,
+            "max_in_flight_at_kill": max(s["in_flight_at_kill"] for s in sessions),
+            "max_resent_after_kill": max(resends),
+            "resends_within_in_flight_at_each_kill": within,
+        },
+    )
 
 
 def campaign_sigint(bench: Bench, ref: Path, n: int) -> dict[str, Any]:
@@ -214,8 +284,17 @@ def campaign_sigint(bench: Bench, ref: Path, n: int) -> dict[str, Any]:
         answered, start = recorded(out), len(server.requests)
         final = bench.run(server, out, cache)
         resent = resent_since(server, start, answered)
-    return summary(out, ref, resent, {"exit_after_sigint": proc.returncode, "status_after_sigint": status,
-                                      "recorded_at_sigint": len(answered), "final_exit": final.returncode})
+    return summary(
+        out,
+        ref,
+        resent,
+        {
+            "exit_after_sigint": proc.returncode,
+            "status_after_sigint": status,
+            "recorded_at_sigint": len(answered),
+            "final_exit": final.returncode,
+        },
+    )
 
 
 def campaign_two_runs(bench: Bench, ref: Path) -> dict[str, Any]:
@@ -227,19 +306,35 @@ def campaign_two_runs(bench: Bench, ref: Path) -> dict[str, Any]:
         first_running = first.poll() is None
         first.communicate(timeout=600)
     refused = second.returncode != 0 and f"pid {first.pid}" in (second.stdout + second.stderr)
-    return summary(out, ref, 0, {"second_refused_naming_pid": refused, "first_still_running_when_refused": first_running,
-                                 "second_exit": second.returncode, "first_exit": first.returncode,
-                                 "second_message": (second.stdout + second.stderr).strip().splitlines()[-1:]})
+    return summary(
+        out,
+        ref,
+        0,
+        {
+            "second_refused_naming_pid": refused,
+            "first_still_running_when_refused": first_running,
+            "second_exit": second.returncode,
+            "first_exit": first.returncode,
+            "second_message": (second.stdout + second.stderr).strip().splitlines()[-1:],
+        },
+    )
 
 
 def campaign_disk_full(bench: Bench, ref: Path) -> dict[str, Any]:
     mount = bench.tmp / "small-fs"
     mount.mkdir()
     page = 4096
-    size = page * (1 + 2 * math.ceil((ref / "config.json").stat().st_size / page)
-                   + math.ceil((ref / "samples.jsonl").stat().st_size / page) // 2)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True,
-                      check=False).returncode != 0:
+    size = page * (
+        1
+        + 2 * math.ceil((ref / "config.json").stat().st_size / page)
+        + math.ceil((ref / "samples.jsonl").stat().st_size / page) // 2
+    )
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, check=False
+        ).returncode
+        != 0
+    ):
         return {"not_run": "mounting a tmpfs is not permitted on this machine"}
     try:
         out, cache = mount / "run", bench.tmp / "full.db"
@@ -254,9 +349,19 @@ def campaign_disk_full(bench: Bench, ref: Path) -> dict[str, Any]:
             answered, start = recorded(out), len(server.requests)
             final = bench.run(server, out, cache)
             resent = resent_since(server, start, answered)
-        return summary(out, ref, resent, {"exit_when_full": full.returncode, "message": message,
-                                          "records_kept_when_full": kept, "torn_line": torn,
-                                          "temp_files_left": temps, "final_exit": final.returncode})
+        return summary(
+            out,
+            ref,
+            resent,
+            {
+                "exit_when_full": full.returncode,
+                "message": message,
+                "records_kept_when_full": kept,
+                "torn_line": torn,
+                "temp_files_left": temps,
+                "final_exit": final.returncode,
+            },
+        )
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
@@ -266,6 +371,7 @@ def campaign_corrupt_cache(bench: Bench, ref: Path) -> dict[str, Any]:
     with FaultInjectingServer(None) as server:
         bench.run(server, bench.tmp / "corrupt-seed", cache)  # fills the cache
         import sqlite3
+
         con = sqlite3.connect(cache)
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         con.close()
@@ -279,15 +385,31 @@ def campaign_corrupt_cache(bench: Bench, ref: Path) -> dict[str, Any]:
         refused = bench.run(server, out, cache)
         sent_when_refused = len(server.requests) - start
         text = refused.stdout + refused.stderr
-        repair = subprocess.run([sys.executable, "-m", "cvbench.cli", "cache", "repair", "--cache", str(cache)],
-                                env=bench.env, cwd=bench.tmp, capture_output=True, text=True, check=False)
+        repair = subprocess.run(
+            [sys.executable, "-m", "cvbench.cli", "cache", "repair", "--cache", str(cache)],
+            env=bench.env,
+            cwd=bench.tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         start = len(server.requests)
         final = bench.run(server, out, cache)
         refetched = len(server.requests) - start
-    return summary(out, ref, 0, {"exit_on_damaged_cache": refused.returncode, "requests_sent_when_refused": sent_when_refused,
-                                 "traceback": "Traceback" in text, "names_path_and_repair": str(cache) in text
-                                 and "cache repair" in text, "repair": repair.stdout.strip(),
-                                 "refetched_after_repair": refetched, "final_exit": final.returncode})
+    return summary(
+        out,
+        ref,
+        0,
+        {
+            "exit_on_damaged_cache": refused.returncode,
+            "requests_sent_when_refused": sent_when_refused,
+            "traceback": "Traceback" in text,
+            "names_path_and_repair": str(cache) in text and "cache repair" in text,
+            "repair": repair.stdout.strip(),
+            "refetched_after_repair": refetched,
+            "final_exit": final.returncode,
+        },
+    )
 
 
 def main() -> None:
@@ -315,21 +437,30 @@ def main() -> None:
             if done.returncode != 0:
                 raise SystemExit(f"the uninterrupted reference run failed:\n{done.stderr[-3000:]}")
         campaigns: dict[str, Any] = {}
-        plan = {"faults-20": lambda: campaign_faults(bench, ref, 0.2, 20),
-                "faults-50": lambda: campaign_faults(bench, ref, 0.5, 50),
-                "kill-9": lambda: campaign_kills(bench, ref, args.n, args.kills),
-                "sigint": lambda: campaign_sigint(bench, ref, args.n),
-                "two-runs-one-dir": lambda: campaign_two_runs(bench, ref),
-                "disk-full": lambda: campaign_disk_full(bench, ref),
-                "corrupt-cache": lambda: campaign_corrupt_cache(bench, ref)}
+        plan = {
+            "faults-20": lambda: campaign_faults(bench, ref, 0.2, 20),
+            "faults-50": lambda: campaign_faults(bench, ref, 0.5, 50),
+            "kill-9": lambda: campaign_kills(bench, ref, args.n, args.kills),
+            "sigint": lambda: campaign_sigint(bench, ref, args.n),
+            "two-runs-one-dir": lambda: campaign_two_runs(bench, ref),
+            "disk-full": lambda: campaign_disk_full(bench, ref),
+            "corrupt-cache": lambda: campaign_corrupt_cache(bench, ref),
+        }
         for name, fn in plan.items():
             if args.only and name not in args.only:
                 continue
             started = time.monotonic()
             campaigns[name] = {**fn(), "seconds": round(time.monotonic() - started, 1)}
             print(f"{name}: {json.dumps(campaigns[name])[:400]}", flush=True)
-    result = {"benchmark": "chaos", "n": args.n, "concurrency": CONCURRENCY, "retry_env": RETRY_ENV,
-              "campaigns": campaigns, "seconds": round(time.monotonic() - t0, 1), "machine": info}
+    result = {
+        "benchmark": "chaos",
+        "n": args.n,
+        "concurrency": CONCURRENCY,
+        "retry_env": RETRY_ENV,
+        "campaigns": campaigns,
+        "seconds": round(time.monotonic() - t0, 1),
+        "machine": info,
+    }
     print(write_result("chaos", result))
 
 

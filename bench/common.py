@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import Self
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -38,8 +39,25 @@ POOL_SCENES = 48  # distinct image scenes; every record still has its own scene 
 VIEWS_PER_SCENE = 4
 OBJECTS_PER_VIEW = 9
 BINARY_TYPES = frozenset({"Q5", "Q6", "Q10", "Q13", "Q15", "Q17"})
-REFS_PER_TYPE = {"Q1": 2, "Q2": 3, "Q3": 4, "Q4": 4, "Q5": 2, "Q6": 1, "Q7": 2, "Q8": 2, "Q9": 3, "Q10": 2,
-                 "Q11": 2, "Q12": 2, "Q13": 2, "Q14": 2, "Q15": 2, "Q16": 2, "Q17": 2}
+REFS_PER_TYPE = {
+    "Q1": 2,
+    "Q2": 3,
+    "Q3": 4,
+    "Q4": 4,
+    "Q5": 2,
+    "Q6": 1,
+    "Q7": 2,
+    "Q8": 2,
+    "Q9": 3,
+    "Q10": 2,
+    "Q11": 2,
+    "Q12": 2,
+    "Q13": 2,
+    "Q14": 2,
+    "Q15": 2,
+    "Q16": 2,
+    "Q17": 2,
+}
 PACKAGES = ("cvbench", "numpy", "pillow", "opencv-python-headless", "pycocotools", "openai", "httpx", "httpx2", "click")
 
 
@@ -78,10 +96,16 @@ def package_versions() -> dict[str, str | None]:
 
 def git_revision() -> str | None:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return f"{rev}{'-dirty' if dirty else ''}" if rev else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -89,9 +113,16 @@ def git_revision() -> str | None:
 
 def machine() -> dict[str, Any]:
     """Who measured: CPU, cores, RAM, Python, package versions, the load when measured."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "ram_bytes": ram_bytes(),
-            "python": platform.python_version(), "platform": platform.platform(), "packages": package_versions(),
-            "git": git_revision(), "loadavg_start": list(os.getloadavg())}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_bytes": ram_bytes(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "git": git_revision(),
+        "loadavg_start": list(os.getloadavg()),
+    }
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
@@ -135,11 +166,19 @@ def _pool_view(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
             pts = (np.array([cx, cy]) + rng.integers(-140, 140, size=(int(rng.integers(3, 8)), 2))).astype(np.int32)
             cv2.fillPoly(layer, [cv2.convexHull(pts)], 1)
         elif k % 3 == 1:
-            cv2.ellipse(layer, (cx, cy), (int(rng.integers(25, 150)), int(rng.integers(25, 110))),
-                        float(rng.uniform(0, 180)), 0, 360, 1, -1)
+            cv2.ellipse(
+                layer,
+                (cx, cy),
+                (int(rng.integers(25, 150)), int(rng.integers(25, 110))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                1,
+                -1,
+            )
         else:
             bw, bh = int(rng.integers(30, 200)), int(rng.integers(30, 160))
-            layer[max(0, cy - bh // 2):cy + bh // 2, max(0, cx - bw // 2):cx + bw // 2] = 1
+            layer[max(0, cy - bh // 2) : cy + bh // 2, max(0, cx - bw // 2) : cx + bw // 2] = 1
         colour = rng.uniform(0, 255, size=3).astype(np.float32)
         sel = layer.astype(bool)
         img[sel] = colour + rng.normal(0, 18, size=(int(sel.sum()), 3)).astype(np.float32)
@@ -151,8 +190,10 @@ def _pool_view(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
 def _question(qtype: str, n_refs: int) -> tuple[str, list[str]]:
     regions = ", ".join(["<region>"] * (n_refs - 1))
     if qtype in BINARY_TYPES:
-        question = (f"[{qtype}] Consider <region> in the first image. Compared with {regions} in the other images, "
-                    f"is the stated relation true?")
+        question = (
+            f"[{qtype}] Consider <region> in the first image. Compared with {regions} in the other images, "
+            f"is the stated relation true?"
+        )
         return question, ["A. Yes", "B. No"]
     question = f"[{qtype}] Which object in the other images corresponds best to <region> in the first image: {regions}?"
     return question, [f"{'ABCD'[k]}. option {k + 1}" for k in range(4)]
@@ -175,9 +216,9 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
     """
     import cv2
 
-    from cvbench.imaging.masks import bbox, encode_rle
     from cvbench.core.seeding import rng_for
     from cvbench.core.types import TASK_TYPES
+    from cvbench.imaging.masks import bbox, encode_rle
 
     _ensure_ignored()
     root = Path(root) if root is not None else DATA_DIR / f"cvb-{n}-s{seed}{'-thumb' if thumbnails else ''}"
@@ -199,10 +240,15 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
             views = []
             for v in range(VIEWS_PER_SCENE):
                 img, masks = _pool_view(rng_for(seed, "bench-pool", s, v))
-                cv2.imwrite(str(pool_dir / f"s{s:03d}_v{v}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, 92])
-                objs = [{"mask_rle": encode_rle(m), "bbox_xyxy": list(bbox(m)), "track_id": 100 + k}  # type: ignore[arg-type]
-                        for k, m in enumerate(masks)]
+                cv2.imwrite(
+                    str(pool_dir / f"s{s:03d}_v{v}.jpg"),
+                    cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92],
+                )
+                objs = [
+                    {"mask_rle": encode_rle(m), "bbox_xyxy": list(bbox(m)), "track_id": 100 + k}  # type: ignore[arg-type]
+                    for k, m in enumerate(masks)
+                ]
                 views.append(json.dumps(objs))
             objects_json.append(views)
         pool_stamp.write_text(json.dumps({"generator": GENERATOR_VERSION, "objects": objects_json}))
@@ -245,10 +291,19 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
             answer = options[int(rng.integers(0, len(options)))][0]
             views_text = ", ".join(
                 f'{{"view_id": "cam{v}", "image_path": "images/s{s:03d}_v{v}.jpg", "objects": {objects_json[s][v]}}}'
-                for v in view_ids)
-            head = {"sample_id": f"bench-{qtype.lower()}-{j:05d}", "question_type": qtype, "question": question,
-                    "options": options, "answer": answer, "region_refs": refs, "dataset": "cvbench-bench",
-                    "scene": f"bench-scene-{i:05d}", "metadata": {"generator": GENERATOR_VERSION, "pool_scene": s}}
+                for v in view_ids
+            )
+            head = {
+                "sample_id": f"bench-{qtype.lower()}-{j:05d}",
+                "question_type": qtype,
+                "question": question,
+                "options": options,
+                "answer": answer,
+                "region_refs": refs,
+                "dataset": "cvbench-bench",
+                "scene": f"bench-scene-{i:05d}",
+                "metadata": {"generator": GENERATOR_VERSION, "pool_scene": s},
+            }
             fh.write(json.dumps(head)[:-1] + f', "views": [{views_text}]}}\n')
     os.replace(tmp, folder / "crossviewbench.jsonl")
     stamp.write_text(json.dumps(want))
@@ -257,10 +312,14 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
 
 # ------------------------------------------------------------------------------ the instant server
 
-COMPLETION_HEAD = b'{"id":"bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,' \
-                  b'"message":{"role":"assistant","content":"'
-COMPLETION_TAIL = b'","refusal":null},"finish_reason":"stop","logprobs":null}],' \
-                  b'"usage":{"prompt_tokens":1000,"completion_tokens":1,"total_tokens":1001}}'
+COMPLETION_HEAD = (
+    b'{"id":"bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"'
+)
+COMPLETION_TAIL = (
+    b'","refusal":null},"finish_reason":"stop","logprobs":null}],'
+    b'"usage":{"prompt_tokens":1000,"completion_tokens":1,"total_tokens":1001}}'
+)
 
 
 async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: dict[str, int]) -> None:
@@ -278,10 +337,14 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
                 await reader.readexactly(length)
             stats["requests"] += 1
             stats["bytes"] += length
-            letter = b"AB"[length % 2:length % 2 + 1]
+            letter = b"AB"[length % 2 : length % 2 + 1]
             body = COMPLETION_HEAD + letter + COMPLETION_TAIL
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
         pass
@@ -291,8 +354,7 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
 
 async def _serve(port: int, ready: Any) -> None:
     stats = {"requests": 0, "bytes": 0}
-    server = await asyncio.start_server(lambda r, w: _serve_connection(r, w, stats), "127.0.0.1", port,
-                                        limit=1 << 16)
+    server = await asyncio.start_server(lambda r, w: _serve_connection(r, w, stats), "127.0.0.1", port, limit=1 << 16)
     ready(server.sockets[0].getsockname()[1])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -315,9 +377,10 @@ class InstantServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> InstantServer:
-        self.process = subprocess.Popen([PYTHON, str(Path(__file__).resolve()), "serve"], stdout=subprocess.PIPE,
-                                        text=True)
+    def __enter__(self) -> Self:
+        self.process = subprocess.Popen(
+            [PYTHON, str(Path(__file__).resolve()), "serve"], stdout=subprocess.PIPE, text=True
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("port "):
@@ -374,8 +437,9 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None,
-                 poll_s: float = 0.25) -> ProcessStats:
+def run_measured(
+    argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None, poll_s: float = 0.25
+) -> ProcessStats:
     """Run a command; wall time, CPU time (wait4: the process and the children it reaped), peak RSS."""
     out = open(log, "w") if log is not None else subprocess.DEVNULL
     start = time.perf_counter()
@@ -398,8 +462,14 @@ def run_measured(argv: list[str], *, env: dict[str, str] | None = None, log: Pat
     proc.returncode = os.waitstatus_to_exitcode(status)
     if log is not None:
         out.close()  # type: ignore[union-attr]
-    return ProcessStats(wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime, peak_rss_bytes=peak,
-                        max_rss_bytes=usage.ru_maxrss * 1024, returncode=proc.returncode)
+    return ProcessStats(
+        wall_s=wall,
+        user_s=usage.ru_utime,
+        sys_s=usage.ru_stime,
+        peak_rss_bytes=peak,
+        max_rss_bytes=usage.ru_maxrss * 1024,
+        returncode=proc.returncode,
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -28,11 +28,11 @@ def random_mask(rng: np.random.Generator, trial: int) -> np.ndarray:
         mask[rng.integers(0, h, 5), rng.integers(0, w, 5)] = True
     elif kind == 1:
         top, left = int(rng.integers(0, h)), int(rng.integers(0, w))
-        mask[top:top + int(rng.integers(1, h)), left:left + int(rng.integers(1, w))] = True
+        mask[top : top + int(rng.integers(1, h)), left : left + int(rng.integers(1, w))] = True
     elif kind == 2:
-        mask[int(rng.integers(0, h)), int(rng.integers(0, w // 2)):] = True
+        mask[int(rng.integers(0, h)), int(rng.integers(0, w // 2)) :] = True
     else:  # touching the far image edge (upstream's crop end is exclusive there)
-        mask[h - int(rng.integers(1, 4)):, w - int(rng.integers(1, 40)):] = True
+        mask[h - int(rng.integers(1, 4)) :, w - int(rng.integers(1, 40)) :] = True
     return mask
 
 
@@ -56,13 +56,21 @@ def main() -> int:
         mask = random_mask(rng, trial)
         image = torch.zeros((*mask.shape, 3), dtype=torch.uint8)
         for max_pixels in (28 * 28 * 1280, 150_000, None):
-            _, _, nums, _ = resize_image_mask_torch([image], [torch.from_numpy(mask.astype(np.float32))], [0],
-                                                    patch_size=14, max_tokens=32, max_resize_pixels=max_pixels)
+            _, _, nums, _ = resize_image_mask_torch(
+                [image],
+                [torch.from_numpy(mask.astype(np.float32))],
+                [0],
+                patch_size=14,
+                max_tokens=32,
+                max_resize_pixels=max_pixels,
+            )
             ours = region_token_count(mask, max_tokens=32, max_resize_pixels=max_pixels)
             compared += 1
             if ours != int(nums[0]):
-                bad.append(f"trial {trial} {mask.shape} area {int(mask.sum())} max_pixels {max_pixels}: "
-                           f"upstream {nums[0]}, cvbench {ours}")
+                bad.append(
+                    f"trial {trial} {mask.shape} area {int(mask.sum())} max_pixels {max_pixels}: "
+                    f"upstream {nums[0]}, cvbench {ours}"
+                )
     print(f"compared {compared} counts; {len(bad)} disagree")
     for line in bad:
         print("  " + line)

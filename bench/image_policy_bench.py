@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import write_result
 
+from cvbench.model_adapters.image_policy import CONTRACTS, run_image_policy
 from cvbench.prompting.encoding import (
     ImagePolicy,
     encode_image,
     fitted_size,
     resize_mask_area,
 )
-from cvbench.model_adapters.image_policy import CONTRACTS, run_image_policy
 
 H, W = 1080, 1920
 CONTOUR = (255, 255, 0)
@@ -53,8 +53,16 @@ def photo_view(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         cx, cy = int(rng.integers(100, W - 100)), int(rng.integers(100, H - 100))
         colour = rng.uniform(0, 255, size=3)
         layer = np.zeros((H, W), dtype=np.uint8)
-        cv2.ellipse(layer, (cx, cy), (int(rng.integers(30, 200)), int(rng.integers(30, 150))),
-                    float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        cv2.ellipse(
+            layer,
+            (cx, cy),
+            (int(rng.integers(30, 200)), int(rng.integers(30, 150))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1,
+            -1,
+        )
         sel = layer.astype(bool)
         img[sel] = colour + rng.normal(0, 18, size=(int(sel.sum()), 3))
     rgb = np.clip(img, 0, 255).astype(np.uint8)
@@ -80,10 +88,17 @@ def measure(name: str, policy: ImagePolicy, rgb: np.ndarray, contour: np.ndarray
     distance = np.abs(decoded - np.array(CONTOUR)).sum(axis=2)
     kept = float((distance[mask] < 90).mean()) if mask.any() else 0.0
     scale = image.width / W
-    return {"policy": name, "settings": policy.as_dict(), "sent_px": [image.width, image.height],
-            "megapixels": round(image.width * image.height / 1e6, 3), "bytes": len(image.data),
-            "base64_bytes": len(base64.b64encode(image.data)), "encode_ms_median": round(1000 * statistics.median(times), 1),
-            "contour_kept": round(kept, 3), "tag_height_px": round(TAG_PX * scale, 1)}
+    return {
+        "policy": name,
+        "settings": policy.as_dict(),
+        "sent_px": [image.width, image.height],
+        "megapixels": round(image.width * image.height / 1e6, 3),
+        "bytes": len(image.data),
+        "base64_bytes": len(base64.b64encode(image.data)),
+        "encode_ms_median": round(1000 * statistics.median(times), 1),
+        "contour_kept": round(kept, 3),
+        "tag_height_px": round(TAG_PX * scale, 1),
+    }
 
 
 def main() -> int:
@@ -98,8 +113,10 @@ def main() -> int:
     rows = [measure(name, policy, rgb, contour, args.reps) for name, policy in policies.items()]
     print(f"{'policy':36} {'sent':>11} {'bytes':>10} {'base64':>10} {'ms':>7} {'contour':>8} {'tag px':>7}")
     for r in rows:
-        print(f"{r['policy']:36} {r['sent_px'][0]:>5}x{r['sent_px'][1]:<5} {r['bytes']:>10,} {r['base64_bytes']:>10,} "
-              f"{r['encode_ms_median']:>7} {r['contour_kept']:>8} {r['tag_height_px']:>7}")
+        print(
+            f"{r['policy']:36} {r['sent_px'][0]:>5}x{r['sent_px'][1]:<5} {r['bytes']:>10,} {r['base64_bytes']:>10,} "
+            f"{r['encode_ms_median']:>7} {r['contour_kept']:>8} {r['tag_height_px']:>7}"
+        )
     path = write_result("image_policy", {"view": [W, H], "reps": args.reps, "rows": rows})
     print(f"wrote {path}")
     return 0

@@ -54,22 +54,47 @@ MIB = 1024 * 1024
 def measure(n: int, concurrency: int, work: Path) -> dict[str, Any]:
     data = build_dataset(n)
     out = work / f"run-{n}"
-    argv = [PYTHON, "-m", "cvbench.cli", "run", "--model", "random", "--task", "crossviewbench", "--data-dir",
-            str(data), "--out", str(out), "--no-cache", "--save-images", "none", "--concurrency", str(concurrency),
-            "--no-progress"]
+    argv = [
+        PYTHON,
+        "-m",
+        "cvbench.cli",
+        "run",
+        "--model",
+        "random",
+        "--task",
+        "crossviewbench",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--no-cache",
+        "--save-images",
+        "none",
+        "--concurrency",
+        str(concurrency),
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "CVBENCH_CACHE_DIR": str(work / "user-cache")}
     stats = run_measured(argv, env=env, log=work / f"run-{n}.log", poll_s=0.1)
     if stats.returncode != 0:
-        raise SystemExit(f"cvbench run failed for n={n}; see {work / f'run-{n}.log'}:\n"
-                         + (work / f"run-{n}.log").read_text()[-2000:])
+        raise SystemExit(
+            f"cvbench run failed for n={n}; see {work / f'run-{n}.log'}:\n"
+            + (work / f"run-{n}.log").read_text()[-2000:]
+        )
     with open(out / "samples.jsonl", encoding="utf-8") as fh:
         records = sum(1 for _ in fh)
     samples_bytes = (out / "samples.jsonl").stat().st_size
     shutil.copyfile(out / "samples.jsonl", work / f"samples-{n}.jsonl")  # template for the results phase
     shutil.rmtree(out)
-    return {"n": n, "records": records, "peak_rss_mib": round(stats.peak_rss_bytes / MIB, 1),
-            "max_rss_mib": round(stats.max_rss_bytes / MIB, 1), "wall_s": round(stats.wall_s, 1),
-            "cpu_s": round(stats.cpu_s, 1), "samples_jsonl_mib": round(samples_bytes / MIB, 2)}
+    return {
+        "n": n,
+        "records": records,
+        "peak_rss_mib": round(stats.peak_rss_bytes / MIB, 1),
+        "max_rss_mib": round(stats.max_rss_bytes / MIB, 1),
+        "wall_s": round(stats.wall_s, 1),
+        "cpu_s": round(stats.cpu_s, 1),
+        "samples_jsonl_mib": round(samples_bytes / MIB, 2),
+    }
 
 
 RESULTS_PHASE = """
@@ -102,16 +127,23 @@ def measure_results_phase(template: Path, n: int, work: Path) -> dict[str, Any]:
         raise SystemExit(f"results phase failed for n={n}:\n" + (work / f"records-{n}.log").read_text()[-2000:])
     size = (run / "samples.jsonl").stat().st_size
     shutil.rmtree(run)
-    return {"n": n, "peak_rss_mib": round(stats.peak_rss_bytes / MIB, 1), "max_rss_mib": round(stats.max_rss_bytes / MIB, 1),
-            "wall_s": round(stats.wall_s, 1), "cpu_s": round(stats.cpu_s, 1), "samples_jsonl_mib": round(size / MIB, 2)}
+    return {
+        "n": n,
+        "peak_rss_mib": round(stats.peak_rss_bytes / MIB, 1),
+        "max_rss_mib": round(stats.max_rss_bytes / MIB, 1),
+        "wall_s": round(stats.wall_s, 1),
+        "cpu_s": round(stats.cpu_s, 1),
+        "samples_jsonl_mib": round(size / MIB, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="250,1000,4000", help="comma-separated record counts")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--results-sizes", default="1000,4000,17000",
-                        help="record counts for the end-of-run phase alone ('' to skip)")
+    parser.add_argument(
+        "--results-sizes", default="1000,4000,17000", help="record counts for the end-of-run phase alone ('' to skip)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep earlier rows of sizes not measured now")
     args = parser.parse_args(argv)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -123,28 +155,43 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             row = measure(n, args.concurrency, Path(tmp))
             rows.append(row)
-            print(f"run     n={n:>6}  peak RSS {row['peak_rss_mib']:>7.1f} MiB (process {row['max_rss_mib']:.1f})  "
-                  f"wall {row['wall_s']:>6.1f} s  cpu {row['cpu_s']:>6.1f} s", flush=True)
+            print(
+                f"run     n={n:>6}  peak RSS {row['peak_rss_mib']:>7.1f} MiB (process {row['max_rss_mib']:.1f})  "
+                f"wall {row['wall_s']:>6.1f} s  cpu {row['cpu_s']:>6.1f} s",
+                flush=True,
+            )
         for n in results_sizes:
             row = measure_results_phase(Path(tmp) / f"samples-{sizes[0]}.jsonl", n, Path(tmp))
             phase_rows.append(row)
-            print(f"results n={n:>6}  peak RSS {row['peak_rss_mib']:>7.1f} MiB (process {row['max_rss_mib']:.1f})  "
-                  f"wall {row['wall_s']:>6.1f} s", flush=True)
+            print(
+                f"results n={n:>6}  peak RSS {row['peak_rss_mib']:>7.1f} MiB (process {row['max_rss_mib']:.1f})  "
+                f"wall {row['wall_s']:>6.1f} s",
+                flush=True,
+            )
     previous = RESULTS_DIR / "memory.json"
     if args.keep and previous.exists():
         old = json.loads(previous.read_text(encoding="utf-8"))
         measured = {r["n"] for r in rows}
         rows = sorted([*rows, *(r for r in old.get("sizes", []) if r["n"] not in measured)], key=lambda r: r["n"])
         measured = {r["n"] for r in phase_rows}
-        phase_rows = sorted([*phase_rows, *(r for r in old.get("results_phase", []) if r["n"] not in measured)],
-                            key=lambda r: r["n"])
+        phase_rows = sorted(
+            [*phase_rows, *(r for r in old.get("results_phase", []) if r["n"] not in measured)], key=lambda r: r["n"]
+        )
     first, last = rows[0], rows[-1]
-    per_1k = ((last["max_rss_mib"] - first["max_rss_mib"]) / ((last["n"] - first["n"]) / 1000)
-              if last["n"] > first["n"] else None)
-    result = {"benchmark": "memory", "command": "cvbench run --model random --task crossviewbench --no-cache "
-                                                "--save-images none", "concurrency": args.concurrency,
-              "sizes": rows, "growth_mib_per_1k_records": None if per_1k is None else round(per_1k, 2),
-              "results_phase": phase_rows, "machine": started}
+    per_1k = (
+        (last["max_rss_mib"] - first["max_rss_mib"]) / ((last["n"] - first["n"]) / 1000)
+        if last["n"] > first["n"]
+        else None
+    )
+    result = {
+        "benchmark": "memory",
+        "command": "cvbench run --model random --task crossviewbench --no-cache --save-images none",
+        "concurrency": args.concurrency,
+        "sizes": rows,
+        "growth_mib_per_1k_records": None if per_1k is None else round(per_1k, 2),
+        "results_phase": phase_rows,
+        "machine": started,
+    }
     path = write_result("memory", result)
     print(f"growth {result['growth_mib_per_1k_records']} MiB per 1,000 records; wrote {path}")
     return 0

@@ -18,26 +18,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, write_result  # noqa: E402
+from common import machine, write_result
 
-from cvbench.scoring.parsing import parse_answer  # noqa: E402
-from cvbench.core.seeding import rng_for  # noqa: E402
-from cvbench.core.types import OPTION_LETTERS, Option  # noqa: E402
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import OPTION_LETTERS, Option
+from cvbench.scoring.parsing import parse_answer
 
-REASONING = ("Looking at the first image, the object highlighted in red sits on the table near the left edge. "
-             "In the second image the camera moved to the right, so the same object should appear closer to the "
-             "centre. Comparing colour, shape and position of the candidates, ")
+REASONING = (
+    "Looking at the first image, the object highlighted in red sits on the table near the left edge. "
+    "In the second image the camera moved to the right, so the same object should appear closer to the "
+    "centre. Comparing colour, shape and position of the candidates, "
+)
 
 
 def make_options(kind: int) -> tuple[Option, ...]:
     if kind == 2:
         return (Option("A", "Yes"), Option("B", "No"))
     if kind == 4:
-        return tuple(Option(OPTION_LETTERS[k], f"the {w} one") for k, w in enumerate(["first", "second", "third",
-                                                                                      "fourth"]))
+        return tuple(
+            Option(OPTION_LETTERS[k], f"the {w} one") for k, w in enumerate(["first", "second", "third", "fourth"])
+        )
     ids = list(range(1, 26))
     return tuple(Option(OPTION_LETTERS[k], str(i)) for k, i in enumerate(ids)) + (
-        Option("Z", "None of the above choices are correct"),)
+        Option("Z", "None of the above choices are correct"),
+    )
 
 
 SHAPES = {
@@ -86,13 +90,20 @@ def main() -> int:
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     result = {
-        "benchmark": "parse", "n": args.n, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-        "responses_per_s": round(args.n / wall), "us_per_response": round(wall / args.n * 1e6, 2),
+        "benchmark": "parse",
+        "n": args.n,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "responses_per_s": round(args.n / wall),
+        "us_per_response": round(wall / args.n * 1e6, 2),
         "per_shape_us": {k: round(per_shape[k] / counts[k] * 1e6, 2) for k in SHAPES},
-        "statuses": dict(statuses), "machine": machine(),
+        "statuses": dict(statuses),
+        "machine": machine(),
     }
-    print(f"parse_answer: {args.n} responses in {wall:.2f} s ({result['responses_per_s']:,}/s, "
-          f"{result['us_per_response']} us each; cpu {cpu:.2f} s)")
+    print(
+        f"parse_answer: {args.n} responses in {wall:.2f} s ({result['responses_per_s']:,}/s, "
+        f"{result['us_per_response']} us each; cpu {cpu:.2f} s)"
+    )
     for k, v in result["per_shape_us"].items():
         print(f"  {k:24s} {v:8.2f} us")
     print(f"  statuses: {dict(statuses)}")

@@ -34,9 +34,17 @@ def fake_models(n: int, seed: int) -> list[FakeModel]:
         rng = rng_for(seed, i, "bench-model")
         access = ACCESSES[i % len(ACCESSES)]
         params = None if access in ("api", "baseline") else float(rng.choice([2, 4, 8, 13, 34, 72]))
-        models.append(FakeModel(f"bench:model-{i:03d}", f"Model {i:03d}", access, params,
-                                skill=float(rng.uniform(0.05, 0.9)), unparsed_p=float(rng.uniform(0, 0.1)),
-                                error_p=float(rng.uniform(0, 0.03))))
+        models.append(
+            FakeModel(
+                f"bench:model-{i:03d}",
+                f"Model {i:03d}",
+                access,
+                params,
+                skill=float(rng.uniform(0.05, 0.9)),
+                unparsed_p=float(rng.uniform(0, 0.1)),
+                error_p=float(rng.uniform(0, 0.03)),
+            )
+        )
     return models
 
 
@@ -59,9 +67,18 @@ def main() -> None:
         root = Path(tmp)
         t0 = time.perf_counter()
         store: dict = {}
-        runs = [write_run(root / "runs", m, name=f"run-{i:03d}", cvb_per_type=args.cvb_per_type,
-                          mmvm_n=args.mmvm_n, seed=args.seed, image_store=store)
-                for i, m in enumerate(fake_models(args.runs, args.seed))]
+        runs = [
+            write_run(
+                root / "runs",
+                m,
+                name=f"run-{i:03d}",
+                cvb_per_type=args.cvb_per_type,
+                mmvm_n=args.mmvm_n,
+                seed=args.seed,
+                image_store=store,
+            )
+            for i, m in enumerate(fake_models(args.runs, args.seed))
+        ]
         generate_s = time.perf_counter() - t0
         records = sum(len((r / "samples.jsonl").read_text(encoding="utf-8").splitlines()) for r in runs)
 
@@ -89,17 +106,28 @@ def main() -> None:
         "site_bytes": n_bytes,
         "html_bytes": html_bytes,
         "largest_page": largest,
-        "settings": {"cvb_per_type": args.cvb_per_type, "mmvm_n": args.mmvm_n,
-                     "samples_per_evaluation": args.samples_per_evaluation, "seed": args.seed},
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "processor": platform.machine()},
+        "settings": {
+            "cvb_per_type": args.cvb_per_type,
+            "mmvm_n": args.mmvm_n,
+            "samples_per_evaluation": args.samples_per_evaluation,
+            "seed": args.seed,
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"{args.runs} runs x 2 benchmarks ({records} records): generated in {generate_s:.1f} s, "
-          f"site built in {build_s:.1f} s ({result['build_ms_per_run']} ms/run)")
-    print(f"site: {site.pages} pages, {n_files} files, {n_bytes / 1e6:.1f} MB "
-          f"(HTML {html_bytes / 1e6:.1f} MB; largest page {largest['name']} {largest['bytes'] / 1e3:.0f} kB)")
+    print(
+        f"{args.runs} runs x 2 benchmarks ({records} records): generated in {generate_s:.1f} s, "
+        f"site built in {build_s:.1f} s ({result['build_ms_per_run']} ms/run)"
+    )
+    print(
+        f"site: {site.pages} pages, {n_files} files, {n_bytes / 1e6:.1f} MB "
+        f"(HTML {html_bytes / 1e6:.1f} MB; largest page {largest['name']} {largest['bytes'] / 1e3:.0f} kB)"
+    )
     print(f"wrote {args.out}")
 
 

@@ -41,8 +41,13 @@ PROPORTIONS = (0.0, 0.02, 0.3, 0.5, 0.9, 1.0)
 ICCS = (0.0, 0.2, 0.5)
 LEVEL = 0.95
 # the default first; then candidates it was chosen over
-METHODS = ("wilson_design_effect", "wilson_cc_design_effect_t_g_minus_1", "wilson_design_effect_z", "wilson_iid",
-           "cluster_robust_wald")
+METHODS = (
+    "wilson_design_effect",
+    "wilson_cc_design_effect_t_g_minus_1",
+    "wilson_design_effect_z",
+    "wilson_iid",
+    "cluster_robust_wald",
+)
 
 
 def cluster_totals(rng: np.random.Generator, reps: int, g: int, m: int, p: float, rho: float) -> np.ndarray:
@@ -75,7 +80,7 @@ def intervals(sums: np.ndarray, m: int) -> dict[str, tuple[np.ndarray, np.ndarra
     out["wilson_design_effect_z"] = stats.wilson_bounds(p_hat, n_eff, z)
     out["wilson_iid"] = stats.wilson_bounds(p_hat, np.full(reps, float(n)), z)
     resid = sums - p_hat[:, None] * m
-    se = np.sqrt(g / (g - 1) * np.sum(resid ** 2, axis=1)) / n
+    se = np.sqrt(g / (g - 1) * np.sum(resid**2, axis=1)) / n
     out["cluster_robust_wald"] = (np.clip(p_hat - z * se, 0, 1), np.clip(p_hat + z * se, 0, 1))
     return out
 
@@ -91,9 +96,11 @@ def coverage_grid(reps: int, seed: int) -> list[dict[str, Any]]:
                     cell: dict[str, Any] = {"clusters": g, "size": m, "n": g * m, "p": p, "icc": rho}
                     for name, (lo, hi) in intervals(sums, m).items():
                         covered = (lo <= p + 1e-12) & (p - 1e-12 <= hi)
-                        cell[name] = {"coverage": round(float(covered.mean()), 4),
-                                      "zero_width": int(np.count_nonzero(hi - lo <= 0.0)),
-                                      "mean_width": round(float(np.mean(hi - lo)), 4)}
+                        cell[name] = {
+                            "coverage": round(float(covered.mean()), 4),
+                            "zero_width": int(np.count_nonzero(hi - lo <= 0.0)),
+                            "mean_width": round(float(np.mean(hi - lo)), 4),
+                        }
                     cells.append(cell)
     return cells
 
@@ -104,11 +111,14 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
         covs = [c[name]["coverage"] for c in cells]
         big = [c[name]["coverage"] for c in cells if c["n"] >= 20]
         worst = min(cells, key=lambda c: c[name]["coverage"])
-        out[name] = {"min_coverage": min(covs), "min_coverage_n_ge_20": min(big),
-                     "cells_below_93_n_ge_20": sum(1 for v in big if v < 0.93),
-                     "cells_below_85": sum(1 for v in covs if v < 0.85),
-                     "zero_width_intervals": sum(c[name]["zero_width"] for c in cells),
-                     "worst_cell": {k: worst[k] for k in ("clusters", "size", "p", "icc")}}
+        out[name] = {
+            "min_coverage": min(covs),
+            "min_coverage_n_ge_20": min(big),
+            "cells_below_93_n_ge_20": sum(1 for v in big if v < 0.93),
+            "cells_below_85": sum(1 for v in covs if v < 0.85),
+            "zero_width_intervals": sum(c[name]["zero_width"] for c in cells),
+            "worst_cell": {k: worst[k] for k in ("clusters", "size", "p", "icc")},
+        }
     return out
 
 
@@ -135,9 +145,17 @@ def gate(reps: int, seed: int, alpha: float, min_effect: float) -> list[dict[str
                 observed_drop = (a_only - b_only) / n
                 fired += int(np.count_nonzero((p < alpha) & (observed_drop >= min_effect)))
                 done += r
-            rows.append({"n": n, "true_drop": drop, "alpha": alpha, "min_effect": min_effect, "reps": reps,
-                         "rate": round(fired / reps, 4),
-                         "kind": "false_positive_rate" if drop == 0.0 else "power"})
+            rows.append(
+                {
+                    "n": n,
+                    "true_drop": drop,
+                    "alpha": alpha,
+                    "min_effect": min_effect,
+                    "reps": reps,
+                    "rate": round(fired / reps, 4),
+                    "kind": "false_positive_rate" if drop == 0.0 else "power",
+                }
+            )
     return rows
 
 
@@ -155,7 +173,9 @@ def main() -> None:
     gate_rows += gate(args.reps, args.seed, alpha=0.05, min_effect=0.01)
     t2 = time.perf_counter()
     result = {
-        "level": LEVEL, "reps_per_cell": args.reps, "seed": args.seed,
+        "level": LEVEL,
+        "reps_per_cell": args.reps,
+        "seed": args.seed,
         "model": "beta-binomial clusters (equal sizes); gate: Beta(2,1) item difficulties, paired runs",
         "default_method": "wilson_design_effect",
         "coverage_summary": summarise(cells),

@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     BENCH_DIR,
     PYTHON,
     InstantServer,
@@ -53,22 +53,50 @@ from common import (  # noqa: E402
 MODEL = "openai-compatible:bench"
 
 
-def cvbench_argv(data_root: Path, out: Path, cache: Path, base_url: str, concurrency: int, save_images: str,
-                 limit: int | None) -> list[str]:
-    argv = [PYTHON, "-m", "cvbench.cli", "run", "--model", MODEL, "--base-url", base_url, "--task", "crossviewbench",
-            "--data-dir", str(data_root), "--out", str(out), "--cache", str(cache), "--concurrency", str(concurrency),
-            "--save-images", save_images, "--no-progress"]
+def cvbench_argv(
+    data_root: Path, out: Path, cache: Path, base_url: str, concurrency: int, save_images: str, limit: int | None
+) -> list[str]:
+    argv = [
+        PYTHON,
+        "-m",
+        "cvbench.cli",
+        "run",
+        "--model",
+        MODEL,
+        "--base-url",
+        base_url,
+        "--task",
+        "crossviewbench",
+        "--data-dir",
+        str(data_root),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--concurrency",
+        str(concurrency),
+        "--save-images",
+        save_images,
+        "--no-progress",
+    ]
     if limit is not None:
         argv += ["--limit", str(limit)]
     return argv
 
 
 def run_figures(stats: ProcessStats, n: int) -> dict[str, Any]:
-    return {"samples": n, "wall_s": round(stats.wall_s, 3), "samples_per_s": round(n / stats.wall_s, 3),
-            "cpu_s": round(stats.cpu_s, 3), "cpu_s_per_sample": round(stats.cpu_s / n, 5),
-            "user_s": round(stats.user_s, 3), "sys_s": round(stats.sys_s, 3),
-            "peak_rss_mib_tree": round(stats.peak_rss_bytes / 2**20, 1),
-            "max_rss_mib_process": round(stats.max_rss_bytes / 2**20, 1), "returncode": stats.returncode}
+    return {
+        "samples": n,
+        "wall_s": round(stats.wall_s, 3),
+        "samples_per_s": round(n / stats.wall_s, 3),
+        "cpu_s": round(stats.cpu_s, 3),
+        "cpu_s_per_sample": round(stats.cpu_s / n, 5),
+        "user_s": round(stats.user_s, 3),
+        "sys_s": round(stats.sys_s, 3),
+        "peak_rss_mib_tree": round(stats.peak_rss_bytes / 2**20, 1),
+        "max_rss_mib_process": round(stats.max_rss_bytes / 2**20, 1),
+        "returncode": stats.returncode,
+    }
 
 
 def check_run(out: Path, n: int, allow_invalid: bool = False) -> dict[str, Any]:
@@ -76,21 +104,31 @@ def check_run(out: Path, n: int, allow_invalid: bool = False) -> dict[str, Any]:
     thumbnails a few masks vanish when shrunk to 128x72: those samples are invalid, reported."""
     results = json.loads((out / "results.json").read_text())
     overall = results["overall"]
-    if results["status"] != "complete" or overall["n"] != n or overall["errors"] or (overall["invalid"]
-                                                                                      and not allow_invalid):
-        raise SystemExit(f"{out}: run not clean: status={results['status']} n={overall['n']} "
-                         f"errors={overall['errors']} invalid={overall['invalid']}")
-    return {"status": results["status"], "n": overall["n"], "invalid": overall["invalid"],
-            "cached": results["usage"]["cached"]}
+    if (
+        results["status"] != "complete"
+        or overall["n"] != n
+        or overall["errors"]
+        or (overall["invalid"] and not allow_invalid)
+    ):
+        raise SystemExit(
+            f"{out}: run not clean: status={results['status']} n={overall['n']} "
+            f"errors={overall['errors']} invalid={overall['invalid']}"
+        )
+    return {
+        "status": results["status"],
+        "n": overall["n"],
+        "invalid": overall["invalid"],
+        "cached": results["usage"]["cached"],
+    }
 
 
 # ------------------------------------------------------------------------------ the floor
 
 
 def measure_floor(data_root: Path, n: int, workers: int, base_url: str) -> dict[str, Any]:
-    from cvbench.prompting.build import PromptSettings, build_prompt
     from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
     from cvbench.model_adapters.openai_api import chat_messages, sampling_arguments
+    from cvbench.prompting.build import PromptSettings, build_prompt
     from cvbench.tasks.loading import iter_task_samples
     from cvbench.tasks.registry import get_task
 
@@ -104,8 +142,9 @@ def measure_floor(data_root: Path, n: int, workers: int, base_url: str) -> dict[
     def one(sample: Sample) -> int:
         prompt = build_prompt(sample, settings, capabilities)
         request = Request(MODEL, prompt, generation)
-        body = json.dumps({"model": "bench", "messages": chat_messages(prompt, None),
-                           **sampling_arguments(request, "max_tokens")}).encode()
+        body = json.dumps(
+            {"model": "bench", "messages": chat_messages(prompt, None), **sampling_arguments(request, "max_tokens")}
+        ).encode()
         conn = getattr(local, "conn", None)
         if conn is None:
             conn = local.conn = http.client.HTTPConnection(host, int(port))
@@ -132,11 +171,16 @@ def measure_floor(data_root: Path, n: int, workers: int, base_url: str) -> dict[
             done += 1
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu0
-    return {"samples": done, "workers": workers, "wall_s": round(wall, 3), "samples_per_s": round(done / wall, 3),
-            "cpu_s_per_sample": round(cpu / done, 5),
-            "includes": "loader streaming + build_prompt (image decode, mask decode, overlays, PNG encode, sha256) "
-                        "+ OpenAI chat body (base64) + HTTP POST/answer on a keep-alive connection, "
-                        f"{workers} threads"}
+    return {
+        "samples": done,
+        "workers": workers,
+        "wall_s": round(wall, 3),
+        "samples_per_s": round(done / wall, 3),
+        "cpu_s_per_sample": round(cpu / done, 5),
+        "includes": "loader streaming + build_prompt (image decode, mask decode, overlays, PNG encode, sha256) "
+        "+ OpenAI chat body (base64) + HTTP POST/answer on a keep-alive connection, "
+        f"{workers} threads",
+    }
 
 
 # ------------------------------------------------------------------------------ main
@@ -148,14 +192,21 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 questions, for a fast check")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--floor-n", type=int, default=None, help="samples for the floor (default: min(n, 1000))")
-    parser.add_argument("--save-images", choices=("none", "all"), default="none",
-                        help="the run's --save-images (all writes every PNG: ~2 MB per view)")
+    parser.add_argument(
+        "--save-images",
+        choices=("none", "all"),
+        default="none",
+        help="the run's --save-images (all writes every PNG: ~2 MB per view)",
+    )
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-warm", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the run directories (printed)")
-    parser.add_argument("--thumbnails", action="store_true",
-                        help="the same records over 128x72 images: measures the warm rerun and per-record "
-                             "overheads at full size without the hour of PNG encoding (not a throughput figure)")
+    parser.add_argument(
+        "--thumbnails",
+        action="store_true",
+        help="the same records over 128x72 images: measures the warm rerun and per-record "
+        "overheads at full size without the hour of PNG encoding (not a throughput figure)",
+    )
     args = parser.parse_args()
     n = 1000 if args.quick else args.n
     floor_n = args.floor_n if args.floor_n is not None else min(n, 1000)
@@ -166,14 +217,21 @@ def main() -> int:
     print(f"data: {data_root} ({time.perf_counter() - t:.1f} s)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="cvbench-throughput-", dir=BENCH_DIR / ".data"))
     cache = work / "cache.sqlite"
-    result: dict[str, Any] = {"benchmark": "throughput", "n": n, "thumbnails": args.thumbnails,
-                              "concurrency": args.concurrency,
-                              "save_images": args.save_images, "machine": info}
+    result: dict[str, Any] = {
+        "benchmark": "throughput",
+        "n": n,
+        "thumbnails": args.thumbnails,
+        "concurrency": args.concurrency,
+        "save_images": args.save_images,
+        "machine": info,
+    }
     try:
         with InstantServer() as server:
             cold_out = work / "cold"
-            stats = run_measured(cvbench_argv(data_root, cold_out, cache, server.base_url, args.concurrency,
-                                              args.save_images, None), log=work / "cold.log")
+            stats = run_measured(
+                cvbench_argv(data_root, cold_out, cache, server.base_url, args.concurrency, args.save_images, None),
+                log=work / "cold.log",
+            )
             if stats.returncode:
                 print((work / "cold.log").read_text()[-3000:])
                 raise SystemExit(f"cold run failed ({stats.returncode})")
@@ -182,8 +240,10 @@ def main() -> int:
             result["load_after_cold"] = list(os.getloadavg())
             if not args.skip_warm:
                 warm_out = work / "warm"
-                stats = run_measured(cvbench_argv(data_root, warm_out, cache, server.base_url, args.concurrency,
-                                                  args.save_images, None), log=work / "warm.log")
+                stats = run_measured(
+                    cvbench_argv(data_root, warm_out, cache, server.base_url, args.concurrency, args.save_images, None),
+                    log=work / "warm.log",
+                )
                 if stats.returncode:
                     print((work / "warm.log").read_text()[-3000:])
                     raise SystemExit(f"warm run failed ({stats.returncode})")
@@ -212,6 +272,7 @@ def main() -> int:
 
 def _same_records(a: Path, b: Path) -> bool:
     """Records identical line by line apart from latency_s and cached (the run-format promise)."""
+
     def strip(line: str) -> dict[str, Any]:
         data = json.loads(line)
         data.pop("latency_s", None)

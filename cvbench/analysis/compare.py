@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +34,16 @@ COMPARE_SCHEMA = "cvbench.compare/1"
 # agree for a paired comparison to mean what it says. The model, its settings and the
 # generation config are what a comparison is for, so they are not listed; `datasets` is
 # compared per task, for the tasks both runs evaluated.
-COMPARABILITY_KEYS: tuple[str, ...] = ("protocol", "prompt_settings", "mode", "style", "seed", "limit", "shard",
-                                       "judge")
+COMPARABILITY_KEYS: tuple[str, ...] = (
+    "protocol",
+    "prompt_settings",
+    "mode",
+    "style",
+    "seed",
+    "limit",
+    "shard",
+    "judge",
+)
 
 
 class CompareError(ValueError):
@@ -137,8 +146,12 @@ def minimum_detectable_drop(n: int, discordance: float, alpha: float, power: flo
         return MinimumDetectableEffect(None, 0.0, 1.0, "no shared records")
     m_min = min_discordant_for_significance(alpha)
     if n < m_min:
-        return MinimumDetectableEffect(None, discordance, 1.0, f"{n} pairs: the exact test needs at least {m_min} "
-                                                                f"discordant pairs to reach alpha {alpha:g}")
+        return MinimumDetectableEffect(
+            None,
+            discordance,
+            1.0,
+            f"{n} pairs: the exact test needs at least {m_min} discordant pairs to reach alpha {alpha:g}",
+        )
     floor = m_min / n
     if discordance <= 0.0:
         return MinimumDetectableEffect(floor, 0.0, floor, "no discordant pairs observed: exact-test floor only")
@@ -184,8 +197,9 @@ def paired_cluster_bootstrap(
         raise ValueError("a_correct, b_correct and clusters must be 1-d and of equal length")
     if a.size == 0:
         raise ValueError("no pairs to bootstrap")
-    return stats.cluster_bootstrap((b - a).astype(float), list(clusters),
-                                   derive_seed(seed, "compare-bootstrap", label), n_boot, level)
+    return stats.cluster_bootstrap(
+        (b - a).astype(float), list(clusters), derive_seed(seed, "compare-bootstrap", label), n_boot, level
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -339,8 +353,9 @@ def _result_metric(results: Mapping[str, Any], name: str) -> Mapping[str, Any] |
     return metric if isinstance(metric, Mapping) else None
 
 
-def summarize_run(records: Sequence[SampleRecord], results: Mapping[str, Any], name: str,
-                  level: float = stats.DEFAULT_LEVEL) -> RunSummary:
+def summarize_run(
+    records: Sequence[SampleRecord], results: Mapping[str, Any], name: str, level: float = stats.DEFAULT_LEVEL
+) -> RunSummary:
     n = len(records)
     correct = sum(1 for r in records if r.correct)
     ci: tuple[float, float] | None = None
@@ -379,13 +394,15 @@ def paired_statistics(
     mde = minimum_detectable_drop(n, (a_only + b_only) / n if n else 0.0, options.alpha, options.power)
     if n == 0:
         return PairedResult(0, 0, 0, 0, 0, None, None, None, 0, mde)
-    ci = paired_cluster_bootstrap(a, b, clusters, n_boot=options.n_boot, level=1.0 - options.alpha,
-                                  seed=options.seed, label=label)
+    ci = paired_cluster_bootstrap(
+        a, b, clusters, n_boot=options.n_boot, level=1.0 - options.alpha, seed=options.seed, label=label
+    )
     ci_method = "paired_cluster_bootstrap"
     if ci is not None and ci[1] - ci[0] <= 0.0:
         both = int(np.sum(a & b))
-        ci = stats.newcombe_paired_difference(both, a_only, b_only, n - both - a_only - b_only,
-                                              level=1.0 - options.alpha)
+        ci = stats.newcombe_paired_difference(
+            both, a_only, b_only, n - both - a_only - b_only, level=1.0 - options.alpha
+        )
         ci_method = "newcombe_paired"
     return PairedResult(
         n=n,
@@ -482,17 +499,24 @@ def compare_records(
             members_b.setdefault(name, []).append(rid)
 
     warnings: list[str] = []
-    mismatched = [rid for rid in by_id_a if rid in by_id_b and
-                  (by_id_a[rid].slices != by_id_b[rid].slices or by_id_a[rid].answer != by_id_b[rid].answer)]
+    mismatched = [
+        rid
+        for rid in by_id_a
+        if rid in by_id_b and (by_id_a[rid].slices != by_id_b[rid].slices or by_id_a[rid].answer != by_id_b[rid].answer)
+    ]
     if mismatched:
-        warnings.append(f"{len(mismatched)} shared records differ between the runs in their answer key or slice "
-                        f"labels (e.g. {mismatched[0]}): the runs were not made from the same data")
+        warnings.append(
+            f"{len(mismatched)} shared records differ between the runs in their answer key or slice "
+            f"labels (e.g. {mismatched[0]}): the runs were not made from the same data"
+        )
 
     shared_names = [n for n in _ordered_names(members_a) if n in members_b]
     if not shared_names:
-        raise CompareError(f"{run_a} and {run_b} share no evaluation: nothing to compare "
-                           f"({run_a}: {', '.join(sorted(k for k in members_a if '/' not in k)) or 'no records'}; "
-                           f"{run_b}: {', '.join(sorted(k for k in members_b if '/' not in k)) or 'no records'})")
+        raise CompareError(
+            f"{run_a} and {run_b} share no evaluation: nothing to compare "
+            f"({run_a}: {', '.join(sorted(k for k in members_a if '/' not in k)) or 'no records'}; "
+            f"{run_b}: {', '.join(sorted(k for k in members_b if '/' not in k)) or 'no records'})"
+        )
     gated_names = select_slices(shared_names, options.slices)
 
     paired_by_name: dict[str, PairedResult] = {}
@@ -501,8 +525,10 @@ def compare_records(
         ids_a, ids_b = members_a[name], set(members_b[name])
         pairs = [(by_id_a[rid], by_id_b[rid]) for rid in ids_a if rid in ids_b]
         paired_by_name[name] = paired_statistics(pairs, options, name)
-        summaries[name] = (summarize_run([by_id_a[r] for r in ids_a], results_a, name),
-                           summarize_run([by_id_b[r] for r in members_b[name]], results_b, name))
+        summaries[name] = (
+            summarize_run([by_id_a[r] for r in ids_a], results_a, name),
+            summarize_run([by_id_b[r] for r in members_b[name]], results_b, name),
+        )
 
     testable = [n for n in gated_names if paired_by_name[n].p_value is not None]
     holm = dict(zip(testable, holm_adjust([paired_by_name[n].p_value or 1.0 for n in testable])))
@@ -515,39 +541,62 @@ def compare_records(
         gated = name in gated_names
         p_holm = holm.get(name)
         paired = paired_by_name[name]
-        slices.append(SliceComparison(
-            name=name, evaluation=name.partition("/")[0], a=summaries[name][0], b=summaries[name][1],
-            paired=paired, gated=gated, p_holm=p_holm, verdict=_verdict(paired, gated, p_holm, options)))
+        slices.append(
+            SliceComparison(
+                name=name,
+                evaluation=name.partition("/")[0],
+                a=summaries[name][0],
+                b=summaries[name][1],
+                paired=paired,
+                gated=gated,
+                p_holm=p_holm,
+                verdict=_verdict(paired, gated, p_holm, options),
+            )
+        )
 
     only_a = tuple(sorted(set(by_id_a) - set(by_id_b)))
     only_b = tuple(sorted(set(by_id_b) - set(by_id_a)))
     if only_a or only_b:
-        warnings.append(f"records only in {run_a}: {len(only_a)}, only in {run_b}: {len(only_b)} "
-                        f"(paired statistics use the {sum(1 for r in by_id_a if r in by_id_b)} shared records)")
+        warnings.append(
+            f"records only in {run_a}: {len(only_a)}, only in {run_b}: {len(only_b)} "
+            f"(paired statistics use the {sum(1 for r in by_id_a if r in by_id_b)} shared records)"
+        )
     unshared = sorted({n for n in list(members_a) + list(members_b) if "/" not in n} - set(shared_names))
     if unshared:
         warnings.append(f"evaluations in only one run (not compared): {', '.join(unshared)}")
     diffs = config_differences(config_a, config_b)
     if diffs:
         keys = ", ".join(d.key for d in diffs[:8]) + (" ..." if len(diffs) > 8 else "")
-        warnings.insert(0, f"THE RUNS WERE MADE WITH DIFFERENT CONFIGURATIONS ({keys}): differences may come from "
-                           f"the data or protocol, not the model")
+        warnings.insert(
+            0,
+            f"THE RUNS WERE MADE WITH DIFFERENT CONFIGURATIONS ({keys}): differences may come from "
+            f"the data or protocol, not the model",
+        )
     for label, by_id in ((run_a, by_id_a), (run_b, by_id_b)):
         errors = sum(1 for r in by_id.values() if r.error is not None)
         invalid = sum(1 for r in by_id.values() if r.invalid is not None)
         if errors or invalid:
-            warnings.append(f"{label} has {errors} failed model call(s) and {invalid} invalid sample(s), counted as "
-                            f"wrong in every statistic (rerun the same command to retry failed calls)")
+            warnings.append(
+                f"{label} has {errors} failed model call(s) and {invalid} invalid sample(s), counted as "
+                f"wrong in every statistic (rerun the same command to retry failed calls)"
+            )
     for label, status in ((run_a, results_a.get("status")), (run_b, results_b.get("status"))):
         if status not in (None, "complete"):
             warnings.append(f"{label} is not complete (status: {status})")
 
     return Comparison(
-        run_a=run_a, run_b=run_b,
-        model_a=_model_id(results_a, config_a), model_b=_model_id(results_b, config_b),
-        status_a=str(results_a.get("status", "unknown")), status_b=str(results_b.get("status", "unknown")),
-        options=options, slices=tuple(slices), only_in_a=only_a, only_in_b=only_b,
-        config_differences=tuple(diffs), warnings=tuple(warnings),
+        run_a=run_a,
+        run_b=run_b,
+        model_a=_model_id(results_a, config_a),
+        model_b=_model_id(results_b, config_b),
+        status_a=str(results_a.get("status", "unknown")),
+        status_b=str(results_b.get("status", "unknown")),
+        options=options,
+        slices=tuple(slices),
+        only_in_a=only_a,
+        only_in_b=only_b,
+        config_differences=tuple(diffs),
+        warnings=tuple(warnings),
     )
 
 
@@ -555,18 +604,22 @@ def _index(records: Iterable[SampleRecord], label: str) -> dict[str, SampleRecor
     out: dict[str, SampleRecord] = {}
     for rec in records:
         if rec.record_id in out:
-            raise CompareError(f"{label}: record_id {rec.record_id!r} appears twice in samples.jsonl "
-                               f"(a run must hold each record once; was it merged twice?)")
+            raise CompareError(
+                f"{label}: record_id {rec.record_id!r} appears twice in samples.jsonl "
+                f"(a run must hold each record once; was it merged twice?)"
+            )
         out[rec.record_id] = rec
     return out
 
 
 def _ordered_names(members: Mapping[str, list[str]]) -> list[str]:
     """Evaluations in sorted order, each followed by its slices sorted by dimension then label."""
+
     def key(name: str) -> tuple[str, int, str, str]:
         evaluation, _, part = name.partition("/")
         dim, _, label = part.partition("=")
         return (evaluation, 1 if part else 0, dim, _natural(label))
+
     return sorted(members, key=key)
 
 
@@ -617,13 +670,19 @@ def regression_message(s: SliceComparison, options: CompareOptions) -> str:
     pr = s.paired
     assert pr.difference is not None and pr.ci is not None
     level = round(100 * (1 - options.alpha))
-    return (f"REGRESSION on {s.name}: accuracy {_pct(pr.a_accuracy)}% -> {_pct(pr.b_accuracy)}% "
-            f"(drop {100 * -pr.difference:.1f} points >= min effect {100 * options.min_effect:.1f}) on "
-            f"{pr.n} shared records; exact McNemar p = {_p(pr.p_value)} (Holm-adjusted {_p(s.p_holm)} < alpha "
-            f"{options.alpha:g}; A-only correct {pr.a_only}, B-only correct {pr.b_only}); {level}% paired cluster "
-            f"bootstrap interval for B-A {_interval(pr.ci, signed=True)} points (upper bound < 0)"
-            + (f"; B has {s.b.errors} failed model call(s) and {s.b.invalid} invalid sample(s) in this slice, "
-               f"counted as wrong" if s.b.errors or s.b.invalid else ""))
+    return (
+        f"REGRESSION on {s.name}: accuracy {_pct(pr.a_accuracy)}% -> {_pct(pr.b_accuracy)}% "
+        f"(drop {100 * -pr.difference:.1f} points >= min effect {100 * options.min_effect:.1f}) on "
+        f"{pr.n} shared records; exact McNemar p = {_p(pr.p_value)} (Holm-adjusted {_p(s.p_holm)} < alpha "
+        f"{options.alpha:g}; A-only correct {pr.a_only}, B-only correct {pr.b_only}); {level}% paired cluster "
+        f"bootstrap interval for B-A {_interval(pr.ci, signed=True)} points (upper bound < 0)"
+        + (
+            f"; B has {s.b.errors} failed model call(s) and {s.b.invalid} invalid sample(s) in this slice, "
+            f"counted as wrong"
+            if s.b.errors or s.b.invalid
+            else ""
+        )
+    )
 
 
 def mde_line(s: SliceComparison, options: CompareOptions) -> str:
@@ -632,15 +691,26 @@ def mde_line(s: SliceComparison, options: CompareOptions) -> str:
     if m.drop is None:
         return f"{head}: minimum detectable drop unavailable ({m.note})"
     if m.discordance <= 0.0:
-        return (f"{head}: no drop below {100 * m.drop:.1f} points can be significant at alpha {options.alpha:g} "
-                f"(exact-test floor: no discordant pairs observed, power not estimable)")
-    return (f"{head}: smallest drop detectable at alpha {options.alpha:g} with {round(100 * options.power)}% "
-            f"power is {100 * m.drop:.1f} points")
+        return (
+            f"{head}: no drop below {100 * m.drop:.1f} points can be significant at alpha {options.alpha:g} "
+            f"(exact-test floor: no discordant pairs observed, power not estimable)"
+        )
+    return (
+        f"{head}: smallest drop detectable at alpha {options.alpha:g} with {round(100 * options.power)}% "
+        f"power is {100 * m.drop:.1f} points"
+    )
 
 
 def _summary_json(r: RunSummary) -> dict[str, Any]:
-    return {"accuracy": r.accuracy, "correct": r.correct, "n": r.n, "ci": list(r.ci) if r.ci else None,
-            "ci_method": r.ci_method, "errors": r.errors, "invalid": r.invalid}
+    return {
+        "accuracy": r.accuracy,
+        "correct": r.correct,
+        "n": r.n,
+        "ci": list(r.ci) if r.ci else None,
+        "ci_method": r.ci_method,
+        "errors": r.errors,
+        "invalid": r.invalid,
+    }
 
 
 def comparison_to_json(c: Comparison) -> dict[str, Any]:
@@ -650,10 +720,18 @@ def comparison_to_json(c: Comparison) -> dict[str, Any]:
         "passed": c.passed,
         "run_a": {"path": c.run_a, "model": c.model_a, "status": c.status_a},
         "run_b": {"path": c.run_b, "model": c.model_b, "status": c.status_b},
-        "options": {"slices": list(o.slices), "alpha": o.alpha, "min_effect": o.min_effect, "bootstrap": o.n_boot,
-                    "seed": o.seed, "power": o.power, "ci_level": 1.0 - o.alpha, "correction": "holm",
-                    "test": "exact McNemar (two-sided binomial on discordant pairs)",
-                    "interval": "paired cluster bootstrap, percentile"},
+        "options": {
+            "slices": list(o.slices),
+            "alpha": o.alpha,
+            "min_effect": o.min_effect,
+            "bootstrap": o.n_boot,
+            "seed": o.seed,
+            "power": o.power,
+            "ci_level": 1.0 - o.alpha,
+            "correction": "holm",
+            "test": "exact McNemar (two-sided binomial on discordant pairs)",
+            "interval": "paired cluster bootstrap, percentile",
+        },
         "warnings": list(c.warnings),
         "config_differences": [{"key": d.key, "a": d.a, "b": d.b} for d in c.config_differences],
         "only_in_a": {"count": len(c.only_in_a), "ids": list(c.only_in_a)},
@@ -662,18 +740,33 @@ def comparison_to_json(c: Comparison) -> dict[str, Any]:
         "regressions": [{"slice": s.name, "message": regression_message(s, o)} for s in c.regressions],
         "slices": [
             {
-                "name": s.name, "evaluation": s.evaluation, "slice": s.slice_label, "gated": s.gated,
+                "name": s.name,
+                "evaluation": s.evaluation,
+                "slice": s.slice_label,
+                "gated": s.gated,
                 "verdict": s.verdict,
-                "a": _summary_json(s.a), "b": _summary_json(s.b),
+                "a": _summary_json(s.a),
+                "b": _summary_json(s.b),
                 "paired": {
-                    "n": s.paired.n, "a_correct": s.paired.a_correct, "b_correct": s.paired.b_correct,
-                    "a_accuracy": s.paired.a_accuracy, "b_accuracy": s.paired.b_accuracy,
-                    "difference": s.paired.difference, "a_only_correct": s.paired.a_only,
-                    "b_only_correct": s.paired.b_only, "p_value": s.paired.p_value, "p_holm": s.p_holm,
-                    "ci": list(s.paired.ci) if s.paired.ci else None, "ci_method": s.paired.ci_method,
+                    "n": s.paired.n,
+                    "a_correct": s.paired.a_correct,
+                    "b_correct": s.paired.b_correct,
+                    "a_accuracy": s.paired.a_accuracy,
+                    "b_accuracy": s.paired.b_accuracy,
+                    "difference": s.paired.difference,
+                    "a_only_correct": s.paired.a_only,
+                    "b_only_correct": s.paired.b_only,
+                    "p_value": s.paired.p_value,
+                    "p_holm": s.p_holm,
+                    "ci": list(s.paired.ci) if s.paired.ci else None,
+                    "ci_method": s.paired.ci_method,
                     "n_clusters": s.paired.n_clusters,
-                    "mde": {"drop": s.paired.mde.drop, "discordance": s.paired.mde.discordance,
-                            "exact_floor": s.paired.mde.exact_floor, "note": s.paired.mde.note},
+                    "mde": {
+                        "drop": s.paired.mde.drop,
+                        "discordance": s.paired.mde.discordance,
+                        "exact_floor": s.paired.mde.exact_floor,
+                        "note": s.paired.mde.note,
+                    },
                 },
             }
             for s in c.slices
@@ -684,13 +777,19 @@ def comparison_to_json(c: Comparison) -> dict[str, Any]:
 def comparison_to_markdown(c: Comparison) -> str:
     """A Markdown report (for a CI job summary or a PR comment)."""
     o = c.options
-    lines = [f"## cvbench compare: {'REGRESSION' if not c.passed else 'no regression'}", "",
-             f"- A (baseline): `{c.run_a}` ({c.model_a}, {c.status_a})",
-             f"- B (candidate): `{c.run_b}` ({c.model_b}, {c.status_b})",
-             (f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
-              f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})"),
-             f"- A/B accuracy intervals: each run's own ({interval_methods(c)}); B-A: paired cluster bootstrap "
-             "(Newcombe's paired score interval where every pair agrees and the bootstrap collapses)", ""]
+    lines = [
+        f"## cvbench compare: {'REGRESSION' if not c.passed else 'no regression'}",
+        "",
+        f"- A (baseline): `{c.run_a}` ({c.model_a}, {c.status_a})",
+        f"- B (candidate): `{c.run_b}` ({c.model_b}, {c.status_b})",
+        (
+            f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
+            f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})"
+        ),
+        f"- A/B accuracy intervals: each run's own ({interval_methods(c)}); B-A: paired cluster bootstrap "
+        "(Newcombe's paired score interval where every pair agrees and the bootstrap collapses)",
+        "",
+    ]
     for w in c.warnings:
         lines.append(f"> **Warning:** {w}")
     if c.warnings:
@@ -699,15 +798,19 @@ def comparison_to_markdown(c: Comparison) -> str:
         lines.append(f"- **{regression_message(s, o)}**")
     if c.regressions:
         lines.append("")
-    lines += ["| slice | gated | A acc | B acc | B-A (paired) | interval | A-only / B-only | p | p Holm | verdict |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| slice | gated | A acc | B acc | B-A (paired) | interval | A-only / B-only | p | p Holm | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in c.slices:
         pr = s.paired
         diff = "n/a" if pr.difference is None else f"{100 * pr.difference:+.1f}"
-        lines.append(f"| {s.name} | {'yes' if s.gated else ''} | {_pct(s.a.accuracy)} (n={s.a.n}) | "
-                     f"{_pct(s.b.accuracy)} (n={s.b.n}) | {diff} | {_interval(pr.ci, signed=True)} | "
-                     f"{pr.a_only} / {pr.b_only} | {_p(pr.p_value)} | {_p(s.p_holm) if s.gated else ''} | "
-                     f"{s.verdict} |")
+        lines.append(
+            f"| {s.name} | {'yes' if s.gated else ''} | {_pct(s.a.accuracy)} (n={s.a.n}) | "
+            f"{_pct(s.b.accuracy)} (n={s.b.n}) | {diff} | {_interval(pr.ci, signed=True)} | "
+            f"{pr.a_only} / {pr.b_only} | {_p(pr.p_value)} | {_p(s.p_holm) if s.gated else ''} | "
+            f"{s.verdict} |"
+        )
     lines.append("")
     for s in c.slices:
         if s.gated:
@@ -742,10 +845,19 @@ def render_comparison(c: Comparison, console: Any) -> None:
     level = round(100 * (1 - o.alpha))
     for evaluation in dict.fromkeys(s.evaluation for s in c.slices):
         table = Table(title=evaluation, title_justify="left")
-        for header, justify in (("slice", "left"), ("n A/B/paired", "right"), ("A acc", "right"),
-                                ("B acc", "right"), ("B-A", "right"), (f"{level}% interval", "right"),
-                                ("A-only/B-only", "right"), ("p", "right"), ("p Holm", "right"),
-                                ("MDE", "right"), ("verdict", "left")):
+        for header, justify in (
+            ("slice", "left"),
+            ("n A/B/paired", "right"),
+            ("A acc", "right"),
+            ("B acc", "right"),
+            ("B-A", "right"),
+            (f"{level}% interval", "right"),
+            ("A-only/B-only", "right"),
+            ("p", "right"),
+            ("p Holm", "right"),
+            ("MDE", "right"),
+            ("verdict", "left"),
+        ):
             table.add_column(header, justify=justify, no_wrap=header != "slice")  # type: ignore[arg-type]
         for s in (s for s in c.slices if s.evaluation == evaluation):
             pr = s.paired
@@ -765,18 +877,21 @@ def render_comparison(c: Comparison, console: Any) -> None:
                 style=style,
             )
         console.print(table)
-    console.print(f"[dim]* gated slice. Accuracies in %, differences in points; A/B intervals are each run's own "
-                  f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records (cluster bootstrap); "
-                  f"p: exact McNemar; p Holm: adjusted over the gated slices; MDE: minimum detectable drop; "
-                  f"n.s.: no significant difference[/dim]")
+    console.print(
+        f"[dim]* gated slice. Accuracies in %, differences in points; A/B intervals are each run's own "
+        f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records (cluster bootstrap); "
+        f"p: exact McNemar; p Holm: adjusted over the gated slices; MDE: minimum detectable drop; "
+        f"n.s.: no significant difference[/dim]"
+    )
     for s in c.slices:
         if s.gated:
             console.print(f"MDE {mde_line(s, o)}", highlight=False)
     for s in c.regressions:
         console.print(f"[bold red]{regression_message(s, o)}[/bold red]", highlight=False)
     if c.passed:
-        console.print(f"[green]no significant regression on {sum(1 for s in c.slices if s.gated)} gated "
-                      f"slice(s)[/green]")
+        console.print(
+            f"[green]no significant regression on {sum(1 for s in c.slices if s.gated)} gated slice(s)[/green]"
+        )
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, options: CompareOptions) -> Comparison:
@@ -784,7 +899,13 @@ def compare_runs(run_a: str | Path, run_b: str | Path, options: CompareOptions) 
     data_a: RunData = load_run(run_a)
     data_b: RunData = load_run(run_b)
     return compare_records(
-        data_a.records(), data_b.records(), options,
-        results_a=data_a.results, results_b=data_b.results, config_a=data_a.config, config_b=data_b.config,
-        run_a=str(run_a), run_b=str(run_b),
+        data_a.records(),
+        data_b.records(),
+        options,
+        results_a=data_a.results,
+        results_b=data_b.results,
+        config_a=data_a.config,
+        config_b=data_b.config,
+        run_a=str(run_a),
+        run_b=str(run_b),
     )

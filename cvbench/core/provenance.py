@@ -7,13 +7,28 @@ import importlib.metadata
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cvbench.core.version import __version__
 
-KEY_PACKAGES = ("cvbench", "numpy", "pillow", "pycocotools", "opencv-python-headless", "click", "rich",
-                "openai", "anthropic", "google-genai", "torch", "transformers", "vllm", "huggingface_hub")
+KEY_PACKAGES = (
+    "cvbench",
+    "numpy",
+    "pillow",
+    "pycocotools",
+    "opencv-python-headless",
+    "click",
+    "rich",
+    "openai",
+    "anthropic",
+    "google-genai",
+    "torch",
+    "transformers",
+    "vllm",
+    "huggingface_hub",
+)
 
 
 def git_revision(path: Path | None = None, timeout_s: float = 5.0) -> dict[str, Any] | None:
@@ -22,10 +37,20 @@ def git_revision(path: Path | None = None, timeout_s: float = 5.0) -> dict[str, 
     if not (where / ".git").exists():
         return None
     try:
-        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=timeout_s, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=timeout_s, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(status.strip())}

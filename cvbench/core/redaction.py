@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cvbench.core.secrets import read_dotenv, seen_secrets
 
@@ -26,8 +27,21 @@ _INLINE_SECRETS = (
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s\"'<>]+)")
 _QUERY_PARAM = re.compile(r"([?&;])([^=&;#\s]+)=([^&;#\s]*)")
 # query parameter names whose value is a credential beyond the key/token/secret words
-_QUERY_SECRET_WORDS = {"sig", "signature", "pwd", "pass", "passphrase", "session", "sessionid", "code", "jwt",
-                       "bearer", "cred", "creds", "private"}
+_QUERY_SECRET_WORDS = {
+    "sig",
+    "signature",
+    "pwd",
+    "pass",
+    "passphrase",
+    "session",
+    "sessionid",
+    "code",
+    "jwt",
+    "bearer",
+    "cred",
+    "creds",
+    "private",
+}
 # option keys whose values are HTTP headers (every value may be a credential: names are kept)
 _HEADER_KEY = re.compile(r"(?i)headers?$")
 
@@ -37,8 +51,18 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
-_SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials",
-                 "authorization", "auth"}
+_SECRET_WORDS = {
+    "key",
+    "apikey",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "credential",
+    "credentials",
+    "authorization",
+    "auth",
+}
 
 
 def is_secret_key(name: str) -> bool:
@@ -89,7 +113,7 @@ def _redact_one_url(match: re.Match[str]) -> str:
         authority = REDACTED + "@" + authority.rsplit("@", 1)[1]
     elif "@" in tail.split("?", 1)[0].split("#", 1)[0]:  # an unescaped '/' in a password: the first '@' ends it
         path = tail.split("?", 1)[0].split("#", 1)[0]
-        authority, tail = REDACTED + "@" + path.rsplit("@", 1)[1], tail[len(path):]
+        authority, tail = REDACTED + "@" + path.rsplit("@", 1)[1], tail[len(path) :]
     return scheme + authority + _QUERY_PARAM.sub(_redact_query_param, tail)
 
 
@@ -108,7 +132,7 @@ def _is_query_secret(name: str) -> bool:
 def redact_headers(value: Any) -> Any:
     """Header options (`extra_headers`, `default_headers`...): names kept, every value removed."""
     if isinstance(value, Mapping):
-        return {k: REDACTED for k in value}
+        return dict.fromkeys(value, REDACTED)
     if isinstance(value, (list, tuple)):
         return [REDACTED for _ in value]
     return REDACTED if value not in (None, "") else value
@@ -127,8 +151,11 @@ def _redact(value: Any, secrets: Sequence[str]) -> Any:
             out = _QUERY_PARAM.sub(_redact_query_param, out)
         return out
     if isinstance(value, Mapping):
-        return {k: (redact_headers(v) if isinstance(k, str) and _HEADER_KEY.search(k) else _redact(v, secrets))
-                for k, v in value.items() if not (isinstance(k, str) and is_secret_key(k))}
+        return {
+            k: (redact_headers(v) if isinstance(k, str) and _HEADER_KEY.search(k) else _redact(v, secrets))
+            for k, v in value.items()
+            if not (isinstance(k, str) and is_secret_key(k))
+        }
     if isinstance(value, (list, tuple)):
         return [_redact(v, secrets) for v in value]
     return value
@@ -151,7 +178,7 @@ def redact_argv(argv: Sequence[str], secrets: Sequence[str] | None = None) -> li
         flag, eq, _ = arg.partition("=")
         if flag == "--model-option":
             if eq:
-                out.append(f"{flag}={_redact_model_option(arg[len(flag) + 1:], known)}")
+                out.append(f"{flag}={_redact_model_option(arg[len(flag) + 1 :], known)}")
             else:
                 out.append(arg)
                 hide_option_value = True
@@ -177,7 +204,9 @@ def _redact_model_option(item: str, secrets: Sequence[str]) -> str:
 
 _TOKEN_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|key|x-api-key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{8,}"),
+    re.compile(
+        r"(?i)((?:api[_-]?key|key|x-api-key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{8,}"
+    ),
     re.compile(r"\b(sk-(?:ant-)?)[A-Za-z0-9_-]{8,}"),
     re.compile(r"\b(AIza)[A-Za-z0-9_-]{20,}"),
 )
@@ -192,6 +221,6 @@ def scrub(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     try:
         redacted = redact(text)
-    except Exception:  # noqa: BLE001 - redaction must never turn an error report into a crash
+    except Exception:
         redacted = text
     return redacted if isinstance(redacted, str) else text

@@ -85,8 +85,12 @@ class Secret:
 _SEEN_SECRETS: set[str] = set()
 
 
-def find_secret(names: tuple[str, ...], environ: Mapping[str, str] | None = None,
-                directory: Path | None = None, announce: bool = True) -> Secret | None:
+def find_secret(
+    names: tuple[str, ...],
+    environ: Mapping[str, str] | None = None,
+    directory: Path | None = None,
+    announce: bool = True,
+) -> Secret | None:
     """The first of `names` set (non-empty) in the environment, else in `.env`; None if none is.
 
     The environment always wins: a `.env` never overrides a key the environment supplies, under
@@ -112,14 +116,18 @@ def find_secret(names: tuple[str, ...], environ: Mapping[str, str] | None = None
     if announce:
         unused = [n for n in in_dotenv if not (found.origin == ".env" and n == found.name)]
         source = "the environment" if found.origin == "env" else str(dotenv_path)
-        note = (f" ({', '.join(unused)} in {dotenv_path} not used: the environment wins over .env)"
-                if unused and found.origin == "env" else "")
+        note = (
+            f" ({', '.join(unused)} in {dotenv_path} not used: the environment wins over .env)"
+            if unused and found.origin == "env"
+            else ""
+        )
         print(f"cvbench: API key from ${found.name} in {source}{note}", file=sys.stderr)
     return found
 
 
-def secret_is_set(names: tuple[str, ...], environ: Mapping[str, str] | None = None,
-                  directory: Path | None = None) -> str | None:
+def secret_is_set(
+    names: tuple[str, ...], environ: Mapping[str, str] | None = None, directory: Path | None = None
+) -> str | None:
     """Which of `names` is set (`NAME (env)` / `NAME (.env)`), without keeping the value."""
     env = os.environ if environ is None else environ
     for name in names:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -280,8 +281,15 @@ class NativeRegions:
                 h.update(np.packbits(np.ascontiguousarray(m, dtype=bool)).tobytes())
             h.update(json.dumps(v.region_ids).encode())
         h.update(json.dumps([[r.view_index, r.region_index] for r in self.refs]).encode())
-        h.update(json.dumps([self.token_counts, self.query and [self.query.view_index, self.query.region_index],
-                             list(self.candidate_order)]).encode())
+        h.update(
+            json.dumps(
+                [
+                    self.token_counts,
+                    self.query and [self.query.view_index, self.query.region_index],
+                    list(self.candidate_order),
+                ]
+            ).encode()
+        )
         return h.hexdigest()
 
 
@@ -306,8 +314,17 @@ class Prompt:
     def content_digest(self) -> str:
         """Hash of everything a model sees; part of the response-cache key."""
         h = hashlib.sha256()
-        h.update(json.dumps({"text": self.text, "system": self.system, "mode": self.mode,
-                             "images": [[i.mime, i.sha256] for i in self.images]}, sort_keys=True).encode())
+        h.update(
+            json.dumps(
+                {
+                    "text": self.text,
+                    "system": self.system,
+                    "mode": self.mode,
+                    "images": [[i.mime, i.sha256] for i in self.images],
+                },
+                sort_keys=True,
+            ).encode()
+        )
         if self.native is not None:
             h.update(self.native.digest().encode())
         return h.hexdigest()
@@ -328,8 +345,14 @@ class GenerationConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "top_p": self.top_p,
-                "seed": self.seed, "option_logprobs": self.option_logprobs, "extra": dict(self.extra)}
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "option_logprobs": self.option_logprobs,
+            "extra": dict(self.extra),
+        }
 
 
 @dataclass(frozen=True)
@@ -340,9 +363,16 @@ class Request:
     model_settings: Mapping[str, Any] = field(default_factory=dict)  # adapter settings that change answers
 
     def cache_key(self) -> str:
-        payload = json.dumps({"model": self.model_id, "config": self.config.as_dict(),
-                              "settings": dict(self.model_settings),
-                              "prompt": self.prompt.content_digest()}, sort_keys=True, default=str)
+        payload = json.dumps(
+            {
+                "model": self.model_id,
+                "config": self.config.as_dict(),
+                "settings": dict(self.model_settings),
+                "prompt": self.prompt.content_digest(),
+            },
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -353,8 +383,20 @@ class Usage:
     cost_usd: float | None = None
 
 
-ErrorKind = Literal["rate_limit", "timeout", "server", "transport", "malformed", "refused",
-                    "invalid_request", "auth", "not_found", "budget", "budget_exhausted", "internal"]
+ErrorKind = Literal[
+    "rate_limit",
+    "timeout",
+    "server",
+    "transport",
+    "malformed",
+    "refused",
+    "invalid_request",
+    "auth",
+    "not_found",
+    "budget",
+    "budget_exhausted",
+    "internal",
+]
 
 
 @dataclass(frozen=True)
@@ -442,4 +484,3 @@ class ParsedAnswer:
     letter: str | None
     status: str  # "parsed" | "unparsed" | "judged" | "logprob"
     reason: str = ""  # why unparsed ("empty", "refusal", "several letters: A, C", ...)
-

@@ -20,9 +20,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from cvbench.rundir.format import SampleRecord
 
@@ -80,8 +81,10 @@ def default_golden_dir() -> Path:
 def resolve_golden_dir(golden: str | os.PathLike[str] | None) -> Path:
     path = Path(golden) if golden is not None else default_golden_dir()
     if not path.is_dir():
-        raise RegressError(f"{path}: no golden directory (the golden files live in a source checkout's "
-                           f"tests/golden/; pass --golden DIR)")
+        raise RegressError(
+            f"{path}: no golden directory (the golden files live in a source checkout's "
+            f"tests/golden/; pass --golden DIR)"
+        )
     return path
 
 
@@ -105,8 +108,12 @@ def suite_data_identity() -> dict[str, Any]:
     for path in sorted(Path(cvb_generator.__file__).parent.glob("*.py")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
-    return {"seed": SUITE_DATA_SEED, "crossviewbench_per_type": SUITE_CVB_PER_TYPE,
-            "mmvm_per_cue": SUITE_MMVM_PER_CUE, "generator_sha256": h.hexdigest()}
+    return {
+        "seed": SUITE_DATA_SEED,
+        "crossviewbench_per_type": SUITE_CVB_PER_TYPE,
+        "mmvm_per_cue": SUITE_MMVM_PER_CUE,
+        "generator_sha256": h.hexdigest(),
+    }
 
 
 def generate_suite_data(root: Path) -> Path:
@@ -123,8 +130,9 @@ def generate_suite_data(root: Path) -> Path:
     specs = [get_task(task) for task in SUITE_TASKS]
     if marker.is_file():
         try:
-            if json.loads(marker.read_text(encoding="utf-8")) == identity and \
-                    all((root / s.data_subdir / s.data_file).is_file() for s in specs):
+            if json.loads(marker.read_text(encoding="utf-8")) == identity and all(
+                (root / s.data_subdir / s.data_file).is_file() for s in specs
+            ):
                 return root
         except json.JSONDecodeError:
             pass
@@ -203,9 +211,13 @@ def golden_payload(run: SuiteRun, results: Mapping[str, Any], records: Sequence[
         "schema": GOLDEN_SCHEMA,
         "suite": "ci",
         "run": {"name": run.name, "model": run.model, "style": run.style, "mode": run.mode, "tasks": list(run.tasks)},
-        "data": {"seed": SUITE_DATA_SEED, "crossviewbench_per_type": SUITE_CVB_PER_TYPE,
-                 "mmvm_per_cue": SUITE_MMVM_PER_CUE, "candidates": list(SUITE_CANDIDATES),
-                 "run_seed": SUITE_RUN_SEED},
+        "data": {
+            "seed": SUITE_DATA_SEED,
+            "crossviewbench_per_type": SUITE_CVB_PER_TYPE,
+            "mmvm_per_cue": SUITE_MMVM_PER_CUE,
+            "candidates": list(SUITE_CANDIDATES),
+            "run_seed": SUITE_RUN_SEED,
+        },
         "status": results.get("status"),
         "model_id": (results.get("model") or {}).get("id"),
         "overall": _metric(results["overall"]),
@@ -215,6 +227,7 @@ def golden_payload(run: SuiteRun, results: Mapping[str, Any], records: Sequence[
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
     """Leaves by path: mappings by key, lists by index (or by `sample_id` for lists of prompts)."""
+
     def join(key: str) -> str:
         return f"{prefix} > {key}" if prefix else key
 
@@ -243,7 +256,7 @@ def _show(value: Any, other: Any, width: int = 160) -> str:
         while start < min(len(value), len(other)) and value[start] == other[start]:
             start += 1
     lo = max(0, start - width // 3)
-    cut = value[lo:lo + width]
+    cut = value[lo : lo + width]
     return ("..." if lo else "") + json.dumps(cut, ensure_ascii=False) + ("..." if lo + width < len(value) else "")
 
 
@@ -284,10 +297,21 @@ def run_ci_suite(work_dir: Path, runs: Sequence[SuiteRun] = CI_RUNS) -> dict[str
         out = work_dir / "runs" / suite_run.name
         if out.exists():  # always a fresh run: a kept directory from an earlier check must not resume
             shutil.rmtree(out)
-        options = RunOptions(model=suite_run.model, tasks=suite_run.tasks, data_dir=data, candidates=SUITE_CANDIDATES,
-                             style=suite_run.style, mode=suite_run.mode, seed=SUITE_RUN_SEED, concurrency=4, out=out,
-                             use_cache=False, save_images=False, progress=False,
-                             argv=("cvbench", "regress", "--suite", "ci"))
+        options = RunOptions(
+            model=suite_run.model,
+            tasks=suite_run.tasks,
+            data_dir=data,
+            candidates=SUITE_CANDIDATES,
+            style=suite_run.style,
+            mode=suite_run.mode,
+            seed=SUITE_RUN_SEED,
+            concurrency=4,
+            out=out,
+            use_cache=False,
+            save_images=False,
+            progress=False,
+            argv=("cvbench", "regress", "--suite", "ci"),
+        )
         outcome = run(options)
         if outcome.status != "complete":
             raise RegressError(f"suite run {suite_run.name} ended {outcome.status} (see {out})")
@@ -365,8 +389,11 @@ def pixel_environment() -> dict[str, str]:
 
 def environment_differences(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
     """'name: recorded -> current' for every package whose version differs."""
-    return [f"{name}: {recorded.get(name, '-')} (golden files) -> {current.get(name, '-')} (here)"
-            for name in sorted(set(recorded) | set(current)) if recorded.get(name) != current.get(name)]
+    return [
+        f"{name}: {recorded.get(name, '-')} (golden files) -> {current.get(name, '-')} (here)"
+        for name in sorted(set(recorded) | set(current))
+        if recorded.get(name) != current.get(name)
+    ]
 
 
 def _recorded_environment(golden_dir: Path) -> dict[str, str] | None:
@@ -380,8 +407,13 @@ def _recorded_environment(golden_dir: Path) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
-def regress(suite: str, *, update: bool = False, golden: str | os.PathLike[str] | None = None,
-            work_dir: str | os.PathLike[str] | None = None) -> list[RegressResult]:
+def regress(
+    suite: str,
+    *,
+    update: bool = False,
+    golden: str | os.PathLike[str] | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+) -> list[RegressResult]:
     """Run a suite (`ci`, `prompts` or `all`) and check or update its golden files."""
     if suite not in SUITES:
         raise RegressError(f"unknown suite {suite!r} (suites: {', '.join(SUITES)})")

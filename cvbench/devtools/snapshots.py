@@ -12,9 +12,10 @@ size and format, the native-region digest and the protocol record. `tests/golden
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from cvbench.core.types import Capabilities, InvalidSample, Prompt, Sample
 
@@ -90,7 +91,7 @@ def portable(value: Any, data_root: Path | None) -> Any:
         return value
     prefix = str(data_root).rstrip("/") + "/"
     if isinstance(value, str):
-        return "<data>/" + value[len(prefix):] if value.startswith(prefix) else value
+        return "<data>/" + value[len(prefix) :] if value.startswith(prefix) else value
     if isinstance(value, list):
         return [portable(v, data_root) for v in value]
     if isinstance(value, dict):
@@ -107,8 +108,15 @@ def prompt_snapshot(prompt: Prompt, data_root: Path | None = None) -> dict[str, 
         n = prompt.native
         native = {
             "digest": n.digest(),
-            "views": [{"view_id": v.view_id, "image_shape": list(v.image.shape), "region_ids": list(v.region_ids),
-                       "mask_areas": [int(m.sum()) for m in v.masks]} for v in n.views],
+            "views": [
+                {
+                    "view_id": v.view_id,
+                    "image_shape": list(v.image.shape),
+                    "region_ids": list(v.region_ids),
+                    "mask_areas": [int(m.sum()) for m in v.masks],
+                }
+                for v in n.views
+            ],
             "refs": [[r.view_index, r.region_index] for r in n.refs],
             "token_counts": list(n.token_counts) if n.token_counts is not None else None,
             "query": [n.query.view_index, n.query.region_index] if n.query is not None else None,
@@ -122,8 +130,10 @@ def prompt_snapshot(prompt: Prompt, data_root: Path | None = None) -> dict[str, 
         "text": prompt.text,
         "options": [[o.letter, o.text] for o in prompt.options],
         "answer": prompt.answer,
-        "images": [{"label": i.label, "mime": i.mime, "width": i.width, "height": i.height, "identity": i.sha256}
-                   for i in prompt.images],
+        "images": [
+            {"label": i.label, "mime": i.mime, "width": i.width, "height": i.height, "identity": i.sha256}
+            for i in prompt.images
+        ],
         "native": native,
         "protocol": portable(jsonable(dict(prompt.protocol)), data_root),
         "content_digest": prompt.content_digest(),
@@ -134,16 +144,19 @@ def case_snapshot(case: SnapshotCase, samples: Sequence[Sample], data_root: Path
     from cvbench.prompting.build import PromptSettings, build_prompt
 
     settings = PromptSettings(mode=case.mode, style=case.style)
-    prompts = [prompt_snapshot(build_prompt(s, settings, case.capabilities, setting=case.setting), data_root)
-               for s in samples]
+    prompts = [
+        prompt_snapshot(build_prompt(s, settings, case.capabilities, setting=case.setting), data_root) for s in samples
+    ]
     return {
         "schema": SNAPSHOT_SCHEMA,
         "case": case.name,
         "benchmark": case.benchmark,
         "prompt_settings": settings.as_dict(),
-        "capabilities": {"max_images": case.capabilities.max_images,
-                         "native_regions": case.capabilities.native_regions,
-                         "image_formats": list(case.capabilities.image_formats)},
+        "capabilities": {
+            "max_images": case.capabilities.max_images,
+            "native_regions": case.capabilities.native_regions,
+            "image_formats": list(case.capabilities.image_formats),
+        },
         "setting": case.setting,
         "prompts": prompts,
     }

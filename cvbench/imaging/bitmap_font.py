@@ -129,7 +129,7 @@ def _text_mask_cached(text: str, scale: int) -> np.ndarray:
     width = max(0, len(text) * ADVANCE - 1)
     unit = np.zeros((GLYPH_H, width), dtype=bool)
     for i, ch in enumerate(text):
-        unit[:, i * ADVANCE:i * ADVANCE + GLYPH_W] = GLYPHS[ch]
+        unit[:, i * ADVANCE : i * ADVANCE + GLYPH_W] = GLYPHS[ch]
     mask = np.repeat(np.repeat(unit, scale, axis=0), scale, axis=1)
     mask.setflags(write=False)
     return mask
@@ -148,11 +148,12 @@ def outline(ink: np.ndarray, radius: int) -> np.ndarray:
         raise ValueError(f"outline radius must be >= 0, got {radius}")
     h, w = ink.shape
     padded = np.zeros((h + 2 * radius, w + 2 * radius), dtype=bool)
-    padded[radius:radius + h, radius:radius + w] = ink
+    padded[radius : radius + h, radius : radius + w] = ink
     grown = padded.copy()
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             if dy or dx:
-                grown[max(0, dy):h + 2 * radius + min(0, dy), max(0, dx):w + 2 * radius + min(0, dx)] |= \
-                    padded[max(0, -dy):h + 2 * radius + min(0, -dy), max(0, -dx):w + 2 * radius + min(0, -dx)]
+                grown[max(0, dy) : h + 2 * radius + min(0, dy), max(0, dx) : w + 2 * radius + min(0, dx)] |= padded[
+                    max(0, -dy) : h + 2 * radius + min(0, -dy), max(0, -dx) : w + 2 * radius + min(0, -dx)
+                ]
     return grown

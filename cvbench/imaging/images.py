@@ -65,8 +65,10 @@ def _require_file(path: Path) -> None:
 
 def _check_pixels(path: Path, width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
-        raise ImageError(f"{path}: refused to decode a {width}x{height} image "
-                         f"(over {MAX_IMAGE_PIXELS:,} pixels; likely a decompression bomb)")
+        raise ImageError(
+            f"{path}: refused to decode a {width}x{height} image "
+            f"(over {MAX_IMAGE_PIXELS:,} pixels; likely a decompression bomb)"
+        )
 
 
 def _load_video_frame(path: Path, frame: int) -> np.ndarray:

@@ -5,8 +5,9 @@ All functions are pure. Masks are H x W numpy bool arrays.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -149,7 +150,7 @@ def bbox_to_mask(bbox_xyxy: Sequence[float], height: int, width: int) -> np.ndar
     """Filled box: coordinates rounded, clipped to the image, end inclusive."""
     if len(bbox_xyxy) != 4:
         raise MaskError(f"bbox_xyxy must have 4 numbers, got {len(bbox_xyxy)}")
-    x1, y1, x2, y2 = (int(round(float(v))) for v in bbox_xyxy)
+    x1, y1, x2, y2 = (round(float(v)) for v in bbox_xyxy)
     x1, x2 = max(0, min(x1, width - 1)), max(0, min(x2, width - 1))
     y1, y2 = max(0, min(y1, height - 1)), max(0, min(y2, height - 1))
     mask = np.zeros((height, width), dtype=bool)
@@ -183,7 +184,9 @@ def decode_region(region: Region, image_hw: tuple[int, int]) -> DecodedMask:
             return DecodedMask(mask, "rle", tuple(warnings))
         except MaskError as exc:
             if region.bbox_xyxy is None:
-                raise MaskError(f"region {region.region_id}: invalid RLE ({exc}) and no bbox_xyxy to fall back to") from exc
+                raise MaskError(
+                    f"region {region.region_id}: invalid RLE ({exc}) and no bbox_xyxy to fall back to"
+                ) from exc
             warnings.append(f"invalid RLE ({exc}); used bbox_xyxy")
             return DecodedMask(bbox_to_mask(region.bbox_xyxy, h, w), "bbox", tuple(warnings))
     if region.polygons:

@@ -84,12 +84,42 @@ NAMED_PALETTE: tuple[PaletteColour, ...] = (
 # RGB grid, after the named colours, excluding anything within 25 of white, 35 of cyan, or with
 # L* < 20. Frozen here (not recomputed) so the palette never changes between versions.
 _EXTENDED_RGB: tuple[RGB, ...] = (
-    (0, 102, 102), (119, 102, 119), (170, 170, 255), (17, 68, 0), (170, 153, 136), (51, 51, 51),
-    (221, 34, 102), (34, 136, 85), (0, 153, 255), (187, 255, 85), (102, 102, 85), (255, 119, 102),
-    (204, 153, 0), (68, 51, 0), (51, 68, 119), (153, 102, 187), (187, 187, 102), (85, 51, 85),
-    (170, 153, 170), (170, 102, 85), (187, 0, 153), (34, 119, 153), (153, 0, 0), (238, 187, 255),
-    (119, 136, 170), (153, 119, 51), (187, 119, 136), (170, 0, 255), (85, 34, 0), (255, 187, 119),
-    (17, 68, 85), (102, 68, 68), (136, 136, 102), (255, 68, 170), (0, 68, 51), (51, 119, 0),
+    (0, 102, 102),
+    (119, 102, 119),
+    (170, 170, 255),
+    (17, 68, 0),
+    (170, 153, 136),
+    (51, 51, 51),
+    (221, 34, 102),
+    (34, 136, 85),
+    (0, 153, 255),
+    (187, 255, 85),
+    (102, 102, 85),
+    (255, 119, 102),
+    (204, 153, 0),
+    (68, 51, 0),
+    (51, 68, 119),
+    (153, 102, 187),
+    (187, 187, 102),
+    (85, 51, 85),
+    (170, 153, 170),
+    (170, 102, 85),
+    (187, 0, 153),
+    (34, 119, 153),
+    (153, 0, 0),
+    (238, 187, 255),
+    (119, 136, 170),
+    (153, 119, 51),
+    (187, 119, 136),
+    (170, 0, 255),
+    (85, 34, 0),
+    (255, 187, 119),
+    (17, 68, 85),
+    (102, 68, 68),
+    (136, 136, 102),
+    (255, 68, 170),
+    (0, 68, 51),
+    (51, 119, 0),
 )
 
 PALETTE: tuple[PaletteColour, ...] = NAMED_PALETTE + tuple(PaletteColour(None, rgb) for rgb in _EXTENDED_RGB)
@@ -106,9 +136,9 @@ def srgb_to_lab(rgb: Sequence[float] | np.ndarray) -> np.ndarray:
     """CIELAB (D65) of sRGB colours given as 0-255 values; shape (..., 3)."""
     c = np.asarray(rgb, dtype=float) / 255.0
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    to_xyz = np.array([[0.4124564, 0.3575761, 0.1804375],
-                       [0.2126729, 0.7151522, 0.0721750],
-                       [0.0193339, 0.1191920, 0.9503041]])
+    to_xyz = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    )
     xyz = linear @ to_xyz.T / np.array([0.95047, 1.0, 1.08883])
     eps = (6 / 29) ** 3
     f = np.where(xyz > eps, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
@@ -135,8 +165,13 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     h_sum = h1p + h2p
     h_mean = np.where(np.abs(h1p - h2p) > 180, np.where(h_sum < 360, (h_sum + 360) / 2, (h_sum - 360) / 2), h_sum / 2)
     h_mean = np.where(chroma_zero, h_sum, h_mean)
-    t = (1 - 0.17 * np.cos(np.radians(h_mean - 30)) + 0.24 * np.cos(np.radians(2 * h_mean))
-         + 0.32 * np.cos(np.radians(3 * h_mean + 6)) - 0.20 * np.cos(np.radians(4 * h_mean - 63)))
+    t = (
+        1
+        - 0.17 * np.cos(np.radians(h_mean - 30))
+        + 0.24 * np.cos(np.radians(2 * h_mean))
+        + 0.32 * np.cos(np.radians(3 * h_mean + 6))
+        - 0.20 * np.cos(np.radians(4 * h_mean - 63))
+    )
     d_theta = 30 * np.exp(-(((h_mean - 275) / 25) ** 2))
     r_c = 2 * np.sqrt(cp_mean**7 / (cp_mean**7 + 25.0**7))
     s_l = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)
@@ -239,7 +274,7 @@ def _mask_contours(mask: np.ndarray, box: Box | None = _UNSET, *, tree: bool = F
     if box is None:
         return []
     x, y, w, h = box
-    crop = np.ascontiguousarray(mask[y:y + h, x:x + w], dtype=np.uint8)
+    crop = np.ascontiguousarray(mask[y : y + h, x : x + w], dtype=np.uint8)
     mode, approx = (cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE) if tree else (cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     found, _ = cv2.findContours(crop, mode, approx, offset=(x, y))
     return list(found)
@@ -277,8 +312,8 @@ def _fill_in_place(out: np.ndarray, mask: np.ndarray, rgb: RGB, alpha: float, bo
     if box is None:
         return
     x, y, w, h = box
-    view = out[y:y + h, x:x + w]
-    sel = mask[y:y + h, x:x + w]
+    view = out[y : y + h, x : x + w]
+    sel = mask[y : y + h, x : x + w]
     colour = np.asarray(rgb, dtype=np.float32)
     blended = view[sel].astype(np.float32) * (1.0 - alpha) + colour * alpha
     view[sel] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
@@ -312,15 +347,16 @@ def _overlap(boxes: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return np.clip(w, 0, None) * np.clip(h, 0, None)
 
 
-def _candidate_centres(mask: np.ndarray, step: int, box: Box | None = _UNSET,
-                       limit: int = 400) -> Iterator[tuple[int, int]]:
+def _candidate_centres(
+    mask: np.ndarray, step: int, box: Box | None = _UNSET, limit: int = 400
+) -> Iterator[tuple[int, int]]:
     """Points inside the mask: the interior point first, then (computed only if asked for)
     deepest-first on a grid."""
     box = _box_of(mask, box)
     if box is None:
         return
     x, y, w, h = box
-    crop = mask[y:y + h, x:x + w]
+    crop = mask[y : y + h, x : x + w]
     first = interior_point(crop)
     if first is not None:
         yield first[0] + x, first[1] + y
@@ -331,8 +367,12 @@ def _candidate_centres(mask: np.ndarray, step: int, box: Box | None = _UNSET,
         yield int(xs[i] * step + x), int(ys[i] * step + y)
 
 
-def place_tags(masks: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], hw: tuple[int, int],
-               boxes: Sequence[Box | None] | None = None) -> list[tuple[int, int, int, int] | None]:
+def place_tags(
+    masks: Sequence[np.ndarray],
+    sizes: Sequence[tuple[int, int]],
+    hw: tuple[int, int],
+    boxes: Sequence[Box | None] | None = None,
+) -> list[tuple[int, int, int, int] | None]:
     """A box (x1, y1, x2, y2; end exclusive) per mask for a tag of the given (width, height).
 
     Each box is centred on a pixel inside its mask (the point farthest from the border when
@@ -345,8 +385,10 @@ def place_tags(masks: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], hw
     bboxes = list(boxes) if boxes is not None else [_bbox(m) for m in masks]
     placed: list[tuple[int, int, int, int] | None] = [None] * len(masks)
     taken = np.zeros((0, 4), dtype=np.int64)
-    areas = [0 if b is None else int(np.count_nonzero(m[b[1]:b[1] + b[3], b[0]:b[0] + b[2]]))
-             for m, b in zip(masks, bboxes)]
+    areas = [
+        0 if b is None else int(np.count_nonzero(m[b[1] : b[1] + b[3], b[0] : b[0] + b[2]]))
+        for m, b in zip(masks, bboxes)
+    ]
     for i in sorted(range(len(masks)), key=lambda k: (areas[k], k)):
         tw, th = sizes[i]
         mask = masks[i]
@@ -379,8 +421,14 @@ def place_tags(masks: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], hw
     return placed
 
 
-def draw_tags(image: np.ndarray, masks: Sequence[np.ndarray], texts: Sequence[str], colours: Sequence[RGB],
-              font: TagFont, text_rgb: RGB | None = None) -> np.ndarray:
+def draw_tags(
+    image: np.ndarray,
+    masks: Sequence[np.ndarray],
+    texts: Sequence[str],
+    colours: Sequence[RGB],
+    font: TagFont,
+    text_rgb: RGB | None = None,
+) -> np.ndarray:
     """A filled box of each region's colour with its text, placed by `place_tags`.
 
     text_rgb None: black or white, whichever contrasts more with the box. A given text colour
@@ -391,9 +439,15 @@ def draw_tags(image: np.ndarray, masks: Sequence[np.ndarray], texts: Sequence[st
     return out
 
 
-def _tags_in_place(out: np.ndarray, masks: Sequence[np.ndarray], texts: Sequence[str], colours: Sequence[RGB],
-                   font: TagFont, text_rgb: RGB | None,
-                   bboxes: Sequence[Box | None] | None = None) -> list[tuple[int, int, int, int] | None]:
+def _tags_in_place(
+    out: np.ndarray,
+    masks: Sequence[np.ndarray],
+    texts: Sequence[str],
+    colours: Sequence[RGB],
+    font: TagFont,
+    text_rgb: RGB | None,
+    bboxes: Sequence[Box | None] | None = None,
+) -> list[tuple[int, int, int, int] | None]:
     if not (len(masks) == len(texts) == len(colours)):
         raise ValueError(f"masks, texts and colours differ in length: {len(masks)}, {len(texts)}, {len(colours)}")
     hw = out.shape[:2]
@@ -428,16 +482,25 @@ def _stamp(out: np.ndarray, ink: np.ndarray, x: int, y: int, rgb: RGB) -> None:
     x1, y1 = min(x + ink.shape[1], w), min(y + ink.shape[0], h)
     if x1 <= x0 or y1 <= y0:
         return
-    sel = ink[y0 - y:y1 - y, x0 - x:x1 - x]
+    sel = ink[y0 - y : y1 - y, x0 - x : x1 - x]
     out[y0:y1, x0:x1][sel] = np.asarray(rgb, dtype=np.uint8)
 
 
 # ------------------------------------------------------------------------------ styles
 
 
-def draw_regions(image: np.ndarray, masks: Sequence[np.ndarray], colours: Sequence[RGB], style: str, *,
-                 alpha: float, thickness: int, tags: Sequence[str] | None = None,
-                 text_rgb: RGB | None = None, font: TagFont | None = None) -> np.ndarray:
+def draw_regions(
+    image: np.ndarray,
+    masks: Sequence[np.ndarray],
+    colours: Sequence[RGB],
+    style: str,
+    *,
+    alpha: float,
+    thickness: int,
+    tags: Sequence[str] | None = None,
+    text_rgb: RGB | None = None,
+    font: TagFont | None = None,
+) -> np.ndarray:
     """All regions of one image in one style, then the tags on top (so no fill hides a tag).
 
     contour: outline `thickness` px; mask: translucent fill at `alpha` plus an outline in the
@@ -484,9 +547,13 @@ class UpstreamTagLayout:
     per_object_scale: tuple[int, ...]
 
     def as_dict(self) -> dict[str, object]:
-        return {"face": "cvbench-bitmap-5x9", "scale": self.scale, "per_object_scale": list(self.per_object_scale),
-                "rule": f"largest scale with text <= {UPSTREAM_TAG_FRACTION:.0%} of the largest contour piece's box, "
-                        f"minimum over objects, >= {UPSTREAM_MIN_SCALE}"}
+        return {
+            "face": "cvbench-bitmap-5x9",
+            "scale": self.scale,
+            "per_object_scale": list(self.per_object_scale),
+            "rule": f"largest scale with text <= {UPSTREAM_TAG_FRACTION:.0%} of the largest contour piece's box, "
+            f"minimum over objects, >= {UPSTREAM_MIN_SCALE}",
+        }
 
 
 def _piece_geometry(piece: np.ndarray) -> tuple[float, tuple[int, int], tuple[int, int]]:
@@ -518,7 +585,7 @@ def upstream_tag_layout(pieces: Sequence[Sequence[np.ndarray]], texts: Sequence[
             centres.append(None)
             continue
         geometry = [_piece_geometry(p) for p in obj_pieces]
-        area, centre, (bw, bh) = max(geometry, key=lambda g: g[0])  # first of equal areas, as argmax
+        _area, centre, (bw, bh) = max(geometry, key=lambda g: g[0])  # first of equal areas, as argmax
         unit_w, _ = text_size(text, 1)
         fits = min(int(UPSTREAM_TAG_FRACTION * bw // max(unit_w, 1)), int(UPSTREAM_TAG_FRACTION * bh // CAP_ROWS))
         scales.append(max(UPSTREAM_MIN_SCALE, fits))
@@ -527,9 +594,13 @@ def upstream_tag_layout(pieces: Sequence[Sequence[np.ndarray]], texts: Sequence[
     return UpstreamTagLayout(scale=scale, centres=tuple(centres), per_object_scale=tuple(scales))
 
 
-def draw_upstream_mmvm(image: np.ndarray, masks: Sequence[np.ndarray], colours: Sequence[RGB],
-                       tags: Sequence[str] | None = None, text_rgb: RGB = (255, 255, 255),
-                       ) -> tuple[np.ndarray, UpstreamTagLayout | None]:
+def draw_upstream_mmvm(
+    image: np.ndarray,
+    masks: Sequence[np.ndarray],
+    colours: Sequence[RGB],
+    tags: Sequence[str] | None = None,
+    text_rgb: RGB = (255, 255, 255),
+) -> tuple[np.ndarray, UpstreamTagLayout | None]:
     """MMVM views as the CoLVA authors draw them: every contour piece (holes too) 2 px wide
     at any image size, and (when `tags` is given) each tag as white text on a box of the
     object's colour centred on its largest piece, all tags at one scale. Returns the image
@@ -542,8 +613,9 @@ def draw_upstream_mmvm(image: np.ndarray, masks: Sequence[np.ndarray], colours: 
     pieces = [_mask_contours(m, _bbox(m), tree=True) for m in masks]
     for obj_pieces, colour in zip(pieces, colours):
         if obj_pieces:
-            cv2.drawContours(out, obj_pieces, -1, tuple(int(v) for v in colour), UPSTREAM_MMVM_THICKNESS,
-                             lineType=cv2.LINE_8)
+            cv2.drawContours(
+                out, obj_pieces, -1, tuple(int(v) for v in colour), UPSTREAM_MMVM_THICKNESS, lineType=cv2.LINE_8
+            )
     if tags is None:
         return out, None
     if len(tags) != len(masks):

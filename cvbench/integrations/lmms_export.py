@@ -126,9 +126,17 @@ def document(lmms_task: str, spec: TaskSpec, setting: str, item: Sample | Invali
             slices = sample_slices(item, spec, setting)
         except SliceError as exc:
             invalid = f"slices: {exc}"
-    return {"lmms_task": lmms_task, "task": spec.name, "setting": setting, "sample_id": sample_id,
-            "record_id": record_id(spec.name, setting, sample_id), "cluster": cluster,
-            "slices": json.dumps(slices, sort_keys=True), "invalid": invalid, "source": str(item.source)}
+    return {
+        "lmms_task": lmms_task,
+        "task": spec.name,
+        "setting": setting,
+        "sample_id": sample_id,
+        "record_id": record_id(spec.name, setting, sample_id),
+        "cluster": cluster,
+        "slices": json.dumps(slices, sort_keys=True),
+        "invalid": invalid,
+        "source": str(item.source),
+    }
 
 
 def slice_names(docs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -147,8 +155,9 @@ def _q(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def render_task_yaml(name: str, docs_file: Path, metrics: Sequence[str | None], max_tokens: int,
-                     metadata: Mapping[str, Any]) -> str:
+def render_task_yaml(
+    name: str, docs_file: Path, metrics: Sequence[str | None], max_tokens: int, metadata: Mapping[str, Any]
+) -> str:
     """One lmms-eval task config. `metrics` holds None for the overall accuracy and slice names."""
     lines = [
         "# Written by `cvbench export-lmms`; regenerate rather than edit (see cvbench_export.json).",
@@ -173,9 +182,11 @@ def render_task_yaml(name: str, docs_file: Path, metrics: Sequence[str | None], 
     ]
     for slice_name in metrics:
         metric = OVERALL_METRIC if slice_name is None else slice_metric(slice_name)
-        lines += [f"  - metric: {_q(metric)}",
-                  f"    aggregation: !function utils.{aggregation_function(slice_name)}",
-                  "    higher_is_better: true"]
+        lines += [
+            f"  - metric: {_q(metric)}",
+            f"    aggregation: !function utils.{aggregation_function(slice_name)}",
+            "    higher_is_better: true",
+        ]
     lines += ["cluster_key: cluster", "score_key: score", "metadata:"]
     lines += [f"  {key}: {_q(value)}" for key, value in metadata.items()]
     return "\n".join(lines) + "\n"
@@ -243,8 +254,10 @@ def clear_previous_export(out: Path) -> None:
         return
     manifest = out / MANIFEST_FILE
     if not manifest.is_file():
-        raise ExportError(f"--out {out}: the folder is not empty and holds no {MANIFEST_FILE} "
-                          f"(not an earlier cvbench export); choose an empty or new folder")
+        raise ExportError(
+            f"--out {out}: the folder is not empty and holds no {MANIFEST_FILE} "
+            f"(not an earlier cvbench export); choose an empty or new folder"
+        )
     try:
         previous = json.loads(manifest.read_text(encoding="utf-8"))
         names = list(previous["tasks"])
@@ -263,8 +276,10 @@ def _validate(options: LmmsExportOptions) -> None:
     if not options.tasks:
         raise ExportError("--task: give at least one task (`cvbench tasks` lists them)")
     if options.mode not in EXPORT_MODES:
-        raise ExportError(f"--mode {options.mode!r}: lmms-eval models take images and text only; choose one of "
-                          f"{', '.join(EXPORT_MODES)}")
+        raise ExportError(
+            f"--mode {options.mode!r}: lmms-eval models take images and text only; choose one of "
+            f"{', '.join(EXPORT_MODES)}"
+        )
     if options.limit is not None and options.limit < 1:
         raise ExportError("--limit must be at least 1")
     if options.max_tokens < 1:
@@ -331,17 +346,30 @@ def export_lmms(options: LmmsExportOptions) -> ExportSummary:
             _write_text(docs_file, "".join(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n" for d in docs))
             slices = slice_names(docs)
             all_slices.update(slices)
-            metadata = {"version": 1, "cvbench_version": __version__, "cvbench_task": spec.name,
-                        "candidate_setting": setting, "protocol": protocol[spec.benchmark],
-                        "style": settings.style_for(spec.benchmark), "prompt_mode": options.mode,
-                        "seed": options.seed}
+            metadata = {
+                "version": 1,
+                "cvbench_version": __version__,
+                "cvbench_task": spec.name,
+                "candidate_setting": setting,
+                "protocol": protocol[spec.benchmark],
+                "style": settings.style_for(spec.benchmark),
+                "prompt_mode": options.mode,
+                "seed": options.seed,
+            }
             yaml_texts[name] = render_task_yaml(name, docs_file, [None, *slices], options.max_tokens, metadata)
             invalid = sum(1 for d in docs if d["invalid"])
             metrics = (OVERALL_METRIC, *(slice_metric(s) for s in slices))
             exported.append(ExportedTask(name, spec.name, setting, len(docs), invalid, metrics))
-            manifest_tasks[name] = {"task": spec.name, "benchmark": spec.benchmark, "setting": setting,
-                                    "docs": f"{DATA_DIR}/{docs_file.name}", "n_docs": len(docs), "invalid": invalid,
-                                    "dataset_fingerprint": fingerprint, "metrics": list(metrics)}
+            manifest_tasks[name] = {
+                "task": spec.name,
+                "benchmark": spec.benchmark,
+                "setting": setting,
+                "docs": f"{DATA_DIR}/{docs_file.name}",
+                "n_docs": len(docs),
+                "invalid": invalid,
+                "dataset_fingerprint": fingerprint,
+                "metrics": list(metrics),
+            }
 
     functions = [aggregation_function(s) for s in sorted(all_slices)]
     if len(set(functions)) != len(functions):

@@ -38,9 +38,27 @@ from cvbench.model_adapters.lmms import pil_images, response_from_text
 
 FULL_PROMPT_CACHE = 16  # prompts kept with their image bytes (lmms-eval asks for text and images separately)
 # SampleRecord fields carried in each per-document metric value (the prompt text stays in lmms-eval's own log)
-RECORD_FIELDS: tuple[str, ...] = ("record_id", "task", "benchmark", "setting", "sample_id", "cluster", "slices",
-                                  "n_options", "answer", "image_sha256", "options", "mode", "parsed", "parse_status",
-                                  "parse_reason", "correct", "error", "invalid", "source")
+RECORD_FIELDS: tuple[str, ...] = (
+    "record_id",
+    "task",
+    "benchmark",
+    "setting",
+    "sample_id",
+    "cluster",
+    "slices",
+    "n_options",
+    "answer",
+    "image_sha256",
+    "options",
+    "mode",
+    "parsed",
+    "parse_status",
+    "parse_reason",
+    "correct",
+    "error",
+    "invalid",
+    "source",
+)
 
 
 class HookError(RuntimeError):
@@ -90,12 +108,19 @@ class ExportHooks:
         self.manifest = manifest
         ps = manifest["prompt_settings"]
         self.seed = int(manifest["seed"])
-        self.settings = PromptSettings(mode=ps["mode"], style=ps["style"], alpha=float(ps["alpha"]),
-                                       thickness=int(ps["thickness"]), seed=int(ps["seed"]),
-                                       image=ImagePolicy(format=ps["image"]["format"],
-                                                         jpeg_quality=int(ps["image"]["jpeg_quality"] or 90),
-                                                         max_side=ps["image"]["max_side"],
-                                                         max_pixels=ps["image"]["max_pixels"]))
+        self.settings = PromptSettings(
+            mode=ps["mode"],
+            style=ps["style"],
+            alpha=float(ps["alpha"]),
+            thickness=int(ps["thickness"]),
+            seed=int(ps["seed"]),
+            image=ImagePolicy(
+                format=ps["image"]["format"],
+                jpeg_quality=int(ps["image"]["jpeg_quality"] or 90),
+                max_side=ps["image"]["max_side"],
+                max_pixels=ps["image"]["max_pixels"],
+            ),
+        )
         self.capabilities = Capabilities(max_images=manifest["capabilities"]["max_images"], native_regions=False)
         self.data_dir = Path(manifest["data_dir"]) if manifest.get("data_dir") else None
         self._lock = threading.RLock()
@@ -124,8 +149,10 @@ class ExportHooks:
         except ValueError as exc:
             raise HookError(f"{path}: invalid JSON ({exc})") from None
         if manifest.get("schema") != EXPORT_SCHEMA:
-            raise HookError(f"{path}: schema {manifest.get('schema')!r} is not {EXPORT_SCHEMA!r}; "
-                            f"re-export with this cvbench version")
+            raise HookError(
+                f"{path}: schema {manifest.get('schema')!r} is not {EXPORT_SCHEMA!r}; "
+                f"re-export with this cvbench version"
+            )
         return cls(folder, manifest)
 
     # -- samples and prompts -------------------------------------------------------------
@@ -133,8 +160,10 @@ class ExportHooks:
     def _task_entry(self, doc: Mapping[str, Any]) -> Mapping[str, Any]:
         entry = self.manifest["tasks"].get(doc.get("lmms_task"))
         if entry is None or entry["task"] != doc.get("task") or entry["setting"] != doc.get("setting"):
-            raise HookError(f"{self.folder}: document {doc.get('record_id')!r} does not belong to this export "
-                            f"(task {doc.get('lmms_task')!r}); re-export the folder")
+            raise HookError(
+                f"{self.folder}: document {doc.get('record_id')!r} does not belong to this export "
+                f"(task {doc.get('lmms_task')!r}); re-export the folder"
+            )
         return entry
 
     def _spec(self, task: str) -> TaskSpec:
@@ -158,8 +187,10 @@ class ExportHooks:
                 self._samples[task] = index
             item = self._samples[task].get(str(doc["sample_id"]))
         if item is None:
-            raise HookError(f"task {task}: sample {doc['sample_id']!r} is not in the data under "
-                            f"{self.data_dir or 'the default data root'}; the data changed since the export")
+            raise HookError(
+                f"task {task}: sample {doc['sample_id']!r} is not in the data under "
+                f"{self.data_dir or 'the default data root'}; the data changed since the export"
+            )
         return item
 
     def _render(self, doc: Mapping[str, Any]) -> tuple[Prompt | None, _Rendered]:
@@ -265,8 +296,11 @@ class ExportHooks:
         if isinstance(text, list):  # a multi-round backend: the last round answers
             text = text[-1] if text else None
         record = self.record(doc, None if text is None else str(text))
-        value = {"score": 1 if record.correct else 0, "cluster": f"{record.task}/{record.cluster}",
-                 "record": compact_record(record)}
+        value = {
+            "score": 1 if record.correct else 0,
+            "cluster": f"{record.task}/{record.cluster}",
+            "record": compact_record(record),
+        }
         from cvbench.integrations.lmms_export import OVERALL_METRIC, slice_metric
 
         out: dict[str, Any] = {}

@@ -102,7 +102,9 @@ def load_reported(path: str | Path | None = None) -> list[ReportedValue]:
         if not fields or all(not f.strip() for f in fields):
             continue
         if len(fields) != len(REFERENCE_COLUMNS):
-            raise ReferenceDataError(f"{csv_path}:{lineno}: expected {len(REFERENCE_COLUMNS)} fields, got {len(fields)}")
+            raise ReferenceDataError(
+                f"{csv_path}:{lineno}: expected {len(REFERENCE_COLUMNS)} fields, got {len(fields)}"
+            )
         benchmark, setting, model, access, metric, value, source = (f.strip() for f in fields)
         where = f"{csv_path}:{lineno}"
         if benchmark not in SETTINGS:
@@ -113,8 +115,9 @@ def load_reported(path: str | Path | None = None) -> list[ReportedValue]:
         if metric not in allowed:
             raise ReferenceDataError(f"{where}: unknown {benchmark} metric {metric!r} (allowed: {', '.join(allowed)})")
         if access not in ACCESS_FROM_REFERENCE:
-            raise ReferenceDataError(f"{where}: unknown access {access!r} "
-                                     f"(allowed: {', '.join(ACCESS_FROM_REFERENCE)})")
+            raise ReferenceDataError(
+                f"{where}: unknown access {access!r} (allowed: {', '.join(ACCESS_FROM_REFERENCE)})"
+            )
         if not model:
             raise ReferenceDataError(f"{where}: empty model name")
         try:
@@ -123,7 +126,9 @@ def load_reported(path: str | Path | None = None) -> list[ReportedValue]:
             raise ReferenceDataError(f"{where}: value {value!r} is not a number") from None
         key = (benchmark, setting, model, metric)
         if key in seen:
-            raise ReferenceDataError(f"{where}: duplicate of line {seen[key]} ({benchmark}, {setting}, {model}, {metric})")
+            raise ReferenceDataError(
+                f"{where}: duplicate of line {seen[key]} ({benchmark}, {setting}, {model}, {metric})"
+            )
         seen[key] = lineno
         values.append(ReportedValue(benchmark, setting, model, access, metric, value, source, lineno))
     return values
@@ -140,8 +145,17 @@ def reported_rows(values: Iterable[ReportedValue], benchmark: str, columns: Iter
     for model, vals in by_model.items():
         sources = sorted({v.source for v in vals})
         cells = {v.column_key: Cell(value=float(v.value), text=v.value, note=f"reported in {v.source}") for v in vals}
-        rows.append(Row(row_id=f"reported-{slugify(model)}", name=model, origin=ORIGIN_REPORTED,
-                        access=ACCESS_FROM_REFERENCE[vals[0].access], cells=cells, params_b=params_from_name(model),
-                        source="; ".join(sources), source_url=source_url(sources[0]),
-                        access_as_published=vals[0].access))
+        rows.append(
+            Row(
+                row_id=f"reported-{slugify(model)}",
+                name=model,
+                origin=ORIGIN_REPORTED,
+                access=ACCESS_FROM_REFERENCE[vals[0].access],
+                cells=cells,
+                params_b=params_from_name(model),
+                source="; ".join(sources),
+                source_url=source_url(sources[0]),
+                access_as_published=vals[0].access,
+            )
+        )
     return rows

@@ -64,7 +64,10 @@ from cvbench.rundir.format import RunData, SampleRecord, load_run, write_bytes_a
 SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
 STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")
 FILTER_ACCESS: tuple[tuple[str, str], ...] = (
-    ("api", "API"), ("open", "Open weights"), ("native", "Native region model"), ("baseline", "Baseline"),
+    ("api", "API"),
+    ("open", "Open weights"),
+    ("native", "Native region model"),
+    ("baseline", "Baseline"),
     ("human", "Human"),
 )
 
@@ -105,8 +108,13 @@ class SiteBuild:
 def json_block(data: Any) -> Markup:
     """JSON safe to place inside <script type="application/json">: no '<', '>' or '&' can end the block."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
-    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    text = (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
     return Markup(text)
 
 
@@ -122,8 +130,9 @@ def _unique_slugs(runs: Sequence[RunData]) -> list[str]:
     return slugs
 
 
-def benchmark_sections(site_runs: Sequence[SiteRun], reported: Sequence[ReportedValue], benchmark: str
-                       ) -> list[BenchmarkSection]:
+def benchmark_sections(
+    site_runs: Sequence[SiteRun], reported: Sequence[ReportedValue], benchmark: str
+) -> list[BenchmarkSection]:
     """Per task of `benchmark` (the official one first, then e.g. synthetic ones), its tables.
 
     Reported rows go only beside the official task: a paper's number is never put next to a
@@ -155,8 +164,10 @@ def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> 
     for benchmark, sections in sections_by_benchmark.items():
         for section in sections:
             main = section.tables[0]
-            wanted = [c for c in main.columns if c.slice == "overall"][:4 if benchmark == "mmvm" else 1]
-            prefix = BENCHMARK_NAMES.get(benchmark, benchmark) + ("" if section.task == benchmark else f" [{section.task}]")
+            wanted = [c for c in main.columns if c.slice == "overall"][: 4 if benchmark == "mmvm" else 1]
+            prefix = BENCHMARK_NAMES.get(benchmark, benchmark) + (
+                "" if section.task == benchmark else f" [{section.task}]"
+            )
             for c in wanted:
                 key = f"{section.task}:{c.key}"
                 label = "Overall" if benchmark != "mmvm" else ("all" if c.setting == "all" else c.setting)
@@ -174,19 +185,28 @@ def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> 
     if not columns:
         return None
     # a reported model quoted from two papers keeps both sources (each cell's tooltip names its own)
-    rows = [replace(e["row"], row_id=ident, cells=e["cells"], source="; ".join(e["sources"]))
-            for ident, e in merged.items()]
-    table = Table(table_id="overview", task="overview", benchmark="all", title="Headline numbers",
-                  columns=tuple(columns), rows=tuple(rows), ranks=rank_rows(rows, columns[0].key),
-                  caption="Headline accuracy (\\%) on every benchmark.")
+    rows = [
+        replace(e["row"], row_id=ident, cells=e["cells"], source="; ".join(e["sources"])) for ident, e in merged.items()
+    ]
+    table = Table(
+        table_id="overview",
+        task="overview",
+        benchmark="all",
+        title="Headline numbers",
+        columns=tuple(columns),
+        rows=tuple(rows),
+        ranks=rank_rows(rows, columns[0].key),
+        caption="Headline accuracy (\\%) on every benchmark.",
+    )
     return sorted_table(table)
 
 
 # --------------------------------------------------------------------------------------- samples
 
 
-def select_site_records(records: Sequence[SampleRecord], *, run_name: str, seed: int, per_evaluation: int
-                        ) -> list[SampleRecord]:
+def select_site_records(
+    records: Sequence[SampleRecord], *, run_name: str, seed: int, per_evaluation: int
+) -> list[SampleRecord]:
     """At most `per_evaluation` records of each evaluation (task@setting), a seeded uniform
     subset in file order when there are more. 0 means all."""
     groups: dict[str, list[int]] = {}
@@ -207,8 +227,13 @@ def _require_image_mode(mode: str) -> None:
         raise SiteError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
 
 
-def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path, mode: str = "exact",
-                     preview: PreviewSettings = PreviewSettings()) -> tuple[dict[str, str], int]:
+def copy_site_images(
+    run: RunData,
+    records: Iterable[SampleRecord],
+    site: Path,
+    mode: str = "exact",
+    preview: PreviewSettings = PreviewSettings(),
+) -> tuple[dict[str, str], int]:
     """Put the records' images into SITE/img/: sha -> site-relative path; and how many files were new.
 
     `exact` copies the files the model saw (named by their sha256); `preview` writes a downscaled
@@ -244,29 +269,44 @@ def copy_site_images(run: RunData, records: Iterable[SampleRecord], site: Path, 
     return paths, written
 
 
-def sample_payload(records: Sequence[SampleRecord], image_paths: dict[str, str], total: int, prefix: str,
-                   image_mode: str = "exact") -> dict[str, Any]:
+def sample_payload(
+    records: Sequence[SampleRecord], image_paths: dict[str, str], total: int, prefix: str, image_mode: str = "exact"
+) -> dict[str, Any]:
     evaluations: dict[str, set[str]] = {}
     items = []
     for r in records:
         evaluation = f"{r.task}@{r.setting}"
         slices = record_slice_names(r)
         evaluations.setdefault(evaluation, set()).update(slices)
-        items.append({
-            "id": r.record_id, "evaluation": evaluation, "slices": slices, "status": record_status(r),
-            "prompt": r.prompt_text, "response": r.response, "parsed": r.parsed, "answer": r.answer,
-            "parse_status": r.parse_status, "parse_reason": r.parse_reason, "error": error_text(r),
-            "invalid": r.invalid, "judge": _judge_text(getattr(r, "judge", None)), "options": r.options, "source": r.source, "cluster": r.cluster, "mode": r.mode,
-            "images": [prefix + image_paths[s] if s in image_paths else None for s in r.image_sha256],
-            "image_sha256": list(r.image_sha256),
-        })
+        items.append(
+            {
+                "id": r.record_id,
+                "evaluation": evaluation,
+                "slices": slices,
+                "status": record_status(r),
+                "prompt": r.prompt_text,
+                "response": r.response,
+                "parsed": r.parsed,
+                "answer": r.answer,
+                "parse_status": r.parse_status,
+                "parse_reason": r.parse_reason,
+                "error": error_text(r),
+                "invalid": r.invalid,
+                "judge": _judge_text(getattr(r, "judge", None)),
+                "options": r.options,
+                "source": r.source,
+                "cluster": r.cluster,
+                "mode": r.mode,
+                "images": [prefix + image_paths[s] if s in image_paths else None for s in r.image_sha256],
+                "image_sha256": list(r.image_sha256),
+            }
+        )
     slice_options = []
     for evaluation in sorted(evaluations, key=lambda e: (e.partition("@")[0], -setting_sort_key(e.partition("@")[2]))):
         slice_options.append({"value": evaluation, "label": evaluation})
         for s in sorted(evaluations[evaluation], key=slice_sort_key):
             slice_options.append({"value": f"{evaluation}|{s}", "label": f"{evaluation} · {slice_label(s)}"})
-    return {"total": total, "included": len(items), "image_mode": image_mode, "slices": slice_options,
-            "records": items}
+    return {"total": total, "included": len(items), "image_mode": image_mode, "slices": slice_options, "records": items}
 
 
 def _judge_text(judge: Any) -> str | None:
@@ -293,13 +333,27 @@ def _copy_static(out: Path) -> None:
 
 
 def _downloads(tables: Sequence[Table]) -> dict[str, dict[str, str]]:
-    return {t.table_id: {"csv": f"downloads/{t.table_id}.csv", "json": f"downloads/{t.table_id}.json",
-                         "tex": f"downloads/{t.table_id}.tex"} for t in tables}
+    return {
+        t.table_id: {
+            "csv": f"downloads/{t.table_id}.csv",
+            "json": f"downloads/{t.table_id}.json",
+            "tex": f"downloads/{t.table_id}.tex",
+        }
+        for t in tables
+    }
 
 
-def build_site(run_dirs: Sequence[str | Path], out: str | Path, *, reported: str = "shipped",
-               title: str = "cvbench leaderboard", samples_per_evaluation: int = 200, seed: int = 0,
-               images: str = "exact", preview: PreviewSettings = PreviewSettings()) -> SiteBuild:
+def build_site(
+    run_dirs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    reported: str = "shipped",
+    title: str = "cvbench leaderboard",
+    samples_per_evaluation: int = 200,
+    seed: int = 0,
+    images: str = "exact",
+    preview: PreviewSettings = PreviewSettings(),
+) -> SiteBuild:
     """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
     "none", or a path to a CSV in the same format. `images`: what the sample browsers show
     (see `copy_site_images`)."""
@@ -318,8 +372,14 @@ def build_site(run_dirs: Sequence[str | Path], out: str | Path, *, reported: str
     out.mkdir(parents=True, exist_ok=True)
     _copy_static(out)
     env = environment("cvbench.leaderboard")
-    common = {"csp": CSP, "site_title": title, "access_labels": ACCESS_LABELS, "filter_access": FILTER_ACCESS,
-              "size_buckets": SIZE_BUCKETS, "benchmark_names": BENCHMARK_NAMES}
+    common = {
+        "csp": CSP,
+        "site_title": title,
+        "access_labels": ACCESS_LABELS,
+        "filter_access": FILTER_ACCESS,
+        "size_buckets": SIZE_BUCKETS,
+        "benchmark_names": BENCHMARK_NAMES,
+    }
     total_bytes = 0
     pages = 0
 
@@ -336,30 +396,70 @@ def build_site(run_dirs: Sequence[str | Path], out: str | Path, *, reported: str
     total_bytes += _write(out / "downloads" / "all.tex", tables_to_latex(all_tables))
     downloads = _downloads(download_tables)
 
-    total_bytes += _write(out / "index.html", env.get_template("index.html.j2").render(
-        **common, root="", page_id="index", overview=overview, downloads=downloads, runs=site_runs,
-        sections=sections, n_reported=len(reported_values)))
+    total_bytes += _write(
+        out / "index.html",
+        env.get_template("index.html.j2").render(
+            **common,
+            root="",
+            page_id="index",
+            overview=overview,
+            downloads=downloads,
+            runs=site_runs,
+            sections=sections,
+            n_reported=len(reported_values),
+        ),
+    )
     pages += 1
     for benchmark in SITE_BENCHMARKS:
-        total_bytes += _write(out / f"{benchmark}.html", env.get_template("benchmark.html.j2").render(
-            **common, root="", page_id=benchmark, benchmark=benchmark, sections=sections[benchmark],
-            downloads=downloads))
+        total_bytes += _write(
+            out / f"{benchmark}.html",
+            env.get_template("benchmark.html.j2").render(
+                **common,
+                root="",
+                page_id=benchmark,
+                benchmark=benchmark,
+                sections=sections[benchmark],
+                downloads=downloads,
+            ),
+        )
         pages += 1
 
     n_images = 0
     samples = 0
     for sr in site_runs:
         records = list(sr.run.records())
-        shown = select_site_records(records, run_name=sr.run.path.name, seed=seed,
-                                    per_evaluation=samples_per_evaluation)
+        shown = select_site_records(
+            records, run_name=sr.run.path.name, seed=seed, per_evaluation=samples_per_evaluation
+        )
         image_paths, written = copy_site_images(sr.run, shown, out, images, preview)
         n_images += written
         samples += len(shown)
         payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images)
-        total_bytes += _write(out / sr.page, env.get_template("model.html.j2").render(
-            **common, root="../", page_id="model", r=sr, s=sr.summary, samples=json_block(payload),
-            n_shown=len(shown), n_records=len(records), per_evaluation=samples_per_evaluation))
+        total_bytes += _write(
+            out / sr.page,
+            env.get_template("model.html.j2").render(
+                **common,
+                root="../",
+                page_id="model",
+                r=sr,
+                s=sr.summary,
+                samples=json_block(payload),
+                n_shown=len(shown),
+                n_records=len(records),
+                per_evaluation=samples_per_evaluation,
+            ),
+        )
         pages += 1
-    total_bytes += sum(p.stat().st_size for p in (out / "img").rglob("*") if p.is_file()) if (out / "img").exists() else 0
-    return SiteBuild(out=out, pages=pages, tables=len(download_tables), runs=len(site_runs),
-                     reported_values=len(reported_values), images=n_images, samples=samples, bytes=total_bytes)
+    total_bytes += (
+        sum(p.stat().st_size for p in (out / "img").rglob("*") if p.is_file()) if (out / "img").exists() else 0
+    )
+    return SiteBuild(
+        out=out,
+        pages=pages,
+        tables=len(download_tables),
+        runs=len(site_runs),
+        reported_values=len(reported_values),
+        images=n_images,
+        samples=samples,
+        bytes=total_bytes,
+    )

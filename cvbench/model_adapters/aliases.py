@@ -21,8 +21,19 @@ else:  # pragma: no cover
 
 ALIASES_FILE = Path(__file__).with_name("aliases.toml")
 ACCESS_KINDS = ("api", "open", "native")
-_FIELDS = {"display_name", "access", "params_b", "target", "hf_repo", "transformers_repo", "served_name",
-           "max_tokens", "image_policy", "notes", "model_options"}
+_FIELDS = {
+    "display_name",
+    "access",
+    "params_b",
+    "target",
+    "hf_repo",
+    "transformers_repo",
+    "served_name",
+    "max_tokens",
+    "image_policy",
+    "notes",
+    "model_options",
+}
 
 
 class AliasFileError(ValueError):
@@ -49,16 +60,27 @@ class Alias:
         if self.access != "open":
             return {self.target.partition(":")[0]: self.target} if self.target else {}
         assert self.hf_repo is not None
-        return {"openai-compatible": f"openai-compatible:{self.served_name or self.hf_repo}",
-                "vllm": f"vllm:{self.hf_repo}",
-                "hf": f"hf:{self.transformers_repo or self.hf_repo}"}
+        return {
+            "openai-compatible": f"openai-compatible:{self.served_name or self.hf_repo}",
+            "vllm": f"vllm:{self.hf_repo}",
+            "hf": f"hf:{self.transformers_repo or self.hf_repo}",
+        }
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "display_name": self.display_name, "access": self.access,
-                "params_b": self.params_b, "target": self.target, "hf_repo": self.hf_repo,
-                "transformers_repo": self.transformers_repo, "served_name": self.served_name,
-                "max_tokens": self.max_tokens, "image_policy": dict(self.image_policy), "notes": self.notes,
-                "model_options": dict(self.model_options)}
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "access": self.access,
+            "params_b": self.params_b,
+            "target": self.target,
+            "hf_repo": self.hf_repo,
+            "transformers_repo": self.transformers_repo,
+            "served_name": self.served_name,
+            "max_tokens": self.max_tokens,
+            "image_policy": dict(self.image_policy),
+            "notes": self.notes,
+            "model_options": dict(self.model_options),
+        }
 
 
 def _typed(source: str, name: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -86,13 +108,16 @@ def parse_aliases(data: Mapping[str, Any], source: str) -> dict[str, Alias]:
             display_name=_typed(source, name, "display_name", entry.get("display_name", name), str),
             access=access,
             params_b=float(_typed(source, name, "params_b", entry["params_b"], (int, float)))
-            if "params_b" in entry else None,
+            if "params_b" in entry
+            else None,
             target=_typed(source, name, "target", entry["target"], str) if "target" in entry else None,
             hf_repo=_typed(source, name, "hf_repo", entry["hf_repo"], str) if "hf_repo" in entry else None,
             transformers_repo=_typed(source, name, "transformers_repo", entry["transformers_repo"], str)
-            if "transformers_repo" in entry else None,
+            if "transformers_repo" in entry
+            else None,
             served_name=_typed(source, name, "served_name", entry["served_name"], str)
-            if "served_name" in entry else None,
+            if "served_name" in entry
+            else None,
             max_tokens=_typed(source, name, "max_tokens", entry["max_tokens"], int) if "max_tokens" in entry else None,
             image_policy=dict(_typed(source, name, "image_policy", entry.get("image_policy", {}), dict)),
             notes=_typed(source, name, "notes", entry.get("notes", ""), str),
@@ -101,7 +126,7 @@ def parse_aliases(data: Mapping[str, Any], source: str) -> dict[str, Alias]:
         if access == "open" and not alias.hf_repo:
             raise AliasFileError(f"{source}: [{name}] an open alias needs hf_repo")
         if access != "open" and (not alias.target or ":" not in alias.target):
-            raise AliasFileError(f"{source}: [{name}] an {access} alias needs target = \"provider:model\"")
+            raise AliasFileError(f'{source}: [{name}] an {access} alias needs target = "provider:model"')
         if alias.max_tokens is not None and alias.max_tokens < 1:
             raise AliasFileError(f"{source}: [{name}] max_tokens must be >= 1")
         aliases[name] = alias

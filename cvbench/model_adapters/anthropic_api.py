@@ -57,8 +57,12 @@ ACCEPTED_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")
 OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
     OptionSpec("send_temperature", "bool", "send a temperature (default: true, false with thinking)"),
     OptionSpec("thinking", "bool", "extended thinking (default: false)"),
-    OptionSpec("thinking_budget", "int", f"thinking tokens (budget_tokens), default {ANTHROPIC_DEFAULT_THINKING}",
-               minimum=ANTHROPIC_MIN_THINKING),
+    OptionSpec(
+        "thinking_budget",
+        "int",
+        f"thinking tokens (budget_tokens), default {ANTHROPIC_DEFAULT_THINKING}",
+        minimum=ANTHROPIC_MIN_THINKING,
+    ),
 )
 
 
@@ -67,10 +71,21 @@ def message_content(prompt: Prompt) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for image in prompt.images:
         if image.mime not in ACCEPTED_MIME:
-            raise AttemptError(ModelError("invalid_request",
-                                           f"{image.label}: Anthropic accepts {', '.join(ACCEPTED_MIME)}, not {image.mime}"))
-        blocks.append({"type": "image", "source": {"type": "base64", "media_type": image.mime,
-                                                   "data": base64.b64encode(image.data).decode("ascii")}})
+            raise AttemptError(
+                ModelError(
+                    "invalid_request", f"{image.label}: Anthropic accepts {', '.join(ACCEPTED_MIME)}, not {image.mime}"
+                )
+            )
+        blocks.append(
+            {
+                "type": "image",
+                "source": {
+                    "type": "base64",
+                    "media_type": image.mime,
+                    "data": base64.b64encode(image.data).decode("ascii"),
+                },
+            }
+        )
     blocks.append({"type": "text", "text": prompt.text})
     return blocks
 
@@ -81,8 +96,9 @@ def read_message(message: Any, output_limit: int | None = None) -> Response:
     if isinstance(message, (str, bytes)):
         raise unreadable_body(message)
     if getattr(message, "type", None) == "error":  # an error event in a 200 body
-        raise error_in_body(getattr(message, "error", None) or (getattr(message, "model_extra", None) or {}).get(
-            "error", "error"))
+        raise error_in_body(
+            getattr(message, "error", None) or (getattr(message, "model_extra", None) or {}).get("error", "error")
+        )
     content = getattr(message, "content", None)
     if content is None:
         raise malformed(f"response is not a message (no `content`): {type(message).__name__}")
@@ -97,11 +113,16 @@ def read_message(message: Any, output_limit: int | None = None) -> Response:
     if not texts:
         raise malformed(f"message has no text block (stop_reason={stop})")
     usage = getattr(message, "usage", None)
-    return Response(text=text,
-                    usage=Usage(input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-                                output_tokens=int(getattr(usage, "output_tokens", 0) or 0)),
-                    finish_reason=stop, served_model=getattr(message, "model", None),
-                    reasoning="\n".join(t for t in thoughts if t) or None)
+    return Response(
+        text=text,
+        usage=Usage(
+            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+        ),
+        finish_reason=stop,
+        served_model=getattr(message, "model", None),
+        reasoning="\n".join(t for t in thoughts if t) or None,
+    )
 
 
 def _create_keywords(client: Any) -> frozenset[str]:
@@ -112,8 +133,17 @@ def _create_keywords(client: Any) -> frozenset[str]:
 
 
 class AnthropicAdapter(ApiAdapter):
-    def __init__(self, info: ModelInfo, options: ModelOptions, model_name: str, base_url: str | None,
-                 api_key: str, *, send_temperature: bool = True, reasoning: Reasoning | None = None) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        options: ModelOptions,
+        model_name: str,
+        base_url: str | None,
+        api_key: str,
+        *,
+        send_temperature: bool = True,
+        reasoning: Reasoning | None = None,
+    ) -> None:
         super().__init__(info, Capabilities(max_images=None, system_prompt=True, image_formats=ACCEPTED_MIME), options)
         self.model_name = model_name
         self.base_url = base_url
@@ -124,14 +154,20 @@ class AnthropicAdapter(ApiAdapter):
         self.image_contract = contract_for("anthropic")
 
     def provider_settings(self) -> dict[str, Any]:
-        return {"provider": "anthropic", "model": self.model_name, "image_encoding": "base64-block",
-                "send_temperature": self.send_temperature, "reasoning": self.reasoning.as_dict()}
+        return {
+            "provider": "anthropic",
+            "model": self.model_name,
+            "image_encoding": "base64-block",
+            "send_temperature": self.send_temperature,
+            "reasoning": self.reasoning.as_dict(),
+        }
 
     def client(self) -> Any:
         if self._client is None:
             anthropic = require("anthropic", "anthropic", "the Anthropic adapter")
-            self._client = anthropic.AsyncAnthropic(api_key=self._api_key, base_url=self.base_url, max_retries=0,
-                                                    timeout=self.policy.timeout_s)
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.policy.timeout_s
+            )
         return self._client
 
     async def _attempt(self, request: Request) -> Response:
@@ -139,8 +175,11 @@ class AnthropicAdapter(ApiAdapter):
         client = self.client()
         thinking = self.reasoning
         output_limit = thinking.output_limit(config.max_tokens)
-        args: dict[str, Any] = {"model": self.model_name, "max_tokens": output_limit,
-                                "messages": [{"role": "user", "content": message_content(request.prompt)}]}
+        args: dict[str, Any] = {
+            "model": self.model_name,
+            "max_tokens": output_limit,
+            "messages": [{"role": "user", "content": message_content(request.prompt)}],
+        }
         if request.prompt.system:
             args["system"] = request.prompt.system
         sampling: dict[str, Any] = {}
@@ -170,21 +209,39 @@ def make_adapter(model_name: str, options: ModelOptions) -> AnthropicAdapter:
     opts = read_options(options.extra, OPTIONS, f"anthropic:{model_name}")
     think = bool(opts.get("thinking", False))
     if think and not anthropic_can_think(model_name):
-        raise ModelResolutionError(f"anthropic:{model_name}: thinking=true needs a model with extended thinking "
-                                   f"(Claude 3.7 Sonnet, Claude 4 or later)")
+        raise ModelResolutionError(
+            f"anthropic:{model_name}: thinking=true needs a model with extended thinking "
+            f"(Claude 3.7 Sonnet, Claude 4 or later)"
+        )
     if "thinking_budget" in opts and not think:
         raise ModelResolutionError(f"anthropic:{model_name}: thinking_budget needs thinking=true")
     budget = int(opts.get("thinking_budget", ANTHROPIC_DEFAULT_THINKING))
-    reasoning = Reasoning(enabled=True, reasoning_tokens=budget, thinking_budget=budget) if think \
-        else Reasoning(enabled=False)
+    reasoning = (
+        Reasoning(enabled=True, reasoning_tokens=budget, thinking_budget=budget) if think else Reasoning(enabled=False)
+    )
     secret = find_secret(KEY_VARS)
     if secret is None:
         raise ModelResolutionError(
-            f"anthropic:{model_name} needs an API key: set ANTHROPIC_API_KEY in the environment or in ./.env")
-    base_url = opts.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
-        or os.environ.get("ANTHROPIC_BASE_URL") or None
-    info = ModelInfo(model_id=f"anthropic:{model_name}",
-                     display_name=str(opts.get("display_name", model_name)), access="api",
-                     provider="anthropic")
-    return AnthropicAdapter(info, options, model_name, base_url, secret.value,
-                            send_temperature=opts.get("send_temperature", not think), reasoning=reasoning)
+            f"anthropic:{model_name} needs an API key: set ANTHROPIC_API_KEY in the environment or in ./.env"
+        )
+    base_url = (
+        opts.get("base_url")
+        or (options.base_urls[0] if options.base_urls else None)
+        or os.environ.get("ANTHROPIC_BASE_URL")
+        or None
+    )
+    info = ModelInfo(
+        model_id=f"anthropic:{model_name}",
+        display_name=str(opts.get("display_name", model_name)),
+        access="api",
+        provider="anthropic",
+    )
+    return AnthropicAdapter(
+        info,
+        options,
+        model_name,
+        base_url,
+        secret.value,
+        send_temperature=opts.get("send_temperature", not think),
+        reasoning=reasoning,
+    )

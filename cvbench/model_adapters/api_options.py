@@ -68,8 +68,10 @@ def _headers(name: str, value: Any) -> dict[str, str]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise ModelResolutionError(f"model option {name}: expected a JSON object of header names to values, "
-                                       f'e.g. {name}={{"X-Name": "value"}}') from None
+            raise ModelResolutionError(
+                f"model option {name}: expected a JSON object of header names to values, "
+                f'e.g. {name}={{"X-Name": "value"}}'
+            ) from None
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ModelResolutionError(f"model option {name}: expected a JSON object of header names to text values")
     return dict(value)
@@ -96,8 +98,9 @@ def read_options(extra: Mapping[str, Any], specs: Sequence[OptionSpec], backend:
     by_name = {s.name: s for s in specs}
     unknown = sorted(set(extra) - set(by_name))
     if unknown:
-        raise ModelResolutionError(f"{backend}: unknown model option(s) {', '.join(unknown)}; valid options: "
-                                   f"{', '.join(sorted(by_name))}")
+        raise ModelResolutionError(
+            f"{backend}: unknown model option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(by_name))}"
+        )
     return {name: coerce(by_name[name], value) for name, value in extra.items() if value is not None}
 
 

@@ -47,8 +47,9 @@ REQUIREMENTS: dict[str, Requirement] = {
     "openai-compatible": Requirement(("openai",), "openai", needs_base_url=True),
     "vllm": Requirement(("vllm",), "vllm", needs_cuda=True),
     "hf": Requirement(("torch", "transformers"), "local", note="runs on CPU too, slowly"),
-    "crossviewer": Requirement(("torch", "transformers"), "local",
-                               note="needs the CrossViewer code folder and a checkpoint; a GPU in practice"),
+    "crossviewer": Requirement(
+        ("torch", "transformers"), "local", note="needs the CrossViewer code folder and a checkpoint; a GPU in practice"
+    ),
     "colva": Requirement(("torch", "transformers"), "local", note="a 4B model: a GPU in practice"),
     "lmms": Requirement(("lmms_eval",), "lmms"),
 }
@@ -83,8 +84,11 @@ def nvidia_driver_visible(root: Path = Path("/")) -> bool:
     if not (root / "proc").is_dir() or not (root / "dev").is_dir():
         return True
     dev = root / "dev"
-    return ((root / "proc" / "driver" / "nvidia").exists() or (dev / "dxg").exists()
-            or any(p.name[6:].isdigit() for p in dev.glob("nvidia*")))
+    return (
+        (root / "proc" / "driver" / "nvidia").exists()
+        or (dev / "dxg").exists()
+        or any(p.name[6:].isdigit() for p in dev.glob("nvidia*"))
+    )
 
 
 @lru_cache(maxsize=1)
@@ -95,12 +99,16 @@ def _cuda_available() -> bool:
         import torch  # heavy: imported only when torch is installed and the question is asked
 
         return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001 - a broken torch install means no usable GPU for us
+    except Exception:
         return False
 
 
-def probe_environment(options: ModelOptions | None = None, environ: Mapping[str, str] | None = None,
-                      directory: Path | None = None, probe_cuda: bool = True) -> Environment:
+def probe_environment(
+    options: ModelOptions | None = None,
+    environ: Mapping[str, str] | None = None,
+    directory: Path | None = None,
+    probe_cuda: bool = True,
+) -> Environment:
     """The facts about this machine. `probe_cuda=False` skips the (slow) torch import and says no GPU."""
     env = os.environ if environ is None else environ
     modules = {m for r in REQUIREMENTS.values() for m in r.modules} | {backend_module(p) for p in PROVIDERS.values()}
@@ -115,8 +123,7 @@ def probe_environment(options: ModelOptions | None = None, environ: Mapping[str,
     if not urls:
         urls = tuple(u.strip() for u in env.get(VLLM_URL_ENV, "").split(",") if u.strip())
     cuda = probe_cuda and "torch" in importable and _cuda_available()
-    return Environment(importable=importable, cuda=cuda,
-                       keys=keys, base_urls=urls)
+    return Environment(importable=importable, cuda=cuda, keys=keys, base_urls=urls)
 
 
 @dataclass(frozen=True)
@@ -133,9 +140,16 @@ class Availability:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "can_run": self.can_run, "runs_as": self.runs_as,
-                "problems": list(self.problems), "fixes": list(self.fixes), "description": self.description,
-                **({"metadata": dict(self.metadata)} if self.metadata else {})}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "can_run": self.can_run,
+            "runs_as": self.runs_as,
+            "problems": list(self.problems),
+            "fixes": list(self.fixes),
+            "description": self.description,
+            **({"metadata": dict(self.metadata)} if self.metadata else {}),
+        }
 
 
 def check_provider(name: str, env: Environment) -> tuple[list[str], list[str]]:
@@ -178,10 +192,14 @@ def diagnose_alias(alias: Alias, env: Environment) -> tuple[str | None, list[str
         fixes.extend(f for f in provider_fixes if f not in fixes)
     if alias.access == "open":
         served = alias.served_name or alias.hf_repo
-        fixes = [(f"serve it with vLLM (`vllm serve {served}`) and pass --base-url http://HOST:PORT/v1 "
-                  f"(or set {VLLM_URL_ENV})"),
-                 "on a CUDA GPU: pip install 'cvbench[vllm]'",
-                 "pip install 'cvbench[local]' (transformers; CPU works, slowly)"]
+        fixes = [
+            (
+                f"serve it with vLLM (`vllm serve {served}`) and pass --base-url http://HOST:PORT/v1 "
+                f"(or set {VLLM_URL_ENV})"
+            ),
+            "on a CUDA GPU: pip install 'cvbench[vllm]'",
+            "pip install 'cvbench[local]' (transformers; CPU works, slowly)",
+        ]
     return None, problems, fixes
 
 
@@ -199,8 +217,10 @@ def choose_backend(alias: Alias, env: Environment) -> str:
     spec, problems, fixes = diagnose_alias(alias, env)
     if spec is not None:
         return spec
-    raise ModelResolutionError(f"model {alias.name!r} cannot run here ({' | '.join(problems)}). "
-                               f"Ways to run it: " + "; ".join(f"({i}) {w}" for i, w in enumerate(fixes, 1)))
+    raise ModelResolutionError(
+        f"model {alias.name!r} cannot run here ({' | '.join(problems)}). "
+        f"Ways to run it: " + "; ".join(f"({i}) {w}" for i, w in enumerate(fixes, 1))
+    )
 
 
 def provider_availability(provider: Provider, env: Environment) -> Availability:
@@ -209,8 +229,9 @@ def provider_availability(provider: Provider, env: Environment) -> Availability:
     if req is not None and req.note and not problems:
         problems = [req.note]  # a caveat, not a blocker
         return Availability(provider.name, "provider", True, None, tuple(problems), (), provider.description)
-    return Availability(provider.name, "provider", not problems, None, tuple(problems), tuple(fixes),
-                        provider.description)
+    return Availability(
+        provider.name, "provider", not problems, None, tuple(problems), tuple(fixes), provider.description
+    )
 
 
 def alias_availability(alias: Alias, env: Environment) -> Availability:
@@ -224,8 +245,9 @@ def alias_availability(alias: Alias, env: Environment) -> Availability:
         if contract is not None:
             metadata["image_contract"] = contract.describe()
     spec, problems, fixes = diagnose_alias(alias, env)
-    return Availability(alias.name, "alias", spec is not None, spec, tuple(problems), tuple(fixes),
-                        alias.display_name, metadata)
+    return Availability(
+        alias.name, "alias", spec is not None, spec, tuple(problems), tuple(fixes), alias.display_name, metadata
+    )
 
 
 def models_report(options: ModelOptions | None = None, env: Environment | None = None) -> list[Availability]:
@@ -247,8 +269,12 @@ def models_json(options: ModelOptions | None = None, env: Environment | None = N
     environment = env or probe_environment(options)
     rows = models_report(options, environment)
     document = {
-        "environment": {"cuda": environment.cuda, "importable": sorted(environment.importable),
-                        "keys": sorted(environment.keys), "base_urls": [redact_url_credentials(u) for u in environment.base_urls]},
+        "environment": {
+            "cuda": environment.cuda,
+            "importable": sorted(environment.importable),
+            "keys": sorted(environment.keys),
+            "base_urls": [redact_url_credentials(u) for u in environment.base_urls],
+        },
         "providers": [r.as_dict() for r in rows if r.kind == "provider"],
         "aliases": [r.as_dict() for r in rows if r.kind == "alias"],
     }
@@ -273,19 +299,31 @@ def render_models_tables(options: ModelOptions | None = None, env: Environment |
         advice = "; ".join(row.problems + row.fixes)
         providers.add_row(escape(row.name), mark, escape(row.description), escape(advice))
     aliases = Table(title="Aliases (--model ALIAS)", show_lines=False)
-    for column in ("alias", "model", "access", "params (B)", "reasoning", "images sent", "runs here as",
-                   "why not / how to fix"):
+    for column in (
+        "alias",
+        "model",
+        "access",
+        "params (B)",
+        "reasoning",
+        "images sent",
+        "runs here as",
+        "why not / how to fix",
+    ):
         aliases.add_column(column, overflow="fold")
     for row in rows:
         if row.kind != "alias":
             continue
         params = row.metadata.get("params_b")
-        aliases.add_row(escape(row.name), escape(row.description), str(row.metadata.get("access", "")),
-                        "" if params is None else f"{params:g}",
-                        escape(str(row.metadata.get("reasoning") or "")),
-                        escape(str(row.metadata.get("image_contract") or row.metadata.get("image_policy") or "")),
-                        f"[green]{escape(row.runs_as or '')}[/green]" if row.can_run else "[red]cannot run[/red]",
-                        escape("; ".join(row.problems + row.fixes)))
+        aliases.add_row(
+            escape(row.name),
+            escape(row.description),
+            str(row.metadata.get("access", "")),
+            "" if params is None else f"{params:g}",
+            escape(str(row.metadata.get("reasoning") or "")),
+            escape(str(row.metadata.get("image_contract") or row.metadata.get("image_policy") or "")),
+            f"[green]{escape(row.runs_as or '')}[/green]" if row.can_run else "[red]cannot run[/red]",
+            escape("; ".join(row.problems + row.fixes)),
+        )
     console.print(providers)
     console.print(aliases)
     cuda = "CUDA GPU present" if environment.cuda else "no CUDA GPU"

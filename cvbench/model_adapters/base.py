@@ -54,8 +54,7 @@ def require(module: str, extra: str, what: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(
-            f"{what} needs the `{module}` package: pip install 'cvbench[{extra}]'") from exc
+        raise MissingDependencyError(f"{what} needs the `{module}` package: pip install 'cvbench[{extra}]'") from exc
 
 
 # --------------------------------------------------------------------------------------
@@ -75,17 +74,21 @@ class RetryPolicy:
     @classmethod
     def from_options(cls, options: ModelOptions) -> RetryPolicy:
         extra = options.extra
-        policy = cls(max_retries=int(options.max_retries), timeout_s=float(options.timeout_s),
-                     budget_s=float(options.budget_s),
-                     base_delay_s=float(extra.get("retry_base_delay_s", 1.0)),
-                     max_delay_s=float(extra.get("retry_max_delay_s", 60.0)),
-                     max_hint_s=float(extra.get("retry_max_hint_s", 300.0)))
+        policy = cls(
+            max_retries=int(options.max_retries),
+            timeout_s=float(options.timeout_s),
+            budget_s=float(options.budget_s),
+            base_delay_s=float(extra.get("retry_base_delay_s", 1.0)),
+            max_delay_s=float(extra.get("retry_max_delay_s", 60.0)),
+            max_hint_s=float(extra.get("retry_max_hint_s", 300.0)),
+        )
         for name in ("timeout_s", "budget_s"):
             if getattr(policy, name) <= 0:
                 raise ModelResolutionError(f"ModelOptions.{name} must be > 0, got {getattr(policy, name)}")
         if policy.max_retries < 0 or policy.base_delay_s < 0 or policy.max_delay_s < 0:
             raise ModelResolutionError(
-                "ModelOptions: max_retries, retry_base_delay_s and retry_max_delay_s must be >= 0")
+                "ModelOptions: max_retries, retry_base_delay_s and retry_max_delay_s must be >= 0"
+            )
         return policy
 
 
@@ -207,9 +210,11 @@ def body_retry_delay(body: Any) -> float | None:
 def retry_hint(exc: BaseException, headers: Mapping[str, str] | None) -> float | None:
     """How long the server asked us to wait: `retry-after-ms`/`Retry-After`, else the body's
     RetryInfo (Google), else the reset time of an exhausted rate-limit window."""
-    for hint in (parse_retry_after(headers),
-                 body_retry_delay(getattr(exc, "details", None) or getattr(exc, "body", None)),
-                 rate_limit_reset(headers)):
+    for hint in (
+        parse_retry_after(headers),
+        body_retry_delay(getattr(exc, "details", None) or getattr(exc, "body", None)),
+        rate_limit_reset(headers),
+    ):
         if hint is not None:
             return hint
     return None
@@ -252,8 +257,7 @@ def error_for_status(status: int, message: str) -> ModelError:
     else:
         kind = "invalid_request"
     retryable = status >= 500 or status in RETRYABLE_4XX
-    return ModelError(kind=kind, message=clean_message(f"HTTP {status}: {message}"), status=status,
-                      retryable=retryable)
+    return ModelError(kind=kind, message=clean_message(f"HTTP {status}: {message}"), status=status, retryable=retryable)
 
 
 def _class_names(exc: BaseException) -> list[str]:
@@ -267,7 +271,7 @@ def _headers_of(exc: BaseException) -> Mapping[str, str] | None:
         return None
     try:
         return {str(k): str(v) for k, v in headers.items()}
-    except Exception:  # noqa: BLE001 - a foreign headers object we cannot iterate
+    except Exception:
         return None
 
 
@@ -313,21 +317,38 @@ def map_exception(exc: BaseException) -> AttemptError:
         error = error_for_status(status, _sdk_message(exc))
         return AttemptError(error, retry_hint(exc, _headers_of(exc)) if error.retryable else None)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or any("Timeout" in n for n in names):
-        return AttemptError(ModelError("timeout", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
-                                       retryable=True))
-    transport_names = ("Connection", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError",
-                       "TransportError", "NetworkError", "ProtocolError")
+        return AttemptError(
+            ModelError("timeout", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"), retryable=True)
+        )
+    transport_names = (
+        "Connection",
+        "ConnectError",
+        "ReadError",
+        "WriteError",
+        "RemoteProtocolError",
+        "TransportError",
+        "NetworkError",
+        "ProtocolError",
+    )
     if any(t in n for n in names for t in transport_names) or isinstance(exc, (ConnectionError, OSError)):
-        return AttemptError(ModelError("transport", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"),
-                                       retryable=True), connect_failed=_never_connected(exc))
+        return AttemptError(
+            ModelError("transport", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}"), retryable=True),
+            connect_failed=_never_connected(exc),
+        )
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)) or any(
-            "Validation" in n or "Decode" in n or "UnknownApiResponse" in n for n in names):
+        "Validation" in n or "Decode" in n or "UnknownApiResponse" in n for n in names
+    ):
         # A body that does not parse is almost always cut off or mangled on the way (a proxy, a
         # dropped stream), so another attempt can help; a body that parses but holds no answer
         # (`malformed(...)` from an adapter) is the server's considered reply and is not retried.
-        return AttemptError(ModelError("malformed", clean_message(
-            f"unreadable response body ({type(exc).__name__}: {_sdk_message(exc)})"), status=status,
-            retryable=True))
+        return AttemptError(
+            ModelError(
+                "malformed",
+                clean_message(f"unreadable response body ({type(exc).__name__}: {_sdk_message(exc)})"),
+                status=status,
+                retryable=True,
+            )
+        )
     return AttemptError(ModelError("internal", clean_message(f"{type(exc).__name__}: {_sdk_message(exc)}")))
 
 
@@ -335,8 +356,17 @@ def malformed(message: str, status: int | None = None, retryable: bool = False) 
     return AttemptError(ModelError("malformed", clean_message(message), status=status, retryable=retryable))
 
 
-TRANSIENT_ERROR_WORDS = ("overloaded", "rate", "unavailable", "timeout", "server_error", "internal", "capacity",
-                         "resource_exhausted", "try again")
+TRANSIENT_ERROR_WORDS = (
+    "overloaded",
+    "rate",
+    "unavailable",
+    "timeout",
+    "server_error",
+    "internal",
+    "capacity",
+    "resource_exhausted",
+    "try again",
+)
 
 
 def error_in_body(error: Any) -> AttemptError:
@@ -351,13 +381,24 @@ def error_in_body(error: Any) -> AttemptError:
     status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
     if status is not None and 400 <= status <= 599:
         mapped = error_for_status(status, message)
-        return AttemptError(ModelError(mapped.kind, clean_message(f"error in a 200 body: {mapped.message}"),
-                                       status=status, retryable=mapped.retryable))
+        return AttemptError(
+            ModelError(
+                mapped.kind,
+                clean_message(f"error in a 200 body: {mapped.message}"),
+                status=status,
+                retryable=mapped.retryable,
+            )
+        )
     text = f"{kind} {code} {message}".lower()
     transient = any(word in text for word in TRANSIENT_ERROR_WORDS)
     label = f"{kind}: " if kind else ""
-    return AttemptError(ModelError("server" if transient else "malformed",
-                                   clean_message(f"error in a 200 body: {label}{message}"), retryable=transient))
+    return AttemptError(
+        ModelError(
+            "server" if transient else "malformed",
+            clean_message(f"error in a 200 body: {label}{message}"),
+            retryable=transient,
+        )
+    )
 
 
 def unreadable_body(body: str | bytes) -> AttemptError:
@@ -368,7 +409,9 @@ def unreadable_body(body: str | bytes) -> AttemptError:
 
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-    plain = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL))
+    plain = re.sub(
+        r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+    )
     shown = " ".join(((title.group(1) + ": ") if title else "").split() + plain.split())[:300]
     return malformed(f"response is not the provider's JSON but a page of text: {shown!r}", retryable=True)
 
@@ -383,9 +426,15 @@ def budget_exhausted(finish: str | None, output_limit: int | None, reasoning_tok
     (the same request would spend the same budget)."""
     spent = f"; {reasoning_tokens} of them on reasoning" if reasoning_tokens else ""
     limit = f"{output_limit} tokens" if output_limit is not None else "the output limit"
-    return AttemptError(ModelError("budget_exhausted", clean_message(
-        f"no answer text: the model stopped at {limit} (finish_reason={finish}){spent}; raise --max-tokens "
-        f"or the reasoning budget (--model-option), or lower the reasoning effort")))
+    return AttemptError(
+        ModelError(
+            "budget_exhausted",
+            clean_message(
+                f"no answer text: the model stopped at {limit} (finish_reason={finish}){spent}; raise --max-tokens "
+                f"or the reasoning budget (--model-option), or lower the reasoning effort"
+            ),
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -523,9 +572,10 @@ class ApiAdapter:
                 self.limiter.release()
                 raise
             except (asyncio.TimeoutError, TimeoutError):
-                failure = AttemptError(ModelError(
-                    "timeout", f"no answer within {min(policy.timeout_s, remaining):.3g} s", retryable=True))
-            except Exception as exc:  # noqa: BLE001 - any SDK/transport failure is mapped, never re-raised
+                failure = AttemptError(
+                    ModelError("timeout", f"no answer within {min(policy.timeout_s, remaining):.3g} s", retryable=True)
+                )
+            except Exception as exc:
                 failure = self._map_exception(exc)
             else:
                 self.limiter.release()
@@ -542,28 +592,44 @@ class ApiAdapter:
             if failure.connect_failed and not self.answered and not self.retry_refused_before_answer:
                 # an endpoint that never answered and refuses connections is down or mistyped, not
                 # busy: fail at once so that a dead endpoint stops the run within seconds
-                error = replace(error, retryable=False, message=clean_message(
-                    f"{error.message} (cannot connect; not retried before the endpoint's first answer)"))
+                error = replace(
+                    error,
+                    retryable=False,
+                    message=clean_message(
+                        f"{error.message} (cannot connect; not retried before the endpoint's first answer)"
+                    ),
+                )
             if not error.retryable:
                 return Response(text=None, error=error, attempts=attempts, latency_s=round(spent, 6))
             if attempts > policy.max_retries:
                 message = clean_message(f"{error.message} (gave up after {attempts} attempts)")
-                return Response(text=None, error=replace(error, message=message), attempts=attempts,
-                                latency_s=round(spent, 6))
+                return Response(
+                    text=None, error=replace(error, message=message), attempts=attempts, latency_s=round(spent, 6)
+                )
             delay = backoff_delay(attempts, policy, float(rng.random()))
             if failure.retry_after_s is not None:
                 if failure.retry_after_s > policy.max_hint_s:
                     message = clean_message(
                         f"{error.message} (the server asks to wait {failure.retry_after_s:.3g} s, more than the "
-                        f"cap of {policy.max_hint_s:g} s: not retried; model option retry_max_hint_s)")
-                    return Response(text=None, error=replace(error, message=message, retryable=False),
-                                    attempts=attempts, latency_s=round(spent, 6))
+                        f"cap of {policy.max_hint_s:g} s: not retried; model option retry_max_hint_s)"
+                    )
+                    return Response(
+                        text=None,
+                        error=replace(error, message=message, retryable=False),
+                        attempts=attempts,
+                        latency_s=round(spent, 6),
+                    )
                 delay = max(delay, failure.retry_after_s)  # never sooner than the server asked
             if spent + delay >= policy.budget_s:
                 message = clean_message(
                     f"time budget of {policy.budget_s:g} s spent after {attempts} attempts "
-                    f"(next wait {delay:.3g} s); last error: {error.kind}: {error.message}")
-                return Response(text=None, error=ModelError("budget", message, error.status, retryable=True),
-                                attempts=attempts, latency_s=round(spent, 6))
+                    f"(next wait {delay:.3g} s); last error: {error.kind}: {error.message}"
+                )
+                return Response(
+                    text=None,
+                    error=ModelError("budget", message, error.status, retryable=True),
+                    attempts=attempts,
+                    latency_s=round(spent, 6),
+                )
             await asyncio.sleep(delay)
             spent += delay

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -51,8 +52,13 @@ class _Baseline:
 
     @staticmethod
     def _answer(letter: str | None, started: float, why: str) -> Response:
-        return Response(text=letter or "", usage=Usage(0, 0, 0.0), latency_s=time.perf_counter() - started,
-                        finish_reason=why, served_model=None)
+        return Response(
+            text=letter or "",
+            usage=Usage(0, 0, 0.0),
+            latency_s=time.perf_counter() - started,
+            finish_reason=why,
+            served_model=None,
+        )
 
 
 class RandomBaseline(_Baseline):
@@ -96,7 +102,7 @@ def make_first_option(model_name: str, options: ModelOptions) -> FirstOptionBase
     return FirstOptionBaseline()
 
 
-def make_mask_heuristic(model_name: str, options: ModelOptions) -> "MaskHeuristicBaseline":
+def make_mask_heuristic(model_name: str, options: ModelOptions) -> MaskHeuristicBaseline:
     return MaskHeuristicBaseline()
 
 
@@ -133,8 +139,9 @@ def region_features(image: np.ndarray, mask: np.ndarray) -> RegionFeatures:
     m = mask.astype(bool)
     ys, xs = np.nonzero(m)
     if xs.size == 0:
-        return RegionFeatures(0.0, (0.5, 0.5), (0.5, 0.5, 0.5, 0.5), 0.0, False, np.zeros(int(np.prod(_HIST_BINS))),
-                              np.zeros(3), 1.0)
+        return RegionFeatures(
+            0.0, (0.5, 0.5), (0.5, 0.5, 0.5, 0.5), 0.0, False, np.zeros(int(np.prod(_HIST_BINS))), np.zeros(3), 1.0
+        )
     area = xs.size / float(h * w)
     x1, x2, y1, y2 = xs.min(), xs.max(), ys.min(), ys.max()
     contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -146,9 +153,16 @@ def region_features(image: np.ndarray, mask: np.ndarray) -> RegionFeatures:
     hist, _ = np.histogramdd(hsv, bins=_HIST_BINS, range=((0, 180), (0, 256), (0, 256)))
     hist = hist.reshape(-1) / max(1.0, hist.sum())
     lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float).mean(axis=0)
-    return RegionFeatures(area=area, centroid=(float(xs.mean()) / w, float(ys.mean()) / h),
-                          bbox=(x1 / w, y1 / h, (x2 + 1) / w, (y2 + 1) / h), fill=fill, border=border, hist=hist,
-                          mean_lab=lab, aspect=float((y2 - y1 + 1) / (x2 - x1 + 1)))
+    return RegionFeatures(
+        area=area,
+        centroid=(float(xs.mean()) / w, float(ys.mean()) / h),
+        bbox=(x1 / w, y1 / h, (x2 + 1) / w, (y2 + 1) / h),
+        fill=fill,
+        border=border,
+        hist=hist,
+        mean_lab=lab,
+        aspect=float((y2 - y1 + 1) / (x2 - x1 + 1)),
+    )
 
 
 def appearance_similarity(a: RegionFeatures, b: RegionFeatures) -> float:
@@ -168,15 +182,43 @@ SAME_OBJECT_THRESHOLD = 0.45  # similarity above which two regions are taken to 
 
 _YES = re.compile(r"^\s*(yes|true|same|consistent|correct)\b", re.IGNORECASE)
 _NO = re.compile(r"^\s*(no|false|different|inconsistent|not)\b", re.IGNORECASE)
-_ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "sixth": 5, "1st": 0, "2nd": 1, "3rd": 2,
-             "4th": 3, "5th": 4, "6th": 5, "one": 0, "two": 1, "three": 2, "four": 3, "five": 4, "six": 5}
+_ORDINALS = {
+    "first": 0,
+    "second": 1,
+    "third": 2,
+    "fourth": 3,
+    "fifth": 4,
+    "sixth": 5,
+    "1st": 0,
+    "2nd": 1,
+    "3rd": 2,
+    "4th": 3,
+    "5th": 4,
+    "6th": 5,
+    "one": 0,
+    "two": 1,
+    "three": 2,
+    "four": 3,
+    "five": 4,
+    "six": 5,
+}
 _VIEW_WORDS = re.compile(r"\b(?:image|view|camera|frame|picture)\s*(\d+)\b", re.IGNORECASE)
 # a small named-colour table (RGB), enough to read "the red one" in an option
 _COLOUR_NAMES: dict[str, tuple[int, int, int]] = {
-    "red": (205, 40, 40), "orange": (236, 130, 30), "yellow": (235, 205, 40), "green": (50, 160, 60),
-    "teal": (30, 150, 150), "cyan": (0, 200, 220), "blue": (45, 80, 200), "purple": (125, 60, 170),
-    "pink": (230, 120, 170), "brown": (130, 80, 45), "white": (232, 232, 228), "grey": (128, 128, 128),
-    "gray": (128, 128, 128), "black": (40, 40, 44),
+    "red": (205, 40, 40),
+    "orange": (236, 130, 30),
+    "yellow": (235, 205, 40),
+    "green": (50, 160, 60),
+    "teal": (30, 150, 150),
+    "cyan": (0, 200, 220),
+    "blue": (45, 80, 200),
+    "purple": (125, 60, 170),
+    "pink": (230, 120, 170),
+    "brown": (130, 80, 45),
+    "white": (232, 232, 228),
+    "grey": (128, 128, 128),
+    "gray": (128, 128, 128),
+    "black": (40, 40, 44),
 }
 
 
@@ -188,8 +230,7 @@ def yes_no_letter(options: Sequence[Option], value: bool) -> str | None:
 
 def keyword_letter(options: Sequence[Option], words: Sequence[str]) -> str | None:
     """The single option whose text holds one of `words` (whole words), else None."""
-    hits = [o.letter for o in options
-            if any(re.search(rf"\b{re.escape(w)}\b", o.text, re.IGNORECASE) for w in words)]
+    hits = [o.letter for o in options if any(re.search(rf"\b{re.escape(w)}\b", o.text, re.IGNORECASE) for w in words)]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -208,8 +249,12 @@ def view_letter(options: Sequence[Option], view_index: int) -> str | None:
     return hits[0] if len(dict.fromkeys(hits)) == 1 else None
 
 
-def entity_letter(options: Sequence[Option], entities: Sequence[RegionFeatures], best: int,
-                  image_colours: Sequence[np.ndarray] | None = None) -> str | None:
+def entity_letter(
+    options: Sequence[Option],
+    entities: Sequence[RegionFeatures],
+    best: int,
+    image_colours: Sequence[np.ndarray] | None = None,
+) -> str | None:
     """The option that names entity `best` of `entities` (candidate regions in question order).
 
     Read, in order: an ordinal or number naming the candidate ("the second object", "object 2",
@@ -271,8 +316,12 @@ def ref_names(question: str) -> list[str | None]:
     parts = question.split("<region>")
     names: list[str | None] = []
     for k, part in enumerate(parts[:-1]):
-        m = (_NAME_BEFORE_WORD.search(part) or _NAME_BEFORE_LETTER.search(part)
-             or _NAME_AFTER_WORD.match(parts[k + 1]) or _NAME_AFTER_LETTER.match(parts[k + 1]))
+        m = (
+            _NAME_BEFORE_WORD.search(part)
+            or _NAME_BEFORE_LETTER.search(part)
+            or _NAME_AFTER_WORD.match(parts[k + 1])
+            or _NAME_AFTER_LETTER.match(parts[k + 1])
+        )
         names.append(" ".join(m.group(1).lower().split()) if m else None)
     return names
 
@@ -447,6 +496,7 @@ def rule_occluder(scene: Scene) -> str | None:
         iy = max(0.0, min(c.bbox[3], target.bbox[3]) - max(c.bbox[1], target.bbox[1]))
         overlap = ix * iy / max(1e-9, (target.bbox[2] - target.bbox[0]) * (target.bbox[3] - target.bbox[1]))
         return overlap + (0.1 if c.bottom > target.bottom else 0.0)
+
     return scene.letter_for(cands, max(cands, key=score))
 
 
@@ -460,8 +510,10 @@ def rule_nearest(scene: Scene) -> str | None:
     taken = [scene.refs[c][1] for c in cands]
     idx, _ = scene.best_match(scene.ref(q), cview, exclude=taken)
     anchor = scene.views[cview][idx] if idx >= 0 else scene.ref(q)
-    dist = {c: float(np.hypot(scene.ref(c).centroid[0] - anchor.centroid[0],
-                              scene.ref(c).centroid[1] - anchor.centroid[1])) for c in cands}
+    dist = {
+        c: float(np.hypot(scene.ref(c).centroid[0] - anchor.centroid[0], scene.ref(c).centroid[1] - anchor.centroid[1]))
+        for c in cands
+    }
     return scene.letter_for(cands, min(cands, key=lambda c: dist[c]))
 
 
@@ -512,8 +564,15 @@ def rule_flip(scene: Scene) -> str | None:
 def rule_displacement(scene: Scene) -> str | None:
     """Q14: the object whose centroid moves more (as a fraction of the image) between the views."""
     pool = _first_view_refs(scene)
-    moves = [float(np.hypot(scene.ref(k).centroid[0] - scene.counterpart(k).centroid[0],
-                            scene.ref(k).centroid[1] - scene.counterpart(k).centroid[1])) for k in pool]
+    moves = [
+        float(
+            np.hypot(
+                scene.ref(k).centroid[0] - scene.counterpart(k).centroid[0],
+                scene.ref(k).centroid[1] - scene.counterpart(k).centroid[1],
+            )
+        )
+        for k in pool
+    ]
     return scene.letter_for(pool, pool[int(np.argmax(moves))]) if pool else None
 
 
@@ -543,21 +602,38 @@ def rule_contact(scene: Scene) -> str | None:
 
     def contact(a: RegionFeatures, b: RegionFeatures) -> bool:
         gap = 0.02
-        meet = not (a.bbox[2] + gap < b.bbox[0] or b.bbox[2] + gap < a.bbox[0]
-                    or a.bbox[3] + gap < b.bbox[1] or b.bbox[3] + gap < a.bbox[1])
+        meet = not (
+            a.bbox[2] + gap < b.bbox[0]
+            or b.bbox[2] + gap < a.bbox[0]
+            or a.bbox[3] + gap < b.bbox[1]
+            or b.bbox[3] + gap < a.bbox[1]
+        )
         stacked = abs(a.bottom - b.bbox[1]) < 0.04 or abs(b.bottom - a.bbox[1]) < 0.04
         level = abs(a.bottom - b.bottom) < 0.04
         return meet and (stacked or level)
+
     touching = contact(scene.ref(0), scene.ref(1)) and contact(scene.counterpart(0), scene.counterpart(1))
     return yes_no_letter(scene.options, touching)
 
 
 RULES: dict[str, Rule] = {
-    "Q1": rule_retrieval, "Q2": rule_retrieval, "Q3": rule_retrieval, "Q4": rule_group_matching,
-    "Q5": rule_verification, "Q6": rule_visibility, "Q7": rule_exclusive, "Q8": rule_occluder,
-    "Q9": rule_nearest, "Q10": rule_scale_change, "Q11": rule_single_view_completeness,
-    "Q12": rule_cross_view_completeness, "Q13": rule_flip, "Q14": rule_displacement,
-    "Q15": rule_depth_consistency, "Q16": rule_scale_growth, "Q17": rule_contact,
+    "Q1": rule_retrieval,
+    "Q2": rule_retrieval,
+    "Q3": rule_retrieval,
+    "Q4": rule_group_matching,
+    "Q5": rule_verification,
+    "Q6": rule_visibility,
+    "Q7": rule_exclusive,
+    "Q8": rule_occluder,
+    "Q9": rule_nearest,
+    "Q10": rule_scale_change,
+    "Q11": rule_single_view_completeness,
+    "Q12": rule_cross_view_completeness,
+    "Q13": rule_flip,
+    "Q14": rule_displacement,
+    "Q15": rule_depth_consistency,
+    "Q16": rule_scale_growth,
+    "Q17": rule_contact,
 }
 
 

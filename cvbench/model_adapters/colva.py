@@ -65,8 +65,10 @@ from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 DEFAULT_CHECKPOINT = "zhouyik/colva_internvl2_4b"
 TILE_SIZE = 448
 MAX_TILES = 12  # the public demo's load_image(..., max_num=12); the training config used 6
-CPU_REFUSAL = ("CoLVA's remote code (modeling_internvl_chat.py) moves its visual prompts to 'cuda' and runs "
-               "under torch.autocast(device_type='cuda'), so on a CPU every sample would fail after loading")
+CPU_REFUSAL = (
+    "CoLVA's remote code (modeling_internvl_chat.py) moves its visual prompts to 'cuda' and runs "
+    "under torch.autocast(device_type='cuda'), so on a CPU every sample would fail after loading"
+)
 # InternVL normalises its tiles with the ImageNet statistics (torchvision's constants).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,15 +80,25 @@ RADIO_RESCALE = 1.0 / 255.0
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 VPT_CONTEXT = "<VPT_CONTEXT>"
-KNOWN_OPTIONS = ("checkpoint", "device", "dtype", "max_tiles", "ot_normalize", "local_files_only", "revision",
-                 "use_flash_attn", "allow_cpu")
+KNOWN_OPTIONS = (
+    "checkpoint",
+    "device",
+    "dtype",
+    "max_tiles",
+    "ot_normalize",
+    "local_files_only",
+    "revision",
+    "use_flash_attn",
+    "allow_cpu",
+)
 
 
 # ---------------------------------------------------------------------------------- InternVL tiling
 
 
-def tile_grid(width: int, height: int, max_tiles: int = MAX_TILES, min_tiles: int = 1,
-              tile_size: int = TILE_SIZE) -> tuple[int, int]:
+def tile_grid(
+    width: int, height: int, max_tiles: int = MAX_TILES, min_tiles: int = 1, tile_size: int = TILE_SIZE
+) -> tuple[int, int]:
     """(columns, rows) of the tile grid whose aspect ratio is closest to the image's.
 
     Grids with min_tiles <= columns*rows <= max_tiles are tried from fewest tiles up; an equally
@@ -95,8 +107,10 @@ def tile_grid(width: int, height: int, max_tiles: int = MAX_TILES, min_tiles: in
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     aspect = width / height
-    grids = sorted({(c, r) for c in range(1, max_tiles + 1) for r in range(1, max_tiles + 1)
-                    if min_tiles <= c * r <= max_tiles}, key=lambda g: (g[0] * g[1], g))
+    grids = sorted(
+        {(c, r) for c in range(1, max_tiles + 1) for r in range(1, max_tiles + 1) if min_tiles <= c * r <= max_tiles},
+        key=lambda g: (g[0] * g[1], g),
+    )
     best, best_diff = (1, 1), float("inf")
     for cols, rows in grids:
         diff = abs(aspect - cols / rows)
@@ -113,8 +127,11 @@ def dynamic_tiles(image: Any, max_tiles: int = MAX_TILES, tile_size: int = TILE_
 
     cols, rows = tile_grid(image.width, image.height, max_tiles=max_tiles, tile_size=tile_size)
     resized = image.resize((cols * tile_size, rows * tile_size), Image.Resampling.BICUBIC)
-    tiles = [resized.crop((c * tile_size, r * tile_size, (c + 1) * tile_size, (r + 1) * tile_size))
-             for r in range(rows) for c in range(cols)]
+    tiles = [
+        resized.crop((c * tile_size, r * tile_size, (c + 1) * tile_size, (r + 1) * tile_size))
+        for r in range(rows)
+        for c in range(cols)
+    ]
     if len(tiles) > 1:
         tiles.append(image.resize((tile_size, tile_size), Image.Resampling.BICUBIC))
     return tiles
@@ -129,8 +146,12 @@ def normalise(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
 
 def tile_pixel_values(image: Any, max_tiles: int = MAX_TILES) -> np.ndarray:
     """[n_tiles, 3, 448, 448] float32 for one overlay image."""
-    return np.stack([normalise(np.asarray(t.convert("RGB")), IMAGENET_MEAN, IMAGENET_STD)
-                     for t in dynamic_tiles(image, max_tiles=max_tiles)])
+    return np.stack(
+        [
+            normalise(np.asarray(t.convert("RGB")), IMAGENET_MEAN, IMAGENET_STD)
+            for t in dynamic_tiles(image, max_tiles=max_tiles)
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------- RADIO inputs
@@ -207,8 +228,10 @@ def build_colva_inputs(prompt: Prompt, max_tiles: int = MAX_TILES, ot_normalize:
         raise ValueError("CoLVA needs a native-mode prompt (original images and masks in Prompt.native)")
     _check_native(native)
     if len(prompt.images) != len(native.views):
-        raise ValueError(f"CoLVA needs one overlay image per view: {len(prompt.images)} overlay image(s) for "
-                         f"{len(native.views)} views (the prompt must carry the rendered overlays in Prompt.images)")
+        raise ValueError(
+            f"CoLVA needs one overlay image per view: {len(prompt.images)} overlay image(s) for "
+            f"{len(native.views)} views (the prompt must carry the rendered overlays in Prompt.images)"
+        )
     tiles = [tile_pixel_values(decode_prompt_image(image), max_tiles) for image in prompt.images]
     query_views, cand_view = native.views[:-1], native.views[-1]
     order = list(native.candidate_order)
@@ -235,8 +258,9 @@ def _check_native(native: NativeRegions) -> None:
             raise ValueError(f"query view {view.view_id} has no query mask")
     cand = native.views[-1]
     if sorted(native.candidate_order) != list(range(len(cand.masks))):
-        raise ValueError(f"candidate_order {native.candidate_order} is not a permutation of the "
-                         f"{len(cand.masks)} candidate masks")
+        raise ValueError(
+            f"candidate_order {native.candidate_order} is not a permutation of the {len(cand.masks)} candidate masks"
+        )
 
 
 # ---------------------------------------------------------------------------------- adapter
@@ -255,50 +279,78 @@ class ColvaAdapter:
         self._device = resolve_device(torch, option_str(extra, "device", "auto"))
         self._allow_cpu = option_bool(extra, "allow_cpu", False)
         if not self._device.startswith("cuda") and not self._allow_cpu:
-            raise ModelResolutionError(f"colva: device {self._device!r} refused before loading: {CPU_REFUSAL}. "
-                                       "Run it on a CUDA GPU (device=cuda)")
+            raise ModelResolutionError(
+                f"colva: device {self._device!r} refused before loading: {CPU_REFUSAL}. "
+                "Run it on a CUDA GPU (device=cuda)"
+            )
         self._dtype = resolve_torch_dtype(torch, option_str(extra, "dtype", "auto"), self._device)
         self._max_tiles = int(option_int(extra, "max_tiles", MAX_TILES) or MAX_TILES)
         self._ot_normalize = option_str(extra, "ot_normalize", "rescale") or "rescale"
         if self._ot_normalize not in ("rescale", "clip"):
             raise ModelResolutionError(f"colva: ot_normalize={self._ot_normalize!r}, expected rescale or clip")
         self._revision = option_str(extra, "revision")
-        common: dict[str, Any] = {"trust_remote_code": True,
-                                  "local_files_only": option_bool(extra, "local_files_only", False)}
+        common: dict[str, Any] = {
+            "trust_remote_code": True,
+            "local_files_only": option_bool(extra, "local_files_only", False),
+        }
         if self._revision:
             common["revision"] = self._revision
         try:
             self._tokenizer = transformers.AutoTokenizer.from_pretrained(self._checkpoint, use_fast=False, **common)
             model = transformers.AutoModel.from_pretrained(
-                self._checkpoint, torch_dtype=self._dtype, low_cpu_mem_usage=True,
-                use_flash_attn=option_bool(extra, "use_flash_attn", self._device.startswith("cuda")), **common)
+                self._checkpoint,
+                torch_dtype=self._dtype,
+                low_cpu_mem_usage=True,
+                use_flash_attn=option_bool(extra, "use_flash_attn", self._device.startswith("cuda")),
+                **common,
+            )
         except Exception as exc:
-            raise ModelResolutionError(f"colva: could not load {self._checkpoint} ({type(exc).__name__}: {exc})") \
-                from exc
+            raise ModelResolutionError(
+                f"colva: could not load {self._checkpoint} ({type(exc).__name__}: {exc})"
+            ) from exc
         self._model = model.to(self._device).eval()
-        self.info = ModelInfo(model_id=f"colva:{self._checkpoint}", display_name="CoLVA (InternVL2-4B)", access="native", params_b=4.0,
-                              provider="colva")
+        self.info = ModelInfo(
+            model_id=f"colva:{self._checkpoint}",
+            display_name="CoLVA (InternVL2-4B)",
+            access="native",
+            params_b=4.0,
+            provider="colva",
+        )
         # native regions AND overlays: the prompt builder's native mode for MMVM supplies both
-        self.capabilities = Capabilities(max_images=None, native_regions=True, option_logprobs=False,
-                                         system_prompt=False)
-        self._batcher: MicroBatcher[Request, BatchResult] = MicroBatcher(self._run_batch, max_batch=1,
-                                                                         thread_name="cvbench-colva")
+        self.capabilities = Capabilities(
+            max_images=None, native_regions=True, option_logprobs=False, system_prompt=False
+        )
+        self._batcher: MicroBatcher[Request, BatchResult] = MicroBatcher(
+            self._run_batch, max_batch=1, thread_name="cvbench-colva"
+        )
 
     def settings(self) -> Mapping[str, Any]:
-        return {"backend": "colva", "checkpoint": self._checkpoint, "revision": self._revision,
-                "dtype": str(self._dtype).replace("torch.", ""), "max_tiles": self._max_tiles,
-                "max_tiles_source": "demo load_image(max_num=12)" if self._max_tiles == MAX_TILES else "option",
-                "device": self._device, "allow_cpu": self._allow_cpu,
-                "ot_normalize": self._ot_normalize, "object_list": "all drawn candidates, ids ascending"}
+        return {
+            "backend": "colva",
+            "checkpoint": self._checkpoint,
+            "revision": self._revision,
+            "dtype": str(self._dtype).replace("torch.", ""),
+            "max_tiles": self._max_tiles,
+            "max_tiles_source": "demo load_image(max_num=12)" if self._max_tiles == MAX_TILES else "option",
+            "device": self._device,
+            "allow_cpu": self._allow_cpu,
+            "ot_normalize": self._ot_normalize,
+            "object_list": "all drawn candidates, ids ascending",
+        }
 
     async def generate(self, request: Request) -> Response:
         started = time.monotonic()
         try:
             result = await self._batcher.submit(request)
-        except Exception as exc:  # noqa: BLE001 - model failures become error responses
+        except Exception as exc:
             return error_response(exc, started)
-        return Response(text=result.text, usage=result.usage, latency_s=time.monotonic() - started,
-                        finish_reason=result.finish_reason, served_model=self._checkpoint)
+        return Response(
+            text=result.text,
+            usage=result.usage,
+            latency_s=time.monotonic() - started,
+            finish_reason=result.finish_reason,
+            served_model=self._checkpoint,
+        )
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
@@ -316,14 +368,20 @@ class ColvaAdapter:
             generation_config.update(do_sample=True, temperature=float(config.temperature))
         with torch.inference_mode():
             text = self._model.chat(
-                self._tokenizer, torch.from_numpy(inputs["pixel_values"]).to(**to_model), inputs["question"],
-                generation_config, num_patches_list=inputs["num_patches_list"],
+                self._tokenizer,
+                torch.from_numpy(inputs["pixel_values"]).to(**to_model),
+                inputs["question"],
+                generation_config,
+                num_patches_list=inputs["num_patches_list"],
                 ot_pixel_values=torch.from_numpy(inputs["ot_pixel_values"]).to(**to_model),
-                ot_visual_prompts=[torch.from_numpy(v).to(**to_model) for v in inputs["ot_visual_prompts"]])
+                ot_visual_prompts=[torch.from_numpy(v).to(**to_model) for v in inputs["ot_visual_prompts"]],
+            )
         n_out = len(self._tokenizer.encode(text, add_special_tokens=False))
-        return BatchResult(text=str(text).strip(), finish_reason=None,
-                           usage=Usage(input_tokens=len(self._tokenizer.encode(inputs["question"])),
-                                       output_tokens=n_out))
+        return BatchResult(
+            text=str(text).strip(),
+            finish_reason=None,
+            usage=Usage(input_tokens=len(self._tokenizer.encode(inputs["question"])), output_tokens=n_out),
+        )
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> ColvaAdapter:
@@ -335,7 +393,8 @@ def make_adapter(model_name: str, options: ModelOptions) -> ColvaAdapter:
     if model_name:
         given = extra.get("checkpoint")
         if given is not None and str(given) != model_name:
-            raise ModelResolutionError(f"colva:{model_name} names the checkpoint, but checkpoint={given!r} was also "
-                                       "given; use one")
+            raise ModelResolutionError(
+                f"colva:{model_name} names the checkpoint, but checkpoint={given!r} was also given; use one"
+            )
         extra["checkpoint"] = model_name
     return ColvaAdapter(dataclasses.replace(options, extra=extra))

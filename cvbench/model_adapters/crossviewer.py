@@ -75,20 +75,41 @@ REGION_TOKEN = "<REGION>"
 MAX_REGION_TOKENS = 32
 DEFAULT_BASE_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
 MATCH_MODES = ("greedy", "hungarian", "gt")
-KNOWN_OPTIONS = ("repo_path", "checkpoint", "base_model", "device", "config", "allow_incomplete_checkpoint",
-                 "match_mode", "num_object_tokens", "num_cross_attn_heads", "contrast_dim", "region_source",
-                 "pixelrefer_mode", "preprocess_on_gpu", "attn_implementation", "mask_num", "max_objects_per_sample",
-                 "use_all_views_for_vqa", "defer_region_token_expansion")
+KNOWN_OPTIONS = (
+    "repo_path",
+    "checkpoint",
+    "base_model",
+    "device",
+    "config",
+    "allow_incomplete_checkpoint",
+    "match_mode",
+    "num_object_tokens",
+    "num_cross_attn_heads",
+    "contrast_dim",
+    "region_source",
+    "pixelrefer_mode",
+    "preprocess_on_gpu",
+    "attn_implementation",
+    "mask_num",
+    "max_objects_per_sample",
+    "use_all_views_for_vqa",
+    "defer_region_token_expansion",
+)
 
 
 # ---------------------------------------------------------------------------------- pure parts
 
 
-def region_token_count(mask: np.ndarray, patch_size: int = PATCH_SIZE, max_tokens: int = MAX_REGION_TOKENS,
-                       max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS) -> int:
+def region_token_count(
+    mask: np.ndarray,
+    patch_size: int = PATCH_SIZE,
+    max_tokens: int = MAX_REGION_TOKENS,
+    max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS,
+) -> int:
     """How many `<REGION>` tokens an object gets (see `crossviewer_eval.region_token_count`, clamp included)."""
-    return eval_region_token_count(mask, patch_size=patch_size, max_tokens=max_tokens,
-                                   max_resize_pixels=max_resize_pixels)
+    return eval_region_token_count(
+        mask, patch_size=patch_size, max_tokens=max_tokens, max_resize_pixels=max_resize_pixels
+    )
 
 
 def region_tokens(count: int) -> str:
@@ -101,8 +122,10 @@ def expand_region_placeholders(question: str, counts: Sequence[int]) -> str:
     """Replace the i-th `<region>` with `[<REGION> * counts[i]]`; the numbers must agree exactly."""
     found = question.count(REGION_PLACEHOLDER)
     if found != len(counts):
-        raise ValueError(f"question has {found} {REGION_PLACEHOLDER} placeholder(s) but {len(counts)} region "
-                         f"token count(s) were given")
+        raise ValueError(
+            f"question has {found} {REGION_PLACEHOLDER} placeholder(s) but {len(counts)} region "
+            f"token count(s) were given"
+        )
     pieces = question.split(REGION_PLACEHOLDER)
     out = [pieces[0]]
     for count, piece in zip(counts, pieces[1:]):
@@ -124,10 +147,14 @@ def view_mask_stack(masks: Sequence[np.ndarray], height: int, width: int, pad_to
     return stack
 
 
-def build_crossviewer_batch(native: NativeRegions, question: str, options: Sequence[Option],
-                            token_counts: Sequence[int] | None = None,
-                            max_tokens: int = MAX_REGION_TOKENS,
-                            max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS) -> dict[str, Any]:
+def build_crossviewer_batch(
+    native: NativeRegions,
+    question: str,
+    options: Sequence[Option],
+    token_counts: Sequence[int] | None = None,
+    max_tokens: int = MAX_REGION_TOKENS,
+    max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS,
+) -> dict[str, Any]:
     """The model's per-sample input, as numpy arrays and text.
 
     Returns {"images": [H x W x 3 uint8 per view], "masks": [[K+1, H, W] float32 per view],
@@ -143,8 +170,9 @@ def build_crossviewer_batch(native: NativeRegions, question: str, options: Seque
     for index, view in enumerate(native.views):
         image = np.asarray(view.image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"view {index} ({view.view_id}): image must be H x W x 3 uint8, got "
-                             f"{image.shape} {image.dtype}")
+            raise ValueError(
+                f"view {index} ({view.view_id}): image must be H x W x 3 uint8, got {image.shape} {image.dtype}"
+            )
         images.append(image)
         stacks.append(view_mask_stack(view.masks, image.shape[0], image.shape[1], pad_to))
     refs = [_check_ref(native, ref) for ref in native.refs]
@@ -154,12 +182,20 @@ def build_crossviewer_batch(native: NativeRegions, question: str, options: Seque
         if len(counts) != len(refs):
             raise ValueError(f"{len(counts)} region token counts for {len(refs)} region refs")
     else:
-        counts = [region_token_count(native.views[v].masks[o], max_tokens=max_tokens,
-                                     max_resize_pixels=max_resize_pixels) for v, o in refs]
+        counts = [
+            region_token_count(native.views[v].masks[o], max_tokens=max_tokens, max_resize_pixels=max_resize_pixels)
+            for v, o in refs
+        ]
     expanded = expand_region_placeholders(question, counts)
     text = expanded + "\n\n" + option_block(options) if options else expanded
-    return {"images": images, "masks": stacks, "region_refs": refs, "region_token_counts": counts,
-            "question": text, "letters": [o.letter for o in options]}
+    return {
+        "images": images,
+        "masks": stacks,
+        "region_refs": refs,
+        "region_token_counts": counts,
+        "question": text,
+        "letters": [o.letter for o in options],
+    }
 
 
 def _check_ref(native: NativeRegions, ref: RegionRef) -> tuple[int, int]:
@@ -167,8 +203,7 @@ def _check_ref(native: NativeRegions, ref: RegionRef) -> tuple[int, int]:
         raise ValueError(f"region ref {ref} names view {ref.view_index}, the sample has {len(native.views)} views")
     view = native.views[ref.view_index]
     if not 0 <= ref.region_index < len(view.masks):
-        raise ValueError(f"region ref {ref} names object {ref.region_index}, view {view.view_id} has "
-                         f"{len(view.masks)}")
+        raise ValueError(f"region ref {ref} names object {ref.region_index}, view {view.view_id} has {len(view.masks)}")
     return ref.view_index, ref.region_index
 
 
@@ -196,7 +231,8 @@ class CrossViewerAdapter:
         if not repo_path or not checkpoint:
             raise ModelResolutionError(
                 "crossviewer needs repo_path=<checkout of Thinkirin/Crossview-Suite> and checkpoint=<.pth file or "
-                "DeepSpeed folder> (and optionally base_model=..., default Qwen/Qwen3-VL-8B-Instruct)")
+                "DeepSpeed folder> (and optionally base_model=..., default Qwen/Qwen3-VL-8B-Instruct)"
+            )
         self._eval = self._eval_config(extra)
         self._torch = require_module("torch", "local", "The CrossViewer adapter")
         require_module("transformers", "local", "The CrossViewer adapter")
@@ -209,11 +245,14 @@ class CrossViewerAdapter:
         self._base_model = option_str(extra, "base_model", DEFAULT_BASE_MODEL) or DEFAULT_BASE_MODEL
         self._match_mode = self._eval.match_mode
         if self._match_mode not in MATCH_MODES:
-            raise ModelResolutionError(f"crossviewer: match_mode={self._match_mode!r}, expected one of "
-                                       f"{', '.join(MATCH_MODES)}")
+            raise ModelResolutionError(
+                f"crossviewer: match_mode={self._match_mode!r}, expected one of {', '.join(MATCH_MODES)}"
+            )
         if self._match_mode == "gt":
-            raise ModelResolutionError("crossviewer: match_mode=gt is an oracle that leaks the answer; cvbench "
-                                       "refuses to report it as a model result")
+            raise ModelResolutionError(
+                "crossviewer: match_mode=gt is an oracle that leaks the answer; cvbench "
+                "refuses to report it as a model result"
+            )
         self._mask_num = self._eval.mask_num
         self._device = resolve_device(self._torch, option_str(extra, "device", "auto"))
         self._run_seed = options.seed
@@ -253,12 +292,15 @@ class CrossViewerAdapter:
         }
         self._model = self._load()
         model_id = "crossviewer" if self._base_model == DEFAULT_BASE_MODEL else f"crossviewer:{self._base_model}"
-        self.info = ModelInfo(model_id=model_id, display_name="CrossViewer", access="native", params_b=8.0,
-                              provider="crossviewer")
-        self.capabilities = Capabilities(max_images=None, native_regions=True, option_logprobs=True,
-                                         system_prompt=False)
-        self._batcher: MicroBatcher[Request, BatchResult] = MicroBatcher(self._run_one_batch, max_batch=1,
-                                                                         thread_name="cvbench-crossviewer")
+        self.info = ModelInfo(
+            model_id=model_id, display_name="CrossViewer", access="native", params_b=8.0, provider="crossviewer"
+        )
+        self.capabilities = Capabilities(
+            max_images=None, native_regions=True, option_logprobs=True, system_prompt=False
+        )
+        self._batcher: MicroBatcher[Request, BatchResult] = MicroBatcher(
+            self._run_one_batch, max_batch=1, thread_name="cvbench-crossviewer"
+        )
 
     @staticmethod
     def _eval_config(extra: Mapping[str, Any]) -> CrossViewerEvalConfig:
@@ -291,39 +333,62 @@ class CrossViewerAdapter:
             state = load_checkpoint_state(torch, self._checkpoint)
             incompatible = model.load_state_dict(state, strict=False)
         except Exception as exc:
-            raise ModelResolutionError(f"crossviewer: could not build the model from {self._base_model} and "
-                                       f"{self._checkpoint} ({type(exc).__name__}: {exc})") from exc
+            raise ModelResolutionError(
+                f"crossviewer: could not build the model from {self._base_model} and "
+                f"{self._checkpoint} ({type(exc).__name__}: {exc})"
+            ) from exc
         trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-        report = checkpoint_report(list(incompatible.missing_keys), list(incompatible.unexpected_keys),
-                                   trainable, n_checkpoint_keys=len(state))
+        report = checkpoint_report(
+            list(incompatible.missing_keys), list(incompatible.unexpected_keys), trainable, n_checkpoint_keys=len(state)
+        )
         self._load_report = report
         if report["refused"] and not self._allow_incomplete:
-            raise ModelResolutionError(f"crossviewer: checkpoint {self._checkpoint} does not cover the model: "
-                                       f"{report['reason']}; pass allow_incomplete_checkpoint=true to evaluate it "
-                                       "anyway (recorded in the run)")
+            raise ModelResolutionError(
+                f"crossviewer: checkpoint {self._checkpoint} does not cover the model: "
+                f"{report['reason']}; pass allow_incomplete_checkpoint=true to evaluate it "
+                "anyway (recorded in the run)"
+            )
         return model.to(self._device).eval()
 
     def settings(self) -> Mapping[str, Any]:
-        return {"backend": "crossviewer", "base_model": self._base_model, "checkpoint": str(self._checkpoint.resolve()),
-                "checkpoint_bytes": _size_of(self._checkpoint),
-                "match_mode": self._match_mode, "mask_num": self._mask_num, "scoring": "max letter logit",
-                "tie_rule": TIE_RULE, "letter_forms": list(EXTENDED_LETTER_FORMS), "batch_size": 1,
-                "eval_config": self._eval.record(),
-                "preprocess_on_gpu": self._model_kwargs["preprocess_on_gpu"],
-                "token_counts_by": UPSTREAM_COUNTER if self._upstream_counter is not None else "cvbench",
-                "checkpoint_load": self._load_report, "allow_incomplete_checkpoint": self._allow_incomplete,
-                **{k: v for k, v in self._model_kwargs.items()
-                   if k in ("num_object_tokens", "region_source", "pixelrefer_mode")}}
+        return {
+            "backend": "crossviewer",
+            "base_model": self._base_model,
+            "checkpoint": str(self._checkpoint.resolve()),
+            "checkpoint_bytes": _size_of(self._checkpoint),
+            "match_mode": self._match_mode,
+            "mask_num": self._mask_num,
+            "scoring": "max letter logit",
+            "tie_rule": TIE_RULE,
+            "letter_forms": list(EXTENDED_LETTER_FORMS),
+            "batch_size": 1,
+            "eval_config": self._eval.record(),
+            "preprocess_on_gpu": self._model_kwargs["preprocess_on_gpu"],
+            "token_counts_by": UPSTREAM_COUNTER if self._upstream_counter is not None else "cvbench",
+            "checkpoint_load": self._load_report,
+            "allow_incomplete_checkpoint": self._allow_incomplete,
+            **{
+                k: v
+                for k, v in self._model_kwargs.items()
+                if k in ("num_object_tokens", "region_source", "pixelrefer_mode")
+            },
+        }
 
     async def generate(self, request: Request) -> Response:
         started = time.monotonic()
         try:
             result = await self._batcher.submit(request)
-        except Exception as exc:  # noqa: BLE001 - model failures become error responses
+        except Exception as exc:
             return error_response(exc, started)
-        return Response(text=result.text, usage=result.usage, latency_s=time.monotonic() - started,
-                        option_scores=result.option_scores, finish_reason=result.finish_reason,
-                        served_model="crossviewer", details=result.details)
+        return Response(
+            text=result.text,
+            usage=result.usage,
+            latency_s=time.monotonic() - started,
+            option_scores=result.option_scores,
+            finish_reason=result.finish_reason,
+            served_model="crossviewer",
+            details=result.details,
+        )
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
@@ -339,16 +404,24 @@ class CrossViewerAdapter:
     def _host_counts(self, native: NativeRegions) -> list[int]:
         """Token counts per ref as the model's GPU preprocessing computes them (upstream code when importable)."""
         if self._upstream_counter is not None:
-            return upstream_token_counts(self._upstream_counter, self._torch, native, self._mask_num,
-                                         self._max_resize_pixels())
-        return [region_token_count(native.views[r.view_index].masks[r.region_index], max_tokens=self._mask_num,
-                                   max_resize_pixels=self._max_resize_pixels()) for r in native.refs]
+            return upstream_token_counts(
+                self._upstream_counter, self._torch, native, self._mask_num, self._max_resize_pixels()
+            )
+        return [
+            region_token_count(
+                native.views[r.view_index].masks[r.region_index],
+                max_tokens=self._mask_num,
+                max_resize_pixels=self._max_resize_pixels(),
+            )
+            for r in native.refs
+        ]
 
     def _answer(self, request: Request) -> BatchResult:
         prompt = request.prompt
         if prompt.native is None:
-            raise ValueError("CrossViewer needs a native-mode prompt (masks and region refs); got mode "
-                             f"{prompt.mode!r}")
+            raise ValueError(
+                f"CrossViewer needs a native-mode prompt (masks and region refs); got mode {prompt.mode!r}"
+            )
         cfg = self._eval
         capped = apply_object_cap(prompt.native, cfg.max_objects_per_sample)
         native = capped.native
@@ -358,15 +431,21 @@ class CrossViewerAdapter:
         n_placeholders = question.count(cfg.region_placeholder)
         if cfg.defer_region_token_expansion:
             # the model expands the placeholders itself (its GPU preprocessing counts the tokens)
-            batch = build_crossviewer_batch(native, question, prompt.options, token_counts=computed,
-                                            max_tokens=self._mask_num)
+            batch = build_crossviewer_batch(
+                native, question, prompt.options, token_counts=computed, max_tokens=self._mask_num
+            )
             text = question + "\n\n" + option_block(prompt.options) if prompt.options else question
             model_counts: list[int] | None = given
         else:
-            counts = upstream_fixed_counts(given, computed if cfg.use_additional_inputs else None, n_placeholders,
-                                           cfg.region_token_num or self._mask_num)
-            batch = build_crossviewer_batch(native, question, prompt.options, token_counts=counts,
-                                            max_tokens=self._mask_num)
+            counts = upstream_fixed_counts(
+                given,
+                computed if cfg.use_additional_inputs else None,
+                n_placeholders,
+                cfg.region_token_num or self._mask_num,
+            )
+            batch = build_crossviewer_batch(
+                native, question, prompt.options, token_counts=counts, max_tokens=self._mask_num
+            )
             text = batch["question"]
             model_counts = counts
         torch = self._torch
@@ -382,28 +461,49 @@ class CrossViewerAdapter:
             pixel_values, grid_thw = processed["pixel_values"], processed["image_grid_thw"]
         with torch.inference_mode():
             outputs = self._model(
-                pixel_values=[pixel_values], image_grid_thw=[grid_thw], masks=[batch["masks"]],
+                pixel_values=[pixel_values],
+                image_grid_thw=[grid_thw],
+                masks=[batch["masks"]],
                 raw_images=[pil_images if cfg.return_raw_images else None],
-                questions=[text], answers=None, compute_infonce=[False], cutoff_len=cfg.cutoff_len,
-                use_all_views_for_vqa=cfg.use_all_views_for_vqa, use_all_views_for_infonce=False,
-                target_indices=[max(m.shape[0] for m in batch["masks"]) - 1], object_ids=[None],
-                region_refs=[batch["region_refs"]], region_token_counts=[model_counts],
-                additional_pixel_values=[None], additional_grid_thw=[None], additional_masks=[None],
-                additional_box_params=[None])
+                questions=[text],
+                answers=None,
+                compute_infonce=[False],
+                cutoff_len=cfg.cutoff_len,
+                use_all_views_for_vqa=cfg.use_all_views_for_vqa,
+                use_all_views_for_infonce=False,
+                target_indices=[max(m.shape[0] for m in batch["masks"]) - 1],
+                object_ids=[None],
+                region_refs=[batch["region_refs"]],
+                region_token_counts=[model_counts],
+                additional_pixel_values=[None],
+                additional_grid_thw=[None],
+                additional_masks=[None],
+                additional_box_params=[None],
+            )
         logits = outputs["answer_logits"][0].float().cpu()
         table = letter_token_ids(self._encode, batch["letters"], EXTENDED_LETTER_FORMS)
         scores = reduce_letter_scores(lambda tid: float(logits[tid]), table)
         expanded = expand_region_placeholders(question, computed)
         n_in = len(self._model.tokenizer.encode(expanded, add_special_tokens=False))
-        details = {"tie_rule": TIE_RULE, "kept_objects": [list(k) for k in capped.kept],
-                   "objects_capped": capped.changed,
-                   "region_refs": [list(r) for r in batch["region_refs"]],
-                   "region_token_counts": computed if model_counts is None else list(model_counts),
-                   "region_token_counts_source": ("sample" if given is not None else
-                                                  ("model (deferred)" if cfg.defer_region_token_expansion
-                                                   else "upstream default"))}
-        return BatchResult(text=first_best_letter(scores, batch["letters"]), option_scores=scores,
-                           finish_reason="scored", usage=Usage(input_tokens=n_in, output_tokens=0), details=details)
+        details = {
+            "tie_rule": TIE_RULE,
+            "kept_objects": [list(k) for k in capped.kept],
+            "objects_capped": capped.changed,
+            "region_refs": [list(r) for r in batch["region_refs"]],
+            "region_token_counts": computed if model_counts is None else list(model_counts),
+            "region_token_counts_source": (
+                "sample"
+                if given is not None
+                else ("model (deferred)" if cfg.defer_region_token_expansion else "upstream default")
+            ),
+        }
+        return BatchResult(
+            text=first_best_letter(scores, batch["letters"]),
+            option_scores=scores,
+            finish_reason="scored",
+            usage=Usage(input_tokens=n_in, output_tokens=0),
+            details=details,
+        )
 
     def _encode(self, text: str) -> list[int]:
         return list(self._model.tokenizer.encode(text, add_special_tokens=False))
@@ -422,8 +522,9 @@ def first_best_letter(scores: Mapping[str, float], letters: Sequence[str]) -> st
     return best
 
 
-def upstream_fixed_counts(given: Sequence[int] | None, computed: Sequence[int] | None, n_placeholders: int,
-                          default: int) -> list[int]:
+def upstream_fixed_counts(
+    given: Sequence[int] | None, computed: Sequence[int] | None, n_placeholders: int, default: int
+) -> list[int]:
     """Counts as the dataset expands them when expansion is NOT deferred: the sample's own, else the
     computed ones (only with use_additional_inputs), else `default` (region_token_num) for every
     placeholder; padded with `default` or truncated to the number of placeholders."""
@@ -433,8 +534,9 @@ def upstream_fixed_counts(given: Sequence[int] | None, computed: Sequence[int] |
     return (counts + [default] * n_placeholders)[:n_placeholders]
 
 
-def checkpoint_report(missing: Sequence[str], unexpected: Sequence[str], trainable: set[str],
-                      n_checkpoint_keys: int) -> dict[str, Any]:
+def checkpoint_report(
+    missing: Sequence[str], unexpected: Sequence[str], trainable: set[str], n_checkpoint_keys: int
+) -> dict[str, Any]:
     """What `load_state_dict(strict=False)` left out. Refused: a checkpoint that matched no key, or that
     leaves a trainable parameter (one the base weights cannot supply) at its random initialisation."""
     missing_trainable = sorted(k for k in missing if k in trainable)
@@ -443,32 +545,43 @@ def checkpoint_report(missing: Sequence[str], unexpected: Sequence[str], trainab
     if matched <= 0:
         reason = f"none of its {n_checkpoint_keys} keys names a model parameter"
     elif missing_trainable:
-        reason = (f"{len(missing_trainable)} trained parameter(s) missing, e.g. "
-                  f"{', '.join(missing_trainable[:5])}")
-    return {"missing_keys": len(missing), "unexpected_keys": len(unexpected),
-            "missing_trainable": len(missing_trainable), "missing_examples": sorted(missing)[:10],
-            "unexpected_examples": sorted(unexpected)[:10], "refused": bool(reason), "reason": reason}
+        reason = f"{len(missing_trainable)} trained parameter(s) missing, e.g. {', '.join(missing_trainable[:5])}"
+    return {
+        "missing_keys": len(missing),
+        "unexpected_keys": len(unexpected),
+        "missing_trainable": len(missing_trainable),
+        "missing_examples": sorted(missing)[:10],
+        "unexpected_examples": sorted(unexpected)[:10],
+        "refused": bool(reason),
+        "reason": reason,
+    }
 
 
 def load_upstream_counter() -> Any | None:
     """`crossviewer.gpu_preprocess.resize_image_mask_torch` from the user's checkout, or None."""
     try:
         from crossviewer.gpu_preprocess import resize_image_mask_torch  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001 - absent or broken: cvbench's own count (proven equal) is used
+    except Exception:
         return None
     return resize_image_mask_torch
 
 
-def upstream_token_counts(counter: Any, torch: Any, native: NativeRegions, mask_num: int,
-                          max_resize_pixels: int) -> list[int]:
+def upstream_token_counts(
+    counter: Any, torch: Any, native: NativeRegions, mask_num: int, max_resize_pixels: int
+) -> list[int]:
     """The referenced objects' token counts computed by the model's own preprocessing function."""
     if not native.refs:
         return []
     images = [torch.from_numpy(np.ascontiguousarray(v.image)) for v in native.views]
-    masks = [torch.from_numpy(native.views[r.view_index].masks[r.region_index].astype(np.float32))
-             for r in native.refs]
-    _, _, mask_nums, _ = counter(images, masks, [r.view_index for r in native.refs], patch_size=PATCH_SIZE,
-                                 max_tokens=mask_num, max_resize_pixels=max_resize_pixels)
+    masks = [torch.from_numpy(native.views[r.view_index].masks[r.region_index].astype(np.float32)) for r in native.refs]
+    _, _, mask_nums, _ = counter(
+        images,
+        masks,
+        [r.view_index for r in native.refs],
+        patch_size=PATCH_SIZE,
+        max_tokens=mask_num,
+        max_resize_pixels=max_resize_pixels,
+    )
     return [int(n) for n in mask_nums]
 
 
@@ -483,16 +596,20 @@ def load_model_class(repo_path: Path) -> Any:
     """`crossviewer.model.CrossViewerModel` from `<repo_path>/CrossViewer` (never vendored)."""
     root = repo_path.expanduser() / "CrossViewer"
     if not (root / "crossviewer" / "model.py").is_file():
-        raise ModelResolutionError(f"crossviewer: {root}/crossviewer/model.py not found; repo_path must be a checkout "
-                                   "of https://github.com/Thinkirin/Crossview-Suite")
+        raise ModelResolutionError(
+            f"crossviewer: {root}/crossviewer/model.py not found; repo_path must be a checkout "
+            "of https://github.com/Thinkirin/Crossview-Suite"
+        )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
         from crossviewer.model import CrossViewerModel  # type: ignore[import-not-found]
     except Exception as exc:
-        raise ModelResolutionError(f"crossviewer: importing crossviewer.model from {root} failed "
-                                   f"({type(exc).__name__}: {exc}); install its requirements "
-                                   f"(pip install -r {root}/requirements.txt)") from exc
+        raise ModelResolutionError(
+            f"crossviewer: importing crossviewer.model from {root} failed "
+            f"({type(exc).__name__}: {exc}); install its requirements "
+            f"(pip install -r {root}/requirements.txt)"
+        ) from exc
     return CrossViewerModel
 
 
@@ -512,8 +629,9 @@ def load_checkpoint_state(torch: Any, path: Path) -> Mapping[str, Any]:
                 get_fp32_state_dict_from_zero_checkpoint,  # type: ignore
             )
         except ImportError as exc:
-            raise ModelResolutionError(f"crossviewer: {path} is a DeepSpeed ZeRO folder; reading it needs "
-                                       "pip install deepspeed") from exc
+            raise ModelResolutionError(
+                f"crossviewer: {path} is a DeepSpeed ZeRO folder; reading it needs pip install deepspeed"
+            ) from exc
         return get_fp32_state_dict_from_zero_checkpoint(str(path))
     obj = torch.load(str(path), map_location="cpu", weights_only=False)
     if isinstance(obj, Mapping) and "model_state_dict" in obj:
@@ -532,8 +650,9 @@ def make_adapter(model_name: str, options: ModelOptions) -> CrossViewerAdapter:
     if model_name:
         given = extra.get("base_model")
         if given is not None and str(given) != model_name:
-            raise ModelResolutionError(f"crossviewer:{model_name} names the base model, but base_model={given!r} "
-                                       "was also given; use one")
+            raise ModelResolutionError(
+                f"crossviewer:{model_name} names the base model, but base_model={given!r} was also given; use one"
+            )
         extra["base_model"] = model_name
     adapter = CrossViewerAdapter(dataclasses.replace(options, extra=extra))
     return adapter

@@ -98,8 +98,12 @@ _KEYS: dict[str, tuple[str, type, Any]] = {
     "use_additional_inputs": ("data", bool, False),
     "cutoff_len": ("data", int, None),
 }
-_LOSS_KEYS: dict[str, tuple[type, Any]] = {"temperature": (float, None), "info_nce_weight": (float, 1.0),
-                                           "vqa_weight": (float, 0.5), "triplet_weight": (float, 0.0)}
+_LOSS_KEYS: dict[str, tuple[type, Any]] = {
+    "temperature": (float, None),
+    "info_nce_weight": (float, 1.0),
+    "vqa_weight": (float, 0.5),
+    "triplet_weight": (float, 0.0),
+}
 
 
 def load_eval_config(path: Path) -> CrossViewerEvalConfig:
@@ -128,8 +132,10 @@ def eval_config_from_mapping(data: Mapping[str, Any], source: str) -> CrossViewe
             section = "loss" if key == "temperature" else "model"
             raise EvalConfigError(f"crossviewer config {source}: {section}.{key} is required")
     if values["match_mode"] not in ("greedy", "hungarian", "gt", "none"):
-        raise EvalConfigError(f"crossviewer config {source}: model.match_mode={values['match_mode']!r}, expected "
-                              "greedy, hungarian, gt or none")
+        raise EvalConfigError(
+            f"crossviewer config {source}: model.match_mode={values['match_mode']!r}, expected "
+            "greedy, hungarian, gt or none"
+        )
     return CrossViewerEvalConfig(source=source, **values)
 
 
@@ -182,22 +188,37 @@ def apply_object_cap(native: NativeRegions, cap: int) -> CappedRegions:
             views.append(view)
             continue
         keep = sorted(referenced[v])  # referenced objects survive even beyond the cap, as upstream
-        keep += [i for i in range(n) if i not in referenced[v]][:max(0, cap - len(keep))]
+        keep += [i for i in range(n) if i not in referenced[v]][: max(0, cap - len(keep))]
         kept_all.append(tuple(keep))
-        views.append(NativeView(view_id=view.view_id, image=view.image, masks=tuple(view.masks[i] for i in keep),
-                                region_ids=tuple(view.region_ids[i] for i in keep)))
+        views.append(
+            NativeView(
+                view_id=view.view_id,
+                image=view.image,
+                masks=tuple(view.masks[i] for i in keep),
+                region_ids=tuple(view.region_ids[i] for i in keep),
+            )
+        )
     position = [{old: new for new, old in enumerate(kept)} for kept in kept_all]
     refs = tuple(RegionRef(r.view_index, position[r.view_index][r.region_index]) for r in native.refs)
-    capped = NativeRegions(views=tuple(views), refs=refs, token_counts=native.token_counts, query=native.query,
-                           candidate_order=native.candidate_order)
+    capped = NativeRegions(
+        views=tuple(views),
+        refs=refs,
+        token_counts=native.token_counts,
+        query=native.query,
+        candidate_order=native.candidate_order,
+    )
     return CappedRegions(capped, tuple(kept_all))
 
 
 # ---------------------------------------------------------------------------------- token counts
 
 
-def region_token_count(mask: np.ndarray, patch_size: int = PATCH_SIZE, max_tokens: int = 32,
-                       max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS) -> int:
+def region_token_count(
+    mask: np.ndarray,
+    patch_size: int = PATCH_SIZE,
+    max_tokens: int = 32,
+    max_resize_pixels: int | None = DEFAULT_MAX_RESIZE_PIXELS,
+) -> int:
     """How many `<REGION>` tokens an object gets, as the model's GPU preprocessing counts them.
 
     The mask's bounding box grown by two patches per side (clipped; the far edge exclusive, as

@@ -55,15 +55,26 @@ from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_ENV = "CVBENCH_GOOGLE_BASE_URL"
-BLOCKED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-                            "IMAGE_PROHIBITED_CONTENT", "MODEL_ARMOR", "LANGUAGE"})
+BLOCKED_FINISH = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "MODEL_ARMOR",
+        "LANGUAGE",
+    }
+)
 
 OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
     OptionSpec("send_temperature", "bool", "send a temperature (default: true; false for Gemini 3)"),
-    OptionSpec("thinking_budget", "int", f"Gemini 2.5: thinking tokens (default {GEMINI_DEFAULT_THINKING})",
-               minimum=0),
-    OptionSpec("thinking_level", "choice", f"Gemini 3: thinking level (default {GEMINI_3_DEFAULT_LEVEL})",
-               GEMINI_LEVELS),
+    OptionSpec("thinking_budget", "int", f"Gemini 2.5: thinking tokens (default {GEMINI_DEFAULT_THINKING})", minimum=0),
+    OptionSpec(
+        "thinking_level", "choice", f"Gemini 3: thinking level (default {GEMINI_3_DEFAULT_LEVEL})", GEMINI_LEVELS
+    ),
     OptionSpec("reasoning_tokens", "int", "Gemini 3: output tokens reserved for thinking", minimum=0),
     OptionSpec("include_thoughts", "bool", "ask for thought summaries (stored, never parsed); default true"),
 )
@@ -105,21 +116,36 @@ def read_generate_response(response: Any, output_limit: int | None = None) -> Re
         if finish in LENGTH_FINISHES:
             raise budget_exhausted(finish, output_limit, getattr(usage, "thoughts_token_count", None))
         raise malformed(f"first candidate has no text (finish_reason={finish})")
-    output_tokens = int(getattr(usage, "candidates_token_count", 0) or 0) + \
-        int(getattr(usage, "thoughts_token_count", 0) or 0)
-    return Response(text=text,
-                    usage=Usage(input_tokens=int(getattr(usage, "prompt_token_count", 0) or 0),
-                                output_tokens=output_tokens),
-                    finish_reason=finish, served_model=getattr(response, "model_version", None),
-                    reasoning=thoughts or None)
+    output_tokens = int(getattr(usage, "candidates_token_count", 0) or 0) + int(
+        getattr(usage, "thoughts_token_count", 0) or 0
+    )
+    return Response(
+        text=text,
+        usage=Usage(input_tokens=int(getattr(usage, "prompt_token_count", 0) or 0), output_tokens=output_tokens),
+        finish_reason=finish,
+        served_model=getattr(response, "model_version", None),
+        reasoning=thoughts or None,
+    )
 
 
 class GoogleAdapter(ApiAdapter):
-    def __init__(self, info: ModelInfo, options: ModelOptions, model_name: str, base_url: str | None,
-                 api_key: str, *, send_temperature: bool = True, reasoning: Reasoning | None = None,
-                 include_thoughts: bool = True) -> None:
-        super().__init__(info, Capabilities(max_images=None, system_prompt=True,
-                                            image_formats=("image/png", "image/jpeg", "image/webp")), options)
+    def __init__(
+        self,
+        info: ModelInfo,
+        options: ModelOptions,
+        model_name: str,
+        base_url: str | None,
+        api_key: str,
+        *,
+        send_temperature: bool = True,
+        reasoning: Reasoning | None = None,
+        include_thoughts: bool = True,
+    ) -> None:
+        super().__init__(
+            info,
+            Capabilities(max_images=None, system_prompt=True, image_formats=("image/png", "image/jpeg", "image/webp")),
+            options,
+        )
         self.model_name = model_name
         self.base_url = base_url
         self._api_key = api_key
@@ -130,15 +156,21 @@ class GoogleAdapter(ApiAdapter):
         self.include_thoughts = include_thoughts
 
     def provider_settings(self) -> dict[str, Any]:
-        return {"provider": "google", "model": self.model_name, "image_encoding": "inline_data",
-                "send_temperature": self.send_temperature, "reasoning": self.reasoning.as_dict(),
-                "include_thoughts": self.include_thoughts}
+        return {
+            "provider": "google",
+            "model": self.model_name,
+            "image_encoding": "inline_data",
+            "send_temperature": self.send_temperature,
+            "reasoning": self.reasoning.as_dict(),
+            "include_thoughts": self.include_thoughts,
+        }
 
     def thinking_config(self, types: Any) -> Any:
         r = self.reasoning
         if r.thinking_budget is not None:
-            return types.ThinkingConfig(thinking_budget=r.thinking_budget,
-                                        include_thoughts=self.include_thoughts and r.thinking_budget > 0)
+            return types.ThinkingConfig(
+                thinking_budget=r.thinking_budget, include_thoughts=self.include_thoughts and r.thinking_budget > 0
+            )
         if r.effort is not None:
             return types.ThinkingConfig(thinking_level=r.effort.upper(), include_thoughts=self.include_thoughts)
         return None
@@ -148,8 +180,10 @@ class GoogleAdapter(ApiAdapter):
             genai = require("google.genai", "google", "the Google adapter")
             types = require("google.genai.types", "google", "the Google adapter")
             http_options = types.HttpOptions(
-                base_url=self.base_url, timeout=int(self.policy.timeout_s * 1000),
-                retry_options=types.HttpRetryOptions(attempts=1))
+                base_url=self.base_url,
+                timeout=int(self.policy.timeout_s * 1000),
+                retry_options=types.HttpRetryOptions(attempts=1),
+            )
             self._client = genai.Client(api_key=self._api_key, http_options=http_options)
         return self._client
 
@@ -177,8 +211,10 @@ class GoogleAdapter(ApiAdapter):
         if config.seed is not None:
             settings["seed"] = config.seed
         response = await self.client().aio.models.generate_content(
-            model=self.model_name, contents=[types.Content(role="user", parts=parts)],
-            config=types.GenerateContentConfig(**settings))
+            model=self.model_name,
+            contents=[types.Content(role="user", parts=parts)],
+            config=types.GenerateContentConfig(**settings),
+        )
         return read_generate_response(response, output_limit)
 
     async def aclose(self) -> None:
@@ -197,14 +233,30 @@ def make_adapter(model_name: str, options: ModelOptions) -> GoogleAdapter:
     if secret is None:
         raise ModelResolutionError(
             f"google:{model_name} needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY) in the environment "
-            f"or in ./.env")
-    base_url = opts.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
-        or os.environ.get(BASE_URL_ENV) or None
-    info = ModelInfo(model_id=f"google:{model_name}", display_name=str(opts.get("display_name", model_name)),
-                     access="api", provider="google")
-    return GoogleAdapter(info, options, model_name, base_url, secret.value,
-                         send_temperature=opts.get("send_temperature", gemini_generation(model_name) != "3"),
-                         reasoning=reasoning, include_thoughts=opts.get("include_thoughts", True))
+            f"or in ./.env"
+        )
+    base_url = (
+        opts.get("base_url")
+        or (options.base_urls[0] if options.base_urls else None)
+        or os.environ.get(BASE_URL_ENV)
+        or None
+    )
+    info = ModelInfo(
+        model_id=f"google:{model_name}",
+        display_name=str(opts.get("display_name", model_name)),
+        access="api",
+        provider="google",
+    )
+    return GoogleAdapter(
+        info,
+        options,
+        model_name,
+        base_url,
+        secret.value,
+        send_temperature=opts.get("send_temperature", gemini_generation(model_name) != "3"),
+        reasoning=reasoning,
+        include_thoughts=opts.get("include_thoughts", True),
+    )
 
 
 def gemini_reasoning(model_name: str, opts: Any) -> Reasoning:
@@ -213,19 +265,26 @@ def gemini_reasoning(model_name: str, opts: Any) -> Reasoning:
     if generation == "3":
         if "thinking_budget" in opts:
             raise ModelResolutionError(f"google:{model_name}: Gemini 3 takes thinking_level, not thinking_budget")
-        return Reasoning(enabled=True, effort=opts.get("thinking_level", GEMINI_3_DEFAULT_LEVEL),
-                         reasoning_tokens=int(opts.get("reasoning_tokens", GEMINI_3_REASONING_TOKENS)))
+        return Reasoning(
+            enabled=True,
+            effort=opts.get("thinking_level", GEMINI_3_DEFAULT_LEVEL),
+            reasoning_tokens=int(opts.get("reasoning_tokens", GEMINI_3_REASONING_TOKENS)),
+        )
     for name in ("thinking_level", "reasoning_tokens"):
         if name in opts:
-            raise ModelResolutionError(f"google:{model_name}: {name} is a Gemini 3 option"
-                                       + ("; Gemini 2.5 takes thinking_budget" if generation else ""))
+            raise ModelResolutionError(
+                f"google:{model_name}: {name} is a Gemini 3 option"
+                + ("; Gemini 2.5 takes thinking_budget" if generation else "")
+            )
     if generation != "2.5":
         if "thinking_budget" in opts:
             raise ModelResolutionError(f"google:{model_name}: thinking_budget needs a Gemini 2.5 model")
         return Reasoning(enabled=False)
     budget = int(opts.get("thinking_budget", GEMINI_DEFAULT_THINKING))
     low, high = gemini_thinking_range(model_name)
-    if budget != 0 and not low <= budget <= high or budget == 0 and low > 0:
-        raise ModelResolutionError(f"google:{model_name}: thinking_budget={budget} is outside the model's range "
-                                   f"{'' if low else '0 or '}{max(low, 1)}..{high}")
+    if (budget != 0 and not low <= budget <= high) or (budget == 0 and low > 0):
+        raise ModelResolutionError(
+            f"google:{model_name}: thinking_budget={budget} is outside the model's range "
+            f"{'' if low else '0 or '}{max(low, 1)}..{high}"
+        )
     return Reasoning(enabled=budget > 0, reasoning_tokens=budget, thinking_budget=budget)

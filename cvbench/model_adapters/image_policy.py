@@ -100,17 +100,31 @@ def _size(n: int) -> str:
 
 CONTRACTS: dict[str, ImageContract] = {
     "anthropic": ImageContract(
-        provider="anthropic", formats=("image/jpeg", "image/png", "image/gif", "image/webp"),
-        max_image_bytes=5 * 1024 * 1024, max_request_bytes=32 * MB, max_side=8000, many_images=20,
-        many_images_max_side=2000, max_images=100, effective_max_side=1568, effective_max_pixels=1_150_000,
-        source="docs.anthropic.com/en/docs/build-with-claude/vision"),
+        provider="anthropic",
+        formats=("image/jpeg", "image/png", "image/gif", "image/webp"),
+        max_image_bytes=5 * 1024 * 1024,
+        max_request_bytes=32 * MB,
+        max_side=8000,
+        many_images=20,
+        many_images_max_side=2000,
+        max_images=100,
+        effective_max_side=1568,
+        effective_max_pixels=1_150_000,
+        source="docs.anthropic.com/en/docs/build-with-claude/vision",
+    ),
     "openai": ImageContract(
-        provider="openai", formats=("image/jpeg", "image/png", "image/webp", "image/gif"),
-        max_request_bytes=50 * MB, effective_max_side=2048,
-        source="platform.openai.com/docs/guides/images-vision"),
+        provider="openai",
+        formats=("image/jpeg", "image/png", "image/webp", "image/gif"),
+        max_request_bytes=50 * MB,
+        effective_max_side=2048,
+        source="platform.openai.com/docs/guides/images-vision",
+    ),
     "google": ImageContract(
-        provider="google", formats=("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"),
-        max_request_bytes=20 * MB, source="ai.google.dev/gemini-api/docs/image-understanding"),
+        provider="google",
+        formats=("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"),
+        max_request_bytes=20 * MB,
+        source="ai.google.dev/gemini-api/docs/image-understanding",
+    ),
 }
 
 
@@ -132,18 +146,28 @@ def _smaller(*values: int | None) -> int | None:
     return min(given) if given else None
 
 
-def run_image_policy(contract: ImageContract | None, image_format: str | None, jpeg_quality: int | None,
-                     max_side: int | None, max_pixels: int | None) -> ImagePolicy:
+def run_image_policy(
+    contract: ImageContract | None,
+    image_format: str | None,
+    jpeg_quality: int | None,
+    max_side: int | None,
+    max_pixels: int | None,
+) -> ImagePolicy:
     """The run's ImagePolicy: the user's choices, within the provider's effective size and limits."""
     if contract is None:
-        return ImagePolicy(format=image_format or "png", jpeg_quality=jpeg_quality or 90, max_side=max_side,
-                           max_pixels=max_pixels)
-    policy = ImagePolicy(format=image_format or contract.default_format,
-                         jpeg_quality=jpeg_quality or contract.jpeg_quality,
-                         max_side=_smaller(max_side, contract.effective_max_side, contract.max_side),
-                         max_pixels=_smaller(max_pixels, contract.effective_max_pixels))
+        return ImagePolicy(
+            format=image_format or "png", jpeg_quality=jpeg_quality or 90, max_side=max_side, max_pixels=max_pixels
+        )
+    policy = ImagePolicy(
+        format=image_format or contract.default_format,
+        jpeg_quality=jpeg_quality or contract.jpeg_quality,
+        max_side=_smaller(max_side, contract.effective_max_side, contract.max_side),
+        max_pixels=_smaller(max_pixels, contract.effective_max_pixels),
+    )
     if policy.mime not in contract.formats:
-        raise ImagePolicyError(f"{contract.provider} does not accept {policy.mime} (accepts {', '.join(contract.formats)})")
+        raise ImagePolicyError(
+            f"{contract.provider} does not accept {policy.mime} (accepts {', '.join(contract.formats)})"
+        )
     return policy
 
 
@@ -165,8 +189,9 @@ def _fits(image: PromptImage, contract: ImageContract, side: int | None) -> bool
     return contract.max_image_bytes is None or wire_bytes(image, contract) <= contract.max_image_bytes
 
 
-def _fit_one(image: PromptImage, contract: ImageContract, policy: ImagePolicy, side: int | None,
-             sample_id: str) -> PromptImage:
+def _fit_one(
+    image: PromptImage, contract: ImageContract, policy: ImagePolicy, side: int | None, sample_id: str
+) -> PromptImage:
     if _fits(image, contract, side):
         return image
     rgb = _decode(image)
@@ -178,9 +203,11 @@ def _fit_one(image: PromptImage, contract: ImageContract, policy: ImagePolicy, s
             return fitted
         target = int(target * SHRINK)
     limit = f"{contract.max_image_bytes:,} bytes{' (base64)' if contract.counts_base64 else ''} per image"
-    raise ImagePolicyError(f"sample {sample_id}: {image.label} cannot fit {contract.provider}'s limit of {limit} "
-                           f"even at {target} px on its long side ({policy.format}); use --image-format jpeg or a "
-                           f"smaller --max-side")
+    raise ImagePolicyError(
+        f"sample {sample_id}: {image.label} cannot fit {contract.provider}'s limit of {limit} "
+        f"even at {target} px on its long side ({policy.format}); use --image-format jpeg or a "
+        f"smaller --max-side"
+    )
 
 
 def fit_prompt(prompt: Prompt, contract: ImageContract | None, policy: ImagePolicy) -> Prompt:
@@ -190,40 +217,54 @@ def fit_prompt(prompt: Prompt, contract: ImageContract | None, policy: ImagePoli
         return prompt
     n = len(prompt.images)
     if contract.max_images is not None and n > contract.max_images:
-        raise ImagePolicyError(f"sample {prompt.sample_id}: {n} images, over {contract.provider}'s limit of "
-                               f"{contract.max_images} per request")
+        raise ImagePolicyError(
+            f"sample {prompt.sample_id}: {n} images, over {contract.provider}'s limit of "
+            f"{contract.max_images} per request"
+        )
     for image in prompt.images:
         if image.mime not in contract.formats:
-            raise ImagePolicyError(f"sample {prompt.sample_id}: {image.label} is {image.mime}; {contract.provider} "
-                                   f"accepts {', '.join(contract.formats)}")
+            raise ImagePolicyError(
+                f"sample {prompt.sample_id}: {image.label} is {image.mime}; {contract.provider} "
+                f"accepts {', '.join(contract.formats)}"
+            )
     side = contract.side_limit(n)
     images = tuple(_fit_one(image, contract, policy, side, prompt.sample_id) for image in prompt.images)
     total = sum(wire_bytes(i, contract) for i in images)
     if contract.max_request_bytes is not None and total > contract.max_request_bytes:
-        raise ImagePolicyError(f"sample {prompt.sample_id}: {n} images take {total:,} bytes"
-                               f"{' (base64)' if contract.counts_base64 else ''}, over {contract.provider}'s limit of "
-                               f"{contract.max_request_bytes:,} per request; use --image-format jpeg or a smaller "
-                               f"--max-side / --max-pixels")
+        raise ImagePolicyError(
+            f"sample {prompt.sample_id}: {n} images take {total:,} bytes"
+            f"{' (base64)' if contract.counts_base64 else ''}, over {contract.provider}'s limit of "
+            f"{contract.max_request_bytes:,} per request; use --image-format jpeg or a smaller "
+            f"--max-side / --max-pixels"
+        )
     if images == prompt.images:
         return prompt
     return replace(prompt, images=images, protocol=_refit_records(prompt.protocol, prompt.images, images))
 
 
-def _refit_records(protocol: Mapping[str, Any], old: tuple[PromptImage, ...],
-                   new: tuple[PromptImage, ...]) -> dict[str, Any]:
+def _refit_records(
+    protocol: Mapping[str, Any], old: tuple[PromptImage, ...], new: tuple[PromptImage, ...]
+) -> dict[str, Any]:
     out = dict(protocol)
     records = list(out.get("images") or [])
     if len(records) == len(new):
         for i, (before, after) in enumerate(zip(old, new)):
             if before is not after:
-                records[i] = {**records[i], "mime": after.mime, "width": after.width, "height": after.height,
-                              "sha256": after.sha256, "source": f"{records[i].get('source', '')}+fitted"}
+                records[i] = {
+                    **records[i],
+                    "mime": after.mime,
+                    "width": after.width,
+                    "height": after.height,
+                    "sha256": after.sha256,
+                    "source": f"{records[i].get('source', '')}+fitted",
+                }
         out["images"] = records
     return out
 
 
-def build_fitted_prompt(sample: Any, settings: Any, capabilities: Any, setting: str,
-                        contract: ImageContract | None) -> Prompt:
+def build_fitted_prompt(
+    sample: Any, settings: Any, capabilities: Any, setting: str, contract: ImageContract | None
+) -> Prompt:
     """`prompting.build_prompt`, then `fit_prompt` (one call for the runner's CPU pool)."""
     from cvbench.prompting.build import build_prompt
 

@@ -90,8 +90,12 @@ def redacted_args(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def generation_kwargs(max_tokens: int, temperature: float, top_p: float | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"max_new_tokens": int(max_tokens), "temperature": float(temperature),
-                              "do_sample": temperature > 0, "until": []}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": int(max_tokens),
+        "temperature": float(temperature),
+        "do_sample": temperature > 0,
+        "until": [],
+    }
     if top_p is not None:
         kwargs["top_p"] = float(top_p)
     return kwargs
@@ -137,59 +141,82 @@ class LmmsAdapter:
         from_string = lmms_utils.simple_parse_args_string(arg_string) if arg_string else {}
         clash = sorted(set(model_args) & set(from_string))
         if clash:
-            raise ModelResolutionError(f"lmms:{name}: model_args given twice (model string and options): "
-                                       f"{', '.join(clash)}")
+            raise ModelResolutionError(
+                f"lmms:{name}: model_args given twice (model string and options): {', '.join(clash)}"
+            )
         model_args.update(from_string)
         try:
             cls = models.get_model(name)
         except Exception as exc:  # lmms-eval raises ValueError/ImportError/TypeError for unknown or broken models
-            raise ModelResolutionError(f"lmms:{name}: lmms-eval has no usable model {name!r} ({type(exc).__name__}: "
-                                       f"{exc}); list them with: python -c 'import lmms_eval.models as m; "
-                                       f"print(m.list_available_models())'") from exc
+            raise ModelResolutionError(
+                f"lmms:{name}: lmms-eval has no usable model {name!r} ({type(exc).__name__}: "
+                f"{exc}); list them with: python -c 'import lmms_eval.models as m; "
+                f"print(m.list_available_models())'"
+            ) from exc
         try:
             self._model = cls(**model_args)
         except Exception as exc:
-            raise ModelResolutionError(f"lmms:{name}: cannot create the lmms-eval model with model_args "
-                                       f"{redacted_args(model_args)} ({type(exc).__name__}: {exc})") from exc
+            raise ModelResolutionError(
+                f"lmms:{name}: cannot create the lmms-eval model with model_args "
+                f"{redacted_args(model_args)} ({type(exc).__name__}: {exc})"
+            ) from exc
         self._name = name
         self._model_args = model_args
         self._simple = bool(getattr(cls, "is_simple", True))
         self._class_path = f"{cls.__module__}.{cls.__qualname__}"
-        self._unwrap = getattr(require_module("lmms_eval.api.instance", "lmms", "the lmms: adapter"),
-                               "unwrap_generation_output", None)
+        self._unwrap = getattr(
+            require_module("lmms_eval.api.instance", "lmms", "the lmms: adapter"), "unwrap_generation_output", None
+        )
         try:
             from importlib.metadata import version
 
             self._lmms_version = version("lmms_eval")
-        except Exception:  # noqa: BLE001 - a source checkout has no distribution metadata
+        except Exception:
             self._lmms_version = "unknown"
         max_images = option_int(extra, "max_images", None)
-        self.capabilities = Capabilities(max_images=max_images, native_regions=False, option_logprobs=False,
-                                         system_prompt=not self._simple)
+        self.capabilities = Capabilities(
+            max_images=max_images, native_regions=False, option_logprobs=False, system_prompt=not self._simple
+        )
         weights = next((str(model_args[k]) for k in ("pretrained", "model_version", "model") if k in model_args), None)
         display = str(extra.get("display_name") or (f"{name} ({weights})" if weights else name))
-        self.info = ModelInfo(model_id=f"lmms:{name}" + (f"/{weights}" if weights else ""), display_name=display,
-                              access="open", provider="lmms")
+        self.info = ModelInfo(
+            model_id=f"lmms:{name}" + (f"/{weights}" if weights else ""),
+            display_name=display,
+            access="open",
+            provider="lmms",
+        )
         self._batcher: MicroBatcher[_Item, Response] = MicroBatcher(
-            self._run_batch, max_batch=int(option_int(extra, "lmms_batch", 8) or 8),
+            self._run_batch,
+            max_batch=int(option_int(extra, "lmms_batch", 8) or 8),
             max_wait_s=float(option_int(extra, "max_wait_ms", 20, minimum=0) or 0) / 1000.0,
-            thread_name="cvbench-lmms")
+            thread_name="cvbench-lmms",
+        )
 
     def settings(self) -> Mapping[str, Any]:
-        return {"lmms_model": self._name, "model_class": self._class_path, "model_args": redacted_args(self._model_args),
-                "lmms_eval_version": self._lmms_version, "max_images": self.capabilities.max_images}
+        return {
+            "lmms_model": self._name,
+            "model_class": self._class_path,
+            "model_args": redacted_args(self._model_args),
+            "lmms_eval_version": self._lmms_version,
+            "max_images": self.capabilities.max_images,
+        }
 
     async def generate(self, request: Request) -> Response:
         if request.prompt.native is not None:
-            return Response(text=None, error=ModelError("invalid_request", "lmms-eval models take images and text, "
-                                                        "not native region inputs; use mode overlay"))
+            return Response(
+                text=None,
+                error=ModelError(
+                    "invalid_request",
+                    "lmms-eval models take images and text, not native region inputs; use mode overlay",
+                ),
+            )
         c = request.config
         item = _Item(request, generation_kwargs(c.max_tokens, c.temperature, c.top_p))
         key = tuple(sorted((k, str(v)) for k, v in item.gen_kwargs.items()))
         started = time.monotonic()
         try:
             response = await self._batcher.submit(item, key=key)
-        except Exception as exc:  # noqa: BLE001 - a model failure is an error record, never an exception
+        except Exception as exc:
             return error_response(exc, started)
         return response
 
@@ -204,8 +231,14 @@ class LmmsAdapter:
                 args: tuple[Any, ...] = (prompt.text, dict(item.gen_kwargs), _doc_to_visual, doc_id, TASK_NAME, SPLIT)
             else:
                 args = (prompt.text, _doc_to_messages, dict(item.gen_kwargs), doc_id, TASK_NAME, SPLIT)
-            instances.append(self._instance_cls(request_type="generate_until", arguments=args, idx=0,
-                                                metadata={"task": TASK_NAME, "doc_id": doc_id, "repeats": 1}))
+            instances.append(
+                self._instance_cls(
+                    request_type="generate_until",
+                    arguments=args,
+                    idx=0,
+                    metadata={"task": TASK_NAME, "doc_id": doc_id, "repeats": 1},
+                )
+            )
         self._model.task_dict = {TASK_NAME: {SPLIT: docs}}
         outputs = self._model.generate_until(instances)
         if len(outputs) != len(items):
@@ -220,10 +253,13 @@ class LmmsAdapter:
         if isinstance(output, list):  # a multi-round backend: the last round answers
             output = output[-1] if output else ""
         response = response_from_text(None if output is None else str(output))
-        usage = Usage(input_tokens=int(getattr(counts, "input_tokens", 0) or 0),
-                      output_tokens=int(getattr(counts, "output_tokens", 0) or 0))
-        return Response(text=response.text, error=response.error, usage=usage, latency_s=latency,
-                        served_model=self._name)
+        usage = Usage(
+            input_tokens=int(getattr(counts, "input_tokens", 0) or 0),
+            output_tokens=int(getattr(counts, "output_tokens", 0) or 0),
+        )
+        return Response(
+            text=response.text, error=response.error, usage=usage, latency_s=latency, served_model=self._name
+        )
 
     async def aclose(self) -> None:
         await self._batcher.aclose()

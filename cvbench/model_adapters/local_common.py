@@ -43,7 +43,8 @@ def require_module(name: str, extra: str, purpose: str) -> Any:
     except ImportError as exc:
         raise ModelResolutionError(
             f"{purpose} needs the Python package {name!r}, which is not installed ({exc}). "
-            f"Install it with: pip install 'cvbench[{extra}]'") from exc
+            f"Install it with: pip install 'cvbench[{extra}]'"
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------- options
@@ -97,8 +98,9 @@ def check_known_options(extra: Mapping[str, Any], known: Sequence[str], backend:
     """Unknown adapter options are an error (a typo must not silently fall back to a default)."""
     unknown = sorted(set(extra) - set(known))
     if unknown:
-        raise ModelResolutionError(f"{backend}: unknown model option(s) {', '.join(unknown)} "
-                                   f"(known: {', '.join(sorted(known))})")
+        raise ModelResolutionError(
+            f"{backend}: unknown model option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
 
 
 # ---------------------------------------------------------------------------------- images
@@ -163,8 +165,9 @@ def single_token_ids(encode: Callable[[str], Sequence[int]], spellings: Sequence
     return ids
 
 
-def letter_token_ids(encode: Callable[[str], Sequence[int]], letters: Sequence[str],
-                     forms: Sequence[str] = BASIC_LETTER_FORMS) -> dict[str, list[int]]:
+def letter_token_ids(
+    encode: Callable[[str], Sequence[int]], letters: Sequence[str], forms: Sequence[str] = BASIC_LETTER_FORMS
+) -> dict[str, list[int]]:
     """letter -> its single-token spellings' ids. Raises ValueError if a letter has none."""
     table = {letter: single_token_ids(encode, letter_spellings(letter, forms)) for letter in letters}
     missing = [letter for letter, ids in table.items() if not ids]
@@ -235,8 +238,7 @@ def error_response(exc: BaseException, started: float | None = None) -> Response
     else:
         kind = "internal"
     latency = time.monotonic() - started if started is not None else 0.0
-    return Response(text=None, error=ModelError(kind=kind, message=message[:2000], retryable=False),
-                    latency_s=latency)
+    return Response(text=None, error=ModelError(kind=kind, message=message[:2000], retryable=False), latency_s=latency)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -262,18 +264,24 @@ class BatchJob:
     scoring: bool
 
 
-async def answer_in_batch(batcher: "MicroBatcher[BatchJob, BatchResult]", request: Request, batch_key: Hashable,
-                          served_model: str) -> Response:
+async def answer_in_batch(
+    batcher: MicroBatcher[BatchJob, BatchResult], request: Request, batch_key: Hashable, served_model: str
+) -> Response:
     """Queue the request with the ones it may share a batch with (`batch_key`) and wait for its
     answer; a failure of the model becomes an error response, never an exception."""
     started = time.monotonic()
     try:
         result = await batcher.submit(BatchJob(request, bool(request.config.option_logprobs)), batch_key)
-    except Exception as exc:  # noqa: BLE001 - model failures become error responses
+    except Exception as exc:
         return error_response(exc, started)
-    return Response(text=result.text, usage=result.usage, latency_s=time.monotonic() - started,
-                    option_scores=result.option_scores, finish_reason=result.finish_reason,
-                    served_model=served_model)
+    return Response(
+        text=result.text,
+        usage=result.usage,
+        latency_s=time.monotonic() - started,
+        option_scores=result.option_scores,
+        finish_reason=result.finish_reason,
+        served_model=served_model,
+    )
 
 
 # ---------------------------------------------------------------------------------- batching
@@ -297,8 +305,14 @@ class MicroBatcher(Generic[T, R]):
     (so one bad image or an out-of-memory batch does not fail its neighbours).
     """
 
-    def __init__(self, run_batch: Callable[[list[T]], list[R]], max_batch: int, max_wait_s: float = 0.01,
-                 split_on_error: bool = True, thread_name: str = "cvbench-model") -> None:
+    def __init__(
+        self,
+        run_batch: Callable[[list[T]], list[R]],
+        max_batch: int,
+        max_wait_s: float = 0.01,
+        split_on_error: bool = True,
+        thread_name: str = "cvbench-model",
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._run_batch = run_batch
@@ -374,7 +388,7 @@ class MicroBatcher(Generic[T, R]):
             if len(results) != len(items):
                 raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
             return list(results)
-        except Exception as exc:  # noqa: BLE001 - every failure is handed back to its callers
+        except Exception as exc:
             if self._split_on_error and len(items) > 1:
                 return [self._run_safely([item])[0] for item in items]
             return [exc for _ in items]
@@ -400,8 +414,16 @@ async def timed(call: Awaitable[R]) -> tuple[R, float]:
 def resolve_torch_dtype(torch: Any, name: str | None, device: str) -> Any:
     """'auto' -> bfloat16 on CUDA with bf16 support, float16 on other CUDA, float32 on CPU."""
     name = (name or "auto").lower()
-    table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
-             "half": torch.float16, "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
+    table = {
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "half": torch.float16,
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float": torch.float32,
+    }
     if name == "auto":
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -417,8 +439,10 @@ def resolve_device(torch: Any, name: str | None) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelResolutionError(f"model option device={name!r}, but torch sees no CUDA GPU "
-                                   "(use device=cpu, or install a CUDA build of torch)")
+        raise ModelResolutionError(
+            f"model option device={name!r}, but torch sees no CUDA GPU "
+            "(use device=cpu, or install a CUDA build of torch)"
+        )
     return name
 
 

@@ -60,11 +60,15 @@ CHAT_OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
     OptionSpec("image_detail", "choice", "image detail level sent with each image", IMAGE_DETAILS),
     OptionSpec("max_tokens_field", "choice", "name of the output-limit field", MAX_TOKENS_FIELDS),
     OptionSpec("send_temperature", "bool", "send a temperature (default: false for reasoning models)"),
-    OptionSpec("reasoning_effort", "choice", f"reasoning models: effort (default {OPENAI_DEFAULT_EFFORT})",
-               OPENAI_EFFORTS),
+    OptionSpec(
+        "reasoning_effort", "choice", f"reasoning models: effort (default {OPENAI_DEFAULT_EFFORT})", OPENAI_EFFORTS
+    ),
     OptionSpec("reasoning_tokens", "int", "tokens added to the answer budget for reasoning", minimum=0),
-    OptionSpec("extra_headers", "headers", "HTTP headers sent with every request (JSON object; values redacted "
-                                           "everywhere cvbench writes)"),
+    OptionSpec(
+        "extra_headers",
+        "headers",
+        "HTTP headers sent with every request (JSON object; values redacted everywhere cvbench writes)",
+    ),
 )
 OPTIONS = CHAT_OPTIONS
 
@@ -90,8 +94,9 @@ def chat_messages(prompt: Prompt, detail: str | None, text: str | None = None) -
     return messages
 
 
-def sampling_arguments(request: Request, max_tokens_field: str, send_temperature: bool = True,
-                       reasoning: Reasoning | None = None) -> dict[str, Any]:
+def sampling_arguments(
+    request: Request, max_tokens_field: str, send_temperature: bool = True, reasoning: Reasoning | None = None
+) -> dict[str, Any]:
     """The sampling fields of a chat completion. A reasoning model gets answer + reasoning budget as
     its output limit, its `reasoning_effort`, and no temperature/top_p (it refuses them)."""
     config = request.config
@@ -115,8 +120,8 @@ def split_think(text: str) -> tuple[str, str | None]:
         return text, None
     end = stripped.find("</think>")
     if end < 0:  # cut off while thinking: no answer yet
-        return "", stripped[len("<think>"):].strip()
-    return stripped[end + len("</think>"):].strip(), stripped[len("<think>"):end].strip()
+        return "", stripped[len("<think>") :].strip()
+    return stripped[end + len("</think>") :].strip(), stripped[len("<think>") : end].strip()
 
 
 def _reasoning_tokens(completion: Any) -> int | None:
@@ -135,8 +140,10 @@ def usage_of(completion: Any) -> Usage:
     usage = getattr(completion, "usage", None)
     if usage is None:
         return Usage()
-    return Usage(input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                 output_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
+    return Usage(
+        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
 
 
 def read_completion(completion: Any, output_limit: int | None = None) -> tuple[Any, Response]:
@@ -181,18 +188,33 @@ def read_completion(completion: Any, output_limit: int | None = None) -> tuple[A
         raise budget_exhausted(finish, output_limit, _reasoning_tokens(completion))
     if text is None:
         raise malformed(f"first choice has no text content (finish_reason={finish})")
-    return choice, Response(text=str(text), usage=usage_of(completion), finish_reason=finish,
-                            served_model=getattr(completion, "model", None),
-                            reasoning=str(reasoning) if reasoning else None)
+    return choice, Response(
+        text=str(text),
+        usage=usage_of(completion),
+        finish_reason=finish,
+        served_model=getattr(completion, "model", None),
+        reasoning=str(reasoning) if reasoning else None,
+    )
 
 
 class OpenAIChatAdapter(ApiAdapter):
     """One OpenAI-protocol endpoint (the OpenAI API, or any server speaking it)."""
 
-    def __init__(self, info: ModelInfo, capabilities: Capabilities, options: ModelOptions, model_name: str,
-                 *, base_url: str | None, api_key: str | None, image_detail: str | None,
-                 max_tokens_field: str, send_temperature: bool = True, reasoning: Reasoning | None = None,
-                 extra_headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        capabilities: Capabilities,
+        options: ModelOptions,
+        model_name: str,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        image_detail: str | None,
+        max_tokens_field: str,
+        send_temperature: bool = True,
+        reasoning: Reasoning | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(info, capabilities, options)
         self.extra_headers = dict(extra_headers or {})
         self.model_name = model_name
@@ -211,22 +233,33 @@ class OpenAIChatAdapter(ApiAdapter):
         client = self._clients.get(key)
         if client is None:
             openai = require("openai", "openai", "the OpenAI adapter")
-            client = openai.AsyncOpenAI(api_key=self._api_key or "EMPTY", base_url=base_url,
-                                        max_retries=0, timeout=self.policy.timeout_s,
-                                        default_headers=self.extra_headers or None)
+            client = openai.AsyncOpenAI(
+                api_key=self._api_key or "EMPTY",
+                base_url=base_url,
+                max_retries=0,
+                timeout=self.policy.timeout_s,
+                default_headers=self.extra_headers or None,
+            )
             self._clients[key] = client
         return client
 
     def provider_settings(self) -> dict[str, Any]:
-        return {"provider": self.info.provider, "model": self.model_name, "image_detail": self.image_detail,
-                "image_encoding": "data-url", "max_tokens_field": self.max_tokens_field,
-                "send_temperature": self.send_temperature, "reasoning": self.reasoning.as_dict()}
+        return {
+            "provider": self.info.provider,
+            "model": self.model_name,
+            "image_detail": self.image_detail,
+            "image_encoding": "data-url",
+            "max_tokens_field": self.max_tokens_field,
+            "send_temperature": self.send_temperature,
+            "reasoning": self.reasoning.as_dict(),
+        }
 
     async def _attempt(self, request: Request) -> Response:
         client = self._client(self.base_url)
         args = sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
         completion = await client.chat.completions.create(
-            model=self.model_name, messages=chat_messages(request.prompt, self.image_detail), **args)
+            model=self.model_name, messages=chat_messages(request.prompt, self.image_detail), **args
+        )
         _, response = read_completion(completion, args[self.max_tokens_field])
         return response
 
@@ -250,8 +283,11 @@ def openai_reasoning(model_name: str, opts: Mapping[str, Any], default_on: bool)
     if not enabled:
         return Reasoning(enabled=False)
     effort = opts.get("reasoning_effort", OPENAI_DEFAULT_EFFORT if default_on else None)
-    return Reasoning(enabled=True, effort=effort,
-                     reasoning_tokens=int(opts.get("reasoning_tokens", OPENAI_REASONING_TOKENS if default_on else 0)))
+    return Reasoning(
+        enabled=True,
+        effort=effort,
+        reasoning_tokens=int(opts.get("reasoning_tokens", OPENAI_REASONING_TOKENS if default_on else 0)),
+    )
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> OpenAIChatAdapter:
@@ -261,14 +297,31 @@ def make_adapter(model_name: str, options: ModelOptions) -> OpenAIChatAdapter:
     secret = find_secret(KEY_VARS)
     if secret is None:
         raise ModelResolutionError(
-            f"openai:{model_name} needs an API key: set OPENAI_API_KEY in the environment or in ./.env")
-    base_url = opts.get("base_url") or (options.base_urls[0] if options.base_urls else None) \
-        or os.environ.get("OPENAI_BASE_URL") or None
-    info = ModelInfo(model_id=f"openai:{model_name}", display_name=str(opts.get("display_name", model_name)),
-                     access="api", params_b=None, provider="openai")
-    return OpenAIChatAdapter(info, Capabilities(max_images=None, system_prompt=True), options, model_name,
-                             base_url=base_url, api_key=secret.value, image_detail=opts.get("image_detail", "high"),
-                             max_tokens_field=opts.get("max_tokens_field", "max_completion_tokens"),
-                             send_temperature=opts.get("send_temperature", not reasons),
-                             extra_headers=opts.get("extra_headers"),
-                             reasoning=openai_reasoning(model_name, opts, reasons))
+            f"openai:{model_name} needs an API key: set OPENAI_API_KEY in the environment or in ./.env"
+        )
+    base_url = (
+        opts.get("base_url")
+        or (options.base_urls[0] if options.base_urls else None)
+        or os.environ.get("OPENAI_BASE_URL")
+        or None
+    )
+    info = ModelInfo(
+        model_id=f"openai:{model_name}",
+        display_name=str(opts.get("display_name", model_name)),
+        access="api",
+        params_b=None,
+        provider="openai",
+    )
+    return OpenAIChatAdapter(
+        info,
+        Capabilities(max_images=None, system_prompt=True),
+        options,
+        model_name,
+        base_url=base_url,
+        api_key=secret.value,
+        image_detail=opts.get("image_detail", "high"),
+        max_tokens_field=opts.get("max_tokens_field", "max_completion_tokens"),
+        send_temperature=opts.get("send_temperature", not reasons),
+        extra_headers=opts.get("extra_headers"),
+        reasoning=openai_reasoning(model_name, opts, reasons),
+    )

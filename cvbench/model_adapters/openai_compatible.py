@@ -58,8 +58,9 @@ def endpoint_urls(options: ModelOptions, environ: Mapping[str, str] | None = Non
         urls = [u.strip() for u in env.get(URL_ENV, "").split(",") if u.strip()]
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            raise ModelResolutionError(f"base URL {url!r} must start with http:// or https:// "
-                                       f"(e.g. http://127.0.0.1:8000/v1)")
+            raise ModelResolutionError(
+                f"base URL {url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+            )
     return tuple(dict.fromkeys(urls))
 
 
@@ -122,15 +123,30 @@ class EndpointPool:
 
 
 class OpenAICompatibleAdapter(OpenAIChatAdapter):
-    def __init__(self, info: ModelInfo, options: ModelOptions, model_name: str, urls: Sequence[str],
-                 api_key: str | None, image_detail: str | None, opts: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        options: ModelOptions,
+        model_name: str,
+        urls: Sequence[str],
+        api_key: str | None,
+        image_detail: str | None,
+        opts: Mapping[str, Any] | None = None,
+    ) -> None:
         opts = opts if opts is not None else read_options(options.extra, OPTIONS, info.model_id)
-        super().__init__(info, Capabilities(max_images=None, option_logprobs=True, system_prompt=True), options,
-                         model_name, base_url=None, api_key=api_key, image_detail=image_detail,
-                         max_tokens_field=opts.get("max_tokens_field", "max_tokens"),
-                         send_temperature=opts.get("send_temperature", True),
-                         reasoning=openai_reasoning(model_name, opts, default_on=False),
-                         extra_headers=opts.get("extra_headers"))
+        super().__init__(
+            info,
+            Capabilities(max_images=None, option_logprobs=True, system_prompt=True),
+            options,
+            model_name,
+            base_url=None,
+            api_key=api_key,
+            image_detail=image_detail,
+            max_tokens_field=opts.get("max_tokens_field", "max_tokens"),
+            send_temperature=opts.get("send_temperature", True),
+            reasoning=openai_reasoning(model_name, opts, default_on=False),
+            extra_headers=opts.get("extra_headers"),
+        )
         self.pool = EndpointPool(urls, float(opts.get("endpoint_cooldown_s", 30.0)))
         self.retry_refused_before_answer = len(self.pool.endpoints) > 1  # another endpoint may answer
 
@@ -161,14 +177,19 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
         if not request.config.option_logprobs:
             args = sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
             completion = await client.chat.completions.create(
-                model=self.model_name, messages=chat_messages(prompt, self.image_detail), **args)
+                model=self.model_name, messages=chat_messages(prompt, self.image_detail), **args
+            )
             return read_completion(completion, args[self.max_tokens_field])[1]
         text = f"{prompt.text}\n{LETTER_INSTRUCTION}"
         args = sampling_arguments(request, self.max_tokens_field, self.send_temperature)
         args[self.max_tokens_field] = 1
         completion = await client.chat.completions.create(
-            model=self.model_name, messages=chat_messages(prompt, self.image_detail, text=text),
-            logprobs=True, top_logprobs=TOP_LOGPROBS, **args)
+            model=self.model_name,
+            messages=chat_messages(prompt, self.image_detail, text=text),
+            logprobs=True,
+            top_logprobs=TOP_LOGPROBS,
+            **args,
+        )
         choice, response = read_completion(completion)
         logprobs = getattr(choice, "logprobs", None)
         content = getattr(logprobs, "content", None) if logprobs is not None else None
@@ -191,11 +212,16 @@ def make_adapter(model_name: str, options: ModelOptions) -> OpenAICompatibleAdap
     if not urls:
         raise ModelResolutionError(
             f"openai-compatible:{model_name} needs a server: pass --base-url http://HOST:PORT/v1 (repeat it for "
-            f"several servers) or set {URL_ENV}=url1,url2; start one with `vllm serve {model_name}`")
+            f"several servers) or set {URL_ENV}=url1,url2; start one with `vllm serve {model_name}`"
+        )
     opts = read_options(options.extra, OPTIONS, f"openai-compatible:{model_name}")
     secret = find_secret(KEY_VARS)
     detail = opts.get("image_detail")
-    info = ModelInfo(model_id=f"openai-compatible:{model_name}",
-                     display_name=str(opts.get("display_name", model_name)), access="open",
-                     params_b=None, provider="openai-compatible")
+    info = ModelInfo(
+        model_id=f"openai-compatible:{model_name}",
+        display_name=str(opts.get("display_name", model_name)),
+        access="open",
+        params_b=None,
+        provider="openai-compatible",
+    )
     return OpenAICompatibleAdapter(info, options, model_name, urls, secret.value if secret else None, detail, opts)

@@ -52,8 +52,12 @@ class Reasoning:
     thinking_budget: int | None = None  # Anthropic budget_tokens / Gemini 2.5 thinking_budget
 
     def as_dict(self) -> dict[str, object]:
-        return {"enabled": self.enabled, "reasoning_tokens": self.reasoning_tokens, "effort": self.effort,
-                "thinking_budget": self.thinking_budget}
+        return {
+            "enabled": self.enabled,
+            "reasoning_tokens": self.reasoning_tokens,
+            "effort": self.effort,
+            "thinking_budget": self.thinking_budget,
+        }
 
     def output_limit(self, answer_tokens: int) -> int:
         return answer_tokens + self.reasoning_tokens

@@ -69,11 +69,14 @@ def resolve_provider(spec: str) -> tuple[Provider, str]:
     provider = PROVIDERS.get(provider_name)
     if provider is None:
         known = ", ".join(sorted(PROVIDERS))
-        raise ModelResolutionError(f"unknown model {spec!r}: no provider {provider_name!r} (known providers: {known}; "
-                                   f"aliases: `cvbench models`)")
+        raise ModelResolutionError(
+            f"unknown model {spec!r}: no provider {provider_name!r} (known providers: {known}; "
+            f"aliases: `cvbench models`)"
+        )
     if provider.requires_model_name and not model_name:
-        raise ModelResolutionError(f"model {spec!r}: provider {provider_name!r} needs a model name, "
-                                   f"e.g. {provider_name}:NAME")
+        raise ModelResolutionError(
+            f"model {spec!r}: provider {provider_name!r} needs a model name, e.g. {provider_name}:NAME"
+        )
     return provider, model_name
 
 
@@ -88,34 +91,82 @@ BASELINE_FACTORIES: dict[str, str] = {
 }
 
 for _provider in (
-    Provider("openai", "cvbench.model_adapters.openai_api:make_adapter",
-             "OpenAI chat completions (openai:gpt-4o); key OPENAI_API_KEY", extra="openai"),
-    Provider("anthropic", "cvbench.model_adapters.anthropic_api:make_adapter",
-             "Anthropic messages (anthropic:claude-sonnet-4-6); key ANTHROPIC_API_KEY", extra="anthropic"),
-    Provider("google", "cvbench.model_adapters.google_api:make_adapter",
-             "Google Gemini (google:gemini-2.5-pro); key GEMINI_API_KEY or GOOGLE_API_KEY", extra="google"),
-    Provider("openai-compatible", "cvbench.model_adapters.openai_compatible:make_adapter",
-             "any OpenAI-compatible server, e.g. vllm serve (openai-compatible:NAME --base-url URL)", extra="openai"),
-    Provider("vllm", "cvbench.model_adapters.vllm_local:make_adapter",
-             "in-process vLLM on a CUDA GPU (vllm:HF_REPO)", extra="vllm"),
-    Provider("hf", "cvbench.model_adapters.transformers_local:make_adapter",
-             "in-process transformers (hf:HF_REPO)", extra="local"),
-    Provider("crossviewer", "cvbench.model_adapters.crossviewer:make_adapter",
-             "CrossViewer, native region tokens (needs its code folder and checkpoint)", extra="local",
-             requires_model_name=False),
-    Provider("colva", "cvbench.model_adapters.colva:make_adapter",
-             "CoLVA, native visual prompts (colva:zhouyik/colva_internvl2_4b)", extra="local",
-             requires_model_name=False),
-    Provider("lmms", "cvbench.model_adapters.lmms:make_adapter",
-             "a model lmms-eval wraps (lmms:qwen2_5_vl,pretrained=ORG/NAME; model_args after commas)", extra="lmms"),
-    Provider("random", BASELINE_FACTORIES["random"], "baseline: a uniformly random option (seeded)",
-             requires_model_name=False),
-    Provider("first-option", BASELINE_FACTORIES["first-option"], "baseline: always option A",
-             requires_model_name=False),
-    Provider("mask-heuristic", BASELINE_FACTORIES["mask-heuristic"],
-             "baseline: answers from mask geometry alone, without looking at pixels", requires_model_name=False),
-    Provider("baseline", "cvbench.model_adapters.registry:make_baseline",
-             "baseline:NAME for NAME in random, first-option, mask-heuristic"),
+    Provider(
+        "openai",
+        "cvbench.model_adapters.openai_api:make_adapter",
+        "OpenAI chat completions (openai:gpt-4o); key OPENAI_API_KEY",
+        extra="openai",
+    ),
+    Provider(
+        "anthropic",
+        "cvbench.model_adapters.anthropic_api:make_adapter",
+        "Anthropic messages (anthropic:claude-sonnet-4-6); key ANTHROPIC_API_KEY",
+        extra="anthropic",
+    ),
+    Provider(
+        "google",
+        "cvbench.model_adapters.google_api:make_adapter",
+        "Google Gemini (google:gemini-2.5-pro); key GEMINI_API_KEY or GOOGLE_API_KEY",
+        extra="google",
+    ),
+    Provider(
+        "openai-compatible",
+        "cvbench.model_adapters.openai_compatible:make_adapter",
+        "any OpenAI-compatible server, e.g. vllm serve (openai-compatible:NAME --base-url URL)",
+        extra="openai",
+    ),
+    Provider(
+        "vllm",
+        "cvbench.model_adapters.vllm_local:make_adapter",
+        "in-process vLLM on a CUDA GPU (vllm:HF_REPO)",
+        extra="vllm",
+    ),
+    Provider(
+        "hf",
+        "cvbench.model_adapters.transformers_local:make_adapter",
+        "in-process transformers (hf:HF_REPO)",
+        extra="local",
+    ),
+    Provider(
+        "crossviewer",
+        "cvbench.model_adapters.crossviewer:make_adapter",
+        "CrossViewer, native region tokens (needs its code folder and checkpoint)",
+        extra="local",
+        requires_model_name=False,
+    ),
+    Provider(
+        "colva",
+        "cvbench.model_adapters.colva:make_adapter",
+        "CoLVA, native visual prompts (colva:zhouyik/colva_internvl2_4b)",
+        extra="local",
+        requires_model_name=False,
+    ),
+    Provider(
+        "lmms",
+        "cvbench.model_adapters.lmms:make_adapter",
+        "a model lmms-eval wraps (lmms:qwen2_5_vl,pretrained=ORG/NAME; model_args after commas)",
+        extra="lmms",
+    ),
+    Provider(
+        "random",
+        BASELINE_FACTORIES["random"],
+        "baseline: a uniformly random option (seeded)",
+        requires_model_name=False,
+    ),
+    Provider(
+        "first-option", BASELINE_FACTORIES["first-option"], "baseline: always option A", requires_model_name=False
+    ),
+    Provider(
+        "mask-heuristic",
+        BASELINE_FACTORIES["mask-heuristic"],
+        "baseline: answers from mask geometry alone, without looking at pixels",
+        requires_model_name=False,
+    ),
+    Provider(
+        "baseline",
+        "cvbench.model_adapters.registry:make_baseline",
+        "baseline:NAME for NAME in random, first-option, mask-heuristic",
+    ),
 ):
     register_provider(_provider)
 
@@ -133,8 +184,9 @@ def call_factory(provider: Provider, spec: str, model_name: str, options: ModelO
         factory = load_factory(provider)
     except ImportError as exc:
         hint = f"pip install 'cvbench[{provider.extra}]'" if provider.extra else "reinstall cvbench"
-        raise ModelResolutionError(f"model {spec!r}: the {provider.name!r} backend cannot be imported "
-                                   f"({exc}); {hint}") from exc
+        raise ModelResolutionError(
+            f"model {spec!r}: the {provider.name!r} backend cannot be imported ({exc}); {hint}"
+        ) from exc
     except AttributeError as exc:
         raise ModelResolutionError(f"model {spec!r}: {provider.factory} does not exist ({exc})") from exc
     try:

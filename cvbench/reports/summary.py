@@ -46,8 +46,11 @@ class EvaluationSummary:
     def title(self) -> str:
         bench = BENCHMARK_NAMES.get(self.benchmark, self.benchmark)
         task = "" if self.task == self.benchmark else f" [{self.task}]"
-        setting = "" if self.setting == "all" and self.benchmark != "mmvm" else (
-            ", all candidates" if self.setting == "all" else f", {self.setting} candidates")
+        setting = (
+            ""
+            if self.setting == "all" and self.benchmark != "mmvm"
+            else (", all candidates" if self.setting == "all" else f", {self.setting} candidates")
+        )
         return f"{bench}{task}{setting}"
 
     def dimensions(self) -> list[str]:
@@ -78,18 +81,31 @@ def summarize_run(run: RunData) -> RunSummary:
             raise RunDirError(f"{where}: evaluations.{key}.overall missing or not an object")
         slices = []
         for name, m in (ev.get("slices") or {}).items():
-            slices.append(SliceResult(name, slice_label(name), metric_cell(m, f"{where}: evaluations.{key}.slices.{name}")))
+            slices.append(
+                SliceResult(name, slice_label(name), metric_cell(m, f"{where}: evaluations.{key}.slices.{name}"))
+            )
         slices.sort(key=lambda s: slice_sort_key(s.slice))
         task, _, setting = key.partition("@")
-        evaluations.append(EvaluationSummary(
-            key=key, task=str(ev.get("task") or task), benchmark=str(ev.get("benchmark") or ""),
-            setting=str(ev.get("setting") or setting or "all"),
-            overall=metric_cell(overall_metric, f"{where}: evaluations.{key}.overall"), slices=tuple(slices)))
+        evaluations.append(
+            EvaluationSummary(
+                key=key,
+                task=str(ev.get("task") or task),
+                benchmark=str(ev.get("benchmark") or ""),
+                setting=str(ev.get("setting") or setting or "all"),
+                overall=metric_cell(overall_metric, f"{where}: evaluations.{key}.overall"),
+                slices=tuple(slices),
+            )
+        )
     evaluations.sort(key=lambda e: (e.benchmark, e.task, -setting_sort_key(e.setting)))
     overall = run.results.get("overall")
-    return RunSummary(run_name=run.path.name, model=run_model(run), status=str(run.results.get("status") or "unknown"),
-                      overall=metric_cell(overall, f"{where}: overall") if isinstance(overall, Mapping) else None,
-                      evaluations=tuple(evaluations), provenance=tuple(flatten_provenance(run.config)))
+    return RunSummary(
+        run_name=run.path.name,
+        model=run_model(run),
+        status=str(run.results.get("status") or "unknown"),
+        overall=metric_cell(overall, f"{where}: overall") if isinstance(overall, Mapping) else None,
+        evaluations=tuple(evaluations),
+        provenance=tuple(flatten_provenance(run.config)),
+    )
 
 
 # --------------------------------------------------------------------------------------- charts
@@ -117,16 +133,26 @@ def charts_for(summary: RunSummary) -> list[ChartSpec]:
     for task, evs in by_task.items():
         if len(evs) > 1:
             ordered = sorted(evs, key=lambda e: -setting_sort_key(e.setting))
-            charts.append(ChartSpec(f"{task}-settings", f"{_bench_title(evs[0])}: overall by number of candidates",
-                                    tuple(_bar("all candidates" if e.setting == "all" else f"{e.setting} candidates",
-                                               e.overall) for e in ordered)))
+            charts.append(
+                ChartSpec(
+                    f"{task}-settings",
+                    f"{_bench_title(evs[0])}: overall by number of candidates",
+                    tuple(
+                        _bar("all candidates" if e.setting == "all" else f"{e.setting} candidates", e.overall)
+                        for e in ordered
+                    ),
+                )
+            )
         for ev in evs:
             for dim in ev.dimensions():
-                bars = [_bar("Overall", ev.overall)] + [_bar(s.label, s.cell) for s in ev.slices
-                                                        if s.slice.partition("=")[0] == dim
-                                                        and s.cell.value is not None]  # an empty slice has no bar
-                charts.append(ChartSpec(f"{ev.key}-{dim}".replace("@", "-at-"), f"{ev.title}: by {_dim_name(dim)}",
-                                        tuple(bars)))
+                bars = [_bar("Overall", ev.overall)] + [
+                    _bar(s.label, s.cell)
+                    for s in ev.slices
+                    if s.slice.partition("=")[0] == dim and s.cell.value is not None
+                ]  # an empty slice has no bar
+                charts.append(
+                    ChartSpec(f"{ev.key}-{dim}".replace("@", "-at-"), f"{ev.title}: by {_dim_name(dim)}", tuple(bars))
+                )
     return charts
 
 
@@ -136,8 +162,12 @@ def _bench_title(ev: EvaluationSummary) -> str:
 
 
 def _dim_name(dim: str) -> str:
-    return {"category": "category", "task_type": "task type", "cue": "matching cue",
-            "bucket": "number of candidates in the question"}.get(dim, dim)
+    return {
+        "category": "category",
+        "task_type": "task type",
+        "cue": "matching cue",
+        "bucket": "number of candidates in the question",
+    }.get(dim, dim)
 
 
 # --------------------------------------------------------------------------------------- failures
@@ -162,7 +192,9 @@ class GallerySection:
     records: tuple[SampleRecord, ...]
 
 
-def select_failures(records: Iterable[SampleRecord], *, per_slice: int = 3, max_items: int = 60) -> list[GallerySection]:
+def select_failures(
+    records: Iterable[SampleRecord], *, per_slice: int = 3, max_items: int = 60
+) -> list[GallerySection]:
     """Up to `per_slice` failures for each (evaluation, slice), in file order, each record shown
     once, at most `max_items` in all. Deterministic: no sampling."""
     by_slice: dict[tuple[str, str], list[SampleRecord]] = {}
@@ -176,10 +208,14 @@ def select_failures(records: Iterable[SampleRecord], *, per_slice: int = 3, max_
     shown: set[str] = set()
     sections: list[GallerySection] = []
     total = 0
-    for (evaluation, slice_), recs in sorted(by_slice.items(),
-                                             key=lambda kv: (kv[0][0].partition("@")[0],
-                                                             -setting_sort_key(kv[0][0].partition("@")[2]),
-                                                             slice_sort_key(kv[0][1]))):
+    for (evaluation, slice_), recs in sorted(
+        by_slice.items(),
+        key=lambda kv: (
+            kv[0][0].partition("@")[0],
+            -setting_sort_key(kv[0][0].partition("@")[2]),
+            slice_sort_key(kv[0][1]),
+        ),
+    ):
         picked: list[SampleRecord] = []
         for r in recs:
             if total >= max_items or len(picked) >= per_slice:

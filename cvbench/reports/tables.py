@@ -156,35 +156,67 @@ def _setting_label(setting: str) -> str:
 
 def _crossviewbench_layouts() -> tuple[TableLayout, ...]:
     overall = Column("all/overall", "all", "overall", "Overall", "All questions (micro average)")
-    categories = tuple(Column(f"all/category={key}", "all", f"category={key}", name, f"Category: {name}")
-                       for key, name in CATEGORY_NAMES.items())
-    types = tuple(Column(f"all/task_type={q}", "all", f"task_type={q}", q, f"{q}: {name} ({CATEGORY_NAMES[cat]})")
-                  for q, (name, cat) in TASK_TYPES.items())
+    categories = tuple(
+        Column(f"all/category={key}", "all", f"category={key}", name, f"Category: {name}")
+        for key, name in CATEGORY_NAMES.items()
+    )
+    types = tuple(
+        Column(f"all/task_type={q}", "all", f"task_type={q}", q, f"{q}: {name} ({CATEGORY_NAMES[cat]})")
+        for q, (name, cat) in TASK_TYPES.items()
+    )
     return (
-        TableLayout("main", "Overall and categories", (overall, *categories),
-                    "CrossViewBench accuracy (\\%): overall and per category."),
-        TableLayout("types", "Per task type", (overall, *types),
-                    "CrossViewBench accuracy (\\%) per task type."),
+        TableLayout(
+            "main",
+            "Overall and categories",
+            (overall, *categories),
+            "CrossViewBench accuracy (\\%): overall and per category.",
+        ),
+        TableLayout("types", "Per task type", (overall, *types), "CrossViewBench accuracy (\\%) per task type."),
     )
 
 
 def _mmvm_layouts() -> tuple[TableLayout, ...]:
     def col(setting: str, slice_: str, label: str, title: str) -> Column:
-        return Column(f"{setting}/{slice_}", setting, slice_, label, f"{title}, {_setting_label(setting).lower()}",
-                      group=_setting_label(setting))
+        return Column(
+            f"{setting}/{slice_}",
+            setting,
+            slice_,
+            label,
+            f"{title}, {_setting_label(setting).lower()}",
+            group=_setting_label(setting),
+        )
 
-    paper = tuple(c for s in MMVM_SETTINGS for c in (
-        col(s, "overall", "Overall", "All questions"),
-        col(s, "cue=CL", "CL", "Cue: Color"),
-        col(s, "cue=RP", "RP", "Cue: Relative position in the scene")))
-    layouts = [TableLayout("paper", "Overall, colour (CL) and relative position (RP) by number of candidates", paper,
-                           "MMVM accuracy (\\%): overall, colour (CL) and relative position (RP) at all, 12, 8 "
-                           "and 4 candidate options.")]
+    paper = tuple(
+        c
+        for s in MMVM_SETTINGS
+        for c in (
+            col(s, "overall", "Overall", "All questions"),
+            col(s, "cue=CL", "CL", "Cue: Color"),
+            col(s, "cue=RP", "RP", "Cue: Relative position in the scene"),
+        )
+    )
+    layouts = [
+        TableLayout(
+            "paper",
+            "Overall, colour (CL) and relative position (RP) by number of candidates",
+            paper,
+            "MMVM accuracy (\\%): overall, colour (CL) and relative position (RP) at all, 12, 8 "
+            "and 4 candidate options.",
+        )
+    ]
     for s in MMVM_SETTINGS:
-        cues = (col(s, "overall", "Overall", "All questions"),
-                *(col(s, f"cue={code}", code, f"Cue: {name}") for code, name in CUES.values()))
-        layouts.append(TableLayout(f"cues-{s}", f"All cues, {_setting_label(s).lower()}", cues,
-                                   f"MMVM accuracy (\\%) per matching cue, {_setting_label(s).lower()}."))
+        cues = (
+            col(s, "overall", "Overall", "All questions"),
+            *(col(s, f"cue={code}", code, f"Cue: {name}") for code, name in CUES.values()),
+        )
+        layouts.append(
+            TableLayout(
+                f"cues-{s}",
+                f"All cues, {_setting_label(s).lower()}",
+                cues,
+                f"MMVM accuracy (\\%) per matching cue, {_setting_label(s).lower()}.",
+            )
+        )
     return tuple(layouts)
 
 
@@ -272,9 +304,12 @@ def run_model(run: RunData) -> RunModel:
     if not model_id:
         raise RunDirError(f"{where}: field 'model.id' missing")
     params = model.get("params_b")
-    return RunModel(model_id=model_id, display_name=str(model.get("display_name") or model_id),
-                    access=str(model.get("access") or "unknown"),
-                    params_b=None if params is None else float(params))
+    return RunModel(
+        model_id=model_id,
+        display_name=str(model.get("display_name") or model_id),
+        access=str(model.get("access") or "unknown"),
+        params_b=None if params is None else float(params),
+    )
 
 
 def run_evaluations(run: RunData) -> dict[str, Mapping[str, Any]]:
@@ -308,10 +343,21 @@ def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, 
     for column in columns:
         metric = lookup_metric(run, task, column.setting, column.slice)
         if metric is not None:
-            cells[column.key] = metric_cell(metric, f"{run.path / 'results.json'}: {task}@{column.setting} {column.slice}")
-    return Row(row_id=row_id, name=model.display_name, origin=ORIGIN_REPRODUCED, access=model.access, cells=cells,
-               params_b=model.params_b, model_id=model.model_id, run_name=run.path.name, page=page,
-               source=f"reproduced by cvbench ({run.path.name})")
+            cells[column.key] = metric_cell(
+                metric, f"{run.path / 'results.json'}: {task}@{column.setting} {column.slice}"
+            )
+    return Row(
+        row_id=row_id,
+        name=model.display_name,
+        origin=ORIGIN_REPRODUCED,
+        access=model.access,
+        cells=cells,
+        params_b=model.params_b,
+        model_id=model.model_id,
+        run_name=run.path.name,
+        page=page,
+        source=f"reproduced by cvbench ({run.path.name})",
+    )
 
 
 def chance_row(rows: Iterable[Row], columns: Iterable[Column], row_id: str = "chance") -> Row | None:
@@ -329,8 +375,14 @@ def chance_row(rows: Iterable[Row], columns: Iterable[Column], row_id: str = "ch
                 break
     if not cells:
         return None
-    return Row(row_id=row_id, name="Chance", origin=ORIGIN_CHANCE, access="chance", cells=cells,
-               source="mean of 1 / number of options over the questions of each column")
+    return Row(
+        row_id=row_id,
+        name="Chance",
+        origin=ORIGIN_CHANCE,
+        access="chance",
+        cells=cells,
+        source="mean of 1 / number of options over the questions of each column",
+    )
 
 
 # --------------------------------------------------------------------------------------- ranking
@@ -339,14 +391,19 @@ def chance_row(rows: Iterable[Row], columns: Iterable[Column], row_id: str = "ch
 def overlap_ranks(intervals: Mapping[str, tuple[float, float]]) -> dict[str, int]:
     """rank = 1 + the number of other entries whose interval lies entirely above this one's
     (their lower bound > this upper bound). Entries whose intervals overlap share a place."""
-    return {key: 1 + sum(1 for other, (lo, _) in intervals.items() if other != key and lo > hi)
-            for key, (_, hi) in intervals.items()}
+    return {
+        key: 1 + sum(1 for other, (lo, _) in intervals.items() if other != key and lo > hi)
+        for key, (_, hi) in intervals.items()
+    }
 
 
 def rank_rows(rows: Iterable[Row], column_key: str) -> dict[str, int]:
     """Overlap ranks on one column over the non-reference rows that have an interval there."""
-    intervals = {r.row_id: r.cells[column_key].ci for r in rows
-                 if not r.is_reference and column_key in r.cells and r.cells[column_key].ci is not None}
+    intervals = {
+        r.row_id: r.cells[column_key].ci
+        for r in rows
+        if not r.is_reference and column_key in r.cells and r.cells[column_key].ci is not None
+    }
     return overlap_ranks({k: v for k, v in intervals.items() if v is not None})
 
 
@@ -360,13 +417,21 @@ def make_table(task: str, benchmark: str, layout: TableLayout, rows: list[Row], 
     bench_name = BENCHMARK_NAMES.get(benchmark, benchmark)
     title = layout.title if task == benchmark else f"{layout.title} ({task})"
     caption = layout.latex_caption if task == benchmark else f"{layout.latex_caption} Task: {task}."
-    return Table(table_id=f"{task}-{layout.layout_id}", task=task, benchmark=benchmark,
-                 title=f"{bench_name}: {title}", columns=layout.columns, rows=tuple(all_rows), ranks=ranks,
-                 caption=caption)
+    return Table(
+        table_id=f"{task}-{layout.layout_id}",
+        task=task,
+        benchmark=benchmark,
+        title=f"{bench_name}: {title}",
+        columns=layout.columns,
+        rows=tuple(all_rows),
+        ranks=ranks,
+        caption=caption,
+    )
 
 
 def sort_rows(rows: Iterable[Row], column_key: str) -> list[Row]:
     """Best first on one column; rows without a value there last (stable otherwise)."""
+
     def key(row: Row) -> tuple[bool, float]:
         cell = row.cells.get(column_key)
         if cell is None or cell.value is None:
@@ -420,7 +485,7 @@ def slice_label(slice_: str) -> str:
     if dim == "task_type" and label in TASK_TYPES:
         return f"{label} {TASK_TYPES[label][0]}"
     if dim == "cue":
-        names = {code: name for code, name in CUES.values()}
+        names = dict(CUES.values())
         return f"{label} {names[label]}" if label in names else label
     if dim == "bucket":
         return f"{label} candidates"

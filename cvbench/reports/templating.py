@@ -10,8 +10,10 @@ from cvbench.reports.exports import column_groups
 
 # Every page carries this policy: no inline scripts (only type="application/json" data
 # blocks, which browsers never execute), no remote resources.
-CSP = ("default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "object-src 'none'; base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "object-src 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 def _rate(value: float | None) -> str:

@@ -14,9 +14,10 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 RESULTS_SCHEMA = "cvbench.results/1"
 RECORD_SCHEMA = "cvbench.record/1"
@@ -69,8 +70,8 @@ class SampleRecord:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SampleRecord":
-        known = {f for f in cls.__dataclass_fields__}
+    def from_dict(cls, data: dict[str, Any]) -> SampleRecord:
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -93,8 +94,9 @@ def image_relpath(sha256: str, ext: str) -> str:
 def unique_temp_path(path: Path) -> Path:
     """A new, empty temporary file beside `path`, its name unique to this writer (pid, thread and
     random part: two processes or threads writing the same file never share a temp file)."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.{threading.get_ident()}.",
-                                suffix=".tmp")
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.{threading.get_ident()}.", suffix=".tmp"
+    )
     os.close(fd)
     return Path(name)
 
@@ -153,8 +155,10 @@ def iter_records(run_dir: Path) -> Iterator[SampleRecord]:
                     raise RunDirError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
                 images = data.get("image_sha256") if isinstance(data, dict) else None
                 if not isinstance(images, list) or not all(is_sha256(s) for s in images):
-                    raise RunDirError(f"{path}:{lineno}: 'image_sha256' must be a list of SHA-256 hex digests, "
-                                      f"got {json.dumps(images)[:120]}")
+                    raise RunDirError(
+                        f"{path}:{lineno}: 'image_sha256' must be a list of SHA-256 hex digests, "
+                        f"got {json.dumps(images)[:120]}"
+                    )
                 yield SampleRecord.from_dict(data)
             line = following
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from cvbench.core.types import Response
 from cvbench.runner.cache_check import choices, inspect_cache
@@ -28,6 +28,7 @@ from cvbench.runner.cache_codec import (
     response_from_json,
     response_to_json,
 )
+from typing_extensions import Self
 
 BUSY_TIMEOUT_S = 60.0
 LOOKUP_CHUNK = 500  # keys per `IN (...)` query: below SQLite's old 999-variable limit
@@ -39,7 +40,7 @@ def rows_for_keys(db: sqlite3.Connection, query: str, keys: Sequence[str]) -> li
     rows: list[tuple[str, str]] = []
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), LOOKUP_CHUNK):
-        part = unique[start:start + LOOKUP_CHUNK]
+        part = unique[start : start + LOOKUP_CHUNK]
         rows.extend(db.execute(query.format(marks=",".join("?" * len(part))), part))
     return rows
 
@@ -81,11 +82,14 @@ class ResponseCache:
         if check:
             health = inspect_cache(self.path, full=False)
             if not health.usable:
-                raise CacheUnusableError(f"{self.path}: not a usable cvbench response cache ({'; '.join(health.problems)})",
-                                         choices(self.path, health.kind))
+                raise CacheUnusableError(
+                    f"{self.path}: not a usable cvbench response cache ({'; '.join(health.problems)})",
+                    choices(self.path, health.kind),
+                )
         try:
-            self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -93,7 +97,8 @@ class ResponseCache:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS responses ("
-                " key TEXT PRIMARY KEY, model_id TEXT NOT NULL, created REAL NOT NULL, response TEXT NOT NULL)")
+                " key TEXT PRIMARY KEY, model_id TEXT NOT NULL, created REAL NOT NULL, response TEXT NOT NULL)"
+            )
             self._db.execute("CREATE INDEX IF NOT EXISTS responses_model ON responses(model_id)")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(CACHE_SCHEMA),))
@@ -138,8 +143,10 @@ class ResponseCache:
         payload = response_to_json(response)
         try:
             with self._lock:
-                self._db.execute("INSERT OR REPLACE INTO responses (key, model_id, created, response) "
-                                 "VALUES (?, ?, ?, ?)", (key, model_id, time.time(), payload))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO responses (key, model_id, created, response) VALUES (?, ?, ?, ?)",
+                    (key, model_id, time.time(), payload),
+                )
         except sqlite3.DatabaseError as exc:
             raise self._failed(exc) from exc
 
@@ -148,8 +155,9 @@ class ResponseCache:
         (`cvbench cache repair` moving salvaged rows)."""
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO responses (key, model_id, created, response) "
-                                 "VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO responses (key, model_id, created, response) VALUES (?, ?, ?, ?)", rows
+            )
             self._db.execute("COMMIT")
 
     def __contains__(self, key: str) -> bool:
@@ -160,7 +168,8 @@ class ResponseCache:
         with self._lock:
             rows = self._db.execute(
                 "SELECT model_id, COUNT(*), SUM(LENGTH(response) + LENGTH(key)) FROM responses "
-                "GROUP BY model_id ORDER BY model_id").fetchall()
+                "GROUP BY model_id ORDER BY model_id"
+            ).fetchall()
         per_model = tuple(ModelCacheStats(m, int(n), int(b or 0)) for m, n, b in rows)
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return CacheStats(self.path, sum(m.entries for m in per_model), size, per_model)
@@ -172,7 +181,8 @@ class ResponseCache:
                 n = self._db.execute("DELETE FROM responses").rowcount
                 # the prompt digests (cvbench.runner.prompt_cache) are model-independent: only a full clear drops them
                 has_digests = self._db.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'prompt_digests'").fetchone()
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'prompt_digests'"
+                ).fetchone()
                 digests = self._db.execute("DELETE FROM prompt_digests").rowcount if has_digests else 0
             else:
                 n = self._db.execute("DELETE FROM responses WHERE model_id = ?", (model_id,)).rowcount
@@ -186,7 +196,7 @@ class ResponseCache:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "ResponseCache":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -76,15 +76,20 @@ def inspect_cache(path: str | Path, *, full: bool = True) -> CacheHealth:
             return CacheHealth(path, "new", ())  # empty, or begun by cvbench (the prompt digests opened first)
         if "responses" not in tables or "meta" not in tables:
             listed = ", ".join(sorted(tables))
-            return CacheHealth(path, "foreign", (f"an SQLite file that is not a cvbench response cache (tables: {listed})",))
+            return CacheHealth(
+                path, "foreign", (f"an SQLite file that is not a cvbench response cache (tables: {listed})",)
+            )
         try:
             columns = {r[1] for r in db.execute("PRAGMA table_info(responses)")}
             row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:
             return CacheHealth(path, "damaged", (f"its schema is unreadable ({exc})",))
-        if not RESPONSE_COLUMNS <= columns:
-            return CacheHealth(path, "foreign", ("its 'responses' table lacks the columns "
-                                                 + ", ".join(sorted(RESPONSE_COLUMNS - columns)),))
+        if not columns >= RESPONSE_COLUMNS:
+            return CacheHealth(
+                path,
+                "foreign",
+                ("its 'responses' table lacks the columns " + ", ".join(sorted(RESPONSE_COLUMNS - columns)),),
+            )
         try:
             schema = int(row[0]) if row is not None else None
         except (TypeError, ValueError):
@@ -92,8 +97,10 @@ def inspect_cache(path: str | Path, *, full: bool = True) -> CacheHealth:
         if schema is None:
             return CacheHealth(path, "foreign", ("no readable schema version in its 'meta' table",))
         if schema > CACHE_SCHEMA:
-            newer = (f"written by a newer cvbench (cache schema {schema}; this version reads schema {CACHE_SCHEMA} "
-                     f"and older): upgrade cvbench or pass another --cache")
+            newer = (
+                f"written by a newer cvbench (cache schema {schema}; this version reads schema {CACHE_SCHEMA} "
+                f"and older): upgrade cvbench or pass another --cache"
+            )
             return CacheHealth(path, "newer", (newer,), schema)
         try:
             pragma = "integrity_check" if full else "quick_check"
@@ -142,8 +149,9 @@ def salvage_rows(db: sqlite3.Connection) -> tuple[list[tuple[str, str, float, st
     misses = 0
     while True:
         try:
-            cursor = db.execute("SELECT rowid, key, model_id, created, response FROM responses WHERE rowid > ? "
-                                "ORDER BY rowid", (last,))
+            cursor = db.execute(
+                "SELECT rowid, key, model_id, created, response FROM responses WHERE rowid > ? ORDER BY rowid", (last,)
+            )
             for rowid, key, model_id, created, payload in cursor:
                 last = rowid
                 misses = 0

@@ -12,17 +12,24 @@ CACHE_SCHEMA = 1
 
 def response_to_json(response: Response) -> str:
     extra = {"details": dict(response.details)} if response.details is not None else {}
-    return json.dumps({**extra,
-        "text": response.text,
-        "usage": {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens,
-                  "cost_usd": response.usage.cost_usd},
-        "latency_s": response.latency_s,
-        "attempts": response.attempts,
-        "option_scores": dict(response.option_scores) if response.option_scores is not None else None,
-        "finish_reason": response.finish_reason,
-        "served_model": response.served_model,
-        "reasoning": response.reasoning,
-    }, sort_keys=True)
+    return json.dumps(
+        {
+            **extra,
+            "text": response.text,
+            "usage": {
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+                "cost_usd": response.usage.cost_usd,
+            },
+            "latency_s": response.latency_s,
+            "attempts": response.attempts,
+            "option_scores": dict(response.option_scores) if response.option_scores is not None else None,
+            "finish_reason": response.finish_reason,
+            "served_model": response.served_model,
+            "reasoning": response.reasoning,
+        },
+        sort_keys=True,
+    )
 
 
 def response_from_json(payload: str) -> Response:

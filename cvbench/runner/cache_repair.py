@@ -36,8 +36,10 @@ def repair_cache(path: str | Path) -> RepairReport:
     if health.kind in ("ok", "new"):
         raise CacheRepairError(f"{path}: the cache is healthy; nothing to repair")
     if health.kind in ("foreign", "newer"):
-        raise CacheRepairError(f"{health.summary()}; `cache repair` only salvages a damaged cvbench cache: "
-                               f"move the file away or pass another --cache")
+        raise CacheRepairError(
+            f"{health.summary()}; `cache repair` only salvages a damaged cvbench cache: "
+            f"move the file away or pass another --cache"
+        )
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.repair.") as work:
         copy = Path(work) / "damaged.db"  # read a copy: opening the damaged file itself could rewrite its WAL

@@ -28,7 +28,7 @@ FIXES = {
     "auth": "the API key is refused: check the key variable (and ./.env) for this provider",
     "not_found": "the model or endpoint does not exist: check the model name and --base-url",
     "invalid_request": "the server refuses the request: read its message above; check the model name and "
-                       "--model-option values",
+    "--model-option values",
     "transport": "the endpoint cannot be reached: check --base-url, the network, and that the server is running",
 }
 
@@ -67,8 +67,10 @@ class FailureWatch:
         if len(self.fatal) < self.window:
             return None
         kind = max(set(self.fatal), key=self.fatal.count)
-        self.stopped = (f"stopped: the first {self.window} requests all failed ({', '.join(sorted(set(self.fatal)))}); "
-                        f"{FIXES[kind]}")
+        self.stopped = (
+            f"stopped: the first {self.window} requests all failed ({', '.join(sorted(set(self.fatal)))}); "
+            f"{FIXES[kind]}"
+        )
         return self.stopped
 
 

@@ -34,11 +34,12 @@ class Price:
 
 
 def parse_price(text: str) -> Price:
-    """"2.5/10" -> Price(2.5, 10.0): USD per million input / output tokens."""
+    """ "2.5/10" -> Price(2.5, 10.0): USD per million input / output tokens."""
     parts = text.replace(",", "/").split("/")
     if len(parts) != 2:
-        raise ValueError(f"--price {text!r}: expected IN/OUT, US dollars per million input and output tokens "
-                         f"(e.g. 2.5/10)")
+        raise ValueError(
+            f"--price {text!r}: expected IN/OUT, US dollars per million input and output tokens (e.g. 2.5/10)"
+        )
     try:
         values = [float(p.strip().lstrip("$")) for p in parts]
     except ValueError:

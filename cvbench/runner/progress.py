@@ -14,6 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typing_extensions import Self
 
 
 class RunProgress:
@@ -27,14 +28,21 @@ class RunProgress:
         self.errors = 0
         self.invalid = 0
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("acc {task.fields[acc]}"), TextColumn("err {task.fields[err]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.console, disable=not self.enabled, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("acc {task.fields[acc]}"),
+            TextColumn("err {task.fields[err]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.enabled,
+            transient=False,
         )
         self._task: Any = None
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> Self:
         self._progress.__enter__()
         self._task = self._progress.add_task("run", total=None, acc="-", err=0)
         return self
@@ -66,18 +74,27 @@ def _fmt_metric(m: dict[str, Any]) -> list[str]:
     ci = m.get("ci")
     chance = m.get("chance")
     acc = m.get("accuracy")
-    return ["-" if acc is None else f"{100 * acc:.1f}",
-            "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]", str(m["n"]),
-            "-" if chance is None else f"{100 * chance:.1f}", str(m["unparsed"]), str(m["errors"]), str(m["invalid"])]
+    return [
+        "-" if acc is None else f"{100 * acc:.1f}",
+        "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
+        str(m["n"]),
+        "-" if chance is None else f"{100 * chance:.1f}",
+        str(m["unparsed"]),
+        str(m["errors"]),
+        str(m["invalid"]),
+    ]
 
 
 def summary_table(results: dict[str, Any]) -> Table:
     """Overall, per evaluation and per slice: accuracy (%), interval, n, chance, failures."""
     model = results.get("model") or {}
     method = (results.get("intervals") or {}).get("method")
-    table = Table(title=f"{model.get('display_name') or model.get('id')} - {results.get('status')}",
-                  title_justify="left",
-                  caption=f"95% CI: {method} (docs/running.md)" if method else None, caption_justify="left")
+    table = Table(
+        title=f"{model.get('display_name') or model.get('id')} - {results.get('status')}",
+        title_justify="left",
+        caption=f"95% CI: {method} (docs/running.md)" if method else None,
+        caption_justify="left",
+    )
     for col in ("evaluation / slice", "acc %", "95% CI", "n", "chance %", "unparsed", "errors", "invalid"):
         table.add_column(col, justify="left" if col.startswith("eval") else "right", no_wrap=True)
     table.add_row("overall", *_fmt_metric(results["overall"]), style="bold")
@@ -89,7 +106,7 @@ def summary_table(results: dict[str, Any]) -> Table:
 
 
 def usage_line(usage: dict[str, Any] | None) -> str | None:
-    """"usage: 1,200 responses (300 cached), 1,234,567 input / 8,900 output tokens, cost $3.21"; None
+    """ "usage: 1,200 responses (300 cached), 1,234,567 input / 8,900 output tokens, cost $3.21"; None
     when nothing was answered. The cost shows only when it is known for every response."""
     if not usage or not usage.get("responses"):
         return None
@@ -99,8 +116,10 @@ def usage_line(usage: dict[str, Any] | None) -> str | None:
     if usage.get("cost_usd") is not None:
         text += f", cost ${usage['cost_usd']:,.2f}"
     elif usage.get("cost_usd_known_part") is not None:
-        text += (f", cost ${usage['cost_usd_known_part']:,.2f} for the responses with a known cost "
-                 f"({usage.get('responses_without_cost', 0):,} without)")
+        text += (
+            f", cost ${usage['cost_usd_known_part']:,.2f} for the responses with a known cost "
+            f"({usage.get('responses_without_cost', 0):,} without)"
+        )
     return text
 
 
@@ -114,5 +133,9 @@ def print_summary(results: dict[str, Any], run_dir: Any, console: Console | None
     if usage is not None:
         console.print(usage, markup=False, highlight=False)
     intervals = results.get("intervals") or {}
-    console.print(f"intervals: {intervals.get('method', '?')} over {intervals.get('cluster', 'clusters')}; "
-                  f"run directory: {run_dir}", markup=False, highlight=False)
+    console.print(
+        f"intervals: {intervals.get('method', '?')} over {intervals.get('cluster', 'clusters')}; "
+        f"run directory: {run_dir}",
+        markup=False,
+        highlight=False,
+    )

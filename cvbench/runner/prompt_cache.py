@@ -35,11 +35,12 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from cvbench.core.types import Capabilities, Option, Prompt, Sample
 from cvbench.runner.cache import rows_for_keys
@@ -54,8 +55,16 @@ _PIXEL_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "pillow"
 # (cvbench/core values, cvbench/imaging, cvbench/prompting). tests/harness/test_prompt_cache.py checks that importing the
 # prompt builder and the loaders pulls in no cvbench module outside this list.
 PROMPT_CODE: tuple[str, ...] = (
-    "tasks/*.py", "tasks/specs/*.toml", "prompting/*.py", "prompting/protocols/*.py", "imaging/*.py",
-    "core/types.py", "core/seeding.py", "core/locations.py", "core/__init__.py", "__init__.py",
+    "tasks/*.py",
+    "tasks/specs/*.toml",
+    "prompting/*.py",
+    "prompting/protocols/*.py",
+    "imaging/*.py",
+    "core/types.py",
+    "core/seeding.py",
+    "core/locations.py",
+    "core/__init__.py",
+    "__init__.py",
 )
 
 
@@ -86,8 +95,9 @@ def _file_identity(path: Path) -> list[Any]:
     return [os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def prompt_key(sample: Sample, task: str, setting: str, fingerprint: str, settings: Mapping[str, Any],
-               capabilities: Capabilities) -> str | None:
+def prompt_key(
+    sample: Sample, task: str, setting: str, fingerprint: str, settings: Mapping[str, Any], capabilities: Capabilities
+) -> str | None:
     """The digest-cache key of one sample's prompt; None when a file it names cannot be stat'ed
     (the prompt then fails or is rendered normally, never served from here)."""
     files: list[list[Any]] = []
@@ -98,11 +108,22 @@ def prompt_key(sample: Sample, task: str, setting: str, fingerprint: str, settin
                 files.append(_file_identity(view.prerendered.path) + [view.prerendered.frame])
     except OSError:
         return None
-    payload = json.dumps({"schema": SCHEMA, "code": code_identity(), "fingerprint": fingerprint, "task": task,
-                          "setting": setting, "sample": sample.sample_id,
-                          "source": [os.path.abspath(sample.source.file), sample.source.line, sample.source.item],
-                          "files": files, "settings": settings, "capabilities": asdict(capabilities)},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "schema": SCHEMA,
+            "code": code_identity(),
+            "fingerprint": fingerprint,
+            "task": task,
+            "setting": setting,
+            "sample": sample.sample_id,
+            "source": [os.path.abspath(sample.source.file), sample.source.line, sample.source.item],
+            "files": files,
+            "settings": settings,
+            "capabilities": asdict(capabilities),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -124,21 +145,40 @@ class DigestedPrompt(Prompt):
 
 def summary_json(prompt: Prompt, protocol: Any) -> str:
     """The stored form of a rendered prompt (`protocol`: its JSON-ready protocol record)."""
-    return json.dumps({"sample_id": prompt.sample_id, "text": prompt.text, "system": prompt.system,
-                       "options": [[o.letter, o.text] for o in prompt.options], "answer": prompt.answer,
-                       "mode": prompt.mode, "setting": prompt.setting, "protocol": protocol,
-                       "digest": prompt.content_digest(), "images": [[i.sha256, i.mime] for i in prompt.images]},
-                      ensure_ascii=False)
+    return json.dumps(
+        {
+            "sample_id": prompt.sample_id,
+            "text": prompt.text,
+            "system": prompt.system,
+            "options": [[o.letter, o.text] for o in prompt.options],
+            "answer": prompt.answer,
+            "mode": prompt.mode,
+            "setting": prompt.setting,
+            "protocol": protocol,
+            "digest": prompt.content_digest(),
+            "images": [[i.sha256, i.mime] for i in prompt.images],
+        },
+        ensure_ascii=False,
+    )
 
 
 def summary_prompt(payload: str) -> DigestedPrompt:
     data = json.loads(payload)
-    return DigestedPrompt(sample_id=data["sample_id"], text=data["text"], images=(),
-                          options=tuple(Option(letter, text) for letter, text in data["options"]),
-                          answer=data["answer"], mode=data["mode"], setting=data["setting"], system=data["system"],
-                          native=None, protocol=data["protocol"], stored_digest=data["digest"],
-                          image_sha256=tuple(sha for sha, _ in data["images"]),
-                          image_mimes=tuple(mime for _, mime in data["images"]))
+    return DigestedPrompt(
+        sample_id=data["sample_id"],
+        text=data["text"],
+        images=(),
+        options=tuple(Option(letter, text) for letter, text in data["options"]),
+        answer=data["answer"],
+        mode=data["mode"],
+        setting=data["setting"],
+        system=data["system"],
+        native=None,
+        protocol=data["protocol"],
+        stored_digest=data["digest"],
+        image_sha256=tuple(sha for sha, _ in data["images"]),
+        image_mimes=tuple(mime for _, mime in data["images"]),
+    )
 
 
 class PromptDigestCache:
@@ -148,8 +188,9 @@ class PromptDigestCache:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")

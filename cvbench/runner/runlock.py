@@ -18,6 +18,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing_extensions import Self
 
 LOCK_FILE = ".cvbench.lock"
 
@@ -71,7 +72,8 @@ class RunDirLock:
                 holder = read_holder(path)
                 raise RunDirBusyError(
                     f"{folder} is in use by {holder.describe()} (lock {path}); wait for that run to finish, "
-                    f"stop it, or use another --out") from None
+                    f"stop it, or use another --out"
+                ) from None
             raise
         try:
             info = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode("utf-8")
@@ -91,7 +93,7 @@ class RunDirLock:
             pass
         os.close(fd)  # closing the descriptor drops the flock
 
-    def __enter__(self) -> RunDirLock:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -26,9 +26,10 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Generator, Mapping, Sequence
+from typing import Any
 
 from cvbench.core.locations import default_response_cache
 from cvbench.core.provenance import environment
@@ -209,8 +210,10 @@ def task_settings(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str
         return ("all",)
     unknown = [c for c in candidates if c not in spec.candidate_settings]
     if unknown:
-        raise RunError(f"task {spec.name!r} has no candidate setting {', '.join(unknown)} "
-                       f"(settings: {', '.join(spec.candidate_settings)})")
+        raise RunError(
+            f"task {spec.name!r} has no candidate setting {', '.join(unknown)} "
+            f"(settings: {', '.join(spec.candidate_settings)})"
+        )
     return tuple(dict.fromkeys(candidates))
 
 
@@ -282,9 +285,13 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-RETRY_ENV = {"CVBENCH_TIMEOUT_S": ("timeout_s", float), "CVBENCH_MAX_RETRIES": ("max_retries", int),
-             "CVBENCH_BUDGET_S": ("budget_s", float), "CVBENCH_RETRY_BASE_DELAY_S": ("retry_base_delay_s", float),
-             "CVBENCH_RETRY_MAX_DELAY_S": ("retry_max_delay_s", float)}
+RETRY_ENV = {
+    "CVBENCH_TIMEOUT_S": ("timeout_s", float),
+    "CVBENCH_MAX_RETRIES": ("max_retries", int),
+    "CVBENCH_BUDGET_S": ("budget_s", float),
+    "CVBENCH_RETRY_BASE_DELAY_S": ("retry_base_delay_s", float),
+    "CVBENCH_RETRY_MAX_DELAY_S": ("retry_max_delay_s", float),
+}
 
 
 DEFAULT_MAX_TOKENS = 1024
@@ -333,12 +340,29 @@ def attempt_statistics(records: Sequence[metrics_mod.AnyRecord]) -> dict[str, in
     """How hard the model calls were: attempts over the records fetched from the model (cache
     hits and invalid samples excluded), and how many needed more than one."""
     fetched = [r for r in records if r.attempts > 0 and not r.cached]
-    return {"attempts": sum(r.attempts for r in fetched), "retried_requests": sum(1 for r in fetched if r.attempts > 1),
-            "max_attempts": max((r.attempts for r in fetched), default=0)}
+    return {
+        "attempts": sum(r.attempts for r in fetched),
+        "retried_requests": sum(1 for r in fetched if r.attempts > 1),
+        "max_attempts": max((r.attempts for r in fetched), default=0),
+    }
 
 
-IDENTITY_KEYS = ("model", "model_settings", "generation", "tasks", "mode", "style", "seed", "limit", "shard",
-                 "judge", "prompt_settings", "datasets", "protocol", "pricing")
+IDENTITY_KEYS = (
+    "model",
+    "model_settings",
+    "generation",
+    "tasks",
+    "mode",
+    "style",
+    "seed",
+    "limit",
+    "shard",
+    "judge",
+    "prompt_settings",
+    "datasets",
+    "protocol",
+    "pricing",
+)
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -365,24 +389,43 @@ def _diff(path: str, a: Any, b: Any, out: list[str]) -> None:
         for key in sorted(set(a) | set(b), key=str):
             _diff(f"{path}.{key}", a.get(key), b.get(key), out)
         return
-    out.append(f"{path}: {json.dumps(a, sort_keys=True)} (existing run) != {json.dumps(b, sort_keys=True)} (this command)")
+    out.append(
+        f"{path}: {json.dumps(a, sort_keys=True)} (existing run) != {json.dumps(b, sort_keys=True)} (this command)"
+    )
 
 
 # ------------------------------------------------------------------------------ record building
 
 
-def invalid_record(job: Job, reason: str, *, sample: Sample | None = None, slices: dict[str, list[str]] | None = None,
-                   prompt: Prompt | None = None) -> SampleRecord:
+def invalid_record(
+    job: Job,
+    reason: str,
+    *,
+    sample: Sample | None = None,
+    slices: dict[str, list[str]] | None = None,
+    prompt: Prompt | None = None,
+) -> SampleRecord:
     item = job.item
     source = str(item.source)
     opts = prompt.options if prompt is not None else (sample.options if sample is not None else ())
     return SampleRecord(
-        record_id=job.record_id, task=job.spec.name, benchmark=job.spec.benchmark, setting=job.setting,
-        sample_id=item_sample_id(item), cluster=(sample.cluster if sample is not None else item_sample_id(item)),
-        slices=slices or {}, n_options=len(opts), answer=(prompt.answer if prompt else (sample.answer if sample else None)),
-        prompt_text=prompt.text if prompt else "", image_sha256=[i.sha256 for i in prompt.images] if prompt else [],
-        options=[[o.letter, o.text] for o in opts], mode=prompt.mode if prompt else "",
-        parse_status="invalid", parse_reason="invalid sample", invalid=reason, source=source,
+        record_id=job.record_id,
+        task=job.spec.name,
+        benchmark=job.spec.benchmark,
+        setting=job.setting,
+        sample_id=item_sample_id(item),
+        cluster=(sample.cluster if sample is not None else item_sample_id(item)),
+        slices=slices or {},
+        n_options=len(opts),
+        answer=(prompt.answer if prompt else (sample.answer if sample else None)),
+        prompt_text=prompt.text if prompt else "",
+        image_sha256=[i.sha256 for i in prompt.images] if prompt else [],
+        options=[[o.letter, o.text] for o in opts],
+        mode=prompt.mode if prompt else "",
+        parse_status="invalid",
+        parse_reason="invalid sample",
+        invalid=reason,
+        source=source,
     )
 
 
@@ -391,31 +434,64 @@ def score_response(response: Response, prompt: Prompt) -> ParsedAnswer:
         return ParsedAnswer(None, "error", response.error.kind)
     if response.option_scores:
         tie_rule = (response.details or {}).get("tie_rule")
-        return answer_from_scores(response.option_scores, prompt.options,
-                                  tie_break="first" if tie_rule == "first" else None)
+        return answer_from_scores(
+            response.option_scores, prompt.options, tie_break="first" if tie_rule == "first" else None
+        )
     return parse_answer(response.text, prompt.options)
 
 
-def answered_record(job: Job, sample: Sample, slices: dict[str, list[str]], prompt: Prompt, response: Response,
-                    parsed: ParsedAnswer, cached: bool, judge: dict[str, Any] | None,
-                    price: Price | None = None) -> SampleRecord:
+def answered_record(
+    job: Job,
+    sample: Sample,
+    slices: dict[str, list[str]],
+    prompt: Prompt,
+    response: Response,
+    parsed: ParsedAnswer,
+    cached: bool,
+    judge: dict[str, Any] | None,
+    price: Price | None = None,
+) -> SampleRecord:
     error = None
     if response.error is not None:
-        error = {"kind": response.error.kind, "message": response.error.message, "status": response.error.status,
-                 "retryable": response.error.retryable}
-    usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens,
-             "cost_usd": response_cost(response.usage, price) if response.error is None else response.usage.cost_usd}
+        error = {
+            "kind": response.error.kind,
+            "message": response.error.message,
+            "status": response.error.status,
+            "retryable": response.error.retryable,
+        }
+    usage = {
+        "input_tokens": response.usage.input_tokens,
+        "output_tokens": response.usage.output_tokens,
+        "cost_usd": response_cost(response.usage, price) if response.error is None else response.usage.cost_usd,
+    }
     return SampleRecord(
-        record_id=job.record_id, task=job.spec.name, benchmark=job.spec.benchmark, setting=job.setting,
-        sample_id=sample.sample_id, cluster=sample.cluster, slices=slices, n_options=len(prompt.options),
-        answer=prompt.answer, prompt_text=prompt.text, image_sha256=[i.sha256 for i in prompt.images],
-        options=[[o.letter, o.text] for o in prompt.options], mode=prompt.mode, response=response.text,
-        parsed=parsed.letter, parse_status=parsed.status, parse_reason=parsed.reason,
-        correct=parsed.letter is not None and parsed.letter == prompt.answer, error=error, usage=usage,
-        latency_s=round(float(response.latency_s), 6), attempts=int(response.attempts), cached=cached,
+        record_id=job.record_id,
+        task=job.spec.name,
+        benchmark=job.spec.benchmark,
+        setting=job.setting,
+        sample_id=sample.sample_id,
+        cluster=sample.cluster,
+        slices=slices,
+        n_options=len(prompt.options),
+        answer=prompt.answer,
+        prompt_text=prompt.text,
+        image_sha256=[i.sha256 for i in prompt.images],
+        options=[[o.letter, o.text] for o in prompt.options],
+        mode=prompt.mode,
+        response=response.text,
+        parsed=parsed.letter,
+        parse_status=parsed.status,
+        parse_reason=parsed.reason,
+        correct=parsed.letter is not None and parsed.letter == prompt.answer,
+        error=error,
+        usage=usage,
+        latency_s=round(float(response.latency_s), 6),
+        attempts=int(response.attempts),
+        cached=cached,
         option_scores=jsonable(dict(response.option_scores)) if response.option_scores is not None else None,
         protocol=jsonable({**prompt.protocol, **({"model": dict(response.details)} if response.details else {})}),
-        source=str(sample.source), judge=judge,
+        source=str(sample.source),
+        judge=judge,
         reasoning=response.reasoning,
     )
 
@@ -511,8 +587,10 @@ def load_existing(run_dir: Path) -> tuple[list[str], int]:
         except json.JSONDecodeError:
             if lineno == len(lines):  # the torn final write of a crash (no newline after it)
                 continue
-            raise RunDirError(f"{path}:{lineno}: invalid JSON in the middle of the file; "
-                              f"move the run directory away or repair that line") from None
+            raise RunDirError(
+                f"{path}:{lineno}: invalid JSON in the middle of the file; "
+                f"move the run directory away or repair that line"
+            ) from None
         rid = data.get("record_id")
         if not isinstance(rid, str):
             raise RunDirError(f"{path}:{lineno}: record without a record_id")
@@ -603,7 +681,7 @@ class SamplesWriter:
             pending = memoryview(b"".join(chunks))
             try:
                 while pending:
-                    pending = pending[self._fh.write(pending) or 0:]
+                    pending = pending[self._fh.write(pending) or 0 :]
             except OSError as exc:
                 self._fail(exc, state)
                 return
@@ -722,9 +800,13 @@ class Runner:
         retry = retry_settings_from_env(os.environ)
         extra = {k: retry[k] for k in ("retry_base_delay_s", "retry_max_delay_s") if k in retry}
         extra.update(dict(self.options.model_options))
-        return ModelOptions(base_urls=tuple(self.options.base_urls), concurrency=self.options.concurrency,
-                            seed=self.options.seed, extra=extra,
-                            **{k: retry[k] for k in ("timeout_s", "max_retries", "budget_s") if k in retry})
+        return ModelOptions(
+            base_urls=tuple(self.options.base_urls),
+            concurrency=self.options.concurrency,
+            seed=self.options.seed,
+            extra=extra,
+            **{k: retry[k] for k in ("timeout_s", "max_retries", "budget_s") if k in retry},
+        )
 
     def _resolve(self, spec: str) -> ModelAdapter:
         if self._resolve_model is not None:
@@ -751,16 +833,26 @@ class Runner:
         except ValueError as exc:
             raise RunError(str(exc)) from None
 
-    def build_config(self, specs: Sequence[TaskSpec], adapter: ModelAdapter, judge: ModelAdapter | None,
-                     settings_by_task: Mapping[str, tuple[str, ...]], prompt_settings: Any,
-                     generation: GenerationConfig) -> dict[str, Any]:
+    def build_config(
+        self,
+        specs: Sequence[TaskSpec],
+        adapter: ModelAdapter,
+        judge: ModelAdapter | None,
+        settings_by_task: Mapping[str, tuple[str, ...]],
+        prompt_settings: Any,
+        generation: GenerationConfig,
+    ) -> dict[str, Any]:
         from cvbench.tasks.loading import dataset_fingerprint
 
         o = self.options
         datasets = {}
         for spec in specs:
-            datasets[spec.name] = {"benchmark": spec.benchmark, "fingerprint": dataset_fingerprint(spec, o.data_dir),
-                                   "synthetic": spec.synthetic, "settings": list(settings_by_task[spec.name])}
+            datasets[spec.name] = {
+                "benchmark": spec.benchmark,
+                "fingerprint": dataset_fingerprint(spec, o.data_dir),
+                "synthetic": spec.synthetic,
+                "settings": list(settings_by_task[spec.name]),
+            }
         from cvbench.prompting.protocols import crossviewbench as cvb_protocol
         from cvbench.prompting.protocols import mmvm as mmvm_protocol
 
@@ -770,8 +862,12 @@ class Runner:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "environment": environment(),
             "command": redact_argv(list(o.argv), self._secrets) if o.argv else None,
-            "model": {"id": adapter.info.model_id, "info": jsonable(adapter.info), "capabilities": jsonable(adapter.capabilities),
-                      "spec": o.model},
+            "model": {
+                "id": adapter.info.model_id,
+                "info": jsonable(adapter.info),
+                "capabilities": jsonable(adapter.capabilities),
+                "spec": o.model,
+            },
             "model_settings": jsonable(dict(adapter.settings())),
             "generation": jsonable(generation.as_dict()),
             "tasks": [s.name for s in specs],
@@ -781,15 +877,21 @@ class Runner:
             "seed": o.seed,
             "limit": o.limit,
             "shard": list(o.shard) if o.shard else None,
-            "judge": ({"spec": o.judge, "id": judge.info.model_id, "settings": jsonable(dict(judge.settings()))}
-                      if judge is not None else None),
+            "judge": (
+                {"spec": o.judge, "id": judge.info.model_id, "settings": jsonable(dict(judge.settings()))}
+                if judge is not None
+                else None
+            ),
             "prompt_settings": jsonable(prompt_settings.as_dict()),
             "datasets": datasets,
             "protocol": protocol,
-            "runtime": {"concurrency": o.concurrency, "cache": str(o.cache) if o.use_cache and o.cache else
-                        ("default" if o.use_cache else None), "save_images": o.save_images,
-                        "data_dir": str(o.data_dir) if o.data_dir else None,
-                        "retry_env": retry_settings_from_env(os.environ)},
+            "runtime": {
+                "concurrency": o.concurrency,
+                "cache": str(o.cache) if o.use_cache and o.cache else ("default" if o.use_cache else None),
+                "save_images": o.save_images,
+                "data_dir": str(o.data_dir) if o.data_dir else None,
+                "retry_env": retry_settings_from_env(os.environ),
+            },
             "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
             "pricing": o.price.as_dict() if o.price is not None else None,
         }
@@ -815,8 +917,9 @@ class Runner:
             raise
         prompt_settings = {s.name: shared_settings for s in specs}
         judge: ModelAdapter | None = None
-        generation = GenerationConfig(temperature=0.0, max_tokens=effective_max_tokens(o), seed=o.seed,
-                                      option_logprobs=o.option_logprobs)
+        generation = GenerationConfig(
+            temperature=0.0, max_tokens=effective_max_tokens(o), seed=o.seed, option_logprobs=o.option_logprobs
+        )
         try:
             judge = self._resolve(o.judge) if o.judge else None
             config = self.build_config(specs, adapter, judge, settings_by_task, shared_settings, generation)
@@ -841,8 +944,10 @@ class Runner:
             diffs = config_differences(old, config)
             if diffs:
                 raise ConfigMismatchError(
-                    f"{self.run_dir} holds a run with a different configuration:\n  " + "\n  ".join(diffs)
-                    + "\nuse another --out, or the original options to resume it")
+                    f"{self.run_dir} holds a run with a different configuration:\n  "
+                    + "\n  ".join(diffs)
+                    + "\nuse another --out, or the original options to resume it"
+                )
             config["resumed"] = list(old.get("resumed") or []) + [config["created"]]
             config["created"] = old.get("created")
         elif (self.run_dir / SAMPLES_FILE).exists():
@@ -850,8 +955,9 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(config_path, config)
 
-    def _iter_jobs(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]
-                   ) -> Generator[Job, None, None]:
+    def _iter_jobs(
+        self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]]
+    ) -> Generator[Job, None, None]:
         from cvbench.tasks.loading import iter_task_samples
 
         index = 0
@@ -872,8 +978,9 @@ class Runner:
                     yield Job(index, spec, setting, item, record_id(spec.name, setting, sid))
                     index += 1
 
-    def _iter_job_chunks(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]],
-                         size: int) -> Generator[list[Job], None, None]:
+    def _iter_job_chunks(
+        self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]], size: int
+    ) -> Generator[list[Job], None, None]:
         """The jobs in input order, `size` at a time (one thread hand-off per chunk, not per job)."""
         chunk: list[Job] = []
         jobs = self._iter_jobs(specs, settings_by_task)
@@ -894,8 +1001,9 @@ class Runner:
     def _request_stop(self) -> None:
         self._stop = True
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop, progress: RunProgress,
-                         inflight: set[asyncio.Task[Any]]) -> Callable[[], None]:
+    def _install_signals(
+        self, loop: asyncio.AbstractEventLoop, progress: RunProgress, inflight: set[asyncio.Task[Any]]
+    ) -> Callable[[], None]:
         def on_signal() -> None:
             if self._stop:
                 self._hard_stop = True
@@ -916,11 +1024,19 @@ class Runner:
         def remove() -> None:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
         return remove
 
-    async def _run(self, specs: Sequence[TaskSpec], settings_by_task: Mapping[str, tuple[str, ...]],
-                   prompt_settings: Mapping[str, Any], adapter: ModelAdapter, judge: ModelAdapter | None,
-                   generation: GenerationConfig, config: dict[str, Any]) -> RunOutcome:
+    async def _run(
+        self,
+        specs: Sequence[TaskSpec],
+        settings_by_task: Mapping[str, tuple[str, ...]],
+        prompt_settings: Mapping[str, Any],
+        adapter: ModelAdapter,
+        judge: ModelAdapter | None,
+        generation: GenerationConfig,
+        config: dict[str, Any],
+    ) -> RunOutcome:
         from cvbench.model_adapters.image_policy import build_fitted_prompt
         from cvbench.prompting.build import PromptError
         from cvbench.tasks.slices import SliceError, sample_slices
@@ -938,10 +1054,13 @@ class Runner:
         digests = PromptDigestCache(cache.path) if cache is not None else None
         fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}
         contract = getattr(adapter, "image_contract", None)
-        settings_records = {name: jsonable(s.as_dict()) | ({"image_contract": contract.as_dict()} if contract else {})
-                            for name, s in prompt_settings.items()}
-        cpu_pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)),
-                                                         thread_name_prefix="cvbench-prompt")
+        settings_records = {
+            name: jsonable(s.as_dict()) | ({"image_contract": contract.as_dict()} if contract else {})
+            for name, s in prompt_settings.items()
+        }
+        cpu_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)), thread_name_prefix="cvbench-prompt"
+        )
         io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
         writer = SamplesWriter(self.run_dir / SAMPLES_FILE, self._secrets, on_error=self._request_stop)
         writer_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvbench-writer")
@@ -965,20 +1084,33 @@ class Runner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # adapters should not raise; never let one sample end the run
-                response = Response(text=None, error=ModelError("internal", redact(f"{type(exc).__name__}: {exc}",
-                                                                                     self._secrets)))
+                response = Response(
+                    text=None, error=ModelError("internal", redact(f"{type(exc).__name__}: {exc}", self._secrets))
+                )
             if response.error is None and cache is not None:
-                await loop.run_in_executor(io_pool, cache.put, key, request.model_id,
-                                           redact_response(response, self._secrets))
+                await loop.run_in_executor(
+                    io_pool, cache.put, key, request.model_id, redact_response(response, self._secrets)
+                )
             return response, False
 
         async def run_judge(sample: Sample, prompt: Prompt, text: str) -> tuple[ParsedAnswer, dict[str, Any]]:
             assert judge is not None
-            judge_prompt = Prompt(sample_id=prompt.sample_id, text=judge_prompt_text(prompt.text, prompt.options, text),
-                                  images=(), options=prompt.options, answer=None, mode="overlay",
-                                  setting=prompt.setting, protocol={"purpose": "judge"})
-            request = Request(judge.info.model_id, judge_prompt,
-                              GenerationConfig(temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, seed=o.seed), judge_settings)
+            judge_prompt = Prompt(
+                sample_id=prompt.sample_id,
+                text=judge_prompt_text(prompt.text, prompt.options, text),
+                images=(),
+                options=prompt.options,
+                answer=None,
+                mode="overlay",
+                setting=prompt.setting,
+                protocol={"purpose": "judge"},
+            )
+            request = Request(
+                judge.info.model_id,
+                judge_prompt,
+                GenerationConfig(temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, seed=o.seed),
+                judge_settings,
+            )
             response, cached = await ask(judge, request)
             info: dict[str, Any] = {"model": judge.info.model_id, "response": response.text, "cached": cached}
             if response.error is not None:
@@ -994,17 +1126,24 @@ class Runner:
             keys: dict[int, str | None] = {}
             for job in chunk:
                 if isinstance(job.item, Sample) and job.record_id not in finished:
-                    keys[job.index] = prompt_key(job.item, job.spec.name, job.setting,
-                                                 fingerprints.get(job.spec.name, ""), settings_records[job.spec.name],
-                                                 adapter.capabilities)
+                    keys[job.index] = prompt_key(
+                        job.item,
+                        job.spec.name,
+                        job.setting,
+                        fingerprints.get(job.spec.name, ""),
+                        settings_records[job.spec.name],
+                        adapter.capabilities,
+                    )
             stored = digests.get_many([k for k in keys.values() if k is not None])
             usable: dict[int, tuple[DigestedPrompt, str]] = {}
             for index, key in keys.items():
                 known = stored.get(key) if key is not None else None
                 if known is None:
                     continue
-                if o.save_images and not all((self.run_dir / image_relpath(sha, _EXTENSIONS.get(mime, "bin"))).exists()
-                                             for sha, mime in zip(known.image_sha256, known.image_mimes)):
+                if o.save_images and not all(
+                    (self.run_dir / image_relpath(sha, _EXTENSIONS.get(mime, "bin"))).exists()
+                    for sha, mime in zip(known.image_sha256, known.image_mimes)
+                ):
                     continue
                 usable[index] = (known, Request(adapter.info.model_id, known, generation, model_settings).cache_key())
             hits = cache.get_many([request_key for _, request_key in usable.values()])
@@ -1017,8 +1156,9 @@ class Runner:
                 out[index] = (key, known, hit)
             return out
 
-        def cached_records(chunk: Sequence[Job], known: Mapping[int, Known]
-                           ) -> dict[int, tuple[str, metrics_mod.ScoredRecord]]:
+        def cached_records(
+            chunk: Sequence[Job], known: Mapping[int, Known]
+        ) -> dict[int, tuple[str, metrics_mod.ScoredRecord]]:
             """The records (and their redacted JSON lines) of the jobs in `chunk` that need neither
             rendering nor a model: invalid samples, and samples whose prompt digest and response
             are both cached (unless the answer needs the judge). The rest go through `process`."""
@@ -1040,8 +1180,10 @@ class Runner:
                     parsed = score_response(hit, digest)
                     if needs_judge(parsed, hit):
                         continue
-                    record = replace(answered_record(job, sample, slices, digest, hit, parsed, True, None, o.price),
-                                     image_sha256=list(digest.image_sha256))
+                    record = replace(
+                        answered_record(job, sample, slices, digest, hit, parsed, True, None, o.price),
+                        image_sha256=list(digest.image_sha256),
+                    )
                 out[job.index] = writer.records.written(record)
             return out
 
@@ -1064,9 +1206,15 @@ class Runner:
                     record = await conclude(job, sample, slices, digest, hit, True)
                     return replace(record, image_sha256=list(digest.image_sha256))
             try:
-                prompt = await loop.run_in_executor(cpu_pool, build_fitted_prompt, sample,
-                                                    prompt_settings[job.spec.name], adapter.capabilities, job.setting,
-                                                    contract)
+                prompt = await loop.run_in_executor(
+                    cpu_pool,
+                    build_fitted_prompt,
+                    sample,
+                    prompt_settings[job.spec.name],
+                    adapter.capabilities,
+                    job.setting,
+                    contract,
+                )
             except PromptError as exc:
                 return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
             if digests is not None and digest_key is not None:
@@ -1077,8 +1225,9 @@ class Runner:
             response, cached = await ask(adapter, request)
             return await conclude(job, sample, slices, prompt, response, cached)
 
-        async def conclude(job: Job, sample: Sample, slices: dict[str, list[str]], prompt: Prompt,
-                           response: Response, cached: bool) -> SampleRecord:
+        async def conclude(
+            job: Job, sample: Sample, slices: dict[str, list[str]], prompt: Prompt, response: Response, cached: bool
+        ) -> SampleRecord:
             parsed = score_response(response, prompt)
             judge_info = None
             if needs_judge(parsed, response) and response.text is not None:
@@ -1105,7 +1254,7 @@ class Runner:
                     self._stop = True  # no new samples; the ones in flight finish and are written
 
         failures: list[tuple[Job, BaseException]] = []
-        remove_signals = lambda: None  # noqa: E731
+        remove_signals = lambda: None
         complete = False
         try:
             gc_thresholds = gc.get_threshold()
@@ -1182,13 +1331,17 @@ class Runner:
             if digests is not None:
                 digests.close()
         if writer.error is not None:
-            raise RunError(f"stopped: cannot write {writer.error.filename} ({writer.error.strerror}); the "
-                           f"{writer.written} records written before are kept; free space (or fix the file system) "
-                           f"and rerun the same command to resume")
+            raise RunError(
+                f"stopped: cannot write {writer.error.filename} ({writer.error.strerror}); the "
+                f"{writer.written} records written before are kept; free space (or fix the file system) "
+                f"and rerun the same command to resume"
+            )
         if failures:
             job, exc = failures[0]
-            raise RunError(f"{job.record_id}: unexpected failure ({type(exc).__name__}: {exc}); "
-                           f"finished records are saved, rerun the same command to resume") from exc
+            raise RunError(
+                f"{job.record_id}: unexpected failure ({type(exc).__name__}: {exc}); "
+                f"finished records are saved, rerun the same command to resume"
+            ) from exc
         cancelled = self._stop or not complete
         if not finished_ids:
             # the writer knows where each of its lines is: a copy in job order, only when completions
@@ -1199,18 +1352,33 @@ class Runner:
             reorder_samples(self.run_dir, order)
         # a run that started from an empty samples.jsonl wrote every record itself: the metrics read
         # the writer's copy of what each line holds instead of parsing the file back
-        records: Sequence[metrics_mod.AnyRecord] = (writer.scored if not finished_ids
-                                                    else [metrics_mod.scored_record(r) for r in read_records(self.run_dir)])
-        status = "cancelled" if cancelled else ("partial" if any(r.parse_status == "error" for r in records) else "complete")
-        model = {"id": adapter.info.model_id, "display_name": adapter.info.display_name, "access": adapter.info.access,
-                 "params_b": adapter.info.params_b, "provider": adapter.info.provider}
-        results = metrics_mod.compute_results(records, run_seed=o.seed, model=model, status=status,
-                                              ci_method=o.ci_method, n_resamples=o.n_resamples)
+        records: Sequence[metrics_mod.AnyRecord] = (
+            writer.scored if not finished_ids else [metrics_mod.scored_record(r) for r in read_records(self.run_dir)]
+        )
+        status = (
+            "cancelled" if cancelled else ("partial" if any(r.parse_status == "error" for r in records) else "complete")
+        )
+        model = {
+            "id": adapter.info.model_id,
+            "display_name": adapter.info.display_name,
+            "access": adapter.info.access,
+            "params_b": adapter.info.params_b,
+            "provider": adapter.info.provider,
+        }
+        results = metrics_mod.compute_results(
+            records, run_seed=o.seed, model=model, status=status, ci_method=o.ci_method, n_resamples=o.n_resamples
+        )
         rate = error_rate([r.parse_status for r in records])
         failure = watch.stopped or (None if cancelled else verdict(rate, o.max_error_rate))
-        results["run"] = {"new_records": writer.written, "resumed_records": resumed, "retried_errors": retried,
-                          "expected_records": total if not cancelled else None, **attempt_statistics(records),
-                          "error_rate": rate, "failure": failure}
+        results["run"] = {
+            "new_records": writer.written,
+            "resumed_records": resumed,
+            "retried_errors": retried,
+            "expected_records": total if not cancelled else None,
+            **attempt_statistics(records),
+            "error_rate": rate,
+            "failure": failure,
+        }
         write_json_atomic(self.run_dir / RESULTS_FILE, redact(results, self._secrets))
         return RunOutcome(self.run_dir, status, results, writer.written, resumed, failure)
 
@@ -1289,24 +1457,31 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     all_shards = shard_count is not None and covered == list(range(shard_count))
     config = dict(base)
     config["shard"] = None
-    config["merged_from"] = [{"run_dir": str(d), "shard": list(s) if s else None, "status": st}
-                             for (s, d), st in zip(indexed, statuses)]
+    config["merged_from"] = [
+        {"run_dir": str(d), "shard": list(s) if s else None, "status": st} for (s, d), st in zip(indexed, statuses)
+    ]
     write_json_atomic(out / CONFIG_FILE, config)
     records = read_records(out)
     if any(st == "cancelled" for st in statuses):
         status = "cancelled"
-    elif shard_count is not None and not all_shards:
-        status = "partial"
-    elif any(st == "partial" for st in statuses) or any(r.parse_status == "error" for r in records):
+    elif (
+        (shard_count is not None and not all_shards)
+        or any(st == "partial" for st in statuses)
+        or any(r.parse_status == "error" for r in records)
+    ):
         status = "partial"
     else:
         status = "complete"
     prior = read_json(Path(indexed[0][1]) / RESULTS_FILE) if (Path(indexed[0][1]) / RESULTS_FILE).exists() else {}
     stats_cfg = base.get("statistics") or {}
-    results = metrics_mod.compute_results(records, run_seed=int(base.get("seed") or 0), model=prior.get("model") or
-                                          {"id": (base.get("model") or {}).get("id")}, status=status,
-                                          ci_method=stats_cfg.get("ci_method", "cluster_bootstrap"),
-                                          n_resamples=int(stats_cfg.get("resamples", 2000)))
+    results = metrics_mod.compute_results(
+        records,
+        run_seed=int(base.get("seed") or 0),
+        model=prior.get("model") or {"id": (base.get("model") or {}).get("id")},
+        status=status,
+        ci_method=stats_cfg.get("ci_method", "cluster_bootstrap"),
+        n_resamples=int(stats_cfg.get("resamples", 2000)),
+    )
     results["run"] = {"merged_shards": covered, "shard_count": shard_count}
     write_json_atomic(out / RESULTS_FILE, results)
     return results

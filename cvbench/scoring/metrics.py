@@ -12,8 +12,9 @@ seed is derived from the run seed and the slice's name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -62,18 +63,33 @@ def scored_record(record: SampleRecord | Mapping[str, Any]) -> ScoredRecord:
     """The metrics' view of a record, or of its complete JSON object (every field, as written to
     samples.jsonl)."""
     if isinstance(record, SampleRecord):
-        return ScoredRecord(record.task, record.benchmark, record.setting, record.cluster, record.slices,
-                            record.n_options, record.correct, record.parse_status, record.usage, record.latency_s,
-                            record.attempts, record.cached, _tied(record.parse_status, record.parse_reason),
-                            _upstream_correct(record.correct, record.parsed, record.protocol))
+        return ScoredRecord(
+            record.task,
+            record.benchmark,
+            record.setting,
+            record.cluster,
+            record.slices,
+            record.n_options,
+            record.correct,
+            record.parse_status,
+            record.usage,
+            record.latency_s,
+            record.attempts,
+            record.cached,
+            _tied(record.parse_status, record.parse_reason),
+            _upstream_correct(record.correct, record.parsed, record.protocol),
+        )
     fields = {name: record[name] for name in _SCORED_FIELDS}
-    return ScoredRecord(**fields, tied=_tied(record["parse_status"], record.get("parse_reason")),
-                        upstream_correct=_upstream_correct(record["correct"], record.get("parsed"),
-                                                           record.get("protocol")))
+    return ScoredRecord(
+        **fields,
+        tied=_tied(record["parse_status"], record.get("parse_reason")),
+        upstream_correct=_upstream_correct(record["correct"], record.get("parsed"), record.get("protocol")),
+    )
 
 
-_SCORED_FIELDS: tuple[str, ...] = tuple(f for f in ScoredRecord.__dataclass_fields__
-                                        if f not in ("tied", "upstream_correct"))
+_SCORED_FIELDS: tuple[str, ...] = tuple(
+    f for f in ScoredRecord.__dataclass_fields__ if f not in ("tied", "upstream_correct")
+)
 
 
 AnyRecord = SampleRecord | ScoredRecord
@@ -114,9 +130,15 @@ def _rate(count: int, n: int) -> float:
     return count / n if n else 0.0
 
 
-def metric(records: Sequence[AnyRecord], run_seed: int, slice_name: str, *,
-           ci_method: str = DEFAULT_CI_METHOD, n_resamples: int = stats.DEFAULT_RESAMPLES,
-           level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
+def metric(
+    records: Sequence[AnyRecord],
+    run_seed: int,
+    slice_name: str,
+    *,
+    ci_method: str = DEFAULT_CI_METHOD,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    level: float = stats.DEFAULT_LEVEL,
+) -> dict[str, Any]:
     """One METRIC object (docs/run-format.md) over `records`."""
     if ci_method not in CI_METHODS:
         raise ValueError(f"unknown ci method {ci_method!r} (choose from {', '.join(CI_METHODS)})")
@@ -170,8 +192,12 @@ def _upstream_metric(records: Sequence[AnyRecord]) -> dict[str, Any]:
     read leave the denominator, and a gold answer upstream reads differently is scored its way."""
     readings = [upstream_correct(r) for r in records]
     kept = [c for c in readings if c is not None]
-    return {"n": len(kept), "correct": sum(kept), "accuracy": _rate(sum(kept), len(kept)),
-            "skipped": len(readings) - len(kept)}
+    return {
+        "n": len(kept),
+        "correct": sum(kept),
+        "accuracy": _rate(sum(kept), len(kept)),
+        "skipped": len(readings) - len(kept),
+    }
 
 
 def usage_summary(records: Iterable[AnyRecord]) -> dict[str, Any]:
@@ -226,9 +252,16 @@ def natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def compute_results(records: Sequence[AnyRecord], *, run_seed: int, model: Mapping[str, Any], status: str,
-                    ci_method: str = DEFAULT_CI_METHOD, n_resamples: int = stats.DEFAULT_RESAMPLES,
-                    level: float = stats.DEFAULT_LEVEL) -> dict[str, Any]:
+def compute_results(
+    records: Sequence[AnyRecord],
+    *,
+    run_seed: int,
+    model: Mapping[str, Any],
+    status: str,
+    ci_method: str = DEFAULT_CI_METHOD,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    level: float = stats.DEFAULT_LEVEL,
+) -> dict[str, Any]:
     """The whole results.json object for a run's records."""
     kw: dict[str, Any] = {"ci_method": ci_method, "n_resamples": n_resamples, "level": level}
     by_eval: dict[str, list[AnyRecord]] = {}
@@ -237,10 +270,11 @@ def compute_results(records: Sequence[AnyRecord], *, run_seed: int, model: Mappi
     evaluations: dict[str, Any] = {}
     flat: dict[str, Any] = {}
     for key, recs in by_eval.items():
-        slices = {name: metric(group, run_seed, f"{key}/{name}", **kw)
-                  for name, group in _slice_groups(recs).items()}
+        slices = {name: metric(group, run_seed, f"{key}/{name}", **kw) for name, group in _slice_groups(recs).items()}
         evaluations[key] = {
-            "task": recs[0].task, "benchmark": recs[0].benchmark, "setting": recs[0].setting,
+            "task": recs[0].task,
+            "benchmark": recs[0].benchmark,
+            "setting": recs[0].setting,
             "overall": metric(recs, run_seed, key, **kw),
             "slices": slices,
             "usage": usage_summary(recs),
@@ -251,10 +285,15 @@ def compute_results(records: Sequence[AnyRecord], *, run_seed: int, model: Mappi
         "status": status,
         "model": dict(model),
         "seed": run_seed,
-        "intervals": {"method": ci_method, "description": CI_METHOD_NAMES[ci_method], "level": level,
-                      "resamples": n_resamples, "cluster": "task/cluster (scene or case)",
-                      "denominator": DENOMINATOR,
-                      "coverage": "docs/running.md#metrics-and-intervals (bench/statistics_sim.py)"},
+        "intervals": {
+            "method": ci_method,
+            "description": CI_METHOD_NAMES[ci_method],
+            "level": level,
+            "resamples": n_resamples,
+            "cluster": "task/cluster (scene or case)",
+            "denominator": DENOMINATOR,
+            "coverage": "docs/running.md#metrics-and-intervals (bench/statistics_sim.py)",
+        },
         "overall": metric(records, run_seed, "overall", **kw),
         "evaluations": evaluations,
         "slices": flat,

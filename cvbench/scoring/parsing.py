@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from cvbench.core.types import OPTION_LETTERS, Option, ParsedAnswer
 
@@ -45,7 +45,8 @@ _ANSWER_STATEMENT = re.compile(
 )
 _LETTER_IS_CORRECT = re.compile(
     r"(?<![A-Za-z0-9'])(?:option\s+|choice\s+)?\(?(?P<letter>[A-Z])\)?\s+is\s+(?:the\s+)?(?:correct|right|best)\b"
-    r"(?:\s+(?:answer|option|choice))?")
+    r"(?:\s+(?:answer|option|choice))?"
+)
 _PAREN_LETTER = re.compile(r"\((?P<letter>[A-Z])\)")
 _OPTION_MENTION = re.compile(r"\b(?i:option|choice)\s+\(?(?P<letter>[A-Z])(?![A-Za-z0-9])")
 _STANDALONE_LETTER = re.compile(r"(?<![A-Za-z0-9'])(?P<letter>[A-Z])(?![A-Za-z0-9'])")
@@ -72,8 +73,10 @@ def parse_answer(text: str | None, options: Sequence[Option]) -> ParsedAnswer:
     if whole is not None:
         return _accept(whole, letters)
 
-    stated = _distinct([m.group("letter") for m in _ANSWER_STATEMENT.finditer(body)]
-                       + [m.group("letter") for m in _LETTER_IS_CORRECT.finditer(body)])
+    stated = _distinct(
+        [m.group("letter") for m in _ANSWER_STATEMENT.finditer(body)]
+        + [m.group("letter") for m in _LETTER_IS_CORRECT.finditer(body)]
+    )
     stated = [s for s in stated if s.isupper()]
     if len(stated) > 1:
         return ParsedAnswer(None, "unparsed", f"several letters: {', '.join(stated)}")
@@ -90,8 +93,10 @@ def parse_answer(text: str | None, options: Sequence[Option]) -> ParsedAnswer:
     if by_text is not None:
         return ParsedAnswer(by_text, "parsed", "option text")
 
-    mentioned = _distinct([m.group("letter") for m in _PAREN_LETTER.finditer(body)]
-                          + [m.group("letter") for m in _OPTION_MENTION.finditer(body)])
+    mentioned = _distinct(
+        [m.group("letter") for m in _PAREN_LETTER.finditer(body)]
+        + [m.group("letter") for m in _OPTION_MENTION.finditer(body)]
+    )
     if len(mentioned) == 1:
         return _accept(mentioned[0], letters)
     if len(mentioned) > 1:
@@ -99,8 +104,11 @@ def parse_answer(text: str | None, options: Sequence[Option]) -> ParsedAnswer:
 
     if _REFUSAL.search(body):
         return ParsedAnswer(None, "unparsed", "refusal")
-    loose = _distinct(m.group("letter") for m in _STANDALONE_LETTER.finditer(body)
-                      if m.group("letter") in letters and not _is_word(body, m))
+    loose = _distinct(
+        m.group("letter")
+        for m in _STANDALONE_LETTER.finditer(body)
+        if m.group("letter") in letters and not _is_word(body, m)
+    )
     if len(loose) > 1:
         return ParsedAnswer(None, "unparsed", f"several letters: {', '.join(loose)}")
     return ParsedAnswer(None, "unparsed", "no answer found")
@@ -109,14 +117,18 @@ def parse_answer(text: str | None, options: Sequence[Option]) -> ParsedAnswer:
 TIE_PREFIX = "tied option scores"
 
 
-def answer_from_scores(scores: Mapping[str, float], options: Sequence[Option],
-                       tie_break: str | None = None) -> ParsedAnswer:
+def answer_from_scores(
+    scores: Mapping[str, float], options: Sequence[Option], tie_break: str | None = None
+) -> ParsedAnswer:
     """Option-logprob scoring: the option letter with the highest score (status `logprob`).
 
     Equal top scores are no answer, unless `tie_break="first"`: then the first tied letter in
     option order wins (a model whose authors score with argmax), and the reason names the tie."""
-    usable = {o.letter: float(scores[o.letter]) for o in options
-              if o.letter in scores and scores[o.letter] is not None and not math.isnan(float(scores[o.letter]))}
+    usable = {
+        o.letter: float(scores[o.letter])
+        for o in options
+        if o.letter in scores and scores[o.letter] is not None and not math.isnan(float(scores[o.letter]))
+    }
     if not usable:
         return ParsedAnswer(None, "unparsed", "no option scores")
     best = max(usable.values())
@@ -189,8 +201,10 @@ def _letter_form(text: str, options: Sequence[Option], allow_lower: bool = True)
     tail = (m.group("tail") or "").strip()
     if letter.islower():
         # lower case only as the whole answer: "b", "(b)", "option d." (never "answer is a red mug")
-        bare = re.fullmatch(r"\s*(?:option|choice|answer\s*:)?\s*[\(\[]?\s*[a-z]\s*[\)\]]?\s*[.]?\s*", text,
-                            re.IGNORECASE) is not None
+        bare = (
+            re.fullmatch(r"\s*(?:option|choice|answer\s*:)?\s*[\(\[]?\s*[a-z]\s*[\)\]]?\s*[.]?\s*", text, re.IGNORECASE)
+            is not None
+        )
         if not (allow_lower and bare):
             return None
         letter = letter.upper()
@@ -223,10 +237,10 @@ def _is_word(text: str, m: re.Match[str]) -> bool:
     """'A' or 'I' used as an English word ("A red car", "I think")."""
     if m.group("letter") not in ("A", "I"):
         return False
-    rest = text[m.end():]
+    rest = text[m.end() :]
     if re.match(r"\s+(?:or|and|vs|nor|is|was|looks|seems|then)\b", rest):
         return False  # "A or C", "A is correct": the letter, not the article
     return re.match(r"\s+[a-z]", rest) is not None or re.match(r"\s*'", rest) is not None
 
 
-__all__ = ["parse_answer", "answer_from_scores", "judge_prompt_text", "parse_judge", "JUDGE_NONE", "OPTION_LETTERS"]
+__all__ = ["JUDGE_NONE", "OPTION_LETTERS", "answer_from_scores", "judge_prompt_text", "parse_answer", "parse_judge"]

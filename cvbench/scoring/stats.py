@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -93,8 +93,9 @@ def wilson(correct: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, f
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def newcombe_paired_difference(both: int, a_only: int, b_only: int, neither: int,
-                                level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+def newcombe_paired_difference(
+    both: int, a_only: int, b_only: int, neither: int, level: float = DEFAULT_LEVEL
+) -> tuple[float, float]:
     """Newcombe's hybrid score interval (1998, method 10) for accuracy(B) - accuracy(A) on paired
     outcomes: `both` right, only A right, only B right, `neither`. Built from each run's Wilson
     interval and the correlation of the pairs (taken as 0 when undefined), it never collapses to a
@@ -133,8 +134,12 @@ def wilson_cc_bounds(p_hat: np.ndarray, n_eff: np.ndarray, z: float) -> tuple[np
     q = 1.0 - p
     denom = 2.0 * (n + z2)
     with np.errstate(invalid="ignore"):
-        lo = (2.0 * n * p + z2 - 1.0 - z * np.sqrt(np.maximum(z2 - 2.0 - 1.0 / n + 4.0 * p * (n * q + 1.0), 0.0))) / denom
-        hi = (2.0 * n * p + z2 + 1.0 + z * np.sqrt(np.maximum(z2 + 2.0 - 1.0 / n + 4.0 * p * (n * q - 1.0), 0.0))) / denom
+        lo = (
+            2.0 * n * p + z2 - 1.0 - z * np.sqrt(np.maximum(z2 - 2.0 - 1.0 / n + 4.0 * p * (n * q + 1.0), 0.0))
+        ) / denom
+        hi = (
+            2.0 * n * p + z2 + 1.0 + z * np.sqrt(np.maximum(z2 + 2.0 - 1.0 / n + 4.0 * p * (n * q - 1.0), 0.0))
+        ) / denom
     lo = np.where(p <= 0.0, 0.0, np.clip(lo, 0.0, 1.0))
     hi = np.where(p >= 1.0, 1.0, np.clip(hi, 0.0, 1.0))
     return lo, hi
@@ -154,7 +159,7 @@ def effective_n(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     p_hat = sums.sum(axis=-1) / n
     resid = sums - p_hat[..., None] * counts
     with np.errstate(divide="ignore", invalid="ignore"):
-        var_cr = g / (g - 1.0) * np.sum(resid ** 2, axis=-1) / (n * n)
+        var_cr = g / (g - 1.0) * np.sum(resid**2, axis=-1) / (n * n)
         var_bin = p_hat * (1.0 - p_hat) / n
         deff = var_cr / var_bin
     worst = n / g
@@ -182,8 +187,9 @@ def effective_df(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.asarray(np.where((s4 > 0.0) & np.isfinite(df), np.clip(df, 1.0, top), top), dtype=float)
 
 
-def wilson_design_effect(values: Sequence[float] | np.ndarray, clusters: Sequence[object],
-                         level: float = DEFAULT_LEVEL) -> tuple[float, float] | None:
+def wilson_design_effect(
+    values: Sequence[float] | np.ndarray, clusters: Sequence[object], level: float = DEFAULT_LEVEL
+) -> tuple[float, float] | None:
     """The default interval: continuity-corrected Wilson on the design-effect-adjusted effective n,
     with Student's t on `effective_df` degrees of freedom in place of z.
     None for no values; never zero-width otherwise."""
@@ -208,8 +214,13 @@ def _cluster_totals(values: np.ndarray, clusters: Sequence[object]) -> tuple[np.
     return sums, counts
 
 
-def cluster_bootstrap(values: Sequence[float] | np.ndarray, clusters: Sequence[object], seed: int,
-                      n_resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+def cluster_bootstrap(
+    values: Sequence[float] | np.ndarray,
+    clusters: Sequence[object],
+    seed: int,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+) -> tuple[float, float]:
     """Percentile interval for the mean of `values` resampling whole clusters.
 
     Each resample draws as many clusters as there are, with replacement, and takes the
@@ -242,15 +253,16 @@ def cluster_robust_se(values: Sequence[float] | np.ndarray, clusters: Sequence[o
     n = vals.size
     if n == 0:
         return float("nan")
-    sums, counts = _cluster_totals(vals - vals.mean(), clusters)
+    sums, _counts = _cluster_totals(vals - vals.mean(), clusters)
     g = sums.size
     if g < 2:
         return float("nan")
-    return float(math.sqrt(g / (g - 1) * float(np.sum(sums ** 2))) / n)
+    return float(math.sqrt(g / (g - 1) * float(np.sum(sums**2))) / n)
 
 
-def cluster_robust_ci(values: Sequence[float] | np.ndarray, clusters: Sequence[object],
-                      level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+def cluster_robust_ci(
+    values: Sequence[float] | np.ndarray, clusters: Sequence[object], level: float = DEFAULT_LEVEL
+) -> tuple[float, float]:
     """Normal interval mean +- z * CR1 SE, clipped to [0, 1]."""
     vals = np.asarray(values, dtype=float)
     se = cluster_robust_se(vals, clusters)

@@ -45,8 +45,9 @@ from cvbench.tasks.gold import gold_divergence, upstream_gold
 BENCHMARK = "crossviewbench"
 LOADER_NOTES = "cvbench_loader"
 # record keys turned into Sample fields; every other key is kept in metadata
-CONSUMED_KEYS = frozenset({"sample_id", "question_type", "question", "options", "answer", "region_refs",
-                           "region_token_counts", "views"})
+CONSUMED_KEYS = frozenset(
+    {"sample_id", "question_type", "question", "options", "answer", "region_refs", "region_token_counts", "views"}
+)
 VIEW_KEYS = frozenset({"view_id", "image_path", "video_path", "frame_id", "frame_idx", "objects"})
 OBJECT_KEYS = frozenset({"mask_rle", "bbox_xyxy", "track_id", "name"})
 
@@ -85,8 +86,9 @@ def iter_crossviewbench(jsonl: Path, data_root: Path) -> Iterator[Sample | Inval
                 yield InvalidSample(where, str(exc))
                 continue
             if sample_id in first_line:
-                yield InvalidSample(where, f"duplicate sample_id {sample_id!r} (first used at line "
-                                           f"{first_line[sample_id]})", sample_id)
+                yield InvalidSample(
+                    where, f"duplicate sample_id {sample_id!r} (first used at line {first_line[sample_id]})", sample_id
+                )
                 continue
             first_line[sample_id] = lineno
             try:
@@ -125,8 +127,13 @@ def _sample_id(record: Mapping[str, Any]) -> str:
     return str(value)
 
 
-def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocation, data_root: Path,
-                 media: dict[str, Path] | None = None) -> Sample:
+def parse_record(
+    record: Mapping[str, Any],
+    sample_id: str,
+    where: SourceLocation,
+    data_root: Path,
+    media: dict[str, Path] | None = None,
+) -> Sample:
     """One decoded JSONL object -> Sample; raises RecordError naming the field at fault.
 
     `media`: relative path -> resolved file, shared by the records of one pass over a file so
@@ -155,8 +162,10 @@ def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocatio
     refs = _parse_refs(record.get("region_refs", []), views, views_raw)
     placeholders = question.count(REGION_PLACEHOLDER)
     if placeholders != len(refs):
-        raise RecordError(f"'question' has {placeholders} {REGION_PLACEHOLDER} placeholder(s) but 'region_refs' "
-                          f"has {len(refs)} entries")
+        raise RecordError(
+            f"'question' has {placeholders} {REGION_PLACEHOLDER} placeholder(s) but 'region_refs' "
+            f"has {len(refs)} entries"
+        )
     token_counts = _token_counts(record.get("region_token_counts"), len(refs))
 
     options_raw = record.get("options", [])
@@ -178,8 +187,11 @@ def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocatio
             notes["answer_normalised"] = {"from": record["answer"], "to": answer, "how": how}
         divergence = gold_divergence(record["answer"], options, answer)
         if divergence is not None:
-            notes["gold_upstream"] = {"upstream": upstream_gold(record["answer"], options), "cvbench": answer,
-                                      "reason": divergence}
+            notes["gold_upstream"] = {
+                "upstream": upstream_gold(record["answer"], options),
+                "cvbench": answer,
+                "reason": divergence,
+            }
     else:
         answer = None  # open-ended: the reference answer stays in metadata["answer"]
         if "answer" in record:
@@ -208,8 +220,14 @@ def parse_record(record: Mapping[str, Any], sample_id: str, where: SourceLocatio
 # ------------------------------------------------------------------------------ views
 
 
-def _parse_view(raw: Any, index: int, data_root: Path, default_frame: int | None,
-                notes: dict[str, Any], media: dict[str, Path] | None = None) -> View:
+def _parse_view(
+    raw: Any,
+    index: int,
+    data_root: Path,
+    default_frame: int | None,
+    notes: dict[str, Any],
+    media: dict[str, Path] | None = None,
+) -> View:
     label = f"views[{index}]"
     if not isinstance(raw, dict):
         raise RecordError(f"'{label}' must be an object, got {_short(raw)}")
@@ -230,8 +248,9 @@ def _parse_view(raw: Any, index: int, data_root: Path, default_frame: int | None
     return View(view_id=str(view_id), image=image, regions=regions)
 
 
-def _view_image(raw: Mapping[str, Any], label: str, data_root: Path, default_frame: int | None,
-                media: dict[str, Path] | None = None) -> ImageRef:
+def _view_image(
+    raw: Mapping[str, Any], label: str, data_root: Path, default_frame: int | None, media: dict[str, Path] | None = None
+) -> ImageRef:
     image_path = raw.get("image_path")
     if image_path is not None:
         if not isinstance(image_path, str):
@@ -301,8 +320,11 @@ def _parse_object(raw: Any, label: str, index: int, notes: dict[str, Any]) -> Re
         notes.setdefault("unusable_mask_rle", []).append(label)
     bbox = raw.get("bbox_xyxy")
     if bbox is not None:
-        if (not isinstance(bbox, (list, tuple)) or len(bbox) != 4
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)):
+        if (
+            not isinstance(bbox, (list, tuple))
+            or len(bbox) != 4
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)
+        ):
             raise RecordError(f"'{label}.bbox_xyxy' must be 4 numbers [x1, y1, x2, y2], got {_short(bbox)}")
         bbox = tuple(float(v) for v in bbox)
     if rle is None and bbox is None:
@@ -339,8 +361,9 @@ def _parse_refs(raw: Any, views: Sequence[View], views_raw: Sequence[Any]) -> tu
             raise RecordError(f"'{label}': object index must be an integer, got {obj_raw!r}")
         n_objects = len(views[view_index].regions)
         if not 0 <= obj_raw < n_objects:
-            raise RecordError(f"'{label}': object index {obj_raw} out of range (view {view_index} has "
-                              f"{n_objects} objects)")
+            raise RecordError(
+                f"'{label}': object index {obj_raw} out of range (view {view_index} has {n_objects} objects)"
+            )
         refs.append(RegionRef(view_index, obj_raw))
     return tuple(refs)
 
@@ -369,10 +392,14 @@ def _view_index(value: Any, names: Mapping[str, int], n_views: int, label: str) 
 def _token_counts(raw: Any, n_refs: int) -> tuple[int, ...] | None:
     if raw is None:
         return None
-    if (not isinstance(raw, list) or len(raw) != n_refs
-            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in raw)):
-        raise RecordError(f"'region_token_counts' must be {n_refs} positive integers (one per region ref), "
-                          f"got {_short(raw)}")
+    if (
+        not isinstance(raw, list)
+        or len(raw) != n_refs
+        or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in raw)
+    ):
+        raise RecordError(
+            f"'region_token_counts' must be {n_refs} positive integers (one per region ref), got {_short(raw)}"
+        )
     return tuple(raw)
 
 
@@ -414,15 +441,19 @@ def normalise_answer(raw: Any, options: Sequence[Option]) -> tuple[str, str | No
     if len(readings) == 1:
         return next(iter(readings.items()))
     if len(readings) > 1:
-        raise RecordError(f"'answer' {raw!r} is ambiguous: it could mean option "
-                          + " or ".join(f"{letter} ({how})" for letter, how in sorted(readings.items())))
+        raise RecordError(
+            f"'answer' {raw!r} is ambiguous: it could mean option "
+            + " or ".join(f"{letter} ({how})" for letter, how in sorted(readings.items()))
+        )
     return _no_answer(raw, letters)
 
 
 def _no_answer(raw: Any, letters: Sequence[str]) -> tuple[str, str | None]:
     span = f"{letters[0]}-{letters[-1]}" if len(letters) > 1 else letters[0]
-    raise RecordError(f"'answer' {raw!r} is not among the options: neither a letter {span}, an option's text, "
-                      f"nor an option number 1-{len(letters)}")
+    raise RecordError(
+        f"'answer' {raw!r} is not among the options: neither a letter {span}, an option's text, "
+        f"nor an option number 1-{len(letters)}"
+    )
 
 
 def _cluster(record: Mapping[str, Any], sample_id: str) -> tuple[str, str]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping, Sequence
+from typing import BinaryIO
 
 from cvbench.core.types import OPTION_LETTERS, Option
 
@@ -83,8 +84,10 @@ class LongLine:
 
     @property
     def reason(self) -> str:
-        return (f"line is {self.length:,} bytes long, over the {self.limit:,}-byte line bound; not read "
-                f"(raise ${MAX_LINE_ENV} if the record is real)")
+        return (
+            f"line is {self.length:,} bytes long, over the {self.limit:,}-byte line bound; not read "
+            f"(raise ${MAX_LINE_ENV} if the record is real)"
+        )
 
 
 def iter_bounded_lines(f: BinaryIO, limit: int) -> Iterator[bytes | LongLine]:
@@ -125,8 +128,10 @@ def parse_option_lines(lines: Sequence[str], field: str) -> tuple[Option, ...]:
         letter, text = match.group(1), match.group(2).strip()
         expected = OPTION_LETTERS[i] if i < len(OPTION_LETTERS) else None
         if letter != expected:
-            raise RecordError(f"'{field}'[{i}] {line!r}: expected option letter {expected!r} (letters run A, B, C... "
-                              f"in order, upper case)")
+            raise RecordError(
+                f"'{field}'[{i}] {line!r}: expected option letter {expected!r} (letters run A, B, C... "
+                f"in order, upper case)"
+            )
         options.append(Option(letter, text))
     return tuple(options)
 

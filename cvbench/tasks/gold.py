@@ -67,7 +67,9 @@ def gold_divergence(raw: Any, options: Sequence[Option], ours: str | None, our_e
     if theirs is None:
         upstream = "upstream skips the sample (no letter, option text or number it can read)"
     elif theirs not in letters:
-        upstream = f"upstream reads {theirs!r} (from the leading letter), which is no option, so it is always scored wrong"
+        upstream = (
+            f"upstream reads {theirs!r} (from the leading letter), which is no option, so it is always scored wrong"
+        )
     else:
         upstream = f"upstream reads {theirs}"
     mine = f"cvbench reads {ours}" if ours is not None else f"cvbench cannot resolve it ({our_error})"

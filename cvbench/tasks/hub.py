@@ -16,8 +16,8 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 MMVM_REPO = "zhouyik/MMVMBench"
 MMVM_FILE = "mllm_match_eval_full.tsv"
@@ -41,18 +41,22 @@ class UnsafeArchiveError(DownloadError):
 def manual_instructions(dataset: str, folder: Path) -> str:
     """Exactly which files go in which folder, for placing a dataset by hand."""
     if dataset == "mmvm":
-        return (f"To place MMVM by hand, download the dataset repo {MMVM_REPO} from https://huggingface.co/datasets/"
-                f"{MMVM_REPO} on a machine with network access, unpack its archives, and arrange:\n"
-                f"  {folder}/{MMVM_FILE}\n"
-                f"  {folder}/{MMVM_CASES}/case_*/FRAME00.jpg FRAME00_ORI.jpg FRAME00.json "
-                f"FRAME01_CAND.jpg FRAME01_ORI.jpg FRAME01_CAND.json\n"
-                f"or run: cvbench data download mmvm --from-dir /path/to/that/copy\n"
-                f"then check it with: cvbench data verify {folder}")
-    return (f"To place CrossViewBench by hand, copy the benchmark JSONL to\n"
-            f"  {folder}/{CVB_FILE}\n"
-            f"with its images/videos under {folder} (the JSONL's image_path / video_path are relative to that "
-            f"folder, or to its parent), or run: cvbench data download crossviewbench --from-dir /path/to/copy\n"
-            f"then check it with: cvbench data verify {folder}")
+        return (
+            f"To place MMVM by hand, download the dataset repo {MMVM_REPO} from https://huggingface.co/datasets/"
+            f"{MMVM_REPO} on a machine with network access, unpack its archives, and arrange:\n"
+            f"  {folder}/{MMVM_FILE}\n"
+            f"  {folder}/{MMVM_CASES}/case_*/FRAME00.jpg FRAME00_ORI.jpg FRAME00.json "
+            f"FRAME01_CAND.jpg FRAME01_ORI.jpg FRAME01_CAND.json\n"
+            f"or run: cvbench data download mmvm --from-dir /path/to/that/copy\n"
+            f"then check it with: cvbench data verify {folder}"
+        )
+    return (
+        f"To place CrossViewBench by hand, copy the benchmark JSONL to\n"
+        f"  {folder}/{CVB_FILE}\n"
+        f"with its images/videos under {folder} (the JSONL's image_path / video_path are relative to that "
+        f"folder, or to its parent), or run: cvbench data download crossviewbench --from-dir /path/to/copy\n"
+        f"then check it with: cvbench data verify {folder}"
+    )
 
 
 # ------------------------------------------------------------------------------ archives
@@ -154,8 +158,11 @@ def locate_mmvm(folder: Path) -> tuple[Path, Path]:
         raise DownloadError(f"expected exactly one {MMVM_FILE} in the download, found {found}")
     dirs = [p for p in folder.rglob(MMVM_CASES) if p.is_dir()]
     if not dirs:  # an archive may hold the case_* folders without their parent
-        dirs = [p for p in [folder, *folder.rglob("*")]
-                if p.is_dir() and any(c.is_dir() and c.name.startswith("case_") for c in p.iterdir())]
+        dirs = [
+            p
+            for p in [folder, *folder.rglob("*")]
+            if p.is_dir() and any(c.is_dir() and c.name.startswith("case_") for c in p.iterdir())
+        ]
     cases = _shallowest(dirs, folder)
     if len(cases) != 1:
         found = ", ".join(str(p.relative_to(folder)) for p in cases) or "none"
@@ -172,8 +179,10 @@ def locate_jsonl(folder: Path, file_name: str | None) -> Path:
         hits = _shallowest([p for p in folder.rglob("*.jsonl") if p.is_file()], folder)
     if len(hits) != 1:
         found = ", ".join(str(p.relative_to(folder)) for p in hits) or "none"
-        raise DownloadError(f"expected one benchmark JSONL ({wanted} or a single *.jsonl) in the source, found "
-                            f"{found}; name it with --file")
+        raise DownloadError(
+            f"expected one benchmark JSONL ({wanted} or a single *.jsonl) in the source, found "
+            f"{found}; name it with --file"
+        )
     return hits[0]
 
 
@@ -187,9 +196,11 @@ def _snapshot(repo_id: str, repo_type: str, revision: str | None, into: Path) ->
         raise DownloadError(f"downloading needs huggingface_hub: {HUB_HINT}") from None
     try:
         return Path(snapshot_download(repo_id=repo_id, repo_type=repo_type, revision=revision, local_dir=into))
-    except Exception as exc:  # noqa: BLE001 - any network/hub failure ends in the same instructions
-        raise DownloadError(f"could not download {repo_type} {repo_id!r} from the Hugging Face Hub "
-                            f"({type(exc).__name__}: {_one_line(exc)})") from exc
+    except Exception as exc:
+        raise DownloadError(
+            f"could not download {repo_type} {repo_id!r} from the Hugging Face Hub "
+            f"({type(exc).__name__}: {_one_line(exc)})"
+        ) from exc
 
 
 def _one_line(exc: BaseException) -> str:
@@ -198,10 +209,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _prepare_target(target: Path, data_file: str, force: bool) -> None:
-    if target.is_symlink() or target.exists():
-        if not force:
-            what = "data" if (target / data_file).exists() else "files"
-            raise DownloadError(f"{target} already holds {what}; pass --force to replace it")
+    if (target.is_symlink() or target.exists()) and not force:
+        what = "data" if (target / data_file).exists() else "files"
+        raise DownloadError(f"{target} already holds {what}; pass --force to replace it")
 
 
 def _install(staged: Path, target: Path) -> None:
@@ -222,8 +232,7 @@ def _staging(root: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{name}.download-", dir=root))
 
 
-def _fill_source(work: Path, repo_id: str | None, repo_type: str, revision: str | None,
-                 from_dir: Path | None) -> Path:
+def _fill_source(work: Path, repo_id: str | None, repo_type: str, revision: str | None, from_dir: Path | None) -> Path:
     source = work / "source"
     if from_dir is not None:
         if not from_dir.is_dir():
@@ -237,9 +246,17 @@ def _fill_source(work: Path, repo_id: str | None, repo_type: str, revision: str 
     return source
 
 
-def download_mmvm(root: Path, repo_id: str = MMVM_REPO, *, revision: str | None = None, repo_type: str = "dataset",
-                  from_dir: Path | None = None, subdir: str = "mmvm", force: bool = False,
-                  log: Callable[[str], None] = lambda _: None) -> Path:
+def download_mmvm(
+    root: Path,
+    repo_id: str = MMVM_REPO,
+    *,
+    revision: str | None = None,
+    repo_type: str = "dataset",
+    from_dir: Path | None = None,
+    subdir: str = "mmvm",
+    force: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> Path:
     """Fetch MMVM (Hub, or a local copy) into `<root>/<subdir>`: the TSV + `match_bench/`."""
     target = root / subdir
     _prepare_target(target, MMVM_FILE, force)
@@ -262,22 +279,34 @@ def download_mmvm(root: Path, repo_id: str = MMVM_REPO, *, revision: str | None 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def download_crossviewbench(root: Path, repo_id: str | None = None, *, from_dir: Path | None = None,
-                            link: bool = False, file_name: str | None = None, revision: str | None = None,
-                            repo_type: str = "dataset", subdir: str = "crossviewbench", force: bool = False,
-                            log: Callable[[str], None] = lambda _: None) -> Path:
+def download_crossviewbench(
+    root: Path,
+    repo_id: str | None = None,
+    *,
+    from_dir: Path | None = None,
+    link: bool = False,
+    file_name: str | None = None,
+    revision: str | None = None,
+    repo_type: str = "dataset",
+    subdir: str = "crossviewbench",
+    force: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> Path:
     """Fetch CrossViewBench into `<root>/<subdir>`: the folder holding the JSONL (renamed to
     crossviewbench.jsonl) with everything beside it. `link=True` symlinks a local folder that
     already holds crossviewbench.jsonl instead of copying it."""
     if (repo_id is None) == (from_dir is None):
-        raise DownloadError("name exactly one source: --repo OWNER/NAME or --from-dir FOLDER\n"
-                            + manual_instructions("crossviewbench", root / subdir))
+        raise DownloadError(
+            "name exactly one source: --repo OWNER/NAME or --from-dir FOLDER\n"
+            + manual_instructions("crossviewbench", root / subdir)
+        )
     target = root / subdir
     _prepare_target(target, CVB_FILE, force)
     if link:
         if from_dir is None or not (from_dir / CVB_FILE).is_file():
-            raise DownloadError(f"--link needs --from-dir FOLDER holding {CVB_FILE} directly; copy instead, or "
-                                f"rename the JSONL")
+            raise DownloadError(
+                f"--link needs --from-dir FOLDER holding {CVB_FILE} directly; copy instead, or rename the JSONL"
+            )
         if target.is_symlink() or target.exists():
             _install_link(from_dir, target)
         else:

@@ -14,8 +14,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from cvbench.core.locations import data_root
 from cvbench.core.types import InvalidSample, Sample, TaskSpec
@@ -59,7 +59,6 @@ def ensure_task_data(spec: TaskSpec, data_dir: Path | str | None = None) -> Path
     else:
         raise DataNotFoundError(missing_data_message(spec, folder))
     if spec.synthetic:
-
         try:
             verify_synthetic(spec.name, folder, spec.data_file)
         except ManifestMismatch as exc:
@@ -69,20 +68,27 @@ def ensure_task_data(spec: TaskSpec, data_dir: Path | str | None = None) -> Path
 
 def missing_data_message(spec: TaskSpec, folder: Path) -> str:
     if spec.benchmark == "mmvm":
-        layout = (f"  {folder}/{spec.data_file}\n"
-                  f"  {folder}/match_bench/case_*/FRAME00.jpg, FRAME00_ORI.jpg, FRAME00.json,\n"
-                  f"                          FRAME01_CAND.jpg, FRAME01_ORI.jpg, FRAME01_CAND.json")
+        layout = (
+            f"  {folder}/{spec.data_file}\n"
+            f"  {folder}/match_bench/case_*/FRAME00.jpg, FRAME00_ORI.jpg, FRAME00.json,\n"
+            f"                          FRAME01_CAND.jpg, FRAME01_ORI.jpg, FRAME01_CAND.json"
+        )
         get = f"  cvbench data download {spec.name}    (Hugging Face Hub; pip install 'cvbench[hub]')"
     else:
-        layout = (f"  {folder}/{spec.data_file}\n"
-                  f"  {folder}/<image_path / video_path of each view, relative to that folder>")
-        get = (f"  cvbench data download {spec.name} --repo OWNER/NAME\n"
-               f"  cvbench data download {spec.name} --from-dir /path/to/your/copy")
+        layout = (
+            f"  {folder}/{spec.data_file}\n  {folder}/<image_path / video_path of each view, relative to that folder>"
+        )
+        get = (
+            f"  cvbench data download {spec.name} --repo OWNER/NAME\n"
+            f"  cvbench data download {spec.name} --from-dir /path/to/your/copy"
+        )
     hint = spec.obtain_hint.replace("<folder>", str(folder))
-    text = (f"task {spec.name!r}: data not found. Expected:\n{layout}\n"
-            f"Get it with:\n{get}\n"
-            f"or place the files there by hand, or point --data-dir / $CVBENCH_DATA at a folder that holds "
-            f"{spec.data_subdir}/{spec.data_file}. Check it with: cvbench data verify {folder}")
+    text = (
+        f"task {spec.name!r}: data not found. Expected:\n{layout}\n"
+        f"Get it with:\n{get}\n"
+        f"or place the files there by hand, or point --data-dir / $CVBENCH_DATA at a folder that holds "
+        f"{spec.data_subdir}/{spec.data_file}. Check it with: cvbench data verify {folder}"
+    )
     return f"{text}\n{hint}" if hint else text
 
 
@@ -92,14 +98,17 @@ def generate_synthetic(spec: TaskSpec, folder: Path) -> Path:
     from cvbench.tasks import synthetic
 
     if folder.is_dir() and any(folder.iterdir()):
-        raise DataFormatError(f"{folder} exists but holds no {spec.data_file}; move it away so the synthetic set "
-                              f"{spec.name!r} can be generated there")
+        raise DataFormatError(
+            f"{folder} exists but holds no {spec.data_file}; move it away so the synthetic set "
+            f"{spec.name!r} can be generated there"
+        )
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.generating-", dir=folder.parent))
     try:
         if spec.benchmark == "crossviewbench":
-            synthetic.generate_crossviewbench(staging, per_type=synthetic.BUILTIN_CVB_PER_TYPE,
-                                              seed=synthetic.BUILTIN_SEED)
+            synthetic.generate_crossviewbench(
+                staging, per_type=synthetic.BUILTIN_CVB_PER_TYPE, seed=synthetic.BUILTIN_SEED
+            )
         else:
             synthetic.generate_mmvm(staging, per_cue=synthetic.BUILTIN_MMVM_PER_CUE, seed=synthetic.BUILTIN_SEED)
         if not (staging / spec.data_file).is_file():
@@ -112,8 +121,10 @@ def generate_synthetic(spec: TaskSpec, folder: Path) -> Path:
         except OSError:
             if (folder / spec.data_file).is_file():  # another process finished first: use its copy
                 return folder
-            raise DataFormatError(f"{folder} exists but holds no {spec.data_file}; move it away so the synthetic "
-                                  f"set {spec.name!r} can be generated there") from None
+            raise DataFormatError(
+                f"{folder} exists but holds no {spec.data_file}; move it away so the synthetic "
+                f"set {spec.name!r} can be generated there"
+            ) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -136,10 +147,8 @@ def iter_task_samples(spec: TaskSpec, data_dir: Path | str | None = None) -> Ite
 def iter_data_file(source: str, data_file: Path, folder: Path) -> Iterator[Sample | InvalidSample]:
     """Dispatch on the spec's source format."""
     if source == "crossviewbench-jsonl":
-
         return iter_crossviewbench(data_file, folder)
     if source == "mmvm-tsv":
-
         return iter_mmvm(data_file, folder)
     raise DataFormatError(f"unknown data source format {source!r}")
 

@@ -18,8 +18,9 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
 
 from cvbench.core.types import (
     CUE_BY_CODE,
@@ -177,8 +178,10 @@ def _read_header(reader: Any, tsv: Path) -> list[str]:
     header = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise DataFormatError(f"{tsv}:1: missing column(s) {', '.join(missing)} (the header has "
-                              f"{', '.join(header[:12])}{' ...' if len(header) > 12 else ''})")
+        raise DataFormatError(
+            f"{tsv}:1: missing column(s) {', '.join(missing)} (the header has "
+            f"{', '.join(header[:12])}{' ...' if len(header) > 12 else ''})"
+        )
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise DataFormatError(f"{tsv}:1: repeated column(s) {', '.join(repeated)}")
@@ -208,20 +211,31 @@ def _check_case_files_inside(data_root: Path, *overlays: Path) -> None:
                 ensure_resolves_inside(sibling, data_root, f"{overlay.parent.name}/{sibling.name}")
 
 
-def _build_sample(cells: Mapping[str, str], sample_id: str, where: SourceLocation, cues: tuple[str, ...],
-                  query_overlay: Path, cand_overlay: Path, case: str) -> Sample:
+def _build_sample(
+    cells: Mapping[str, str],
+    sample_id: str,
+    where: SourceLocation,
+    cues: tuple[str, ...],
+    query_overlay: Path,
+    cand_overlay: Path,
+    case: str,
+) -> Sample:
     query_ann = read_annotations(annotation_path(query_overlay))
     cand_ann = read_annotations(annotation_path(cand_overlay))
     query = annotation_region(query_ann[0], f"{annotation_path(query_overlay).name}[0]", needs_id=False)
-    candidates = tuple(annotation_region(a, f"{annotation_path(cand_overlay).name}[{i}]", needs_id=True)
-                       for i, a in enumerate(cand_ann))
+    candidates = tuple(
+        annotation_region(a, f"{annotation_path(cand_overlay).name}[{i}]", needs_id=True)
+        for i, a in enumerate(cand_ann)
+    )
     ids = [r.region_id for r in candidates]
     repeated = sorted({i for i in ids if ids.count(i) > 1}, key=int)
     if repeated:
         raise RecordError(f"{annotation_path(cand_overlay).name}: repeated candidate id(s) {', '.join(repeated)}")
     if len(candidates) < MIN_CANDIDATES:
-        raise RecordError(f"{annotation_path(cand_overlay).name}: {len(candidates)} candidate(s); an MMVM question "
-                          f"needs at least {MIN_CANDIDATES}")
+        raise RecordError(
+            f"{annotation_path(cand_overlay).name}: {len(candidates)} candidate(s); an MMVM question "
+            f"needs at least {MIN_CANDIDATES}"
+        )
 
     options = parse_option_lines([ln for ln in cells["choices"].splitlines() if ln.strip()], "choices")
     if not options:
@@ -241,8 +255,11 @@ def _build_sample(cells: Mapping[str, str], sample_id: str, where: SourceLocatio
     query_view = View("query", ImageRef(original_image_path(query_overlay)), (query,), ImageRef(query_overlay))
     cand_view = View("candidates", ImageRef(original_image_path(cand_overlay)), candidates, ImageRef(cand_overlay))
     metadata: dict[str, Any] = {k: v for k, v in cells.items() if k not in CONSUMED_COLUMNS | DROPPED_COLUMNS}
-    metadata[LOADER_NOTES] = {"case": case, "query_annotations": len(query_ann),
-                              "dropped_columns": sorted(DROPPED_COLUMNS & set(cells))}
+    metadata[LOADER_NOTES] = {
+        "case": case,
+        "query_annotations": len(query_ann),
+        "dropped_columns": sorted(DROPPED_COLUMNS & set(cells)),
+    }
     return Sample(
         sample_id=sample_id,
         benchmark=BENCHMARK,
@@ -268,8 +285,10 @@ def _check_option_ids(options: Sequence[Option], ids: set[str]) -> None:
         if _is_none_option(o.text):
             continue
         if not o.text.isdigit():
-            raise RecordError(f"'choices' option {o.letter} {o.text!r} is neither a candidate id nor "
-                              f"'None of the above choices are correct'")
+            raise RecordError(
+                f"'choices' option {o.letter} {o.text!r} is neither a candidate id nor "
+                f"'None of the above choices are correct'"
+            )
         if o.text not in ids:
             raise RecordError(f"'choices' option {o.letter} names id {o.text}, which no candidate annotation has")
 
@@ -294,8 +313,11 @@ def parse_match_type(cell: str) -> tuple[str, ...]:
         elif isinstance(v, str) and v in CUE_BY_CODE:
             codes.append(v)
         else:
-            raise RecordError(f"'match_type' {cell!r}: {v!r} is not a known cue (1-8: "
-                              + ", ".join(f"{i}={code}" for i, (code, _) in CUES.items()) + ")")
+            raise RecordError(
+                f"'match_type' {cell!r}: {v!r} is not a known cue (1-8: "
+                + ", ".join(f"{i}={code}" for i, (code, _) in CUES.items())
+                + ")"
+            )
     return tuple(dict.fromkeys(codes))
 
 
@@ -313,8 +335,10 @@ def _overlay_paths(cell: str, data_root: Path) -> tuple[Path, Path]:
     paths = _literal_list(cell, "image_path")
     if len(paths) != 2 or not all(isinstance(p, str) for p in paths):
         raise RecordError(f"'image_path' must list 2 paths (query overlay, candidate overlay), got {cell[:160]!r}")
-    return (resolve_case_file(paths[0], data_root, "image_path[0]"),
-            resolve_case_file(paths[1], data_root, "image_path[1]"))
+    return (
+        resolve_case_file(paths[0], data_root, "image_path[0]"),
+        resolve_case_file(paths[1], data_root, "image_path[1]"),
+    )
 
 
 def resolve_case_file(given: str, data_root: Path, field: str) -> Path:
@@ -343,7 +367,7 @@ def resolve_case_file(given: str, data_root: Path, field: str) -> Path:
                 raise RecordError(f"'{field}': {exc}") from None
             return Path(text)
     if CASES_DIR in parts:
-        tail = parts[len(parts) - 1 - parts[::-1].index(CASES_DIR):]
+        tail = parts[len(parts) - 1 - parts[::-1].index(CASES_DIR) :]
         if ".." in tail:
             raise RecordError(f"'{field}': path {given!r} contains '..' after {CASES_DIR}/")
         try:

@@ -103,8 +103,9 @@ def mmvm_question(options: Sequence[Option], style: str = "contour") -> str:
 # ------------------------------------------------------------------------------ rendering
 
 
-def render_query_view(image: np.ndarray, mask: np.ndarray, *, style: str = "contour", alpha: float = 0.4,
-                      thickness: int = 2) -> np.ndarray:
+def render_query_view(
+    image: np.ndarray, mask: np.ndarray, *, style: str = "contour", alpha: float = 0.4, thickness: int = 2
+) -> np.ndarray:
     """The query object in cyan, no tag; thickness 2 on images up to 1024 px, scaled up beyond."""
     px = scaled_thickness(thickness, image.shape[:2])
     return draw_regions(image, [mask], [QUERY_CYAN], "mask" if style == "marks" else style, alpha=alpha, thickness=px)
@@ -116,9 +117,17 @@ def candidate_colours(n: int, rng: np.random.Generator) -> tuple[PaletteColour, 
     return tuple(colours[i] for i in rng.permutation(n))
 
 
-def render_candidate_view(image: np.ndarray, masks: Sequence[np.ndarray], ids: Sequence[str | int],
-                          rng: np.random.Generator, *, style: str = "contour", alpha: float = 0.4, thickness: int = 2,
-                          colours: Sequence[PaletteColour] | None = None) -> np.ndarray:
+def render_candidate_view(
+    image: np.ndarray,
+    masks: Sequence[np.ndarray],
+    ids: Sequence[str | int],
+    rng: np.random.Generator,
+    *,
+    style: str = "contour",
+    alpha: float = 0.4,
+    thickness: int = 2,
+    colours: Sequence[PaletteColour] | None = None,
+) -> np.ndarray:
     """Each candidate in its own colour, with its id in white on a box of that colour (one font per image).
 
     Colours: `colours` when given, else ``candidate_colours(len(masks), rng)`` (rng is used for nothing else).
@@ -127,5 +136,14 @@ def render_candidate_view(image: np.ndarray, masks: Sequence[np.ndarray], ids: S
         raise ValueError(f"{len(masks)} masks but {len(ids)} ids")
     chosen = tuple(colours) if colours is not None else candidate_colours(len(masks), rng)
     px = scaled_thickness(thickness, image.shape[:2])
-    return draw_regions(image, masks, [c.rgb for c in chosen], style, alpha=alpha, thickness=px,
-                        tags=[str(i) for i in ids], text_rgb=TAG_TEXT_RGB, font=tag_font(image.shape[:2]))
+    return draw_regions(
+        image,
+        masks,
+        [c.rgb for c in chosen],
+        style,
+        alpha=alpha,
+        thickness=px,
+        tags=[str(i) for i in ids],
+        text_rgb=TAG_TEXT_RGB,
+        font=tag_font(image.shape[:2]),
+    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from cvbench.core.types import BENCHMARKS, TaskSpec
 
@@ -32,8 +33,14 @@ MODES: dict[str, tuple[str, ...]] = {
 }
 
 _REQUIRED: dict[str, type] = {
-    "name": str, "benchmark": str, "description": str, "source": str, "data_file": str,
-    "data_subdir": str, "synthetic": bool, "slice_dims": list,
+    "name": str,
+    "benchmark": str,
+    "description": str,
+    "source": str,
+    "data_file": str,
+    "data_subdir": str,
+    "synthetic": bool,
+    "slice_dims": list,
 }
 _OPTIONAL: dict[str, type] = {"candidate_settings": list, "default_mode": str, "obtain_hint": str}
 
@@ -160,8 +167,9 @@ def load_task_specs(dirs: Iterable[Path] | None = None) -> dict[str, TaskSpec]:
         for path in sorted(folder.glob("*.toml")):
             spec = parse_task_spec(path)
             if spec.name in specs:
-                raise TaskSpecError(f"{path}: field 'name': task {spec.name!r} is already defined in "
-                                    f"{specs[spec.name].spec_file}")
+                raise TaskSpecError(
+                    f"{path}: field 'name': task {spec.name!r} is already defined in {specs[spec.name].spec_file}"
+                )
             specs[spec.name] = spec
     return dict(sorted(specs.items()))
 

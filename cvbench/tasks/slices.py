@@ -11,7 +11,10 @@ from cvbench.core.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES, Sample, Ta
 
 # (label, smallest count, largest count or None for open-ended), in display order
 CANDIDATE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("2-4", 2, 4), ("5-8", 5, 8), ("9-12", 9, 12), ("13+", 13, None),
+    ("2-4", 2, 4),
+    ("5-8", 5, 8),
+    ("9-12", 9, 12),
+    ("13+", 13, None),
 )
 
 
@@ -41,8 +44,9 @@ def slice_labels(spec: TaskSpec) -> dict[str, list[str]]:
 def sample_slices(sample: Sample, spec: TaskSpec, setting: str) -> dict[str, list[str]]:
     """The labels this sample counts toward under one candidate setting, per dimension."""
     if setting not in spec.candidate_settings:
-        raise SliceError(f"task {spec.name!r} has no candidate setting {setting!r} "
-                         f"(settings: {', '.join(spec.candidate_settings)})")
+        raise SliceError(
+            f"task {spec.name!r} has no candidate setting {setting!r} (settings: {', '.join(spec.candidate_settings)})"
+        )
     out: dict[str, list[str]] = {}
     for dim in spec.slice_dims:
         out[dim] = _labels(sample, dim)

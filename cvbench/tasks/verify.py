@@ -127,8 +127,7 @@ def _data_files_in(folder: Path) -> list[tuple[str, Path, Path]]:
     return found
 
 
-def verify_path(path: Path, decode_images: bool = True,
-                progress: Callable[[int], None] | None = None) -> VerifyReport:
+def verify_path(path: Path, decode_images: bool = True, progress: Callable[[int], None] | None = None) -> VerifyReport:
     """Verify every sample under `path`. `decode_images=False` reads image headers only."""
     report = VerifyReport()
     checker = SampleChecker(decode_images)
@@ -141,8 +140,9 @@ def verify_path(path: Path, decode_images: bool = True,
                 if isinstance(item, InvalidSample):
                     report.problems.append(item)
                     if "[answer " in item.reason and "upstream" in item.reason:
-                        report.gold_divergences.append((str(item.source), item.sample_id,
-                                                        item.reason.rsplit("[", 1)[1].rstrip("]")))
+                        report.gold_divergences.append(
+                            (str(item.source), item.sample_id, item.reason.rsplit("[", 1)[1].rstrip("]"))
+                        )
                 else:
                     gold = (item.metadata.get(LOADER_NOTES) or {}).get("gold_upstream")
                     if gold:
@@ -207,8 +207,10 @@ def structure_problems(sample: Sample) -> list[str]:
         if not 0 <= ref.view_index < len(sample.views):
             problems.append(f"region ref {k}: view {ref.view_index} out of range ({len(sample.views)} views)")
         elif not 0 <= ref.region_index < len(sample.views[ref.view_index].regions):
-            problems.append(f"region ref {k}: object {ref.region_index} out of range (view {ref.view_index} has "
-                            f"{len(sample.views[ref.view_index].regions)} objects)")
+            problems.append(
+                f"region ref {k}: object {ref.region_index} out of range (view {ref.view_index} has "
+                f"{len(sample.views[ref.view_index].regions)} objects)"
+            )
     if sample.benchmark == "crossviewbench":
         n = sample.question.count(REGION_PLACEHOLDER)
         if n != len(sample.region_refs):
@@ -276,8 +278,10 @@ class SampleChecker:
                 try:
                     pre_hw = self.image_hw(view.prerendered)
                     if pre_hw != hw:
-                        warnings.append(f"{label}: pre-rendered image {view.prerendered.path.name} is "
-                                        f"{list(pre_hw)}, the original {list(hw)}")
+                        warnings.append(
+                            f"{label}: pre-rendered image {view.prerendered.path.name} is "
+                            f"{list(pre_hw)}, the original {list(hw)}"
+                        )
                 except ImageError as exc:
                     problems.append(f"{label}: pre-rendered image: {exc}")
             for r, region in enumerate(view.regions):
@@ -302,15 +306,20 @@ class SampleChecker:
 
 def _ordered(dim: str, counter: Counter[str]) -> list[tuple[str, int]]:
     order: dict[str, list[str]] = {
-        "task_type": list(TASK_TYPES), "category": list(CATEGORY_NAMES), "cue": list(CUE_CODES),
+        "task_type": list(TASK_TYPES),
+        "category": list(CATEGORY_NAMES),
+        "cue": list(CUE_CODES),
         "bucket": [label for label, _, _ in CANDIDATE_BUCKETS] + ["<2"],
     }
     if dim in order:
-        return [(k, counter[k]) for k in order[dim] if counter[k]] + \
-               sorted((k, n) for k, n in counter.items() if k not in order[dim])
+        return [(k, counter[k]) for k in order[dim] if counter[k]] + sorted(
+            (k, n) for k, n in counter.items() if k not in order[dim]
+        )
     if dim in ("candidates", "options"):
+
         def numeric_first(kv: tuple[str, int]) -> tuple[bool, int, str]:
             return not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0, kv[0]
+
         return sorted(counter.items(), key=numeric_first)
     return sorted(counter.items())
 
@@ -324,11 +333,20 @@ def print_report(report: VerifyReport, console: Any) -> None:
     from rich.table import Table
 
     console.print(f"[bold]Verified[/bold] {', '.join(report.files)}")
-    console.print(f"{report.samples} samples: {report.ok} ok, {len(report.problems)} bad item(s); "
-                  f"{report.warnings} warning(s); {report.images_checked} images checked, "
-                  f"{report.masks_checked} masks decoded")
-    titles = {"benchmark": "benchmark", "task_type": "task type", "category": "category", "options": "options",
-              "cue": "cue (multi-label)", "candidates": "candidates", "bucket": "candidate bucket"}
+    console.print(
+        f"{report.samples} samples: {report.ok} ok, {len(report.problems)} bad item(s); "
+        f"{report.warnings} warning(s); {report.images_checked} images checked, "
+        f"{report.masks_checked} masks decoded"
+    )
+    titles = {
+        "benchmark": "benchmark",
+        "task_type": "task type",
+        "category": "category",
+        "options": "options",
+        "cue": "cue (multi-label)",
+        "candidates": "candidates",
+        "bucket": "candidate bucket",
+    }
     for dim in ("benchmark", "category", "task_type", "options", "cue", "bucket", "candidates"):
         if dim not in report.counts:
             continue
@@ -352,8 +370,10 @@ def print_report(report: VerifyReport, console: Any) -> None:
         if more:
             console.print(f"  ... and {more} more")
     if report.gold_divergences:
-        console.print(f"[yellow]gold answers read differently by the upstream evaluation[/yellow] "
-                      f"({len(report.gold_divergences)}; upstream skips {report.upstream_skipped}):")
+        console.print(
+            f"[yellow]gold answers read differently by the upstream evaluation[/yellow] "
+            f"({len(report.gold_divergences)}; upstream skips {report.upstream_skipped}):"
+        )
         for where, sample_id, reason in report.gold_divergences:
             console.print(f"  {where} [{sample_id}]: {reason}", markup=False, highlight=False)
     if report.problems:

@@ -72,15 +72,22 @@ def write_tiny_dataset(base: Path, n_valid: int = 24, n_scenes: int = 6) -> Tiny
         v1 = _view(folder / "images", f"s{i}_a.png", boxes1, COLOURS)
         v2 = _view(folder / "images", f"s{i}_b.png", boxes2, [COLOURS[j] for j in order])
         answer_idx = int(np.flatnonzero(order == 0)[0])  # the red object sits at position answer_idx in view 2
-        question = ("Which object in the second image is the same as <region> in the first image: "
-                    "<region>, <region>, <region> or <region>?")
+        question = (
+            "Which object in the second image is the same as <region> in the first image: "
+            "<region>, <region>, <region> or <region>?"
+        )
         record = {
-            "sample_id": f"s{i}", "question_type": "Q1" if i % 2 == 0 else "Q2",
+            "sample_id": f"s{i}",
+            "question_type": "Q1" if i % 2 == 0 else "Q2",
             "question": question if i % 2 == 0 else question,
-            "options": [f"{letter}. the {word} one" for letter, word in zip("ABCD", ["first", "second", "third", "fourth"])],
+            "options": [
+                f"{letter}. the {word} one" for letter, word in zip("ABCD", ["first", "second", "third", "fourth"])
+            ],
             "answer": "ABCD"[answer_idx],
             "region_refs": [[0, 0], [1, 0], [1, 1], [1, 2], [1, 3]],
-            "views": [v1, v2], "dataset": "tiny", "scene": f"scene{i % n_scenes}",
+            "views": [v1, v2],
+            "dataset": "tiny",
+            "scene": f"scene{i % n_scenes}",
         }
         lines.append(json.dumps(record))
     lines.insert(3, "{ this line is not json")
@@ -130,7 +137,7 @@ class FakeOpenAI:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 key = request_key(body)
                 with owner.lock:
@@ -149,11 +156,25 @@ class FakeOpenAI:
                 content = owner.reply_text if owner.reply_text is not None else f"Answer: {letter}"
                 if owner.judge_reply is not None and "Model answer:" in request_text(body):
                     content = owner.judge_reply
-                self._send(200, json.dumps({
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 3, "total_tokens": 103}}))
+                self._send(
+                    200,
+                    json.dumps(
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body.get("model", "m"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": content},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 100, "completion_tokens": 3, "total_tokens": 103},
+                        }
+                    ),
+                )
 
             def _send(self, status: int, payload: str) -> None:
                 data = payload.encode()
@@ -215,7 +236,7 @@ def record_key(image_sha256: list[str]) -> str:
 
 
 @pytest.fixture()
-def fake_openai() -> "FakeOpenAI":
+def fake_openai() -> FakeOpenAI:
     server = FakeOpenAI()
     yield server
     server.close()
@@ -229,6 +250,7 @@ def make_fake_openai():
     def make(delay_s: float = 0.0) -> FakeOpenAI:
         servers.append(FakeOpenAI(delay_s))
         return servers[-1]
+
     yield make
     for server in servers:
         server.close()

@@ -5,7 +5,6 @@ from collections import Counter
 
 import numpy as np
 
-from cvbench.scoring.parsing import parse_answer
 from cvbench.core.types import (
     GenerationConfig,
     ModelAdapter,
@@ -19,12 +18,18 @@ from cvbench.core.types import (
 from cvbench.model_adapters.baselines import make_first_option, make_mask_heuristic, make_random, ref_names
 from cvbench.model_adapters.registry import ModelOptions
 from cvbench.model_adapters.resolve import resolve_model
+from cvbench.scoring.parsing import parse_answer
 
 RED, BLUE, GREEN, YELLOW = (210, 40, 40), (40, 70, 210), (40, 170, 60), (230, 200, 40)
 
 
-def view(boxes: list[tuple[int, int, int, int]], colours: list[tuple[int, int, int]], ids: list[str] | None = None,
-         h: int = 60, w: int = 100) -> NativeView:
+def view(
+    boxes: list[tuple[int, int, int, int]],
+    colours: list[tuple[int, int, int]],
+    ids: list[str] | None = None,
+    h: int = 60,
+    w: int = 100,
+) -> NativeView:
     img = np.full((h, w, 3), 120, np.uint8)
     masks = []
     for (x1, y1, x2, y2), c in zip(boxes, colours):
@@ -43,13 +48,27 @@ def ask(adapter: ModelAdapter, prompt: Prompt) -> str:
     return letter
 
 
-def cvb_prompt(task_type: str, question: str, options: list[str], views: list[NativeView],
-               refs: list[tuple[int, int]], sample_id: str = "s") -> Prompt:
+def cvb_prompt(
+    task_type: str,
+    question: str,
+    options: list[str],
+    views: list[NativeView],
+    refs: list[tuple[int, int]],
+    sample_id: str = "s",
+) -> Prompt:
     opts = tuple(Option("ABCD"[i], t) for i, t in enumerate(options))
     text = question + "\n\n" + "\n".join(o.line for o in opts)
     native = NativeRegions(views=tuple(views), refs=tuple(RegionRef(v, r) for v, r in refs))
-    return Prompt(sample_id=sample_id, text=text, images=(), options=opts, answer=None, mode="native", native=native,
-                  protocol={"benchmark": "crossviewbench", "task_type": task_type})
+    return Prompt(
+        sample_id=sample_id,
+        text=text,
+        images=(),
+        options=opts,
+        answer=None,
+        mode="native",
+        native=native,
+        protocol={"benchmark": "crossviewbench", "task_type": task_type},
+    )
 
 
 def test_random_is_seeded_and_uniform() -> None:
@@ -59,6 +78,7 @@ def test_random_is_seeded_and_uniform() -> None:
 
     def prompt(i: int) -> Prompt:
         return Prompt(sample_id=f"s{i}", text="q", images=(), options=options, answer="A", mode="overlay")
+
     first = [ask(adapter, prompt(i)) for i in range(400)]
     assert first == [ask(make_random("", ModelOptions(seed=3)), prompt(i)) for i in range(400)]
     assert first != [ask(make_random("", ModelOptions(seed=4)), prompt(i)) for i in range(400)]
@@ -70,8 +90,11 @@ def test_first_option_and_registry_names() -> None:
     options = (Option("A", "x"), Option("B", "y"))
     p = Prompt(sample_id="s", text="q", images=(), options=options, answer="B", mode="overlay")
     assert ask(make_first_option("", ModelOptions()), p) == "A"
-    for name, model_id in (("random", "baseline:random"), ("baseline:first-option", "baseline:first-option"),
-                           ("mask-heuristic", "baseline:mask-heuristic")):
+    for name, model_id in (
+        ("random", "baseline:random"),
+        ("baseline:first-option", "baseline:first-option"),
+        ("mask-heuristic", "baseline:mask-heuristic"),
+    ):
         assert resolve_model(name, ModelOptions()).info.model_id == model_id
     assert make_mask_heuristic("", ModelOptions()).capabilities.native_regions
 
@@ -79,10 +102,23 @@ def test_first_option_and_registry_names() -> None:
 def test_mmvm_picks_the_candidate_that_looks_like_the_query() -> None:
     query = view([(10, 10, 30, 40)], [GREEN], ["q"])
     cands = view([(5, 5, 20, 30), (30, 5, 50, 30), (60, 5, 80, 30)], [RED, GREEN, BLUE], ["7", "2", "5"])
-    options = (Option("A", "2"), Option("B", "5"), Option("C", "7"), Option("D", "None of the above choices are correct"))
+    options = (
+        Option("A", "2"),
+        Option("B", "5"),
+        Option("C", "7"),
+        Option("D", "None of the above choices are correct"),
+    )
     native = NativeRegions(views=(query, cands), refs=(), query=RegionRef(0, 0), candidate_order=(1, 2, 0))
-    p = Prompt(sample_id="m", text="which?", images=(), options=options, answer="A", mode="native", native=native,
-               protocol={"benchmark": "mmvm"})
+    p = Prompt(
+        sample_id="m",
+        text="which?",
+        images=(),
+        options=options,
+        answer="A",
+        mode="native",
+        native=native,
+        protocol={"benchmark": "mmvm"},
+    )
     assert ask(make_mask_heuristic("", ModelOptions()), p) == "A"
 
 
@@ -92,43 +128,98 @@ def test_crossviewbench_rules() -> None:
     flipped = view([(5, 20, 25, 50), (40, 20, 60, 50), (70, 20, 90, 50)], [GREEN, BLUE, RED])
     bigger = view([(2, 5, 40, 58), (45, 20, 65, 50), (70, 20, 90, 50)], [RED, BLUE, GREEN])
 
-    q1 = cvb_prompt("Q1", "The object <region> is marked in the first image. Four objects are marked in the second "
-                    "image: candidate 1 is <region>, candidate 2 is <region> and candidate 3 is <region>. Which?",
-                    ["candidate 1", "candidate 2", "candidate 3"], [v1, flipped], [(0, 2), (1, 0), (1, 1), (1, 2)])
+    q1 = cvb_prompt(
+        "Q1",
+        "The object <region> is marked in the first image. Four objects are marked in the second "
+        "image: candidate 1 is <region>, candidate 2 is <region> and candidate 3 is <region>. Which?",
+        ["candidate 1", "candidate 2", "candidate 3"],
+        [v1, flipped],
+        [(0, 2), (1, 0), (1, 1), (1, 2)],
+    )
     assert ask(h, q1) == "A"  # green sits first in the second view
-    q3 = cvb_prompt("Q3", "Three objects are marked in the first image: object 1 is <region>, object 2 is <region> "
-                    "and object 3 is <region>. Which of them is the same physical object as <region> in the second "
-                    "image?", ["object 1", "object 2", "object 3", "none of them"], [v1, flipped],
-                    [(0, 0), (0, 1), (0, 2), (1, 1)])
+    q3 = cvb_prompt(
+        "Q3",
+        "Three objects are marked in the first image: object 1 is <region>, object 2 is <region> "
+        "and object 3 is <region>. Which of them is the same physical object as <region> in the second "
+        "image?",
+        ["object 1", "object 2", "object 3", "none of them"],
+        [v1, flipped],
+        [(0, 0), (0, 1), (0, 2), (1, 1)],
+    )
     assert ask(h, q3) == "B"  # the blue one
-    q4 = cvb_prompt("Q4", "Two objects are marked in the first image: object 1 is <region> and object 2 is <region>. "
-                    "Three objects are marked in the second image: X is <region>, Y is <region> and Z is <region>. "
-                    "Which matching is correct?",
-                    ["object 1 is X and object 2 is Y", "object 1 is Z and object 2 is X",
-                     "object 1 is Y and object 2 is Z", "object 1 is X and object 2 is Z"],
-                    [v1, flipped], [(0, 0), (0, 2), (1, 0), (1, 1), (1, 2)])
+    q4 = cvb_prompt(
+        "Q4",
+        "Two objects are marked in the first image: object 1 is <region> and object 2 is <region>. "
+        "Three objects are marked in the second image: X is <region>, Y is <region> and Z is <region>. "
+        "Which matching is correct?",
+        [
+            "object 1 is X and object 2 is Y",
+            "object 1 is Z and object 2 is X",
+            "object 1 is Y and object 2 is Z",
+            "object 1 is X and object 2 is Z",
+        ],
+        [v1, flipped],
+        [(0, 0), (0, 2), (1, 0), (1, 1), (1, 2)],
+    )
     assert ask(h, q4) == "B"  # red is Z (third in view 2), green is X
-    q5_same = cvb_prompt("Q5", "Are <region> in the first image and <region> in the second image the same?",
-                         ["yes", "no"], [v1, flipped], [(0, 1), (1, 1)])
-    q5_diff = cvb_prompt("Q5", "Are <region> in the first image and <region> in the second image the same?",
-                         ["yes", "no"], [v1, flipped], [(0, 0), (1, 1)])
+    q5_same = cvb_prompt(
+        "Q5",
+        "Are <region> in the first image and <region> in the second image the same?",
+        ["yes", "no"],
+        [v1, flipped],
+        [(0, 1), (1, 1)],
+    )
+    q5_diff = cvb_prompt(
+        "Q5",
+        "Are <region> in the first image and <region> in the second image the same?",
+        ["yes", "no"],
+        [v1, flipped],
+        [(0, 0), (1, 1)],
+    )
     assert (ask(h, q5_same), ask(h, q5_diff)) == ("A", "B")
-    q10 = cvb_prompt("Q10", "The same object is marked in both images: <region> in the first image and <region> in "
-                     "the second. Does it appear larger in the second image?", ["yes", "no"], [v1, bigger],
-                     [(0, 0), (1, 0)])
-    q10_back = cvb_prompt("Q10", "The same object is marked in both images: <region> in the first image and <region> "
-                          "in the second. Does it appear larger in the second image?", ["yes", "no"], [bigger, v1],
-                          [(0, 0), (1, 0)])
+    q10 = cvb_prompt(
+        "Q10",
+        "The same object is marked in both images: <region> in the first image and <region> in "
+        "the second. Does it appear larger in the second image?",
+        ["yes", "no"],
+        [v1, bigger],
+        [(0, 0), (1, 0)],
+    )
+    q10_back = cvb_prompt(
+        "Q10",
+        "The same object is marked in both images: <region> in the first image and <region> "
+        "in the second. Does it appear larger in the second image?",
+        ["yes", "no"],
+        [bigger, v1],
+        [(0, 0), (1, 0)],
+    )
     assert (ask(h, q10), ask(h, q10_back)) == ("A", "B")
-    q13 = cvb_prompt("Q13", "In the first image, <region> is to the left of <region>. In the second image, is their "
-                     "left-right order reversed?", ["yes", "no"], [v1, flipped], [(0, 0), (0, 2)])
-    q13_same = cvb_prompt("Q13", "In the first image, <region> is to the left of <region>. In the second image, is "
-                          "their left-right order reversed?", ["yes", "no"], [v1, bigger], [(0, 0), (0, 2)])
+    q13 = cvb_prompt(
+        "Q13",
+        "In the first image, <region> is to the left of <region>. In the second image, is their "
+        "left-right order reversed?",
+        ["yes", "no"],
+        [v1, flipped],
+        [(0, 0), (0, 2)],
+    )
+    q13_same = cvb_prompt(
+        "Q13",
+        "In the first image, <region> is to the left of <region>. In the second image, is "
+        "their left-right order reversed?",
+        ["yes", "no"],
+        [v1, bigger],
+        [(0, 0), (0, 2)],
+    )
     assert (ask(h, q13), ask(h, q13_same)) == ("A", "B")
-    q16 = cvb_prompt("Q16", "Two objects are marked in both images: <region> and <region> in the first image, and the "
-                     "same two objects, in the same order, as <region> and <region> in the second image. Which grows "
-                     "more?", ["the first object", "the second object"], [v1, bigger],
-                     [(0, 1), (0, 0), (1, 1), (1, 0)])
+    q16 = cvb_prompt(
+        "Q16",
+        "Two objects are marked in both images: <region> and <region> in the first image, and the "
+        "same two objects, in the same order, as <region> and <region> in the second image. Which grows "
+        "more?",
+        ["the first object", "the second object"],
+        [v1, bigger],
+        [(0, 1), (0, 0), (1, 1), (1, 0)],
+    )
     assert ask(h, q16) == "B"  # the red one (second ref) grew
 
 

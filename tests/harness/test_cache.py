@@ -8,13 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.runner.cache import CacheError, ResponseCache
 from cvbench.core.types import ModelError, Response, Usage
+from cvbench.runner.cache import CacheError, ResponseCache
 
 
 def ok(text: str) -> Response:
-    return Response(text=text, usage=Usage(12, 3, 0.001), latency_s=0.25, attempts=2,
-                    option_scores={"A": -0.1, "B": -2.5}, finish_reason="stop", served_model="m-1")
+    return Response(
+        text=text,
+        usage=Usage(12, 3, 0.001),
+        latency_s=0.25,
+        attempts=2,
+        option_scores={"A": -0.1, "B": -2.5},
+        finish_reason="stop",
+        served_model="m-1",
+    )
 
 
 def test_roundtrip_and_wal(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.runner.cache import ResponseCache
 from cvbench.core.types import Response
+from cvbench.runner.cache import ResponseCache
 
 
 def test_cache_stats_and_clear_commands(tmp_path: Path) -> None:
@@ -36,8 +36,17 @@ def test_tasks_command_lists_slices(tiny_data: Any) -> None:
 
 def test_run_and_merge_commands(tiny_data: Any, tmp_path: Path) -> None:
     runner = CliRunner()
-    base = ["run", "--model", "random", "--task", tiny_data.task, "--data-dir", str(tiny_data.root), "--no-cache",
-            "--no-progress"]
+    base = [
+        "run",
+        "--model",
+        "random",
+        "--task",
+        tiny_data.task,
+        "--data-dir",
+        str(tiny_data.root),
+        "--no-cache",
+        "--no-progress",
+    ]
     for i in range(2):
         out = runner.invoke(cli, [*base, "--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")])
         assert out.exit_code == 0, out.output

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cvbench.cli import cli
 from cvbench.analysis import compare as C
-from cvbench.scoring.metrics import compute_results
-from cvbench.rundir.format import SAMPLES_FILE, SampleRecord, write_json_atomic
+from cvbench.cli import cli
 from cvbench.core.seeding import rng_for
+from cvbench.rundir.format import SAMPLES_FILE, SampleRecord, write_json_atomic
+from cvbench.scoring.metrics import compute_results
 
 CVB = "synth-crossviewbench@all"
 MMVM = "synth-mmvm@4"
@@ -30,15 +31,36 @@ CUES = ["CL", "SP", "RP", "SZ"]
 # --------------------------------------------------------------------------------------
 
 
-def _record(task: str, setting: str, benchmark: str, sid: str, cluster: str, slices: dict[str, list[str]],
-            n_options: int, correct: bool) -> SampleRecord:
+def _record(
+    task: str,
+    setting: str,
+    benchmark: str,
+    sid: str,
+    cluster: str,
+    slices: dict[str, list[str]],
+    n_options: int,
+    correct: bool,
+) -> SampleRecord:
     answer = "A"
     parsed = "A" if correct else "B"
     return SampleRecord(
-        record_id=f"{task}@{setting}/{sid}", task=task, benchmark=benchmark, setting=setting, sample_id=sid,
-        cluster=cluster, slices=slices, n_options=n_options, answer=answer, prompt_text=f"question {sid}",
-        image_sha256=[], options=[[chr(65 + i), str(i + 1)] for i in range(n_options)], mode="overlay",
-        response=parsed, parsed=parsed, parse_status="parsed", correct=correct,
+        record_id=f"{task}@{setting}/{sid}",
+        task=task,
+        benchmark=benchmark,
+        setting=setting,
+        sample_id=sid,
+        cluster=cluster,
+        slices=slices,
+        n_options=n_options,
+        answer=answer,
+        prompt_text=f"question {sid}",
+        image_sha256=[],
+        options=[[chr(65 + i), str(i + 1)] for i in range(n_options)],
+        mode="overlay",
+        response=parsed,
+        parsed=parsed,
+        parse_status="parsed",
+        correct=correct,
     )
 
 
@@ -50,14 +72,25 @@ def baseline_records(seed: int = 7, p_correct: float = 0.75, per_type: int = 24)
         for i in range(per_type):
             sid = f"{t}-{i:03d}"
             correct = bool(rng_for(seed, sid, "correct").random() < p_correct)
-            out.append(_record("synth-crossviewbench", "all", "crossviewbench", sid, f"scene-{i % 12}",
-                               {"category": [category], "task_type": [t]}, 4, correct))
+            out.append(
+                _record(
+                    "synth-crossviewbench",
+                    "all",
+                    "crossviewbench",
+                    sid,
+                    f"scene-{i % 12}",
+                    {"category": [category], "task_type": [t]},
+                    4,
+                    correct,
+                )
+            )
     for i in range(60):
         sid = f"case-{i:03d}"
         correct = bool(rng_for(seed, sid, "correct").random() < p_correct)
         cues = [CUES[i % 4]] + ([CUES[(i + 1) % 4]] if i % 3 == 0 else [])
-        out.append(_record("synth-mmvm", "4", "mmvm", sid, f"case-{i // 3}", {"cue": cues, "bucket": ["2-4"]}, 4,
-                           correct))
+        out.append(
+            _record("synth-mmvm", "4", "mmvm", sid, f"case-{i // 3}", {"cue": cues, "bucket": ["2-4"]}, 4, correct)
+        )
     return out
 
 
@@ -67,29 +100,40 @@ BASE_CONFIG: dict[str, Any] = {  # the shape of cvbench.runner.session's config.
     "model": {"id": "baseline:first-option"},
     "generation": {"temperature": 0.0, "max_tokens": 1024},
     "tasks": ["synth-crossviewbench", "synth-mmvm"],
-    "mode": "auto", "style": None, "seed": 0, "limit": None, "shard": None, "judge": None,
+    "mode": "auto",
+    "style": None,
+    "seed": 0,
+    "limit": None,
+    "shard": None,
+    "judge": None,
     "prompt_settings": {"style": "fill", "image_format": "png"},
-    "datasets": {"synth-crossviewbench": {"benchmark": "crossviewbench", "fingerprint": "f" * 16, "settings": ["all"]},
-                 "synth-mmvm": {"benchmark": "mmvm", "fingerprint": "e" * 16, "settings": ["4"]}},
+    "datasets": {
+        "synth-crossviewbench": {"benchmark": "crossviewbench", "fingerprint": "f" * 16, "settings": ["all"]},
+        "synth-mmvm": {"benchmark": "mmvm", "fingerprint": "e" * 16, "settings": ["4"]},
+    },
     "protocol": {"version": "1"},
     "runtime": {"concurrency": 8},
 }
 
 
-def write_run(path: Path, records: list[SampleRecord], config: dict[str, Any] | None = None,
-              model: str = "baseline:first-option") -> Path:
+def write_run(
+    path: Path, records: list[SampleRecord], config: dict[str, Any] | None = None, model: str = "baseline:first-option"
+) -> Path:
     path.mkdir(parents=True)
     write_json_atomic(path / "config.json", config if config is not None else BASE_CONFIG)
-    write_json_atomic(path / "results.json", compute_results(records, run_seed=0, model={"id": model},
-                                                             status="complete", n_resamples=200))
+    write_json_atomic(
+        path / "results.json",
+        compute_results(records, run_seed=0, model={"id": model}, status="complete", n_resamples=200),
+    )
     with open(path / SAMPLES_FILE, "w", encoding="utf-8") as fh:
         for r in records:
             fh.write(r.to_json() + "\n")
     return path
 
 
-def flip(records: list[SampleRecord], where: Callable[[SampleRecord], bool], limit: int | None = None,
-         to: bool = False) -> list[SampleRecord]:
+def flip(
+    records: list[SampleRecord], where: Callable[[SampleRecord], bool], limit: int | None = None, to: bool = False
+) -> list[SampleRecord]:
     """Copy of `records` with up to `limit` records matching `where` (and not already `to`) set to `to`."""
     out, done = [], 0
     for r in records:
@@ -113,16 +157,19 @@ def by_name(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("a_only, b_only, expected", [
-    (0, 0, 1.0),
-    (3, 3, 1.0),
-    (5, 0, 2 / 32),  # 2 * P(X <= 0), X ~ Bin(5, 1/2)
-    (0, 6, 2 / 64),
-    (7, 2, 2 * (1 + 9 + 36) / 512),  # 2 * (C(9,0)+C(9,1)+C(9,2)) / 2^9 = 0.1796875
-    (10, 1, 2 * (1 + 11) / 2048),  # 0.01171875
-    (4, 5, 1.0),  # 2 * P(X <= 4), X ~ Bin(9, 1/2) = 2 * 256/512 = 1
-    (12, 3, 2 * (1 + 15 + 105 + 455) / 32768),  # 0.03515625
-])
+@pytest.mark.parametrize(
+    "a_only, b_only, expected",
+    [
+        (0, 0, 1.0),
+        (3, 3, 1.0),
+        (5, 0, 2 / 32),  # 2 * P(X <= 0), X ~ Bin(5, 1/2)
+        (0, 6, 2 / 64),
+        (7, 2, 2 * (1 + 9 + 36) / 512),  # 2 * (C(9,0)+C(9,1)+C(9,2)) / 2^9 = 0.1796875
+        (10, 1, 2 * (1 + 11) / 2048),  # 0.01171875
+        (4, 5, 1.0),  # 2 * P(X <= 4), X ~ Bin(9, 1/2) = 2 * 256/512 = 1
+        (12, 3, 2 * (1 + 15 + 105 + 455) / 32768),  # 0.03515625
+    ],
+)
 def test_exact_mcnemar_matches_hand_computed_binomial(a_only: int, b_only: int, expected: float) -> None:
     assert C.exact_mcnemar_p(a_only, b_only) == pytest.approx(expected, rel=1e-15, abs=0)
 
@@ -130,7 +177,7 @@ def test_exact_mcnemar_matches_hand_computed_binomial(a_only: int, b_only: int, 
 def test_exact_mcnemar_large_counts_exact_against_fractions() -> None:
     a_only, b_only = 530, 470
     m = a_only + b_only
-    tail = Fraction(sum(math.comb(m, k) for k in range(b_only + 1)), 2 ** m)
+    tail = Fraction(sum(math.comb(m, k) for k in range(b_only + 1)), 2**m)
     assert C.exact_mcnemar_p(a_only, b_only) == pytest.approx(float(2 * tail), rel=1e-12)
     assert 0.05 < C.exact_mcnemar_p(a_only, b_only) < 0.07  # close to the normal approximation's 0.058
 
@@ -151,7 +198,7 @@ def test_holm_adjustment_by_hand() -> None:
 def test_minimum_detectable_drop_inverts_connor_formula() -> None:
     psi, delta, alpha, power = 0.2, 0.05, 0.05, 0.8
     z_a, z_b = 1.959963984540054, 0.8416212335729143
-    n = (z_a * math.sqrt(psi) + z_b * math.sqrt(psi - delta ** 2)) ** 2 / delta ** 2  # about 624
+    n = (z_a * math.sqrt(psi) + z_b * math.sqrt(psi - delta**2)) ** 2 / delta**2  # about 624
     mde = C.minimum_detectable_drop(round(n), psi, alpha, power)
     assert mde.drop == pytest.approx(delta, abs=2e-4)
     assert mde.exact_floor == pytest.approx(6 / round(n))
@@ -172,7 +219,7 @@ def test_paired_bootstrap_is_deterministic_and_seeded() -> None:
     a = rng.random(300) < 0.7
     b = rng.random(300) < 0.6
     clusters = [f"s{i % 25}" for i in range(300)]
-    kw = dict(n_boot=500, level=0.95, label="x")
+    kw = {"n_boot": 500, "level": 0.95, "label": "x"}
     first = C.paired_cluster_bootstrap(a, b, clusters, seed=1, **kw)  # type: ignore[arg-type]
     assert first == C.paired_cluster_bootstrap(a, b, clusters, seed=1, **kw)  # type: ignore[arg-type]
     assert first != C.paired_cluster_bootstrap(a, b, clusters, seed=2, **kw)  # type: ignore[arg-type]
@@ -186,10 +233,12 @@ def test_paired_bootstrap_interval_is_wider_with_correlated_clusters() -> None:
     # one that treats the 240 records as independent (one cluster per record)
     a = np.ones(240, dtype=bool)
     b = np.repeat(np.arange(24) % 2 == 0, 10)
-    clustered = C.paired_cluster_bootstrap(a, b, [str(i // 10) for i in range(240)], n_boot=1000, level=0.95,
-                                           seed=0, label="c")
-    independent = C.paired_cluster_bootstrap(a, b, [str(i) for i in range(240)], n_boot=1000, level=0.95,
-                                             seed=0, label="c")
+    clustered = C.paired_cluster_bootstrap(
+        a, b, [str(i // 10) for i in range(240)], n_boot=1000, level=0.95, seed=0, label="c"
+    )
+    independent = C.paired_cluster_bootstrap(
+        a, b, [str(i) for i in range(240)], n_boot=1000, level=0.95, seed=0, label="c"
+    )
     assert clustered[1] - clustered[0] > 2 * (independent[1] - independent[0])
 
 
@@ -240,8 +289,9 @@ def test_run_made_worse_on_q10_fails_naming_that_slice(tmp_path: Path) -> None:
     worse = flip(recs, lambda r: r.slices.get("task_type") == ["Q10"])
     a = write_run(tmp_path / "a", recs)
     b = write_run(tmp_path / "b", worse)
-    res = run_cli(str(a), str(b), "--slices", f"{CVB}/task_type=*", "--fail-on-regression", "--json",
-                  "--bootstrap", "500")
+    res = run_cli(
+        str(a), str(b), "--slices", f"{CVB}/task_type=*", "--fail-on-regression", "--json", "--bootstrap", "500"
+    )
     assert res.exit_code == 1
     payload = json.loads(res.stdout)
     assert [r["slice"] for r in payload["regressions"]] == [f"{CVB}/task_type=Q10"]
@@ -252,7 +302,7 @@ def test_run_made_worse_on_q10_fails_naming_that_slice(tmp_path: Path) -> None:
     q10 = slices[f"{CVB}/task_type=Q10"]
     n_correct_q10 = sum(1 for r in recs if r.correct and r.slices.get("task_type") == ["Q10"])
     assert q10["paired"]["a_only_correct"] == n_correct_q10 and q10["paired"]["b_only_correct"] == 0
-    assert q10["paired"]["p_value"] == pytest.approx(2 * 0.5 ** n_correct_q10)
+    assert q10["paired"]["p_value"] == pytest.approx(2 * 0.5**n_correct_q10)
     assert q10["paired"]["p_holm"] <= 17 * q10["paired"]["p_value"] + 1e-15
     assert q10["paired"]["ci"][1] < 0
     assert q10["paired"]["difference"] == pytest.approx(-n_correct_q10 / 24)
@@ -296,12 +346,32 @@ def test_min_effect_keeps_a_significant_but_small_drop_from_failing(tmp_path: Pa
     a = write_run(tmp_path / "a", recs)
     b = write_run(tmp_path / "b", worse)
     drop = sum(1 for r in recs if r.correct and r.slices.get("task_type") == ["Q10"]) / (17 * 24)
-    res = run_cli(str(a), str(b), "--fail-on-regression", "--json", "--slices", CVB, "--bootstrap", "300",
-                  "--min-effect", f"{drop + 0.01:.4f}")
+    res = run_cli(
+        str(a),
+        str(b),
+        "--fail-on-regression",
+        "--json",
+        "--slices",
+        CVB,
+        "--bootstrap",
+        "300",
+        "--min-effect",
+        f"{drop + 0.01:.4f}",
+    )
     assert res.exit_code == 0, res.output
     assert by_name(json.loads(res.stdout))[CVB]["verdict"] == "worse"  # significant, below the minimum effect
-    res = run_cli(str(a), str(b), "--fail-on-regression", "--json", "--slices", CVB, "--bootstrap", "300",
-                  "--min-effect", f"{drop - 0.01:.4f}")
+    res = run_cli(
+        str(a),
+        str(b),
+        "--fail-on-regression",
+        "--json",
+        "--slices",
+        CVB,
+        "--bootstrap",
+        "300",
+        "--min-effect",
+        f"{drop - 0.01:.4f}",
+    )
     assert res.exit_code == 1
 
 
@@ -327,8 +397,16 @@ def test_without_the_flag_a_regression_is_reported_but_exit_is_zero(tmp_path: Pa
 def test_records_only_in_one_run_are_counted_and_listed(tmp_path: Path) -> None:
     recs = baseline_records()
     dropped = recs[:5]
-    extra = _record("synth-crossviewbench", "all", "crossviewbench", "Q1-999", "scene-99",
-                    {"category": ["correspondence"], "task_type": ["Q1"]}, 4, True)
+    extra = _record(
+        "synth-crossviewbench",
+        "all",
+        "crossviewbench",
+        "Q1-999",
+        "scene-99",
+        {"category": ["correspondence"], "task_type": ["Q1"]},
+        4,
+        True,
+    )
     a = write_run(tmp_path / "a", recs)
     b = write_run(tmp_path / "b", recs[5:] + [extra])
     res = run_cli(str(a), str(b), "--json", "--bootstrap", "300")
@@ -351,7 +429,9 @@ def test_different_configs_warn_loudly_at_the_top(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", recs)
     b = write_run(tmp_path / "b", recs, config=other)
     payload = json.loads(run_cli(str(a), str(b), "--json", "--bootstrap", "300").stdout)
-    assert payload["config_differences"] == [{"key": "datasets.synth-crossviewbench.fingerprint", "a": "f" * 16, "b": "0" * 16}]
+    assert payload["config_differences"] == [
+        {"key": "datasets.synth-crossviewbench.fingerprint", "a": "f" * 16, "b": "0" * 16}
+    ]
     assert payload["warnings"][0].startswith("THE RUNS WERE MADE WITH DIFFERENT CONFIGURATIONS")
     table = run_cli(str(a), str(b), "--bootstrap", "300").output
     assert table.index("DIFFERENT CONFIGURATIONS") < table.index("synth-crossviewbench@all")
@@ -362,13 +442,25 @@ def test_table_report_and_markdown_outputs(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", recs)
     b = write_run(tmp_path / "b", flip(recs, lambda r: r.slices.get("task_type") == ["Q10"]))
     report, md = tmp_path / "report.json", tmp_path / "summary.md"
-    res = run_cli(str(a), str(b), "--slices", f"{CVB}/task_type=Q10", "--bootstrap", "300",
-                  "--report", str(report), "--markdown", str(md))
+    res = run_cli(
+        str(a),
+        str(b),
+        "--slices",
+        f"{CVB}/task_type=Q10",
+        "--bootstrap",
+        "300",
+        "--report",
+        str(report),
+        "--markdown",
+        str(md),
+    )
     assert res.exit_code == 0
     assert "task_type=Q10" in res.output and "regression" in res.output and "McNemar" in res.output
     assert json.loads(report.read_text())["regressions"][0]["slice"] == f"{CVB}/task_type=Q10"
     text = md.read_text()
-    assert text.startswith("## cvbench compare: REGRESSION") and "| synth-crossviewbench@all/task_type=Q10 | yes |" in text
+    assert (
+        text.startswith("## cvbench compare: REGRESSION") and "| synth-crossviewbench@all/task_type=Q10 | yes |" in text
+    )
     # the A/B interval method is named once on each page
     assert text.count("method: wilson_design_effect") == 1
     assert res.output.count("method: wilson_design_effect") == 1
@@ -391,9 +483,19 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
 
 def test_failed_model_calls_count_as_wrong_and_are_called_out(tmp_path: Path) -> None:
     recs = baseline_records()
-    failed = [replace(r, correct=False, parsed=None, response=None, parse_status="error",
-                      error={"kind": "server", "message": "HTTP 503", "status": 503})
-              if r.task == "synth-mmvm" else r for r in recs]
+    failed = [
+        replace(
+            r,
+            correct=False,
+            parsed=None,
+            response=None,
+            parse_status="error",
+            error={"kind": "server", "message": "HTTP 503", "status": 503},
+        )
+        if r.task == "synth-mmvm"
+        else r
+        for r in recs
+    ]
     a = write_run(tmp_path / "a", recs)
     b = write_run(tmp_path / "b", failed)
     res = run_cli(str(a), str(b), "--fail-on-regression", "--json", "--bootstrap", "300")

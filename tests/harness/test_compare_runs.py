@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from cvbench.cli import cli
 from cvbench.devtools import regress as R
-from cvbench.scoring.metrics import compute_results
 from cvbench.rundir.format import RESULTS_FILE, SAMPLES_FILE, iter_records, read_json, write_json_atomic
+from cvbench.scoring.metrics import compute_results
 
 TASKS = "synth-crossviewbench,synth-mmvm"
 
@@ -29,9 +29,25 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("compare-runs")
     made = {}
     for name, model in (("random", "random"), ("random-again", "random"), ("heuristic", "mask-heuristic")):
-        res = CliRunner().invoke(cli, ["run", "--model", model, "--task", TASKS, "--data-dir", str(data),
-                                       "--out", str(out / name), "--no-cache", "--save-images", "none",
-                                       "--no-progress"], catch_exceptions=False)
+        res = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                "--model",
+                model,
+                "--task",
+                TASKS,
+                "--data-dir",
+                str(data),
+                "--out",
+                str(out / name),
+                "--no-cache",
+                "--save-images",
+                "none",
+                "--no-progress",
+            ],
+            catch_exceptions=False,
+        )
         assert res.exit_code == 0, res.output
         made[name] = out / name
     return made
@@ -56,20 +72,22 @@ def make_worse(source: Path, target: Path, task: str) -> int:
     with open(target / SAMPLES_FILE, "w", encoding="utf-8") as fh:
         fh.writelines(rec.to_json() + "\n" for rec in worse)
     old = read_json(source / RESULTS_FILE)
-    write_json_atomic(target / RESULTS_FILE, compute_results(worse, run_seed=old["seed"], model=old["model"],
-                                                             status=old["status"]))
+    write_json_atomic(
+        target / RESULTS_FILE, compute_results(worse, run_seed=old["seed"], model=old["model"], status=old["status"])
+    )
     return flipped
 
 
 @pytest.mark.slow
 def test_identical_real_runs_pass(runs: dict[str, Path]) -> None:
-    res = compare(str(runs["random"]), str(runs["random-again"]), "--slices", "*,*/*", "--fail-on-regression",
-                  "--json")
+    res = compare(str(runs["random"]), str(runs["random-again"]), "--slices", "*,*/*", "--fail-on-regression", "--json")
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["passed"] and payload["config_differences"] == []
-    assert {s["name"] for s in payload["slices"] if "/" not in s["name"]} == \
-        {"synth-crossviewbench@all", "synth-mmvm@all"}
+    assert {s["name"] for s in payload["slices"] if "/" not in s["name"]} == {
+        "synth-crossviewbench@all",
+        "synth-mmvm@all",
+    }
     assert all(s["paired"]["difference"] == 0.0 and s["paired"]["p_value"] == 1.0 for s in payload["slices"])
 
 
@@ -102,6 +120,6 @@ def test_real_run_made_worse_fails_the_gate(runs: dict[str, Path], tmp_path: Pat
     assert "REGRESSION on synth-mmvm@all" in res.stderr
     mmvm = next(s for s in payload["slices"] if s["name"] == "synth-mmvm@all")
     assert mmvm["paired"]["a_only_correct"] == flipped and mmvm["paired"]["b_only_correct"] == 0
-    assert mmvm["paired"]["p_value"] == pytest.approx(2 * 0.5 ** flipped)
+    assert mmvm["paired"]["p_value"] == pytest.approx(2 * 0.5**flipped)
     cvb = next(s for s in payload["slices"] if s["name"] == "synth-crossviewbench@all")
     assert cvb["verdict"] == "no significant difference" and cvb["paired"]["difference"] == 0.0

@@ -27,7 +27,7 @@ def test_every_glyph_is_5_by_9_and_distinct():
     bitmaps = {g.tobytes() for ch, g in F.GLYPHS.items() if ch != " "}
     assert len(bitmaps) == len(F.GLYPHS) - 1  # no two characters look the same
     for ch in "0123456789" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
-        assert F.GLYPHS[ch][:F.CAP_ROWS].any() and not F.GLYPHS[ch][F.CAP_ROWS:].any()
+        assert F.GLYPHS[ch][: F.CAP_ROWS].any() and not F.GLYPHS[ch][F.CAP_ROWS :].any()
 
 
 def test_text_mask_is_integer_block_scaling():
@@ -46,11 +46,27 @@ def test_tags_draw_known_pixels():
     masks = [np.zeros((120, 200), bool) for _ in range(2)]
     masks[0][10:70, 10:90] = True
     masks[1][40:110, 100:190] = True
-    out = R.draw_regions(img, masks, [(230, 0, 0), (255, 225, 0)], "marks", alpha=0.4, thickness=2,
-                         tags=["12", "B"], text_rgb=(255, 255, 255))
+    out = R.draw_regions(
+        img,
+        masks,
+        [(230, 0, 0), (255, 225, 0)],
+        "marks",
+        alpha=0.4,
+        thickness=2,
+        tags=["12", "B"],
+        text_rgb=(255, 255, 255),
+    )
     digest = hashlib.sha256(out.tobytes()).hexdigest()
-    again = R.draw_regions(img, masks, [(230, 0, 0), (255, 225, 0)], "marks", alpha=0.4, thickness=2,
-                           tags=["12", "B"], text_rgb=(255, 255, 255))
+    again = R.draw_regions(
+        img,
+        masks,
+        [(230, 0, 0), (255, 225, 0)],
+        "marks",
+        alpha=0.4,
+        thickness=2,
+        tags=["12", "B"],
+        text_rgb=(255, 255, 255),
+    )
     assert hashlib.sha256(again.tobytes()).hexdigest() == digest
     white = (out == 255).all(axis=2)
     assert white[10:70, 10:90].sum() > 20 and white[40:110, 100:190].sum() > 20  # both tags' ink
@@ -59,7 +75,7 @@ def test_tags_draw_known_pixels():
 def _ring(h: int = 200, w: int = 300) -> np.ndarray:
     yy, xx = np.mgrid[:h, :w]
     r2 = (xx - 150) ** 2 + (yy - 100) ** 2
-    return (r2 < 80 ** 2) & (r2 > 30 ** 2)
+    return (r2 < 80**2) & (r2 > 30**2)
 
 
 def test_upstream_rule_draws_holes_at_thickness_two_on_any_size():
@@ -67,14 +83,20 @@ def test_upstream_rule_draws_holes_at_thickness_two_on_any_size():
     out, layout = R.draw_upstream_mmvm(np.zeros((200, 300, 3), np.uint8), [ring], [(0, 255, 255)])
     assert layout is None
     drawn = (out == (0, 255, 255)).all(axis=2)
-    assert drawn[100, 150 - 30:150 - 26].any(), "the hole's contour is drawn (tree retrieval)"
+    assert drawn[100, 150 - 30 : 150 - 26].any(), "the hole's contour is drawn (tree retrieval)"
     assert not drawn[100, 140:160].any()
     big = np.zeros((1080, 1920), bool)
     big[200:800, 300:1500] = True
     out_big, _ = R.draw_upstream_mmvm(np.zeros((1080, 1920, 3), np.uint8), [big], [(0, 255, 255)])
     row = (out_big[500] == (0, 255, 255)).all(axis=1)
-    scaled = R.draw_regions(np.zeros((1080, 1920, 3), np.uint8), [big], [(0, 255, 255)], "contour", alpha=0.4,
-                            thickness=R.scaled_thickness(2, (1080, 1920)))
+    scaled = R.draw_regions(
+        np.zeros((1080, 1920, 3), np.uint8),
+        [big],
+        [(0, 255, 255)],
+        "contour",
+        alpha=0.4,
+        thickness=R.scaled_thickness(2, (1080, 1920)),
+    )
     scaled_row = (scaled[500] == (0, 255, 255)).all(axis=1)
     assert 1 <= row[280:320].sum() <= 3 < scaled_row[280:320].sum()  # thickness 2 at 1920x1080 too
 
@@ -85,15 +107,17 @@ def test_upstream_font_rule_fifteen_percent_of_the_largest_piece_then_minimum():
     small = np.zeros((600, 900), bool)
     small[450:590, 650:880] = True  # 15% of 140 = 21 px: 3
     masks = [big, small]
-    _out, layout = R.draw_upstream_mmvm(np.zeros((600, 900, 3), np.uint8), masks, [(230, 0, 0), (0, 90, 255)],
-                                       tags=["3", "11"])
+    _out, layout = R.draw_upstream_mmvm(
+        np.zeros((600, 900, 3), np.uint8), masks, [(230, 0, 0), (0, 90, 255)], tags=["3", "11"]
+    )
     assert layout is not None
     assert layout.per_object_scale == (8, 3) and layout.scale == 3
     assert layout.centres[0] == (299, 199)  # centroid of the piece (polygon moments)
     tiny = np.zeros((600, 900), bool)
     tiny[5:15, 700:712] = True  # nothing fits: the fallback scale
-    _, fallback = R.draw_upstream_mmvm(np.zeros((600, 900, 3), np.uint8), [big, tiny], [(1, 2, 3), (4, 5, 6)],
-                                       tags=["3", "4"])
+    _, fallback = R.draw_upstream_mmvm(
+        np.zeros((600, 900, 3), np.uint8), [big, tiny], [(1, 2, 3), (4, 5, 6)], tags=["3", "4"]
+    )
     assert fallback is not None and fallback.scale == R.UPSTREAM_MIN_SCALE
 
 

@@ -19,8 +19,8 @@ def _png_chunks(data: bytes) -> list[bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, names = 8, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        names.append(data[pos + 4:pos + 8])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        names.append(data[pos + 4 : pos + 8])
         pos += 12 + length
     return names
 
@@ -45,13 +45,16 @@ def test_jpeg_encoding_is_deterministic_without_exif():
     assert np.abs(decoded - img.astype(int)).mean() < 6
 
 
-@pytest.mark.parametrize("hw, policy, expected", [
-    ((1080, 1920), E.ImagePolicy(max_side=1024), (576, 1024)),
-    ((1080, 1920), E.ImagePolicy(max_pixels=1920 * 1080 // 4), (540, 960)),
-    ((1080, 1920), E.ImagePolicy(max_side=1500, max_pixels=500_000), (530, 942)),
-    ((300, 400), E.ImagePolicy(max_side=1024), (300, 400)),  # never upscaled
-    ((300, 400), E.ImagePolicy(), (300, 400)),
-])
+@pytest.mark.parametrize(
+    "hw, policy, expected",
+    [
+        ((1080, 1920), E.ImagePolicy(max_side=1024), (576, 1024)),
+        ((1080, 1920), E.ImagePolicy(max_pixels=1920 * 1080 // 4), (540, 960)),
+        ((1080, 1920), E.ImagePolicy(max_side=1500, max_pixels=500_000), (530, 942)),
+        ((300, 400), E.ImagePolicy(max_side=1024), (300, 400)),  # never upscaled
+        ((300, 400), E.ImagePolicy(), (300, 400)),
+    ],
+)
 def test_fitted_size_respects_max_side_and_max_pixels(hw, policy, expected):
     got = E.fitted_size(hw, policy)
     assert got == expected
@@ -67,10 +70,15 @@ def test_encode_applies_the_resize_policy():
     assert (out.width, out.height) == (200, 100)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"format": "webp"}, "format"), ({"jpeg_quality": 0}, "jpeg_quality"),
-    ({"max_side": 3}, "max_side"), ({"max_pixels": 10}, "max_pixels"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"format": "webp"}, "format"),
+        ({"jpeg_quality": 0}, "jpeg_quality"),
+        ({"max_side": 3}, "max_side"),
+        ({"max_pixels": 10}, "max_pixels"),
+    ],
+)
 def test_invalid_policies_name_the_field(kwargs, field):
     with pytest.raises(E.EncodingError, match=field):
         E.ImagePolicy(**kwargs)
@@ -89,13 +97,13 @@ def test_concat_vertical_stacks_parts_under_label_bands():
     band = max(32, round(120 * 0.035))
     rule = max(2, band // 12)
     assert out.shape[0] == band + 50 + rule + band + 70
-    assert (out[band:band + 50] == 200).all()  # part 1 unchanged
+    assert (out[band : band + 50] == 200).all()  # part 1 unchanged
     top2 = band + 50 + rule + band
-    assert (out[top2:top2 + 70, :80] == 30).all()  # part 2 unchanged, left-aligned
-    assert (out[top2:top2 + 70, 80:] == 255).all()  # padded with white, not stretched
+    assert (out[top2 : top2 + 70, :80] == 30).all()  # part 2 unchanged, left-aligned
+    assert (out[top2 : top2 + 70, 80:] == 255).all()  # padded with white, not stretched
     label1 = out[:band]
     assert (label1 < 100).any(axis=2).sum() > 20  # the label text is drawn
-    assert (out[band + 50:band + 50 + rule] == 0).all()  # separator rule
+    assert (out[band + 50 : band + 50 + rule] == 0).all()  # separator rule
 
 
 def test_concat_vertical_rejects_mismatched_labels():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cvbench.imaging import masks as M
 from cvbench.core.types import Region
+from cvbench.imaging import masks as M
 
 
 def random_masks(n=100, seed=0):

@@ -2,29 +2,79 @@ from __future__ import annotations
 
 import pytest
 
-from cvbench.scoring.metrics import compute_results, metric, usage_summary
 from cvbench.rundir.format import RESULTS_SCHEMA, SampleRecord
+from cvbench.scoring.metrics import compute_results, metric, usage_summary
 
-METRIC_KEYS = {"accuracy", "correct", "n", "ci", "ci_method", "wilson", "n_clusters", "chance", "unparsed",
-               "unparsed_rate", "errors", "error_rate", "invalid", "invalid_rate", "judged", "accuracy_answered",
-               "n_answered", "ties", "upstream_compatible"}
+METRIC_KEYS = {
+    "accuracy",
+    "correct",
+    "n",
+    "ci",
+    "ci_method",
+    "wilson",
+    "n_clusters",
+    "chance",
+    "unparsed",
+    "unparsed_rate",
+    "errors",
+    "error_rate",
+    "invalid",
+    "invalid_rate",
+    "judged",
+    "accuracy_answered",
+    "n_answered",
+    "ties",
+    "upstream_compatible",
+}
 
 
-def rec(i: int, *, task: str = "synth-mmvm", setting: str = "4", status: str = "parsed", correct: bool = False,
-        n_options: int = 5, cues: tuple[str, ...] = ("CL",), cluster: str | None = None, cached: bool = False,
-        cost: float | None = 0.01, latency: float = 1.0) -> SampleRecord:
+def rec(
+    i: int,
+    *,
+    task: str = "synth-mmvm",
+    setting: str = "4",
+    status: str = "parsed",
+    correct: bool = False,
+    n_options: int = 5,
+    cues: tuple[str, ...] = ("CL",),
+    cluster: str | None = None,
+    cached: bool = False,
+    cost: float | None = 0.01,
+    latency: float = 1.0,
+) -> SampleRecord:
     return SampleRecord(
-        record_id=f"{task}@{setting}/s{i}", task=task, benchmark="mmvm", setting=setting, sample_id=f"s{i}",
-        cluster=cluster or f"case{i // 2}", slices={"cue": list(cues), "bucket": ["5-8"]}, n_options=n_options,
-        answer="A", prompt_text="q", image_sha256=[], options=[], mode="overlay",
-        response="A" if status == "parsed" else None, parsed="A" if correct else None, parse_status=status,
-        correct=correct, usage={"input_tokens": 100, "output_tokens": 2, "cost_usd": cost}, latency_s=latency,
-        cached=cached)
+        record_id=f"{task}@{setting}/s{i}",
+        task=task,
+        benchmark="mmvm",
+        setting=setting,
+        sample_id=f"s{i}",
+        cluster=cluster or f"case{i // 2}",
+        slices={"cue": list(cues), "bucket": ["5-8"]},
+        n_options=n_options,
+        answer="A",
+        prompt_text="q",
+        image_sha256=[],
+        options=[],
+        mode="overlay",
+        response="A" if status == "parsed" else None,
+        parsed="A" if correct else None,
+        parse_status=status,
+        correct=correct,
+        usage={"input_tokens": 100, "output_tokens": 2, "cost_usd": cost},
+        latency_s=latency,
+        cached=cached,
+    )
 
 
 def test_metric_counts_failures_as_wrong_and_reports_them() -> None:
-    records = [rec(0, correct=True), rec(1, correct=True), rec(2), rec(3, status="unparsed"),
-               rec(4, status="error"), rec(5, status="invalid", n_options=0)]
+    records = [
+        rec(0, correct=True),
+        rec(1, correct=True),
+        rec(2),
+        rec(3, status="unparsed"),
+        rec(4, status="error"),
+        rec(5, status="invalid", n_options=0),
+    ]
     m = metric(records, 0, "x", ci_method="cluster_bootstrap", n_resamples=200)
     assert set(m) == METRIC_KEYS
     assert (m["n"], m["correct"], m["accuracy"]) == (6, 2, pytest.approx(2 / 6))
@@ -96,8 +146,12 @@ def test_chance_is_the_mean_of_one_over_the_options_shown() -> None:
 
 
 def test_results_shape_and_multilabel_slices() -> None:
-    records = [rec(0, correct=True, cues=("CL", "RP")), rec(1, cues=("RP",)), rec(2, setting="all", correct=True),
-               rec(3, task="synth-crossviewbench", setting="all", correct=True)]
+    records = [
+        rec(0, correct=True, cues=("CL", "RP")),
+        rec(1, cues=("RP",)),
+        rec(2, setting="all", correct=True),
+        rec(3, task="synth-crossviewbench", setting="all", correct=True),
+    ]
     res = compute_results(records, run_seed=1, model={"id": "baseline:random"}, status="complete", n_resamples=100)
     assert res["schema"] == RESULTS_SCHEMA and res["status"] == "complete"
     assert list(res["evaluations"]) == ["synth-mmvm@4", "synth-mmvm@all", "synth-crossviewbench@all"]
@@ -111,8 +165,9 @@ def test_results_shape_and_multilabel_slices() -> None:
 
 def test_slice_bootstrap_seed_depends_on_slice_name() -> None:
     records = [rec(i, correct=i % 3 == 0, cues=("CL", "RP"), cluster=f"c{i % 7}") for i in range(60)]
-    res = compute_results(records, run_seed=3, model={}, status="complete", n_resamples=200,
-                          ci_method="cluster_bootstrap")
+    res = compute_results(
+        records, run_seed=3, model={}, status="complete", n_resamples=200, ci_method="cluster_bootstrap"
+    )
     cl, rp = res["slices"]["synth-mmvm@4/cue=CL"], res["slices"]["synth-mmvm@4/cue=RP"]
     assert cl["accuracy"] == rp["accuracy"] and cl["ci"] != rp["ci"]  # same data, independent streams
 

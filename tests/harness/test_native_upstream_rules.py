@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvbench.prompting.encoding import ImagePolicy
+from cvbench.core.seeding import rng_for
+from cvbench.core.types import Sample
 from cvbench.imaging.masks import encode_rle
+from cvbench.prompting.encoding import ImagePolicy
 from cvbench.prompting.protocols import ProtocolError
 from cvbench.prompting.protocols import crossviewbench as CVB
 from cvbench.prompting.protocols.mmvm import (
@@ -25,8 +27,6 @@ from cvbench.prompting.protocols.mmvm import (
     select_candidates,
     upstream_option_ids,
 )
-from cvbench.core.seeding import rng_for
-from cvbench.core.types import Sample
 
 try:
     from .test_protocol_data import make_cvb_sample, make_mmvm_sample
@@ -40,8 +40,8 @@ def with_empty_mask(sample: Sample, view: int, region: int) -> Sample:
     v = sample.views[view]
     h, w = 300, 400
     empty = dataclasses.replace(v.regions[region], rle=encode_rle(np.zeros((h, w), bool)))
-    regions = v.regions[:region] + (empty,) + v.regions[region + 1:]
-    views = sample.views[:view] + (dataclasses.replace(v, regions=regions),) + sample.views[view + 1:]
+    regions = v.regions[:region] + (empty,) + v.regions[region + 1 :]
+    views = sample.views[:view] + (dataclasses.replace(v, regions=regions),) + sample.views[view + 1 :]
     return dataclasses.replace(sample, views=views)
 
 

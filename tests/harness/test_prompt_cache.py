@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
+from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.rundir.format import iter_records
-from cvbench.runner.session import RunOptions, Runner, jsonable
-from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
+from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
+from cvbench.runner.session import Runner, RunOptions, jsonable
 from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
 from cvbench.tasks.registry import get_task
 
@@ -24,9 +24,18 @@ TIMINGS = ("latency_s", "cached")
 
 
 def run(data: Any, out: Path, server: Any, cache: Path, **kw: Any):
-    options = RunOptions(tasks=(data.task,), data_dir=data.root, out=out, progress=False, n_resamples=200,
-                         model="openai-compatible:tiny", base_urls=(server.base_url,), use_cache=True, cache=cache,
-                         **kw)
+    options = RunOptions(
+        tasks=(data.task,),
+        data_dir=data.root,
+        out=out,
+        progress=False,
+        n_resamples=200,
+        model="openai-compatible:tiny",
+        base_urls=(server.base_url,),
+        use_cache=True,
+        cache=cache,
+        **kw,
+    )
     return Runner(options).execute()
 
 
@@ -67,16 +76,24 @@ def test_digest_gives_the_rendered_prompts_request_key(tiny_data: Any, tmp_path:
         assert digest_rows(tmp_path / "c.sqlite") == 0
     assert isinstance(known, DigestedPrompt) and known.images == ()
     generation = GenerationConfig(temperature=0.0, max_tokens=16, seed=0)
-    assert Request("m", known, generation, {"a": 1}).cache_key() == Request("m", prompt, generation, {"a": 1}).cache_key()
+    assert (
+        Request("m", known, generation, {"a": 1}).cache_key() == Request("m", prompt, generation, {"a": 1}).cache_key()
+    )
     assert known.image_sha256 == tuple(i.sha256 for i in prompt.images)
-    assert (known.text, known.options, known.answer, known.mode) == (prompt.text, prompt.options, prompt.answer,
-                                                                       prompt.mode)
+    assert (known.text, known.options, known.answer, known.mode) == (
+        prompt.text,
+        prompt.options,
+        prompt.answer,
+        prompt.mode,
+    )
     assert known.protocol == jsonable(dict(prompt.protocol))
     # every input of the prompt is in the key
     other_style = PromptSettings(style="contour")
     assert prompt_key(sample, spec.name, "all", fingerprint, jsonable(other_style.as_dict()), caps) != key
-    assert prompt_key(sample, spec.name, "all", fingerprint, jsonable(settings.as_dict()),
-                      Capabilities(max_images=1)) != key
+    assert (
+        prompt_key(sample, spec.name, "all", fingerprint, jsonable(settings.as_dict()), Capabilities(max_images=1))
+        != key
+    )
     assert prompt_key(sample, spec.name, "all", "sha256:other", jsonable(settings.as_dict()), caps) != key
     path = sample.views[0].image.path
     path.write_bytes(path.read_bytes())  # same bytes, but the file was written: a miss, not a guess
@@ -85,8 +102,9 @@ def test_digest_gives_the_rendered_prompts_request_key(tiny_data: Any, tmp_path:
     assert prompt_key(sample, spec.name, "all", fingerprint, jsonable(settings.as_dict()), caps) is None
 
 
-def test_warm_rerun_sends_nothing_and_writes_identical_records(tiny_data: Any, tmp_path: Path,
-                                                                fake_openai: Any) -> None:
+def test_warm_rerun_sends_nothing_and_writes_identical_records(
+    tiny_data: Any, tmp_path: Path, fake_openai: Any
+) -> None:
     cache = tmp_path / "cache.sqlite"
     cold = run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False)
     sent = fake_openai.total
@@ -99,8 +117,9 @@ def test_warm_rerun_sends_nothing_and_writes_identical_records(tiny_data: Any, t
     assert all(r.cached for r in iter_records(tmp_path / "warm") if r.parse_status != "invalid")
 
 
-def test_run_that_saves_images_renders_what_its_directory_lacks(tiny_data: Any, tmp_path: Path,
-                                                                 fake_openai: Any) -> None:
+def test_run_that_saves_images_renders_what_its_directory_lacks(
+    tiny_data: Any, tmp_path: Path, fake_openai: Any
+) -> None:
     cache = tmp_path / "cache.sqlite"
     run(tiny_data, tmp_path / "a", fake_openai, cache, save_images=True)
     sent = fake_openai.total
@@ -146,10 +165,12 @@ def test_code_identity_covers_every_module_the_prompt_path_imports() -> None:
 
     from cvbench.runner.prompt_cache import prompt_code_files
 
-    script = ("import sys, cvbench.prompting.build, cvbench.tasks.loading, cvbench.tasks.crossviewbench, "
-              "cvbench.tasks.mmvm, cvbench.tasks.registry, cvbench.tasks.slices\n"
-              "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
-              "if n.split('.')[0] == 'cvbench' and getattr(m, '__file__', None)))")
+    script = (
+        "import sys, cvbench.prompting.build, cvbench.tasks.loading, cvbench.tasks.crossviewbench, "
+        "cvbench.tasks.mmvm, cvbench.tasks.registry, cvbench.tasks.slices\n"
+        "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
+        "if n.split('.')[0] == 'cvbench' and getattr(m, '__file__', None)))"
+    )
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     covered = {str(p) for p in prompt_code_files()}
-    assert loaded and set(map(lambda f: str(Path(f).resolve()), loaded)) <= covered
+    assert loaded and {str(Path(f).resolve()) for f in loaded} <= covered

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.prompting.encoding import ImagePolicy
+from cvbench.core.types import Capabilities, ImageRef
 from cvbench.prompting.build import (
     PromptError,
     PromptSettings,
     build_prompt,
     resolve_mode,
 )
-from cvbench.core.types import Capabilities, ImageRef
+from cvbench.prompting.encoding import ImagePolicy
 
 try:
     from .test_protocol_data import make_cvb_sample, make_mmvm_sample
@@ -58,8 +58,15 @@ def test_native_mode_needs_a_native_model(tmp_path: Path):
         resolve_mode(make_cvb_sample(tmp_path), PromptSettings(mode="native"), MULTI)
 
 
-@pytest.mark.parametrize("kwargs, what", [({"mode": "best"}, "mode"), ({"style": "glow"}, "style"),
-                                          ({"alpha": 0.0}, "alpha"), ({"thickness": 0}, "thickness")])
+@pytest.mark.parametrize(
+    "kwargs, what",
+    [
+        ({"mode": "best"}, "mode"),
+        ({"style": "glow"}, "style"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"thickness": 0}, "thickness"),
+    ],
+)
 def test_bad_settings_are_rejected(kwargs, what):
     with pytest.raises(ValueError, match=what):
         PromptSettings(**kwargs)
@@ -95,7 +102,7 @@ def test_single_image_model_gets_one_stacked_image_and_is_told(tmp_path: Path):
     separate = build_prompt(sample, PromptSettings(), MULTI)
     first = _decode(separate.images[0].data)
     band_h = 32
-    assert (img[band_h:band_h + 300] == first).all()
+    assert (img[band_h : band_h + 300] == first).all()
 
 
 def test_max_images_limit_above_one_also_stacks_when_exceeded(tmp_path: Path):
@@ -171,8 +178,22 @@ def test_native_prompt_for_a_region_model(tmp_path: Path):
 def test_protocol_records_everything_that_decides_what_was_seen(tmp_path: Path):
     prompt = build_prompt(make_mmvm_sample(tmp_path, n=5, gt=0), PromptSettings(style="mask", alpha=0.5), MULTI)
     rec = prompt.protocol
-    for key in ("protocol", "mode", "style", "alpha", "thickness", "colours", "ids_shown", "id_map",
-                "candidates_kept", "image_policy", "cues", "query_colour", "seed", "setting"):
+    for key in (
+        "protocol",
+        "mode",
+        "style",
+        "alpha",
+        "thickness",
+        "colours",
+        "ids_shown",
+        "id_map",
+        "candidates_kept",
+        "image_policy",
+        "cues",
+        "query_colour",
+        "seed",
+        "setting",
+    ):
         assert key in rec, key
     assert rec["protocol"] == "mmvm/1" and rec["style"] == "mask" and rec["alpha"] == 0.5
     assert all({"name", "rgb", "id"} <= set(c) for c in rec["colours"])

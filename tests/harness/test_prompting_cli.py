@@ -52,10 +52,16 @@ def write_mmvm_dataset(root: Path, n: int = 9) -> Path:
     (case / "FRAME01_CAND.json").write_text(json.dumps([ann(m, i) for m, i in zip(c_masks, ids)]))
     options = mmvm_options(ids)
     answer = next(o.letter for o in options if o.text == str(ids[4]))
-    row = {"index": "7", "question": mmvm_question(options), "pure_question": mmvm_question(options).split("\n")[0],
-           "choices": "\n".join(o.line for o in options), "choices_head": "".join(o.letter for o in options),
-           "answer": answer, "match_type": "[1, 5]",
-           "image_path": repr(["match_bench/case_000/FRAME00.jpg", "match_bench/case_000/FRAME01_CAND.jpg"])}
+    row = {
+        "index": "7",
+        "question": mmvm_question(options),
+        "pure_question": mmvm_question(options).split("\n")[0],
+        "choices": "\n".join(o.line for o in options),
+        "choices_head": "".join(o.letter for o in options),
+        "answer": answer,
+        "match_type": "[1, 5]",
+        "image_path": repr(["match_bench/case_000/FRAME00.jpg", "match_bench/case_000/FRAME01_CAND.jpg"]),
+    }
     with open(folder / "mllm_match_eval_full.tsv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(row), delimiter="\t")
         writer.writeheader()
@@ -69,20 +75,41 @@ def write_crossviewbench_dataset(root: Path) -> Path:
     for v in range(2):
         write_image(folder / "images" / f"v{v}.png", textured_image(*HW, seed=20 + v))
         masks = grid_masks(HW, 2, seed=30 + v)
-        views.append({"view_id": f"cam{v}", "image_path": f"images/v{v}.png",
-                      "objects": [{"mask_rle": encode_rle(m), "bbox_xyxy": [0, 0, 10, 10], "track_id": 10 * v + k}
-                                  for k, m in enumerate(masks)]})
-    record = {"sample_id": "q5-001", "question_type": "Q5", "question": "Is <region> the same object as <region>?",
-              "options": ["A. Yes", "B. No"], "answer": "B", "region_refs": [[0, 1], [1, 0]], "views": views,
-              "dataset": "EgoHumans", "scene": "s1"}
+        views.append(
+            {
+                "view_id": f"cam{v}",
+                "image_path": f"images/v{v}.png",
+                "objects": [
+                    {"mask_rle": encode_rle(m), "bbox_xyxy": [0, 0, 10, 10], "track_id": 10 * v + k}
+                    for k, m in enumerate(masks)
+                ],
+            }
+        )
+    record = {
+        "sample_id": "q5-001",
+        "question_type": "Q5",
+        "question": "Is <region> the same object as <region>?",
+        "options": ["A. Yes", "B. No"],
+        "answer": "B",
+        "region_refs": [[0, 1], [1, 0]],
+        "views": views,
+        "dataset": "EgoHumans",
+        "scene": "s1",
+    }
     (folder / "crossviewbench.jsonl").write_text(json.dumps(record) + "\n")
     return folder
 
 
 def run_render(data: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CVBENCH_DATA": str(data)}
-    return subprocess.run([sys.executable, "-m", "cvbench.cli", "render", "--out", str(out), *args],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "cvbench.cli", "render", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_render_mmvm_subset_writes_images_text_and_record(tmp_path: Path):
@@ -101,9 +128,11 @@ def test_render_mmvm_subset_writes_images_text_and_record(tmp_path: Path):
     img = np.asarray(Image.open(out / "view_0.png"))
     assert img.shape == (*HW, 3) and (img == (0, 255, 255)).all(axis=2).sum() > 50
     import hashlib
+
     assert hashlib.sha256((out / "view_1.png").read_bytes()).hexdigest() == record["images"][1]["sha256"]
     # the identity is the pixels and the encoding, not the encoder's bytes
     from cvbench.prompting.encoding import pixel_identity
+
     pixels = np.asarray(Image.open(out / "view_1.png").convert("RGB"))
     assert pixel_identity(pixels, {"format": "png"}) == record["images"][1]["identity"]
 
@@ -120,8 +149,18 @@ def test_render_prerendered_passes_shipped_bytes(tmp_path: Path):
 
 def test_render_prerendered_subset_fails_clearly(tmp_path: Path):
     write_mmvm_dataset(tmp_path / "data")
-    proc = run_render(tmp_path / "data", tmp_path / "out", "--task", "mmvm", "--sample", "7",
-                      "--mode", "prerendered", "--candidates", "4")
+    proc = run_render(
+        tmp_path / "data",
+        tmp_path / "out",
+        "--task",
+        "mmvm",
+        "--sample",
+        "7",
+        "--mode",
+        "prerendered",
+        "--candidates",
+        "4",
+    )
     assert proc.returncode == 1
     assert "prerendered mode can only show" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -132,8 +171,18 @@ def test_render_native_writes_originals_and_masks(tmp_path: Path):
     proc = run_render(tmp_path / "data", out, "--task", "crossviewbench", "--sample", "q5-001", "--mode", "native")
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert {"mask_0_0.png", "mask_0_1.png", "mask_1_0.png", "mask_1_1.png", "original_0.png", "original_1.png",
-            "view_0.png", "view_1.png", "prompt.txt", "prompt.json"} == set(names)
+    assert {
+        "mask_0_0.png",
+        "mask_0_1.png",
+        "mask_1_0.png",
+        "mask_1_1.png",
+        "original_0.png",
+        "original_1.png",
+        "view_0.png",
+        "view_1.png",
+        "prompt.txt",
+        "prompt.json",
+    } == set(names)
     assert (out / "prompt.txt").read_text() == "Is <region> the same object as <region>?\n\nA. Yes\nB. No"
     mask = np.asarray(Image.open(out / "mask_0_1.png"))
     assert mask.shape == HW and set(np.unique(mask)) == {0, 255}
@@ -144,8 +193,9 @@ def test_render_native_writes_originals_and_masks(tmp_path: Path):
 def test_render_crossviewbench_overlay_single_image(tmp_path: Path):
     write_crossviewbench_dataset(tmp_path / "data")
     out = tmp_path / "out"
-    proc = run_render(tmp_path / "data", out, "--task", "crossviewbench", "--sample", "q5-001", "--single-image",
-                      "--style", "contour")
+    proc = run_render(
+        tmp_path / "data", out, "--task", "crossviewbench", "--sample", "q5-001", "--single-image", "--style", "contour"
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["prompt.json", "prompt.txt", "view_0.png"]
     text = (out / "prompt.txt").read_text()
@@ -170,8 +220,18 @@ def test_render_for_a_model_writes_what_its_provider_receives(tmp_path: Path):
     # issue 16 item 2: the saved images are the model's real input (the provider's image contract applied)
     write_crossviewbench_dataset(tmp_path / "data")
     out, plain = tmp_path / "out", tmp_path / "plain"
-    proc = run_render(tmp_path / "data", out, "--task", "crossviewbench", "--sample", "q5-001", "--model",
-                      "claude-sonnet", "--max-side", "40")
+    proc = run_render(
+        tmp_path / "data",
+        out,
+        "--task",
+        "crossviewbench",
+        "--sample",
+        "q5-001",
+        "--model",
+        "claude-sonnet",
+        "--max-side",
+        "40",
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["prompt.json", "prompt.txt", "view_0.jpg", "view_1.jpg"]
     assert max(Image.open(out / "view_0.jpg").size) == 40  # JPEG, within the user's smaller size

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvbench.prompting.encoding import ImagePolicy
+from cvbench.core.types import RegionRef
 from cvbench.imaging.images import load_image
 from cvbench.imaging.masks import decode_region
+from cvbench.imaging.render import NAMED_PALETTE
+from cvbench.prompting.encoding import ImagePolicy
 from cvbench.prompting.protocols import ProtocolError
 from cvbench.prompting.protocols import crossviewbench as P
-from cvbench.imaging.render import NAMED_PALETTE
-from cvbench.core.types import RegionRef
 
 try:
     from .test_protocol_data import make_cvb_sample
@@ -26,20 +26,29 @@ RED, BLUE, GREEN = (c.rgb for c in NAMED_PALETTE[:3])
 def test_each_region_gets_its_colour_phrase_in_order_and_repeats_keep_their_colour(tmp_path: Path):
     sample = make_cvb_sample(tmp_path)
     out = P.build_crossviewbench(sample, mode="overlay", style="mask", **BUILD)
-    assert out.text == ("Is the object highlighted in red in Image 1 the same object as the object highlighted in blue "
-                        "in Image 2? The object highlighted in red is the reference.\n\nA. Yes\nB. No")
+    assert out.text == (
+        "Is the object highlighted in red in Image 1 the same object as the object highlighted in blue "
+        "in Image 2? The object highlighted in red is the reference.\n\nA. Yes\nB. No"
+    )
     rec = out.record
     assert rec["protocol"] == "crossviewbench/1" and rec["task_type"] == "Q5" and rec["style"] == "mask"
     assert [(c["name"], c["view_index"], c["region_index"], c["placeholders"]) for c in rec["colours"]] == [
-        ("red", 0, 0, [0, 2]), ("blue", 1, 1, [1])]
+        ("red", 0, 0, [0, 2]),
+        ("blue", 1, 1, [1]),
+    ]
     assert rec["colours"][0]["rgb"] == list(RED) and rec["alpha"] == 0.4
     assert out.options == sample.options and out.answer == "A"
 
 
-@pytest.mark.parametrize("style, phrase", [
-    ("mask", "the object highlighted in red"), ("contour", "the object outlined in red"),
-    ("box", "the object in the red box"), ("marks", "the object marked 1 in red"),
-])
+@pytest.mark.parametrize(
+    "style, phrase",
+    [
+        ("mask", "the object highlighted in red"),
+        ("contour", "the object outlined in red"),
+        ("box", "the object in the red box"),
+        ("marks", "the object marked 1 in red"),
+    ],
+)
 def test_wording_follows_the_style(tmp_path: Path, style: str, phrase: str):
     sample = make_cvb_sample(tmp_path, refs=((0, 2),), question="Where is <region> in the second view?")
     out = P.build_crossviewbench(sample, mode="overlay", style=style, **BUILD)
@@ -48,17 +57,22 @@ def test_wording_follows_the_style(tmp_path: Path, style: str, phrase: str):
 
 
 def test_phrase_at_a_sentence_start_is_capitalised():
-    assert P.rewrite_question("<region> moved. Did <region>?", ["the object in red", "the object in blue"]) == \
-        "The object in red moved. Did the object in blue?"
+    assert (
+        P.rewrite_question("<region> moved. Did <region>?", ["the object in red", "the object in blue"])
+        == "The object in red moved. Did the object in blue?"
+    )
 
 
-@pytest.mark.parametrize("question, expected", [
-    ("Is the object <region> visible?", "Is the object in red visible?"),
-    ("The object <region> is marked.", "The object in red is marked."),
-    ("Is object <region> visible?", "Is the object in red visible?"),
-    ("Which object matches <region>?", "Which object matches the object in red?"),
-    ("Compare the objects <region> and <region>.", "Compare the objects the object in red and the object in red."),
-])
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Is the object <region> visible?", "Is the object in red visible?"),
+        ("The object <region> is marked.", "The object in red is marked."),
+        ("Is object <region> visible?", "Is the object in red visible?"),
+        ("Which object matches <region>?", "Which object matches the object in red?"),
+        ("Compare the objects <region> and <region>.", "Compare the objects the object in red and the object in red."),
+    ],
+)
 def test_object_words_before_a_placeholder_are_not_doubled(question, expected):
     phrases = ["the object in red"] * question.count("<region>")
     assert P.rewrite_question(question, phrases) == expected
@@ -127,7 +141,8 @@ def test_corrupt_mask_is_an_error_naming_sample_and_region(tmp_path: Path):
 
 def test_resize_policy_renders_at_the_presented_size(tmp_path: Path):
     sample = make_cvb_sample(tmp_path)
-    out = P.build_crossviewbench(sample, mode="overlay", style="contour", alpha=0.4, thickness=2,
-                                 policy=ImagePolicy(max_side=200))
+    out = P.build_crossviewbench(
+        sample, mode="overlay", style="contour", alpha=0.4, thickness=2, policy=ImagePolicy(max_side=200)
+    )
     assert all(v.shape[:2] == (150, 200) for v in out.views)
     assert (out.views[0] == RED).all(axis=2).sum() > 50

@@ -11,13 +11,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from cvbench.imaging.masks import encode_rle, mask_to_polygons
-from cvbench.prompting.protocols.mmvm import (
-    mmvm_options,
-    mmvm_question,
-    render_candidate_view,
-    render_query_view,
-)
 from cvbench.core.types import (
     ImageRef,
     Option,
@@ -27,14 +20,22 @@ from cvbench.core.types import (
     SourceLocation,
     View,
 )
+from cvbench.imaging.masks import encode_rle, mask_to_polygons
+from cvbench.prompting.protocols.mmvm import (
+    mmvm_options,
+    mmvm_question,
+    render_candidate_view,
+    render_query_view,
+)
 
 
 def textured_image(h: int, w: int, seed: int) -> np.ndarray:
     """A smooth coloured background with some structure (not flat, so blends are testable)."""
     rng = np.random.default_rng(seed)
     ys, xs = np.mgrid[0:h, 0:w]
-    base = np.stack([(xs * 200 // max(w, 1)) % 256, (ys * 180 // max(h, 1)) % 256,
-                     np.full_like(xs, 90)], axis=-1).astype(np.int32)
+    base = np.stack(
+        [(xs * 200 // max(w, 1)) % 256, (ys * 180 // max(h, 1)) % 256, np.full_like(xs, 90)], axis=-1
+    ).astype(np.int32)
     noise = rng.integers(-12, 13, size=(h, w, 3))
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
@@ -69,12 +70,23 @@ def write_image(path: Path, rgb: np.ndarray) -> Path:
 
 
 def polygon_region(region_id: str, mask: np.ndarray) -> Region:
-    return Region(region_id=region_id, polygons=tuple(tuple(p) for p in mask_to_polygons(mask)),
-                  declared_hw=(mask.shape[0], mask.shape[1]))
+    return Region(
+        region_id=region_id,
+        polygons=tuple(tuple(p) for p in mask_to_polygons(mask)),
+        declared_hw=(mask.shape[0], mask.shape[1]),
+    )
 
 
-def make_mmvm_sample(root: Path, n: int = 6, gt: int | None = 0, hw: tuple[int, int] = (360, 480), seed: int = 0,
-                     sample_id: str = "case_001", prerendered: bool = True, answer_none: bool = False) -> Sample:
+def make_mmvm_sample(
+    root: Path,
+    n: int = 6,
+    gt: int | None = 0,
+    hw: tuple[int, int] = (360, 480),
+    seed: int = 0,
+    sample_id: str = "case_001",
+    prerendered: bool = True,
+    answer_none: bool = False,
+) -> Sample:
     """An MMVM case like upstream's: ORI + pre-rendered overlay images, polygons, ids a shuffle of 1..n.
 
     gt: index of the matching candidate (None: the query has no match; answer "None of the above").
@@ -94,38 +106,71 @@ def make_mmvm_sample(root: Path, n: int = 6, gt: int | None = 0, hw: tuple[int, 
         write_image(case / "FRAME00.jpg", render_query_view(query_img, query_mask))
         write_image(case / "FRAME01_CAND.jpg", render_candidate_view(cand_img, cand_masks, ids, rng))
     views = (
-        View("FRAME00", ImageRef(case / "FRAME00_ORI.jpg"), (polygon_region("0", query_mask),),
-             ImageRef(case / "FRAME00.jpg") if prerendered else None),
-        View("FRAME01", ImageRef(case / "FRAME01_ORI.jpg"), tuple(polygon_region(i, m) for i, m in zip(ids, cand_masks)),
-             ImageRef(case / "FRAME01_CAND.jpg") if prerendered else None),
+        View(
+            "FRAME00",
+            ImageRef(case / "FRAME00_ORI.jpg"),
+            (polygon_region("0", query_mask),),
+            ImageRef(case / "FRAME00.jpg") if prerendered else None,
+        ),
+        View(
+            "FRAME01",
+            ImageRef(case / "FRAME01_ORI.jpg"),
+            tuple(polygon_region(i, m) for i, m in zip(ids, cand_masks)),
+            ImageRef(case / "FRAME01_CAND.jpg") if prerendered else None,
+        ),
     )
-    return Sample(sample_id=sample_id, benchmark="mmvm", question=mmvm_question(options).split("\n")[0],
-                  options=options, answer=answer, views=views, cluster=sample_id,
-                  source=SourceLocation(str(root / "mllm_match_eval_full.tsv"), line=2),
-                  cues=("CL", "RP"), candidate_count=n,
-                  prerendered_question=mmvm_question(options) if prerendered else None)
+    return Sample(
+        sample_id=sample_id,
+        benchmark="mmvm",
+        question=mmvm_question(options).split("\n")[0],
+        options=options,
+        answer=answer,
+        views=views,
+        cluster=sample_id,
+        source=SourceLocation(str(root / "mllm_match_eval_full.tsv"), line=2),
+        cues=("CL", "RP"),
+        candidate_count=n,
+        prerendered_question=mmvm_question(options) if prerendered else None,
+    )
 
 
-def make_cvb_sample(root: Path, hw: tuple[int, int] = (300, 400), n_views: int = 3,
-                    refs: tuple[tuple[int, int], ...] = ((0, 0), (1, 1), (0, 0)),
-                    question: str = "Is <region> in Image 1 the same object as <region> in Image 2? "
-                                    "<region> is the reference.",
-                    options: tuple[str, ...] = ("A. Yes", "B. No"), answer: str = "A",
-                    sample_id: str = "cvb-1", task_type: str = "Q5", token_counts: tuple[int, ...] | None = None
-                    ) -> Sample:
+def make_cvb_sample(
+    root: Path,
+    hw: tuple[int, int] = (300, 400),
+    n_views: int = 3,
+    refs: tuple[tuple[int, int], ...] = ((0, 0), (1, 1), (0, 0)),
+    question: str = "Is <region> in Image 1 the same object as <region> in Image 2? <region> is the reference.",
+    options: tuple[str, ...] = ("A. Yes", "B. No"),
+    answer: str = "A",
+    sample_id: str = "cvb-1",
+    task_type: str = "Q5",
+    token_counts: tuple[int, ...] | None = None,
+) -> Sample:
     """A CrossViewBench record: n_views views with three objects each, RLE masks, refs, <region> placeholders."""
     views = []
     for v in range(n_views):
         img = textured_image(*hw, seed=10 + v)
         path = write_image(root / sample_id / f"view{v}.png", img)
         masks = grid_masks(hw, 3, seed=20 + v)
-        regions = tuple(Region(region_id=f"track{v}{k}", rle=encode_rle(m), bbox_xyxy=None) for k, m in enumerate(masks))
+        regions = tuple(
+            Region(region_id=f"track{v}{k}", rle=encode_rle(m), bbox_xyxy=None) for k, m in enumerate(masks)
+        )
         views.append(View(f"cam{v}", ImageRef(path), regions))
     opts = tuple(Option(o.split(". ", 1)[0], o.split(". ", 1)[1]) for o in options)
-    return Sample(sample_id=sample_id, benchmark="crossviewbench", question=question, options=opts, answer=answer,
-                  views=tuple(views), cluster="scene-1", source=SourceLocation(str(root / "crossviewbench.jsonl"), 3),
-                  task_type=task_type, category="correspondence",
-                  region_refs=tuple(RegionRef(v, r) for v, r in refs), region_token_counts=token_counts)
+    return Sample(
+        sample_id=sample_id,
+        benchmark="crossviewbench",
+        question=question,
+        options=opts,
+        answer=answer,
+        views=tuple(views),
+        cluster="scene-1",
+        source=SourceLocation(str(root / "crossviewbench.jsonl"), 3),
+        task_type=task_type,
+        category="correspondence",
+        region_refs=tuple(RegionRef(v, r) for v, r in refs),
+        region_token_counts=token_counts,
+    )
 
 
 def test_builders_make_consistent_samples(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
+from cvbench.core.types import ImageRef, Option
 from cvbench.imaging import render as R
-from cvbench.prompting.encoding import ImagePolicy
 from cvbench.imaging.images import load_image
 from cvbench.imaging.masks import decode_region
+from cvbench.prompting.encoding import ImagePolicy
 from cvbench.prompting.protocols import ProtocolError
 from cvbench.prompting.protocols import mmvm as P
-from cvbench.core.types import ImageRef, Option
 
 try:
     from .test_protocol_data import (
@@ -41,7 +41,8 @@ def test_question_body_is_upstream_verbatim():
         "Here are two images. In the second image, I have marked several visual objects with their contours in "
         "different colors, and each is identified by a white numeric ID against a background that matches the "
         "contour's color. Could you please tell me which of these marked objects is the same as the object marked "
-        "with a cyan contour in the first image? Please make a choice from the following options: ")
+        "with a cyan contour in the first image? Please make a choice from the following options: "
+    )
     assert P.NONE_OF_THE_ABOVE == "None of the above choices are correct"
     assert P.MAX_ID_OPTIONS == 25 and P.QUERY_CYAN == (0, 255, 255)
 
@@ -107,9 +108,10 @@ def test_candidate_view_draws_each_candidate_in_its_own_colour_with_its_id():
     boxes = R.place_tags(masks, [font.box_size(str(i)) for i in range(1, 10)], hw)
     for mask, colour, box in zip(masks, colours, boxes):
         ring = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~cv2.erode(
-            mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            mask.astype(np.uint8), np.ones((5, 5), np.uint8)
+        ).astype(bool)
         assert (out[ring] == colour.rgb).all(axis=1).mean() > 0.3
-        crop = out[box[1]:box[3], box[0]:box[2]]
+        crop = out[box[1] : box[3], box[0] : box[2]]
         assert (crop == colour.rgb).all(axis=2).mean() > 0.3  # the tag box has the contour's colour
         assert (crop == (255, 255, 255)).all(axis=2).sum() > 5  # white digits
         assert mask[(box[1] + box[3]) // 2, (box[0] + box[2]) // 2]
@@ -150,8 +152,10 @@ def test_subset_is_deterministic_and_depends_on_seed_and_sample(tmp_path: Path):
     others = {P.select_candidates(sample, "8", seed=s).indices for s in range(1, 6)}
     assert len(others | {a.indices}) > 1
     renamed = dataclasses.replace(sample, sample_id="case_other")
-    assert P.select_candidates(renamed, "8", seed=0).indices != a.indices or \
-        P.select_candidates(renamed, "8", seed=0).ids != a.ids
+    assert (
+        P.select_candidates(renamed, "8", seed=0).indices != a.indices
+        or P.select_candidates(renamed, "8", seed=0).ids != a.ids
+    )
 
 
 def test_questions_with_at_most_k_candidates_are_unchanged(tmp_path: Path):
@@ -175,8 +179,16 @@ def test_none_of_the_above_stays_none_and_draws_only_listed_candidates(tmp_path:
 
 def test_answer_id_missing_from_candidates_is_an_error(tmp_path: Path):
     sample = make_mmvm_sample(tmp_path, n=5, gt=0, prerendered=False)
-    broken = dataclasses.replace(sample, views=(sample.views[0], dataclasses.replace(
-        sample.views[1], regions=tuple(r for r in sample.views[1].regions if r.region_id != sample.answer_region_id))))
+    broken = dataclasses.replace(
+        sample,
+        views=(
+            sample.views[0],
+            dataclasses.replace(
+                sample.views[1],
+                regions=tuple(r for r in sample.views[1].regions if r.region_id != sample.answer_region_id),
+            ),
+        ),
+    )
     with pytest.raises(ProtocolError, match="not among the candidate ids"):
         P.select_candidates(broken, "4", seed=0)
 

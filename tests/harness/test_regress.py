@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from cvbench.cli import cli
 from cvbench.devtools import regress as R
-from cvbench.scoring.metrics import compute_results
 from cvbench.rundir.format import SampleRecord
+from cvbench.scoring.metrics import compute_results
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -28,25 +28,49 @@ def records(flip: str | None = None) -> list[SampleRecord]:
         sid = f"case-{i:02d}"
         correct = (i % 3 != 0) != (sid == flip)
         parsed = "A" if correct else "B"
-        out.append(SampleRecord(
-            record_id=f"synth-mmvm@4/{sid}", task="synth-mmvm", benchmark="mmvm", setting="4", sample_id=sid,
-            cluster=f"c{i // 2}", slices={"cue": ["CL" if i % 2 else "RP"]}, n_options=4, answer="A",
-            prompt_text=f"q{i}", image_sha256=["ab" * 32], options=[["A", "1"], ["B", "2"]], mode="overlay",
-            response=parsed, parsed=parsed, parse_status="parsed", correct=correct))
+        out.append(
+            SampleRecord(
+                record_id=f"synth-mmvm@4/{sid}",
+                task="synth-mmvm",
+                benchmark="mmvm",
+                setting="4",
+                sample_id=sid,
+                cluster=f"c{i // 2}",
+                slices={"cue": ["CL" if i % 2 else "RP"]},
+                n_options=4,
+                answer="A",
+                prompt_text=f"q{i}",
+                image_sha256=["ab" * 32],
+                options=[["A", "1"], ["B", "2"]],
+                mode="overlay",
+                response=parsed,
+                parsed=parsed,
+                parse_status="parsed",
+                correct=correct,
+            )
+        )
     return out
 
 
 def payload(recs: list[SampleRecord]) -> dict[str, Any]:
-    results = compute_results(recs, run_seed=0, model={"id": "baseline:first-option"}, status="complete",
-                              n_resamples=100)
+    results = compute_results(
+        recs, run_seed=0, model={"id": "baseline:first-option"}, status="complete", n_resamples=100
+    )
     return R.golden_payload(R.SuiteRun("first-option", "first-option"), results, recs)
 
 
 def test_payload_holds_every_deterministic_number_and_the_answers() -> None:
     p = payload(records())
     ev = p["evaluations"]["synth-mmvm@4"]
-    assert ev["overall"] == {"accuracy": round(8 / 12, 10), "correct": 8, "n": 12, "chance": 0.25, "unparsed": 0,
-                             "errors": 0, "invalid": 0}
+    assert ev["overall"] == {
+        "accuracy": round(8 / 12, 10),
+        "correct": 8,
+        "n": 12,
+        "chance": 0.25,
+        "unparsed": 0,
+        "errors": 0,
+        "invalid": 0,
+    }
     assert set(ev["slices"]) == {"cue=CL", "cue=RP"}
     assert ev["answers"]["case-00"] == "B wrong parsed" and ev["answers"]["case-01"] == "A right parsed"
     assert len(ev["answers_digest"]) == 64 and len(ev["prompts_digest"]) == 64
@@ -56,8 +80,7 @@ def test_payload_holds_every_deterministic_number_and_the_answers() -> None:
 def test_diff_names_the_changed_numbers_and_the_changed_sample() -> None:
     before, after = payload(records()), payload(records(flip="case-01"))
     diff = R.diff_payloads("ci/first-option.json", before, after)
-    assert any("synth-mmvm@4 > answers > case-01: golden \"A right parsed\" -> now \"B wrong parsed\"" in d
-               for d in diff)
+    assert any('synth-mmvm@4 > answers > case-01: golden "A right parsed" -> now "B wrong parsed"' in d for d in diff)
     assert any("synth-mmvm@4 > overall > correct: golden 8 -> now 7" in d for d in diff)
     assert any("slices > cue=CL > accuracy" in d for d in diff)  # case-01 is a CL question
     assert not any("cue=RP" in d for d in diff)
@@ -116,8 +139,9 @@ def test_golden_suite_matches_committed_files(suite_payloads: dict[str, dict[str
     result = R.compare_or_update("ci", GOLDEN / "ci", suite_payloads, update=R.update_requested())
     if R.update_requested():
         pytest.skip(f"golden files updated: {', '.join(result.updated) or 'none changed'}")
-    assert result.passed, "golden suite changed (cvbench regress --suite ci --update if intended):\n" + \
-        "\n".join(result.diff[:60])
+    assert result.passed, "golden suite changed (cvbench regress --suite ci --update if intended):\n" + "\n".join(
+        result.diff[:60]
+    )
 
 
 @pytest.mark.slow
@@ -128,22 +152,27 @@ def test_golden_suite_covers_the_promised_matrix(suite_payloads: dict[str, dict[
     assert len({p["run"]["style"] for p in suite_payloads.values()}) >= 4
     for p in suite_payloads.values():
         assert p["status"] == "complete"
-        expected = {"synth-crossviewbench@all"} | ({"synth-mmvm@4", "synth-mmvm@all"}
-                                                   if "synth-mmvm" in p["run"]["tasks"] else set())
+        expected = {"synth-crossviewbench@all"} | (
+            {"synth-mmvm@4", "synth-mmvm@all"} if "synth-mmvm" in p["run"]["tasks"] else set()
+        )
         assert set(p["evaluations"]) == expected
         cvb = p["evaluations"]["synth-crossviewbench@all"]
         assert cvb["overall"]["n"] == 17 * R.SUITE_CVB_PER_TYPE
         assert {f"task_type=Q{i}" for i in range(1, 18)} <= set(cvb["slices"])
     # the styles change what first-option sees, but not what it answers
-    digests = {name: p["evaluations"]["synth-crossviewbench@all"] for name, p in suite_payloads.items()
-               if name.startswith("first-option")}
+    digests = {
+        name: p["evaluations"]["synth-crossviewbench@all"]
+        for name, p in suite_payloads.items()
+        if name.startswith("first-option")
+    }
     assert len({d["prompts_digest"] for d in digests.values()}) == len(digests)
     assert len({d["answers_digest"] for d in digests.values()}) == 1
 
 
 @pytest.mark.slow
-def test_a_changed_result_fails_with_a_diff_naming_it(suite_payloads: dict[str, dict[str, Any]],
-                                                      tmp_path: Path) -> None:
+def test_a_changed_result_fails_with_a_diff_naming_it(
+    suite_payloads: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
     folder = tmp_path / "ci"
     R.compare_or_update("ci", folder, suite_payloads, update=True)  # golden = this very suite run
     assert R.compare_or_update("ci", folder, suite_payloads, update=False).passed
@@ -155,6 +184,6 @@ def test_a_changed_result_fails_with_a_diff_naming_it(suite_payloads: dict[str, 
     (folder / "random.json").write_text(R.dump_json(golden))
     result = R.compare_or_update("ci", folder, suite_payloads, update=False)
     assert not result.passed
-    assert any(f"answers > {sample}: golden \"Z wrong parsed\"" in d for d in result.diff)
+    assert any(f'answers > {sample}: golden "Z wrong parsed"' in d for d in result.diff)
     assert any("synth-mmvm@4 > overall > correct" in d for d in result.diff)
     assert all(d.startswith("ci/random.json") for d in result.diff)

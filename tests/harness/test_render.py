@@ -20,13 +20,16 @@ CYAN_LAB = R.srgb_to_lab(R.QUERY_CYAN)
 # ------------------------------------------------------------------------------ colour science
 
 
-@pytest.mark.parametrize("lab1, lab2, expected", [
-    # Sharma, Wu & Dalal (2005) CIEDE2000 test data, pairs 1, 7, 17 and 25
-    ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
-    ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
-    ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
-    ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
-])
+@pytest.mark.parametrize(
+    "lab1, lab2, expected",
+    [
+        # Sharma, Wu & Dalal (2005) CIEDE2000 test data, pairs 1, 7, 17 and 25
+        ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+        ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+        ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ],
+)
 def test_ciede2000_matches_published_test_pairs(lab1, lab2, expected):
     assert R.ciede2000(np.array(lab1), np.array(lab2)) == pytest.approx(expected, abs=1e-4)
 
@@ -176,7 +179,7 @@ def test_37_tags_on_1920x1080_are_centred_inside_their_masks_without_overlap():
     for box, mask in zip(boxes, masks):
         cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
         assert mask[cy, cx], f"tag centre {(cx, cy)} outside its mask"
-        assert 0 <= box[0] and 0 <= box[1] and box[2] <= hw[1] and box[3] <= hw[0]
+        assert box[0] >= 0 and box[1] >= 0 and box[2] <= hw[1] and box[3] <= hw[0]
     assert not any(_overlaps(a, b) for a, b in itertools.combinations(boxes, 2))
 
 
@@ -205,11 +208,12 @@ def test_tags_draw_a_box_of_the_region_colour_with_white_text():
     hw = (240, 320)
     img = np.full((*hw, 3), 40, np.uint8)
     mask = ellipse_mask(hw, (160, 120), (80, 60))
-    out = R.draw_regions(img, [mask], [(255, 225, 0)], "contour", alpha=0.4, thickness=2, tags=["17"],
-                         text_rgb=(255, 255, 255))
+    out = R.draw_regions(
+        img, [mask], [(255, 225, 0)], "contour", alpha=0.4, thickness=2, tags=["17"], text_rgb=(255, 255, 255)
+    )
     font = R.tag_font(hw)
     (box,) = R.place_tags([mask], [font.box_size("17")], hw)
-    crop = out[box[1]:box[3], box[0]:box[2]]
+    crop = out[box[1] : box[3], box[0] : box[2]]
     yellow = (crop == (255, 225, 0)).all(axis=2).mean()
     white = (crop == (255, 255, 255)).all(axis=2).sum()
     assert yellow > 0.4 and white > 10
@@ -237,8 +241,9 @@ def test_every_style_marks_every_region(style):
     img = np.full((*hw, 3), 128, np.uint8)
     masks = grid_masks(hw, 4, seed=9)
     colours = [c.rgb for c in R.palette(4)]
-    out = R.draw_regions(img, masks, colours, style, alpha=0.5, thickness=2,
-                         tags=["1", "2", "3", "4"] if style == "marks" else None)
+    out = R.draw_regions(
+        img, masks, colours, style, alpha=0.5, thickness=2, tags=["1", "2", "3", "4"] if style == "marks" else None
+    )
     for mask, colour in zip(masks, colours):
         near = _near(mask, 3)
         assert (out[near] == colour).all(axis=1).any() or (out[mask] != 128).any()

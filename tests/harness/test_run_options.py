@@ -1,5 +1,5 @@
-from cvbench.runner.session import DEFAULT_MAX_TOKENS, RunOptions, effective_max_tokens, parse_model_option
 from cvbench.model_adapters.registry import recommended_max_tokens
+from cvbench.runner.session import DEFAULT_MAX_TOKENS, RunOptions, effective_max_tokens, parse_model_option
 
 
 def test_model_option_values_are_json_when_they_parse_else_text():
@@ -38,10 +38,33 @@ def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(t
     generate_mmvm(tmp_path / "data" / spec.data_subdir, per_cue=1, seed=0)
     monkeypatch.setenv("CVBENCH_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["run", "--model", "random", "--task", "synth-mmvm", "--limit", "2",
-                                      "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-progress",
-                                      "--alpha", "0.6", "--thickness", "3", "--image-format", "jpeg",
-                                      "--jpeg-quality", "80", "--max-side", "512"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--model",
+            "random",
+            "--task",
+            "synth-mmvm",
+            "--limit",
+            "2",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--alpha",
+            "0.6",
+            "--thickness",
+            "3",
+            "--image-format",
+            "jpeg",
+            "--jpeg-quality",
+            "80",
+            "--max-side",
+            "512",
+        ],
+    )
     assert result.exit_code == 0, result.output
     settings = json.loads((out / "config.json").read_text())["prompt_settings"]
     assert settings["alpha"] == 0.6 and settings["thickness"] == 3
@@ -55,14 +78,16 @@ def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(t
     assert all(max(Image.open(p).size) <= 512 for p in images)
 
     default = RunOptions(model="random", tasks=("synth-mmvm",))
-    varied = RunOptions(model="random", tasks=("synth-mmvm",), alpha=0.6, max_side=512,
-                        model_options=(("image_detail", "low"),))
+    varied = RunOptions(
+        model="random", tasks=("synth-mmvm",), alpha=0.6, max_side=512, model_options=(("image_detail", "low"),)
+    )
     assert default_out_dir(default) != default_out_dir(varied)
 
 
 def test_the_default_run_folder_never_holds_a_url_password() -> None:
     from cvbench.runner.session import RunOptions, default_out_dir
 
-    out = default_out_dir(RunOptions(model="lmms:qwen2_vl,base_url=http://u:PLANTEDpw@host:8000/v1",
-                                     tasks=("synth-mmvm",)))
+    out = default_out_dir(
+        RunOptions(model="lmms:qwen2_vl,base_url=http://u:PLANTEDpw@host:8000/v1", tasks=("synth-mmvm",))
+    )
     assert "PLANTEDpw" not in str(out) and out.parts[0] == "runs"

@@ -13,15 +13,19 @@ from typing import Any
 import pytest
 
 from cvbench.rundir.format import iter_records, load_run
-from cvbench.runner.session import ConfigMismatchError, RunError, RunOptions, Runner, merge_runs
-
+from cvbench.runner.session import ConfigMismatchError, RunError, Runner, RunOptions, merge_runs
 
 TIMINGS = ("latency_s", "cached")
 
 
 def run_tiny(data: Any, out: Path, **kw: Any):
-    options = RunOptions(tasks=(data.task,), data_dir=data.root, out=out, progress=False,
-                         **{"model": "random", "use_cache": False, "n_resamples": 300, **kw})
+    options = RunOptions(
+        tasks=(data.task,),
+        data_dir=data.root,
+        out=out,
+        progress=False,
+        **{"model": "random", "use_cache": False, "n_resamples": 300, **kw},
+    )
     return Runner(options).execute()
 
 
@@ -36,8 +40,14 @@ def records_without_timings(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def cli(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cvbench.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cvbench.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def test_random_run_invalid_samples_and_chance(tiny_data: Any, tmp_path: Path) -> None:
@@ -75,7 +85,7 @@ def test_same_command_twice_gives_identical_records(tiny_data: Any, tmp_path: Pa
         run_tiny(tiny_data, tmp_path / name, model="mask-heuristic", concurrency=4)
     a, b = records_without_timings(tmp_path / "a"), records_without_timings(tmp_path / "b")
     assert a == b
-    assert [r["mode"] for r in a if r["parse_status"] != "invalid"][0] == "native"
+    assert next(r["mode"] for r in a if r["parse_status"] != "invalid") == "native"
     ra = json.loads((tmp_path / "a" / "results.json").read_text())
     rb = json.loads((tmp_path / "b" / "results.json").read_text())
     assert ra["overall"] == rb["overall"]
@@ -99,7 +109,7 @@ def test_config_mismatch_is_refused(tiny_data: Any, tmp_path: Path) -> None:
 
 
 def test_rerun_of_finished_run_sends_nothing(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
-    kw = dict(model="openai-compatible:tiny", base_urls=(fake_openai.base_url,), use_cache=False)
+    kw = {"model": "openai-compatible:tiny", "base_urls": (fake_openai.base_url,), "use_cache": False}
     first = run_tiny(tiny_data, tmp_path / "run", **kw)
     sent = fake_openai.total
     assert first.status == "complete" and sent == tiny_data.n_valid
@@ -110,8 +120,12 @@ def test_rerun_of_finished_run_sends_nothing(tiny_data: Any, tmp_path: Path, fak
 
 
 def test_cache_answers_a_new_run_dir(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
-    kw = dict(model="openai-compatible:tiny", base_urls=(fake_openai.base_url,), use_cache=True,
-              cache=tmp_path / "cache.sqlite")
+    kw = {
+        "model": "openai-compatible:tiny",
+        "base_urls": (fake_openai.base_url,),
+        "use_cache": True,
+        "cache": tmp_path / "cache.sqlite",
+    }
     run_tiny(tiny_data, tmp_path / "a", **kw)
     sent = fake_openai.total
     run_tiny(tiny_data, tmp_path / "b", **kw)
@@ -121,10 +135,13 @@ def test_cache_answers_a_new_run_dir(tiny_data: Any, tmp_path: Path, fake_openai
     assert records_without_timings(tmp_path / "a") == records_without_timings(tmp_path / "b")
 
 
-def test_errors_are_recorded_not_cached_and_retried(tiny_data: Any, tmp_path: Path,
-                                                    fake_openai: Any) -> None:
-    kw = dict(model="openai-compatible:tiny", base_urls=(fake_openai.base_url,), use_cache=True,
-              cache=tmp_path / "cache.sqlite")
+def test_errors_are_recorded_not_cached_and_retried(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
+    kw = {
+        "model": "openai-compatible:tiny",
+        "base_urls": (fake_openai.base_url,),
+        "use_cache": True,
+        "cache": tmp_path / "cache.sqlite",
+    }
     reference = run_tiny(tiny_data, tmp_path / "ref", **{**kw, "use_cache": False})
     keys = [fake_openai.key_of(r.image_sha256) for r in iter_records(tmp_path / "ref") if r.parse_status != "invalid"]
     fake_openai.fail_keys = set(keys[:3])
@@ -147,10 +164,29 @@ def test_kill_9_mid_run_then_resume(tiny_data: Any, tmp_path: Path, make_fake_op
     server = make_fake_openai(delay_s=0.15)
     if True:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        args = ["run", "--model", "openai-compatible:tiny", "--base-url", server.base_url, "--task", tiny_data.task,
-                "--data-dir", str(tiny_data.root), "--no-cache", "--concurrency", "2", "--no-progress"]
-        run_tiny(tiny_data, tmp_path / "ref", model="openai-compatible:tiny", base_urls=(server.base_url,),
-                 concurrency=2, n_resamples=2000)  # the uninterrupted reference, in-process
+        args = [
+            "run",
+            "--model",
+            "openai-compatible:tiny",
+            "--base-url",
+            server.base_url,
+            "--task",
+            tiny_data.task,
+            "--data-dir",
+            str(tiny_data.root),
+            "--no-cache",
+            "--concurrency",
+            "2",
+            "--no-progress",
+        ]
+        run_tiny(
+            tiny_data,
+            tmp_path / "ref",
+            model="openai-compatible:tiny",
+            base_urls=(server.base_url,),
+            concurrency=2,
+            n_resamples=2000,
+        )  # the uninterrupted reference, in-process
         server.counts.clear()
 
         out = tmp_path / "run"
@@ -173,7 +209,9 @@ def test_kill_9_mid_run_then_resume(tiny_data: Any, tmp_path: Path, make_fake_op
         final = json.loads((out / "results.json").read_text())
         reference = json.loads((tmp_path / "ref" / "results.json").read_text())
         assert final["status"] == "complete"
-        assert final["overall"] == reference["overall"] and final["evaluations"].keys() == reference["evaluations"].keys()
+        assert (
+            final["overall"] == reference["overall"] and final["evaluations"].keys() == reference["evaluations"].keys()
+        )
         for key, ev in reference["evaluations"].items():
             assert final["evaluations"][key]["overall"] == ev["overall"]
             assert final["evaluations"][key]["slices"] == ev["slices"]
@@ -182,8 +220,9 @@ def test_kill_9_mid_run_then_resume(tiny_data: Any, tmp_path: Path, make_fake_op
 def reference_run_then_hold_the_first_sample(tiny_data: Any, ref: Path, server: Any) -> tuple[str, threading.Event]:
     """An uninterrupted reference run into `ref`; then the server holds the first valid sample's
     request until the returned event is set. Returns that request's key and the event."""
-    run_tiny(tiny_data, ref, model="openai-compatible:tiny", base_urls=(server.base_url,), concurrency=4,
-             n_resamples=2000)
+    run_tiny(
+        tiny_data, ref, model="openai-compatible:tiny", base_urls=(server.base_url,), concurrency=4, n_resamples=2000
+    )
     first = next(r for r in iter_records(ref) if r.parse_status != "invalid")
     key, release = server.key_of(first.image_sha256), threading.Event()
     server.hold_keys[key] = release
@@ -199,8 +238,23 @@ def test_records_behind_a_hung_request_survive_kill_9(tiny_data: Any, tmp_path: 
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     out = tmp_path / "run"
-    args = ["run", "--model", "openai-compatible:tiny", "--base-url", server.base_url, "--task", tiny_data.task,
-            "--data-dir", str(tiny_data.root), "--no-cache", "--concurrency", "4", "--no-progress", "--out", str(out)]
+    args = [
+        "run",
+        "--model",
+        "openai-compatible:tiny",
+        "--base-url",
+        server.base_url,
+        "--task",
+        tiny_data.task,
+        "--data-dir",
+        str(tiny_data.root),
+        "--no-cache",
+        "--concurrency",
+        "4",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     proc = cli(args, env)
     try:
         deadline = time.monotonic() + 60
@@ -222,21 +276,29 @@ def test_records_behind_a_hung_request_survive_kill_9(tiny_data: Any, tmp_path: 
     assert records_without_timings(out) == records_without_timings(tmp_path / "ref")
 
 
-def test_out_of_order_completions_are_written_in_input_order(tiny_data: Any, tmp_path: Path,
-                                                            make_fake_openai: Any) -> None:
+def test_out_of_order_completions_are_written_in_input_order(
+    tiny_data: Any, tmp_path: Path, make_fake_openai: Any
+) -> None:
     server = make_fake_openai()
     _, release = reference_run_then_hold_the_first_sample(tiny_data, tmp_path / "ref", server)
     threading.Timer(1.0, release.set).start()  # answered last, well after the others
-    outcome = run_tiny(tiny_data, tmp_path / "run", model="openai-compatible:tiny", base_urls=(server.base_url,),
-                       concurrency=4, n_resamples=2000)
+    outcome = run_tiny(
+        tiny_data,
+        tmp_path / "run",
+        model="openai-compatible:tiny",
+        base_urls=(server.base_url,),
+        concurrency=4,
+        n_resamples=2000,
+    )
     assert outcome.status == "complete"
     assert records_without_timings(tmp_path / "run") == records_without_timings(tmp_path / "ref")
     reference = json.loads((tmp_path / "ref" / "results.json").read_text())
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["overall"] == reference["overall"]
     for key, ev in reference["evaluations"].items():  # all but the latencies in `usage`
-        assert {k: v for k, v in results["evaluations"][key].items() if k != "usage"} == \
-            {k: v for k, v in ev.items() if k != "usage"}
+        assert {k: v for k, v in results["evaluations"][key].items() if k != "usage"} == {
+            k: v for k, v in ev.items() if k != "usage"
+        }
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 
@@ -244,9 +306,23 @@ def test_sigint_writes_cancelled_results_and_resumes(tiny_data: Any, tmp_path: P
     server = make_fake_openai(delay_s=0.15)
     if True:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        args = ["run", "--model", "openai-compatible:tiny", "--base-url", server.base_url, "--task", tiny_data.task,
-                "--data-dir", str(tiny_data.root), "--no-cache", "--concurrency", "2", "--no-progress",
-                "--out", str(tmp_path / "run")]
+        args = [
+            "run",
+            "--model",
+            "openai-compatible:tiny",
+            "--base-url",
+            server.base_url,
+            "--task",
+            tiny_data.task,
+            "--data-dir",
+            str(tiny_data.root),
+            "--no-cache",
+            "--concurrency",
+            "2",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "run"),
+        ]
         proc = cli(args, env)
         deadline = time.monotonic() + 60
         while server.total < 6 and time.monotonic() < deadline:
@@ -276,8 +352,9 @@ def test_shards_merge_to_the_whole_run(tiny_data: Any, tmp_path: Path) -> None:
     assert merged["overall"]["correct"] == whole.results["overall"]["correct"]
     assert merged["overall"]["n"] == whole.results["overall"]["n"]
     assert merged["overall"]["accuracy"] == whole.results["overall"]["accuracy"]
-    assert sorted(json.dumps(r, sort_keys=True) for r in records_without_timings(tmp_path / "merged")) == \
-        sorted(json.dumps(r, sort_keys=True) for r in records_without_timings(tmp_path / "whole"))
+    assert sorted(json.dumps(r, sort_keys=True) for r in records_without_timings(tmp_path / "merged")) == sorted(
+        json.dumps(r, sort_keys=True) for r in records_without_timings(tmp_path / "whole")
+    )
     with pytest.raises(RunError, match="twice"):
         merge_runs([tmp_path / "s0", tmp_path / "s0"], tmp_path / "dup")
     run_tiny(tiny_data, tmp_path / "other", shard=(1, 3), seed=5)
@@ -302,8 +379,13 @@ def test_torn_last_line_is_dropped_on_resume(tiny_data: Any, tmp_path: Path) -> 
 def test_judge_reads_only_unparsed_answers(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
     fake_openai.reply_text = "It is the one on the far left, I believe."
     fake_openai.judge_reply = "C"
-    kw = dict(model="openai-compatible:m", base_urls=(fake_openai.base_url,), judge="openai-compatible:judge",
-              use_cache=True, cache=tmp_path / "cache.sqlite")
+    kw = {
+        "model": "openai-compatible:m",
+        "base_urls": (fake_openai.base_url,),
+        "judge": "openai-compatible:judge",
+        "use_cache": True,
+        "cache": tmp_path / "cache.sqlite",
+    }
     outcome = run_tiny(tiny_data, tmp_path / "run", **kw)
     records = [r for r in iter_records(tmp_path / "run") if r.parse_status != "invalid"]
     assert all(r.parse_status == "judged" and r.parsed == "C" and r.judge for r in records)
@@ -318,8 +400,11 @@ def test_judge_reads_only_unparsed_answers(tiny_data: Any, tmp_path: Path, fake_
     # a judge that declines keeps the answer unparsed (never a guess)
     fake_openai.judge_reply = "NONE"
     run_tiny(tiny_data, tmp_path / "none", **{**kw, "use_cache": False})
-    assert all(r.parse_status == "unparsed" and r.parsed is None
-               for r in iter_records(tmp_path / "none") if r.parse_status != "invalid")
+    assert all(
+        r.parse_status == "unparsed" and r.parsed is None
+        for r in iter_records(tmp_path / "none")
+        if r.parse_status != "invalid"
+    )
     # an answer the strict parser reads never goes to the judge
     fake_openai.reply_text = "B"
     fake_openai.prompts.clear()
@@ -350,8 +435,16 @@ def test_mmvm_candidate_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (specs / "tiny-mmvm.toml").write_text(MMVM_SPEC)
     monkeypatch.setenv("CVBENCH_TASK_DIRS", str(specs))
     generate_mmvm(tmp_path / "data" / "tiny-mmvm", per_cue=1, seed=0)
-    options = RunOptions(model="random", tasks=("tiny-mmvm",), data_dir=tmp_path / "data", out=tmp_path / "run",
-                         candidates=("4", "all"), use_cache=False, progress=False, n_resamples=100)
+    options = RunOptions(
+        model="random",
+        tasks=("tiny-mmvm",),
+        data_dir=tmp_path / "data",
+        out=tmp_path / "run",
+        candidates=("4", "all"),
+        use_cache=False,
+        progress=False,
+        n_resamples=100,
+    )
     outcome = Runner(options).execute()
     records = list(iter_records(tmp_path / "run"))
     by_setting: dict[str, list[Any]] = {}
@@ -366,5 +459,14 @@ def test_mmvm_candidate_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert valid4 and all(r.n_options <= 5 for r in valid4)  # 4 candidates + "None of the above"
     assert set(outcome.results["evaluations"]) == {"tiny-mmvm@4", "tiny-mmvm@all"}
     with pytest.raises(RunError, match="12"):
-        Runner(RunOptions(model="random", tasks=("tiny-mmvm",), data_dir=tmp_path / "data", out=tmp_path / "r12",
-                          candidates=("12",), use_cache=False, progress=False)).execute()
+        Runner(
+            RunOptions(
+                model="random",
+                tasks=("tiny-mmvm",),
+                data_dir=tmp_path / "data",
+                out=tmp_path / "r12",
+                candidates=("12",),
+                use_cache=False,
+                progress=False,
+            )
+        ).execute()

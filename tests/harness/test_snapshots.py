@@ -40,8 +40,10 @@ def test_prompts_match_committed_snapshots(snapshots: dict[str, dict[str, Any]])
     result = R.compare_or_update("prompts", GOLDEN / "prompts", snapshots, update=R.update_requested())
     if R.update_requested():
         pytest.skip(f"snapshots updated: {', '.join(result.updated) or 'none changed'}")
-    assert result.passed, "prompt snapshots changed (cvbench regress --suite prompts --update if intended):\n" + \
-        "\n".join(result.diff[:60])
+    assert result.passed, (
+        "prompt snapshots changed (cvbench regress --suite prompts --update if intended):\n"
+        + "\n".join(result.diff[:60])
+    )
 
 
 @pytest.mark.slow
@@ -50,12 +52,21 @@ def test_every_protocol_and_mode_is_covered(snapshots: dict[str, dict[str, Any]]
     assert {p.stem for p in (GOLDEN / "prompts").glob("*.json")} == {c.name for c in S.CASES}
     cvb_styles = {s["prompt_settings"]["style"] for n, s in snapshots.items() if n.startswith("crossviewbench-overlay")}
     assert cvb_styles == {"contour", "mask", "box", "marks"}
-    modes = {(s["benchmark"], p["mode"], s["setting"], s["capabilities"]["max_images"])
-             for s in snapshots.values() for p in s["prompts"]}
-    assert modes == {("crossviewbench", "overlay", "all", None), ("crossviewbench", "native", "all", None),
-                     ("crossviewbench", "overlay", "all", 1), ("mmvm", "overlay", "all", None),
-                     ("mmvm", "overlay", "4", None), ("mmvm", "native", "all", None),
-                     ("mmvm", "prerendered", "all", None), ("mmvm", "overlay", "all", 1)}
+    modes = {
+        (s["benchmark"], p["mode"], s["setting"], s["capabilities"]["max_images"])
+        for s in snapshots.values()
+        for p in s["prompts"]
+    }
+    assert modes == {
+        ("crossviewbench", "overlay", "all", None),
+        ("crossviewbench", "native", "all", None),
+        ("crossviewbench", "overlay", "all", 1),
+        ("mmvm", "overlay", "all", None),
+        ("mmvm", "overlay", "4", None),
+        ("mmvm", "native", "all", None),
+        ("mmvm", "prerendered", "all", None),
+        ("mmvm", "overlay", "all", 1),
+    }
 
 
 @pytest.mark.slow
@@ -73,16 +84,19 @@ def test_snapshot_contents_describe_what_the_model_sees(snapshots: dict[str, dic
                 assert all(len(i["identity"]) == 64 and i["width"] > 0 for i in p["images"])
             if snap["capabilities"]["max_images"] == 1:
                 assert len(p["images"]) == 1  # views concatenated into one image
-    styles = [snapshots[f"crossviewbench-overlay-{s}"]["prompts"][0]["images"][0]["identity"]
-              for s in ("contour", "mask", "box", "marks")]
+    styles = [
+        snapshots[f"crossviewbench-overlay-{s}"]["prompts"][0]["images"][0]["identity"]
+        for s in ("contour", "mask", "box", "marks")
+    ]
     assert len(set(styles)) == 4  # each style draws different pixels
     all_settings = {p["sample_id"]: p for p in snapshots["mmvm-overlay"]["prompts"]}
     for p in snapshots["mmvm-overlay-4"]["prompts"]:
         full = all_settings[p["sample_id"]]
         assert len(p["options"]) <= len(full["options"])
         assert len([o for o in p["options"] if o[1].strip().isdigit()]) <= 4
-    assert any(len(p["options"]) < len(all_settings[p["sample_id"]]["options"])
-               for p in snapshots["mmvm-overlay-4"]["prompts"])  # @4 really subsets the large samples
+    assert any(
+        len(p["options"]) < len(all_settings[p["sample_id"]]["options"]) for p in snapshots["mmvm-overlay-4"]["prompts"]
+    )  # @4 really subsets the large samples
 
 
 @pytest.mark.slow
@@ -98,8 +112,9 @@ def test_a_prompt_change_is_a_visible_diff(data_root: Path, snapshots: dict[str,
 
 
 @pytest.mark.slow
-def test_regress_cli_prompts_suite_fails_on_a_changed_snapshot(tmp_path: Path, data_root: Path,
-                                                               snapshots: dict[str, dict[str, Any]]) -> None:
+def test_regress_cli_prompts_suite_fails_on_a_changed_snapshot(
+    tmp_path: Path, data_root: Path, snapshots: dict[str, dict[str, Any]]
+) -> None:
     golden = tmp_path / "golden"
     (golden / "prompts").mkdir(parents=True)
     for path in (GOLDEN / "prompts").glob("*.json"):
@@ -132,5 +147,8 @@ def _separate_stderr_runner() -> CliRunner:
 def test_portable_rewrites_paths_under_the_data_root() -> None:
     root = Path("/data/root")
     value = {"a": ["/data/root/synth-mmvm/x.jpg", "/elsewhere/y.jpg"], "b": "/data/rootless", "c": 3}
-    assert S.portable(value, root) == {"a": ["<data>/synth-mmvm/x.jpg", "/elsewhere/y.jpg"], "b": "/data/rootless",
-                                       "c": 3}
+    assert S.portable(value, root) == {
+        "a": ["<data>/synth-mmvm/x.jpg", "/elsewhere/y.jpg"],
+        "b": "/data/rootless",
+        "c": 3,
+    }

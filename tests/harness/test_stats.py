@@ -6,13 +6,16 @@ import pytest
 from cvbench.scoring import stats
 
 
-@pytest.mark.parametrize("k, n, lo, hi", [
-    # reference values of the Wilson score interval at 95% (z = 1.959964)
-    (0, 10, 0.0, 0.27753),
-    (5, 10, 0.23659, 0.76341),
-    (81, 263, 0.25529, 0.36620),
-    (10, 10, 0.72247, 1.0),
-])
+@pytest.mark.parametrize(
+    "k, n, lo, hi",
+    [
+        # reference values of the Wilson score interval at 95% (z = 1.959964)
+        (0, 10, 0.0, 0.27753),
+        (5, 10, 0.23659, 0.76341),
+        (81, 263, 0.25529, 0.36620),
+        (10, 10, 0.72247, 1.0),
+    ],
+)
 def test_wilson_known_values(k: int, n: int, lo: float, hi: float) -> None:
     got = stats.wilson(k, n)
     assert got[0] == pytest.approx(lo, abs=1e-4)

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvbench.scoring import stats
 from cvbench.analysis.compare import exact_mcnemar_p
-from cvbench.scoring.metrics import cluster_key, scored_record
 from cvbench.runner.session import Runner, RunOptions
+from cvbench.scoring import stats
+from cvbench.scoring.metrics import cluster_key, scored_record
 
 sm = pytest.importorskip("statsmodels.api", reason="dev dependency: pip install statsmodels")
 scipy_stats = pytest.importorskip("scipy.stats", reason="dev dependency: pip install scipy")
@@ -39,14 +39,17 @@ def test_cluster_robust_se_matches_statsmodels_ols_on_a_constant(values: np.ndar
     groups = np.unique(np.asarray(clusters), return_inverse=True)[1]
     if np.unique(groups).size < 2:
         pytest.skip("one cluster")
-    fit = sm.OLS(values, np.ones_like(values)).fit(cov_type="cluster", cov_kwds={"groups": groups,
-                                                                                    "use_correction": True})
+    fit = sm.OLS(values, np.ones_like(values)).fit(
+        cov_type="cluster", cov_kwds={"groups": groups, "use_correction": True}
+    )
     # statsmodels' correction is G/(G-1) * (N-1)/(N-K); with K = 1 regressor it is G/(G-1), as CR1 here
     assert stats.cluster_robust_se(values, clusters) == pytest.approx(float(fit.bse[0]), abs=1e-9, rel=1e-9)
 
 
-@pytest.mark.parametrize("k, n", [(0, 1), (1, 1), (0, 6), (6, 6), (3, 7), (1, 50), (49, 50), (81, 263),
-                                  (0, 17000), (16999, 17000), (8500, 17000)])
+@pytest.mark.parametrize(
+    "k, n",
+    [(0, 1), (1, 1), (0, 6), (6, 6), (3, 7), (1, 50), (49, 50), (81, 263), (0, 17000), (16999, 17000), (8500, 17000)],
+)
 @pytest.mark.parametrize("level", [0.9, 0.95, 0.99])
 def test_wilson_matches_statsmodels(k: int, n: int, level: float) -> None:
     lo, hi = proportion_confint(k, n, alpha=1 - level, method="wilson")
@@ -71,8 +74,9 @@ def test_t_quantile_matches_scipy(df: int, level: float) -> None:
     assert stats.t_for(level, df) == pytest.approx(float(scipy_stats.t.ppf(0.5 + level / 2, df)), abs=1e-9)
 
 
-@pytest.mark.parametrize("a_only, b_only", [(0, 0), (0, 1), (1, 0), (3, 3), (0, 6), (2, 9), (17, 40),
-                                            (250, 301), (1000, 1100)])
+@pytest.mark.parametrize(
+    "a_only, b_only", [(0, 0), (0, 1), (1, 0), (3, 3), (0, 6), (2, 9), (17, 40), (250, 301), (1000, 1100)]
+)
 def test_exact_mcnemar_matches_statsmodels_and_scipy(a_only: int, b_only: int) -> None:
     table = [[5, a_only], [b_only, 7]]
     ref = float(mcnemar(table, exact=True).pvalue)
@@ -86,8 +90,11 @@ def test_real_run_records_match_statsmodels(tiny_data: Any, tmp_path: Path) -> N
     """A random-baseline run on the tiny dataset: its records' clustered SE and Wilson bounds, and
     results.json's own Wilson interval, agree with statsmodels."""
     out = tmp_path / "run"
-    Runner(RunOptions(tasks=(tiny_data.task,), data_dir=tiny_data.root, out=out, progress=False, model="random",
-                      use_cache=False)).execute()
+    Runner(
+        RunOptions(
+            tasks=(tiny_data.task,), data_dir=tiny_data.root, out=out, progress=False, model="random", use_cache=False
+        )
+    ).execute()
     recs = [scored_record(json.loads(line)) for line in (out / "samples.jsonl").read_text().splitlines()]
     values = np.array([1.0 if r.correct else 0.0 for r in recs])
     clusters = [cluster_key(r) for r in recs]

@@ -6,23 +6,40 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cvbench.runner.cache import ResponseCache
-from cvbench.scoring.metrics import compute_results, scored_record
-from cvbench.runner.prompt_cache import PromptDigestCache
 from cvbench.core.redaction import redact
-from cvbench.rundir.format import SampleRecord
-from cvbench.runner.session import RecordWriter, jsonable
 from cvbench.core.types import Option, Prompt, Response, Usage
+from cvbench.rundir.format import SampleRecord
+from cvbench.runner.cache import ResponseCache
+from cvbench.runner.prompt_cache import PromptDigestCache
+from cvbench.runner.session import RecordWriter, jsonable
+from cvbench.scoring.metrics import compute_results, scored_record
 
 
 def _record(i: int, **changes: object) -> SampleRecord:
     base = SampleRecord(
-        record_id=f"t@all/s{i}", task="t", benchmark="crossviewbench", setting="all", sample_id=f"s{i}",
-        cluster=f"scene{i % 7}", slices={"task_type": [f"Q{i % 3 + 1}"]}, n_options=4, answer="A",
-        prompt_text=f"question {i}", image_sha256=["a" * 64], options=[["A", "x"], ["B", "y"]], mode="overlay",
-        response="A" if i % 2 else "B", parsed="A" if i % 2 else "B", parse_status="parsed", correct=bool(i % 2),
-        usage={"input_tokens": 10, "output_tokens": 1, "cost_usd": None}, latency_s=0.25, attempts=1,
-        protocol={"style": "mask", "ids": (1, 2)}, source="data.jsonl:1")
+        record_id=f"t@all/s{i}",
+        task="t",
+        benchmark="crossviewbench",
+        setting="all",
+        sample_id=f"s{i}",
+        cluster=f"scene{i % 7}",
+        slices={"task_type": [f"Q{i % 3 + 1}"]},
+        n_options=4,
+        answer="A",
+        prompt_text=f"question {i}",
+        image_sha256=["a" * 64],
+        options=[["A", "x"], ["B", "y"]],
+        mode="overlay",
+        response="A" if i % 2 else "B",
+        parsed="A" if i % 2 else "B",
+        parse_status="parsed",
+        correct=bool(i % 2),
+        usage={"input_tokens": 10, "output_tokens": 1, "cost_usd": None},
+        latency_s=0.25,
+        attempts=1,
+        protocol={"style": "mask", "ids": (1, 2)},
+        source="data.jsonl:1",
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -34,9 +51,18 @@ def test_record_writer_matches_redact_of_jsonable_asdict() -> None:
     secrets = ["sk-secret-value-123"]
     records = [
         _record(1),
-        _record(2, latency_s=float("nan"), response="key sk-secret-value-123 here",
-                protocol={"api_key": "x", "token_count": 3, "path": Path("/tmp/a"), "nested": {"set": {2, 1}},
-                          7: "Bearer abcdefghijklmnopqrstuvwxyz0123"}),
+        _record(
+            2,
+            latency_s=float("nan"),
+            response="key sk-secret-value-123 here",
+            protocol={
+                "api_key": "x",
+                "token_count": 3,
+                "path": Path("/tmp/a"),
+                "nested": {"set": {2, 1}},
+                7: "Bearer abcdefghijklmnopqrstuvwxyz0123",
+            },
+        ),
         _record(3, option_scores={"A": 0.5, "B": float("nan")}, judge={"model": "j", "response": "A", "cached": True}),
     ]
     writer = RecordWriter(secrets)
@@ -51,8 +77,9 @@ def test_record_writer_matches_redact_of_jsonable_asdict() -> None:
 def test_results_from_scored_records_equal_results_from_records() -> None:
     records = [_record(i) for i in range(60)]
     scored = [scored_record(r) for r in records]
-    assert (compute_results(scored, run_seed=3, model={"id": "m"}, status="complete", n_resamples=200)
-            == compute_results(records, run_seed=3, model={"id": "m"}, status="complete", n_resamples=200))
+    assert compute_results(
+        scored, run_seed=3, model={"id": "m"}, status="complete", n_resamples=200
+    ) == compute_results(records, run_seed=3, model={"id": "m"}, status="complete", n_resamples=200)
 
 
 def test_response_cache_get_many(tmp_path: Path) -> None:
@@ -69,8 +96,16 @@ def test_response_cache_get_many(tmp_path: Path) -> None:
 def test_prompt_digest_cache_get_many(tmp_path: Path) -> None:
     digests = PromptDigestCache(tmp_path / "c.sqlite")
     try:
-        prompt = Prompt(sample_id="s", text="t", images=(), options=(Option("A", "x"), Option("B", "y")), answer="B",
-                        mode="overlay", setting="all", protocol={"p": 1})
+        prompt = Prompt(
+            sample_id="s",
+            text="t",
+            images=(),
+            options=(Option("A", "x"), Option("B", "y")),
+            answer="B",
+            mode="overlay",
+            setting="all",
+            protocol={"p": 1},
+        )
         for i in range(700):
             digests.put(f"d{i}", replace(prompt, sample_id=f"s{i}"), {"p": i})
         found = digests.get_many([f"d{i}" for i in range(0, 1400, 3)])

@@ -43,8 +43,15 @@ def build_data_root(base: Path) -> Path:
     # from its manifest is refused when loaded)
     from cvbench.tasks.synthetic.manifest import write_folder_manifest
 
-    write_folder_manifest(cvb, {"set": "crossviewbench", "seed": 0, "per_type": CVB_PER_TYPE,
-                                "edited_by": "tests/integrations/lmms_fixtures.py"})
+    write_folder_manifest(
+        cvb,
+        {
+            "set": "crossviewbench",
+            "seed": 0,
+            "per_type": CVB_PER_TYPE,
+            "edited_by": "tests/integrations/lmms_fixtures.py",
+        },
+    )
     return root
 
 

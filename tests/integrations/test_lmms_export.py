@@ -15,10 +15,6 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.prompting.encoding import ImagePolicy, encode_image
-from cvbench.prompting.build import PromptSettings, build_prompt
-from cvbench.rundir.format import iter_records
-from cvbench.runner.session import Runner, RunOptions
 from cvbench.core.types import Capabilities, Sample
 from cvbench.integrations.lmms_export import (
     MANIFEST_FILE,
@@ -28,6 +24,10 @@ from cvbench.integrations.lmms_export import (
     lmms_task_name,
 )
 from cvbench.integrations.lmms_hooks import ExportHooks, hooks_for
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.prompting.encoding import ImagePolicy, encode_image
+from cvbench.rundir.format import iter_records
+from cvbench.runner.session import Runner, RunOptions
 from cvbench.tasks.loading import iter_task_samples
 from cvbench.tasks.registry import get_task
 from tests.integrations.lmms_fixtures import (
@@ -122,7 +122,7 @@ def test_documents_are_the_runner_records(export_dir: Path, data_root: Path) -> 
     for task in TASKS:
         spec = get_task(task)
         items = list(iter_task_samples(spec, data_root))
-        for setting in (CANDIDATES if spec.benchmark == "mmvm" else ("all",)):
+        for setting in CANDIDATES if spec.benchmark == "mmvm" else ("all",):
             docs = read_docs(export_dir, lmms_task_name(task, setting))
             assert [d["record_id"] for d in docs] == [record_id(task, setting, item_sample_id(i)) for i in items]
             clusters = {d["sample_id"]: d["cluster"] for d in docs}
@@ -146,7 +146,7 @@ def test_hooks_show_exactly_what_build_prompt_renders(export_dir: Path, data_roo
     for task in TASKS:
         spec = get_task(task)
         samples = {s.sample_id: s for s in iter_task_samples(spec, data_root) if isinstance(s, Sample)}
-        for setting in (CANDIDATES if spec.benchmark == "mmvm" else ("all",)):
+        for setting in CANDIDATES if spec.benchmark == "mmvm" else ("all",):
             for doc in read_docs(export_dir, lmms_task_name(task, setting)):
                 sample = samples.get(doc["sample_id"])
                 if sample is None or doc["sample_id"] == "missing-image":
@@ -178,8 +178,18 @@ def test_same_answers_give_cvbench_numbers_per_slice(export_dir: Path, data_root
     book = answer_book([hooks.prompt(d) for docs in all_docs.values() for d in docs])
     assert len(book) > 30
 
-    options = RunOptions(model="test", tasks=TASKS, data_dir=data_root, candidates=CANDIDATES, seed=SEED,
-                         out=tmp_path / "run", use_cache=False, save_images=False, progress=False, n_resamples=100)
+    options = RunOptions(
+        model="test",
+        tasks=TASKS,
+        data_dir=data_root,
+        candidates=CANDIDATES,
+        seed=SEED,
+        out=tmp_path / "run",
+        use_cache=False,
+        save_images=False,
+        progress=False,
+        n_resamples=100,
+    )
     outcome = Runner(options, resolve_model=lambda spec, opts: FixedAnswerAdapter(book)).execute()
     expected = accuracies(outcome.results)
     cvb_records = {r.record_id: r for r in iter_records(outcome.run_dir)}
@@ -197,14 +207,26 @@ def test_same_answers_give_cvbench_numbers_per_slice(export_dir: Path, data_root
                 per_metric[metric].append(value)
             record = values["accuracy"]["record"]
             reference = cvb_records[doc["record_id"]]
-            for key in ("parsed", "parse_status", "correct", "answer", "n_options", "slices", "cluster", "invalid",
-                        "image_sha256", "options", "mode"):
+            for key in (
+                "parsed",
+                "parse_status",
+                "correct",
+                "answer",
+                "n_options",
+                "slices",
+                "cluster",
+                "invalid",
+                "image_sha256",
+                "options",
+                "mode",
+            ):
                 assert record[key] == getattr(reference, key), (doc["record_id"], key)
             statuses.add(record["parse_status"])
         evaluation = f"{entry['task']}@{entry['setting']}"
         for metric, values in per_metric.items():
-            aggregate = getattr(utils, "aggregate_accuracy" if metric == "accuracy" else
-                                _function_of(export_dir, name, metric))
+            aggregate = getattr(
+                utils, "aggregate_accuracy" if metric == "accuracy" else _function_of(export_dir, name, metric)
+            )
             key = evaluation if metric == "accuracy" else f"{evaluation}/{metric.split('/', 1)[1]}"
             got[key] = aggregate(values)
     assert statuses >= {"parsed", "unparsed", "error", "invalid"}
@@ -243,8 +265,7 @@ def test_slice_metrics_hold_only_their_documents(export_dir: Path) -> None:
 
 def test_reexport_replaces_the_previous_tasks(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "tasks"
-    export_lmms(LmmsExportOptions(tasks=("synth-mmvm",), out=out, candidates=("4", "all"), data_dir=data_root,
-                                  limit=3))
+    export_lmms(LmmsExportOptions(tasks=("synth-mmvm",), out=out, candidates=("4", "all"), data_dir=data_root, limit=3))
     assert (out / "cvbench_synth_mmvm_c4.yaml").exists()
     first = hooks_for(out)
     export_lmms(LmmsExportOptions(tasks=("synth-crossviewbench",), out=out, data_dir=data_root, limit=3))
@@ -264,11 +285,13 @@ def test_export_refuses_what_it_cannot_do(data_root: Path, tmp_path: Path) -> No
     with pytest.raises(ExportError, match="no-such-task"):
         export_lmms(LmmsExportOptions(tasks=("no-such-task",), out=tmp_path / "b", data_dir=data_root))
     with pytest.raises(ExportError, match="candidate setting 5"):
-        export_lmms(LmmsExportOptions(tasks=("synth-mmvm",), out=tmp_path / "c", data_dir=data_root,
-                                      candidates=("5",)))
+        export_lmms(LmmsExportOptions(tasks=("synth-mmvm",), out=tmp_path / "c", data_dir=data_root, candidates=("5",)))
     with pytest.raises(ExportError, match="MMVM tasks only"):
-        export_lmms(LmmsExportOptions(tasks=("synth-crossviewbench",), out=tmp_path / "d", data_dir=data_root,
-                                      candidates=("4",)))
+        export_lmms(
+            LmmsExportOptions(
+                tasks=("synth-crossviewbench",), out=tmp_path / "d", data_dir=data_root, candidates=("4",)
+            )
+        )
 
 
 def test_hooks_refuse_a_document_of_another_export(export_dir: Path) -> None:
@@ -292,12 +315,40 @@ def test_single_image_export_stacks_the_views(data_root: Path, tmp_path: Path) -
 
 def test_cli_export_lmms(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    result = CliRunner().invoke(cli, ["export-lmms", "--task", "synth-mmvm", "--candidates", "4,all", "--out", str(out),
-                                      "--data-dir", str(data_root), "--limit", "2", "--seed", "5"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export-lmms",
+            "--task",
+            "synth-mmvm",
+            "--candidates",
+            "4,all",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(data_root),
+            "--limit",
+            "2",
+            "--seed",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "cvbench_synth_mmvm_c4: 2 documents" in result.output
     assert "--include_path" in result.output
     assert json.loads((out / MANIFEST_FILE).read_text())["seed"] == 5
-    bad = CliRunner().invoke(cli, ["export-lmms", "--task", "synth-mmvm", "--out", str(tmp_path / "x"),
-                                   "--data-dir", str(data_root), "--candidates", "7"])
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "export-lmms",
+            "--task",
+            "synth-mmvm",
+            "--out",
+            str(tmp_path / "x"),
+            "--data-dir",
+            str(data_root),
+            "--candidates",
+            "7",
+        ],
+    )
     assert bad.exit_code == 1 and "candidate setting 7" in bad.output

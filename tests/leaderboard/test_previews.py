@@ -11,13 +11,16 @@ from PIL import Image
 from cvbench.leaderboard.previews import PreviewSettings, preview_jpeg, preview_size
 
 
-@pytest.mark.parametrize(("size", "max_side", "expected"), [
-    ((1920, 1080), 1024, (1024, 576)),
-    ((1080, 1920), 1024, (576, 1024)),
-    ((1280, 720), 1280, (1280, 720)),  # exactly the limit: kept
-    ((640, 480), 1024, (640, 480)),  # never enlarged
-    ((4000, 3), 100, (100, 1)),  # never collapses to zero
-])
+@pytest.mark.parametrize(
+    ("size", "max_side", "expected"),
+    [
+        ((1920, 1080), 1024, (1024, 576)),
+        ((1080, 1920), 1024, (576, 1024)),
+        ((1280, 720), 1280, (1280, 720)),  # exactly the limit: kept
+        ((640, 480), 1024, (640, 480)),  # never enlarged
+        ((4000, 3), 100, (100, 1)),  # never collapses to zero
+    ],
+)
 def test_preview_size(size: tuple[int, int], max_side: int, expected: tuple[int, int]) -> None:
     assert preview_size(*size, max_side) == expected
 

@@ -27,8 +27,13 @@ def test_shipped_reference_loads_verbatim() -> None:
     # values keep their published spelling
     assert any(v.value == "35.0" for v in values) and any(v.value == "12.6" for v in values)
     crossviewer = {v.metric: v.value for v in values if v.model == "CrossViewer" and v.benchmark == "crossviewbench"}
-    assert crossviewer == {"overall": "62.7", "correspondence": "83.2", "visibility_occlusion": "61.1",
-                           "geometric": "49.1", "physical": "74.4"}
+    assert crossviewer == {
+        "overall": "62.7",
+        "correspondence": "83.2",
+        "visibility_occlusion": "61.1",
+        "geometric": "49.1",
+        "physical": "74.4",
+    }
 
 
 def test_shipped_copy_matches_shared_reference() -> None:
@@ -48,14 +53,25 @@ def test_rows_map_metrics_to_site_columns() -> None:
     assert colva.cells["4/overall"].text == "59.47" and colva.cells["12/cue=RP"].text == "46.86"
     assert colva.access == "native" and colva.access_as_published == "native-region"
     assert colva.source_url == "https://arxiv.org/abs/2501.04670" and colva.params_b == 4.0
-    human = [r for r in reported_rows(values, "crossviewbench", layouts_for("crossviewbench")[0].columns)
-             if r.access == "human"]
+    human = [
+        r
+        for r in reported_rows(values, "crossviewbench", layouts_for("crossviewbench")[0].columns)
+        if r.access == "human"
+    ]
     assert [h.name for h in human] == ["HumanBase"] and human[0].is_reference
 
 
-@pytest.mark.parametrize("name, params", [("InternVL2.5-78B", 78.0), ("Qwen3-VL-235B-A22B-Instruct", 235.0),
-                                          ("DeepSeek-VL-1.3B", 1.3), ("GPT-4o-2024-08-06", None),
-                                          ("VILA1.5-40B", 40.0), ("HumanBase", None)])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("InternVL2.5-78B", 78.0),
+        ("Qwen3-VL-235B-A22B-Instruct", 235.0),
+        ("DeepSeek-VL-1.3B", 1.3),
+        ("GPT-4o-2024-08-06", None),
+        ("VILA1.5-40B", 40.0),
+        ("HumanBase", None),
+    ],
+)
 def test_params_from_name(name: str, params: float | None) -> None:
     assert params_from_name(name) == params
 
@@ -65,14 +81,17 @@ def test_source_url() -> None:
     assert source_url("a workshop poster") == ""
 
 
-@pytest.mark.parametrize("line, message", [
-    ("crossviewbench,all,M,open,overall,abc,src", ":2: value 'abc' is not a number"),
-    ("blink,all,M,open,overall,1.0,src", ":2: unknown benchmark 'blink'"),
-    ("mmvm,16,M,open,overall,1.0,src", ":2: unknown mmvm setting '16'"),
-    ("mmvm,all,M,open,XX,1.0,src", ":2: unknown mmvm metric 'XX'"),
-    ("crossviewbench,all,M,closed,overall,1.0,src", ":2: unknown access 'closed'"),
-    ("crossviewbench,all,M,open,overall,1.0", ":2: expected 7 fields, got 6"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("crossviewbench,all,M,open,overall,abc,src", ":2: value 'abc' is not a number"),
+        ("blink,all,M,open,overall,1.0,src", ":2: unknown benchmark 'blink'"),
+        ("mmvm,16,M,open,overall,1.0,src", ":2: unknown mmvm setting '16'"),
+        ("mmvm,all,M,open,XX,1.0,src", ":2: unknown mmvm metric 'XX'"),
+        ("crossviewbench,all,M,closed,overall,1.0,src", ":2: unknown access 'closed'"),
+        ("crossviewbench,all,M,open,overall,1.0", ":2: expected 7 fields, got 6"),
+    ],
+)
 def test_bad_reference_rows_name_the_line(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "ref.csv"
     path.write_text(HEADER + line + "\n", encoding="utf-8")

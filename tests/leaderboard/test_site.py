@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
-from cvbench.rundir.format import iter_records
 from cvbench.leaderboard.previews import PreviewSettings
 from cvbench.leaderboard.reference import load_reported
 from cvbench.leaderboard.site import (
@@ -24,6 +23,7 @@ from cvbench.leaderboard.site import (
     select_site_records,
 )
 from cvbench.reports.tables import slugify
+from cvbench.rundir.format import iter_records
 from tests.reports.run_factory import DEFAULT_MODELS, write_run
 
 
@@ -93,8 +93,15 @@ def parse_page(path: Path) -> Page:
 
 @pytest.fixture(scope="module")
 def site(factory_runs: list[Path], xss_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    synth = write_run(tmp_path_factory.mktemp("synth"), DEFAULT_MODELS[1], name="qwen-synth",
-                      cvb_task="synth-crossviewbench", mmvm_task="synth-mmvm", cvb_per_type=2, mmvm_n=8)
+    synth = write_run(
+        tmp_path_factory.mktemp("synth"),
+        DEFAULT_MODELS[1],
+        name="qwen-synth",
+        cvb_task="synth-crossviewbench",
+        mmvm_task="synth-mmvm",
+        cvb_per_type=2,
+        mmvm_n=8,
+    )
     out = tmp_path_factory.mktemp("site")
     build_site([*factory_runs, xss_run, synth], out, samples_per_evaluation=40, title="Test board")
     return out
@@ -103,18 +110,29 @@ def site(factory_runs: list[Path], xss_run: Path, tmp_path_factory: pytest.TempP
 def test_every_reported_value_appears_verbatim(site: Path) -> None:
     pages = {b: parse_page(site / f"{b}.html") for b in ("crossviewbench", "mmvm")}
     all_json = json.loads((site / "downloads" / "all.json").read_text(encoding="utf-8"))
-    json_cells = {(t["table"], r["model"], key): c for t in all_json["tables"] for r in t["rows"]
-                  for key, c in r["cells"].items() if r["origin"] == "reported"}
+    json_cells = {
+        (t["table"], r["model"], key): c
+        for t in all_json["tables"]
+        for r in t["rows"]
+        for key, c in r["cells"].items()
+        if r["origin"] == "reported"
+    }
     values = load_reported()
     assert len(values) == 319
     for v in values:
         page = pages[v.benchmark]
         row_id = f"reported-{slugify(v.model)}"
-        on_page = [text for (table, row, col), text in page.cells.items()
-                   if table.startswith(f"{v.benchmark}-") and row == row_id and col == v.column_key]
+        on_page = [
+            text
+            for (table, row, col), text in page.cells.items()
+            if table.startswith(f"{v.benchmark}-") and row == row_id and col == v.column_key
+        ]
         assert on_page and all(text == v.value for text in on_page), (v, on_page)
-        in_json = [c for (table, model, key), c in json_cells.items()
-                   if table.startswith(f"{v.benchmark}-") and model == v.model and key == v.column_key]
+        in_json = [
+            c
+            for (table, model, key), c in json_cells.items()
+            if table.startswith(f"{v.benchmark}-") and model == v.model and key == v.column_key
+        ]
         assert in_json and all(c["text"] == v.value and c["value"] == float(v.value) for c in in_json), v
 
 
@@ -134,8 +152,11 @@ def test_every_page_is_locked_down(site: Path) -> None:
         page = parse_page(path)
         assert len(page.csp) == 1, path
         policy = page.csp[0]
-        assert "script-src 'self'" in policy and "default-src 'self'" in policy and "unsafe-inline" not in \
-            policy.split("script-src")[1].split(";")[0]
+        assert (
+            "script-src 'self'" in policy
+            and "default-src 'self'" in policy
+            and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        )
         assert page.handlers == [], path
         for script in page.scripts:
             assert script.get("type") == "application/json" or (script.get("src") or "").endswith("static/site.js")
@@ -189,8 +210,14 @@ def test_only_shown_images_are_copied_content_addressed(site: Path) -> None:
 
 def test_preview_images_are_small_jpegs_named_after_the_exact_image(factory_runs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "preview"
-    build = build_site(factory_runs[:2], out, reported="none", samples_per_evaluation=10, images="preview",
-                       preview=PreviewSettings(max_side=16, quality=80))
+    build = build_site(
+        factory_runs[:2],
+        out,
+        reported="none",
+        samples_per_evaluation=10,
+        images="preview",
+        preview=PreviewSettings(max_side=16, quality=80),
+    )
     shown: dict[str, list[str]] = {}
     for path in (out / "models").glob("*.html"):
         payload = json.loads(parse_page(path).json_blocks[0])
@@ -212,8 +239,9 @@ def test_preview_images_are_small_jpegs_named_after_the_exact_image(factory_runs
 
 def test_images_none_ships_no_images_and_says_so(factory_runs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "none"
-    result = CliRunner().invoke(cli, ["leaderboard", "build", str(factory_runs[0]), "--out", str(out),
-                                      "--reported", "none", "--images", "none"])
+    result = CliRunner().invoke(
+        cli, ["leaderboard", "build", str(factory_runs[0]), "--out", str(out), "--reported", "none", "--images", "none"]
+    )
     assert result.exit_code == 0, result.output
     assert not (out / "img").exists() and ", 0 images," in result.output
     payload = json.loads(parse_page(next((out / "models").glob("*.html"))).json_blocks[0])
@@ -222,8 +250,22 @@ def test_images_none_ships_no_images_and_says_so(factory_runs: list[Path], tmp_p
     assert any(r["image_sha256"] for r in payload["records"])  # still says which images the model saw
     with pytest.raises(SiteError, match="--images must be one of"):
         build_site([factory_runs[0]], tmp_path / "bad", reported="none", images="thumbs")
-    result = CliRunner().invoke(cli, ["leaderboard", "build", str(factory_runs[0]), "--out", str(tmp_path / "p"),
-                                      "--reported", "none", "--images", "preview", "--preview-size", "8"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "leaderboard",
+            "build",
+            str(factory_runs[0]),
+            "--out",
+            str(tmp_path / "p"),
+            "--reported",
+            "none",
+            "--images",
+            "preview",
+            "--preview-size",
+            "8",
+        ],
+    )
     assert result.exit_code == 2 and "--preview-size" in result.output
 
 
@@ -274,8 +316,20 @@ def test_rank_and_sort_attributes(site: Path) -> None:
 
 
 def test_cli_leaderboard_build(factory_runs: list[Path], tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["leaderboard", "build", *map(str, factory_runs[:2]), "--out",
-                                      str(tmp_path / "site"), "--title", "Board <x>", "--reported", "none"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "leaderboard",
+            "build",
+            *map(str, factory_runs[:2]),
+            "--out",
+            str(tmp_path / "site"),
+            "--title",
+            "Board <x>",
+            "--reported",
+            "none",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "2 runs" in result.output
     assert "<title>Overview · Board &lt;x&gt;</title>" in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")

@@ -19,8 +19,15 @@ from tests.reports.run_factory import XSS_NAME
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 if CHROMIUM is None:
     pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it", allow_module_level=True)
@@ -73,7 +80,9 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(accept_downloads=True, viewport={"width": 1300, "height": 900})
     pg = context.new_page()
     problems: list[str] = []
-    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    pg.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+    )
     pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     pg.problems = problems  # type: ignore[attr-defined]
     yield pg
@@ -84,7 +93,8 @@ def page(browser: Browser) -> Iterator[Page]:
 def _column_values(page: Page, table: str, col: str) -> list[float | None]:
     return page.eval_on_selector_all(
         f"#table-{table} tbody tr:not(.hidden) td[data-col='{col}']",
-        "cells => cells.map(c => c.dataset.sort === '' ? null : parseFloat(c.dataset.sort))")
+        "cells => cells.map(c => c.dataset.sort === '' ? null : parseFloat(c.dataset.sort))",
+    )
 
 
 def test_sort_filter_and_intervals(page: Page, base: str) -> None:
@@ -115,13 +125,19 @@ def test_sort_filter_and_intervals(page: Page, base: str) -> None:
     page.locator("input.filter-access[value='api']").uncheck()
     assert not page.locator("#table-crossviewbench-main tr[data-access='api']").first.is_visible()
     page.locator("select.filter-size").select_option("4-13")
-    visible = rows.evaluate_all("rs => rs.filter(r => r.offsetParent !== null).map(r => r.dataset.size + '/' + r.dataset.origin)")
+    visible = rows.evaluate_all(
+        "rs => rs.filter(r => r.offsetParent !== null).map(r => r.dataset.size + '/' + r.dataset.origin)"
+    )
     assert 0 < len(visible) < visible_before
     assert all(v.startswith("4-13/") or v.endswith("/chance") for v in visible)
 
-    ci = page.locator("#table-crossviewbench-main tbody tr[data-origin='reproduced']:not(.hidden) td[data-col='all/overall'] .ci").first
+    ci = page.locator(
+        "#table-crossviewbench-main tbody tr[data-origin='reproduced']:not(.hidden) td[data-col='all/overall'] .ci"
+    ).first
     assert not ci.is_visible()
-    cell = page.locator("#table-crossviewbench-main tbody tr[data-origin='reproduced']:not(.hidden) td[data-col='all/overall']").first
+    cell = page.locator(
+        "#table-crossviewbench-main tbody tr[data-origin='reproduced']:not(.hidden) td[data-col='all/overall']"
+    ).first
     assert "95% CI" in (cell.get_attribute("title") or "")
     page.locator("input.toggle-ci").check()
     assert ci.is_visible() and ci.inner_text().strip().startswith("[")
@@ -153,8 +169,9 @@ def test_model_page_sample_deep_link_and_xss(page: Page, base: str) -> None:
     page.reload()
     detail = page.locator("#sample-detail")
     assert detail.locator("h3").inner_text() == record_id
-    assert "window.__pwned" in detail.locator("pre.response").inner_text() or \
-        detail.locator("dd").first.inner_text() in ("invalid", "error")
+    assert "window.__pwned" in detail.locator("pre.response").inner_text() or detail.locator(
+        "dd"
+    ).first.inner_text() in ("invalid", "error")
     assert page.evaluate("typeof window.__pwned") == "undefined"
 
     # filter to wrong answers and open one: the payload in the response is shown, never run
@@ -197,11 +214,16 @@ def test_download_table(page: Page, base: str) -> None:
     assert ",62.7," in text
 
 
-def test_preview_site_shows_previews_and_says_so(factory_runs: list[Path], browser: Browser,
-                                                 tmp_path: Path) -> None:
+def test_preview_site_shows_previews_and_says_so(factory_runs: list[Path], browser: Browser, tmp_path: Path) -> None:
     out = tmp_path / "site"
-    build_site(factory_runs[:1], out, reported="none", samples_per_evaluation=10, images="preview",
-               preview=PreviewSettings(max_side=24))
+    build_site(
+        factory_runs[:1],
+        out,
+        reported="none",
+        samples_per_evaluation=10,
+        images="preview",
+        preview=PreviewSettings(max_side=24),
+    )
     context = browser.new_context(viewport={"width": 1300, "height": 900})
     try:
         page = context.new_page()

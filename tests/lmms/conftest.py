@@ -17,9 +17,13 @@ import pytest
 def offline_hf_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
     """lmms-eval loads the exported JSON documents through `datasets`: keep its cache private and offline."""
     cache = tmp_path_factory.mktemp("hf-datasets")
-    for key, value in {"HF_DATASETS_CACHE": str(cache), "LMMS_EVAL_DATASETS_CACHE": str(cache),
-                       "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                       "CVBENCH_CACHE_DIR": str(tmp_path_factory.mktemp("cvbench-cache"))}.items():
+    for key, value in {
+        "HF_DATASETS_CACHE": str(cache),
+        "LMMS_EVAL_DATASETS_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "CVBENCH_CACHE_DIR": str(tmp_path_factory.mktemp("cvbench-cache")),
+    }.items():
         os.environ[key] = value
 
 

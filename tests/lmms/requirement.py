@@ -7,8 +7,10 @@ from types import ModuleType
 
 import pytest
 
-SKIP_REASON = ("lmms-eval is not installed (pip install 'cvbench[lmms]'); CI runs tests/lmms in its own "
-               "environment with CVBENCH_REQUIRE_LMMS=1")
+SKIP_REASON = (
+    "lmms-eval is not installed (pip install 'cvbench[lmms]'); CI runs tests/lmms in its own "
+    "environment with CVBENCH_REQUIRE_LMMS=1"
+)
 
 
 def require_lmms_eval() -> ModuleType:

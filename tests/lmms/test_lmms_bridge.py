@@ -25,11 +25,11 @@ lmms_eval = require_lmms_eval()
 
 from lmms_eval.api.model import lmms as LmmsModel
 
+from cvbench.integrations.lmms_export import MANIFEST_FILE, LmmsExportOptions, export_lmms
+from cvbench.integrations.lmms_hooks import hooks_for
 from cvbench.prompting.encoding import ImagePolicy, encode_image
 from cvbench.rundir.format import iter_records
 from cvbench.runner.session import Runner, RunOptions, run
-from cvbench.integrations.lmms_export import MANIFEST_FILE, LmmsExportOptions, export_lmms
-from cvbench.integrations.lmms_hooks import hooks_for
 from tests.integrations.lmms_fixtures import (
     LMMS_FAILURE,
     FixedAnswerAdapter,
@@ -62,8 +62,11 @@ def manifest(export_dir: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def book(export_dir: Path, manifest: dict[str, Any]) -> dict[str, str]:
     hooks = hooks_for(export_dir)
-    docs = [json.loads(line) for name in manifest["tasks"]
-            for line in (export_dir / "data" / f"{name}.jsonl").read_text().splitlines()]
+    docs = [
+        json.loads(line)
+        for name in manifest["tasks"]
+        for line in (export_dir / "data" / f"{name}.jsonl").read_text().splitlines()
+    ]
     return answer_book([hooks.prompt(d) for d in docs])
 
 
@@ -74,8 +77,19 @@ def task_manager(export_dir: Path, defaults: bool = False) -> Any:
 
 
 def cvbench_run(data_root: Path, out: Path, model: str, **kwargs: Any) -> Any:
-    options = RunOptions(model=model, tasks=TASKS, data_dir=data_root, candidates=CANDIDATES, seed=SEED, out=out,
-                         use_cache=False, save_images=False, progress=False, n_resamples=100, **kwargs)
+    options = RunOptions(
+        model=model,
+        tasks=TASKS,
+        data_dir=data_root,
+        candidates=CANDIDATES,
+        seed=SEED,
+        out=out,
+        use_cache=False,
+        save_images=False,
+        progress=False,
+        n_resamples=100,
+        **kwargs,
+    )
     return options
 
 
@@ -96,7 +110,7 @@ def test_task_manager_finds_and_loads_the_exported_tasks(export_dir: Path, manif
     assert set(names) <= set(tm.all_subtasks) and "cvbench_suite" in tm.all_groups
     for kind in ("simple", "chat"):
         loaded = tm.load_task_or_group(["cvbench_suite"], task_type=kind)
-        (group, tasks), = loaded.items()
+        ((group, tasks),) = loaded.items()
         assert str(group.config["group"]) == "cvbench_suite" and sorted(tasks) == names
         for name, task in tasks.items():
             assert len(task.test_docs()) == manifest["tasks"][name]["n_docs"]
@@ -131,8 +145,10 @@ def test_requests_carry_cvbench_images_and_text(export_dir: Path) -> None:
                 assert [p["type"] for p in user["content"]] == ["image_url", "image_url", "text"]
                 assert user["content"][-1]["text"] == prompt.text
 
-                images = [Image.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1])))
-                          for p in user["content"][:2]]
+                images = [
+                    Image.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1])))
+                    for p in user["content"][:2]
+                ]
             assert gen_kwargs["max_new_tokens"] == 1024 and gen_kwargs["temperature"] == 0 and gen_kwargs["until"] == []
             assert (task_name, split) == (name, "test")
             assert len(images) == len(prompt.images)
@@ -165,11 +181,17 @@ class FixedAnswers(LmmsModel):
 
 
 def test_lmms_evaluator_reports_cvbench_numbers_for_the_same_answers(
-        export_dir: Path, manifest: dict[str, Any], book: dict[str, str], lmms_data_root: Path, tmp_path: Path) -> None:
+    export_dir: Path, manifest: dict[str, Any], book: dict[str, str], lmms_data_root: Path, tmp_path: Path
+) -> None:
     from lmms_eval.evaluator import simple_evaluate
 
-    results = simple_evaluate(model=FixedAnswers(book), tasks=["cvbench_suite"], task_manager=task_manager(export_dir),
-                              bootstrap_iters=0, log_samples=True)
+    results = simple_evaluate(
+        model=FixedAnswers(book),
+        tasks=["cvbench_suite"],
+        task_manager=task_manager(export_dir),
+        bootstrap_iters=0,
+        log_samples=True,
+    )
     options = cvbench_run(lmms_data_root, tmp_path / "run", "test")
     outcome = Runner(options, resolve_model=lambda spec, opts: FixedAnswerAdapter(book)).execute()
     expected = accuracies(outcome.results)
@@ -185,6 +207,7 @@ def wire_answer(book: dict[str, str]) -> Any:
     def answer(request: Any) -> str:
         text = fixed_answer(request.text, pixel_digest_of_bytes([i.data for i in request.images]), book)
         return "no idea" if text == LMMS_FAILURE else text  # a real server returns text, not lmms-eval's placeholder
+
     return answer
 
 
@@ -193,31 +216,60 @@ def _sent(server: OpenAIWireServer, start: int = 0) -> list[tuple[str, str]]:
     return sorted((r.text, pixel_digest_of_bytes([i.data for i in r.images])) for r in server.requests[start:])
 
 
-def test_lmms_eval_cli_end_to_end_matches_cvbench_run(lmms_data_root: Path, book: dict[str, str],
-                                                      tmp_path: Path) -> None:
+def test_lmms_eval_cli_end_to_end_matches_cvbench_run(
+    lmms_data_root: Path, book: dict[str, str], tmp_path: Path
+) -> None:
     """`python -m lmms_eval --model openai` and `cvbench run --model openai-compatible:...` against the
     same loopback server: the same requests (text and pixels) and the same accuracy per slice."""
     out = tmp_path / "tasks"
-    export_lmms(LmmsExportOptions(tasks=TASKS, out=out, candidates=("4",), data_dir=lmms_data_root, seed=SEED,
-                                  limit=5))
+    export_lmms(LmmsExportOptions(tasks=TASKS, out=out, candidates=("4",), data_dir=lmms_data_root, seed=SEED, limit=5))
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     with OpenAIWireServer(answer=wire_answer(book)) as server:
         env = dict(os.environ, PYTHONPATH=str(REPO), OPENAI_API_KEY="test-key")
         proc = subprocess.run(
-            [sys.executable, "-m", "lmms_eval", "--include_path", str(out), "--tasks", "cvbench_suite",
-             "--model", "openai", "--model_args",
-             f"model_version=wire-model,base_url={server.base_url()},api_key=test-key,max_retries=1,num_concurrent=4",
-             "--output_path", str(tmp_path / "lmms-out"), "--log_samples"],
-            check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "lmms_eval",
+                "--include_path",
+                str(out),
+                "--tasks",
+                "cvbench_suite",
+                "--model",
+                "openai",
+                "--model_args",
+                f"model_version=wire-model,base_url={server.base_url()},api_key=test-key,max_retries=1,num_concurrent=4",
+                "--output_path",
+                str(tmp_path / "lmms-out"),
+                "--log_samples",
+            ],
+            check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         log = proc.stdout[-3000:] + proc.stderr[-3000:]
         assert proc.returncode == 0, log  # lmms-eval also exits 0 after some errors: the results file decides
         result_files = sorted((tmp_path / "lmms-out").rglob("*_results.json"))
         assert result_files, log
         lmms_requests = _sent(server)
         start = len(server.requests)
-        options = RunOptions(model="openai-compatible:wire-model", tasks=TASKS, data_dir=lmms_data_root,
-                             candidates=("4",), seed=SEED, limit=5, out=tmp_path / "run", use_cache=False,
-                             save_images=False, progress=False, n_resamples=100, base_urls=(server.base_url(),))
+        options = RunOptions(
+            model="openai-compatible:wire-model",
+            tasks=TASKS,
+            data_dir=lmms_data_root,
+            candidates=("4",),
+            seed=SEED,
+            limit=5,
+            out=tmp_path / "run",
+            use_cache=False,
+            save_images=False,
+            progress=False,
+            n_resamples=100,
+            base_urls=(server.base_url(),),
+        )
         outcome = run(options)
         cvbench_requests = _sent(server, start)
     # lmms-eval cannot skip a document: the invalid one (a broken JSON line) is asked as a text-only placeholder
@@ -228,21 +280,46 @@ def test_lmms_eval_cli_end_to_end_matches_cvbench_run(lmms_data_root: Path, book
     assert lmms_accuracies(results, manifest) == accuracies(outcome.results)
 
 
-def test_lmms_adapter_runs_an_lmms_eval_model_inside_cvbench(lmms_data_root: Path, book: dict[str, str],
-                                                            tmp_path: Path) -> None:
+def test_lmms_adapter_runs_an_lmms_eval_model_inside_cvbench(
+    lmms_data_root: Path, book: dict[str, str], tmp_path: Path
+) -> None:
     """`lmms:openai,...` (lmms-eval's chat model) and cvbench's own openai-compatible adapter, same server:
     the same requests and the same records."""
     with OpenAIWireServer(answer=wire_answer(book)) as server:
         url = server.base_url()
-        via_lmms = run(RunOptions(
-            model=f"lmms:openai,model_version=wire-model,base_url={url},api_key=test-key,max_retries=1",
-            tasks=TASKS, data_dir=lmms_data_root, candidates=("4",), seed=SEED, limit=4, out=tmp_path / "lmms",
-            use_cache=False, save_images=False, progress=False, n_resamples=100))
+        via_lmms = run(
+            RunOptions(
+                model=f"lmms:openai,model_version=wire-model,base_url={url},api_key=test-key,max_retries=1",
+                tasks=TASKS,
+                data_dir=lmms_data_root,
+                candidates=("4",),
+                seed=SEED,
+                limit=4,
+                out=tmp_path / "lmms",
+                use_cache=False,
+                save_images=False,
+                progress=False,
+                n_resamples=100,
+            )
+        )
         lmms_requests = _sent(server)
         start = len(server.requests)
-        direct = run(RunOptions(model="openai-compatible:wire-model", tasks=TASKS, data_dir=lmms_data_root,
-                                candidates=("4",), seed=SEED, limit=4, out=tmp_path / "direct", use_cache=False,
-                                save_images=False, progress=False, n_resamples=100, base_urls=(url,)))
+        direct = run(
+            RunOptions(
+                model="openai-compatible:wire-model",
+                tasks=TASKS,
+                data_dir=lmms_data_root,
+                candidates=("4",),
+                seed=SEED,
+                limit=4,
+                out=tmp_path / "direct",
+                use_cache=False,
+                save_images=False,
+                progress=False,
+                n_resamples=100,
+                base_urls=(url,),
+            )
+        )
         direct_requests = _sent(server, start)
     assert lmms_requests == direct_requests
     a = {r.record_id: (r.response, r.parsed, r.parse_status, r.correct) for r in iter_records(via_lmms.run_dir)}
@@ -258,9 +335,21 @@ def test_lmms_adapter_runs_an_lmms_eval_model_inside_cvbench(lmms_data_root: Pat
 
 def test_lmms_adapter_with_a_simple_model(lmms_data_root: Path, tmp_path: Path) -> None:
     """lmms-eval's `dummy` model (the simple interface) answers B everywhere: cvbench parses and scores it."""
-    outcome = run(RunOptions(model="lmms:dummy,response=B", tasks=("synth-mmvm",), data_dir=lmms_data_root,
-                             candidates=("4",), seed=SEED, limit=4, out=tmp_path / "dummy", use_cache=False,
-                             save_images=False, progress=False, n_resamples=100))
+    outcome = run(
+        RunOptions(
+            model="lmms:dummy,response=B",
+            tasks=("synth-mmvm",),
+            data_dir=lmms_data_root,
+            candidates=("4",),
+            seed=SEED,
+            limit=4,
+            out=tmp_path / "dummy",
+            use_cache=False,
+            save_images=False,
+            progress=False,
+            n_resamples=100,
+        )
+    )
     records = list(iter_records(outcome.run_dir))
     assert len(records) == 4 and all(r.response == "B" and r.parsed == "B" for r in records)
     assert sum(r.correct for r in records) == sum(r.answer == "B" for r in records)

@@ -30,19 +30,31 @@ def encoded_image(color: tuple[int, int, int], size: tuple[int, int], fmt: str) 
     return buffer.getvalue()
 
 
-def make_prompt(n_images: int = 2, *, system: str | None = "You are a careful visual judge.",
-                text: str = "Which marked object is the same? Options:\nA. 1\nB. 2\nC. 3",
-                sample_id: str = "s1") -> Prompt:
+def make_prompt(
+    n_images: int = 2,
+    *,
+    system: str | None = "You are a careful visual judge.",
+    text: str = "Which marked object is the same? Options:\nA. 1\nB. 2\nC. 3",
+    sample_id: str = "s1",
+) -> Prompt:
     images = []
     palette = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
     for i in range(n_images):
-        fmt, mime = (("PNG", "image/png") if i % 2 == 0 else ("JPEG", "image/jpeg"))
+        fmt, mime = ("PNG", "image/png") if i % 2 == 0 else ("JPEG", "image/jpeg")
         size = (32 + 8 * i, 24 + 4 * i)
-        images.append(PromptImage(data=encoded_image(palette[i % 4], size, fmt), mime=mime, width=size[0],
-                                  height=size[1], label=f"Image {i + 1}"))
+        images.append(
+            PromptImage(
+                data=encoded_image(palette[i % 4], size, fmt),
+                mime=mime,
+                width=size[0],
+                height=size[1],
+                label=f"Image {i + 1}",
+            )
+        )
     options = (Option("A", "1"), Option("B", "2"), Option("C", "3"))
-    return Prompt(sample_id=sample_id, text=text, images=tuple(images), options=options, answer="B",
-                  mode="overlay", system=system)
+    return Prompt(
+        sample_id=sample_id, text=text, images=tuple(images), options=options, answer="B", mode="overlay", system=system
+    )
 
 
 def make_request(model_id: str, prompt: Prompt | None = None, **config: Any) -> Request:
@@ -55,8 +67,7 @@ def fast_options(**overrides: Any) -> ModelOptions:
     """Short waits so fault tests stay fast; Retry-After from the server still wins."""
     extra = {"retry_base_delay_s": 0.05, "retry_max_delay_s": 0.2}
     extra.update(overrides.pop("extra", {}))
-    values: dict[str, Any] = {"concurrency": 4, "timeout_s": 5.0, "max_retries": 3, "budget_s": 20.0,
-                              "extra": extra}
+    values: dict[str, Any] = {"concurrency": 4, "timeout_s": 5.0, "max_retries": 3, "budget_s": 20.0, "extra": extra}
     values.update(overrides)
     return ModelOptions(**values)
 
@@ -65,8 +76,13 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def generate_once(make_adapter: Callable[[str, ModelOptions], Any], model_name: str, base_url: str,
-                  request: Request | None = None, **option_overrides: Any) -> tuple[Response, Any]:
+def generate_once(
+    make_adapter: Callable[[str, ModelOptions], Any],
+    model_name: str,
+    base_url: str,
+    request: Request | None = None,
+    **option_overrides: Any,
+) -> tuple[Response, Any]:
     """Build the adapter against `base_url`, answer one request (a default one if none), close it."""
     extra = {"base_url": base_url, **option_overrides.pop("extra", {})}
     adapter = make_adapter(model_name, fast_options(extra=extra, **option_overrides))
@@ -83,8 +99,17 @@ def generate_once(make_adapter: Callable[[str, ModelOptions], Any], model_name: 
 def isolate_keys(monkeypatch: Any, tmp_path: Any, **keys: str) -> None:
     """Run in an empty directory (no stray .env) with exactly the given key variables set."""
     monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "CVBENCH_VLLM_API_KEY",
-                 "CVBENCH_VLLM_URL", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "CVBENCH_GOOGLE_BASE_URL"):
+    for name in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "CVBENCH_VLLM_API_KEY",
+        "CVBENCH_VLLM_URL",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_BASE_URL",
+        "CVBENCH_GOOGLE_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in keys.items():
         monkeypatch.setenv(name, value)

@@ -29,7 +29,9 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def generate(server: AnthropicWireServer, request: Any = None, **option_overrides: Any) -> Response:
-    return generate_once(anthropic_api.make_adapter, 'claude-sonnet-4-6', server.base_url(), request, **option_overrides)[0]
+    return generate_once(
+        anthropic_api.make_adapter, "claude-sonnet-4-6", server.base_url(), request, **option_overrides
+    )[0]
 
 
 def test_images_text_system_and_settings_arrive_exactly(server: AnthropicWireServer) -> None:
@@ -92,15 +94,37 @@ def test_malformed_json_is_retried_then_malformed(server: AnthropicWireServer) -
 
 
 def test_message_without_text_is_malformed(server: AnthropicWireServer) -> None:
-    server.add_faults(Fault(payload={"id": "m", "type": "message", "role": "assistant", "model": "c", "content": [],
-                                     "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 0}}))
+    server.add_faults(
+        Fault(
+            payload={
+                "id": "m",
+                "type": "message",
+                "role": "assistant",
+                "model": "c",
+                "content": [],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 1, "output_tokens": 0},
+            }
+        )
+    )
     response = generate(server)
     assert response.error is not None and response.error.kind == "malformed"
 
 
 def test_refusal_stop_reason_is_refused(server: AnthropicWireServer) -> None:
-    server.add_faults(Fault(payload={"id": "m", "type": "message", "role": "assistant", "model": "c", "content": [],
-                                     "stop_reason": "refusal", "usage": {"input_tokens": 1, "output_tokens": 0}}))
+    server.add_faults(
+        Fault(
+            payload={
+                "id": "m",
+                "type": "message",
+                "role": "assistant",
+                "model": "c",
+                "content": [],
+                "stop_reason": "refusal",
+                "usage": {"input_tokens": 1, "output_tokens": 0},
+            }
+        )
+    )
     response = generate(server)
     assert response.error is not None and response.error.kind == "refused"
 

@@ -14,8 +14,8 @@ from cvbench.model_adapters.base import (
     RetryPolicy,
     backoff_delay,
     error_for_status,
-    map_exception,
     malformed,
+    map_exception,
     parse_retry_after,
 )
 from cvbench.model_adapters.registry import ModelOptions
@@ -41,10 +41,23 @@ def test_full_jitter_backoff_is_bounded_and_grows() -> None:
     assert backoff_delay(3, policy, 0.0) == 0.0
 
 
-@pytest.mark.parametrize("status,kind,retryable", [
-    (400, "invalid_request", False), (401, "auth", False), (403, "auth", False), (404, "not_found", False),
-    (408, "timeout", True), (409, "server", True), (413, "invalid_request", False), (422, "invalid_request", False),
-    (429, "rate_limit", True), (500, "server", True), (503, "server", True), (529, "server", True)])
+@pytest.mark.parametrize(
+    "status,kind,retryable",
+    [
+        (400, "invalid_request", False),
+        (401, "auth", False),
+        (403, "auth", False),
+        (404, "not_found", False),
+        (408, "timeout", True),
+        (409, "server", True),
+        (413, "invalid_request", False),
+        (422, "invalid_request", False),
+        (429, "rate_limit", True),
+        (500, "server", True),
+        (503, "server", True),
+        (529, "server", True),
+    ],
+)
 def test_status_mapping(status: int, kind: str, retryable: bool) -> None:
     error = error_for_status(status, "boom")
     assert (error.kind, error.retryable, error.status) == (kind, retryable, status)

@@ -49,9 +49,27 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.Monk
 
 
 def run_cli(model: str, data_dir: Path, out: Path, *extra: str) -> Any:
-    result = CliRunner().invoke(cli, ["run", "--model", model, "--task", "synth-mmvm", "--limit", str(LIMIT),
-                                      "--data-dir", str(data_dir), "--out", str(out), "--no-cache", "--no-progress",
-                                      "--concurrency", "2", *extra])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--model",
+            model,
+            "--task",
+            "synth-mmvm",
+            "--limit",
+            str(LIMIT),
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-cache",
+            "--no-progress",
+            "--concurrency",
+            "2",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result
 
@@ -114,27 +132,37 @@ def test_run_google(env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> 
     assert all(r["parsed"] == "C" for r in rows)
 
 
-def test_run_openai_compatible_two_endpoints_with_logprobs(env: pytest.MonkeyPatch, data_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_run_openai_compatible_two_endpoints_with_logprobs(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
     top = {"B": -0.2, " A": -1.9, "C": -3.0}
     with OpenAIWireServer(top_logprobs=top) as one, OpenAIWireServer(top_logprobs=top) as two:
-        run_cli("openai-compatible:Qwen/Qwen3-VL-8B-Instruct", data_dir, tmp_path / "run",
-                "--base-url", one.base_url(), "--base-url", two.base_url(), "--option-logprobs")
+        run_cli(
+            "openai-compatible:Qwen/Qwen3-VL-8B-Instruct",
+            data_dir,
+            tmp_path / "run",
+            "--base-url",
+            one.base_url(),
+            "--base-url",
+            two.base_url(),
+            "--option-logprobs",
+        )
         rows = records(tmp_path / "run")
         assert len(one.requests) >= 1 and len(two.requests) >= 1
         assert len(one.requests) + len(two.requests) == LIMIT
         sent = sorted(h for r in rows for h in r["image_sha256"])
-        received = sorted(i.identity for s in (one, two) for q in s.requests
-                          for i in q.images)
+        received = sorted(i.identity for s in (one, two) for q in s.requests for i in q.images)
         assert received == sent
-        assert all(q.settings["logprobs"] is True and q.settings["max_tokens"] == 1
-                   for s in (one, two) for q in s.requests)
+        assert all(
+            q.settings["logprobs"] is True and q.settings["max_tokens"] == 1 for s in (one, two) for q in s.requests
+        )
     assert all(r["error"] is None for r in rows)
     assert all(r["option_scores"] and r["option_scores"]["B"] == -0.2 for r in rows)
 
 
-def test_model_options_and_alias_max_tokens_reach_the_server(env: pytest.MonkeyPatch, data_dir: Path,
-                                                             tmp_path: Path) -> None:
+def test_model_options_and_alias_max_tokens_reach_the_server(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
     from cvbench.model_adapters.registry import recommended_max_tokens
 
     env.setenv("OPENAI_API_KEY", TEST_KEYS["OPENAI_API_KEY"])
@@ -146,10 +174,26 @@ def test_model_options_and_alias_max_tokens_reach_the_server(env: pytest.MonkeyP
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model_settings"]["image_detail"] == "low"
     expected = recommended_max_tokens("gpt-4o") or 1024
-    assert {q.settings.get("max_tokens") or q.settings.get("max_completion_tokens") for q in server.requests} == {expected}
+    assert {q.settings.get("max_tokens") or q.settings.get("max_completion_tokens") for q in server.requests} == {
+        expected
+    }
 
 
 def test_a_bad_model_option_is_a_clear_error(env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["run", "--model", "random", "--task", "synth-mmvm", "--data-dir", str(data_dir),
-                                      "--out", str(tmp_path / "run"), "--model-option", "no-equals-sign"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--model",
+            "random",
+            "--task",
+            "synth-mmvm",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "run"),
+            "--model-option",
+            "no-equals-sign",
+        ],
+    )
     assert result.exit_code != 0 and "expected KEY=VALUE" in result.output

@@ -18,12 +18,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from cvbench.prompting.build import PromptSettings, build_prompt
-from cvbench.prompting.protocols.mmvm import upstream_option_ids
 from cvbench.core.seeding import rng_for
 from cvbench.core.types import Capabilities, GenerationConfig, Request
 from cvbench.model_adapters.colva import MAX_TILES, VPT_CONTEXT, make_adapter, tile_grid
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.prompting.protocols.mmvm import upstream_option_ids
 
 from ..harness.test_protocol_data import make_mmvm_sample
 from .upstream_fakes import write_colva_checkpoint
@@ -45,16 +45,20 @@ def test_twelve_tiles_as_in_the_demo() -> None:
 
 def test_a_cpu_device_is_refused_before_loading(tmp_path: Path) -> None:
     missing = tmp_path / "never-loaded"  # loading it would fail differently
-    with pytest.raises(ModelResolutionError, match=r"device 'cpu' refused before loading: CoLVA's remote code .*"
-                                                   r"torch.autocast\(device_type='cuda'\)"):
+    with pytest.raises(
+        ModelResolutionError,
+        match=r"device 'cpu' refused before loading: CoLVA's remote code .*"
+        r"torch.autocast\(device_type='cuda'\)",
+    ):
         make_adapter(str(missing), ModelOptions(extra={"device": "cpu"}))
 
 
 def test_chat_receives_the_demo_inputs_and_the_upstream_option_ids(checkpoint: Path, tmp_path: Path) -> None:
     sample = make_mmvm_sample(tmp_path, n=30, gt=3, hw=(240, 320), prerendered=False)
     prompt = build_prompt(sample, PromptSettings(mode="native", seed=5), NATIVE, setting="27")
-    adapter = make_adapter(str(checkpoint), ModelOptions(extra={"device": DEVICE, "allow_cpu": DEVICE == "cpu",
-                                                               "local_files_only": True}))
+    adapter = make_adapter(
+        str(checkpoint), ModelOptions(extra={"device": DEVICE, "allow_cpu": DEVICE == "cpu", "local_files_only": True})
+    )
     assert adapter.settings()["max_tiles"] == 12
     assert adapter.settings()["max_tiles_source"] == "demo load_image(max_num=12)"
     response = asyncio.run(adapter.generate(Request("colva", prompt, GenerationConfig(max_tokens=16))))

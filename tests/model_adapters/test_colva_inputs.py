@@ -30,16 +30,19 @@ from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 # ---------------------------------------------------------------------------------- tiling
 
 
-@pytest.mark.parametrize(("size", "grid"), [
-    ((448, 448), (1, 1)),
-    ((896, 448), (2, 1)),
-    ((448, 1344), (1, 3)),
-    ((1000, 300), (3, 1)),  # aspect 3.33: 3x1 is closest
-    ((1344, 896), (3, 2)),  # aspect 1.5 exactly
-    ((4000, 100), (6, 1)),  # extreme aspect: the widest grid allowed by 6 tiles
-    ((1000, 1000), (2, 2)),  # square tie 1x1 / 2x2: the image has over half of 2x2's pixels
-    ((500, 500), (1, 1)),  # square tie, too few pixels for 2x2
-])
+@pytest.mark.parametrize(
+    ("size", "grid"),
+    [
+        ((448, 448), (1, 1)),
+        ((896, 448), (2, 1)),
+        ((448, 1344), (1, 3)),
+        ((1000, 300), (3, 1)),  # aspect 3.33: 3x1 is closest
+        ((1344, 896), (3, 2)),  # aspect 1.5 exactly
+        ((4000, 100), (6, 1)),  # extreme aspect: the widest grid allowed by 6 tiles
+        ((1000, 1000), (2, 2)),  # square tie 1x1 / 2x2: the image has over half of 2x2's pixels
+        ((500, 500), (1, 1)),  # square tie, too few pixels for 2x2
+    ],
+)
 def test_tile_grid_picks_the_closest_aspect_ratio(size: tuple[int, int], grid: tuple[int, int]) -> None:
     assert tile_grid(*size, max_tiles=6) == grid  # the training config's 6; 12 is the default
 
@@ -57,7 +60,7 @@ def test_dynamic_tiles_cut_row_by_row_and_add_a_thumbnail() -> None:
     pixels = np.zeros((448 * 2, 448 * 3, 3), dtype=np.uint8)
     for r in range(2):
         for c in range(3):
-            pixels[r * 448:(r + 1) * 448, c * 448:(c + 1) * 448] = 40 * (r * 3 + c) + 10
+            pixels[r * 448 : (r + 1) * 448, c * 448 : (c + 1) * 448] = 40 * (r * 3 + c) + 10
     tiles = dynamic_tiles(Image.fromarray(pixels))
     assert len(tiles) == 7 and all(t.size == (448, 448) for t in tiles)
     for k in range(6):  # the image is already 3x2 tiles: each tile is one flat colour, in row order
@@ -116,15 +119,19 @@ def test_visual_prompts_use_the_same_geometry_as_the_image() -> None:
 
 def test_colva_question_prefix() -> None:
     text = colva_question(1, ["1", "2", "3"], "Which one?\nA. 1\n")
-    assert text == ("Image-1: <image>\nImage-2: <image>\n"
-                    f"Objects in Image-1: <query object>{VPT_CONTEXT}\n"
-                    f"Objects in Image-2: <object-1>{VPT_CONTEXT}, <object-2>{VPT_CONTEXT}, <object-3>{VPT_CONTEXT}.\n"
-                    "Which one?\nA. 1\n")
+    assert text == (
+        "Image-1: <image>\nImage-2: <image>\n"
+        f"Objects in Image-1: <query object>{VPT_CONTEXT}\n"
+        f"Objects in Image-2: <object-1>{VPT_CONTEXT}, <object-2>{VPT_CONTEXT}, <object-3>{VPT_CONTEXT}.\n"
+        "Which one?\nA. 1\n"
+    )
     two_queries = colva_question(2, ["1"], "Q")
-    assert two_queries.startswith("Image-1: <image>\nImage-2: <image>\nImage-3: <image>\n"
-                                  f"Objects in Image-1: <query object>{VPT_CONTEXT}\n"
-                                  f"Objects in Image-2: <query object>{VPT_CONTEXT}\n"
-                                  f"Objects in Image-3: <object-1>{VPT_CONTEXT}.\n")
+    assert two_queries.startswith(
+        "Image-1: <image>\nImage-2: <image>\nImage-3: <image>\n"
+        f"Objects in Image-1: <query object>{VPT_CONTEXT}\n"
+        f"Objects in Image-2: <query object>{VPT_CONTEXT}\n"
+        f"Objects in Image-3: <object-1>{VPT_CONTEXT}.\n"
+    )
 
 
 def png(pixels: np.ndarray, label: str) -> PromptImage:
@@ -142,20 +149,30 @@ def mmvm_prompt(n_candidates: int, with_overlays: bool = True) -> Prompt:
     masks = []
     for k in range(n_candidates):
         m = np.zeros((h, w), bool)
-        m[:, k * 2:k * 2 + 2] = True
+        m[:, k * 2 : k * 2 + 2] = True
         masks.append(m)
     order = tuple(sorted(range(n_candidates), key=lambda j: int(ids[j])))
-    native = NativeRegions(views=(NativeView("q", np.full((h, w, 3), 30, np.uint8), (query_mask,), ("0",)),
-                                  NativeView("c", np.full((h, w, 3), 60, np.uint8), tuple(masks), tuple(ids))),
-                           refs=(), query=RegionRef(0, 0), candidate_order=order)
+    native = NativeRegions(
+        views=(
+            NativeView("q", np.full((h, w, 3), 30, np.uint8), (query_mask,), ("0",)),
+            NativeView("c", np.full((h, w, 3), 60, np.uint8), tuple(masks), tuple(ids)),
+        ),
+        refs=(),
+        query=RegionRef(0, 0),
+        candidate_order=order,
+    )
     shown = sorted(ids, key=int)[:25]
     options = tuple(Option(chr(65 + k), i) for k, i in enumerate(shown))
     options += (Option(chr(65 + len(shown)), "None of the above choices are correct"),)
     text = "Here are two images...\n" + "".join(o.line + "\n" for o in options)
-    images = (png(np.full((h, w, 3), 200, np.uint8), "Image 1"),
-              png(np.full((900, 1400, 3), 100, np.uint8), "Image 2")) if with_overlays else ()
-    return Prompt(sample_id="case_1", text=text, images=images, options=options, answer="A", mode="native",
-                  native=native)
+    images = (
+        (png(np.full((h, w, 3), 200, np.uint8), "Image 1"), png(np.full((900, 1400, 3), 100, np.uint8), "Image 2"))
+        if with_overlays
+        else ()
+    )
+    return Prompt(
+        sample_id="case_1", text=text, images=images, options=options, answer="A", mode="native", native=native
+    )
 
 
 def test_inputs_pass_candidate_masks_in_ascending_id_order() -> None:
@@ -170,8 +187,9 @@ def test_inputs_pass_candidate_masks_in_ascending_id_order() -> None:
         assert np.array_equal(prompts[1][k], visual_prompt_stack([cand.masks[region_index]])[0])
     assert np.array_equal(prompts[0][0], visual_prompt_stack([prompt.native.views[0].masks[0]])[0])
     assert inputs["question"].startswith("Image-1: <image>\nImage-2: <image>\nObjects in Image-1: <query object>")
-    assert ", ".join(f"<object-{i}>{VPT_CONTEXT}" for i in range(1, 6)) + ".\nHere are two images..." \
-        in inputs["question"]
+    assert (
+        ", ".join(f"<object-{i}>{VPT_CONTEXT}" for i in range(1, 6)) + ".\nHere are two images..." in inputs["question"]
+    )
     assert inputs["question"].endswith(prompt.text)
 
 

@@ -34,7 +34,7 @@ from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
 VOCAB = {" A": 1, "A": 2, "A.": 3, " B": 4, "B": 5, "B.": 6, " C": 7, "C)": 8}
 
-MODEL_PY = textwrap.dedent('''
+MODEL_PY = textwrap.dedent("""
     import torch
 
     CALLS = []
@@ -66,7 +66,7 @@ MODEL_PY = textwrap.dedent('''
             if "explode" in inputs["questions"][0]:
                 raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
             return {"answer_logits": self.answer_bias.detach()[None, :] + torch.randn(1, 100) * 0}
-''') % (VOCAB,)
+""") % (VOCAB,)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +92,17 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, P
 
 
 def request(question: str = "Is <region> the same object as <region>?") -> Request:
-    views = (NativeView("cam0", np.full((30, 40, 3), 7, np.uint8),
-                        (np.pad(np.ones((5, 5), bool), ((2, 23), (3, 32))), np.zeros((30, 40), bool)), ("1", "2")),
-             NativeView("cam1", np.full((20, 25, 3), 9, np.uint8), (np.pad(np.ones((4, 4), bool), ((8, 8), (8, 13))),), ("1",)))
+    views = (
+        NativeView(
+            "cam0",
+            np.full((30, 40, 3), 7, np.uint8),
+            (np.pad(np.ones((5, 5), bool), ((2, 23), (3, 32))), np.zeros((30, 40), bool)),
+            ("1", "2"),
+        ),
+        NativeView(
+            "cam1", np.full((20, 25, 3), 9, np.uint8), (np.pad(np.ones((4, 4), bool), ((8, 8), (8, 13))),), ("1",)
+        ),
+    )
     native = NativeRegions(views=views, refs=(RegionRef(0, 0), RegionRef(1, 0)), token_counts=(2, 3))
     options = (Option("A", "yes"), Option("B", "no"), Option("C", "cannot tell"))
     text = question + "\n\n" + "\n".join(o.line for o in options)
@@ -105,11 +113,23 @@ def request(question: str = "Is <region> the same object as <region>?") -> Reque
 def test_scores_letters_from_the_checkpoint_logits(checkout: tuple[Path, Path]) -> None:
     root, checkpoint = checkout
     # host-side expansion (as configs without defer_region_token_expansion): the sample's counts are used
-    adapter = make_adapter("", ModelOptions(seed=3, extra={"repo_path": str(root), "checkpoint": str(checkpoint),
-                                                           "device": "cpu", "defer_region_token_expansion": False}))
+    adapter = make_adapter(
+        "",
+        ModelOptions(
+            seed=3,
+            extra={
+                "repo_path": str(root),
+                "checkpoint": str(checkpoint),
+                "device": "cpu",
+                "defer_region_token_expansion": False,
+            },
+        ),
+    )
     assert adapter.capabilities.native_regions and adapter.info.access == "native"
     settings = adapter.settings()
-    assert settings["checkpoint"].endswith("crossviewer.pth") and settings["checkpoint_bytes"] == checkpoint.stat().st_size
+    assert (
+        settings["checkpoint"].endswith("crossviewer.pth") and settings["checkpoint_bytes"] == checkpoint.stat().st_size
+    )
     assert settings["match_mode"] == "greedy" and settings["batch_size"] == 1
     response = asyncio.run(adapter.generate(request()))
     assert response.ok, response.error
@@ -118,8 +138,9 @@ def test_scores_letters_from_the_checkpoint_logits(checkout: tuple[Path, Path]) 
 
     model_module = sys.modules["crossviewer.model"]
     call: dict[str, Any] = model_module.CALLS[-1]
-    assert call["questions"] == ["Is [" + REGION_TOKEN * 2 + "] the same object as [" + REGION_TOKEN * 3
-                                 + "]?\n\nA. yes\nB. no\nC. cannot tell"]
+    assert call["questions"] == [
+        "Is [" + REGION_TOKEN * 2 + "] the same object as [" + REGION_TOKEN * 3 + "]?\n\nA. yes\nB. no\nC. cannot tell"
+    ]
     masks = call["masks"][0]
     assert [m.shape for m in masks] == [(3, 30, 40), (3, 20, 25)]
     assert (masks[1][1] == 0).all() and (masks[0][-1] == 1).all() and (masks[1][-1] == 1).all()
@@ -137,20 +158,23 @@ def test_scores_letters_from_the_checkpoint_logits(checkout: tuple[Path, Path]) 
 
 def test_model_failures_become_error_responses(checkout: tuple[Path, Path]) -> None:
     root, checkpoint = checkout
-    adapter = make_adapter("", ModelOptions(extra={"repo_path": str(root), "checkpoint": str(checkpoint),
-                                                   "device": "cpu"}))
+    adapter = make_adapter(
+        "", ModelOptions(extra={"repo_path": str(root), "checkpoint": str(checkpoint), "device": "cpu"})
+    )
 
     async def both() -> list[Any]:
-        return list(await asyncio.gather(adapter.generate(request("explode <region> <region>")),
-                                         adapter.generate(request())))
+        return list(
+            await asyncio.gather(adapter.generate(request("explode <region> <region>")), adapter.generate(request()))
+        )
 
     exploded, fine = asyncio.run(both())
     assert not exploded.ok and exploded.error.kind == "server" and "out of memory" in exploded.error.message
     assert fine.ok and fine.text == "B"
     mismatch = asyncio.run(adapter.generate(request("only one <region>")))
     assert mismatch.error is not None and mismatch.error.kind == "invalid_request"
-    overlay = Prompt(sample_id="x", text="q\n\nA. yes", images=(), options=(Option("A", "yes"),), answer="A",
-                     mode="overlay")
+    overlay = Prompt(
+        sample_id="x", text="q\n\nA. yes", images=(), options=(Option("A", "yes"),), answer="A", mode="overlay"
+    )
     wrong_mode = asyncio.run(adapter.generate(Request("crossviewer", overlay, GenerationConfig())))
     assert wrong_mode.error is not None and "native-mode prompt" in wrong_mode.error.message
     asyncio.run(adapter.aclose())
@@ -159,8 +183,13 @@ def test_model_failures_become_error_responses(checkout: tuple[Path, Path]) -> N
 def test_oracle_matching_and_missing_checkpoints_are_refused(checkout: tuple[Path, Path], tmp_path: Path) -> None:
     root, checkpoint = checkout
     with pytest.raises(ModelResolutionError, match="oracle"):
-        make_adapter("", ModelOptions(extra={"repo_path": str(root), "checkpoint": str(checkpoint), "match_mode": "gt",
-                                             "device": "cpu"}))
+        make_adapter(
+            "",
+            ModelOptions(
+                extra={"repo_path": str(root), "checkpoint": str(checkpoint), "match_mode": "gt", "device": "cpu"}
+            ),
+        )
     with pytest.raises(ModelResolutionError, match="does not exist"):
-        make_adapter("", ModelOptions(extra={"repo_path": str(root), "checkpoint": str(tmp_path / "none.pth"),
-                                             "device": "cpu"}))
+        make_adapter(
+            "", ModelOptions(extra={"repo_path": str(root), "checkpoint": str(tmp_path / "none.pth"), "device": "cpu"})
+        )

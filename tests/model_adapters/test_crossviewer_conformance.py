@@ -21,8 +21,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cvbench.scoring.metrics import metric, scored_record
-from cvbench.runner.session import score_response
 from cvbench.core.types import (
     GenerationConfig,
     NativeRegions,
@@ -40,6 +38,8 @@ from cvbench.model_adapters.crossviewer_eval import (
     region_token_count,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
+from cvbench.runner.session import score_response
+from cvbench.scoring.metrics import metric, scored_record
 
 from .upstream_fakes import VOCAB, write_crossviewer_checkout
 
@@ -107,29 +107,43 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, P
 
 def box(h: int, w: int, top: int, left: int, size: int) -> np.ndarray:
     mask = np.zeros((h, w), bool)
-    mask[top:top + size, left:left + size] = True
+    mask[top : top + size, left : left + size] = True
     return mask
 
 
 def three_view_request(question: str = "Is <region> in view 2 the same object as <region>?") -> Request:
     """3 views; view 1 has 8 objects (over the cap of 6) and its referenced object is the last one."""
-    v0 = NativeView("cam0", np.full((60, 80, 3), 10, np.uint8),
-                    (box(60, 80, 5, 5, 10), box(60, 80, 30, 40, 6)), ("a0", "a1"))
-    v1 = NativeView("cam1", np.full((64, 96, 3), 20, np.uint8),
-                    tuple(box(64, 96, 2 + 7 * (k % 8), 3 + 10 * k, 5) for k in range(8)),
-                    tuple(f"b{k}" for k in range(8)))
+    v0 = NativeView(
+        "cam0", np.full((60, 80, 3), 10, np.uint8), (box(60, 80, 5, 5, 10), box(60, 80, 30, 40, 6)), ("a0", "a1")
+    )
+    v1 = NativeView(
+        "cam1",
+        np.full((64, 96, 3), 20, np.uint8),
+        tuple(box(64, 96, 2 + 7 * (k % 8), 3 + 10 * k, 5) for k in range(8)),
+        tuple(f"b{k}" for k in range(8)),
+    )
     v2 = NativeView("cam2", np.full((50, 50, 3), 30, np.uint8), (box(50, 50, 20, 20, 8),), ("c0",))
     native = NativeRegions(views=(v0, v1, v2), refs=(RegionRef(1, 7), RegionRef(0, 1)))
     options = (Option("A", "yes"), Option("B", "no"), Option("C", "unsure"), Option("D", "both"))
     text = question + "\n\n" + "\n".join(o.line for o in options)
-    prompt = Prompt(sample_id="cvb-q5-3", text=text, images=(), options=options, answer="B", mode="native",
-                    native=native, protocol={"task_type": "Q5"})
+    prompt = Prompt(
+        sample_id="cvb-q5-3",
+        text=text,
+        images=(),
+        options=options,
+        answer="B",
+        mode="native",
+        native=native,
+        protocol={"task_type": "Q5"},
+    )
     return Request("crossviewer", prompt, GenerationConfig(max_tokens=8))
 
 
 def adapter_for(root: Path, checkpoint: Path, **extra: Any) -> Any:
-    return make_adapter("", ModelOptions(seed=1, extra={"repo_path": str(root), "checkpoint": str(checkpoint),
-                                                        "device": DEVICE, **extra}))
+    return make_adapter(
+        "",
+        ModelOptions(seed=1, extra={"repo_path": str(root), "checkpoint": str(checkpoint), "device": DEVICE, **extra}),
+    )
 
 
 def last_call() -> dict[str, Any]:
@@ -145,14 +159,23 @@ def test_a_config_file_with_the_released_values_equals_the_recorded_defaults(tmp
     path.write_text(Q225W_YAML)
     loaded = load_eval_config(path)
     assert loaded == RELEASED_Q225W.__class__(**{**RELEASED_Q225W.record(), "source": str(path)})
-    assert (RELEASED_Q225W.use_all_views_for_vqa, RELEASED_Q225W.max_objects_per_sample,
-            RELEASED_Q225W.defer_region_token_expansion, RELEASED_Q225W.match_mode) == (True, 6, True, "greedy")
+    assert (
+        RELEASED_Q225W.use_all_views_for_vqa,
+        RELEASED_Q225W.max_objects_per_sample,
+        RELEASED_Q225W.defer_region_token_expansion,
+        RELEASED_Q225W.match_mode,
+    ) == (True, 6, True, "greedy")
     other = tmp_path / "default.yaml"
     other.write_text(DEFAULT_YAML)
     cfg = load_eval_config(other)
     # keys the file leaves out take eval_mc.py's fallbacks
-    assert (cfg.max_objects_per_sample, cfg.defer_region_token_expansion, cfg.use_processor,
-            cfg.return_raw_images, cfg.preprocess_on_gpu) == (5, False, True, False, False)
+    assert (
+        cfg.max_objects_per_sample,
+        cfg.defer_region_token_expansion,
+        cfg.use_processor,
+        cfg.return_raw_images,
+        cfg.preprocess_on_gpu,
+    ) == (5, False, True, False, False)
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  use_all_views_for_vqa: 3\n")
     with pytest.raises(Exception, match=r"bad.yaml: model.use_all_views_for_vqa=3, expected true or false"):
@@ -182,8 +205,14 @@ def test_the_model_receives_what_the_upstream_eval_passes(checkout: tuple[Path, 
     assert settings["token_counts_by"] == "crossviewer.gpu_preprocess.resize_image_mask_torch"
     assert settings["checkpoint_load"]["missing_keys"] == 0 and not settings["checkpoint_load"]["refused"]
     init = sys.modules["crossviewer.model"].INITS[-1]
-    assert (init["match_mode"], init["pixelrefer_mode"], init["mask_num"], init["temperature"],
-            init["triplet_weight"], init["load_device"]) == ("greedy", "gpu_full", 32, 0.07, 0.1, None)
+    assert (
+        init["match_mode"],
+        init["pixelrefer_mode"],
+        init["mask_num"],
+        init["temperature"],
+        init["triplet_weight"],
+        init["load_device"],
+    ) == ("greedy", "gpu_full", 32, 0.07, 0.1, None)
     # a CPU device: recorded, the model's CPU path (upstream refuses preprocess_on_gpu there)
     assert init["preprocess_on_gpu"] is (DEVICE == "cuda")
 
@@ -213,7 +242,8 @@ def test_the_model_receives_what_the_upstream_eval_passes(checkout: tuple[Path, 
 
 
 def test_a_config_without_deferral_expands_on_the_host_as_the_dataset_does(
-        checkout: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    checkout: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     root, good, _ = checkout
     path = tmp_path / "default.yaml"
     path.write_text(DEFAULT_YAML)
@@ -246,16 +276,18 @@ def test_cvbench_counts_equal_the_upstream_function_with_the_clamp(checkout: tup
             mask[rng.integers(0, h, 4), rng.integers(0, w, 4)] = True
         elif trial % 3 == 1:
             top, left = int(rng.integers(0, h - 3)), int(rng.integers(0, w - 3))
-            mask[top:top + int(rng.integers(1, 40)), left:left + int(rng.integers(1, 40))] = True
+            mask[top : top + int(rng.integers(1, 40)), left : left + int(rng.integers(1, 40))] = True
         else:
             mask[int(rng.integers(0, h)), :] = True
         for max_pixels in (28 * 28 * 1280, 200_000, None):
             image = torch.zeros((h, w, 3), dtype=torch.uint8)
-            _, _, nums, _ = resize_image_mask_torch([image], [torch.from_numpy(mask.astype(np.float32))], [0],
-                                                    max_tokens=32, max_resize_pixels=max_pixels)
+            _, _, nums, _ = resize_image_mask_torch(
+                [image], [torch.from_numpy(mask.astype(np.float32))], [0], max_tokens=32, max_resize_pixels=max_pixels
+            )
             assert region_token_count(mask, max_resize_pixels=max_pixels) == nums[0], (trial, max_pixels)
-        clamped_somewhere |= (region_token_count(mask, max_resize_pixels=200_000)
-                              != region_token_count(mask, max_resize_pixels=None))
+        clamped_somewhere |= region_token_count(mask, max_resize_pixels=200_000) != region_token_count(
+            mask, max_resize_pixels=None
+        )
     assert clamped_somewhere
     edge = np.zeros((40, 40), bool)
     edge[0, 0] = True  # the crop is empty upstream (end exclusive at the image edge): 0 tokens
@@ -290,9 +322,21 @@ def test_a_tie_goes_to_the_first_letter_and_is_counted(checkout: tuple[Path, Pat
     assert response.text == "A" and response.details is not None and response.details["tie_rule"] == "first"
     parsed = score_response(response, request.prompt)
     assert (parsed.letter, parsed.status) == ("A", "logprob") and "tied option scores: A, B" in parsed.reason
-    record = {"task": "t", "benchmark": "crossviewbench", "setting": "all", "cluster": "s", "slices": {},
-              "n_options": 4, "correct": False, "parse_status": parsed.status, "parse_reason": parsed.reason,
-              "usage": {}, "latency_s": 0.0, "attempts": 1, "cached": False}
+    record = {
+        "task": "t",
+        "benchmark": "crossviewbench",
+        "setting": "all",
+        "cluster": "s",
+        "slices": {},
+        "n_options": 4,
+        "correct": False,
+        "parse_status": parsed.status,
+        "parse_reason": parsed.reason,
+        "usage": {},
+        "latency_s": 0.0,
+        "attempts": 1,
+        "cached": False,
+    }
     plain = {**record, "parse_reason": ""}
     assert metric([scored_record(record), scored_record(plain)], 0, "overall")["ties"] == 1
     asyncio.run(adapter.aclose())
@@ -300,8 +344,11 @@ def test_a_tie_goes_to_the_first_letter_and_is_counted(checkout: tuple[Path, Pat
 
 def test_a_checkpoint_that_leaves_trained_parameters_out_is_refused(checkout: tuple[Path, Path, Path]) -> None:
     root, _, partial = checkout
-    with pytest.raises(ModelResolutionError, match=r"does not cover the model: 1 trained parameter\(s\) missing, "
-                                                   r"e\.g\. answer_bias; pass allow_incomplete_checkpoint=true"):
+    with pytest.raises(
+        ModelResolutionError,
+        match=r"does not cover the model: 1 trained parameter\(s\) missing, "
+        r"e\.g\. answer_bias; pass allow_incomplete_checkpoint=true",
+    ):
         adapter_for(root, partial)
     adapter = adapter_for(root, partial, allow_incomplete_checkpoint="true")
     report = adapter.settings()["checkpoint_load"]

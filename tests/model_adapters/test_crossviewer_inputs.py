@@ -44,9 +44,12 @@ OPTIONS = (Option("A", "yes"), Option("B", "no"))
 
 
 def native_sample(token_counts: tuple[int, ...] | None = None) -> NativeRegions:
-    view0 = NativeView("cam0", image(60, 80, 10),
-                       (box_mask(60, 80, 5, 5, 20, 30), box_mask(60, 80, 30, 40, 50, 70), box_mask(60, 80, 0, 0, 3, 3)),
-                       ("7", "8", "9"))
+    view0 = NativeView(
+        "cam0",
+        image(60, 80, 10),
+        (box_mask(60, 80, 5, 5, 20, 30), box_mask(60, 80, 30, 40, 50, 70), box_mask(60, 80, 0, 0, 3, 3)),
+        ("7", "8", "9"),
+    )
     view1 = NativeView("cam1", image(40, 50, 20), (box_mask(40, 50, 10, 10, 30, 30),), ("7",))
     return NativeRegions(views=(view0, view1), refs=(RegionRef(0, 1), RegionRef(1, 0)), token_counts=token_counts)
 
@@ -76,7 +79,7 @@ def test_batch_pads_every_view_to_the_largest_object_count_of_the_sample() -> No
     for view, stack in zip(native.views, masks):
         for k, mask in enumerate(view.masks):
             assert np.array_equal(stack[k], mask.astype(np.float32))
-        assert not stack[len(view.masks):-1].any()  # zero padding
+        assert not stack[len(view.masks) : -1].any()  # zero padding
         assert (stack[-1] == 1.0).all()  # global mask last
     assert [im.shape for im in batch["images"]] == [(60, 80, 3), (40, 50, 3)]
     assert batch["images"][1][0, 0, 0] == 20  # the original image, untouched
@@ -85,8 +88,7 @@ def test_batch_pads_every_view_to_the_largest_object_count_of_the_sample() -> No
 
 
 def test_a_sample_without_objects_gets_only_the_global_mask() -> None:
-    native = NativeRegions(views=(NativeView("a", image(8, 9), (), ()), NativeView("b", image(5, 7), (), ())),
-                           refs=())
+    native = NativeRegions(views=(NativeView("a", image(8, 9), (), ()), NativeView("b", image(5, 7), (), ())), refs=())
     batch = build_crossviewer_batch(native, "Do the views overlap?", OPTIONS)
     assert [m.shape for m in batch["masks"]] == [(1, 8, 9), (1, 5, 7)]
     assert all((m == 1.0).all() for m in batch["masks"])
@@ -101,8 +103,9 @@ def test_placeholders_expand_with_computed_counts_and_options_follow_a_blank_lin
     batch = build_crossviewer_batch(native, "Is <region> the same object as <region>?", OPTIONS)
     counts = batch["region_token_counts"]
     assert counts == [region_token_count(native.views[0].masks[1]), region_token_count(native.views[1].masks[0])]
-    assert batch["question"] == ("Is [" + REGION_TOKEN * counts[0] + "] the same object as ["
-                                 + REGION_TOKEN * counts[1] + "]?\n\nA. yes\nB. no")
+    assert batch["question"] == (
+        "Is [" + REGION_TOKEN * counts[0] + "] the same object as [" + REGION_TOKEN * counts[1] + "]?\n\nA. yes\nB. no"
+    )
     assert "<region>" not in batch["question"]
 
 
@@ -110,8 +113,9 @@ def test_given_token_counts_win_over_computed_ones() -> None:
     batch = build_crossviewer_batch(native_sample(token_counts=(3, 0)), "Is <region> the same as <region>?", OPTIONS)
     assert batch["region_token_counts"] == [3, 0]
     assert batch["question"].startswith("Is [<REGION><REGION><REGION>] the same as []?")
-    override = build_crossviewer_batch(native_sample(token_counts=(3, 0)), "Is <region> the same as <region>?",
-                                       OPTIONS, token_counts=(1, 2))
+    override = build_crossviewer_batch(
+        native_sample(token_counts=(3, 0)), "Is <region> the same as <region>?", OPTIONS, token_counts=(1, 2)
+    )
     assert override["region_token_counts"] == [1, 2]
 
 
@@ -135,11 +139,18 @@ def test_expand_region_placeholders_and_region_tokens() -> None:
 
 
 def test_question_of_strips_the_trailing_option_lines() -> None:
-    prompt = Prompt(sample_id="s", text="Is <region> left of <region>?\n\nA. yes\nB. no", images=(), options=OPTIONS,
-                    answer="A", mode="native")
+    prompt = Prompt(
+        sample_id="s",
+        text="Is <region> left of <region>?\n\nA. yes\nB. no",
+        images=(),
+        options=OPTIONS,
+        answer="A",
+        mode="native",
+    )
     assert question_of(Request("crossviewer", prompt, GenerationConfig())) == "Is <region> left of <region>?"
-    odd = Prompt(sample_id="s", text="A. yes\nB. no\nIs <region> left?", images=(), options=OPTIONS, answer="A",
-                 mode="native")
+    odd = Prompt(
+        sample_id="s", text="A. yes\nB. no\nIs <region> left?", images=(), options=OPTIONS, answer="A", mode="native"
+    )
     with pytest.raises(ValueError, match="does not end with its option lines"):
         question_of(Request("crossviewer", odd, GenerationConfig()))
 
@@ -174,8 +185,14 @@ def test_region_token_count_never_exceeds_the_cap_and_grows_with_the_cap() -> No
     for _ in range(20):
         h, w = rng.integers(20, 300, size=2)
         top, left = rng.integers(0, h - 5), rng.integers(0, w - 5)
-        mask = box_mask(int(h), int(w), int(top), int(left), int(top + rng.integers(1, h - top)),
-                        int(left + rng.integers(1, w - left)))
+        mask = box_mask(
+            int(h),
+            int(w),
+            int(top),
+            int(left),
+            int(top + rng.integers(1, h - top)),
+            int(left + rng.integers(1, w - left)),
+        )
         small = region_token_count(mask, max_tokens=8)
         assert 0 < small <= 8
         assert region_token_count(mask, max_tokens=32) >= small
@@ -190,22 +207,24 @@ def test_region_token_count_matches_a_torch_bilinear_reference() -> None:
         top, left = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
         if trial % 2:
             mask = rng.random((h, w)) > 0.999  # scattered pixels -> a large, sparse crop
-            mask[top:top + 9, left:left + 17] = True
+            mask[top : top + 9, left : left + 17] = True
         else:  # thin lines: the coarse grid catches only part of them
             mask = np.zeros((h, w), bool)
             mask[top, left:] = True
             mask[top:, left] = True
         rows, cols = np.nonzero(mask)
         area = rows.size
-        crop = mask[max(0, rows.min() - 28):min(h - 1, rows.max() + 28),
-                    max(0, cols.min() - 28):min(w - 1, cols.max() + 28)].astype(np.float32)
+        crop = mask[
+            max(0, rows.min() - 28) : min(h - 1, rows.max() + 28), max(0, cols.min() - 28) : min(w - 1, cols.max() + 28)
+        ].astype(np.float32)
         scale = math.ceil(math.sqrt(196 * 32 / area))
         if scale == 1 and area / 196 > 100:
             scale = 1 / math.sqrt(area / 196 / 100)
         gh = max(14, math.ceil(crop.shape[0] * scale / 14) * 14) // 14
         gw = max(14, math.ceil(crop.shape[1] * scale / 14) * 14) // 14
-        grid = torch.nn.functional.interpolate(torch.from_numpy(crop)[None, None], size=(gh, gw), mode="bilinear",
-                                               align_corners=False)[0, 0]
+        grid = torch.nn.functional.interpolate(
+            torch.from_numpy(crop)[None, None], size=(gh, gw), mode="bilinear", align_corners=False
+        )[0, 0]
         counts.append(region_token_count(mask, max_resize_pixels=None))  # the clamp: test_crossviewer_conformance
         assert counts[-1] == min(32, int(grid.sum().item()))
     assert min(counts) < 32  # the uncapped path was exercised

@@ -42,9 +42,27 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.Monk
 
 
 def invoke(model: str, data_dir: Path, out: Path, limit: int, *extra: str) -> Any:
-    return CliRunner().invoke(cli, ["run", "--model", model, "--task", "synth-mmvm", "--limit", str(limit),
-                                    "--data-dir", str(data_dir), "--out", str(out), "--no-cache", "--no-progress",
-                                    "--concurrency", "2", *extra])
+    return CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--model",
+            model,
+            "--task",
+            "synth-mmvm",
+            "--limit",
+            str(limit),
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-cache",
+            "--no-progress",
+            "--concurrency",
+            "2",
+            *extra,
+        ],
+    )
 
 
 def records(out: Path) -> list[dict[str, Any]]:
@@ -58,8 +76,9 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/v1"  # nothing listens there any more: connections are refused
 
 
-def test_a_401_stops_the_run_after_the_first_requests_with_the_error_on_screen(env: pytest.MonkeyPatch,
-                                                                               data_dir: Path, tmp_path: Path) -> None:
+def test_a_401_stops_the_run_after_the_first_requests_with_the_error_on_screen(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
     key = TEST_KEYS["OPENAI_API_KEY"]
     with OpenAIWireServer() as server:
         server.add_faults(*[Fault(status=401, message=f"Incorrect API key provided: {key}")] * 40)
@@ -78,8 +97,9 @@ def test_a_401_stops_the_run_after_the_first_requests_with_the_error_on_screen(e
     assert run["failure"].startswith("stopped: the first 8 requests all failed")
 
 
-def test_a_dead_endpoint_fails_at_once_instead_of_retrying(env: pytest.MonkeyPatch, data_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_dead_endpoint_fails_at_once_instead_of_retrying(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
     env.setenv("OPENAI_BASE_URL", closed_port_url())
     result = invoke("openai:gpt-4o", data_dir, tmp_path / "run", 20)
     assert result.exit_code == EXIT_FAILED, result.output
@@ -89,8 +109,9 @@ def test_a_dead_endpoint_fails_at_once_instead_of_retrying(env: pytest.MonkeyPat
     assert 8 <= len(kept) < 20 and all(r["attempts"] == 1 for r in kept)
 
 
-def test_the_error_rate_decides_the_exit_status_of_a_finished_run(env: pytest.MonkeyPatch, data_dir: Path,
-                                                                  tmp_path: Path) -> None:
+def test_the_error_rate_decides_the_exit_status_of_a_finished_run(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
     with OpenAIWireServer(answer="A") as server:
         env.setenv("OPENAI_BASE_URL", server.base_url())
         server.add_faults(*[Fault(status=400, message="Invalid image")] * 2)  # 2 of 6 samples: 33%
@@ -105,18 +126,25 @@ def test_the_error_rate_decides_the_exit_status_of_a_finished_run(env: pytest.Mo
     assert abs(results["run"]["error_rate"] - 2 / 6) < 1e-9
 
 
-def test_a_reasoning_reply_out_of_budget_is_an_error_record_never_scored(env: pytest.MonkeyPatch, data_dir: Path,
-                                                                         tmp_path: Path) -> None:
+def test_a_reasoning_reply_out_of_budget_is_an_error_record_never_scored(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
     with OpenAIWireServer(answer="A", reasoning_spend=600) as server:
         env.setenv("OPENAI_BASE_URL", server.base_url())
-        starved = invoke("openai:o3", data_dir, tmp_path / "starved", 4, "--max-tokens", "50",
-                         "--model-option", "reasoning_tokens=0")
+        starved = invoke(
+            "openai:o3", data_dir, tmp_path / "starved", 4, "--max-tokens", "50", "--model-option", "reasoning_tokens=0"
+        )
         answered = invoke("openai:o3", data_dir, tmp_path / "answered", 4)
     assert starved.exit_code == EXIT_FAILED and "model error (budget_exhausted)" in starved.output
     rows = records(tmp_path / "starved")
     assert len(rows) == 4
-    assert all(r["parse_status"] == "error" and r["error"]["kind"] == "budget_exhausted" and r["correct"] is False
-               and r["parsed"] is None for r in rows)
+    assert all(
+        r["parse_status"] == "error"
+        and r["error"]["kind"] == "budget_exhausted"
+        and r["correct"] is False
+        and r["parsed"] is None
+        for r in rows
+    )
     results = json.loads((tmp_path / "starved" / "results.json").read_text())
     assert results["overall"]["errors"] == 4 and results["overall"]["accuracy"] in (0.0, None)
     assert answered.exit_code == 0, answered.output
@@ -126,8 +154,9 @@ def test_a_reasoning_reply_out_of_budget_is_an_error_record_never_scored(env: py
     assert config["model_settings"]["reasoning"]["reasoning_tokens"] == 25_000
 
 
-def test_model_option_false_in_any_case_reaches_the_adapter_as_false(env: pytest.MonkeyPatch, data_dir: Path,
-                                                                     tmp_path: Path) -> None:
+def test_model_option_false_in_any_case_reaches_the_adapter_as_false(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path
+) -> None:
     with OpenAIWireServer(answer="A") as server:
         env.setenv("OPENAI_BASE_URL", server.base_url())
         result = invoke("openai:gpt-4o", data_dir, tmp_path / "run", 2, "--model-option", "send_temperature=False")

@@ -30,7 +30,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def generate(server: GoogleWireServer, request: Any = None, **option_overrides: Any) -> Response:
-    return generate_once(google_api.make_adapter, 'gemini-2.5-pro', server.base_url(), request, **option_overrides)[0]
+    return generate_once(google_api.make_adapter, "gemini-2.5-pro", server.base_url(), request, **option_overrides)[0]
 
 
 def _blocked(payload: dict[str, Any]) -> Fault:
@@ -88,8 +88,9 @@ def test_bad_request_is_not_retried(server: GoogleWireServer) -> None:
 
 
 def test_blocked_prompt_is_refused(server: GoogleWireServer) -> None:
-    server.add_faults(_blocked({"promptFeedback": {"blockReason": "SAFETY"},
-                                "usageMetadata": {"promptTokenCount": 10}}))
+    server.add_faults(
+        _blocked({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 10}})
+    )
     response = generate(server)
     assert response.error is not None and response.error.kind == "refused" and "SAFETY" in response.error.message
 

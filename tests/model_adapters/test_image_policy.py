@@ -19,7 +19,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
-from cvbench.prompting.encoding import ImagePolicy, encode_image
 from cvbench.core.types import Option, Prompt
 from cvbench.model_adapters import anthropic_api
 from cvbench.model_adapters.image_policy import (
@@ -29,6 +28,7 @@ from cvbench.model_adapters.image_policy import (
     fit_prompt,
     run_image_policy,
 )
+from cvbench.prompting.encoding import ImagePolicy, encode_image
 from tests.model_adapters.api_helpers import (
     TEST_KEYS,
     generate_once,
@@ -60,14 +60,29 @@ def write_cvb_1080p(root: Path, n_samples: int) -> Path:
         views.append(f"images/cam{v}.png")
     records = []
     for i in range(n_samples):
-        records.append({
-            "sample_id": f"s{i}", "question_type": "Q1", "question": "Which object in the other views is <region>?",
-            "options": ["A. the left one", "B. the right one"], "answer": "A", "region_refs": [[0, 0]],
-            "views": [{"view_id": f"cam{v}", "image_path": views[v],
-                       "objects": [cvb_object(200, 200, 700, 800, track_id=f"t{v}a", h=H, w=W),
-                                   cvb_object(1000, 300, 1700, 900, track_id=f"t{v}b", h=H, w=W)]}
-                      for v in range(4)],
-            "dataset": "EgoHumans", "scene": f"scene_{i}"})
+        records.append(
+            {
+                "sample_id": f"s{i}",
+                "question_type": "Q1",
+                "question": "Which object in the other views is <region>?",
+                "options": ["A. the left one", "B. the right one"],
+                "answer": "A",
+                "region_refs": [[0, 0]],
+                "views": [
+                    {
+                        "view_id": f"cam{v}",
+                        "image_path": views[v],
+                        "objects": [
+                            cvb_object(200, 200, 700, 800, track_id=f"t{v}a", h=H, w=W),
+                            cvb_object(1000, 300, 1700, 900, track_id=f"t{v}b", h=H, w=W),
+                        ],
+                    }
+                    for v in range(4)
+                ],
+                "dataset": "EgoHumans",
+                "scene": f"scene_{i}",
+            }
+        )
     write_jsonl(folder / "crossviewbench.jsonl", records)
     return root
 
@@ -79,14 +94,28 @@ def keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_1080p_four_view_samples_reach_anthropic_within_its_limits(keys: None, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_1080p_four_view_samples_reach_anthropic_within_its_limits(
+    keys: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = write_cvb_1080p(tmp_path / "data", 2)
     with AnthropicWireServer(answer="A") as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        result = CliRunner().invoke(cli, ["run", "--model", "anthropic:claude-sonnet-4-6", "--task", "crossviewbench",
-                                          "--data-dir", str(data), "--out", str(tmp_path / "run"), "--no-cache",
-                                          "--no-progress"])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                "--model",
+                "anthropic:claude-sonnet-4-6",
+                "--task",
+                "crossviewbench",
+                "--data-dir",
+                str(data),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-cache",
+                "--no-progress",
+            ],
+        )
         received = server.requests
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
@@ -107,11 +136,21 @@ def test_the_wire_server_refuses_a_full_size_png_the_way_the_api_does(keys: None
     # what cvbench sent before image policies: the full 1080p noisy PNG, ~4.3 MB raw, over 5 MB in base64
     noisy = np.random.default_rng(0).integers(0, 255, size=(H, W, 3), dtype=np.uint8)
     big = encode_image(noisy, ImagePolicy(format="png"), "Image 1")
-    prompt = Prompt(sample_id="s0", text="Which?", images=(big,), options=(Option("A", "1"), Option("B", "2")),
-                    answer="A", mode="overlay")
+    prompt = Prompt(
+        sample_id="s0",
+        text="Which?",
+        images=(big,),
+        options=(Option("A", "1"), Option("B", "2")),
+        answer="A",
+        mode="overlay",
+    )
     with AnthropicWireServer() as server:
-        response, _ = generate_once(anthropic_api.make_adapter, "claude-sonnet-4-6", server.url,
-                                    make_request("anthropic:claude-sonnet-4-6", prompt))
+        response, _ = generate_once(
+            anthropic_api.make_adapter,
+            "claude-sonnet-4-6",
+            server.url,
+            make_request("anthropic:claude-sonnet-4-6", prompt),
+        )
     assert response.error is not None and response.error.kind == "invalid_request" and response.attempts == 1
     assert "image exceeds 5 MB maximum" in response.error.message
     fitted = fit_prompt(prompt, CONTRACTS["anthropic"], ImagePolicy(format="png"))  # lossless: made smaller instead
@@ -121,8 +160,15 @@ def test_the_wire_server_refuses_a_full_size_png_the_way_the_api_does(keys: None
 
 def test_more_than_20_images_are_fitted_to_2000_px() -> None:
     image = encode_image(noisy_rgb(1, 600, 2400), ImagePolicy(format="jpeg"), "v")
-    prompt = Prompt(sample_id="many", text="t", images=(image,) * 21, options=(Option("A", "1"),), answer="A",
-                    mode="overlay", protocol={"images": [{"label": "v", "sha256": image.sha256}] * 21})
+    prompt = Prompt(
+        sample_id="many",
+        text="t",
+        images=(image,) * 21,
+        options=(Option("A", "1"),),
+        answer="A",
+        mode="overlay",
+        protocol={"images": [{"label": "v", "sha256": image.sha256}] * 21},
+    )
     fitted = fit_prompt(prompt, CONTRACTS["anthropic"], ImagePolicy(format="jpeg"))
     assert all(max(i.width, i.height) == 2000 for i in fitted.images)
     assert fitted.protocol["images"][0]["sha256"] == fitted.images[0].sha256  # the record follows the bytes
@@ -139,10 +185,14 @@ def replace_images(prompt: Prompt, n: int) -> Prompt:
 def test_a_request_that_cannot_fit_names_the_sample_and_the_limit() -> None:
     tiny = ImageContract(provider="tiny", formats=("image/png",), max_request_bytes=1000, counts_base64=True)
     image = encode_image(noisy_rgb(2, 64, 64), ImagePolicy(format="png"), "Image 1")
-    prompt = Prompt(sample_id="cvb-42", text="t", images=(image, image), options=(Option("A", "1"),), answer="A",
-                    mode="overlay")
-    with pytest.raises(ImagePolicyError, match=r"sample cvb-42: 2 images take [\d,]+ bytes \(base64\), over tiny's "
-                                               r"limit of 1,000 per request"):
+    prompt = Prompt(
+        sample_id="cvb-42", text="t", images=(image, image), options=(Option("A", "1"),), answer="A", mode="overlay"
+    )
+    with pytest.raises(
+        ImagePolicyError,
+        match=r"sample cvb-42: 2 images take [\d,]+ bytes \(base64\), over tiny's "
+        r"limit of 1,000 per request",
+    ):
         fit_prompt(prompt, tiny, ImagePolicy(format="png"))
     with pytest.raises(ImagePolicyError, match="does not accept image/jpeg"):
         run_image_policy(tiny, "jpeg", None, None, None)
@@ -150,8 +200,12 @@ def test_a_request_that_cannot_fit_names_the_sample_and_the_limit() -> None:
 
 def test_run_policy_defaults_and_user_choices() -> None:
     anthropic = run_image_policy(CONTRACTS["anthropic"], None, None, None, None)
-    assert (anthropic.format, anthropic.jpeg_quality, anthropic.max_side, anthropic.max_pixels) == \
-        ("jpeg", 90, 1568, 1_150_000)
+    assert (anthropic.format, anthropic.jpeg_quality, anthropic.max_side, anthropic.max_pixels) == (
+        "jpeg",
+        90,
+        1568,
+        1_150_000,
+    )
     lossless = run_image_policy(CONTRACTS["anthropic"], "png", None, 1024, None)
     assert (lossless.format, lossless.max_side, lossless.max_pixels) == ("png", 1024, 1_150_000)
     assert run_image_policy(CONTRACTS["openai"], None, None, None, None).max_side == 2048
@@ -159,22 +213,29 @@ def test_run_policy_defaults_and_user_choices() -> None:
 
 
 def test_gemini_server_refuses_over_20_mb_inline_and_the_policy_keeps_requests_under_it(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from cvbench.model_adapters import google_api
     from tests.wire import GoogleWireServer
 
     isolate_keys(monkeypatch, tmp_path, GEMINI_API_KEY=TEST_KEYS["GEMINI_API_KEY"])
     noisy = np.random.default_rng(3).integers(0, 255, size=(H, W, 3), dtype=np.uint8)
     png = encode_image(noisy, ImagePolicy(format="png"), "view")  # ~6.4 MB in base64: four are over 20 MB
-    prompt = Prompt(sample_id="g4", text="Which?", images=(png,) * 4, options=(Option("A", "1"),), answer="A",
-                    mode="overlay")
+    prompt = Prompt(
+        sample_id="g4", text="Which?", images=(png,) * 4, options=(Option("A", "1"),), answer="A", mode="overlay"
+    )
     with GoogleWireServer() as server:
-        response, _ = generate_once(google_api.make_adapter, "gemini-2.5-flash", server.url,
-                                    make_request("google:gemini-2.5-flash", prompt))
+        response, _ = generate_once(
+            google_api.make_adapter, "gemini-2.5-flash", server.url, make_request("google:gemini-2.5-flash", prompt)
+        )
     assert response.error is not None and response.error.kind == "invalid_request"
     assert "Request payload size exceeds the limit" in response.error.message
-    with pytest.raises(ImagePolicyError, match=r"sample g4: 4 images take [\d,]+ bytes \(base64\), over google's limit"):
+    with pytest.raises(
+        ImagePolicyError, match=r"sample g4: 4 images take [\d,]+ bytes \(base64\), over google's limit"
+    ):
         fit_prompt(prompt, CONTRACTS["google"], ImagePolicy(format="png"))
     jpeg = encode_image(noisy_rgb(3), run_image_policy(CONTRACTS["google"], None, None, None, None), "view")
-    fitted = fit_prompt(dataclasses.replace(prompt, images=(jpeg,) * 4), CONTRACTS["google"], ImagePolicy(format="jpeg"))
+    fitted = fit_prompt(
+        dataclasses.replace(prompt, images=(jpeg,) * 4), CONTRACTS["google"], ImagePolicy(format="jpeg")
+    )
     assert sum(len(base64.b64encode(i.data)) for i in fitted.images) <= 20 * 1000 * 1000

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.imaging.masks import encode_rle
-from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.core.types import (
     Capabilities,
     GenerationConfig,
@@ -28,8 +26,10 @@ from cvbench.core.types import (
     SourceLocation,
     View,
 )
+from cvbench.imaging.masks import encode_rle
 from cvbench.model_adapters.colva import VPT_CONTEXT, build_colva_inputs
 from cvbench.model_adapters.crossviewer import REGION_TOKEN, build_crossviewer_batch, question_of
+from cvbench.prompting.build import PromptSettings, build_prompt
 
 NATIVE = Capabilities(max_images=None, native_regions=True, option_logprobs=False, system_prompt=False)
 
@@ -45,17 +45,25 @@ def square(x: float, y: float, s: float) -> tuple[float, ...]:
 
 
 def mmvm_sample(tmp_path: Path, n: int) -> Sample:
-    query = View("FRAME00", save_image(tmp_path / "q.png", 80, 120, 1),
-                 (Region("0", polygons=(square(10, 10, 20),)),))
+    query = View("FRAME00", save_image(tmp_path / "q.png", 80, 120, 1), (Region("0", polygons=(square(10, 10, 20),)),))
     ids = [str(i) for i in np.random.default_rng(2).permutation(np.arange(1, n + 1))]
     regions = tuple(Region(i, polygons=(square(4 + 9 * k % 100, 5 + 12 * (k // 11), 7),)) for k, i in enumerate(ids))
     cand = View("FRAME01", save_image(tmp_path / "c.png", 90, 110, 3), regions)
     shown = sorted(ids, key=int)[:25]
     options = tuple(Option(chr(65 + k), i) for k, i in enumerate(shown))
     options += (Option(chr(65 + len(shown)), "None of the above choices are correct"),)
-    return Sample(sample_id="case_7", benchmark="mmvm", question="pure question", options=options, answer="B",
-                  views=(query, cand), cluster="case_7", source=SourceLocation("mmvm.tsv", 2), cues=("CL",),
-                  candidate_count=n)
+    return Sample(
+        sample_id="case_7",
+        benchmark="mmvm",
+        question="pure question",
+        options=options,
+        answer="B",
+        views=(query, cand),
+        cluster="case_7",
+        source=SourceLocation("mmvm.tsv", 2),
+        cues=("CL",),
+        candidate_count=n,
+    )
 
 
 def test_mmvm_native_prompt_feeds_colva(tmp_path: Path) -> None:
@@ -91,16 +99,28 @@ def crossviewbench_sample(tmp_path: Path) -> Sample:
     masks = []
     for k in range(3):
         m = np.zeros((50, 70), bool)
-        m[5 + 10 * k:12 + 10 * k, 5:40] = True
+        m[5 + 10 * k : 12 + 10 * k, 5:40] = True
         masks.append(m)
-    view0 = View("cam0", save_image(tmp_path / "v0.png", 50, 70, 5),
-                 tuple(Region(str(k), rle=encode_rle(m)) for k, m in enumerate(masks)))
+    view0 = View(
+        "cam0",
+        save_image(tmp_path / "v0.png", 50, 70, 5),
+        tuple(Region(str(k), rle=encode_rle(m)) for k, m in enumerate(masks)),
+    )
     view1 = View("cam1", save_image(tmp_path / "v1.png", 50, 70, 6), (Region("0", rle=encode_rle(masks[1])),))
     options = (Option("A", "yes"), Option("B", "no"))
-    return Sample(sample_id="cv-1", benchmark="crossviewbench", question="Is <region> the same object as <region>?",
-                  options=options, answer="A", views=(view0, view1), cluster="scene-1",
-                  source=SourceLocation("cvb.jsonl", 1), task_type="Q5", category="correspondence",
-                  region_refs=(RegionRef(0, 2), RegionRef(1, 0)))
+    return Sample(
+        sample_id="cv-1",
+        benchmark="crossviewbench",
+        question="Is <region> the same object as <region>?",
+        options=options,
+        answer="A",
+        views=(view0, view1),
+        cluster="scene-1",
+        source=SourceLocation("cvb.jsonl", 1),
+        task_type="Q5",
+        category="correspondence",
+        region_refs=(RegionRef(0, 2), RegionRef(1, 0)),
+    )
 
 
 def test_crossviewbench_native_prompt_feeds_crossviewer(tmp_path: Path) -> None:

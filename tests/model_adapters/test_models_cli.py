@@ -39,21 +39,32 @@ def test_models_json_reports_keys_servers_and_fixes(monkeypatch: pytest.MonkeyPa
 def test_models_table_names_every_alias() -> None:
     result = CliRunner().invoke(cli, ["models"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for name in ("qwen3-vl-8b", "gpt-4o", "claude-sonnet", "gemini-flash", "crossviewer", "openai-compatible",
-                 "mask-heuristic"):
+    for name in (
+        "qwen3-vl-8b",
+        "gpt-4o",
+        "claude-sonnet",
+        "gemini-flash",
+        "crossviewer",
+        "openai-compatible",
+        "mask-heuristic",
+    ):
         assert name in result.output
     assert "pip install 'cvbench[" in result.output or "export OPENAI_API_KEY" in result.output
 
 
-@pytest.mark.parametrize(("entries", "visible"), [
-    ((), False),
-    (("dev/nvidiactl", "dev/nvidia-uvm"), False),  # control nodes without a GPU node
-    (("dev/nvidia0",), True),
-    (("proc/driver/nvidia/version",), True),
-    (("dev/dxg",), True),  # WSL2
-])
-def test_nvidia_driver_visible_decides_whether_torch_is_imported(tmp_path: Any, entries: tuple[str, ...],
-                                                                 visible: bool) -> None:
+@pytest.mark.parametrize(
+    ("entries", "visible"),
+    [
+        ((), False),
+        (("dev/nvidiactl", "dev/nvidia-uvm"), False),  # control nodes without a GPU node
+        (("dev/nvidia0",), True),
+        (("proc/driver/nvidia/version",), True),
+        (("dev/dxg",), True),  # WSL2
+    ],
+)
+def test_nvidia_driver_visible_decides_whether_torch_is_imported(
+    tmp_path: Any, entries: tuple[str, ...], visible: bool
+) -> None:
     from cvbench.model_adapters.availability import nvidia_driver_visible
 
     (tmp_path / "proc").mkdir()

@@ -30,7 +30,7 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def generate(server: OpenAIWireServer, request: Any = None, **option_overrides: Any) -> tuple[Response, Any]:
-    return generate_once(openai_api.make_adapter, 'gpt-4o', server.base_url(), request, **option_overrides)
+    return generate_once(openai_api.make_adapter, "gpt-4o", server.base_url(), request, **option_overrides)
 
 
 def test_images_text_system_and_settings_arrive_exactly(server: OpenAIWireServer) -> None:
@@ -56,8 +56,9 @@ def test_images_text_system_and_settings_arrive_exactly(server: OpenAIWireServer
 
 
 def test_no_system_message_without_system_prompt_and_low_detail_is_explicit(server: OpenAIWireServer) -> None:
-    response, adapter = generate(server, make_request("openai:gpt-4o", make_prompt(1, system=None)),
-                                 extra={"image_detail": "low"})
+    response, adapter = generate(
+        server, make_request("openai:gpt-4o", make_prompt(1, system=None)), extra={"image_detail": "low"}
+    )
     assert response.ok
     [received] = server.requests
     assert received.system is None
@@ -159,18 +160,41 @@ def test_empty_choices_is_retried_and_an_error_when_it_persists(server: OpenAIWi
 
 
 def test_refusal_is_a_refused_error_not_an_answer(server: OpenAIWireServer) -> None:
-    server.add_faults(Fault(payload={
-        "id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": None, "refusal": "I can't help with that."}}]}))
+    server.add_faults(
+        Fault(
+            payload={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "gpt-4o",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+                    }
+                ],
+            }
+        )
+    )
     response, _ = generate(server)
     assert response.error is not None and response.error.kind == "refused" and response.text is None
 
 
 def test_content_filter_without_text_is_refused(server: OpenAIWireServer) -> None:
-    server.add_faults(Fault(payload={
-        "id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o",
-        "choices": [{"index": 0, "finish_reason": "content_filter", "message": {"role": "assistant", "content": None}}]}))
+    server.add_faults(
+        Fault(
+            payload={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "gpt-4o",
+                "choices": [
+                    {"index": 0, "finish_reason": "content_filter", "message": {"role": "assistant", "content": None}}
+                ],
+            }
+        )
+    )
     response, _ = generate(server)
     assert response.error is not None and response.error.kind == "refused"
 
@@ -216,9 +240,14 @@ def test_concurrency_never_exceeds_the_option(server: OpenAIWireServer) -> None:
     adapter = openai_api.make_adapter("gpt-4o", fast_options(concurrency=3, extra={"base_url": server.base_url()}))
 
     async def burst(n: int) -> list[Response]:
-        return list(await asyncio.gather(*(adapter.generate(make_request(adapter.info.model_id,
-                                                                         make_prompt(1, sample_id=f"s{i}")))
-                                           for i in range(n))))
+        return list(
+            await asyncio.gather(
+                *(
+                    adapter.generate(make_request(adapter.info.model_id, make_prompt(1, sample_id=f"s{i}")))
+                    for i in range(n)
+                )
+            )
+        )
 
     async def scenario() -> None:
         assert all(r.ok for r in await burst(9))
@@ -243,8 +272,11 @@ def test_temperature_can_be_left_out_for_reasoning_models(server: OpenAIWireServ
 
 
 def test_an_error_object_in_a_200_body_keeps_the_servers_message(server: OpenAIWireServer) -> None:
-    overloaded = Fault(payload={"error": {"message": "The upstream model is overloaded, please retry",
-                                          "type": "server_error", "code": 503}})
+    overloaded = Fault(
+        payload={
+            "error": {"message": "The upstream model is overloaded, please retry", "type": "server_error", "code": 503}
+        }
+    )
     server.add_faults(overloaded)
     response, _ = generate(server)
     assert response.ok and response.text == "B" and response.attempts == 2  # transient: retried
@@ -252,8 +284,17 @@ def test_an_error_object_in_a_200_body_keeps_the_servers_message(server: OpenAIW
     response, _ = generate(server)
     assert response.error is not None and response.error.kind == "server" and response.attempts == 4
     assert "The upstream model is overloaded, please retry" in response.error.message
-    server.add_faults(Fault(payload={"error": {"message": "The model `gpt-4q` does not exist",
-                                               "type": "invalid_request_error", "code": "model_not_found"}}))
+    server.add_faults(
+        Fault(
+            payload={
+                "error": {
+                    "message": "The model `gpt-4q` does not exist",
+                    "type": "invalid_request_error",
+                    "code": "model_not_found",
+                }
+            }
+        )
+    )
     response, _ = generate(server)
     assert response.error is not None and response.attempts == 1 and not response.error.retryable
     assert "The model `gpt-4q` does not exist" in response.error.message
@@ -261,8 +302,10 @@ def test_an_error_object_in_a_200_body_keeps_the_servers_message(server: OpenAIW
 
 
 def test_an_html_page_in_a_200_keeps_its_text_and_is_retried(server: OpenAIWireServer) -> None:
-    page = (b"<html><head><title>502 Bad Gateway</title><style>body{color:red}</style></head>"
-            b"<body><h1>upstream connect error</h1></body></html>")
+    page = (
+        b"<html><head><title>502 Bad Gateway</title><style>body{color:red}</style></head>"
+        b"<body><h1>upstream connect error</h1></body></html>"
+    )
     server.add_faults(Fault(raw_body=page, content_type="text/html"))
     response, _ = generate(server)
     assert response.ok and response.attempts == 2

@@ -79,8 +79,10 @@ def test_requests_spread_over_endpoints_from_env(monkeypatch: pytest.MonkeyPatch
         adapter = openai_compatible.make_adapter(MODEL, fast_options())
 
         async def sequential() -> list[Response]:
-            out = [await adapter.generate(make_request(adapter.info.model_id, make_prompt(1, sample_id=f"s{i}")))
-                   for i in range(6)]
+            out = [
+                await adapter.generate(make_request(adapter.info.model_id, make_prompt(1, sample_id=f"s{i}")))
+                for i in range(6)
+            ]
             await adapter.aclose()
             return out
 
@@ -93,8 +95,9 @@ def test_requests_spread_over_endpoints_from_env(monkeypatch: pytest.MonkeyPatch
 def test_busy_endpoint_gets_fewer_requests() -> None:
     with OpenAIWireServer() as slow, OpenAIWireServer() as fast:
         slow.add_faults(*[Fault(delay_s=1.0)] * 10)  # answers, but only after a second
-        adapter = openai_compatible.make_adapter(MODEL, fast_options(base_urls=(slow.base_url(), fast.base_url()),
-                                                                     concurrency=4))
+        adapter = openai_compatible.make_adapter(
+            MODEL, fast_options(base_urls=(slow.base_url(), fast.base_url()), concurrency=4)
+        )
 
         async def staggered() -> list[Response]:
             first = asyncio.create_task(adapter.generate(make_request(adapter.info.model_id, make_prompt(1))))
@@ -159,9 +162,23 @@ def test_bad_url_is_rejected() -> None:
         openai_compatible.make_adapter(MODEL, ModelOptions(base_urls=("localhost:8000",)))
 
 
-@pytest.mark.parametrize("token,letter", [("A", "A"), (" A", "A"), ("A.", "A"), ("(A", "A"), ("A)", "A"),
-                                          (" B.", "B"), ("[C]", "C"), ("AB", None), ("a", None), ("1", None),
-                                          ("", None), ("The", None)])
+@pytest.mark.parametrize(
+    "token,letter",
+    [
+        ("A", "A"),
+        (" A", "A"),
+        ("A.", "A"),
+        ("(A", "A"),
+        ("A)", "A"),
+        (" B.", "B"),
+        ("[C]", "C"),
+        ("AB", None),
+        ("a", None),
+        ("1", None),
+        ("", None),
+        ("The", None),
+    ],
+)
 def test_letter_of_token(token: str, letter: str | None) -> None:
     assert letter_of_token(token) == letter
 

@@ -25,8 +25,8 @@ from cvbench.model_adapters.registry import (
     ModelOptions,
     ModelResolutionError,
     recommended_max_tokens,
-    resolve_model,
 )
+from cvbench.model_adapters.resolve import resolve_model
 from tests.model_adapters.api_helpers import TEST_KEYS, isolate_keys, make_request, run
 from tests.wire import OpenAIWireServer
 
@@ -34,8 +34,9 @@ ALL_BACKENDS = frozenset(backend_module(p) for p in PROVIDERS.values())
 
 
 def env(*modules: str, cuda: bool = False, keys: tuple[str, ...] = (), urls: tuple[str, ...] = ()) -> Environment:
-    return Environment(importable=frozenset(modules) | ALL_BACKENDS, cuda=cuda,
-                       keys={k: f"{k} (env)" for k in keys}, base_urls=urls)
+    return Environment(
+        importable=frozenset(modules) | ALL_BACKENDS, cuda=cuda, keys={k: f"{k} (env)" for k in keys}, base_urls=urls
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +45,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 
 
 def test_every_required_provider_is_registered() -> None:
-    expected = {"openai", "anthropic", "google", "openai-compatible", "vllm", "hf", "crossviewer", "colva",
-                "random", "first-option", "mask-heuristic", "baseline"}
+    expected = {
+        "openai",
+        "anthropic",
+        "google",
+        "openai-compatible",
+        "vllm",
+        "hf",
+        "crossviewer",
+        "colva",
+        "random",
+        "first-option",
+        "mask-heuristic",
+        "baseline",
+    }
     assert expected <= set(PROVIDERS)
     assert PROVIDERS["vllm"].factory == "cvbench.model_adapters.vllm_local:make_adapter"
     assert PROVIDERS["hf"].factory == "cvbench.model_adapters.transformers_local:make_adapter"
@@ -55,8 +68,20 @@ def test_every_required_provider_is_registered() -> None:
 
 def test_shipped_aliases_parse_and_carry_metadata() -> None:
     aliases = load_aliases()
-    for name in ("qwen3-vl-8b", "qwen2.5-vl-7b", "qwen2.5-vl-72b", "internvl3-8b", "llava-onevision-7b", "gpt-4o",
-                 "gpt-4.1", "claude-sonnet", "gemini-pro", "gemini-flash", "colva-internvl2-4b", "crossviewer"):
+    for name in (
+        "qwen3-vl-8b",
+        "qwen2.5-vl-7b",
+        "qwen2.5-vl-72b",
+        "internvl3-8b",
+        "llava-onevision-7b",
+        "gpt-4o",
+        "gpt-4.1",
+        "claude-sonnet",
+        "gemini-pro",
+        "gemini-flash",
+        "colva-internvl2-4b",
+        "crossviewer",
+    ):
         assert name in aliases, name
     qwen = aliases["qwen3-vl-8b"]
     assert qwen.hf_repo == "Qwen/Qwen3-VL-8B-Instruct" and qwen.access == "open" and qwen.params_b == 8.0
@@ -72,8 +97,10 @@ def test_open_alias_prefers_server_then_vllm_then_transformers() -> None:
     qwen = load_aliases()["qwen3-vl-8b"]
     everything = env("openai", "vllm", "torch", "transformers", cuda=True, urls=("http://h:8000/v1",))
     assert choose_backend(qwen, everything) == "openai-compatible:Qwen/Qwen3-VL-8B-Instruct"
-    assert choose_backend(qwen, env("openai", "vllm", "torch", "transformers", cuda=True)) == \
-        "vllm:Qwen/Qwen3-VL-8B-Instruct"
+    assert (
+        choose_backend(qwen, env("openai", "vllm", "torch", "transformers", cuda=True))
+        == "vllm:Qwen/Qwen3-VL-8B-Instruct"
+    )
     assert choose_backend(qwen, env("vllm", "torch", "transformers")) == "hf:Qwen/Qwen3-VL-8B-Instruct"  # no GPU
     internvl = load_aliases()["internvl3-8b"]
     assert choose_backend(internvl, env("torch", "transformers")) == "hf:OpenGVLab/InternVL3-8B-hf"
@@ -134,12 +161,15 @@ def test_baselines_by_bare_name_and_prefix() -> None:
         resolve_model("baseline:oracle", ModelOptions())
 
 
-@pytest.mark.parametrize("spec,pattern", [
-    ("nonsense:model", "unknown model 'nonsense:model'.*known providers"),
-    ("openai:", "needs a model name"),
-    ("", "empty model string"),
-    ("gpt4o", "no provider 'gpt4o'"),
-])
+@pytest.mark.parametrize(
+    "spec,pattern",
+    [
+        ("nonsense:model", "unknown model 'nonsense:model'.*known providers"),
+        ("openai:", "needs a model name"),
+        ("", "empty model string"),
+        ("gpt4o", "no provider 'gpt4o'"),
+    ],
+)
 def test_resolution_errors_say_what_to_do(spec: str, pattern: str) -> None:
     with pytest.raises(ModelResolutionError, match=pattern):
         resolve_model(spec, ModelOptions())
@@ -187,8 +217,12 @@ def test_an_alias_and_its_provider_string_get_the_same_reasoning_defaults(monkey
 def test_reasoning_aliases_carry_their_recorded_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEYS["ANTHROPIC_API_KEY"])
     thinking = resolve_model("claude-sonnet-thinking", ModelOptions())
-    assert thinking.settings()["reasoning"] == {"enabled": True, "reasoning_tokens": 8192, "effort": None,
-                                                "thinking_budget": 8192}
+    assert thinking.settings()["reasoning"] == {
+        "enabled": True,
+        "reasoning_tokens": 8192,
+        "effort": None,
+        "thinking_budget": 8192,
+    }
     assert thinking.settings()["send_temperature"] is False
     own = resolve_model("claude-sonnet-thinking", ModelOptions(extra={"thinking_budget": "4096"}))
     assert own.settings()["reasoning"]["thinking_budget"] == 4096  # --model-option wins over the alias

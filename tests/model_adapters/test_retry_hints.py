@@ -29,22 +29,43 @@ from tests.wire import AnthropicWireServer, Fault, GoogleWireServer, OpenAIWireS
 def gemini_quota_body(delay: str) -> dict[str, Any]:
     """A Gemini API 429 as documented (ai.google.dev/gemini-api/docs/rate-limits; the detail types
     are google.rpc.QuotaFailure / Help / RetryInfo from googleapis google/rpc/error_details.proto)."""
-    return {"error": {
-        "code": 429, "status": "RESOURCE_EXHAUSTED",
-        "message": "You exceeded your current quota, please check your plan and billing details.",
-        "details": [
-            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "5"}]},
-            {"@type": "type.googleapis.com/google.rpc.Help",
-             "links": [{"description": "Learn more", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]}}
+    return {
+        "error": {
+            "code": 429,
+            "status": "RESOURCE_EXHAUSTED",
+            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                            "quotaValue": "5",
+                        }
+                    ],
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.Help",
+                    "links": [
+                        {"description": "Learn more", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
+            ],
+        }
+    }
 
 
 @pytest.fixture
 def keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    isolate_keys(monkeypatch, tmp_path, OPENAI_API_KEY=TEST_KEYS["OPENAI_API_KEY"],
-                 ANTHROPIC_API_KEY=TEST_KEYS["ANTHROPIC_API_KEY"], GEMINI_API_KEY=TEST_KEYS["GEMINI_API_KEY"])
+    isolate_keys(
+        monkeypatch,
+        tmp_path,
+        OPENAI_API_KEY=TEST_KEYS["OPENAI_API_KEY"],
+        ANTHROPIC_API_KEY=TEST_KEYS["ANTHROPIC_API_KEY"],
+        GEMINI_API_KEY=TEST_KEYS["GEMINI_API_KEY"],
+    )
 
 
 def first_failure(make: Any, model: str, base_url: str) -> AttemptError:
@@ -54,7 +75,7 @@ def first_failure(make: Any, model: str, base_url: str) -> AttemptError:
     async def go() -> AttemptError:
         try:
             await adapter._attempt(make_request(adapter.info.model_id))
-        except Exception as exc:  # noqa: BLE001 - the SDK's own exception is what we map
+        except Exception as exc:
             return adapter._map_exception(exc)
         finally:
             await adapter.aclose()
@@ -89,8 +110,9 @@ def test_a_hint_longer_than_the_time_budget_gives_up_without_another_attempt(key
 def test_a_hint_above_the_cap_is_not_waited_for(keys: None) -> None:
     with GoogleWireServer() as server:
         server.add_faults(Fault(status=429, error_body=gemini_quota_body("3600s")))
-        response, _ = generate_once(google_api.make_adapter, "gemini-2.5-flash", server.url, budget_s=7200.0,
-                                    extra={"retry_max_hint_s": "120"})
+        response, _ = generate_once(
+            google_api.make_adapter, "gemini-2.5-flash", server.url, budget_s=7200.0, extra={"retry_max_hint_s": "120"}
+        )
     assert response.attempts == 1 and response.error is not None and not response.error.retryable
     assert "asks to wait 3.6e+03 s, more than the cap of 120 s" in response.error.message
 
@@ -107,12 +129,22 @@ def test_a_real_2s_body_hint_is_honoured_on_the_wire(keys: None) -> None:
 def test_openai_exhausted_window_reset_is_the_wait(keys: None) -> None:
     # platform.openai.com/docs/guides/rate-limits: x-ratelimit-remaining-*/x-ratelimit-reset-* headers,
     # reset as a duration ("1s", "6m0s"); the 429 body is error.code "rate_limit_exceeded"
-    headers = {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0",
-               "x-ratelimit-reset-requests": "1.5s", "x-ratelimit-remaining-tokens": "29000",
-               "x-ratelimit-reset-tokens": "6m0s"}
-    body = {"error": {"message": "Rate limit reached for gpt-4o on requests per min (RPM): Limit 60, Used 60, "
-                                 "Requested 1. Please try again in 1.5s.", "type": "requests", "param": None,
-                      "code": "rate_limit_exceeded"}}
+    headers = {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1.5s",
+        "x-ratelimit-remaining-tokens": "29000",
+        "x-ratelimit-reset-tokens": "6m0s",
+    }
+    body = {
+        "error": {
+            "message": "Rate limit reached for gpt-4o on requests per min (RPM): Limit 60, Used 60, "
+            "Requested 1. Please try again in 1.5s.",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
     with OpenAIWireServer() as server:
         server.add_faults(Fault(status=429, headers=headers, error_body=body))
         failure = first_failure(openai_api.make_adapter, "gpt-4o", server.base_url())
@@ -124,12 +156,23 @@ def test_anthropic_retry_after_ratelimit_reset_and_529(keys: None) -> None:
     # docs.anthropic.com/en/api/rate-limits: retry-after (seconds) and anthropic-ratelimit-*-remaining/-reset
     # (RFC 3339); docs.anthropic.com/en/api/errors: 529 overloaded_error
     reset = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=30)).isoformat()
-    assert 28 <= (rate_limit_reset({"anthropic-ratelimit-tokens-remaining": "0",
-                                    "anthropic-ratelimit-tokens-reset": reset}) or 0) <= 30
+    assert (
+        28
+        <= (
+            rate_limit_reset({"anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-reset": reset})
+            or 0
+        )
+        <= 30
+    )
     with AnthropicWireServer() as server:
-        server.add_faults(Fault(status=429, retry_after="2", message="Number of request tokens has exceeded your "
-                                "per-minute rate limit", headers={"anthropic-ratelimit-requests-remaining": "0",
-                                                                  "anthropic-ratelimit-requests-reset": reset}))
+        server.add_faults(
+            Fault(
+                status=429,
+                retry_after="2",
+                message="Number of request tokens has exceeded your per-minute rate limit",
+                headers={"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset},
+            )
+        )
         failure = first_failure(anthropic_api.make_adapter, "claude-sonnet-4-6", server.url)
         assert failure.retry_after_s == 2.0  # retry-after wins over the window reset
         server.add_faults(Fault(status=529, message="Overloaded"), Fault(status=529, message="Overloaded"))

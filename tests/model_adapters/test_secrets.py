@@ -6,23 +6,39 @@ from pathlib import Path
 
 import pytest
 
+from cvbench.core.redaction import scrub
 from cvbench.core.secrets import (
     DotenvError,
     find_secret,
     parse_dotenv,
     secret_is_set,
 )
-from cvbench.core.redaction import scrub
 
 
 def test_parse_dotenv_forms() -> None:
-    text = "\n".join([  # noqa: FLY002 - one line per .env form
-        "# comment", "", "PLAIN=abc", "export EXPORTED=def", 'DOUBLE="with space # not comment"',
-        "SINGLE='lit\\n'", 'ESCAPED="a\\nb\\"c"', "TRAILING=value # comment", "EMPTY=",
-    ])
+    text = "\n".join(
+        [
+            "# comment",
+            "",
+            "PLAIN=abc",
+            "export EXPORTED=def",
+            'DOUBLE="with space # not comment"',
+            "SINGLE='lit\\n'",
+            'ESCAPED="a\\nb\\"c"',
+            "TRAILING=value # comment",
+            "EMPTY=",
+        ]
+    )
     values = parse_dotenv(text)
-    assert values == {"PLAIN": "abc", "EXPORTED": "def", "DOUBLE": "with space # not comment", "SINGLE": "lit\\n",
-                      "ESCAPED": 'a\nb"c', "TRAILING": "value", "EMPTY": ""}
+    assert values == {
+        "PLAIN": "abc",
+        "EXPORTED": "def",
+        "DOUBLE": "with space # not comment",
+        "SINGLE": "lit\\n",
+        "ESCAPED": 'a\nb"c',
+        "TRAILING": "value",
+        "EMPTY": "",
+    }
 
 
 def test_parse_dotenv_errors_name_the_line() -> None:
@@ -63,8 +79,10 @@ def test_the_source_of_the_key_is_announced_never_its_value(tmp_path: Path, caps
     secret = find_secret(("CVBENCH_VLLM_API_KEY", "OPENAI_API_KEY"), {"OPENAI_API_KEY": "from-env-abcdef"}, tmp_path)
     assert secret is not None and secret.name == "OPENAI_API_KEY" and secret.origin == "env"
     err = capsys.readouterr().err
-    assert err.strip() == (f"cvbench: API key from $OPENAI_API_KEY in the environment (CVBENCH_VLLM_API_KEY in "
-                           f"{tmp_path / '.env'} not used: the environment wins over .env)")
+    assert err.strip() == (
+        f"cvbench: API key from $OPENAI_API_KEY in the environment (CVBENCH_VLLM_API_KEY in "
+        f"{tmp_path / '.env'} not used: the environment wins over .env)"
+    )
     secret = find_secret(("CVBENCH_VLLM_API_KEY", "OPENAI_API_KEY"), {}, tmp_path)
     assert secret is not None and secret.origin == ".env"
     err = capsys.readouterr().err
@@ -72,15 +90,20 @@ def test_the_source_of_the_key_is_announced_never_its_value(tmp_path: Path, caps
     assert "from-file" not in err and "from-env" not in err
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("http://user:pw-SECRET@host:8000/v1", "http://***@host:8000/v1"),
-    ("https://TOKENONLY@host/v1", "https://***@host/v1"),
-    ("http://u:pa/ss@host/v1", "http://***@host/v1"),
-    ("http://h/v1?api-version=2024-01-01&sig=S1&client_secret=S2&X-Amz-Signature=S3",
-     "http://h/v1?api-version=2024-01-01&sig=***&client_secret=***&X-Amz-Signature=***"),
-    ("no route POST /v1/?page=2&access_token=S4chat/completions", "no route POST /v1/?page=2&access_token=***"),
-    ("see http://host/v1 for details", "see http://host/v1 for details"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("http://user:pw-SECRET@host:8000/v1", "http://***@host:8000/v1"),
+        ("https://TOKENONLY@host/v1", "https://***@host/v1"),
+        ("http://u:pa/ss@host/v1", "http://***@host/v1"),
+        (
+            "http://h/v1?api-version=2024-01-01&sig=S1&client_secret=S2&X-Amz-Signature=S3",
+            "http://h/v1?api-version=2024-01-01&sig=***&client_secret=***&X-Amz-Signature=***",
+        ),
+        ("no route POST /v1/?page=2&access_token=S4chat/completions", "no route POST /v1/?page=2&access_token=***"),
+        ("see http://host/v1 for details", "see http://host/v1 for details"),
+    ],
+)
 def test_urls_lose_userinfo_and_credential_query_values(text: str, expected: str) -> None:
     from cvbench.core.redaction import redact
 
@@ -90,10 +113,29 @@ def test_urls_lose_userinfo_and_credential_query_values(text: str, expected: str
 def test_header_options_keep_names_and_lose_values() -> None:
     from cvbench.core.redaction import redact, redact_argv
 
-    assert redact({"extra_headers": {"X-Trace": "v1", "X-Custom-Auth": "HV"}, "max_tokens": 5}, []) == \
-        {"extra_headers": {"X-Trace": "***", "X-Custom-Auth": "***"}, "max_tokens": 5}
-    argv = ["cvbench", "run", "--model-option", 'extra_headers={"X-A": "HV"}', "--model-option=default_headers=HV",
-            "--model-option", "display_name=mine", "--base-url", "http://u:pw@h/v1"]
-    assert redact_argv(argv, []) == ["cvbench", "run", "--model-option", "extra_headers=***",
-                                     "--model-option=default_headers=***", "--model-option", "display_name=mine",
-                                     "--base-url", "http://***@h/v1"]
+    assert redact({"extra_headers": {"X-Trace": "v1", "X-Custom-Auth": "HV"}, "max_tokens": 5}, []) == {
+        "extra_headers": {"X-Trace": "***", "X-Custom-Auth": "***"},
+        "max_tokens": 5,
+    }
+    argv = [
+        "cvbench",
+        "run",
+        "--model-option",
+        'extra_headers={"X-A": "HV"}',
+        "--model-option=default_headers=HV",
+        "--model-option",
+        "display_name=mine",
+        "--base-url",
+        "http://u:pw@h/v1",
+    ]
+    assert redact_argv(argv, []) == [
+        "cvbench",
+        "run",
+        "--model-option",
+        "extra_headers=***",
+        "--model-option=default_headers=***",
+        "--model-option",
+        "display_name=mine",
+        "--base-url",
+        "http://***@h/v1",
+    ]

@@ -38,9 +38,18 @@ from cvbench.model_adapters.transformers_local import (
 )
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<|end|>", "<image>", "<|user|>", "<|assistant|>", "<|system|>"]
-CORPUS = ["Which object in Image 2 is the one marked in Image 1?", "A. the red one", "B. the blue one",
-          "C. the green one", " A B C D E F G H", "A B C D", "Answer: A", "Answer: B",
-          "the object highlighted in red", "You are a careful assistant."]
+CORPUS = [
+    "Which object in Image 2 is the one marked in Image 1?",
+    "A. the red one",
+    "B. the blue one",
+    "C. the green one",
+    " A B C D E F G H",
+    "A B C D",
+    "Answer: A",
+    "Answer: B",
+    "the object highlighted in red",
+    "You are a careful assistant.",
+]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{% if m['content'] is string %}{{ m['content'] }}"
     "{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% elif c['type'] == 'text' %}"
@@ -57,29 +66,55 @@ def build_tiny_llava(folder: Path) -> None:
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=330, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=330, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     bpe.train_from_iterator(CORPUS * 4, trainer)
     tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=bpe, pad_token="<pad>", unk_token="<unk>", eos_token="<|end|>",
-        extra_special_tokens={"image_token": "<image>"})
+        tokenizer_object=bpe,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        eos_token="<|end|>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     image_processor_cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
-    image_processor = image_processor_cls(size={"shortest_edge": IMAGE_SIDE},
-                                          crop_size={"height": IMAGE_SIDE, "width": IMAGE_SIDE})
-    processor = transformers.LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
-                                            vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
-                                            num_additional_image_tokens=1)
+    image_processor = image_processor_cls(
+        size={"shortest_edge": IMAGE_SIDE}, crop_size={"height": IMAGE_SIDE, "width": IMAGE_SIDE}
+    )
+    processor = transformers.LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        chat_template=CHAT_TEMPLATE,
+        num_additional_image_tokens=1,
+    )
     config = transformers.LlavaConfig(
-        vision_config=transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                                    num_attention_heads=2, image_size=IMAGE_SIDE, patch_size=14,
-                                                    projection_dim=32),
-        text_config=transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                             num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                             max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
-                                             eos_token_id=tokenizer.eos_token_id),
+        vision_config=transformers.CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=IMAGE_SIDE,
+            patch_size=14,
+            projection_dim=32,
+        ),
+        text_config=transformers.LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_select_strategy="default", vision_feature_layer=-1)
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
     torch.manual_seed(1234)
     model = transformers.LlavaForConditionalGeneration(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -97,8 +132,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def adapter(model_dir: Path) -> TransformersAdapter:
-    return make_adapter(str(model_dir), ModelOptions(seed=7, extra={"device": "cpu", "batch_size": 3,
-                                                                    "max_wait_ms": 50}))
+    return make_adapter(
+        str(model_dir), ModelOptions(seed=7, extra={"device": "cpu", "batch_size": 3, "max_wait_ms": 50})
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +152,19 @@ def png(seed: int, size: tuple[int, int] = (40, 52)) -> PromptImage:
 OPTIONS = (Option("A", "the red one"), Option("B", "the blue one"), Option("C", "the green one"))
 
 
-def make_request(images: tuple[PromptImage, ...], *, scoring: bool = False, text: str | None = None,
-                 max_tokens: int = 6, system: str | None = None, sample_id: str = "s") -> Request:
-    body = text or ("Which object in Image 2 is the one marked in Image 1?\n"
-                    + "\n".join(o.line for o in OPTIONS))
-    prompt = Prompt(sample_id=sample_id, text=body, images=images, options=OPTIONS, answer="A", mode="overlay",
-                    system=system)
+def make_request(
+    images: tuple[PromptImage, ...],
+    *,
+    scoring: bool = False,
+    text: str | None = None,
+    max_tokens: int = 6,
+    system: str | None = None,
+    sample_id: str = "s",
+) -> Request:
+    body = text or ("Which object in Image 2 is the one marked in Image 1?\n" + "\n".join(o.line for o in OPTIONS))
+    prompt = Prompt(
+        sample_id=sample_id, text=body, images=images, options=OPTIONS, answer="A", mode="overlay", system=system
+    )
     return Request("hf:tiny", prompt, GenerationConfig(max_tokens=max_tokens, option_logprobs=scoring))
 
 
@@ -139,7 +182,9 @@ def test_chat_messages_put_images_in_order_then_text() -> None:
     assert messages[1]["role"] == "user"
     assert [part["type"] for part in messages[1]["content"]] == ["image", "image", "text"]
     assert messages[1]["content"][-1]["text"] == request.prompt.text
-    assert chat_messages(make_request(()).prompt)[0]["content"] == [{"type": "text", "text": make_request(()).prompt.text}]
+    assert chat_messages(make_request(()).prompt)[0]["content"] == [
+        {"type": "text", "text": make_request(()).prompt.text}
+    ]
 
 
 def test_generation_kwargs_greedy_at_temperature_zero_and_sampling_otherwise() -> None:
@@ -160,8 +205,9 @@ def test_count_generated_stops_at_the_first_end_token() -> None:
 def test_adapter_identity_capabilities_and_settings(adapter: TransformersAdapter, model_dir: Path) -> None:
     assert adapter.info.model_id == f"hf:{model_dir}"
     assert adapter.info.access == "open"
-    assert adapter.capabilities == Capabilities(max_images=None, native_regions=False, option_logprobs=True,
-                                                system_prompt=True)
+    assert adapter.capabilities == Capabilities(
+        max_images=None, native_regions=False, option_logprobs=True, system_prompt=True
+    )
     settings = adapter.settings()
     assert settings["batch_size"] == 3 and settings["dtype"] == "float32" and settings["answer_prefix"] == "Answer:"
 
@@ -187,8 +233,11 @@ def reference_scores(model_dir: Path, adapter: TransformersAdapter, request: Req
     tokenizer = processor.tokenizer
     scores = {}
     for option in request.prompt.options:
-        ids = {tokenizer.encode(s, add_special_tokens=False)[0] for s in (option.letter, " " + option.letter)
-               if len(tokenizer.encode(s, add_special_tokens=False)) == 1}
+        ids = {
+            tokenizer.encode(s, add_special_tokens=False)[0]
+            for s in (option.letter, " " + option.letter)
+            if len(tokenizer.encode(s, add_special_tokens=False)) == 1
+        }
         scores[option.letter] = max(float(logprobs[i]) for i in ids)
     return scores
 
@@ -210,8 +259,11 @@ def test_option_scoring_matches_a_direct_forward_pass(adapter: TransformersAdapt
 
 def test_scores_depend_on_the_images_and_their_order(adapter: TransformersAdapter) -> None:
     async def scores() -> list[dict[str, float]]:
-        requests = [make_request((png(21), png(22)), scoring=True), make_request((png(22), png(21)), scoring=True),
-                    make_request((png(23), png(22)), scoring=True)]
+        requests = [
+            make_request((png(21), png(22)), scoring=True),
+            make_request((png(22), png(21)), scoring=True),
+            make_request((png(23), png(22)), scoring=True),
+        ]
         responses = await asyncio.gather(*(adapter.generate(r) for r in requests))
         return [dict(r.option_scores or {}) for r in responses]
 
@@ -221,10 +273,13 @@ def test_scores_depend_on_the_images_and_their_order(adapter: TransformersAdapte
 
 
 def test_concurrent_requests_are_batched_and_match_unbatched_generation(
-        adapter: TransformersAdapter, single_adapter: TransformersAdapter) -> None:
+    adapter: TransformersAdapter, single_adapter: TransformersAdapter
+) -> None:
     # different text lengths and image counts -> left padding inside a batch
-    requests = [make_request((png(30 + i), png(40 + i)), text="Which object in Image 2" + " is the one" * i,
-                             sample_id=f"s{i}") for i in range(5)]
+    requests = [
+        make_request((png(30 + i), png(40 + i)), text="Which object in Image 2" + " is the one" * i, sample_id=f"s{i}")
+        for i in range(5)
+    ]
 
     async def answer(target: TransformersAdapter) -> list[Any]:
         return list(await asyncio.gather(*(target.generate(r) for r in requests)))
@@ -246,9 +301,13 @@ def test_a_bad_image_fails_only_its_own_request(adapter: TransformersAdapter) ->
     broken = PromptImage(b"not an image", "image/png", 10, 10, "Image 2")
 
     async def answer() -> list[Any]:
-        return list(await asyncio.gather(adapter.generate(make_request((png(50), png(51)), scoring=True)),
-                                          adapter.generate(make_request((png(50), broken), scoring=True)),
-                                          adapter.generate(make_request((png(52), png(53)), scoring=True))))
+        return list(
+            await asyncio.gather(
+                adapter.generate(make_request((png(50), png(51)), scoring=True)),
+                adapter.generate(make_request((png(50), broken), scoring=True)),
+                adapter.generate(make_request((png(52), png(53)), scoring=True)),
+            )
+        )
 
     good, bad, also_good = run(answer())
     assert good.ok and also_good.ok

@@ -30,8 +30,15 @@ OPTIONS = (Option("A", "1"), Option("B", "2"), Option("C", "None of the above ch
 
 
 def prompt(system: str | None = None) -> Prompt:
-    return Prompt(sample_id="s", text="Which one?\nA. 1\nB. 2", images=(PNG, JPEG), options=OPTIONS, answer="A",
-                  mode="overlay", system=system)
+    return Prompt(
+        sample_id="s",
+        text="Which one?\nA. 1\nB. 2",
+        images=(PNG, JPEG),
+        options=OPTIONS,
+        answer="A",
+        mode="overlay",
+        system=system,
+    )
 
 
 def test_messages_carry_the_exact_image_bytes_in_order_then_the_text() -> None:
@@ -55,12 +62,28 @@ def test_scoring_messages_end_with_the_assistant_prefix_to_continue() -> None:
 
 
 def test_engine_kwargs_from_options() -> None:
-    kwargs = engine_kwargs("Qwen/Qwen2.5-VL-7B-Instruct", {"tensor_parallel_size": "2", "max_images": 4,
-                                                           "max_model_len": "32768", "gpu_memory_utilization": "0.8",
-                                                           "logprobs": 30}, seed=11)
-    assert kwargs == {"model": "Qwen/Qwen2.5-VL-7B-Instruct", "limit_mm_per_prompt": {"image": 4},
-                      "tensor_parallel_size": 2, "dtype": "auto", "trust_remote_code": False, "seed": 11,
-                      "max_logprobs": 30, "max_model_len": 32768, "gpu_memory_utilization": 0.8}
+    kwargs = engine_kwargs(
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        {
+            "tensor_parallel_size": "2",
+            "max_images": 4,
+            "max_model_len": "32768",
+            "gpu_memory_utilization": "0.8",
+            "logprobs": 30,
+        },
+        seed=11,
+    )
+    assert kwargs == {
+        "model": "Qwen/Qwen2.5-VL-7B-Instruct",
+        "limit_mm_per_prompt": {"image": 4},
+        "tensor_parallel_size": 2,
+        "dtype": "auto",
+        "trust_remote_code": False,
+        "seed": 11,
+        "max_logprobs": 30,
+        "max_model_len": 32768,
+        "gpu_memory_utilization": 0.8,
+    }
     defaults = engine_kwargs("m", {}, seed=0)
     assert defaults["limit_mm_per_prompt"] == {"image": 8} and defaults["max_logprobs"] == 20
     with pytest.raises(ModelResolutionError, match="tensor_parallel_size"):
@@ -68,18 +91,35 @@ def test_engine_kwargs_from_options() -> None:
 
 
 def test_sampling_kwargs_greedy_sampled_and_scoring() -> None:
-    assert sampling_kwargs(GenerationConfig(temperature=0.0, max_tokens=64), False, 20) == \
-        {"temperature": 0.0, "max_tokens": 64}
-    assert sampling_kwargs(GenerationConfig(temperature=0.7, top_p=0.9, seed=5, max_tokens=8), False, 20) == \
-        {"temperature": 0.7, "max_tokens": 8, "top_p": 0.9, "seed": 5}
-    assert sampling_kwargs(GenerationConfig(option_logprobs=True), True, 25) == \
-        {"temperature": 0.0, "max_tokens": 1, "logprobs": 25}
+    assert sampling_kwargs(GenerationConfig(temperature=0.0, max_tokens=64), False, 20) == {
+        "temperature": 0.0,
+        "max_tokens": 64,
+    }
+    assert sampling_kwargs(GenerationConfig(temperature=0.7, top_p=0.9, seed=5, max_tokens=8), False, 20) == {
+        "temperature": 0.7,
+        "max_tokens": 8,
+        "top_p": 0.9,
+        "seed": 5,
+    }
+    assert sampling_kwargs(GenerationConfig(option_logprobs=True), True, 25) == {
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "logprobs": 25,
+    }
 
 
 def test_option_scores_from_the_first_token_top_logprobs() -> None:
     # a CompletionOutput-shaped value: logprobs is a list (per generated token) of {token_id: Logprob}
-    completion = SimpleNamespace(logprobs=[{10: SimpleNamespace(logprob=-0.2), 11: SimpleNamespace(logprob=-2.0),
-                                            21: SimpleNamespace(logprob=-1.5), 99: SimpleNamespace(logprob=-3.0)}])
+    completion = SimpleNamespace(
+        logprobs=[
+            {
+                10: SimpleNamespace(logprob=-0.2),
+                11: SimpleNamespace(logprob=-2.0),
+                21: SimpleNamespace(logprob=-1.5),
+                99: SimpleNamespace(logprob=-3.0),
+            }
+        ]
+    )
     top = first_token_logprobs(completion)
     assert top == {10: -0.2, 11: -2.0, 21: -1.5, 99: -3.0}
     vocab = {"A": 10, " A": 11, "B": 20, " B": 21, "C": 30, " C": 31}

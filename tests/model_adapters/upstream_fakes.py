@@ -217,7 +217,7 @@ def write_crossviewer_checkout(root: Path) -> Path:
     return root
 
 
-COLVA_CONFIGURATION = textwrap.dedent('''
+COLVA_CONFIGURATION = textwrap.dedent("""
     from transformers import PretrainedConfig
 
 
@@ -227,9 +227,9 @@ COLVA_CONFIGURATION = textwrap.dedent('''
         def __init__(self, answer="B", **kwargs):
             self.answer = answer
             super().__init__(**kwargs)
-''')
+""")
 
-COLVA_MODELING = textwrap.dedent('''
+COLVA_MODELING = textwrap.dedent("""
     import torch
     from transformers import PreTrainedModel
 
@@ -256,7 +256,7 @@ COLVA_MODELING = textwrap.dedent('''
             if pixel_values.shape[0] != sum(num_patches_list):
                 raise ValueError("tiles and num_patches_list disagree")
             return f"{self.config.answer}."
-''')
+""")
 
 
 def write_colva_checkpoint(folder: Path) -> Path:
@@ -271,15 +271,22 @@ def write_colva_checkpoint(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "configuration_stub.py").write_text(COLVA_CONFIGURATION)
     (folder / "modeling_stub.py").write_text(COLVA_MODELING)
-    config = {"model_type": "stub_colva_upstream", "answer": "B", "architectures": ["StubColva"],
-              "auto_map": {"AutoConfig": "configuration_stub.StubColvaConfig", "AutoModel": "modeling_stub.StubColva"}}
+    config = {
+        "model_type": "stub_colva_upstream",
+        "answer": "B",
+        "architectures": ["StubColva"],
+        "auto_map": {"AutoConfig": "configuration_stub.StubColvaConfig", "AutoModel": "modeling_stub.StubColva"},
+    }
     (folder / "config.json").write_text(json.dumps(config))
     save_file({"weight_marker": torch.zeros(1)}, str(folder / "model.safetensors"))
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(["Objects in Image-1: <query object>", "A. 1"],
-                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>"],
-                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.train_from_iterator(
+        ["Objects in Image-1: <query object>", "A. 1"],
+        trainers.BpeTrainer(
+            vocab_size=300, special_tokens=["<unk>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>").save_pretrained(str(folder))
     return folder

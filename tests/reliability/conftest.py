@@ -61,18 +61,41 @@ def replicate(base: SynthBase, root: Path, n_samples: int) -> ReplicatedData:
 def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
     """Environment for a `cvbench` subprocess: this checkout importable, a private user cache,
     no API keys or endpoints inherited from the developer's shell."""
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("CVBENCH_") or k.endswith("_API_KEY") or k in ("GOOGLE_API_KEY",))}
-    env.update({"PYTHONPATH": str(REPO), "CVBENCH_CACHE_DIR": str(tmp / "user-cache"), "NO_COLOR": "1",
-                "COLUMNS": "200", **extra})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("CVBENCH_") or k.endswith("_API_KEY") or k in ("GOOGLE_API_KEY",))
+    }
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "CVBENCH_CACHE_DIR": str(tmp / "user-cache"),
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+            **extra,
+        }
+    )
     return env
 
 
 def cvbench(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cvbench.cli", *args], env=env, cwd=cwd, capture_output=True, check=False,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cvbench.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def cvbench_popen(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "cvbench.cli", *args], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cvbench.cli", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -43,72 +43,216 @@ class Row:
 
 
 CVB_ROWS = (
-    Row("missing image", "crossviewbench", "missing-image", 3,
-        "'views[1].image_path' 'images/nope.png': file not found (looked in "),
+    Row(
+        "missing image",
+        "crossviewbench",
+        "missing-image",
+        3,
+        "'views[1].image_path' 'images/nope.png': file not found (looked in ",
+    ),
     Row("corrupt image", "crossviewbench", "corrupt-image", 4, "images/corrupt.png: not a readable image"),
-    Row("truncated JSONL line", "crossviewbench", "invalid@crossviewbench.jsonl:5", 5,
-        "truncated JSON line: it ends inside a value (column 63: Unterminated string starting at)"),
-    Row("invalid JSON", "crossviewbench", "invalid@crossviewbench.jsonl:6", 6,
-        "invalid JSON at column 2: Expecting property name enclosed in double quotes"),
-    Row("wrong mask size", "crossviewbench", "wrong-mask-size", 7,
-        "mask size [24, 32] differs from image size [48, 64]; resized", warning=True),
-    Row("invalid RLE (bbox present)", "crossviewbench", "invalid-rle", 8,
-        "invalid RLE (compressed RLE has an invalid character '!'); used bbox_xyxy", warning=True),
-    Row("invalid RLE, no bbox", "crossviewbench", "invalid-rle-no-bbox", 9,
-        "region t0a: invalid RLE (compressed RLE has an invalid character '!') and no bbox_xyxy to fall back to"),
-    Row("object ref out of range", "crossviewbench", "ref-out-of-range", 10,
-        "'region_refs[0]': object index 7 out of range (view 0 has 2 objects)"),
-    Row("view ref out of range", "crossviewbench", "view-out-of-range", 11,
-        "'region_refs[0]': view index 5 out of range (the sample has 2 views)"),
-    Row("duplicate id", "crossviewbench", "invalid@crossviewbench.jsonl:12", 12,
-        "duplicate sample_id 'good-1' (first used at line 1)"),
-    Row("answer not among options", "crossviewbench", "answer-not-in-options", 13,
-        "'answer' 'E' is not among the options: neither a letter A-B, an option's text, nor an option number 1-2"),
-    Row("<region> count mismatch", "crossviewbench", "region-count-mismatch", 14,
-        "'question' has 2 <region> placeholder(s) but 'region_refs' has 1 entries"),
-    Row("path escaping the data root (..)", "crossviewbench", "path-escape", 15,
-        "'views[1].image_path': path '../../../../etc/passwd' escapes the data folder "),
-    Row("absolute path", "crossviewbench", "absolute-path", 16,
-        "'views[1].image_path': path '/etc/passwd' escapes the data folder "),
-    Row("decompression bomb (PNG header 100000x100000)", "crossviewbench", "decompression-bomb", 17,
-        "images/bomb.png: refused to decode"),
-    Row("large image (9000x9000 header, over cvbench's 64 MP limit)", "crossviewbench", "large-image", 18,
-        "refused to decode a 9000x9000 image (over 64,000,000 pixels; likely a decompression bomb)"),
-    Row("unknown task type", "crossviewbench", "unknown-task-type", 19,
-        "'question_type' 'Q99' is not a CrossViewBench task type (Q1..Q17)"),
+    Row(
+        "truncated JSONL line",
+        "crossviewbench",
+        "invalid@crossviewbench.jsonl:5",
+        5,
+        "truncated JSON line: it ends inside a value (column 63: Unterminated string starting at)",
+    ),
+    Row(
+        "invalid JSON",
+        "crossviewbench",
+        "invalid@crossviewbench.jsonl:6",
+        6,
+        "invalid JSON at column 2: Expecting property name enclosed in double quotes",
+    ),
+    Row(
+        "wrong mask size",
+        "crossviewbench",
+        "wrong-mask-size",
+        7,
+        "mask size [24, 32] differs from image size [48, 64]; resized",
+        warning=True,
+    ),
+    Row(
+        "invalid RLE (bbox present)",
+        "crossviewbench",
+        "invalid-rle",
+        8,
+        "invalid RLE (compressed RLE has an invalid character '!'); used bbox_xyxy",
+        warning=True,
+    ),
+    Row(
+        "invalid RLE, no bbox",
+        "crossviewbench",
+        "invalid-rle-no-bbox",
+        9,
+        "region t0a: invalid RLE (compressed RLE has an invalid character '!') and no bbox_xyxy to fall back to",
+    ),
+    Row(
+        "object ref out of range",
+        "crossviewbench",
+        "ref-out-of-range",
+        10,
+        "'region_refs[0]': object index 7 out of range (view 0 has 2 objects)",
+    ),
+    Row(
+        "view ref out of range",
+        "crossviewbench",
+        "view-out-of-range",
+        11,
+        "'region_refs[0]': view index 5 out of range (the sample has 2 views)",
+    ),
+    Row(
+        "duplicate id",
+        "crossviewbench",
+        "invalid@crossviewbench.jsonl:12",
+        12,
+        "duplicate sample_id 'good-1' (first used at line 1)",
+    ),
+    Row(
+        "answer not among options",
+        "crossviewbench",
+        "answer-not-in-options",
+        13,
+        "'answer' 'E' is not among the options: neither a letter A-B, an option's text, nor an option number 1-2",
+    ),
+    Row(
+        "<region> count mismatch",
+        "crossviewbench",
+        "region-count-mismatch",
+        14,
+        "'question' has 2 <region> placeholder(s) but 'region_refs' has 1 entries",
+    ),
+    Row(
+        "path escaping the data root (..)",
+        "crossviewbench",
+        "path-escape",
+        15,
+        "'views[1].image_path': path '../../../../etc/passwd' escapes the data folder ",
+    ),
+    Row(
+        "absolute path",
+        "crossviewbench",
+        "absolute-path",
+        16,
+        "'views[1].image_path': path '/etc/passwd' escapes the data folder ",
+    ),
+    Row(
+        "decompression bomb (PNG header 100000x100000)",
+        "crossviewbench",
+        "decompression-bomb",
+        17,
+        "images/bomb.png: refused to decode",
+    ),
+    Row(
+        "large image (9000x9000 header, over cvbench's 64 MP limit)",
+        "crossviewbench",
+        "large-image",
+        18,
+        "refused to decode a 9000x9000 image (over 64,000,000 pixels; likely a decompression bomb)",
+    ),
+    Row(
+        "unknown task type",
+        "crossviewbench",
+        "unknown-task-type",
+        19,
+        "'question_type' 'Q99' is not a CrossViewBench task type (Q1..Q17)",
+    ),
     Row("fewer than 2 views", "crossviewbench", "one-view", 20, "'views' must be a list of at least 2 views"),
-    Row("line is not a JSON object", "crossviewbench", "invalid@crossviewbench.jsonl:21", 21,
-        "line holds a JSON list, not an object"),
+    Row(
+        "line is not a JSON object",
+        "crossviewbench",
+        "invalid@crossviewbench.jsonl:21",
+        21,
+        "line holds a JSON list, not an object",
+    ),
     Row("missing answer", "crossviewbench", "no-answer", 22, "missing 'answer'"),
     Row("non-UTF-8 line", "crossviewbench", "invalid@crossviewbench.jsonl:23", 23, "line is not valid UTF-8"),
-    Row("truncated JPEG", "crossviewbench", "truncated-jpeg", 25,
-        "images/truncated.jpg: not a readable image (image file is truncated"),
-    Row("symlink escaping the data root", "crossviewbench", "symlink-escape", 26,
-        "'views[1].image_path': path 'images/outside.png' is a symlink to "),
-    Row("RLE size mismatch", "crossviewbench", "rle-size-mismatch", 27,
-        "region t0a: invalid RLE (compressed RLE runs sum to 768, expected H*W = 3072) and no bbox_xyxy to fall back to"),
-    Row("very long line", "crossviewbench", "invalid@crossviewbench.jsonl:28", 28,
-        "bytes long, over the 1,048,576-byte line bound; not read"),
+    Row(
+        "truncated JPEG",
+        "crossviewbench",
+        "truncated-jpeg",
+        25,
+        "images/truncated.jpg: not a readable image (image file is truncated",
+    ),
+    Row(
+        "symlink escaping the data root",
+        "crossviewbench",
+        "symlink-escape",
+        26,
+        "'views[1].image_path': path 'images/outside.png' is a symlink to ",
+    ),
+    Row(
+        "RLE size mismatch",
+        "crossviewbench",
+        "rle-size-mismatch",
+        27,
+        "region t0a: invalid RLE (compressed RLE runs sum to 768, expected H*W = 3072) and no bbox_xyxy to fall back to",
+    ),
+    Row(
+        "very long line",
+        "crossviewbench",
+        "invalid@crossviewbench.jsonl:28",
+        28,
+        "bytes long, over the 1,048,576-byte line bound; not read",
+    ),
 )
 MMVM_ROWS = (
-    Row("TSV match_type not a list", "mmvm", "1", 10,
-        "'match_type' 'color and position' is not a Python list of cue numbers 1-8"),
-    Row("TSV match_type unknown cue", "mmvm", "2", 18,
-        "'match_type' '[1, 9]': 9 is not a known cue (1-8: 1=CL, 2=SP, 3=TM, 4=SZ, 5=RP, 6=OO, 7=BR, 8=OM)"),
-    Row("TSV match_type code (never evaluated)", "mmvm", "3", 26,
-        "'match_type' \"__import__('os').system('touch PWNED')\" is not a Python list of cue numbers 1-8"),
+    Row(
+        "TSV match_type not a list",
+        "mmvm",
+        "1",
+        10,
+        "'match_type' 'color and position' is not a Python list of cue numbers 1-8",
+    ),
+    Row(
+        "TSV match_type unknown cue",
+        "mmvm",
+        "2",
+        18,
+        "'match_type' '[1, 9]': 9 is not a known cue (1-8: 1=CL, 2=SP, 3=TM, 4=SZ, 5=RP, 6=OO, 7=BR, 8=OM)",
+    ),
+    Row(
+        "TSV match_type code (never evaluated)",
+        "mmvm",
+        "3",
+        26,
+        "'match_type' \"__import__('os').system('touch PWNED')\" is not a Python list of cue numbers 1-8",
+    ),
     Row("TSV match_type empty list", "mmvm", "4", 34, "'match_type' '[]' is not a non-empty list of cue numbers 1-8"),
     Row("TSV answer not an option letter", "mmvm", "5", 42, "'answer' 'Q' is not one of the option letters A, B, C, D"),
-    Row("TSV duplicate index", "mmvm", "invalid@mllm_match_eval_full.tsv:50", 50,
-        "duplicate index '0' (first used at line 2)"),
-    Row("TSV case folder missing", "mmvm", "7", 58, "'image_path[0]' 'match_bench/case_nowhere/FRAME00.jpg': file not found"),
-    Row("TSV path escaping the data root", "mmvm", "8", 66,
-        "'image_path[0]': path '../../etc/FRAME00.jpg' escapes the data folder "),
-    Row("TSV non-UTF-8 data row", "mmvm", "invalid@mllm_match_eval_full.tsv:82", 82, "line is not valid UTF-8 (byte 1)"),
-    Row("TSV very long row", "mmvm", "invalid@mllm_match_eval_full.tsv:90", 90,
-        "bytes long, over the 1,048,576-byte line bound; not read"),
-    Row("TSV symlink escaping the data root", "mmvm", "12", 98,
-        "path 'case_sym/FRAME00_ORI.jpg' is a symlink to "),
+    Row(
+        "TSV duplicate index",
+        "mmvm",
+        "invalid@mllm_match_eval_full.tsv:50",
+        50,
+        "duplicate index '0' (first used at line 2)",
+    ),
+    Row(
+        "TSV case folder missing",
+        "mmvm",
+        "7",
+        58,
+        "'image_path[0]' 'match_bench/case_nowhere/FRAME00.jpg': file not found",
+    ),
+    Row(
+        "TSV path escaping the data root",
+        "mmvm",
+        "8",
+        66,
+        "'image_path[0]': path '../../etc/FRAME00.jpg' escapes the data folder ",
+    ),
+    Row(
+        "TSV non-UTF-8 data row", "mmvm", "invalid@mllm_match_eval_full.tsv:82", 82, "line is not valid UTF-8 (byte 1)"
+    ),
+    Row(
+        "TSV very long row",
+        "mmvm",
+        "invalid@mllm_match_eval_full.tsv:90",
+        90,
+        "bytes long, over the 1,048,576-byte line bound; not read",
+    ),
+    Row("TSV symlink escaping the data root", "mmvm", "12", 98, "path 'case_sym/FRAME00_ORI.jpg' is a symlink to "),
 )
 ROWS = CVB_ROWS + MMVM_ROWS
 GOOD = {"crossviewbench": ["good-1", "good-2", "good-3", "good-4"], "mmvm": ["0", "9", "13"]}
@@ -118,11 +262,14 @@ OUTSIDE_BYTES = b"OUTSIDE-THE-DATA-ROOT"  # planted in the files the symlinks po
 
 def png_header_only(path: Path, width: int, height: int) -> None:
     """A PNG whose header claims width x height pixels (the data would be tiny): a bomb."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def write_crossviewbench(folder: Path) -> None:
@@ -158,12 +305,15 @@ def write_crossviewbench(folder: Path) -> None:
     no_answer = cvb_record("no-answer", IMAGES)
     del no_answer["answer"]
     lines: list[dict[str, Any] | str] = [
-        cvb_record("good-1", IMAGES), cvb_record("good-2", IMAGES),
+        cvb_record("good-1", IMAGES),
+        cvb_record("good-2", IMAGES),
         other_image("missing-image", "images/nope.png"),
         other_image("corrupt-image", "images/corrupt.png"),
         '{"sample_id": "truncated", "question_type": "Q1", "question": "Which',
         "{sample_id: invalid-json}",
-        wrong_size, bad_rle, bad_rle_only,
+        wrong_size,
+        bad_rle,
+        bad_rle_only,
         cvb_record("ref-out-of-range", IMAGES, region_refs=[[0, 7]]),
         cvb_record("view-out-of-range", IMAGES, region_refs=[[5, 0]]),
         cvb_record("good-1", IMAGES),
@@ -206,7 +356,9 @@ def write_mmvm(folder: Path) -> None:
         mmvm_row(5, "case_e", [3, 1, 2], 1, answer="Q"),
         mmvm_row(0, "case_f", [3, 1, 2], 2),
         mmvm_row(7, "case_nowhere", [3, 1, 2], 1),
-        mmvm_row(8, "case_good", [3, 1, 2], 1, image_path=repr(["../../etc/FRAME00.jpg", "../../etc/FRAME01_CAND.jpg"])),
+        mmvm_row(
+            8, "case_good", [3, 1, 2], 1, image_path=repr(["../../etc/FRAME00.jpg", "../../etc/FRAME01_CAND.jpg"])
+        ),
         mmvm_row(9, "case_good", [3, 1, 2], 2),
         mmvm_row("@NONUTF8@", "case_good", [3, 1, 2], 1),
         mmvm_row("L" * 3_000_000, "case_good", [3, 1, 2], 1),
@@ -234,8 +386,25 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     write_crossviewbench(root / "crossviewbench")
     write_mmvm(root / "mmvm")
     env = cli_env(tmp, CVBENCH_MAX_LINE_BYTES=str(MAX_LINE))
-    run = cvbench(["run", "--model", "random", "--task", "crossviewbench,mmvm", "--data-dir", str(root), "--out",
-                   str(tmp / "run"), "--no-cache", "--no-progress", "--save-images", "all"], env, tmp)
+    run = cvbench(
+        [
+            "run",
+            "--model",
+            "random",
+            "--task",
+            "crossviewbench,mmvm",
+            "--data-dir",
+            str(root),
+            "--out",
+            str(tmp / "run"),
+            "--no-cache",
+            "--no-progress",
+            "--save-images",
+            "all",
+        ],
+        env,
+        tmp,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     records = {}
     for line in (tmp / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines():
@@ -245,8 +414,14 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     as_json = cvbench(["data", "verify", str(root), "--json"], env, tmp)
     text = cvbench(["data", "verify", str(root)], env, tmp)
     assert as_json.returncode == text.returncode
-    return Outcome(root, records, json.loads(as_json.stdout), as_json.returncode, text.stdout + text.stderr,
-                   run.stdout + run.stderr)
+    return Outcome(
+        root,
+        records,
+        json.loads(as_json.stdout),
+        as_json.returncode,
+        text.stdout + text.stderr,
+        run.stdout + run.stderr,
+    )
 
 
 def test_catalogue_matches_the_docs() -> None:
@@ -297,8 +472,11 @@ def test_verify_lists_the_item(outcome: Outcome, row: Row) -> None:
         hits = [w for w in outcome.verify["warning_examples"] if f"{file}:{row.line} [{row.record}]" in w]
         assert hits and row.message in hits[0], outcome.verify["warning_examples"]
         return
-    hits = [p for p in outcome.verify["problems"]
-            if p["where"].endswith(f"{file}:{row.line}") or f"{file}:{row.line} (" in p["where"]]
+    hits = [
+        p
+        for p in outcome.verify["problems"]
+        if p["where"].endswith(f"{file}:{row.line}") or f"{file}:{row.line} (" in p["where"]
+    ]
     assert len(hits) == 1, (row.case, outcome.verify["problems"])
     assert row.message in hits[0]["reason"], hits[0]["reason"]
     assert f"{file}:{row.line}" in outcome.verify_text  # the human-readable listing names it too
@@ -320,11 +498,16 @@ class RunLevel:
 
 
 RUN_LEVEL = (
-    RunLevel("corrupt response cache", "not a usable cvbench response cache (file is not a database); move it away, "
-                                       "pass another --cache, or use --no-cache"),
+    RunLevel(
+        "corrupt response cache",
+        "not a usable cvbench response cache (file is not a database); move it away, "
+        "pass another --cache, or use --no-cache",
+    ),
     RunLevel("corrupt config.json in the run directory", "config.json:1: invalid JSON"),
-    RunLevel("invalid line in the middle of samples.jsonl",
-             "samples.jsonl:1: invalid JSON in the middle of the file; move the run directory away or repair that line"),
+    RunLevel(
+        "invalid line in the middle of samples.jsonl",
+        "samples.jsonl:1: invalid JSON in the middle of the file; move the run directory away or repair that line",
+    ),
     RunLevel("bad retry setting in the environment", "$CVBENCH_TIMEOUT_S='soon': expected a number"),
     RunLevel("unparseable .env line", ".env:2: expected NAME=value"),
     RunLevel("empty JSONL", "crossviewbench.jsonl: no samples (the file is empty or holds only blank lines)"),
@@ -365,8 +548,19 @@ def test_run_level_bad_input_is_one_clear_error(row: RunLevel, tmp_path: Path) -
     write_image(folder / IMAGES[1], seed=2)
     write_jsonl(folder / "crossviewbench.jsonl", [cvb_record(f"s{i}", IMAGES) for i in range(3)])
     extra_args, extra_env = _run_level_setup(row.case, tmp_path)
-    args = ["run", "--model", "random", "--task", "crossviewbench", "--data-dir", str(tmp_path / "data"), "--out",
-            str(tmp_path / "run"), "--no-progress", *extra_args]
+    args = [
+        "run",
+        "--model",
+        "random",
+        "--task",
+        "crossviewbench",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+        *extra_args,
+    ]
     if "--cache" not in extra_args:
         args.append("--no-cache")
     env = cli_env(tmp_path, **extra_env)

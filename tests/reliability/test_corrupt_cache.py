@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
+from cvbench.core.types import Response
 from cvbench.runner.cache import CacheError, CacheUnusableError, ResponseCache
 from cvbench.runner.cache_check import inspect_cache
-from cvbench.core.types import Response
 from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
 from tests.wire.faults import FaultInjectingServer
 
@@ -162,9 +162,28 @@ def test_run_on_a_cache_with_garbage_pages_stops_before_sending(synth_base: Synt
     garbage_pages(path)
     before = digest(path)
     with FaultInjectingServer(None) as server:
-        result = cvbench(["run", "--model", "openai-compatible:cachey", "--base-url", server.base_url(), "--task",
-                          "crossviewbench", "--data-dir", str(data.root), "--out", str(tmp_path / "run"), "--cache",
-                          str(path), "--save-images", "none", "--no-progress"], cli_env(tmp_path), tmp_path)
+        result = cvbench(
+            [
+                "run",
+                "--model",
+                "openai-compatible:cachey",
+                "--base-url",
+                server.base_url(),
+                "--task",
+                "crossviewbench",
+                "--data-dir",
+                str(data.root),
+                "--out",
+                str(tmp_path / "run"),
+                "--cache",
+                str(path),
+                "--save-images",
+                "none",
+                "--no-progress",
+            ],
+            cli_env(tmp_path),
+            tmp_path,
+        )
         assert len(server.requests) == 0
     message = result.stdout + result.stderr
     assert result.returncode == 1, message[-2000:]

@@ -30,17 +30,38 @@ from tests.wire.faults import FaultInjectingServer, FaultSchedule, item_marker
 N_SAMPLES = 90
 KILLS = 3
 TIMINGS = ("latency_s", "cached", "attempts")
-RETRY_ENV = {"CVBENCH_TIMEOUT_S": "2", "CVBENCH_MAX_RETRIES": "8", "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
-             "CVBENCH_RETRY_MAX_DELAY_S": "0.3"}
+RETRY_ENV = {
+    "CVBENCH_TIMEOUT_S": "2",
+    "CVBENCH_MAX_RETRIES": "8",
+    "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
+    "CVBENCH_RETRY_MAX_DELAY_S": "0.3",
+}
 # only retryable faults (with 8 retries nothing ends as an error), plus slow answers so that the
 # kills land while requests are in flight
 CRASH_MIX = {"http_429_retry_after": 1.0, "http_503": 1.0, "reset": 1.0, "slow": 3.0}
 
 
 def run_args(server: FaultInjectingServer, data: ReplicatedData, out: Path, cache: Path) -> list[str]:
-    return ["run", "--model", "openai-compatible:crashy", "--base-url", server.base_url(), "--task", "crossviewbench",
-            "--data-dir", str(data.root), "--out", str(out), "--cache", str(cache), "--save-images", "none",
-            "--concurrency", "4", "--no-progress"]
+    return [
+        "run",
+        "--model",
+        "openai-compatible:crashy",
+        "--base-url",
+        server.base_url(),
+        "--task",
+        "crossviewbench",
+        "--data-dir",
+        str(data.root),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--save-images",
+        "none",
+        "--concurrency",
+        "4",
+        "--no-progress",
+    ]
 
 
 def comparable_records(run_dir: Path) -> list[dict[str, Any]]:
@@ -56,8 +77,12 @@ def comparable_records(run_dir: Path) -> list[dict[str, Any]]:
 def metrics_of(run_dir: Path) -> dict[str, Any]:
     results = json.loads((run_dir / "results.json").read_text())
     evaluations = {k: {"overall": v["overall"], "slices": v["slices"]} for k, v in results["evaluations"].items()}
-    return {"status": results["status"], "overall": results["overall"], "evaluations": evaluations,
-            "slices": results["slices"]}
+    return {
+        "status": results["status"],
+        "overall": results["overall"],
+        "evaluations": evaluations,
+        "slices": results["slices"],
+    }
 
 
 def integrity(db: Path) -> str:

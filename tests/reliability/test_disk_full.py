@@ -41,8 +41,9 @@ class Tmpfs:
 def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
     path = tmp_path / "small-fs"
     path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={64 * PAGE}", "tmpfs", str(path)],
-                             capture_output=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={64 * PAGE}", "tmpfs", str(path)], capture_output=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip("mounting a tmpfs is not permitted here (test_writer_on_dev_full covers the writer)")
     try:
@@ -52,9 +53,26 @@ def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
 
 
 def run_args(server: FaultInjectingServer, root: Path, out: Path, cache: Path) -> list[str]:
-    return ["run", "--model", "openai-compatible:fully", "--base-url", server.base_url(), "--task", "crossviewbench",
-            "--data-dir", str(root), "--out", str(out), "--cache", str(cache), "--save-images", "none",
-            "--concurrency", "4", "--no-progress"]
+    return [
+        "run",
+        "--model",
+        "openai-compatible:fully",
+        "--base-url",
+        server.base_url(),
+        "--task",
+        "crossviewbench",
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--save-images",
+        "none",
+        "--concurrency",
+        "4",
+        "--no-progress",
+    ]
 
 
 def assert_whole_lines(path: Path) -> list[dict[str, object]]:
@@ -76,8 +94,7 @@ def test_writer_on_dev_full_stops_and_names_the_file() -> None:
 
 
 @pytest.mark.slow
-def test_disk_full_mid_run_then_rerun_after_space_is_freed(synth_base: SynthBase, tmp_path: Path,
-                                                            tmpfs: Tmpfs) -> None:
+def test_disk_full_mid_run_then_rerun_after_space_is_freed(synth_base: SynthBase, tmp_path: Path, tmpfs: Tmpfs) -> None:
     data = replicate(synth_base, tmp_path / "data", N_SAMPLES)
     env = cli_env(tmp_path)
     with FaultInjectingServer(None) as server:
@@ -112,8 +129,7 @@ def test_disk_full_mid_run_then_rerun_after_space_is_freed(synth_base: SynthBase
     assert metrics_of(out) == metrics_of(ref)
 
 
-def test_read_only_file_system_is_refused_naming_the_path(synth_base: SynthBase, tmp_path: Path,
-                                                          tmpfs: Tmpfs) -> None:
+def test_read_only_file_system_is_refused_naming_the_path(synth_base: SynthBase, tmp_path: Path, tmpfs: Tmpfs) -> None:
     data = replicate(synth_base, tmp_path / "data", 4)
     tmpfs.read_only()
     with FaultInjectingServer(None) as server:

@@ -25,8 +25,13 @@ from tests.wire.faults import (
 )
 
 N_SAMPLES = int(os.environ.get("RELIABILITY_N", "2000"))
-RETRY_ENV = {"CVBENCH_TIMEOUT_S": "1.5", "CVBENCH_MAX_RETRIES": "3", "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
-             "CVBENCH_RETRY_MAX_DELAY_S": "0.4", "CVBENCH_BUDGET_S": "60"}
+RETRY_ENV = {
+    "CVBENCH_TIMEOUT_S": "1.5",
+    "CVBENCH_MAX_RETRIES": "3",
+    "CVBENCH_RETRY_BASE_DELAY_S": "0.05",
+    "CVBENCH_RETRY_MAX_DELAY_S": "0.4",
+    "CVBENCH_BUDGET_S": "60",
+}
 ERROR_KINDS = {"rate_limit", "server", "timeout", "transport", "malformed", "budget"}
 
 
@@ -37,9 +42,26 @@ def test_two_thousand_samples_through_twenty_percent_faults(synth_base: SynthBas
     schedule = FaultSchedule(seed=11, rate=0.2, hang_s=3.0, slow_s=0.5, retry_after_s=0.2)
     out = tmp_path / "run"
     with FaultInjectingServer(schedule) as server:
-        args = ["run", "--model", "openai-compatible:faulty", "--base-url", server.base_url(), "--task",
-                "crossviewbench", "--data-dir", str(data.root), "--out", str(out), "--cache", str(tmp_path / "c.db"),
-                "--save-images", "none", "--concurrency", "16", "--no-progress"]
+        args = [
+            "run",
+            "--model",
+            "openai-compatible:faulty",
+            "--base-url",
+            server.base_url(),
+            "--task",
+            "crossviewbench",
+            "--data-dir",
+            str(data.root),
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "c.db"),
+            "--save-images",
+            "none",
+            "--concurrency",
+            "16",
+            "--no-progress",
+        ]
         env = cli_env(tmp_path, **RETRY_ENV)
         first = cvbench(args, env, tmp_path, timeout=600)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -78,8 +100,13 @@ def test_two_thousand_samples_through_twenty_percent_faults(synth_base: SynthBas
         assert results["overall"]["correct"] == sum(r.correct for r in answered)
         assert results["status"] == ("partial" if errors else "complete")
         config = json.loads((out / "config.json").read_text())
-        assert config["runtime"]["retry_env"] == {"timeout_s": 1.5, "max_retries": 3, "retry_base_delay_s": 0.05,
-                                                  "retry_max_delay_s": 0.4, "budget_s": 60.0}
+        assert config["runtime"]["retry_env"] == {
+            "timeout_s": 1.5,
+            "max_retries": 3,
+            "retry_base_delay_s": 0.05,
+            "retry_max_delay_s": 0.4,
+            "budget_s": 60.0,
+        }
 
         # the same command again, faults off: only the error records are sent again
         server.set_schedule(None)

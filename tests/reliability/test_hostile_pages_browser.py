@@ -24,23 +24,41 @@ from tests.wire.server import Fault, ReceivedRequest
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 if CHROMIUM is None:
     pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it", allow_module_level=True)
 
-from playwright.sync_api import Dialog, sync_playwright  # noqa: E402
+from playwright.sync_api import Dialog, sync_playwright
 
 
 def payload(n: int) -> str:
     """Markup that sets window.__pwned = n if it is ever parsed as HTML or run as script."""
-    return (f"<img src=x{n} onerror=window.__pwned={n}><script>window.__pwned={n}</script>"
-            f"<svg onload=window.__pwned={n}></svg>")
+    return (
+        f"<img src=x{n} onerror=window.__pwned={n}><script>window.__pwned={n}</script>"
+        f"<svg onload=window.__pwned={n}></svg>"
+    )
 
 
-FIELDS = {"model name": 1, "sample id": 2, "scene": 3, "question": 4, "option": 5, "answer": 6, "error text": 7,
-          "run label": 8, "site title": 9}
+FIELDS = {
+    "model name": 1,
+    "sample id": 2,
+    "scene": 3,
+    "question": 4,
+    "option": 5,
+    "answer": 6,
+    "error text": 7,
+    "run label": 8,
+    "site title": 9,
+}
 # a sample id and a directory name cannot hold '/': the same payload with its closing tags dropped
 ID_PAYLOAD = "\"'><img src=x2 onerror=window.__pwned=2><svg onload=window.__pwned=2>"
 LABEL_PAYLOAD = "run<img src=x8 onerror=window.__pwned=8>"
@@ -57,22 +75,59 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     images = ["images/a.png", "images/b.png"]
     write_image(folder / images[0], seed=1)
     write_image(folder / images[1], seed=2)
-    write_jsonl(folder / "crossviewbench.jsonl", [
-        cvb_record(f"{ID_PAYLOAD}{i}", images, scene=f"{payload(FIELDS['scene'])}{i % 2}",
-                   question=f"[item h{i}] Is {payload(FIELDS['question'])} the same as <region>?",
-                   options=[f"A. {payload(FIELDS['option'])}", "B. plain"])
-        for i in range(6)])
+    write_jsonl(
+        folder / "crossviewbench.jsonl",
+        [
+            cvb_record(
+                f"{ID_PAYLOAD}{i}",
+                images,
+                scene=f"{payload(FIELDS['scene'])}{i % 2}",
+                question=f"[item h{i}] Is {payload(FIELDS['question'])} the same as <region>?",
+                options=[f"A. {payload(FIELDS['option'])}", "B. plain"],
+            )
+            for i in range(6)
+        ],
+    )
     env = cli_env(tmp)
     run_dir = tmp / LABEL_PAYLOAD
     with FaultInjectingServer(None, answer=hostile_answer) as server:
         server.add_faults(Fault(status=400, message=f"bad request {payload(FIELDS['error text'])}"))
-        done = cvbench(["run", "--model", f"openai-compatible:{payload(FIELDS['model name'])}", "--base-url",
-                        server.base_url(), "--task", "crossviewbench", "--data-dir", str(tmp / "data"), "--out",
-                        str(run_dir), "--no-cache", "--no-progress", "--concurrency", "1"], env, tmp)
+        done = cvbench(
+            [
+                "run",
+                "--model",
+                f"openai-compatible:{payload(FIELDS['model name'])}",
+                "--base-url",
+                server.base_url(),
+                "--task",
+                "crossviewbench",
+                "--data-dir",
+                str(tmp / "data"),
+                "--out",
+                str(run_dir),
+                "--no-cache",
+                "--no-progress",
+                "--concurrency",
+                "1",
+            ],
+            env,
+            tmp,
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    for step in (["report", str(run_dir), "--out", str(tmp / "report")],
-                 ["leaderboard", "build", str(run_dir), "--out", str(tmp / "site"), "--title",
-                  f"Board {payload(FIELDS['site title'])}", "--samples-per-evaluation", "6"]):
+    for step in (
+        ["report", str(run_dir), "--out", str(tmp / "report")],
+        [
+            "leaderboard",
+            "build",
+            str(run_dir),
+            "--out",
+            str(tmp / "site"),
+            "--title",
+            f"Board {payload(FIELDS['site title'])}",
+            "--samples-per-evaluation",
+            "6",
+        ],
+    ):
         result = cvbench(step, env, tmp)
         assert result.returncode == 0, (step, result.stdout[-2000:], result.stderr[-2000:])
     files = sorted([*(tmp / "report").rglob("*.html"), *(tmp / "site").rglob("*.html")])

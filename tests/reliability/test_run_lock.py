@@ -37,9 +37,26 @@ time.sleep(600)
 
 
 def run_args(server: FaultInjectingServer, root: Path, out: Path, cache: Path) -> list[str]:
-    return ["run", "--model", "openai-compatible:locky", "--base-url", server.base_url(), "--task", "crossviewbench",
-            "--data-dir", str(root), "--out", str(out), "--cache", str(cache), "--save-images", "none",
-            "--concurrency", "2", "--no-progress"]
+    return [
+        "run",
+        "--model",
+        "openai-compatible:locky",
+        "--base-url",
+        server.base_url(),
+        "--task",
+        "crossviewbench",
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--save-images",
+        "none",
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
 
 
 def wait_for_holder(run_dir: Path, proc: subprocess.Popen[str]) -> int:

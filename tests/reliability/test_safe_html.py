@@ -59,8 +59,11 @@ class PageParser(HTMLParser):
         for name, value in a.items():
             if name.startswith("on"):
                 self.page.handlers.append(f"{tag}.{name}")
-            if name in ("href", "src", "action", "formaction", "xlink:href") and value and \
-                    value.strip().lower().startswith(("javascript:", "vbscript:")):
+            if (
+                name in ("href", "src", "action", "formaction", "xlink:href")
+                and value
+                and value.strip().lower().startswith(("javascript:", "vbscript:"))
+            ):
                 self.page.js_urls.append(f"{tag}.{name}={value[:40]}")
         if tag == "meta" and (a.get("http-equiv") or "").lower() == "content-security-policy":
             self.page.csp.append(a.get("content") or "")
@@ -110,20 +113,46 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> list[Page]:
     images = ["images/a.png", "images/b.png"]
     write_image(folder / images[0], seed=1)
     write_image(folder / images[1], seed=2)
-    write_jsonl(folder / "crossviewbench.jsonl", [
-        cvb_record(f"{SAMPLE_PAYLOAD}{i}", images, scene=f"scene_{i % 3}",
-                   question=f"[item h{i}] Is {QUESTION_PAYLOAD} the same as <region>?",
-                   options=[f"A. {OPTION_PAYLOAD}", "B. </script><script>alert(6)</script>"])
-        for i in range(8)])
+    write_jsonl(
+        folder / "crossviewbench.jsonl",
+        [
+            cvb_record(
+                f"{SAMPLE_PAYLOAD}{i}",
+                images,
+                scene=f"scene_{i % 3}",
+                question=f"[item h{i}] Is {QUESTION_PAYLOAD} the same as <region>?",
+                options=[f"A. {OPTION_PAYLOAD}", "B. </script><script>alert(6)</script>"],
+            )
+            for i in range(8)
+        ],
+    )
     env = cli_env(tmp)
     with FaultInjectingServer(None, answer=hostile_answer) as server:
         run_dir = tmp / "run"
-        done = cvbench(["run", "--model", f"openai-compatible:{MODEL_NAME}", "--base-url", server.base_url(),
-                        "--task", "crossviewbench", "--data-dir", str(tmp / "data"), "--out", str(run_dir),
-                        "--no-cache", "--no-progress"], env, tmp)
+        done = cvbench(
+            [
+                "run",
+                "--model",
+                f"openai-compatible:{MODEL_NAME}",
+                "--base-url",
+                server.base_url(),
+                "--task",
+                "crossviewbench",
+                "--data-dir",
+                str(tmp / "data"),
+                "--out",
+                str(run_dir),
+                "--no-cache",
+                "--no-progress",
+            ],
+            env,
+            tmp,
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    for step in (["report", str(run_dir), "--out", str(tmp / "report")],
-                 ["leaderboard", "build", str(run_dir), "--out", str(tmp / "site"), "--samples-per-evaluation", "0"]):
+    for step in (
+        ["report", str(run_dir), "--out", str(tmp / "report")],
+        ["leaderboard", "build", str(run_dir), "--out", str(tmp / "site"), "--samples-per-evaluation", "0"],
+    ):
         result = cvbench(step, env, tmp)
         assert result.returncode == 0, (step, result.stdout[-2000:], result.stderr[-2000:])
     files = sorted([*(tmp / "report").rglob("*.html"), *(tmp / "site").rglob("*.html")])

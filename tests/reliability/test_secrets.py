@@ -55,9 +55,18 @@ def write_data(root: Path, n: int) -> None:
     images = ["images/a.png", "images/b.png"]
     write_image(folder / images[0], seed=1)
     write_image(folder / images[1], seed=2)
-    write_jsonl(folder / "crossviewbench.jsonl",
-                [cvb_record(f"s{i}", images, question=f"[item s{i}] Which object in the second view is <region>?",
-                            scene=f"scene_{i % 3}") for i in range(n)])
+    write_jsonl(
+        folder / "crossviewbench.jsonl",
+        [
+            cvb_record(
+                f"s{i}",
+                images,
+                question=f"[item s{i}] Which object in the second view is <region>?",
+                scene=f"scene_{i % 3}",
+            )
+            for i in range(n)
+        ],
+    )
 
 
 @pytest.mark.parametrize("key_source", ["env", "dotenv"])
@@ -66,8 +75,13 @@ def test_planted_keys_never_reach_disk_or_output(tmp_path: Path, key_source: str
     work = tmp_path / "work"
     work.mkdir()
     dotenv = [f"OPENAI_API_KEY={DOTENV_KEY}", f"MY_SERVICE_TOKEN={OTHER_KEY}"]
-    extra = {"OPENAI_API_KEY": ENV_KEY, "CVBENCH_TIMEOUT_S": "5", "CVBENCH_MAX_RETRIES": "1",
-             "CVBENCH_RETRY_BASE_DELAY_S": "0.01", "CVBENCH_RETRY_MAX_DELAY_S": "0.05"}
+    extra = {
+        "OPENAI_API_KEY": ENV_KEY,
+        "CVBENCH_TIMEOUT_S": "5",
+        "CVBENCH_MAX_RETRIES": "1",
+        "CVBENCH_RETRY_BASE_DELAY_S": "0.01",
+        "CVBENCH_RETRY_MAX_DELAY_S": "0.05",
+    }
     if key_source == "env":
         extra["CVBENCH_VLLM_API_KEY"] = ENV_KEY
     else:  # the environment supplies no key (it would win over .env), so the .env one is sent
@@ -81,10 +95,30 @@ def test_planted_keys_never_reach_disk_or_output(tmp_path: Path, key_source: str
     outputs: list[str] = []
     with FaultInjectingServer(schedule, answer=echoing_answer) as server:
         run_dir = work / "run"
-        args = ["run", "--model", "openai-compatible:leaky", "--base-url", server.base_url(),
-                "--base-url", f"{server.base_url()}?api_key={URL_KEY}", "--task", "crossviewbench", "--data-dir",
-                str(tmp_path / "data"), "--out", str(run_dir), "--cache", str(work / "cache.db"), "--no-progress",
-                "--concurrency", "2", "--max-error-rate", "1", "--fail-fast", "0"]  # errors are the point here
+        args = [
+            "run",
+            "--model",
+            "openai-compatible:leaky",
+            "--base-url",
+            server.base_url(),
+            "--base-url",
+            f"{server.base_url()}?api_key={URL_KEY}",
+            "--task",
+            "crossviewbench",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(run_dir),
+            "--cache",
+            str(work / "cache.db"),
+            "--no-progress",
+            "--concurrency",
+            "2",
+            "--max-error-rate",
+            "1",
+            "--fail-fast",
+            "0",
+        ]  # errors are the point here
         done = cvbench(args, env, work)
         outputs += [done.stdout, done.stderr]
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -150,17 +184,38 @@ def test_url_userinfo_query_and_header_options_never_written(tmp_path: Path) -> 
         with_password = base.replace("http://", f"http://cvbuser:{URL_PASSWORD}@", 1)
         with_query = f"{base}?api-version=1&sig={QUERY_SIG}&client_secret={QUERY_CLIENT_SECRET}"
         run_dir = work / "run"
-        done = cvbench(["run", "--model", "openai-compatible:leaky", "--base-url", with_password, "--base-url",
-                        with_query, "--model-option", f'extra_headers={{"X-Custom-Auth": "{HEADER_VALUE}"}}',
-                        "--task", "crossviewbench", "--data-dir", str(tmp_path / "data"), "--out", str(run_dir),
-                        "--no-cache", "--no-progress"], env, work)
+        done = cvbench(
+            [
+                "run",
+                "--model",
+                "openai-compatible:leaky",
+                "--base-url",
+                with_password,
+                "--base-url",
+                with_query,
+                "--model-option",
+                f'extra_headers={{"X-Custom-Auth": "{HEADER_VALUE}"}}',
+                "--task",
+                "crossviewbench",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--out",
+                str(run_dir),
+                "--no-cache",
+                "--no-progress",
+            ],
+            env,
+            work,
+        )
         outputs = [done.stdout, done.stderr]
         assert (run_dir / "samples.jsonl").exists(), done.stderr[-2000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert "cvbuser:" not in json.dumps(config) and "extra_headers=***" in json.dumps(config["command"])
     assert "sig=***" in json.dumps(config["command"]) and "api-version=1" in json.dumps(config["command"])
-    for step in (["report", str(run_dir), "--out", str(work / "report")],
-                 ["leaderboard", "build", str(run_dir), "--out", str(work / "site"), "--samples-per-evaluation", "0"]):
+    for step in (
+        ["report", str(run_dir), "--out", str(work / "report")],
+        ["leaderboard", "build", str(run_dir), "--out", str(work / "site"), "--samples-per-evaluation", "0"],
+    ):
         result = cvbench(step, env, work)
         outputs += [result.stdout, result.stderr]
         assert result.returncode == 0, (step, result.stderr[-2000:])
@@ -168,8 +223,13 @@ def test_url_userinfo_query_and_header_options_never_written(tmp_path: Path) -> 
     assert len(written) > 10 and (work / "report" / "report.md").exists() and list((work / "site").rglob("*.html"))
     found = {str(p): [s for s in OPTION_SECRETS if s.encode() in p.read_bytes()] for p in written}
     found = {k: v for k, v in found.items() if v}
-    found.update({f"output #{i}": [s for s in OPTION_SECRETS if s in text]
-                  for i, text in enumerate(outputs) if any(s in text for s in OPTION_SECRETS)})
+    found.update(
+        {
+            f"output #{i}": [s for s in OPTION_SECRETS if s in text]
+            for i, text in enumerate(outputs)
+            if any(s in text for s in OPTION_SECRETS)
+        }
+    )
     assert not found, f"planted secrets written: {found}"
 
 
@@ -180,9 +240,25 @@ def test_environment_wins_over_dotenv_and_the_source_is_named(tmp_path: Path) ->
     (work / ".env").write_text(f"CVBENCH_VLLM_API_KEY={DOTENV_KEY}\n", encoding="utf-8")
     env = cli_env(tmp_path, OPENAI_API_KEY=ENV_KEY, CVBENCH_MAX_RETRIES="0")
     with FaultInjectingServer(FaultSchedule(seed=1, rate=0.0)) as server:
-        done = cvbench(["run", "--model", "openai-compatible:m", "--base-url", server.base_url(), "--task",
-                        "crossviewbench", "--data-dir", str(tmp_path / "data"), "--out", str(work / "run"),
-                        "--no-cache", "--no-progress"], env, work)
+        done = cvbench(
+            [
+                "run",
+                "--model",
+                "openai-compatible:m",
+                "--base-url",
+                server.base_url(),
+                "--task",
+                "crossviewbench",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--out",
+                str(work / "run"),
+                "--no-cache",
+                "--no-progress",
+            ],
+            env,
+            work,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert {r.headers.get("authorization") for r in server.requests} == {f"Bearer {ENV_KEY}"}
     assert "API key from $OPENAI_API_KEY in the environment" in done.stderr

@@ -26,8 +26,23 @@ def good_run(tmp_path: Path) -> Path:
     write_image(folder / images[0], seed=1)
     write_image(folder / images[1], seed=2)
     write_jsonl(folder / "crossviewbench.jsonl", [cvb_record(f"s{i}", images, scene=f"sc{i % 2}") for i in range(4)])
-    done = cvbench(["run", "--model", "first-option", "--task", "crossviewbench", "--data-dir", str(tmp_path / "data"),
-                    "--out", str(tmp_path / "run"), "--no-cache", "--no-progress"], cli_env(tmp_path), tmp_path)
+    done = cvbench(
+        [
+            "run",
+            "--model",
+            "first-option",
+            "--task",
+            "crossviewbench",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-cache",
+            "--no-progress",
+        ],
+        cli_env(tmp_path),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return tmp_path / "run"
 
@@ -48,22 +63,40 @@ def test_image_hash_cannot_traverse_out_of_the_run(good_run: Path, tmp_path: Pat
     (incoming / "victim").mkdir()
     (incoming / "victim" / "secret.png").write_bytes(SECRET_BYTES)
     traversal = "../victim/secret"  # images/<sha[:2]>/<sha>.png -> images/../../victim/secret.png
-    assert (incoming / "run" / "images" / traversal[:2] / f"{traversal}.png").resolve() == \
-        (incoming / "victim" / "secret.png").resolve()
+    assert (incoming / "run" / "images" / traversal[:2] / f"{traversal}.png").resolve() == (
+        incoming / "victim" / "secret.png"
+    ).resolve()
     # records were written with the first option, so they are wrong answers: the gallery shows them
     tamper(incoming / "run", 1, image_sha256=[traversal, traversal])
     env = cli_env(tmp_path)
-    before = {p for p in tmp_path.rglob("*")}
-    results = [cvbench(["report", str(incoming / "run"), "--out", str(tmp_path / "report")], env, tmp_path),
-               cvbench(["leaderboard", "build", str(incoming / "run"), "--out", str(tmp_path / "site"),
-                        "--samples-per-evaluation", "0"], env, tmp_path)]
+    before = set(tmp_path.rglob("*"))
+    results = [
+        cvbench(["report", str(incoming / "run"), "--out", str(tmp_path / "report")], env, tmp_path),
+        cvbench(
+            [
+                "leaderboard",
+                "build",
+                str(incoming / "run"),
+                "--out",
+                str(tmp_path / "site"),
+                "--samples-per-evaluation",
+                "0",
+            ],
+            env,
+            tmp_path,
+        ),
+    ]
     for result in results:
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
         if result.returncode != 0:  # refusing the tampered run is fine, if it says where
             assert result.stderr.startswith("Error: ") and "samples.jsonl:1" in result.stderr, result.stderr
-    created = {p for p in tmp_path.rglob("*")} - before
-    outside = [p for p in created if not (p.is_relative_to(tmp_path / "report") or p.is_relative_to(tmp_path / "site"))
-               and not p.is_relative_to(tmp_path / "user-cache")]
+    created = set(tmp_path.rglob("*")) - before
+    outside = [
+        p
+        for p in created
+        if not (p.is_relative_to(tmp_path / "report") or p.is_relative_to(tmp_path / "site"))
+        and not p.is_relative_to(tmp_path / "user-cache")
+    ]
     assert not outside, f"files written outside the output folders: {outside}"
     for p in created:
         if p.is_file():
@@ -72,17 +105,23 @@ def test_image_hash_cannot_traverse_out_of_the_run(good_run: Path, tmp_path: Pat
                 assert "victim" not in p.read_text(encoding="utf-8"), f"{p} links to a file outside the site"
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"image_sha256": ["/etc/hostname"]}, "samples.jsonl:2"),
-    ({"image_sha256": "not-a-list"}, "samples.jsonl:2"),
-])
-def test_malformed_records_are_one_clear_error(good_run: Path, tmp_path: Path, changes: dict[str, object],
-                                               message: str) -> None:
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"image_sha256": ["/etc/hostname"]}, "samples.jsonl:2"),
+        ({"image_sha256": "not-a-list"}, "samples.jsonl:2"),
+    ],
+)
+def test_malformed_records_are_one_clear_error(
+    good_run: Path, tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
     tamper(good_run, 2, **changes)
     env = cli_env(tmp_path)
-    for step in (["report", str(good_run), "--out", str(tmp_path / "report")],
-                 ["leaderboard", "build", str(good_run), "--out", str(tmp_path / "site")],
-                 ["export", str(good_run), "--format", "csv"]):
+    for step in (
+        ["report", str(good_run), "--out", str(tmp_path / "report")],
+        ["leaderboard", "build", str(good_run), "--out", str(tmp_path / "site")],
+        ["export", str(good_run), "--format", "csv"],
+    ):
         result = cvbench(step, env, tmp_path)
         assert "Traceback" not in result.stderr, (step, result.stderr[-3000:])
         if result.returncode != 0:

@@ -18,6 +18,5 @@ def factory_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="session")
 def xss_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run whose model name and every response carry script / onerror payloads."""
-    model = FakeModel("openai:evil", XSS_NAME, "api", 7.0, skill=0.3, unparsed_p=0.2,
-                      response_suffix=" " + XSS_NAME)
+    model = FakeModel("openai:evil", XSS_NAME, "api", 7.0, skill=0.3, unparsed_p=0.2, response_suffix=" " + XSS_NAME)
     return write_runs(tmp_path_factory.mktemp("xss"), [model], cvb_per_type=2, mmvm_n=6)[0]

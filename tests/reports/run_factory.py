@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cvbench.rundir.format import SampleRecord, image_relpath, write_json_atomic
 from cvbench.core.seeding import rng_for
 from cvbench.core.types import CUES, OPTION_LETTERS, TASK_TYPES
+from cvbench.rundir.format import SampleRecord, image_relpath, write_json_atomic
 
 XSS_NAME = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
@@ -61,7 +61,7 @@ class _ImageStore:
             arr = np.empty((h, w, 3), dtype=np.uint8)
             arr[:] = base
             y, x = int(rng.integers(4, h - 14)), int(rng.integers(4, w - 14))
-            arr[y:y + 10, x:x + 10] = rng.integers(0, 255, size=3)
+            arr[y : y + 10, x : x + 10] = rng.integers(0, 255, size=3)
             buf = io.BytesIO()
             Image.fromarray(arr).save(buf, format="PNG")
             data = buf.getvalue()
@@ -79,21 +79,36 @@ class _ImageStore:
 def _outcome(model: FakeModel, rng: np.random.Generator, answer: str, letters: str) -> dict[str, Any]:
     u = rng.random()
     if u < model.error_p:
-        return {"response": None, "parsed": None, "parse_status": "error", "correct": False,
-                "error": {"kind": "server", "message": "HTTP 503 from upstream", "status": 503}}
+        return {
+            "response": None,
+            "parsed": None,
+            "parse_status": "error",
+            "correct": False,
+            "error": {"kind": "server", "message": "HTTP 503 from upstream", "status": 503},
+        }
     if u < model.error_p + model.unparsed_p:
-        return {"response": "I cannot tell which object it is." + model.response_suffix, "parsed": None,
-                "parse_status": "unparsed", "parse_reason": "no option letter", "correct": False}
+        return {
+            "response": "I cannot tell which object it is." + model.response_suffix,
+            "parsed": None,
+            "parse_status": "unparsed",
+            "parse_reason": "no option letter",
+            "correct": False,
+        }
     if model.skill > 0 and rng.random() < model.skill:
         letter = answer
     else:
         letter = letters[int(rng.integers(0, len(letters)))]
-    return {"response": f"The answer is {letter}." + model.response_suffix, "parsed": letter,
-            "parse_status": "parsed", "correct": letter == answer}
+    return {
+        "response": f"The answer is {letter}." + model.response_suffix,
+        "parsed": letter,
+        "parse_status": "parsed",
+        "correct": letter == answer,
+    }
 
 
-def _cvb_records(model: FakeModel, task: str, per_type: int, seed: int, store: _ImageStore,
-                 invalid_every: int) -> Iterable[SampleRecord]:
+def _cvb_records(
+    model: FakeModel, task: str, per_type: int, seed: int, store: _ImageStore, invalid_every: int
+) -> Iterable[SampleRecord]:
     i = 0
     for q, (name, category) in TASK_TYPES.items():
         for k in range(per_type):
@@ -107,63 +122,103 @@ def _cvb_records(model: FakeModel, task: str, per_type: int, seed: int, store: _
             question = f"[{q}] {name}: is the object highlighted in red in Image 1 the one in blue in Image 2?"
             prompt = question + "\n\n" + "\n".join(f"{a}. {b}" for a, b in options)
             base: dict[str, Any] = {
-                "record_id": f"{task}@all/{sample_id}", "task": task, "benchmark": "crossviewbench",
-                "setting": "all", "sample_id": sample_id, "cluster": f"scene-{(i * 7) % 11:02d}",
-                "slices": {"category": [category], "task_type": [q]}, "n_options": n_options, "answer": answer,
-                "prompt_text": prompt, "options": options, "mode": "native" if model.access == "native" else "overlay",
-                "source": f"crossviewbench.jsonl:{i}", "protocol": {"style": "overlay-v1", "colours": ["red", "blue"]},
+                "record_id": f"{task}@all/{sample_id}",
+                "task": task,
+                "benchmark": "crossviewbench",
+                "setting": "all",
+                "sample_id": sample_id,
+                "cluster": f"scene-{(i * 7) % 11:02d}",
+                "slices": {"category": [category], "task_type": [q]},
+                "n_options": n_options,
+                "answer": answer,
+                "prompt_text": prompt,
+                "options": options,
+                "mode": "native" if model.access == "native" else "overlay",
+                "source": f"crossviewbench.jsonl:{i}",
+                "protocol": {"style": "overlay-v1", "colours": ["red", "blue"]},
             }
             if invalid_every and i % invalid_every == 0:
-                yield SampleRecord(**base, image_sha256=[], parse_status="invalid",
-                                   invalid="views[1].objects[0].mask_rle: size [480, 640] differs from image 720x1280")
+                yield SampleRecord(
+                    **base,
+                    image_sha256=[],
+                    parse_status="invalid",
+                    invalid="views[1].objects[0].mask_rle: size [480, 640] differs from image 720x1280",
+                )
                 continue
             images = [store.image((task, "all", sample_id, v), seed, f"Image {v + 1}") for v in range(2)]
             out = _outcome(model, rng_for(seed, model.model_id, task, sample_id, "answer"), answer, letters)
-            yield SampleRecord(**base, image_sha256=images, **out, usage={"input_tokens": 900, "output_tokens": 6},
-                               latency_s=0.8, attempts=1)
+            yield SampleRecord(
+                **base,
+                image_sha256=images,
+                **out,
+                usage={"input_tokens": 900, "output_tokens": 6},
+                latency_s=0.8,
+                attempts=1,
+            )
 
 
 def _bucket(count: int) -> str:
     return "2-4" if count <= 4 else "5-8" if count <= 8 else "9-12" if count <= 12 else "13+"
 
 
-def _mmvm_records(model: FakeModel, task: str, n: int, seed: int, store: _ImageStore,
-                  invalid_every: int) -> Iterable[SampleRecord]:
+def _mmvm_records(
+    model: FakeModel, task: str, n: int, seed: int, store: _ImageStore, invalid_every: int
+) -> Iterable[SampleRecord]:
     codes = [code for code, _ in CUES.values()]
     for setting in ("4", "8", "12", "all"):
         for i in range(n):
             sample_id = str(1000 + i)
             data_rng = rng_for(seed, task, sample_id, "data")
             count = int(data_rng.integers(2, 38))
-            cues = sorted({str(c) for c in data_rng.choice(codes, size=int(data_rng.integers(1, 3)))},
-                          key=codes.index)
+            cues = sorted({str(c) for c in data_rng.choice(codes, size=int(data_rng.integers(1, 3)))}, key=codes.index)
             shown = count if setting == "all" else min(count, int(setting))
             shown = min(shown, 25)
             n_options = shown + 1  # the candidates plus "None of the above"
             letters = OPTION_LETTERS[:n_options]
             answer = letters[int(rng_for(seed, task, sample_id, setting, "answer").integers(0, shown))]
             ids = sorted(int(x) for x in rng_for(seed, task, sample_id, setting, "ids").permutation(count)[:shown] + 1)
-            options = [[letters[j], str(ids[j])] for j in range(shown)] + [[letters[shown],
-                                                                           "None of the above choices are correct"]]
-            prompt = ("Here are two images. Which marked object in the second image is the object marked with a "
-                      "cyan contour in the first image? Please make a choice from the following options: \n"
-                      + "\n".join(f"{a}. {b}" for a, b in options))
+            options = [[letters[j], str(ids[j])] for j in range(shown)] + [
+                [letters[shown], "None of the above choices are correct"]
+            ]
+            prompt = (
+                "Here are two images. Which marked object in the second image is the object marked with a "
+                "cyan contour in the first image? Please make a choice from the following options: \n"
+                + "\n".join(f"{a}. {b}" for a, b in options)
+            )
             base: dict[str, Any] = {
-                "record_id": f"{task}@{setting}/{sample_id}", "task": task, "benchmark": "mmvm", "setting": setting,
-                "sample_id": sample_id, "cluster": f"case_{i // 2:03d}",
-                "slices": {"cue": cues, "bucket": [_bucket(count)]}, "n_options": n_options, "answer": answer,
-                "prompt_text": prompt, "options": options, "mode": "native" if model.access == "native" else "overlay",
+                "record_id": f"{task}@{setting}/{sample_id}",
+                "task": task,
+                "benchmark": "mmvm",
+                "setting": setting,
+                "sample_id": sample_id,
+                "cluster": f"case_{i // 2:03d}",
+                "slices": {"cue": cues, "bucket": [_bucket(count)]},
+                "n_options": n_options,
+                "answer": answer,
+                "prompt_text": prompt,
+                "options": options,
+                "mode": "native" if model.access == "native" else "overlay",
                 "source": f"mllm_match_eval_full.tsv:{i + 2}",
                 "protocol": {"style": "mmvm-contours-v1", "subset_seed": seed, "candidates_shown": shown},
             }
             if invalid_every and (i + 1) % invalid_every == 0:
-                yield SampleRecord(**base, image_sha256=[], parse_status="invalid",
-                                   invalid="case_x/FRAME01_CAND.json: polygon of odd length")
+                yield SampleRecord(
+                    **base,
+                    image_sha256=[],
+                    parse_status="invalid",
+                    invalid="case_x/FRAME01_CAND.json: polygon of odd length",
+                )
                 continue
             images = [store.image((task, setting, sample_id, v), seed, f"Image {v + 1}") for v in range(2)]
             out = _outcome(model, rng_for(seed, model.model_id, task, setting, sample_id, "answer"), answer, letters)
-            yield SampleRecord(**base, image_sha256=images, **out, usage={"input_tokens": 1500, "output_tokens": 5},
-                               latency_s=1.1, attempts=1)
+            yield SampleRecord(
+                **base,
+                image_sha256=images,
+                **out,
+                usage={"input_tokens": 1500, "output_tokens": 5},
+                latency_s=1.1,
+                attempts=1,
+            )
 
 
 # --------------------------------------------------------------------------------------- metrics
@@ -196,11 +251,21 @@ def metric(records: list[SampleRecord], seed: int, label: str, resamples: int = 
         ci = _wilson(correct, n)
     unparsed = sum(r.parse_status == "unparsed" for r in records)
     errors = sum(r.parse_status == "error" for r in records)
-    return {"accuracy": correct / n if n else 0.0, "correct": correct, "n": n, "ci": ci,
-            "ci_method": "cluster_bootstrap", "wilson": _wilson(correct, n), "n_clusters": len(clusters),
-            "chance": float(np.mean([r.chance for r in records])) if n else 0.0, "unparsed": unparsed,
-            "unparsed_rate": unparsed / n if n else 0.0, "errors": errors, "error_rate": errors / n if n else 0.0,
-            "invalid": sum(r.invalid is not None for r in records)}
+    return {
+        "accuracy": correct / n if n else 0.0,
+        "correct": correct,
+        "n": n,
+        "ci": ci,
+        "ci_method": "cluster_bootstrap",
+        "wilson": _wilson(correct, n),
+        "n_clusters": len(clusters),
+        "chance": float(np.mean([r.chance for r in records])) if n else 0.0,
+        "unparsed": unparsed,
+        "unparsed_rate": unparsed / n if n else 0.0,
+        "errors": errors,
+        "error_rate": errors / n if n else 0.0,
+        "invalid": sum(r.invalid is not None for r in records),
+    }
 
 
 def results_for(records: list[SampleRecord], model: FakeModel, seed: int, status: str = "complete") -> dict[str, Any]:
@@ -216,18 +281,42 @@ def results_for(records: list[SampleRecord], model: FakeModel, seed: int, status
                 for label in labels:
                     slices.setdefault(f"{dim}={label}", []).append(r)
         slice_metrics = {s: metric(v, seed, f"{key}/{s}") for s, v in sorted(slices.items())}
-        evaluations[key] = {"task": recs[0].task, "benchmark": recs[0].benchmark, "setting": recs[0].setting,
-                            "overall": metric(recs, seed, key), "slices": slice_metrics}
+        evaluations[key] = {
+            "task": recs[0].task,
+            "benchmark": recs[0].benchmark,
+            "setting": recs[0].setting,
+            "overall": metric(recs, seed, key),
+            "slices": slice_metrics,
+        }
         flat.update({f"{key}/{s}": m for s, m in slice_metrics.items()})
-    return {"schema": "cvbench.results/1", "status": status,
-            "model": {"id": model.model_id, "display_name": model.display_name, "access": model.access,
-                      "params_b": model.params_b},
-            "overall": metric(records, seed, "overall"), "evaluations": evaluations, "slices": flat}
+    return {
+        "schema": "cvbench.results/1",
+        "status": status,
+        "model": {
+            "id": model.model_id,
+            "display_name": model.display_name,
+            "access": model.access,
+            "params_b": model.params_b,
+        },
+        "overall": metric(records, seed, "overall"),
+        "evaluations": evaluations,
+        "slices": flat,
+    }
 
 
-def write_run(root: Path, model: FakeModel, *, name: str | None = None, cvb_task: str | None = "crossviewbench",
-              mmvm_task: str | None = "mmvm", cvb_per_type: int = 6, mmvm_n: int = 30, seed: int = 0,
-              invalid_every: int = 23, image_store: dict[tuple[Any, ...], tuple[str, bytes]] | None = None) -> Path:
+def write_run(
+    root: Path,
+    model: FakeModel,
+    *,
+    name: str | None = None,
+    cvb_task: str | None = "crossviewbench",
+    mmvm_task: str | None = "mmvm",
+    cvb_per_type: int = 6,
+    mmvm_n: int = 30,
+    seed: int = 0,
+    invalid_every: int = 23,
+    image_store: dict[tuple[Any, ...], tuple[str, bytes]] | None = None,
+) -> Path:
     """Write one run directory under `root` and return its path."""
     run_dir = root / (name or model.model_id.replace(":", "_").replace("/", "_"))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -241,14 +330,22 @@ def write_run(root: Path, model: FakeModel, *, name: str | None = None, cvb_task
         fh.writelines(r.to_json() + "\n" for r in records)
     tasks = [t for t in (cvb_task, mmvm_task) if t]
     config = {
-        "schema": "cvbench.config/1", "cvbench_version": "0.1.0", "git_revision": "6b5af51",
-        "created_utc": "2026-11-22T02:00:00Z", "seed": seed, "tasks": tasks,
+        "schema": "cvbench.config/1",
+        "cvbench_version": "0.1.0",
+        "git_revision": "6b5af51",
+        "created_utc": "2026-11-22T02:00:00Z",
+        "seed": seed,
+        "tasks": tasks,
         "settings": {t: (["4", "8", "12", "all"] if t == mmvm_task else ["all"]) for t in tasks},
-        "model": {"id": model.model_id, "display_name": model.display_name, "access": model.access,
-                  "settings": {"detail": "high"}},
+        "model": {
+            "id": model.model_id,
+            "display_name": model.display_name,
+            "access": model.access,
+            "settings": {"detail": "high"},
+        },
         "generation": {"temperature": 0.0, "max_tokens": 1024, "top_p": None, "seed": seed},
         "prompt": {"mode": "auto", "style": "overlay-v1", "protocol_versions": {"crossviewbench": "1", "mmvm": "1"}},
-        "dataset_fingerprint": {t: "sha256:" + "ab" * 8 for t in tasks},
+        "dataset_fingerprint": dict.fromkeys(tasks, "sha256:" + "ab" * 8),
         "packages": {"python": "3.11.2", "numpy": "2.4.6", "pillow": "13.0.0"},
     }
     write_json_atomic(run_dir / "config.json", config)

@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.rundir.format import load_run
 from cvbench.reports.exports import (
     latex_escape,
     render,
@@ -26,6 +25,7 @@ from cvbench.reports.tables import (
     make_table,
     tables_for_runs,
 )
+from cvbench.rundir.format import load_run
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,9 @@ def test_latex_is_booktabs_with_paper_layout(tables: list[Table]) -> None:
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     assert tex.count("\\multicolumn{3}{c}") == 4 and "\\cmidrule(lr){2-4}" in tex
     assert "$\\pm$" in tex and "half-width" in tex
-    assert tex.index("All candidates") < tex.index("12 candidates") < tex.index("8 candidates") < tex.index("4 candidates")
+    assert (
+        tex.index("All candidates") < tex.index("12 candidates") < tex.index("8 candidates") < tex.index("4 candidates")
+    )
     brackets = table_to_latex(mmvm, ci_style="brackets")
     assert "[" in brackets and "$\\pm$" not in brackets
     plain = table_to_latex(mmvm, ci_style="none")
@@ -72,8 +74,9 @@ def test_latex_is_booktabs_with_paper_layout(tables: list[Table]) -> None:
 
 def test_latex_and_markdown_escape_model_names() -> None:
     layout = layouts_for("crossviewbench")[0]
-    row = Row("r", "Evil_Model & 100% {x} | <b>", "reproduced", "api",
-              {"all/overall": Cell(50.0, "50.0", ci=(40.0, 60.0))})
+    row = Row(
+        "r", "Evil_Model & 100% {x} | <b>", "reproduced", "api", {"all/overall": Cell(50.0, "50.0", ci=(40.0, 60.0))}
+    )
     table = make_table("crossviewbench", "crossviewbench", layout, [row])
     tex = table_to_latex(table)
     assert latex_escape("a_b&c%") == "a\\_b\\&c\\%"
@@ -90,8 +93,12 @@ def test_render_rejects_unknown_format(tables: list[Table]) -> None:
 
 def test_cli_export_each_format(factory_runs: list[Path], tmp_path: Path) -> None:
     runner = CliRunner()
-    for fmt, marker in (("csv", "table,task,benchmark"), ("json", '"schema"'), ("latex", "\\begin{tabular}"),
-                        ("markdown", "| Model | Access | Rank |")):
+    for fmt, marker in (
+        ("csv", "table,task,benchmark"),
+        ("json", '"schema"'),
+        ("latex", "\\begin{tabular}"),
+        ("markdown", "| Model | Access | Rank |"),
+    ):
         out = tmp_path / f"t.{fmt}"
         result = runner.invoke(cli, ["export", *map(str, factory_runs), "--format", fmt, "--out", str(out)])
         assert result.exit_code == 0, result.output
@@ -102,7 +109,7 @@ def test_cli_export_each_format(factory_runs: list[Path], tmp_path: Path) -> Non
 
 def test_cli_export_names_a_bad_run(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")
-    (tmp_path / "results.json").write_text("{\n  \"model\": [", encoding="utf-8")
+    (tmp_path / "results.json").write_text('{\n  "model": [', encoding="utf-8")
     result = CliRunner().invoke(cli, ["export", str(tmp_path), "--format", "csv"])
     assert result.exit_code == 1
     assert "results.json:" in result.output and "invalid JSON" in result.output

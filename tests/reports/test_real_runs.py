@@ -28,8 +28,23 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     try:
         for model in ("random", "first-option"):
             out = base / "runs" / model
-            result = CliRunner().invoke(cli, ["run", "--model", model, "--data-dir", str(data), "--limit", "8",
-                                              "--candidates", "4,all", "--no-cache", "--out", str(out)])
+            result = CliRunner().invoke(
+                cli,
+                [
+                    "run",
+                    "--model",
+                    model,
+                    "--data-dir",
+                    str(data),
+                    "--limit",
+                    "8",
+                    "--candidates",
+                    "4,all",
+                    "--no-cache",
+                    "--out",
+                    str(out),
+                ],
+            )
             assert result.exit_code == 0, result.output
             runs.append(out)
     finally:

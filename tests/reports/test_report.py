@@ -8,7 +8,6 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.rundir.format import iter_records, load_run
 from cvbench.reports.charts import Bar, bar_chart_svg
 from cvbench.reports.report import build_report
 from cvbench.reports.summary import (
@@ -17,6 +16,7 @@ from cvbench.reports.summary import (
     select_failures,
     summarize_run,
 )
+from cvbench.rundir.format import iter_records, load_run
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -45,10 +45,23 @@ def test_failure_selection_is_bounded_and_unique(factory_runs: list[Path]) -> No
 
 
 def test_provenance_flattening() -> None:
-    items = flatten_provenance({"seed": 3, "model": {"id": "x", "settings": {"detail": "high"}}, "tasks": ["a", "b"],
-                                "empty": {}, "top_p": None})
-    assert items == [("seed", "3"), ("model.id", "x"), ("model.settings.detail", "high"), ("tasks", "a, b"),
-                     ("empty", "{}"), ("top_p", "null")]
+    items = flatten_provenance(
+        {
+            "seed": 3,
+            "model": {"id": "x", "settings": {"detail": "high"}},
+            "tasks": ["a", "b"],
+            "empty": {},
+            "top_p": None,
+        }
+    )
+    assert items == [
+        ("seed", "3"),
+        ("model.id", "x"),
+        ("model.settings.detail", "high"),
+        ("tasks", "a, b"),
+        ("empty", "{}"),
+        ("top_p", "null"),
+    ]
 
 
 class _Collector(HTMLParser):

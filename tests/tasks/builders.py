@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,8 +32,9 @@ def box_mask(x1: int, y1: int, x2: int, y2: int, h: int = H, w: int = W) -> np.n
 # ------------------------------------------------------------------------------ CrossViewBench
 
 
-def cvb_object(x1: int, y1: int, x2: int, y2: int, track_id: Any = None, rle: str = "str",
-               h: int = H, w: int = W) -> dict[str, Any]:
+def cvb_object(
+    x1: int, y1: int, x2: int, y2: int, track_id: Any = None, rle: str = "str", h: int = H, w: int = W
+) -> dict[str, Any]:
     """An upstream object; rle: 'str' (compressed), 'list' (uncompressed) or 'none' (bbox only)."""
     obj: dict[str, Any] = {"bbox_xyxy": [x1, y1, x2 - 1, y2 - 1]}
     if rle == "str":
@@ -47,9 +49,14 @@ def cvb_object(x1: int, y1: int, x2: int, y2: int, track_id: Any = None, rle: st
 def cvb_record(sample_id: Any, images: Sequence[str], **overrides: Any) -> dict[str, Any]:
     """A valid Q1 record with two views of two objects each; `overrides` replace keys."""
     views = [
-        {"view_id": f"cam{i}", "image_path": img,
-         "objects": [cvb_object(2, 2, 20, 20, track_id=f"t{i}a"),
-                     cvb_object(30, 10, 60, 40, track_id=f"t{i}b", rle="list")]}
+        {
+            "view_id": f"cam{i}",
+            "image_path": img,
+            "objects": [
+                cvb_object(2, 2, 20, 20, track_id=f"t{i}a"),
+                cvb_object(30, 10, 60, 40, track_id=f"t{i}b", rle="list"),
+            ],
+        }
         for i, img in enumerate(images)
     ]
     record: dict[str, Any] = {
@@ -78,20 +85,42 @@ def write_jsonl(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
 
 # ------------------------------------------------------------------------------ MMVM
 
-MMVM_HEADER = ["index", "question", "pure_question", "choices", "choices_head", "answer", "match_type",
-               "image_path", "image_path_v3", "question_v3", "image", "image_v3"]
-PURE_QUESTION = ("Here are two images. In the second image, I have marked several visual objects with their contours "
-                 "in different colors. Which of these marked objects is the same as the object marked with a cyan "
-                 "contour in the first image?")
+MMVM_HEADER = [
+    "index",
+    "question",
+    "pure_question",
+    "choices",
+    "choices_head",
+    "answer",
+    "match_type",
+    "image_path",
+    "image_path_v3",
+    "question_v3",
+    "image",
+    "image_v3",
+]
+PURE_QUESTION = (
+    "Here are two images. In the second image, I have marked several visual objects with their contours "
+    "in different colors. Which of these marked objects is the same as the object marked with a cyan "
+    "contour in the first image?"
+)
 
 
 def square_polygon(x: float, y: float, size: float) -> list[float]:
     return [x, y, x + size, y, x + size, y + size, x, y + size]
 
 
-def make_case(root: Path, case: str, ids: Sequence[int], *, h: int = H, w: int = W,
-              declared_hw: tuple[int, int] | None = None, extra_polygons: Sequence[list[float]] = (),
-              skip: Sequence[str] = ()) -> Path:
+def make_case(
+    root: Path,
+    case: str,
+    ids: Sequence[int],
+    *,
+    h: int = H,
+    w: int = W,
+    declared_hw: tuple[int, int] | None = None,
+    extra_polygons: Sequence[list[float]] = (),
+    skip: Sequence[str] = (),
+) -> Path:
     """match_bench/<case>/ with the six upstream files; candidates are small squares on a grid."""
     folder = root / "match_bench" / case
     dh, dw = declared_hw or (h, w)
@@ -112,8 +141,17 @@ def make_case(root: Path, case: str, ids: Sequence[int], *, h: int = H, w: int =
     return folder
 
 
-def mmvm_row(index: Any, case: str, ids: Sequence[int], answer_id: int | None, *, match_type: str = "[1, 5]",
-             prefix: str = "match_bench", n_options: int | None = None, **overrides: str) -> dict[str, str]:
+def mmvm_row(
+    index: Any,
+    case: str,
+    ids: Sequence[int],
+    answer_id: int | None,
+    *,
+    match_type: str = "[1, 5]",
+    prefix: str = "match_bench",
+    n_options: int | None = None,
+    **overrides: str,
+) -> dict[str, str]:
     """A TSV row asking about `case`; options list the ascending ids (at most 25) + None of the above."""
     shown = sorted(ids)[: n_options or 25]
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

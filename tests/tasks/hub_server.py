@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator, Mapping
 from urllib.parse import unquote, urlparse
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -22,8 +22,7 @@ def _handler(repo_id: str, files: Mapping[str, bytes], log: list[str]) -> type[B
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass
 
-        def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None,
-                  head: bool = False) -> None:
+        def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None, head: bool = False) -> None:
             self.send_response(status)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
@@ -42,21 +41,33 @@ def _handler(repo_id: str, files: Mapping[str, bytes], log: list[str]) -> type[B
                 siblings = [{"rfilename": name} for name in sorted(files)]
                 return self._json({"id": repo_id, "sha": COMMIT, "siblings": siblings, "private": False})
             if path.startswith(api_prefix + "tree/"):
-                return self._json([{"type": "file", "path": name, "size": len(data),
-                                    "oid": hashlib.sha1(data).hexdigest()} for name, data in sorted(files.items())])
+                return self._json(
+                    [
+                        {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                        for name, data in sorted(files.items())
+                    ]
+                )
             if path.startswith(resolve_prefix):
-                _, _, name = path[len(resolve_prefix):].partition("/")
+                _, _, name = path[len(resolve_prefix) :].partition("/")
                 if name not in files:
                     return self._send(404, b"not found", {"X-Error-Code": "EntryNotFound"})
                 data = files[name]
-                return self._send(200, data, {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha1(data).hexdigest()}"',
-                                              "Content-Type": "application/octet-stream"}, head=head)
+                return self._send(
+                    200,
+                    data,
+                    {
+                        "X-Repo-Commit": COMMIT,
+                        "ETag": f'"{hashlib.sha1(data).hexdigest()}"',
+                        "Content-Type": "application/octet-stream",
+                    },
+                    head=head,
+                )
             self._send(404, b"not found", {"X-Error-Code": "RepoNotFound"})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._route(head=False)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._route(head=True)
 
     return Handler

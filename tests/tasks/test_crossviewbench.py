@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.imaging.masks import decode_region
 from cvbench.core.types import InvalidSample, Sample
+from cvbench.imaging.masks import decode_region
 from cvbench.tasks.crossviewbench import iter_crossviewbench, normalise_answer
 from cvbench.tasks.files import parse_option_lines
 from tests.tasks.builders import H, W, cvb_object, cvb_record, write_image, write_jsonl
@@ -33,8 +33,15 @@ def only(items: list) -> Sample | InvalidSample:
 
 
 def test_valid_record_becomes_a_sample_with_everything_kept(root: Path) -> None:
-    rec = cvb_record(7, IMGS, selected_object_names=["mug"], object_ids=["o1"], frame_id=3,
-                     metadata={"split": "test"}, custom_field=[1, 2])
+    rec = cvb_record(
+        7,
+        IMGS,
+        selected_object_names=["mug"],
+        object_ids=["o1"],
+        frame_id=3,
+        metadata={"split": "test"},
+        custom_field=[1, 2],
+    )
     s = only(load(root, [rec]))
     assert isinstance(s, Sample)
     assert s.sample_id == "7" and s.benchmark == "crossviewbench"
@@ -47,8 +54,16 @@ def test_valid_record_becomes_a_sample_with_everything_kept(root: Path) -> None:
     assert s.views[0].view_id == "cam0" and s.views[0].image.path == (root / "images/v0.jpg").absolute()
     assert [r.region_id for r in s.views[1].regions] == ["t1a", "t1b"]
     # every key that is not a Sample field survives verbatim
-    for key in ("dataset", "scene", "spatial_info", "selected_object_names", "object_ids", "frame_id", "metadata",
-                "custom_field"):
+    for key in (
+        "dataset",
+        "scene",
+        "spatial_info",
+        "selected_object_names",
+        "object_ids",
+        "frame_id",
+        "metadata",
+        "custom_field",
+    ):
         assert s.metadata[key] == rec[key]
     assert s.metadata["cvbench_loader"]["cluster_source"] == "scene"
     assert "answer_normalised" not in s.metadata["cvbench_loader"]
@@ -56,8 +71,11 @@ def test_valid_record_becomes_a_sample_with_everything_kept(root: Path) -> None:
 
 def test_rle_as_string_and_as_list_and_missing_rle_fall_back_to_bbox(root: Path) -> None:
     rec = cvb_record(1, IMGS)
-    rec["views"][0]["objects"] = [cvb_object(2, 2, 20, 20, rle="str"), cvb_object(2, 2, 20, 20, rle="list"),
-                                  cvb_object(2, 2, 20, 20, rle="none")]
+    rec["views"][0]["objects"] = [
+        cvb_object(2, 2, 20, 20, rle="str"),
+        cvb_object(2, 2, 20, 20, rle="list"),
+        cvb_object(2, 2, 20, 20, rle="none"),
+    ]
     s = only(load(root, [rec]))
     assert isinstance(s, Sample)
     regions = s.views[0].regions
@@ -69,12 +87,15 @@ def test_rle_as_string_and_as_list_and_missing_rle_fall_back_to_bbox(root: Path)
     assert [r.region_id for r in regions] == ["0", "1", "2"]  # no track_id: the object index
 
 
-@pytest.mark.parametrize("refs", [
-    [{"view_idx": 1, "obj_idx": 1}],
-    [{"view": 1, "obj": 1}],
-    [["cam1", 1]],
-    [{"view": "cam1", "obj_idx": 1}],
-])
+@pytest.mark.parametrize(
+    "refs",
+    [
+        [{"view_idx": 1, "obj_idx": 1}],
+        [{"view": 1, "obj": 1}],
+        [["cam1", 1]],
+        [{"view": "cam1", "obj_idx": 1}],
+    ],
+)
 def test_every_region_ref_form(root: Path, refs: list) -> None:
     s = only(load(root, [cvb_record(1, IMGS, region_refs=refs)]))
     assert isinstance(s, Sample), s
@@ -104,15 +125,18 @@ def test_video_views_take_the_view_frame_or_the_record_frame(root: Path) -> None
     assert isinstance(bad, InvalidSample) and "no frame_id/frame_idx" in bad.reason
 
 
-@pytest.mark.parametrize("raw, letter, how", [
-    ("B", "B", None),
-    ("b", "B", "letter form"),
-    ("B.", "B", "letter form"),
-    ("the right one", "B", "option text"),
-    ("B. the right one", "B", "option line"),
-    ("2", "B", "1-based option number"),
-    (2, "B", "1-based option number"),
-])
+@pytest.mark.parametrize(
+    "raw, letter, how",
+    [
+        ("B", "B", None),
+        ("b", "B", "letter form"),
+        ("B.", "B", "letter form"),
+        ("the right one", "B", "option text"),
+        ("B. the right one", "B", "option line"),
+        ("2", "B", "1-based option number"),
+        (2, "B", "1-based option number"),
+    ],
+)
 def test_answer_normalisation_is_recorded(root: Path, raw: object, letter: str, how: str | None) -> None:
     s = only(load(root, [cvb_record(1, IMGS, answer=raw)]))
     assert isinstance(s, Sample), s
@@ -151,24 +175,24 @@ def test_cluster_falls_back_and_says_so(root: Path) -> None:
 def test_bad_lines_are_reported_with_line_and_reason_and_nothing_is_substituted(root: Path) -> None:
     good = cvb_record("ok", IMGS)
     lines = [
-        good,                                                          # 1
-        "",                                                            # 2 blank: skipped
-        cvb_record("ref-range", IMGS, region_refs=[[1, 5]]),           # 3
-        cvb_record("view-range", IMGS, region_refs=[[2, 0]]),          # 4
+        good,  # 1
+        "",  # 2 blank: skipped
+        cvb_record("ref-range", IMGS, region_refs=[[1, 5]]),  # 3
+        cvb_record("view-range", IMGS, region_refs=[[2, 0]]),  # 4
         cvb_record("count", IMGS, question="<region> and <region>?"),  # 5
-        cvb_record("ans", IMGS, answer="E"),                           # 6
-        cvb_record("ok", IMGS),                                        # 7 duplicate
-        "{not json}",                                                  # 8
-        json.dumps(cvb_record("trunc", IMGS))[:60],                    # 9 truncated
-        cvb_record("escape", ["../../etc/passwd", "images/v1.jpg"]),   # 10
-        cvb_record("missing", ["images/nope.jpg", "images/v1.jpg"]),   # 11
-        cvb_record("qt", IMGS, question_type="reid"),                  # 12
-        cvb_record("view-name", IMGS, region_refs=[["cam9", 0]]),      # 13
-        cvb_record("one-view", IMGS[:1]),                              # 14
-        cvb_record("opts", IMGS, options=["A. x", "C. y"]),            # 15
-        cvb_record("tokens", IMGS, region_token_counts=[3, 4]),        # 16
-        "[1, 2]",                                                      # 17
-        {"question_type": "Q1"},                                       # 18
+        cvb_record("ans", IMGS, answer="E"),  # 6
+        cvb_record("ok", IMGS),  # 7 duplicate
+        "{not json}",  # 8
+        json.dumps(cvb_record("trunc", IMGS))[:60],  # 9 truncated
+        cvb_record("escape", ["../../etc/passwd", "images/v1.jpg"]),  # 10
+        cvb_record("missing", ["images/nope.jpg", "images/v1.jpg"]),  # 11
+        cvb_record("qt", IMGS, question_type="reid"),  # 12
+        cvb_record("view-name", IMGS, region_refs=[["cam9", 0]]),  # 13
+        cvb_record("one-view", IMGS[:1]),  # 14
+        cvb_record("opts", IMGS, options=["A. x", "C. y"]),  # 15
+        cvb_record("tokens", IMGS, region_token_counts=[3, 4]),  # 16
+        "[1, 2]",  # 17
+        {"question_type": "Q1"},  # 18
     ]
     items = load(root, lines)
     assert isinstance(items[0], Sample)

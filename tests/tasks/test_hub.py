@@ -32,18 +32,24 @@ def mmvm_release(tmp_path: Path) -> dict[str, bytes]:
     src = tmp_path / "release"
     make_case(src, "case_001", [2, 1, 3])
     make_case(src, "case_002", [1, 2])
-    tsv = write_tsv(src / "mllm_match_eval_full.tsv", [mmvm_row(1, "case_001", [2, 1, 3], answer_id=3),
-                                                       mmvm_row(2, "case_002", [1, 2], answer_id=None)])
+    tsv = write_tsv(
+        src / "mllm_match_eval_full.tsv",
+        [mmvm_row(1, "case_001", [2, 1, 3], answer_id=3), mmvm_row(2, "case_002", [1, 2], answer_id=None)],
+    )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         tf.add(src / "match_bench", arcname="match_bench")
-    return {"mllm_match_eval_full.tsv": tsv.read_bytes(), "match_bench.tar.gz": buf.getvalue(),
-            "README.md": b"# MMVM"}
+    return {"mllm_match_eval_full.tsv": tsv.read_bytes(), "match_bench.tar.gz": buf.getvalue(), "README.md": b"# MMVM"}
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cvbench.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cvbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def test_download_mmvm_from_a_loopback_hub(tmp_path: Path) -> None:
@@ -179,8 +185,9 @@ def test_download_crossviewbench_from_a_loopback_hub_repo(tmp_path: Path) -> Non
     root = tmp_path / "data"
     with hub_server("someone/CrossViewBench", {"CrossViewBench.zip": buf.getvalue()}) as (endpoint, _):
         env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"}
-        done = cli("data", "download", "crossviewbench", "--repo", "someone/CrossViewBench", "--dir", str(root),
-                   env=env)
+        done = cli(
+            "data", "download", "crossviewbench", "--repo", "someone/CrossViewBench", "--dir", str(root), env=env
+        )
     assert done.returncode == 0, done.stderr
     target = root / "crossviewbench"
     assert sorted(p.name for p in target.iterdir()) == ["crossviewbench.jsonl", "frames"]

@@ -15,8 +15,7 @@ from tests.tasks.builders import cvb_record, make_case, mmvm_row, write_image, w
 def make_cvb(folder: Path, n: int = 3) -> Path:
     for i in range(2):
         write_image(folder / "img" / f"{i}.png", seed=i)
-    return write_jsonl(folder / "crossviewbench.jsonl",
-                       [cvb_record(i, ["img/0.png", "img/1.png"]) for i in range(n)])
+    return write_jsonl(folder / "crossviewbench.jsonl", [cvb_record(i, ["img/0.png", "img/1.png"]) for i in range(n)])
 
 
 def make_mmvm(folder: Path) -> Path:

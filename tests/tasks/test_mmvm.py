@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.imaging.masks import decode_region
 from cvbench.core.types import InvalidSample, Sample
+from cvbench.imaging.masks import decode_region
 from cvbench.tasks.loading import DataFormatError
 from cvbench.tasks.mmvm import iter_mmvm, parse_match_type
 from tests.tasks.builders import H, W, make_case, mmvm_row, write_tsv
@@ -17,7 +17,7 @@ def load(root: Path, rows: list[dict[str, str]]) -> list[Sample | InvalidSample]
 
 def test_row_and_case_become_a_sample(tmp_path: Path) -> None:
     make_case(tmp_path, "case_001", [3, 1, 2])
-    s, = load(tmp_path, [mmvm_row(101, "case_001", [3, 1, 2], answer_id=2, match_type="[1, 5]")])
+    (s,) = load(tmp_path, [mmvm_row(101, "case_001", [3, 1, 2], answer_id=2, match_type="[1, 5]")])
     assert isinstance(s, Sample), s
     assert s.sample_id == "101" and s.benchmark == "mmvm" and s.cluster == "case_001"
     assert s.cues == ("CL", "RP") and s.candidate_count == 3
@@ -52,12 +52,12 @@ def test_none_of_the_above_answer_and_37_candidates_keep_every_region(tmp_path: 
 def test_upstream_prefixes_and_multiline_quoted_cells(tmp_path: Path) -> None:
     make_case(tmp_path, "case_002", [1, 2])
     row = mmvm_row(5, "case_002", [1, 2], answer_id=1, prefix="/mnt/petrelfs/someone/MMVM/match_bench")
-    s, = load(tmp_path, [row])
+    (s,) = load(tmp_path, [row])
     assert isinstance(s, Sample), s
     assert s.views[1].image.path == tmp_path / "match_bench" / "case_002" / "FRAME01_ORI.jpg"
-    absolute, = load(tmp_path, [mmvm_row(6, "case_002", [1, 2], answer_id=1, prefix=str(tmp_path / "match_bench"))])
+    (absolute,) = load(tmp_path, [mmvm_row(6, "case_002", [1, 2], answer_id=1, prefix=str(tmp_path / "match_bench"))])
     assert isinstance(absolute, Sample) and absolute.views[0].prerendered.path.parent.name == "case_002"
-    relative, = load(tmp_path, [mmvm_row(7, "case_002", [1, 2], answer_id=1, prefix="MMVMBench/match_bench")])
+    (relative,) = load(tmp_path, [mmvm_row(7, "case_002", [1, 2], answer_id=1, prefix="MMVMBench/match_bench")])
     assert isinstance(relative, Sample) and relative.views[1].image.path == s.views[1].image.path
     raw = (tmp_path / "mllm_match_eval_full.tsv").read_text()
     assert '"A. 1\nB. 2' in raw  # the choices cell really is quoted across lines
@@ -66,7 +66,7 @@ def test_upstream_prefixes_and_multiline_quoted_cells(tmp_path: Path) -> None:
 def test_annotation_quirks_are_kept_for_decode(tmp_path: Path) -> None:
     odd = [1.0, 2.0, 3.0, 4.0, 5.0]  # odd length: dropped at decode
     make_case(tmp_path, "case_003", [4, 7], declared_hw=(H * 2, W * 2), extra_polygons=[odd])
-    s, = load(tmp_path, [mmvm_row(9, "case_003", [4, 7], answer_id=7)])
+    (s,) = load(tmp_path, [mmvm_row(9, "case_003", [4, 7], answer_id=7)])
     assert isinstance(s, Sample), s
     region = s.views[1].regions[0]
     assert region.declared_hw == (H * 2, W * 2) and len(region.polygons) == 2
@@ -80,17 +80,17 @@ def test_bad_rows_are_reported_never_relabelled(tmp_path: Path) -> None:
     make_case(tmp_path, "case_noori", [1, 2], skip=["FRAME01_ORI.jpg"])
     make_case(tmp_path, "case_one", [5])
     rows = [
-        mmvm_row(1, "case_a", [1, 2, 3], answer_id=1),                                   # line 2 ok
-        mmvm_row(2, "case_a", [1, 2, 3], answer_id=1, match_type="[1, 9]"),              # 3
-        mmvm_row(3, "case_a", [1, 2, 3], answer_id=1, match_type="color"),               # 4
-        mmvm_row(4, "case_a", [1, 2, 3], answer_id=1, answer="H"),                       # 5
-        mmvm_row(1, "case_a", [1, 2, 3], answer_id=1),                                   # 6 duplicate index
-        mmvm_row(6, "case_dup", [1, 1, 2], answer_id=2),                                 # 7
-        mmvm_row(7, "case_noori", [1, 2], answer_id=2),                                  # 8
-        mmvm_row(8, "case_missing", [1, 2], answer_id=2),                                # 9
+        mmvm_row(1, "case_a", [1, 2, 3], answer_id=1),  # line 2 ok
+        mmvm_row(2, "case_a", [1, 2, 3], answer_id=1, match_type="[1, 9]"),  # 3
+        mmvm_row(3, "case_a", [1, 2, 3], answer_id=1, match_type="color"),  # 4
+        mmvm_row(4, "case_a", [1, 2, 3], answer_id=1, answer="H"),  # 5
+        mmvm_row(1, "case_a", [1, 2, 3], answer_id=1),  # 6 duplicate index
+        mmvm_row(6, "case_dup", [1, 1, 2], answer_id=2),  # 7
+        mmvm_row(7, "case_noori", [1, 2], answer_id=2),  # 8
+        mmvm_row(8, "case_missing", [1, 2], answer_id=2),  # 9
         mmvm_row(9, "case_a", [1, 2, 3], answer_id=1, image_path="['../../etc/x.jpg', 'y.jpg']"),  # 10
-        mmvm_row(10, "case_a", [1, 2, 3, 9], answer_id=9),                               # 11 id 9 not annotated
-        mmvm_row(11, "case_one", [5], answer_id=5),                                      # 12
+        mmvm_row(10, "case_a", [1, 2, 3, 9], answer_id=9),  # 11 id 9 not annotated
+        mmvm_row(11, "case_one", [5], answer_id=5),  # 12
         mmvm_row(12, "case_a", [1, 2, 3], answer_id=1, image_path="__import__('os')"),  # 13
     ]
     items = load(tmp_path, rows)
@@ -136,12 +136,13 @@ def test_row_with_wrong_field_count_and_missing_columns(tmp_path: Path) -> None:
 
 def test_huge_base64_cells_are_read(tmp_path: Path) -> None:
     make_case(tmp_path, "case_a", [1, 2])
-    s, = load(tmp_path, [mmvm_row(1, "case_a", [1, 2], answer_id=1, image="QUJD" * 200_000)])
+    (s,) = load(tmp_path, [mmvm_row(1, "case_a", [1, 2], answer_id=1, image="QUJD" * 200_000)])
     assert isinstance(s, Sample), s
 
 
-@pytest.mark.parametrize("cell, cues", [("[1, 5]", ("CL", "RP")), ("[8]", ("OM",)), ("(2, 2, 3)", ("SP", "TM")),
-                                        ("4", ("SZ",))])
+@pytest.mark.parametrize(
+    "cell, cues", [("[1, 5]", ("CL", "RP")), ("[8]", ("OM",)), ("(2, 2, 3)", ("SP", "TM")), ("4", ("SZ",))]
+)
 def test_parse_match_type(cell: str, cues: tuple[str, ...]) -> None:
     assert parse_match_type(cell) == cues
 

@@ -26,7 +26,11 @@ def test_builtin_specs() -> None:
     assert set(specs) == {"crossviewbench", "mmvm", "synth-crossviewbench", "synth-mmvm"}
     cvb, mmvm = specs["crossviewbench"], specs["mmvm"]
     assert (cvb.benchmark, cvb.source, cvb.data_file, cvb.data_subdir) == (
-        "crossviewbench", "crossviewbench-jsonl", "crossviewbench.jsonl", "crossviewbench")
+        "crossviewbench",
+        "crossviewbench-jsonl",
+        "crossviewbench.jsonl",
+        "crossviewbench",
+    )
     assert cvb.slice_dims == ("category", "task_type") and cvb.candidate_settings == ("all",)
     assert mmvm.slice_dims == ("cue", "bucket") and mmvm.candidate_settings == ("4", "8", "12", "all")
     assert mmvm.data_file == "mllm_match_eval_full.tsv" and not mmvm.synthetic
@@ -51,22 +55,31 @@ def test_a_new_variant_is_a_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load_task_specs()
 
 
-@pytest.mark.parametrize("change, message", [
-    (("synthetic = false", ""), "field 'synthetic': missing"),
-    (('benchmark = "mmvm"', 'benchmark = "blink"'), "field 'benchmark': 'blink' is not one of"),
-    (('source = "mmvm-tsv"', 'source = "crossviewbench-jsonl"'),
-     "field 'source': 'crossviewbench-jsonl' holds crossviewbench"),
-    (('slice_dims = ["cue", "bucket"]', 'slice_dims = ["cue", "task_type"]'),
-     "'task_type' is not a slice dimension of mmvm"),
-    (('candidate_settings = ["4", "all"]', 'candidate_settings = ["4", "three"]'),
-     "'three' must be 'all' or a whole number"),
-    (("synthetic = false", "synthetic = 'no'"), "field 'synthetic': must be a bool"),
-    (('data_subdir = "mmvm-mini"', 'data_subdir = "../x"'), "field 'data_subdir'"),
-    (("synthetic = false", "synthetic = false\nslices = []"), "unknown field(s) 'slices'"),
-    (('name = "mmvm-mini"', 'name = "a b"'), "field 'name'"),
-    (("synthetic = false", "synthetic = false\ndefault_mode = 'fancy'"), "field 'default_mode'"),
-    (("synthetic = false", "synthetic = [[["), "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("synthetic = false", ""), "field 'synthetic': missing"),
+        (('benchmark = "mmvm"', 'benchmark = "blink"'), "field 'benchmark': 'blink' is not one of"),
+        (
+            ('source = "mmvm-tsv"', 'source = "crossviewbench-jsonl"'),
+            "field 'source': 'crossviewbench-jsonl' holds crossviewbench",
+        ),
+        (
+            ('slice_dims = ["cue", "bucket"]', 'slice_dims = ["cue", "task_type"]'),
+            "'task_type' is not a slice dimension of mmvm",
+        ),
+        (
+            ('candidate_settings = ["4", "all"]', 'candidate_settings = ["4", "three"]'),
+            "'three' must be 'all' or a whole number",
+        ),
+        (("synthetic = false", "synthetic = 'no'"), "field 'synthetic': must be a bool"),
+        (('data_subdir = "mmvm-mini"', 'data_subdir = "../x"'), "field 'data_subdir'"),
+        (("synthetic = false", "synthetic = false\nslices = []"), "unknown field(s) 'slices'"),
+        (('name = "mmvm-mini"', 'name = "a b"'), "field 'name'"),
+        (("synthetic = false", "synthetic = false\ndefault_mode = 'fancy'"), "field 'default_mode'"),
+        (("synthetic = false", "synthetic = [[["), "not valid TOML"),
+    ],
+)
 def test_bad_spec_names_file_and_field(tmp_path: Path, change: tuple[str, str], message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(GOOD.replace(*change))
@@ -76,8 +89,16 @@ def test_bad_spec_names_file_and_field(tmp_path: Path, change: tuple[str, str], 
 
 
 def _sample(**kw: object) -> Sample:
-    base: dict = dict(sample_id="s", benchmark="mmvm", question="q", options=(Option("A", "1"),), answer="A",
-                      views=(), cluster="c", source=SourceLocation("f", 1))
+    base: dict = {
+        "sample_id": "s",
+        "benchmark": "mmvm",
+        "question": "q",
+        "options": (Option("A", "1"),),
+        "answer": "A",
+        "views": (),
+        "cluster": "c",
+        "source": SourceLocation("f", 1),
+    }
     base.update(kw)
     return Sample(**base)  # type: ignore[arg-type]
 
@@ -96,8 +117,9 @@ def test_slices_multi_label_cues_and_native_bucket() -> None:
         sample_slices(_sample(cues=("CL",)), mmvm, "all")
 
 
-@pytest.mark.parametrize("n, bucket", [(2, "2-4"), (4, "2-4"), (5, "5-8"), (8, "5-8"), (9, "9-12"), (12, "9-12"),
-                                       (13, "13+"), (37, "13+")])
+@pytest.mark.parametrize(
+    "n, bucket", [(2, "2-4"), (4, "2-4"), (5, "5-8"), (8, "5-8"), (9, "9-12"), (12, "9-12"), (13, "13+"), (37, "13+")]
+)
 def test_candidate_bucket(n: int, bucket: str) -> None:
     assert candidate_bucket(n) == bucket
 

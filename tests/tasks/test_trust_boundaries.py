@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.scoring.metrics import metric
-from cvbench.runner.progress import _fmt_metric
 from cvbench.core.types import InvalidSample, Sample
 from cvbench.reports.tables import metric_cell
+from cvbench.runner.progress import _fmt_metric
+from cvbench.scoring.metrics import metric
 from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.files import (
     DataFormatError,
@@ -74,8 +74,11 @@ def test_links_that_stay_inside_and_a_linked_task_folder_still_load(tmp_path: Pa
     write_jsonl(real / "crossviewbench.jsonl", [cvb_record("s1", IMAGES)])
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "crossviewbench").symlink_to(real, target_is_directory=True)
-    items = list(iter_crossviewbench(tmp_path / "data" / "crossviewbench" / "crossviewbench.jsonl",
-                                     tmp_path / "data" / "crossviewbench"))
+    items = list(
+        iter_crossviewbench(
+            tmp_path / "data" / "crossviewbench" / "crossviewbench.jsonl", tmp_path / "data" / "crossviewbench"
+        )
+    )
     assert [type(i) for i in items] == [Sample], items
 
 
@@ -113,8 +116,9 @@ def test_max_line_bytes_setting() -> None:
         max_line_bytes({"CVBENCH_MAX_LINE_BYTES": "10"})
 
 
-def test_a_long_jsonl_line_is_invalid_and_memory_stays_near_the_bound(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_jsonl_line_is_invalid_and_memory_stays_near_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = cvb_folder(tmp_path / "data")
     long_record = cvb_record("long", IMAGES, question="Is <region> " + "x" * 16_000_000 + "?")
     path = write_jsonl(folder / "crossviewbench.jsonl", [cvb_record("a", IMAGES), long_record, cvb_record("b", IMAGES)])
@@ -135,9 +139,11 @@ def test_a_long_jsonl_line_is_invalid_and_memory_stays_near_the_bound(tmp_path: 
 def test_a_non_utf8_tsv_row_is_reported_alone(tmp_path: Path) -> None:
     folder = tmp_path / "data" / "mmvm"
     make_case(folder, "case_a", [1, 2, 3])
-    rows = [mmvm_row(0, "case_a", [1, 2, 3], 1), mmvm_row(1, "case_a", [1, 2, 3], 2,
-                                                           pure_question="@BAD@ which one?"),
-            mmvm_row(2, "case_a", [1, 2, 3], 3)]
+    rows = [
+        mmvm_row(0, "case_a", [1, 2, 3], 1),
+        mmvm_row(1, "case_a", [1, 2, 3], 2, pure_question="@BAD@ which one?"),
+        mmvm_row(2, "case_a", [1, 2, 3], 3),
+    ]
     path = write_tsv(folder / "mllm_match_eval_full.tsv", rows)
     path.write_bytes(path.read_bytes().replace(b"@BAD@", b"caf\xe9"))
     items = list(iter_mmvm(path, folder))

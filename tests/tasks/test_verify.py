@@ -42,11 +42,11 @@ def test_bad_items_are_listed_and_exit_nonzero(tmp_path: Path) -> None:
     no_fallback = cvb_record("badrle", IMGS)
     no_fallback["views"][1]["objects"][0] = {"mask_rle": {"size": [H, W], "counts": "!!garbage"}}
     lines = [
-        small,                                                    # 5: warning only
-        cvb_record("broken", ["img/broken.png", "img/1.png"]),    # 6: image does not decode
-        no_fallback,                                              # 7: mask does not decode
-        cvb_record("q0", IMGS),                                   # 8: duplicate
-        cvb_record("refs", IMGS, region_refs=[[0, 9]]),           # 9
+        small,  # 5: warning only
+        cvb_record("broken", ["img/broken.png", "img/1.png"]),  # 6: image does not decode
+        no_fallback,  # 7: mask does not decode
+        cvb_record("q0", IMGS),  # 8: duplicate
+        cvb_record("refs", IMGS, region_refs=[[0, 9]]),  # 9
     ]
     path = tmp_path / "crossviewbench.jsonl"
     with open(path, "a") as f:
@@ -74,10 +74,12 @@ def test_mmvm_folder_counts_cues_candidates_buckets_and_warns_on_annotation_size
     make_case(tmp_path, "case_a", [1, 2, 3])
     make_case(tmp_path, "case_b", list(range(1, 14)), h=64, w=96, declared_hw=(128, 192), extra_polygons=[[1, 2, 3]])
     make_case(tmp_path, "case_c", [1, 2], skip=["FRAME00.jpg"])
-    rows = [mmvm_row(1, "case_a", [1, 2, 3], answer_id=2, match_type="[1, 5]"),
-            mmvm_row(2, "case_b", list(range(1, 14)), answer_id=13, match_type="[2]"),
-            mmvm_row(3, "case_a", [1, 2, 3], answer_id=2, match_type="[10]"),
-            mmvm_row(4, "case_c", [1, 2], answer_id=1)]
+    rows = [
+        mmvm_row(1, "case_a", [1, 2, 3], answer_id=2, match_type="[1, 5]"),
+        mmvm_row(2, "case_b", list(range(1, 14)), answer_id=13, match_type="[2]"),
+        mmvm_row(3, "case_a", [1, 2, 3], answer_id=2, match_type="[10]"),
+        mmvm_row(4, "case_c", [1, 2], answer_id=1),
+    ]
     write_tsv(tmp_path / "mllm_match_eval_full.tsv", rows)
     result = CliRunner().invoke(cli, ["data", "verify", str(tmp_path), "--json"])
     assert result.exit_code == 1
@@ -91,10 +93,14 @@ def test_mmvm_folder_counts_cues_candidates_buckets_and_warns_on_annotation_size
     # 13 candidates + the query have a declared size twice the image's; one odd polygon is dropped
     assert report["warnings"] == 15
     assert any("dropped 1 polygon(s)" in w for w in report["warning_examples"])
-    assert report["warning_kinds"] == {"annotation size [N, N] differs from image size [N, N]; rescaled": 14,
-                                       "dropped N polygon(s) of odd length or under N numbers": 1}
-    assert any("(case_b) [2]: view 1 (candidates) region 0 (id 1): annotation size [128, 192] differs" in w
-               for w in report["warning_examples"])
+    assert report["warning_kinds"] == {
+        "annotation size [N, N] differs from image size [N, N]; rescaled": 14,
+        "dropped N polygon(s) of odd length or under N numbers": 1,
+    }
+    assert any(
+        "(case_b) [2]: view 1 (candidates) region 0 (id 1): annotation size [128, 192] differs" in w
+        for w in report["warning_examples"]
+    )
 
 
 def test_verify_cli_exit_status_and_usage_errors(tmp_path: Path) -> None:

@@ -13,12 +13,20 @@ from tests.wire.anthropic_wire import AnthropicWireServer
 from tests.wire.google_wire import GoogleWireServer
 from tests.wire.openai_wire import OpenAIWireServer
 from tests.wire.server import (
-           Fault,
-           ReceivedImage,
-           ReceivedRequest,
-           WireError,
-           WireServer,
+    Fault,
+    ReceivedImage,
+    ReceivedRequest,
+    WireError,
+    WireServer,
 )
 
-__all__ = ["AnthropicWireServer", "Fault", "GoogleWireServer", "OpenAIWireServer", "ReceivedImage",
-           "ReceivedRequest", "WireError", "WireServer"]
+__all__ = [
+    "AnthropicWireServer",
+    "Fault",
+    "GoogleWireServer",
+    "OpenAIWireServer",
+    "ReceivedImage",
+    "ReceivedRequest",
+    "WireError",
+    "WireServer",
+]

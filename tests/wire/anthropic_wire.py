@@ -44,8 +44,17 @@ def image_size(data: bytes) -> tuple[int, int]:
             return img.size
     except UnidentifiedImageError:
         return 0, 0
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
+
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
 
 
 class AnthropicWireServer(WireServer):
@@ -72,11 +81,18 @@ class AnthropicWireServer(WireServer):
                 return self.invalid(f"{where}: image exceeds 5 MB maximum: {encoded} bytes > {MAX_IMAGE_BASE64} bytes")
             if max(image_size(image.data)) > side_limit:
                 many = " for many-image requests" if side_limit == 2000 else ""
-                return self.invalid(f"{where}.data: At least one of the image dimensions exceed max allowed "
-                                    f"size{many}: {side_limit} pixels")
+                return self.invalid(
+                    f"{where}.data: At least one of the image dimensions exceed max allowed "
+                    f"size{many}: {side_limit} pixels"
+                )
         if total > MAX_REQUEST_BYTES:
-            return 413, {"type": "error", "error": {"type": "request_too_large",
-                                                    "message": "Request exceeds the maximum allowed number of bytes."}}
+            return 413, {
+                "type": "error",
+                "error": {
+                    "type": "request_too_large",
+                    "message": "Request exceeds the maximum allowed number of bytes.",
+                },
+            }
         return None
 
     def contract_violation(self, request: ReceivedRequest) -> tuple[int, dict[str, Any]] | None:
@@ -91,11 +107,15 @@ class AnthropicWireServer(WireServer):
         if not isinstance(budget, int) or budget < 1024:
             return self.invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
         if int(body.get("max_tokens") or 0) <= budget:
-            return self.invalid(f"`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
-                                f"documentation at {THINKING_DOCS}#max-tokens-and-context-window-size")
+            return self.invalid(
+                f"`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+                f"documentation at {THINKING_DOCS}#max-tokens-and-context-window-size"
+            )
         if body.get("temperature") is not None and body["temperature"] != 1:
-            return self.invalid(f"`temperature` may only be set to 1 when thinking is enabled. Please consult our "
-                                f"documentation at {THINKING_DOCS}#important-considerations-when-using-extended-thinking")
+            return self.invalid(
+                f"`temperature` may only be set to 1 when thinking is enabled. Please consult our "
+                f"documentation at {THINKING_DOCS}#important-considerations-when-using-extended-thinking"
+            )
         if body.get("top_k") is not None:
             return self.invalid("`top_k` is not compatible with thinking")
         top_p = body.get("top_p")
@@ -138,8 +158,14 @@ class AnthropicWireServer(WireServer):
                     parts.append("image")
                 else:
                     raise WireError(f"unknown content block type {kind!r}")
-        return {"model": body.get("model"), "text": "\n".join(texts), "system": system, "images": tuple(images),
-                "parts": tuple(parts), "settings": {k: body[k] for k in _SETTINGS if k in body}}
+        return {
+            "model": body.get("model"),
+            "text": "\n".join(texts),
+            "system": system,
+            "images": tuple(images),
+            "parts": tuple(parts),
+            "settings": {k: body[k] for k in _SETTINGS if k in body},
+        }
 
     def render_answer(self, request: ReceivedRequest, text: str) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
@@ -147,16 +173,25 @@ class AnthropicWireServer(WireServer):
         thinking = request.settings.get("thinking")
         if isinstance(thinking, dict) and thinking.get("type") == "enabled":
             spent = min(self.thinking_spend, int(thinking["budget_tokens"]))
-            thought = {"type": "thinking", "thinking": "Compare the marked regions; the second matches.",
-                       "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxNaXNzaW5nIHNpZw=="}
+            thought = {
+                "type": "thinking",
+                "thinking": "Compare the marked regions; the second matches.",
+                "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxNaXNzaW5nIHNpZw==",
+            }
             if int(request.settings["max_tokens"]) <= spent:
                 content, stop, output = [thought], "max_tokens", int(request.settings["max_tokens"])
             else:
                 content, output = [thought, *content], spent + self.usage[1]
-        return {"id": f"msg_wire{request.index}", "type": "message", "role": "assistant",
-                "model": self.served_model or request.model, "content": content,
-                "stop_reason": stop, "stop_sequence": None,
-                "usage": {"input_tokens": self.usage[0], "output_tokens": output}}
+        return {
+            "id": f"msg_wire{request.index}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.served_model or request.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.usage[0], "output_tokens": output},
+        }
 
     def render_error(self, status: int, message: str) -> dict[str, Any]:
         kind = _ERROR_TYPES.get(status, "api_error")

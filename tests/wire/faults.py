@@ -38,20 +38,22 @@ from tests.wire.openai_wire import OpenAIWireServer
 from tests.wire.server import Fault, ReceivedRequest
 
 # fault kind -> relative weight among the faulted requests
-DEFAULT_MIX: Mapping[str, float] = MappingProxyType({
-    "http_429_retry_after": 3.0,
-    "http_429": 2.0,
-    "http_500": 1.5,
-    "http_502": 1.5,
-    "http_503": 1.5,
-    "hang": 0.6,
-    "reset": 1.5,
-    "truncated_json": 1.0,
-    "malformed_json": 1.0,
-    "empty_choices": 1.0,
-    "slow": 1.0,
-    "echo_auth_401": 0.0,  # opt-in: the secrets test turns it on
-})
+DEFAULT_MIX: Mapping[str, float] = MappingProxyType(
+    {
+        "http_429_retry_after": 3.0,
+        "http_429": 2.0,
+        "http_500": 1.5,
+        "http_502": 1.5,
+        "http_503": 1.5,
+        "hang": 0.6,
+        "reset": 1.5,
+        "truncated_json": 1.0,
+        "malformed_json": 1.0,
+        "empty_choices": 1.0,
+        "slow": 1.0,
+        "echo_auth_401": 0.0,  # opt-in: the secrets test turns it on
+    }
+)
 
 FAULT_KINDS = tuple(DEFAULT_MIX)
 
@@ -84,8 +86,16 @@ def fault_of_kind(kind: str, *, hang_s: float, slow_s: float, retry_after_s: flo
     if kind == "malformed_json":
         return InjectedFault(kind=kind, raw_body=b'{"id": "x", "choices": [ {"message": nope ')
     if kind == "empty_choices":
-        return InjectedFault(kind=kind, payload={"id": "chatcmpl-empty", "object": "chat.completion", "created": 0,
-                                                 "model": "faulty", "choices": []})
+        return InjectedFault(
+            kind=kind,
+            payload={
+                "id": "chatcmpl-empty",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "faulty",
+                "choices": [],
+            },
+        )
     if kind == "slow":
         return InjectedFault(kind=kind, delay_s=slow_s)
     if kind == "echo_auth_401":
@@ -195,8 +205,9 @@ class FaultInjectingServer(OpenAIWireServer):
 
     provider = "openai-faulty"
 
-    def __init__(self, schedule: FaultSchedule | None = None, *, answer: Any = deterministic_answer,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, schedule: FaultSchedule | None = None, *, answer: Any = deterministic_answer, **kwargs: Any
+    ) -> None:
         super().__init__(answer, **kwargs)
         self.schedule = schedule
         self._faults = _ScheduledFaults(schedule)  # type: ignore[assignment]
@@ -245,8 +256,11 @@ class FaultInjectingServer(OpenAIWireServer):
             return
         if fault.echo_authorization:
             echoed = request.headers.get("authorization", "<none>")
-            self._send_json(handler, fault.status or 401,
-                            self.render_error(fault.status or 401, f"Incorrect API key provided: {echoed}"),
-                            {"WWW-Authenticate": f"Bearer realm=\"test\", error=\"{echoed}\""})
+            self._send_json(
+                handler,
+                fault.status or 401,
+                self.render_error(fault.status or 401, f"Incorrect API key provided: {echoed}"),
+                {"WWW-Authenticate": f'Bearer realm="test", error="{echoed}"'},
+            )
             return
         super()._apply_fault(handler, request, fault)

@@ -24,8 +24,16 @@ from tests.wire.server import (
 )
 
 _PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):generateContent$")
-_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
@@ -97,16 +105,25 @@ class GoogleWireServer(WireServer):
                 else:
                     raise WireError(f"unsupported part {sorted(part)}")
         config = _get(body, "generationConfig", "generation_config") or {}
-        settings = {"temperature": config.get("temperature"),
-                    "max_tokens": _get(config, "maxOutputTokens", "max_output_tokens")}
+        settings = {
+            "temperature": config.get("temperature"),
+            "max_tokens": _get(config, "maxOutputTokens", "max_output_tokens"),
+        }
         for camel, snake in (("topP", "top_p"), ("seed", "seed"), ("thinkingConfig", "thinking")):
             if _get(config, camel, snake) is not None:
                 settings[snake] = _get(config, camel, snake)
         if isinstance(settings.get("thinking"), dict):  # the API takes both spellings; keep the camelCase one
-            settings["thinking"] = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v
-                                    for k, v in settings["thinking"].items()}
-        return {"model": match.group(2) if match else None, "text": "\n".join(texts), "system": system,
-                "images": tuple(images), "parts": tuple(parts), "settings": settings}
+            settings["thinking"] = {
+                re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v for k, v in settings["thinking"].items()
+            }
+        return {
+            "model": match.group(2) if match else None,
+            "text": "\n".join(texts),
+            "system": system,
+            "images": tuple(images),
+            "parts": tuple(parts),
+            "settings": settings,
+        }
 
     def render_answer(self, request: ReceivedRequest, text: str) -> dict[str, Any]:
         spent = self.thinking_tokens(request)
@@ -117,18 +134,23 @@ class GoogleWireServer(WireServer):
             spent, parts, finish, answer_tokens = limit, [], "MAX_TOKENS", 0
         thinking = request.settings.get("thinking") or {}
         if spent and _get(thinking, "includeThoughts", "include_thoughts"):
-            parts = [{"text": "**Matching regions** The second mark covers the same object.", "thought": True},
-                     *parts]
+            parts = [{"text": "**Matching regions** The second mark covers the same object.", "thought": True}, *parts]
         content: dict[str, Any] = {"role": "model"}
         if parts:
             content["parts"] = parts
-        usage = {"promptTokenCount": self.usage[0], "candidatesTokenCount": answer_tokens,
-                 "totalTokenCount": self.usage[0] + answer_tokens + spent}
+        usage = {
+            "promptTokenCount": self.usage[0],
+            "candidatesTokenCount": answer_tokens,
+            "totalTokenCount": self.usage[0] + answer_tokens + spent,
+        }
         if spent:
             usage["thoughtsTokenCount"] = spent
-        return {"candidates": [{"content": content, "finishReason": finish, "index": 0}],
-                "usageMetadata": usage,
-                "modelVersion": self.served_model or request.model, "responseId": f"wire{request.index}"}
+        return {
+            "candidates": [{"content": content, "finishReason": finish, "index": 0}],
+            "usageMetadata": usage,
+            "modelVersion": self.served_model or request.model,
+            "responseId": f"wire{request.index}",
+        }
 
     def render_error(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}

@@ -30,8 +30,16 @@ from tests.wire.server import (
 # token -> logprob for the first answer token, or a function of the request giving them
 TopLogprobs = Mapping[str, float] | Callable[[ReceivedRequest], Mapping[str, float]]
 
-_SETTINGS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "seed", "logprobs", "top_logprobs",
-             "reasoning_effort")
+_SETTINGS = (
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "top_p",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "reasoning_effort",
+)
 
 
 def is_reasoning_model(model: str | None) -> bool:
@@ -42,8 +50,9 @@ def is_reasoning_model(model: str | None) -> bool:
 class OpenAIWireServer(WireServer):
     provider = "openai"
 
-    def __init__(self, answer: Any = "A", *, top_logprobs: TopLogprobs | None = None, reasoning_spend: int = 600,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, answer: Any = "A", *, top_logprobs: TopLogprobs | None = None, reasoning_spend: int = 600, **kwargs: Any
+    ) -> None:
         super().__init__(answer, **kwargs)
         self.top_logprobs = top_logprobs  # None: the server offers no log-probabilities
         self.reasoning_spend = reasoning_spend  # tokens a reasoning model thinks before it answers
@@ -57,17 +66,29 @@ class OpenAIWireServer(WireServer):
             return None
         model = body.get("model")
         if "max_tokens" in body:
-            return {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
-                               "'max_completion_tokens' instead.", "type": "invalid_request_error",
-                    "param": "max_tokens", "code": "unsupported_parameter"}
+            return {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "unsupported_parameter",
+            }
         temperature = body.get("temperature")
         if temperature is not None and temperature != 1:
-            return {"message": f"Unsupported value: 'temperature' does not support {float(temperature)!r} with this "
-                               f"model. Only the default (1) value is supported.", "type": "invalid_request_error",
-                    "param": "temperature", "code": "unsupported_value"}
+            return {
+                "message": f"Unsupported value: 'temperature' does not support {float(temperature)!r} with this "
+                f"model. Only the default (1) value is supported.",
+                "type": "invalid_request_error",
+                "param": "temperature",
+                "code": "unsupported_value",
+            }
         if body.get("top_p") is not None:
-            return {"message": f"Unsupported parameter: 'top_p' is not supported with this model ({model}).",
-                    "type": "invalid_request_error", "param": "top_p", "code": "unsupported_parameter"}
+            return {
+                "message": f"Unsupported parameter: 'top_p' is not supported with this model ({model}).",
+                "type": "invalid_request_error",
+                "param": "top_p",
+                "code": "unsupported_parameter",
+            }
         return None
 
     def base_url(self) -> str:
@@ -105,8 +126,14 @@ class OpenAIWireServer(WireServer):
                     parts.append("image")
                 else:
                     raise WireError(f"unknown content part type {kind!r}")
-        return {"model": body.get("model"), "text": "\n".join(texts), "system": system, "images": tuple(images),
-                "parts": tuple(parts), "settings": {k: body[k] for k in _SETTINGS if k in body}}
+        return {
+            "model": body.get("model"),
+            "text": "\n".join(texts),
+            "system": system,
+            "images": tuple(images),
+            "parts": tuple(parts),
+            "settings": {k: body[k] for k in _SETTINGS if k in body},
+        }
 
     def render_answer(self, request: ReceivedRequest, text: str) -> dict[str, Any]:
         reasoning_tokens = 0
@@ -120,8 +147,12 @@ class OpenAIWireServer(WireServer):
                 completion_tokens = limit
             else:
                 completion_tokens = reasoning_tokens + self.usage[1]
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                                  "finish_reason": finish, "logprobs": None}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "finish_reason": finish,
+            "logprobs": None,
+        }
         if request.settings.get("logprobs") and self.top_logprobs is not None:
             top = self.top_logprobs(request) if callable(self.top_logprobs) else self.top_logprobs
             ranked = sorted(top.items(), key=lambda kv: kv[1], reverse=True)
@@ -129,16 +160,32 @@ class OpenAIWireServer(WireServer):
             ranked = ranked[:limit] if limit else ranked[:1]
             first = ranked[0] if ranked else (text, 0.0)
             choice["message"]["content"] = first[0]
-            choice["logprobs"] = {"content": [{
-                "token": first[0], "logprob": first[1], "bytes": list(first[0].encode()),
-                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in ranked]}]}
-        return {"id": f"chatcmpl-wire{request.index}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.served_model or request.model, "choices": [choice],
-                "usage": {"prompt_tokens": self.usage[0], "completion_tokens": completion_tokens,
-                          "total_tokens": self.usage[0] + completion_tokens,
-                          "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}}}
+            choice["logprobs"] = {
+                "content": [
+                    {
+                        "token": first[0],
+                        "logprob": first[1],
+                        "bytes": list(first[0].encode()),
+                        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in ranked],
+                    }
+                ]
+            }
+        return {
+            "id": f"chatcmpl-wire{request.index}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.served_model or request.model,
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": self.usage[0],
+                "completion_tokens": completion_tokens,
+                "total_tokens": self.usage[0] + completion_tokens,
+                "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            },
+        }
 
     def render_error(self, status: int, message: str) -> dict[str, Any]:
         kind = {400: "invalid_request_error", 401: "invalid_request_error", 429: "rate_limit_exceeded"}.get(
-            status, "server_error")
+            status, "server_error"
+        )
         return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}

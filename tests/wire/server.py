@@ -16,7 +16,6 @@ with that provider's paths, request decoding and response/error bodies. Every se
 from __future__ import annotations
 
 import hashlib
-
 import json
 import socket
 import threading
@@ -26,6 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
+
+from typing_extensions import Self
+import contextlib
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,9 @@ class WireServer:
 
     provider = "base"
 
-    def __init__(self, answer: Answer = "A", *, served_model: str | None = None,
-                 usage: tuple[int, int] = (321, 7)) -> None:
+    def __init__(
+        self, answer: Answer = "A", *, served_model: str | None = None, usage: tuple[int, int] = (321, 7)
+    ) -> None:
         self.answer: Answer = answer
         self.served_model = served_model
         self.usage = usage
@@ -158,14 +161,15 @@ class WireServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self: ServerT) -> ServerT:
+    def start(self) -> Self:
         if self._httpd is not None:
             return self
         self._stopping.clear()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{self.provider}-wire", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.provider}-wire", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -179,7 +183,7 @@ class WireServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self: ServerT) -> ServerT:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -232,8 +236,14 @@ class WireServer:
 
         return Handler
 
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
-              headers: Mapping[str, str] = {}) -> None:
+    def _send(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str] = {},
+    ) -> None:
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(body)))
@@ -243,8 +253,9 @@ class WireServer:
         handler.wfile.write(body)
         handler.wfile.flush()
 
-    def _send_json(self, handler: BaseHTTPRequestHandler, status: int, obj: Any,
-                   headers: Mapping[str, str] = {}) -> None:
+    def _send_json(
+        self, handler: BaseHTTPRequestHandler, status: int, obj: Any, headers: Mapping[str, str] = {}
+    ) -> None:
         self._send(handler, status, json.dumps(obj).encode(), "application/json", headers)
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
@@ -278,8 +289,9 @@ class WireServer:
             problem = None
         except WireError as exc:
             fields, problem = {}, str(exc)
-        request = ReceivedRequest(index=index, time=arrived, method=method, path=path, headers=headers,
-                                  body=body, fault=fault, **fields)
+        request = ReceivedRequest(
+            index=index, time=arrived, method=method, path=path, headers=headers, body=body, fault=fault, **fields
+        )
         with self._lock:
             self._requests.append(request)
         if problem is not None:
@@ -300,10 +312,8 @@ class WireServer:
             return
         if fault.drop:
             handler.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         headers = dict(fault.headers)
         if fault.retry_after is not None:
@@ -330,7 +340,7 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
         raise WireError(f"image url is not a base64 data URL: {url[:40]!r}")
     head, _, data = url.partition(";base64,")
     try:
-        return head[len("data:"):], base64.b64decode(data, validate=True)
+        return head[len("data:") :], base64.b64decode(data, validate=True)
     except binascii.Error as exc:
         raise WireError(f"bad base64 in data URL: {exc}") from exc
 

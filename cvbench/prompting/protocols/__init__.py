@@ -54,8 +54,9 @@ class LoadedView:
         return self.image.shape[1] / self.original.shape[1]
 
 
-def load_view(view: View, policy: ImagePolicy, region_indices: Sequence[int] | None = None, *,
-              allow_empty: bool = False) -> LoadedView:
+def load_view(
+    view: View, policy: ImagePolicy, region_indices: Sequence[int] | None = None, *, allow_empty: bool = False
+) -> LoadedView:
     """Decode a view's original image and the masks of `region_indices` (default: all regions).
 
     Masks are decoded at the full image size (the geometry's own frame), then resized to the
@@ -85,10 +86,18 @@ def load_view(view: View, policy: ImagePolicy, region_indices: Sequence[int] | N
         full.append(decoded.mask)
     image = resize_rgb(original, target)
     # a sliver that vanishes when downscaled keeps its deepest pixel, so every region stays visible
-    shown = tuple(s if s.any() else _keep_something(s, f, target)
-                  for s, f in ((resize_mask_area(m, target), m) for m in full))
-    return LoadedView(view_id=view.view_id, original=original, image=image, masks=shown, full_masks=tuple(full),
-                      region_indices=indices, warnings=tuple(warnings))
+    shown = tuple(
+        s if s.any() else _keep_something(s, f, target) for s, f in ((resize_mask_area(m, target), m) for m in full)
+    )
+    return LoadedView(
+        view_id=view.view_id,
+        original=original,
+        image=image,
+        masks=shown,
+        full_masks=tuple(full),
+        region_indices=indices,
+        warnings=tuple(warnings),
+    )
 
 
 def _keep_something(shown: np.ndarray, full: np.ndarray, target: tuple[int, int]) -> np.ndarray:

@@ -102,15 +102,16 @@ def rewrite_question(question: str, phrases: Sequence[str]) -> str:
     """
     parts = question.split(REGION_PLACEHOLDER)
     if len(parts) - 1 != len(phrases):
-        raise ProtocolError(f"question has {len(parts) - 1} {REGION_PLACEHOLDER} placeholder(s) but "
-                            f"{len(phrases)} phrase(s) were given")
+        raise ProtocolError(
+            f"question has {len(parts) - 1} {REGION_PLACEHOLDER} placeholder(s) but {len(phrases)} phrase(s) were given"
+        )
     text = parts[0]
     for phrase, rest in zip(phrases, parts[1:]):
         folded = _OBJECT_BEFORE.search(text) if phrase.startswith("the object") else None
         capital = False
         if folded is not None:
             capital = folded.group(0)[:1].isupper()
-            text = text[:folded.start()]
+            text = text[: folded.start()]
         if capital or _SENTENCE_START.search(text):
             phrase = phrase[:1].upper() + phrase[1:]
         text += phrase + rest
@@ -121,8 +122,9 @@ def rewrite_question(question: str, phrases: Sequence[str]) -> str:
 EMPTY_REFERENCE_EXEMPT = ("Q2", "Q9")
 
 
-def empty_reference_problem(masks_per_view: Sequence[Sequence[np.ndarray]], refs: Sequence[RegionRef],
-                            task_type: str | None) -> str | None:
+def empty_reference_problem(
+    masks_per_view: Sequence[Sequence[np.ndarray]], refs: Sequence[RegionRef], task_type: str | None
+) -> str | None:
     """Why upstream would fail this sample for an empty mask, or None.
 
     Only a REFERENCED empty mask fails a sample, and Q2/Q9 are exempt; unreferenced empty masks are fine."""
@@ -130,8 +132,10 @@ def empty_reference_problem(masks_per_view: Sequence[Sequence[np.ndarray]], refs
         return None
     for k, ref in enumerate(refs):
         if not np.asarray(masks_per_view[ref.view_index][ref.region_index]).any():
-            return (f"region_refs[{k}] (view {ref.view_index}, object {ref.region_index}) has an empty mask; upstream "
-                    f"fails such a sample (only Q2/Q9 may reference empty masks)")
+            return (
+                f"region_refs[{k}] (view {ref.view_index}, object {ref.region_index}) has an empty mask; upstream "
+                f"fails such a sample (only Q2/Q9 may reference empty masks)"
+            )
     return None
 
 
@@ -147,37 +151,50 @@ def _check(sample: Sample) -> None:
         raise ProtocolError(f"sample {sample.sample_id}: not a CrossViewBench sample (benchmark {sample.benchmark!r})")
     n_placeholders = sample.question.count(REGION_PLACEHOLDER)
     if n_placeholders != len(sample.region_refs):
-        raise ProtocolError(f"sample {sample.sample_id}: question has {n_placeholders} {REGION_PLACEHOLDER} "
-                            f"placeholder(s) but {len(sample.region_refs)} region_refs")
+        raise ProtocolError(
+            f"sample {sample.sample_id}: question has {n_placeholders} {REGION_PLACEHOLDER} "
+            f"placeholder(s) but {len(sample.region_refs)} region_refs"
+        )
     for k, ref in enumerate(sample.region_refs):
         if not 0 <= ref.view_index < len(sample.views):
-            raise ProtocolError(f"sample {sample.sample_id}: region_refs[{k}] names view {ref.view_index}, "
-                                f"but the sample has {len(sample.views)} views")
+            raise ProtocolError(
+                f"sample {sample.sample_id}: region_refs[{k}] names view {ref.view_index}, "
+                f"but the sample has {len(sample.views)} views"
+            )
         view = sample.views[ref.view_index]
         if not 0 <= ref.region_index < len(view.regions):
-            raise ProtocolError(f"sample {sample.sample_id}: region_refs[{k}] names object {ref.region_index} of view "
-                                f"{view.view_id!r}, which has {len(view.regions)} objects")
+            raise ProtocolError(
+                f"sample {sample.sample_id}: region_refs[{k}] names object {ref.region_index} of view "
+                f"{view.view_id!r}, which has {len(view.regions)} objects"
+            )
     if sample.region_token_counts is not None and len(sample.region_token_counts) != len(sample.region_refs):
-        raise ProtocolError(f"sample {sample.sample_id}: {len(sample.region_token_counts)} region_token_counts for "
-                            f"{len(sample.region_refs)} region_refs")
+        raise ProtocolError(
+            f"sample {sample.sample_id}: {len(sample.region_token_counts)} region_token_counts for "
+            f"{len(sample.region_refs)} region_refs"
+        )
 
 
-def _load(sample: Sample, view_index: int, policy: ImagePolicy, indices: Sequence[int] | None, *,
-          allow_empty: bool = False) -> LoadedView:
+def _load(
+    sample: Sample, view_index: int, policy: ImagePolicy, indices: Sequence[int] | None, *, allow_empty: bool = False
+) -> LoadedView:
     try:
         return load_view(sample.views[view_index], policy, indices, allow_empty=allow_empty)
     except ProtocolError as exc:
         raise ProtocolError(f"sample {sample.sample_id}: {exc}") from exc
 
 
-def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float, thickness: int,
-                         policy: ImagePolicy) -> ProtocolOutput:
+def build_crossviewbench(
+    sample: Sample, *, mode: str, style: str, alpha: float, thickness: int, policy: ImagePolicy
+) -> ProtocolOutput:
     """The CrossViewBench prompt for one sample in mode "overlay" | "native"."""
     _check(sample)
     labels = tuple(f"Image {k + 1}" for k in range(len(sample.views)))
     base: dict[str, Any] = {
-        "protocol": PROTOCOL_ID, "benchmark": "crossviewbench", "mode": mode,
-        "task_type": sample.task_type, "category": sample.category,
+        "protocol": PROTOCOL_ID,
+        "benchmark": "crossviewbench",
+        "mode": mode,
+        "task_type": sample.task_type,
+        "category": sample.category,
         "region_refs": [[r.view_index, r.region_index] for r in sample.region_refs],
     }
     # the loader's note (cvbench.tasks.crossviewbench.LOADER_NOTES) when upstream reads the gold answer
@@ -186,8 +203,9 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
     if isinstance(gold, dict):
         base["upstream_gold"] = {"answer": gold.get("upstream"), "reason": gold.get("reason")}
     if mode == "prerendered":
-        raise ProtocolError(f"sample {sample.sample_id}: CrossViewBench has no pre-rendered images; "
-                            f"use mode overlay or native")
+        raise ProtocolError(
+            f"sample {sample.sample_id}: CrossViewBench has no pre-rendered images; use mode overlay or native"
+        )
     if mode == "native":
         # native models get every object; as upstream, only a referenced empty mask fails a sample
         loaded = [_load(sample, v, policy, None, allow_empty=True) for v in range(len(sample.views))]
@@ -196,19 +214,39 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
             raise ProtocolError(f"sample {sample.sample_id}: {problem}")
         empty = [[v, k] for v, lv in enumerate(loaded) for k, m in enumerate(lv.full_masks) if not m.any()]
         native = NativeRegions(
-            views=tuple(NativeView(view_id=v.view_id, image=lv.original, masks=lv.full_masks,
-                                   region_ids=tuple(r.region_id for r in v.regions))
-                        for v, lv in zip(sample.views, loaded)),
-            refs=sample.region_refs, token_counts=sample.region_token_counts)
-        record = {**base, "style": None, "alpha": None, "thickness": None, "colours": [],
-                  "question": f"upstream, {REGION_PLACEHOLDER} kept",
-                  "region_token_counts": list(sample.region_token_counts) if sample.region_token_counts else None,
-                  "warnings": [w for lv in loaded for w in lv.warnings]}
+            views=tuple(
+                NativeView(
+                    view_id=v.view_id,
+                    image=lv.original,
+                    masks=lv.full_masks,
+                    region_ids=tuple(r.region_id for r in v.regions),
+                )
+                for v, lv in zip(sample.views, loaded)
+            ),
+            refs=sample.region_refs,
+            token_counts=sample.region_token_counts,
+        )
+        record = {
+            **base,
+            "style": None,
+            "alpha": None,
+            "thickness": None,
+            "colours": [],
+            "question": f"upstream, {REGION_PLACEHOLDER} kept",
+            "region_token_counts": list(sample.region_token_counts) if sample.region_token_counts else None,
+            "warnings": [w for lv in loaded for w in lv.warnings],
+        }
         if empty:
             record["empty_masks"] = empty
-        return ProtocolOutput(text=prompt_text(sample.question, sample.options),
-                              views=tuple(lv.image for lv in loaded), view_labels=labels, options=sample.options,
-                              answer=sample.answer, native=native, record=record)
+        return ProtocolOutput(
+            text=prompt_text(sample.question, sample.options),
+            views=tuple(lv.image for lv in loaded),
+            view_labels=labels,
+            options=sample.options,
+            answer=sample.answer,
+            native=native,
+            record=record,
+        )
     if mode != "overlay":
         raise ProtocolError(f"sample {sample.sample_id}: unknown mode {mode!r}")
     if style not in STYLES:
@@ -217,8 +255,10 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
 
     slots = assign_colours(sample.region_refs)
     if len(slots) > MAX_NAMED_REGIONS:
-        raise ProtocolError(f"sample {sample.sample_id}: {len(slots)} distinct regions are referenced, but only "
-                            f"{MAX_NAMED_REGIONS} colours have names")
+        raise ProtocolError(
+            f"sample {sample.sample_id}: {len(slots)} distinct regions are referenced, but only "
+            f"{MAX_NAMED_REGIONS} colours have names"
+        )
     phrases = []
     for ref in sample.region_refs:
         slot = slots[(ref.view_index, ref.region_index)]
@@ -238,23 +278,54 @@ def build_crossviewbench(sample: Sample, *, mode: str, style: str, alpha: float,
         px = scaled_thickness(thickness, lv.image.shape[:2])
         colours = [NAMED_PALETTE[slot].rgb for _, slot in here]
         tags = [str(slot + 1) for _, slot in here] if style == "marks" else None
-        rendered.append(draw_regions(lv.image, lv.masks, colours, style, alpha=alpha, thickness=px, tags=tags,
-                                     font=tag_font(lv.image.shape[:2])))
+        rendered.append(
+            draw_regions(
+                lv.image,
+                lv.masks,
+                colours,
+                style,
+                alpha=alpha,
+                thickness=px,
+                tags=tags,
+                font=tag_font(lv.image.shape[:2]),
+            )
+        )
     colour_records = []
     for (view_index, region_index), slot in slots.items():
         view = sample.views[view_index]
-        colour_records.append({
-            **NAMED_PALETTE[slot].as_dict(), "number": slot + 1, "view_index": view_index, "view_id": view.view_id,
-            "region_index": region_index, "region_id": view.regions[region_index].region_id,
-            "placeholders": [k for k, r in enumerate(sample.region_refs)
-                             if (r.view_index, r.region_index) == (view_index, region_index)],
-        })
+        colour_records.append(
+            {
+                **NAMED_PALETTE[slot].as_dict(),
+                "number": slot + 1,
+                "view_index": view_index,
+                "view_id": view.view_id,
+                "region_index": region_index,
+                "region_id": view.regions[region_index].region_id,
+                "placeholders": [
+                    k
+                    for k, r in enumerate(sample.region_refs)
+                    if (r.view_index, r.region_index) == (view_index, region_index)
+                ],
+            }
+        )
     record = {
-        **base, "style": style, "alpha": alpha if style in ("mask", "marks") else None, "thickness": thickness,
+        **base,
+        "style": style,
+        "alpha": alpha if style in ("mask", "marks") else None,
+        "thickness": thickness,
         "thickness_px": [scaled_thickness(thickness, img.shape[:2]) for img in rendered],
-        "colours": colour_records, "wording": PHRASES[style], "phrases": phrases, "marked_views": marked_views,
-        "question": f"upstream, each {REGION_PLACEHOLDER} rewritten in order", "warnings": warnings,
+        "colours": colour_records,
+        "wording": PHRASES[style],
+        "phrases": phrases,
+        "marked_views": marked_views,
+        "question": f"upstream, each {REGION_PLACEHOLDER} rewritten in order",
+        "warnings": warnings,
     }
-    return ProtocolOutput(text=prompt_text(rewrite_question(sample.question, phrases), sample.options),
-                          views=tuple(rendered), view_labels=labels, options=sample.options, answer=sample.answer,
-                          record=record)
+    return ProtocolOutput(
+        text=prompt_text(rewrite_question(sample.question, phrases), sample.options),
+        views=tuple(rendered),
+        view_labels=labels,
+        options=sample.options,
+        answer=sample.answer,
+        record=record,
+    )

@@ -118,7 +118,7 @@ class CandidateSelection:
 
 
 def parse_setting(setting: str) -> int | None:
-    """"all" -> None; "4" -> 4. Anything else is an error."""
+    """ "all" -> None; "4" -> 4. Anything else is an error."""
     if setting == "all":
         return None
     if setting.isdigit() and int(setting) >= 1:
@@ -130,8 +130,9 @@ def _check_structure(sample: Sample) -> None:
     if sample.benchmark != "mmvm":
         raise ProtocolError(f"sample {sample.sample_id}: not an MMVM sample (benchmark {sample.benchmark!r})")
     if len(sample.views) < 2:
-        raise ProtocolError(f"sample {sample.sample_id}: MMVM needs a query view and a candidate view, "
-                            f"got {len(sample.views)} view(s)")
+        raise ProtocolError(
+            f"sample {sample.sample_id}: MMVM needs a query view and a candidate view, got {len(sample.views)} view(s)"
+        )
     for v in sample.views[:-1]:
         if not v.regions:
             raise ProtocolError(f"sample {sample.sample_id}: query view {v.view_id!r} has no query object")
@@ -165,14 +166,24 @@ def select_candidates(sample: Sample, setting: str, seed: int) -> CandidateSelec
     k = parse_setting(setting)
     gt_id = sample.answer_region_id
     if gt_id is not None and gt_id not in ids:
-        raise ProtocolError(f"sample {sample.sample_id}: the answer's id {gt_id} is not among the candidate ids "
-                            f"({', '.join(sorted(ids, key=id_order_key))})")
+        raise ProtocolError(
+            f"sample {sample.sample_id}: the answer's id {gt_id} is not among the candidate ids "
+            f"({', '.join(sorted(ids, key=id_order_key))})"
+        )
     if k is None or len(ids) <= k:
-        return CandidateSelection(indices=tuple(range(len(ids))), ids=tuple(ids), options=sample.options,
-                                  answer=sample.answer, subset=False, total=len(ids), ground_truth=gt_id)
+        return CandidateSelection(
+            indices=tuple(range(len(ids))),
+            ids=tuple(ids),
+            options=sample.options,
+            answer=sample.answer,
+            subset=False,
+            total=len(ids),
+            ground_truth=gt_id,
+        )
     if sample.answer is None:
-        raise ProtocolError(f"sample {sample.sample_id}: no answer, so the matching candidate cannot be kept "
-                            f"in a {k}-candidate subset")
+        raise ProtocolError(
+            f"sample {sample.sample_id}: no answer, so the matching candidate cannot be kept in a {k}-candidate subset"
+        )
     rng = rng_for(seed, sample.sample_id, "mmvm-subset", k)
     if gt_id is not None:
         gt_index = ids.index(gt_id)
@@ -183,8 +194,10 @@ def select_candidates(sample: Sample, setting: str, seed: int) -> CandidateSelec
         listed = {o.text.strip() for o in sample.options}
         pool = [i for i, rid in enumerate(ids) if rid in listed]
         if len(pool) < k:
-            raise ProtocolError(f"sample {sample.sample_id}: answer is 'None of the above' but only {len(pool)} "
-                                f"candidates are listed as options; cannot draw {k} known non-matches")
+            raise ProtocolError(
+                f"sample {sample.sample_id}: answer is 'None of the above' but only {len(pool)} "
+                f"candidates are listed as options; cannot draw {k} known non-matches"
+            )
         drawn = rng.choice(len(pool), size=k, replace=False)
         keep = sorted(pool[int(j)] for j in drawn)
     new_ids = [str(int(v) + 1) for v in rng_for(seed, sample.sample_id, "mmvm-ids").permutation(k)]
@@ -193,8 +206,15 @@ def select_candidates(sample: Sample, setting: str, seed: int) -> CandidateSelec
     if gt_id is not None:
         shown_gt = new_ids[keep.index(ids.index(gt_id))]
         answer = next((o.letter for o in options[:-1] if o.text == shown_gt), answer)
-    return CandidateSelection(indices=tuple(keep), ids=tuple(new_ids), options=options, answer=answer, subset=True,
-                              total=len(ids), ground_truth=gt_id)
+    return CandidateSelection(
+        indices=tuple(keep),
+        ids=tuple(new_ids),
+        options=options,
+        answer=answer,
+        subset=True,
+        total=len(ids),
+        ground_truth=gt_id,
+    )
 
 
 # ------------------------------------------------------------------------------ the protocol
@@ -213,20 +233,37 @@ def _read_shipped(sample: Sample, view_index: int) -> ShippedImage:
     return ShippedImage(path=Path(ref.path), data=data, height=h, width=w)
 
 
-def _colour_records(colours: Sequence[PaletteColour], ids: Sequence[str], region_ids: Sequence[str]) -> list[dict[str, Any]]:
+def _colour_records(
+    colours: Sequence[PaletteColour], ids: Sequence[str], region_ids: Sequence[str]
+) -> list[dict[str, Any]]:
     return [{"id": i, "region_id": rid, **c.as_dict()} for c, i, rid in zip(colours, ids, region_ids)]
 
 
-def build_mmvm(sample: Sample, *, mode: str, style: str, alpha: float, thickness: int, policy: ImagePolicy,
-               seed: int, setting: str = "all") -> ProtocolOutput:
+def build_mmvm(
+    sample: Sample,
+    *,
+    mode: str,
+    style: str,
+    alpha: float,
+    thickness: int,
+    policy: ImagePolicy,
+    seed: int,
+    setting: str = "all",
+) -> ProtocolOutput:
     """The MMVM prompt for one sample in mode "prerendered" | "overlay" | "native"."""
     selection = select_candidates(sample, setting, seed)
     cand_view = sample.views[-1]
     query_views = sample.views[:-1]
     labels = tuple(f"Image {k + 1}" for k in range(len(sample.views)))
     base: dict[str, Any] = {
-        "protocol": PROTOCOL_ID, "benchmark": "mmvm", "mode": mode, "setting": setting, "seed": seed,
-        "cues": list(sample.cues), "candidates_total": selection.total, "subset_applied": selection.subset,
+        "protocol": PROTOCOL_ID,
+        "benchmark": "mmvm",
+        "mode": mode,
+        "setting": setting,
+        "seed": seed,
+        "cues": list(sample.cues),
+        "candidates_total": selection.total,
+        "subset_applied": selection.subset,
         "candidates_kept": [cand_view.regions[i].region_id for i in selection.indices],
         "ground_truth_region_id": selection.ground_truth,
     }
@@ -234,21 +271,36 @@ def build_mmvm(sample: Sample, *, mode: str, style: str, alpha: float, thickness
         base["option_ids_rule"] = "upstream: first 25 of a seeded shuffle of the ids, sorted"
     if mode == "prerendered":
         if selection.subset:
-            raise ProtocolError(f"sample {sample.sample_id}: setting {setting} keeps {setting} of "
-                                f"{selection.total} candidates, but prerendered mode can only show the shipped overlays "
-                                f"with all of them; use mode overlay or native for candidate settings")
+            raise ProtocolError(
+                f"sample {sample.sample_id}: setting {setting} keeps {setting} of "
+                f"{selection.total} candidates, but prerendered mode can only show the shipped overlays "
+                f"with all of them; use mode overlay or native for candidate settings"
+            )
         if not sample.prerendered_question:
             raise ProtocolError(f"sample {sample.sample_id}: no pre-rendered question (TSV 'question') to show")
         shipped = tuple(_read_shipped(sample, i) for i in range(len(sample.views)))
         ids = [r.region_id for r in cand_view.regions]
-        record = {**base, "style": "upstream-prerendered", "alpha": None, "thickness": None,
-                  "query_colour": {"name": "cyan", "rgb": list(QUERY_CYAN)}, "colours": [],
-                  "colours_note": "drawn upstream (distinctipy, unseeded); not known to cvbench",
-                  "ids_shown": sorted(ids, key=id_order_key), "id_map": {i: i for i in ids},
-                  "question": "upstream TSV 'question' verbatim",
-                  "shipped_images": [f"{s.path.parent.name}/{s.path.name}" for s in shipped]}
-        return ProtocolOutput(text=sample.prerendered_question, views=shipped, view_labels=labels,
-                              options=sample.options, answer=sample.answer, record=record)
+        record = {
+            **base,
+            "style": "upstream-prerendered",
+            "alpha": None,
+            "thickness": None,
+            "query_colour": {"name": "cyan", "rgb": list(QUERY_CYAN)},
+            "colours": [],
+            "colours_note": "drawn upstream (distinctipy, unseeded); not known to cvbench",
+            "ids_shown": sorted(ids, key=id_order_key),
+            "id_map": {i: i for i in ids},
+            "question": "upstream TSV 'question' verbatim",
+            "shipped_images": [f"{s.path.parent.name}/{s.path.name}" for s in shipped],
+        }
+        return ProtocolOutput(
+            text=sample.prerendered_question,
+            views=shipped,
+            view_labels=labels,
+            options=sample.options,
+            answer=sample.answer,
+            record=record,
+        )
     if mode not in ("overlay", "native"):
         raise ProtocolError(f"sample {sample.sample_id}: unknown mode {mode!r}")
     if style not in MMVM_STYLES:
@@ -272,42 +324,73 @@ def build_mmvm(sample: Sample, *, mode: str, style: str, alpha: float, thickness
     upstream_layout: UpstreamTagLayout | None = None
     if style == "upstream":
         rendered_queries = [draw_upstream_mmvm(q.image, [q.masks[0]], [QUERY_CYAN])[0] for q in loaded_queries]
-        rendered_cand, upstream_layout = draw_upstream_mmvm(cand.image, cand.masks, [c.rgb for c in colours],
-                                                            tags=list(selection.ids), text_rgb=TAG_TEXT_RGB)
+        rendered_cand, upstream_layout = draw_upstream_mmvm(
+            cand.image, cand.masks, [c.rgb for c in colours], tags=list(selection.ids), text_rgb=TAG_TEXT_RGB
+        )
     else:
-        rendered_queries = [render_query_view(q.image, q.masks[0], style=style, alpha=alpha, thickness=thickness)
-                            for q in loaded_queries]
-        rendered_cand = render_candidate_view(cand.image, cand.masks, selection.ids, colour_rng(), style=style,
-                                              alpha=alpha, thickness=thickness, colours=colours)
+        rendered_queries = [
+            render_query_view(q.image, q.masks[0], style=style, alpha=alpha, thickness=thickness)
+            for q in loaded_queries
+        ]
+        rendered_cand = render_candidate_view(
+            cand.image,
+            cand.masks,
+            selection.ids,
+            colour_rng(),
+            style=style,
+            alpha=alpha,
+            thickness=thickness,
+            colours=colours,
+        )
     kept_region_ids = [cand_view.regions[i].region_id for i in selection.indices]
     native: NativeRegions | None = None
     if mode == "native":
         order = tuple(sorted(range(len(selection.ids)), key=lambda j: id_order_key(selection.ids[j])))
-        native_views = tuple(NativeView(view_id=v.view_id, image=q.original, masks=(q.full_masks[0],),
-                                        region_ids=(v.regions[0].region_id,))
-                             for v, q in zip(query_views, loaded_queries))
-        native_views += (NativeView(view_id=cand_view.view_id, image=cand.original, masks=cand.full_masks,
-                                    region_ids=selection.ids),)
+        native_views = tuple(
+            NativeView(
+                view_id=v.view_id, image=q.original, masks=(q.full_masks[0],), region_ids=(v.regions[0].region_id,)
+            )
+            for v, q in zip(query_views, loaded_queries)
+        )
+        native_views += (
+            NativeView(view_id=cand_view.view_id, image=cand.original, masks=cand.full_masks, region_ids=selection.ids),
+        )
         native = NativeRegions(views=native_views, refs=(), query=RegionRef(0, 0), candidate_order=order)
     shown_hw = [list(q.image.shape[:2]) for q in loaded_queries] + [list(cand.image.shape[:2])]
     record = {
-        **base, "style": style, "alpha": alpha if style in ("mask", "marks") else None,
+        **base,
+        "style": style,
+        "alpha": alpha if style in ("mask", "marks") else None,
         "thickness": UPSTREAM_MMVM_THICKNESS if style == "upstream" else thickness,
-        "thickness_px": ([UPSTREAM_MMVM_THICKNESS] * len(shown_hw) if style == "upstream"
-                         else [scaled_thickness(thickness, tuple(hw)) for hw in shown_hw]),
+        "thickness_px": (
+            [UPSTREAM_MMVM_THICKNESS] * len(shown_hw)
+            if style == "upstream"
+            else [scaled_thickness(thickness, tuple(hw)) for hw in shown_hw]
+        ),
         "query_colour": {"name": "cyan", "rgb": list(QUERY_CYAN)},
         "colours": _colour_records(colours, selection.ids, kept_region_ids),
         "ids_shown": sorted(selection.ids, key=id_order_key),
         "id_map": dict(zip(selection.ids, kept_region_ids)),
-        "tag_font": (upstream_layout.as_dict() if upstream_layout is not None
-                     else tag_font(cand.image.shape[:2]).as_dict()), "tag_text_rgb": list(TAG_TEXT_RGB),
-        "question": ("upstream body" if style in ("upstream", "contour")
-                     else f"upstream body adapted to style {style!r}"),
+        "tag_font": (
+            upstream_layout.as_dict() if upstream_layout is not None else tag_font(cand.image.shape[:2]).as_dict()
+        ),
+        "tag_text_rgb": list(TAG_TEXT_RGB),
+        "question": (
+            "upstream body" if style in ("upstream", "contour") else f"upstream body adapted to style {style!r}"
+        ),
         "rendered_size_hw": shown_hw,
         "warnings": [w for q in loaded_queries for w in q.warnings] + list(cand.warnings),
     }
     if fitted_size(cand.original.shape[:2], policy) != cand.original.shape[:2]:
-        record["resized_from_hw"] = [list(q.original.shape[:2]) for q in loaded_queries] + [list(cand.original.shape[:2])]
-    return ProtocolOutput(text=mmvm_question(selection.options, style), views=tuple(rendered_queries) + (rendered_cand,),
-                          view_labels=labels, options=selection.options, answer=selection.answer, native=native,
-                          record=record)
+        record["resized_from_hw"] = [list(q.original.shape[:2]) for q in loaded_queries] + [
+            list(cand.original.shape[:2])
+        ]
+    return ProtocolOutput(
+        text=mmvm_question(selection.options, style),
+        views=tuple(rendered_queries) + (rendered_cand,),
+        view_labels=labels,
+        options=selection.options,
+        answer=selection.answer,
+        native=native,
+        record=record,
+    )

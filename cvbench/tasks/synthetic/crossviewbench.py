@@ -73,8 +73,11 @@ def plan_questions(per_type: int, seed: int) -> list[tuple[str, int, Ask]]:
     for qtype in TASK_TYPES:
         targets = balanced_targets(per_type, N_OPTIONS[qtype], rng_for(seed, "cvb-targets", qtype))
         wordings = balanced_targets(per_type, len(TEMPLATES[qtype]), rng_for(seed, "cvb-wording", qtype))
-        flags = (lookalike_flags(targets, rng_for(seed, "cvb-lookalike", qtype)) if qtype in LOOKALIKE_TYPES
-                 else [False] * per_type)
+        flags = (
+            lookalike_flags(targets, rng_for(seed, "cvb-lookalike", qtype))
+            if qtype in LOOKALIKE_TYPES
+            else [False] * per_type
+        )
         items.extend((qtype, i, Ask(t, flag, w)) for i, (t, flag, w) in enumerate(zip(targets, flags, wordings)))
     order = rng_for(seed, "cvb-order").permutation(len(items))
     return [items[i] for i in order]
@@ -105,21 +108,25 @@ def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) 
                 continue
             if sum(1 for _, d in slot.drafts if d.task_type == qtype) >= MAX_SAME_TYPE_PER_SCENE:
                 continue
-            draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, slot.facts.scene.scene_id),
-                                      ask)
+            draft = GENERATORS[qtype](
+                slot.facts, rng_for(seed, "cvb-question", sample_id, slot.facts.scene.scene_id), ask
+            )
             if draft is not None:
                 slot.drafts.append((sample_id, _finish(draft, slot.facts, ask)))
                 break
         tries = 0
         while draft is None:
             if tries >= MAX_NEW_SCENES_PER_QUESTION:
-                raise SynthesisError(f"no scene among {tries} new ones could ask {qtype} with answer index {ask.target}"
-                                     f"{' and look-alike distractors' if ask.lookalike else ''}")
+                raise SynthesisError(
+                    f"no scene among {tries} new ones could ask {qtype} with answer index {ask.target}"
+                    f"{' and look-alike distractors' if ask.lookalike else ''}"
+                )
             tries += 1
             scene_id = f"scene-{n_made:04d}"
             n_made += 1
-            slot = _SceneSlot(scene_facts(crossview_scene(scene_id, rng_for(seed, "cvb-scene", scene_id), width, height)),
-                              [])
+            slot = _SceneSlot(
+                scene_facts(crossview_scene(scene_id, rng_for(seed, "cvb-scene", scene_id), width, height)), []
+            )
             slots.append(slot)
             draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, scene_id), ask)
             if draft is not None:
@@ -190,8 +197,10 @@ def _record(sample_id: str, d: Draft, f: SceneFacts, listing: list[_ViewListing]
     region_objects = [r.object_id for r in d.refs]
     involved = sorted(set(region_objects) | _ids_in(d.facts), key=_id_key)
     geometry = {oid: {f.scene.cameras[c].name: f.seen[c][oid].as_dict() for c in d.cams} for oid in involved}
-    views = [{"view_id": f.scene.cameras[c].name, "image_path": _image_path(f, c), "objects": list(listing[c].objects)}
-             for c in d.cams]
+    views = [
+        {"view_id": f.scene.cameras[c].name, "image_path": _image_path(f, c), "objects": list(listing[c].objects)}
+        for c in d.cams
+    ]
     scene_objects = sorted(f.scene.objects, key=lambda o: _id_key(o.object_id))
     metadata = {
         "generator": GENERATOR_VERSION,
@@ -201,11 +210,19 @@ def _record(sample_id: str, d: Draft, f: SceneFacts, listing: list[_ViewListing]
         "region_objects": region_objects,
         "facts": d.facts,
         "geometry": geometry,
-        "objects": {o.object_id: {"name": o.name, "shape": o.shape.kind, "dims": [round(v, 6) for v in o.shape.dims],
-                                  "colour": o.colour, "decal": _decal_dict(o),
-                                  "centre": [round(v, 6) for v in o.centre],
-                                  "rotation": [[round(v, 6) for v in row] for row in o.rotation],
-                                  "resting_on": o.support} for o in scene_objects},
+        "objects": {
+            o.object_id: {
+                "name": o.name,
+                "shape": o.shape.kind,
+                "dims": [round(v, 6) for v in o.shape.dims],
+                "colour": o.colour,
+                "decal": _decal_dict(o),
+                "centre": [round(v, 6) for v in o.centre],
+                "rotation": [[round(v, 6) for v in row] for row in o.rotation],
+                "resting_on": o.support,
+            }
+            for o in scene_objects
+        },
         "cameras": {f.scene.cameras[c].name: _camera_dict(f.scene.cameras[c]) for c in d.cams},
         "surface_gap_exact_below": GAP_EXACT_BELOW,
     }
@@ -230,8 +247,13 @@ def _decal_dict(obj: SceneObject) -> dict[str, str] | None:
 
 
 def _camera_dict(cam: Camera) -> dict[str, Any]:
-    return {"position": [round(v, 6) for v in cam.position], "target": [round(v, 6) for v in cam.target],
-            "focal_px": round(cam.focal, 6), "width": cam.width, "height": cam.height}
+    return {
+        "position": [round(v, 6) for v in cam.position],
+        "target": [round(v, 6) for v in cam.target],
+        "focal_px": round(cam.focal, 6),
+        "width": cam.width,
+        "height": cam.height,
+    }
 
 
 def _id_key(oid: str) -> int:

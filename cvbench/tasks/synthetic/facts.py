@@ -39,11 +39,18 @@ class ObjectInView:
         return self.in_frame_px - self.visible_px
 
     def as_dict(self) -> dict[str, object]:
-        return {"visible_px": self.visible_px, "full_px": self.full_px, "in_frame_px": self.in_frame_px,
-                "visible_fraction": round(self.visible_fraction, 4), "depth": round(self.depth, 4),
-                "centre_px": [round(self.centre_px[0], 2), round(self.centre_px[1], 2)],
-                "apparent_size": round(self.apparent_size, 3), "measurable": self.measurable,
-                "occluder": self.occluder, "occluder_share": round(self.occluder_share, 4)}
+        return {
+            "visible_px": self.visible_px,
+            "full_px": self.full_px,
+            "in_frame_px": self.in_frame_px,
+            "visible_fraction": round(self.visible_fraction, 4),
+            "depth": round(self.depth, 4),
+            "centre_px": [round(self.centre_px[0], 2), round(self.centre_px[1], 2)],
+            "apparent_size": round(self.apparent_size, 3),
+            "measurable": self.measurable,
+            "occluder": self.occluder,
+            "occluder_share": round(self.occluder_share, 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,17 @@ def measure_view(scene: Scene, view: RenderedView) -> dict[str, ObjectInView]:
                 occluder, share = scene.objects[best].object_id, float(counts[best] / hidden.sum())
         pc = cam.to_camera(obj.c)[0]
         cx, cy = cam.project(obj.c)[0]
-        out[obj.object_id] = ObjectInView(obj.object_id, int(visible.sum()), view.full_area_ext[index], int(full.sum()),
-                                          not view.ext_clipped[index], float(pc[2]), (float(cx), float(cy)),
-                                          occluder, share)
+        out[obj.object_id] = ObjectInView(
+            obj.object_id,
+            int(visible.sum()),
+            view.full_area_ext[index],
+            int(full.sum()),
+            not view.ext_clipped[index],
+            float(pc[2]),
+            (float(cx), float(cy)),
+            occluder,
+            share,
+        )
     return out
 
 

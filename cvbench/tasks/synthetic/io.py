@@ -20,7 +20,8 @@ def write_png(path: Path, image: np.ndarray) -> None:
 def write_jpeg(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB").save(
-        path, format="JPEG", quality=JPEG_QUALITY, subsampling=2, optimize=False, progressive=False)
+        path, format="JPEG", quality=JPEG_QUALITY, subsampling=2, optimize=False, progressive=False
+    )
 
 
 def write_json(path: Path, value: Any) -> None:

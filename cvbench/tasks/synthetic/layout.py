@@ -26,8 +26,32 @@ from cvbench.tasks.synthetic.textures import MARKERS
 MIN_GAP = 0.22
 LOOKALIKE_SCENE_SHARE = 0.65  # scenes that get a group of appearance-identical objects
 LOOKALIKE_ANCHOR_GAP = (0.03, 0.12)  # footprint gap between a group member and the object it stands beside
-TEXT_LABELS: tuple[str, ...] = ("A7", "K2", "M4", "R9", "T3", "X5", "B8", "E6", "H1", "P0", "Z3", "N7", "42", "17",
-                                "86", "53", "GO", "UP", "OK", "ZY", "Q1", "F4", "W2", "J8")
+TEXT_LABELS: tuple[str, ...] = (
+    "A7",
+    "K2",
+    "M4",
+    "R9",
+    "T3",
+    "X5",
+    "B8",
+    "E6",
+    "H1",
+    "P0",
+    "Z3",
+    "N7",
+    "42",
+    "17",
+    "86",
+    "53",
+    "GO",
+    "UP",
+    "OK",
+    "ZY",
+    "Q1",
+    "F4",
+    "W2",
+    "J8",
+)
 GROUND_STYLES: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
     ((206, 196, 178), (186, 176, 160)),
     ((196, 200, 188), (176, 181, 170)),
@@ -74,8 +98,9 @@ def random_decal(rng: np.random.Generator) -> Decal:
     return Decal("marker", str(rng.choice(MARKERS)))
 
 
-def ground_object(object_id: str, shape: Shape, pose: str, x: float, y: float, yaw: float, colour: str,
-                  decal: Decal | None = None) -> SceneObject:
+def ground_object(
+    object_id: str, shape: Shape, pose: str, x: float, y: float, yaw: float, colour: str, decal: Decal | None = None
+) -> SceneObject:
     """An object resting on the ground at (x, y)."""
     if pose == "lying":
         return SceneObject(object_id, shape, (x, y, shape.dims[0]), lying_matrix(yaw), colour, None)
@@ -85,23 +110,46 @@ def ground_object(object_id: str, shape: Shape, pose: str, x: float, y: float, y
     return SceneObject(object_id, shape, (x, y, float(z)), rot, colour, decal if can_print else None)
 
 
-def stacked_object(object_id: str, shape: Shape, support: SceneObject, dx: float, dy: float, yaw: float,
-                   colour: str, decal: Decal | None = None) -> SceneObject:
+def stacked_object(
+    object_id: str,
+    shape: Shape,
+    support: SceneObject,
+    dx: float,
+    dy: float,
+    yaw: float,
+    colour: str,
+    decal: Decal | None = None,
+) -> SceneObject:
     """An upright object resting on the flat top of `support` (a box or an upright cylinder)."""
     base = support.top_z()
     z = base + float(shape.half_extents()[2])
     rot = yaw_matrix(yaw) if shape.kind == "box" else yaw_matrix(0.0)
     can_print = shape.kind in ("box", "cylinder")
-    return SceneObject(object_id, shape, (support.centre[0] + dx, support.centre[1] + dy, z), rot, colour,
-                       decal if can_print else None, support=support.object_id)
+    return SceneObject(
+        object_id,
+        shape,
+        (support.centre[0] + dx, support.centre[1] + dy, z),
+        rot,
+        colour,
+        decal if can_print else None,
+        support=support.object_id,
+    )
 
 
 def separated(fp: Footprint, others: list[Footprint], gap: float = MIN_GAP) -> bool:
     return all(np.hypot(fp.x - o.x, fp.y - o.y) >= fp.radius + o.radius + gap for o in others)
 
 
-def look_at_camera(name: str, azimuth: float, distance: float, height: float, target: tuple[float, float, float],
-                   width: int, height_px: int, hfov_deg: float) -> Camera:
+def look_at_camera(
+    name: str,
+    azimuth: float,
+    distance: float,
+    height: float,
+    target: tuple[float, float, float],
+    width: int,
+    height_px: int,
+    hfov_deg: float,
+) -> Camera:
     pos = (target[0] + distance * float(np.cos(azimuth)), target[1] + distance * float(np.sin(azimuth)), height)
     focal = (width / 2) / float(np.tan(np.radians(hfov_deg) / 2))
     return Camera(name, pos, target, width, height_px, focal)
@@ -116,8 +164,19 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
     for _ in range(n_cams - 1):
         azimuths.append(azimuths[-1] + float(rng.uniform(np.radians(45), np.radians(120))))
     target = (float(rng.uniform(-0.2, 0.2)), float(rng.uniform(-0.2, 0.2)), 0.25)
-    cams = tuple(look_at_camera(f"cam{i}", a, float(rng.uniform(4.2, 5.6)), float(rng.uniform(1.4, 3.4)), target,
-                                width, height, float(rng.uniform(52, 62))) for i, a in enumerate(azimuths))
+    cams = tuple(
+        look_at_camera(
+            f"cam{i}",
+            a,
+            float(rng.uniform(4.2, 5.6)),
+            float(rng.uniform(1.4, 3.4)),
+            target,
+            width,
+            height,
+            float(rng.uniform(52, 62)),
+        )
+        for i, a in enumerate(azimuths)
+    )
 
     colours = list(COLOURS)
     objects: list[SceneObject] = []
@@ -135,10 +194,16 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
 
     # optional hider: a big object with a small one right behind it as seen from one camera
     if rng.random() < 0.6:
-        hider = ground_object(next_id(), Shape("box", (float(rng.uniform(0.35, 0.5)), float(rng.uniform(0.3, 0.45)),
-                                                      float(rng.uniform(0.4, 0.6)))), "upright",
-                              float(rng.uniform(-0.6, 0.6)), float(rng.uniform(-0.6, 0.6)), 0.0, pick_colour(),
-                              random_decal(rng) if rng.random() < 0.3 else None)
+        hider = ground_object(
+            next_id(),
+            Shape("box", (float(rng.uniform(0.35, 0.5)), float(rng.uniform(0.3, 0.45)), float(rng.uniform(0.4, 0.6)))),
+            "upright",
+            float(rng.uniform(-0.6, 0.6)),
+            float(rng.uniform(-0.6, 0.6)),
+            0.0,
+            pick_colour(),
+            random_decal(rng) if rng.random() < 0.3 else None,
+        )
         cam = cams[int(rng.integers(0, n_cams))]
         to_cam = np.array(cam.position[:2]) - np.array(hider.centre[:2])
         to_cam /= np.linalg.norm(to_cam)
@@ -150,8 +215,9 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
             dist = feet[0].radius + float(rng.uniform(0.45, 0.8))
             jitter = float(rng.uniform(-0.1, 0.1))
             pos = np.array(hider.centre[:2]) - to_cam * dist + np.array([-to_cam[1], to_cam[0]]) * jitter
-            hidden = ground_object(next_id(), small, pose, float(pos[0]), float(pos[1]),
-                                   float(rng.uniform(0, np.pi)), pick_colour())
+            hidden = ground_object(
+                next_id(), small, pose, float(pos[0]), float(pos[1]), float(rng.uniform(0, np.pi)), pick_colour()
+            )
             if hidden.top_z() < hider.top_z() * 0.8 and separated(footprint(hidden), feet):
                 objects.append(hidden)
                 feet.append(footprint(hidden))
@@ -175,8 +241,16 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
                 continue
             top_half = float(min(sup.shape.half_extents()[:2]))
             shape = _shrink_to(shape, top_half * 0.95)
-            cand = stacked_object(next_id(), shape, sup, float(rng.uniform(-0.3, 0.3)) * top_half,
-                                  float(rng.uniform(-0.3, 0.3)) * top_half, yaw, colour, decal)
+            cand = stacked_object(
+                next_id(),
+                shape,
+                sup,
+                float(rng.uniform(-0.3, 0.3)) * top_half,
+                float(rng.uniform(-0.3, 0.3)) * top_half,
+                yaw,
+                colour,
+                decal,
+            )
             others = [f for f, o in zip(feet, objects) if o.object_id != sup.object_id]
             if cand.top_z() > 1.6 or not separated(footprint(cand), others):
                 continue
@@ -215,8 +289,15 @@ def _shrink_to(shape: Shape, max_half: float) -> Shape:
     return Shape(shape.kind, tuple(d * k for d in shape.dims))
 
 
-def _touching(object_id: str, shape: Shape, pose: str, sup: SceneObject, rng: np.random.Generator, colour: str,
-              decal: Decal | None) -> SceneObject | None:
+def _touching(
+    object_id: str,
+    shape: Shape,
+    pose: str,
+    sup: SceneObject,
+    rng: np.random.Generator,
+    colour: str,
+    decal: Decal | None,
+) -> SceneObject | None:
     """An object placed on the ground so that it touches `sup` (box faces or round sides)."""
     if pose == "lying" or sup.shape.kind not in ("box", "cylinder") or sup.rotation[2] != (0.0, 0.0, 1.0):
         return None
@@ -231,8 +312,9 @@ def _touching(object_id: str, shape: Shape, pose: str, sup: SceneObject, rng: np
         offset[other] = lateral
         world = R @ offset
         yaw = float(np.arctan2(R[1, 0], R[0, 0]))
-        return ground_object(object_id, shape, "upright", sup.centre[0] + world[0], sup.centre[1] + world[1], yaw,
-                             colour, decal)
+        return ground_object(
+            object_id, shape, "upright", sup.centre[0] + world[0], sup.centre[1] + world[1], yaw, colour, decal
+        )
     ang = float(rng.uniform(0, 2 * np.pi))
     direction = np.array([np.cos(ang), np.sin(ang)])
     if sup.shape.kind == "box":
@@ -263,8 +345,9 @@ def appearance_key(obj: SceneObject) -> tuple[str, tuple[float, ...], str, tuple
     return obj.shape.kind, tuple(round(d, 6) for d in obj.shape.dims), obj.colour, obj.rotation[2]
 
 
-def _lookalike_group(objects: list[SceneObject], feet: list[Footprint], rng: np.random.Generator,
-                     area: float) -> list[SceneObject]:
+def _lookalike_group(
+    objects: list[SceneObject], feet: list[Footprint], rng: np.random.Generator, area: float
+) -> list[SceneObject]:
     """2-4 objects of one shape, size and colour (a colour no other object has), each standing
     on the ground right beside a different "anchor" object whose shape-and-colour is unique in
     the scene, so the layout tells the look-alikes apart. Half of the groups carry a distinct
@@ -277,7 +360,9 @@ def _lookalike_group(objects: list[SceneObject], feet: list[Footprint], rng: np.
     if rng.random() < 0.6:
         shape = Shape("cylinder", (float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.15, 0.28))))
     else:
-        shape = Shape("box", (float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.12, 0.26))))
+        shape = Shape(
+            "box", (float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.12, 0.26)))
+        )
     yaw = float(rng.uniform(0, np.pi))
     markers = [str(m) for m in rng.choice(MARKERS, size=k, replace=False)]
     if not free:
@@ -292,7 +377,9 @@ def _lookalike_group(objects: list[SceneObject], feet: list[Footprint], rng: np.
         if len(members) == k:
             break
         a_fp = feet[objects.index(anchor)]
-        others = [fp for fp, o in zip(feet, objects) if o.object_id != anchor.object_id and o.support != anchor.object_id]
+        others = [
+            fp for fp, o in zip(feet, objects) if o.object_id != anchor.object_id and o.support != anchor.object_id
+        ]
         for _ in range(12):
             ang = float(rng.uniform(0, 2 * np.pi))
             radius = float(np.max(shape.half_extents()[:2])) * (np.sqrt(2.0) if shape.kind == "box" else 1.0)

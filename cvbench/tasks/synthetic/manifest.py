@@ -98,8 +98,10 @@ def write_folder_manifest(folder: Path, generator: dict[str, Any]) -> Path:
 
 
 def builtin_generators() -> dict[str, dict[str, Any]]:
-    return {"synth-crossviewbench": {"set": "crossviewbench", "seed": BUILTIN_SEED, "per_type": BUILTIN_CVB_PER_TYPE},
-            "synth-mmvm": {"set": "mmvm", "seed": BUILTIN_SEED, "per_cue": BUILTIN_MMVM_PER_CUE}}
+    return {
+        "synth-crossviewbench": {"set": "crossviewbench", "seed": BUILTIN_SEED, "per_type": BUILTIN_CVB_PER_TYPE},
+        "synth-mmvm": {"set": "mmvm", "seed": BUILTIN_SEED, "per_cue": BUILTIN_MMVM_PER_CUE},
+    }
 
 
 @lru_cache(maxsize=1)
@@ -118,7 +120,8 @@ def _read_folder_manifest(folder: Path) -> dict[str, Any]:
             f"{path}: missing. This synthetic set was not written by this version of the generator (or was "
             f"assembled by hand), so cvbench cannot tell it is intact. Move the folder away and cvbench "
             f"regenerates it on the next run (or `cvbench data synth` writes a fresh one); cvbench never "
-            f"overwrites it for you.")
+            f"overwrites it for you."
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -175,7 +178,6 @@ def verify_synthetic(name: str, folder: Path, data_file: str) -> None:
             f"synthetic set in {folder} does not match {against}:\n  {shown}\n"
             f"The files were changed after generation, or this install's generator draws differently (please "
             f"report that). Move the folder away and cvbench regenerates it on the next run; cvbench never "
-            f"overwrites it for you.")
+            f"overwrites it for you."
+        )
     _VERIFIED.add(key)
-
-

@@ -41,8 +41,20 @@ TSV_NAME = "mllm_match_eval_full.tsv"
 CASE_FACTS = "synth_case.json"  # extra file per case: the generator's facts (loaders ignore it)
 GENERATOR_VERSION = "cvbench-synth-mmvm/2"
 CASES_DIR = "match_bench"
-TSV_COLUMNS = ("index", "question", "pure_question", "choices", "choices_head", "answer", "match_type", "image_path",
-               "image_path_v3", "question_v3", "image", "image_v3")
+TSV_COLUMNS = (
+    "index",
+    "question",
+    "pure_question",
+    "choices",
+    "choices_head",
+    "answer",
+    "match_type",
+    "image_path",
+    "image_path_v3",
+    "question_v3",
+    "image",
+    "image_v3",
+)
 MIN_CANDIDATE_PX = 150  # every marked candidate shows at least this many pixels in the candidate view
 MIN_QUERY_PX = 400
 MIN_QUERY_FRACTION = 0.6  # the query is at least this complete in both views
@@ -65,8 +77,9 @@ def build_case(case_id: str, cues: tuple[str, ...], n: int, seed: int) -> BuiltC
     """Render a case, re-drawing the layout until the query is clearly visible in both views and
     every candidate in the candidate view."""
     for attempt in range(MAX_LAYOUT_ATTEMPTS):
-        design = design_case(case_id, cues, n, rng_for(seed, "mmvm-looks", case_id),
-                             rng_for(seed, "mmvm-layout", case_id, attempt))
+        design = design_case(
+            case_id, cues, n, rng_for(seed, "mmvm-looks", case_id), rng_for(seed, "mmvm-layout", case_id, attempt)
+        )
         facts = scene_facts(design.scene, with_gaps=False)
         q_a, q_b = facts.seen[0][design.query], facts.seen[1][design.query]
         if min(q_a.visible_px, q_b.visible_px) < MIN_QUERY_PX:
@@ -75,8 +88,9 @@ def build_case(case_id: str, cues: tuple[str, ...], n: int, seed: int) -> BuiltC
             continue
         if all(facts.seen[1][c].visible_px >= MIN_CANDIDATE_PX for c in design.candidates):
             return BuiltCase(design, facts, 0, 1)
-    raise CaseLayoutError(f"{case_id}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts kept the query and all {n} "
-                          f"candidates visible")
+    raise CaseLayoutError(
+        f"{case_id}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts kept the query and all {n} candidates visible"
+    )
 
 
 def draw_ids(seed: int, case_id: str, n: int) -> list[int]:
@@ -119,8 +133,9 @@ def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
     write_jpeg(folder / "FRAME00.jpg", render_query_view(query_view.image, query_mask))
     write_json(folder / "FRAME00.json", [_annotation(query_mask, 0)])
     write_jpeg(folder / "FRAME01_ORI.jpg", cand_view.image)
-    overlay = render_candidate_view(cand_view.image, cand_masks, [str(i) for i in ids],
-                                    rng_for(seed, "mmvm-colours", d.case_id))
+    overlay = render_candidate_view(
+        cand_view.image, cand_masks, [str(i) for i in ids], rng_for(seed, "mmvm-colours", d.case_id)
+    )
     write_jpeg(folder / "FRAME01_CAND.jpg", overlay)
     by_id = sorted(zip(ids, cand_masks), key=lambda t: t[0])
     write_json(folder / "FRAME01_CAND.json", [_annotation(m, i) for i, m in by_id])
@@ -154,19 +169,32 @@ def _case_facts(d: CaseDesign, f: SceneFacts, cand_cam: int, ids: list[int], que
     for oid, ident in sorted(zip(d.candidates, ids), key=lambda t: t[1]):
         look, obj = d.looks[oid], d.scene.obj(oid)
         on_top = [o for o in d.scene.objects if o.support == oid]
-        candidates.append({
-            "id": ident, "variant": look.variant, "colour": look.colour, "scale": round(look.scale, 4),
-            "yaw_deg": round(float(np.degrees(look.yaw)) % 180.0, 3),
-            "decal": None if look.decal is None else {"kind": look.decal.kind, "value": look.decal.value},
-            "attachment": None if not on_top else {"shape": on_top[0].shape.kind, "colour": on_top[0].colour},
-            "centre": [round(v, 4) for v in obj.centre],
-            "size": [round(2 * float(v), 4) for v in obj.shape.half_extents()],
-            "visible_px_candidate_view": f.seen[cand_cam][oid].visible_px,
-        })
-    landmarks = [{"shape": o.shape.kind, "colour": o.colour, "centre": [round(v, 4) for v in o.centre]}
-                 for o in d.scene.objects if o.object_id not in d.candidates and o.support is None]
-    return {"generator": GENERATOR_VERSION, "cues": list(d.cues), "query_id": query_id, "candidates": candidates,
-            "landmarks": landmarks}
+        candidates.append(
+            {
+                "id": ident,
+                "variant": look.variant,
+                "colour": look.colour,
+                "scale": round(look.scale, 4),
+                "yaw_deg": round(float(np.degrees(look.yaw)) % 180.0, 3),
+                "decal": None if look.decal is None else {"kind": look.decal.kind, "value": look.decal.value},
+                "attachment": None if not on_top else {"shape": on_top[0].shape.kind, "colour": on_top[0].colour},
+                "centre": [round(v, 4) for v in obj.centre],
+                "size": [round(2 * float(v), 4) for v in obj.shape.half_extents()],
+                "visible_px_candidate_view": f.seen[cand_cam][oid].visible_px,
+            }
+        )
+    landmarks = [
+        {"shape": o.shape.kind, "colour": o.colour, "centre": [round(v, 4) for v in o.centre]}
+        for o in d.scene.objects
+        if o.object_id not in d.candidates and o.support is None
+    ]
+    return {
+        "generator": GENERATOR_VERSION,
+        "cues": list(d.cues),
+        "query_id": query_id,
+        "candidates": candidates,
+        "landmarks": landmarks,
+    }
 
 
 def plan_cases(per_cue: int, seed: int) -> list[tuple[str, tuple[str, ...], int]]:

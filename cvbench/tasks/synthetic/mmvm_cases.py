@@ -46,8 +46,14 @@ ATTACHMENTS: dict[str, tuple[str, tuple[float, ...]]] = {
 }
 SIZE_LEVELS = (0.72, 1.0, 1.4, 1.95)
 SECONDARY: dict[str, tuple[str, ...]] = {
-    "CL": ("SZ", "RP", "BR"), "SZ": ("CL", "RP"), "RP": ("CL", "BR"), "TM": ("CL", "SZ"),
-    "OM": ("CL", "SZ"), "SP": ("CL", "RP"), "OO": ("CL", "RP"), "BR": ("CL", "RP"),
+    "CL": ("SZ", "RP", "BR"),
+    "SZ": ("CL", "RP"),
+    "RP": ("CL", "BR"),
+    "TM": ("CL", "SZ"),
+    "OM": ("CL", "SZ"),
+    "SP": ("CL", "RP"),
+    "OO": ("CL", "RP"),
+    "BR": ("CL", "RP"),
 }
 SECONDARY_PROBABILITY = 0.3
 MAX_CANDIDATES: dict[str, int] = {"TM": 10, "OM": 14, "BR": 20}
@@ -121,8 +127,10 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
         elif cue == "SZ":
             qi = int(rng.integers(0, len(SIZE_LEVELS)))
             pool = [s for j, s in enumerate(SIZE_LEVELS) if j != qi]
-            looks = [replace(lk, scale=lk.scale * (SIZE_LEVELS[qi] if i == q else float(rng.choice(pool))))
-                     for i, lk in enumerate(looks)]
+            looks = [
+                replace(lk, scale=lk.scale * (SIZE_LEVELS[qi] if i == q else float(rng.choice(pool))))
+                for i, lk in enumerate(looks)
+            ]
         elif cue == "SP":
             qv = str(rng.choice(list(VARIANTS)))
             pool = others(list(VARIANTS), qv)
@@ -133,12 +141,16 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
         elif cue == "OM":
             qv = str(rng.choice(MARKERS))
             pool = others(list(MARKERS), qv)
-            looks = [replace(lk, decal=Decal("marker", qv if i == q else str(rng.choice(pool))))
-                     for i, lk in enumerate(looks)]
+            looks = [
+                replace(lk, decal=Decal("marker", qv if i == q else str(rng.choice(pool))))
+                for i, lk in enumerate(looks)
+            ]
         elif cue == "OO":
             turn = float(rng.choice([-1.0, 1.0])) * np.pi / 2
-            looks = [replace(lk, yaw=lk.yaw + (turn if i == q else float(rng.uniform(-0.06, 0.06))))
-                     for i, lk in enumerate(looks)]
+            looks = [
+                replace(lk, yaw=lk.yaw + (turn if i == q else float(rng.uniform(-0.06, 0.06))))
+                for i, lk in enumerate(looks)
+            ]
         elif cue == "BR":
             kinds = list(ATTACHMENTS)
             q_attachment = (str(rng.choice(kinds)), str(rng.choice(colours)))
@@ -178,8 +190,9 @@ def _footprint_radius(look: Look) -> float:
     return float(np.hypot(h[0], h[1])) if shape.kind == "box" else float(h[0])
 
 
-def design_case(case_id: str, cues: tuple[str, ...], n: int, rng: np.random.Generator,
-                attempt_rng: np.random.Generator) -> CaseDesign:
+def design_case(
+    case_id: str, cues: tuple[str, ...], n: int, rng: np.random.Generator, attempt_rng: np.random.Generator
+) -> CaseDesign:
     """The case's scene. `rng` fixes the looks; `attempt_rng` the layout and cameras (re-drawn
     when a layout leaves a candidate too hidden)."""
     q = int(rng.integers(0, n))
@@ -235,8 +248,9 @@ def design_case(case_id: str, cues: tuple[str, ...], n: int, rng: np.random.Gene
             a_kind, a_dims = ATTACHMENTS[kind]
             a_shape = Shape(a_kind, tuple(d * max(1.0, look.scale) for d in a_dims))
             z = obj.top_z() + float(a_shape.half_extents()[2])
-            objects.append(SceneObject(f"o{len(objects)}", a_shape, (x, y, z), yaw_matrix(0.0), colour, None,
-                                       support=oid))
+            objects.append(
+                SceneObject(f"o{len(objects)}", a_shape, (x, y, z), yaw_matrix(0.0), colour, None, support=oid)
+            )
     used_colours = {lk.colour for lk in looks}
     free_colours = [c for c in COLOURS if c not in used_colours]
     landmark_colours = [free_colours[i] for i in attempt_rng.permutation(len(free_colours))]
@@ -260,11 +274,22 @@ def design_case(case_id: str, cues: tuple[str, ...], n: int, rng: np.random.Gene
         elev = float(attempt_rng.uniform(np.radians(38), np.radians(58)))
         hfov = 56.0
         dist = half_extent / np.tan(np.radians(hfov / 2)) + 1.2
-        cams.append(look_at_camera(f"cam{k}", a, dist * float(np.cos(elev)), dist * float(np.sin(elev)),
-                                   (0.0, 0.0, 0.15), width, height, hfov))
+        cams.append(
+            look_at_camera(
+                f"cam{k}",
+                a,
+                dist * float(np.cos(elev)),
+                dist * float(np.sin(elev)),
+                (0.0, 0.0, 0.15),
+                width,
+                height,
+                hfov,
+            )
+        )
     light = np.array([float(attempt_rng.uniform(-0.5, 0.5)), float(attempt_rng.uniform(-0.5, 0.5)), 1.0])
     light /= np.linalg.norm(light)
     ground = GROUND_STYLES[int(attempt_rng.integers(0, len(GROUND_STYLES)))]
     scene = Scene(case_id, tuple(objects), tuple(cams), (float(light[0]), float(light[1]), float(light[2])), ground)
-    return CaseDesign(case_id, cues, scene, cand_ids[q], tuple(cand_ids), landmark_ids[0] if landmark_ids else None,
-                      look_by_id)
+    return CaseDesign(
+        case_id, cues, scene, cand_ids[q], tuple(cand_ids), landmark_ids[0] if landmark_ids else None, look_by_id
+    )

@@ -43,8 +43,23 @@ UNMISTAKABLE_TYPES: tuple[str, ...] = ("Q6", "Q7", "Q8", "Q13", "Q15", "Q17")
 
 # how many options each task type has (yes/no questions: 2)
 N_OPTIONS: dict[str, int] = {
-    "Q1": 4, "Q2": 2, "Q3": 4, "Q4": 4, "Q5": 2, "Q6": 2, "Q7": 4, "Q8": 4, "Q9": 4,
-    "Q10": 2, "Q11": 4, "Q12": 2, "Q13": 2, "Q14": 2, "Q15": 2, "Q16": 2, "Q17": 2,
+    "Q1": 4,
+    "Q2": 2,
+    "Q3": 4,
+    "Q4": 4,
+    "Q5": 2,
+    "Q6": 2,
+    "Q7": 4,
+    "Q8": 4,
+    "Q9": 4,
+    "Q10": 2,
+    "Q11": 4,
+    "Q12": 2,
+    "Q13": 2,
+    "Q14": 2,
+    "Q15": 2,
+    "Q16": 2,
+    "Q17": 2,
 }
 
 
@@ -156,10 +171,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q5": (
         "Are {r} in the first image and {r} in the second image the same physical object?",
-        (
-            "The first image marks {r} and the second image marks {r}. Do both marks show the same physical "
-            "object?"
-        ),
+        ("The first image marks {r} and the second image marks {r}. Do both marks show the same physical object?"),
         "Do {r} (first image) and {r} (second image) show one and the same physical object?",
     ),
     "Q6": (
@@ -172,10 +184,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
             "Four objects are marked in the first image: {obj4}. Which of them cannot be seen at all in the "
             "second image?"
         ),
-        (
-            "The first image marks four objects: {obj4p}. Which of them is completely invisible in the second "
-            "image?"
-        ),
+        ("The first image marks four objects: {obj4p}. Which of them is completely invisible in the second image?"),
         (
             "Four objects are marked in the first image: {obj4}. One of them does not appear anywhere in the "
             "second image. Which one?"
@@ -369,8 +378,11 @@ def _similar_first(f: SceneFacts, target: str, pool: list[str], rng: np.random.G
 
     def score(oid: str) -> int:
         o = f.scene.obj(oid)
-        return 3 * int(appearance_key(o) == appearance_key(t)) + int(o.colour == t.colour) + \
-            int(o.shape.kind == t.shape.kind)
+        return (
+            3 * int(appearance_key(o) == appearance_key(t))
+            + int(o.colour == t.colour)
+            + int(o.shape.kind == t.shape.kind)
+        )
 
     order = _shuffled(rng, pool)
     return sorted(order, key=lambda oid: -score(oid))
@@ -401,8 +413,11 @@ def anchor_for(f: SceneFacts, oid: str, cams: tuple[int, ...]) -> str | None:
     from every look-alike, and show ANCHOR_MIN_PX pixels in every view."""
     mates = set(twins(f, oid))
     looks = [(o.shape.kind, o.colour) for o in f.scene.objects]
-    pool = [o.object_id for o in f.scene.objects
-            if o.object_id != oid and o.object_id not in mates and looks.count((o.shape.kind, o.colour)) == 1]
+    pool = [
+        o.object_id
+        for o in f.scene.objects
+        if o.object_id != oid and o.object_id not in mates and looks.count((o.shape.kind, o.colour)) == 1
+    ]
     if not pool:
         return None
     anchor = min(pool, key=lambda o: f.centre_distance(oid, o))
@@ -414,8 +429,9 @@ def anchor_for(f: SceneFacts, oid: str, cams: tuple[int, ...]) -> str | None:
     return anchor
 
 
-def _lookalike_ok(f: SceneFacts, keys: tuple[str, ...], cams: tuple[int, int], lookalike: bool,
-                  need_anchor: bool = True) -> dict[str, Any] | None:
+def _lookalike_ok(
+    f: SceneFacts, keys: tuple[str, ...], cams: tuple[int, int], lookalike: bool, need_anchor: bool = True
+) -> dict[str, Any] | None:
     """For a look-alike question: some key object has a visible look-alike and every key object
     with one is told apart by an anchor (unless the question itself names the correspondence:
     `need_anchor` False); returns the facts that show it ({"lookalikes": {key: [visible
@@ -451,9 +467,17 @@ def q1(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if len(pool) < 3 or anchors is None or (ask.lookalike and not set(twins(f, q)) & set(pool)):
                 continue
             cands = _place(q, _similar_first(f, q, pool, rng)[:3], ask.target)
-            return Draft("Q1", (a, b), question_text("Q1", ask.wording), tuple(f"candidate {k + 1}" for k in range(4)),
-                         ask.target, (Ref(a, q),) + tuple(Ref(b, c) for c in cands),
-                         _with_anchors({"query": q, "candidates": cands}, anchors), ask.lookalike, ask.wording)
+            return Draft(
+                "Q1",
+                (a, b),
+                question_text("Q1", ask.wording),
+                tuple(f"candidate {k + 1}" for k in range(4)),
+                ask.target,
+                (Ref(a, q),) + tuple(Ref(b, c) for c in cands),
+                _with_anchors({"query": q, "candidates": cands}, anchors),
+                ask.lookalike,
+                ask.wording,
+            )
     return None
 
 
@@ -466,9 +490,17 @@ def q2(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if not pool or anchors is None or (ask.lookalike and not set(twins(f, q)) & set(pool)):
                 continue
             cands = _place(q, _similar_first(f, q, pool, rng)[:1], ask.target)
-            return Draft("Q2", (a, b), question_text("Q2", ask.wording), ("the first one", "the second one"),
-                         ask.target, (Ref(a, q), Ref(b, cands[0]), Ref(b, cands[1])),
-                         _with_anchors({"query": q, "candidates": cands}, anchors), ask.lookalike, ask.wording)
+            return Draft(
+                "Q2",
+                (a, b),
+                question_text("Q2", ask.wording),
+                ("the first one", "the second one"),
+                ask.target,
+                (Ref(a, q), Ref(b, cands[0]), Ref(b, cands[1])),
+                _with_anchors({"query": q, "candidates": cands}, anchors),
+                ask.lookalike,
+                ask.wording,
+            )
     return None
 
 
@@ -488,10 +520,17 @@ def q3(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 if len(pool) < 3:
                     continue
                 cands = _similar_first(f, q, pool, rng)[:3]
-            return Draft("Q3", (a, b), question_text("Q3", ask.wording),
-                         ("object 1", "object 2", "object 3", "none of them"), ask.target,
-                         tuple(Ref(a, c) for c in cands) + (Ref(b, q),),
-                         _with_anchors({"query": q, "candidates": cands}, anchors), ask.lookalike, ask.wording)
+            return Draft(
+                "Q3",
+                (a, b),
+                question_text("Q3", ask.wording),
+                ("object 1", "object 2", "object 3", "none of them"),
+                ask.target,
+                tuple(Ref(a, c) for c in cands) + (Ref(b, q),),
+                _with_anchors({"query": q, "candidates": cands}, anchors),
+                ask.lookalike,
+                ask.wording,
+            )
     return None
 
 
@@ -522,9 +561,17 @@ def q4(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
         chosen = _place(correct, [wrong[int(i)] for i in rng.permutation(len(wrong))[:3]], ask.target)
         options = tuple(f"object 1 is {m[0]} and object 2 is {m[1]}" for m in chosen)
         refs = (Ref(a, p1), Ref(a, p2)) + tuple(Ref(b, c) for c in cands)
-        return Draft("Q4", (a, b), question_text("Q4", ask.wording), options, ask.target, refs,
-                     _with_anchors({"first_image_objects": [p1, p2], "second_image_objects": dict(zip(labels, cands))},
-                                   anchors), ask.lookalike, ask.wording)
+        return Draft(
+            "Q4",
+            (a, b),
+            question_text("Q4", ask.wording),
+            options,
+            ask.target,
+            refs,
+            _with_anchors({"first_image_objects": [p1, p2], "second_image_objects": dict(zip(labels, cands))}, anchors),
+            ask.lookalike,
+            ask.wording,
+        )
     return None
 
 
@@ -547,9 +594,17 @@ def q5(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 if not pool:
                     continue
                 other = _similar_first(f, q, pool, rng)[0]
-            return Draft("Q5", (a, b), question_text("Q5", ask.wording), YES_NO, ask.target,
-                         (Ref(a, q), Ref(b, other)), _with_anchors({"first": q, "second": other}, anchors),
-                         ask.lookalike, ask.wording)
+            return Draft(
+                "Q5",
+                (a, b),
+                question_text("Q5", ask.wording),
+                YES_NO,
+                ask.target,
+                (Ref(a, q), Ref(b, other)),
+                _with_anchors({"first": q, "second": other}, anchors),
+                ask.lookalike,
+                ask.wording,
+            )
     return None
 
 
@@ -565,8 +620,9 @@ def q6(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 continue
             if (target == 0 and vis_b >= MIN_REF_PX) or (target == 1 and vis_b == 0):
                 text = question_text("Q6", ask.wording)
-                return Draft("Q6", (a, b), text, YES_NO, target, (Ref(a, q),),
-                             {"object": q, "visible_px_second": vis_b})
+                return Draft(
+                    "Q6", (a, b), text, YES_NO, target, (Ref(a, q),), {"object": q, "visible_px_second": vis_b}
+                )
     return None
 
 
@@ -581,8 +637,15 @@ def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
         q = _shuffled(rng, absent)[0]
         cands = _place(q, _shuffled(rng, present)[:3], target)
         text = question_text("Q7", ask.wording)
-        return Draft("Q7", (a, b), text, tuple(f"object {k + 1}" for k in range(4)), target,
-                     tuple(Ref(a, c) for c in cands), {"absent": q, "objects": cands})
+        return Draft(
+            "Q7",
+            (a, b),
+            text,
+            tuple(f"object {k + 1}" for k in range(4)),
+            target,
+            tuple(Ref(a, c) for c in cands),
+            {"absent": q, "objects": cands},
+        )
     return None
 
 
@@ -605,14 +668,27 @@ def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if len(pool) < 3:
                 continue
             tx, ty = sb.centre_px
-            near = sorted(_shuffled(rng, pool), key=lambda o: np.hypot(_seen(f, b, o).centre_px[0] - tx,
-                                                                        _seen(f, b, o).centre_px[1] - ty))
+            near = sorted(
+                _shuffled(rng, pool),
+                key=lambda o: np.hypot(_seen(f, b, o).centre_px[0] - tx, _seen(f, b, o).centre_px[1] - ty),
+            )
             cands = _place(occ, near[:3], target)
             text = question_text("Q8", ask.wording)
-            return Draft("Q8", (a, b), text, tuple(f"candidate {k + 1}" for k in range(4)), target,
-                         (Ref(a, t),) + tuple(Ref(b, c) for c in cands),
-                         {"object": t, "occluder": occ, "occluder_share": round(sb.occluder_share, 4),
-                          "occluded_px_second": sb.occluded_px, "candidates": cands})
+            return Draft(
+                "Q8",
+                (a, b),
+                text,
+                tuple(f"candidate {k + 1}" for k in range(4)),
+                target,
+                (Ref(a, t),) + tuple(Ref(b, c) for c in cands),
+                {
+                    "object": t,
+                    "occluder": occ,
+                    "occluder_share": round(sb.occluder_share, 4),
+                    "occluded_px_second": sb.occluded_px,
+                    "candidates": cands,
+                },
+            )
     return None
 
 
@@ -641,17 +717,31 @@ def q9(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 continue
             cands = _place(pool[0], rest[:3], target)
             text = question_text("Q9", ask.wording)
-            return Draft("Q9", (a, b), text, tuple(f"candidate {k + 1}" for k in range(4)), target,
-                         (Ref(a, q),) + tuple(Ref(b, c) for c in cands),
-                         _with_anchors({"query": q, "candidates": cands,
-                                        "centre_distances": [round(f.centre_distance(q, c), 4) for c in cands]},
-                                       anchors), ask.lookalike, ask.wording)
+            return Draft(
+                "Q9",
+                (a, b),
+                text,
+                tuple(f"candidate {k + 1}" for k in range(4)),
+                target,
+                (Ref(a, q),) + tuple(Ref(b, c) for c in cands),
+                _with_anchors(
+                    {
+                        "query": q,
+                        "candidates": cands,
+                        "centre_distances": [round(f.centre_distance(q, c), 4) for c in cands],
+                    },
+                    anchors,
+                ),
+                ask.lookalike,
+                ask.wording,
+            )
     return None
 
 
 def _measurable_both(f: SceneFacts, a: int, b: int) -> list[str]:
-    return sorted(o for o in set(_refable(f, a)) & set(_refable(f, b))
-                  if _seen(f, a, o).measurable and _seen(f, b, o).measurable)
+    return sorted(
+        o for o in set(_refable(f, a)) & set(_refable(f, b)) if _seen(f, a, o).measurable and _seen(f, b, o).measurable
+    )
 
 
 def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
@@ -661,8 +751,15 @@ def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             ratio = _seen(f, b, q).apparent_size / _seen(f, a, q).apparent_size
             if (target == 0 and ratio >= 1.25) or (target == 1 and ratio <= 0.8):
                 text = question_text("Q10", ask.wording)
-                return Draft("Q10", (a, b), text, YES_NO, target, (Ref(a, q), Ref(b, q)),
-                             {"object": q, "size_ratio_second_to_first": round(ratio, 4)})
+                return Draft(
+                    "Q10",
+                    (a, b),
+                    text,
+                    YES_NO,
+                    target,
+                    (Ref(a, q), Ref(b, q)),
+                    {"object": q, "size_ratio_second_to_first": round(ratio, 4)},
+                )
     return None
 
 
@@ -682,9 +779,15 @@ def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             continue
         cands = _place(least, _shuffled(rng, others)[:3], target)
         text = question_text("Q11", ask.wording)
-        return Draft("Q11", (a, b), text, tuple(f"object {k + 1}" for k in range(4)), target,
-                     tuple(Ref(a, c) for c in cands),
-                     {"objects": cands, "visible_fractions": [round(frac[c], 4) for c in cands]})
+        return Draft(
+            "Q11",
+            (a, b),
+            text,
+            tuple(f"object {k + 1}" for k in range(4)),
+            target,
+            tuple(Ref(a, c) for c in cands),
+            {"objects": cands, "visible_fractions": [round(frac[c], 4) for c in cands]},
+        )
     return None
 
 
@@ -696,13 +799,20 @@ def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if abs(fa - fb) < 0.3 or (0 if fa > fb else 1) != target:
                 continue
             text = question_text("Q12", ask.wording)
-            return Draft("Q12", (a, b), text, ("the first image", "the second image"), target, (Ref(a, q), Ref(b, q)),
-                         {"object": q, "visible_fraction_first": round(fa, 4), "visible_fraction_second": round(fb, 4)})
+            return Draft(
+                "Q12",
+                (a, b),
+                text,
+                ("the first image", "the second image"),
+                target,
+                (Ref(a, q), Ref(b, q)),
+                {"object": q, "visible_fraction_first": round(fa, 4), "visible_fraction_second": round(fb, 4)},
+            )
     return None
 
 
 def _pairs(rng: np.random.Generator, objs: list[str]) -> list[tuple[str, str]]:
-    return _shuffled(rng, [(p, q) for i, p in enumerate(objs) for q in objs[i + 1:]])
+    return _shuffled(rng, [(p, q) for i, p in enumerate(objs) for q in objs[i + 1 :]])
 
 
 def q13(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
@@ -720,10 +830,20 @@ def q13(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if (0 if flipped else 1) != target:
                 continue
             text = question_text("Q13", ask.wording)
-            return Draft("Q13", (a, b), text, YES_NO, target, (Ref(a, left), Ref(a, right)),
-                         {"left_in_first": left, "right_in_first": right,
-                          "centre_x_first": [round(_seen(f, a, o).centre_px[0], 2) for o in (left, right)],
-                          "centre_x_second": [round(_seen(f, b, o).centre_px[0], 2) for o in (left, right)]})
+            return Draft(
+                "Q13",
+                (a, b),
+                text,
+                YES_NO,
+                target,
+                (Ref(a, left), Ref(a, right)),
+                {
+                    "left_in_first": left,
+                    "right_in_first": right,
+                    "centre_x_first": [round(_seen(f, a, o).centre_px[0], 2) for o in (left, right)],
+                    "centre_x_second": [round(_seen(f, b, o).centre_px[0], 2) for o in (left, right)],
+                },
+            )
     return None
 
 
@@ -741,18 +861,34 @@ def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             lookalike_facts = _lookalike_ok(f, (p, q), (a, b), ask.lookalike, need_anchor=False)
             if lookalike_facts is None:
                 continue
-            disp = {o: float(np.hypot(_seen(f, b, o).centre_px[0] - _seen(f, a, o).centre_px[0],
-                                      _seen(f, b, o).centre_px[1] - _seen(f, a, o).centre_px[1])) for o in (p, q)}
+            disp = {
+                o: float(
+                    np.hypot(
+                        _seen(f, b, o).centre_px[0] - _seen(f, a, o).centre_px[0],
+                        _seen(f, b, o).centre_px[1] - _seen(f, a, o).centre_px[1],
+                    )
+                )
+                for o in (p, q)
+            }
             big, small = (p, q) if disp[p] > disp[q] else (q, p)
             if disp[big] < 1.5 * disp[small] or disp[big] < 60:
                 continue
             first, second = (big, small) if target == 0 else (small, big)
             text = question_text("Q14", ask.wording)
-            return Draft("Q14", (a, b), text, ("the first object", "the second object"), target,
-                         (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
-                         _with_anchors({"objects": [first, second],
-                                        "displacement_px": [round(disp[first], 2), round(disp[second], 2)]},
-                                       lookalike_facts), ask.lookalike, ask.wording)
+            return Draft(
+                "Q14",
+                (a, b),
+                text,
+                ("the first object", "the second object"),
+                target,
+                (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
+                _with_anchors(
+                    {"objects": [first, second], "displacement_px": [round(disp[first], 2), round(disp[second], 2)]},
+                    lookalike_facts,
+                ),
+                ask.lookalike,
+                ask.wording,
+            )
     return None
 
 
@@ -771,10 +907,20 @@ def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if (0 if same else 1) != target:
                 continue
             text = question_text("Q15", ask.wording)
-            return Draft("Q15", (a, b), text, YES_NO, target, (Ref(a, near), Ref(a, far)),
-                         {"nearer_in_first": near, "farther_in_first": far,
-                          "depth_first": [round(_seen(f, a, o).depth, 4) for o in (near, far)],
-                          "depth_second": [round(_seen(f, b, o).depth, 4) for o in (near, far)]})
+            return Draft(
+                "Q15",
+                (a, b),
+                text,
+                YES_NO,
+                target,
+                (Ref(a, near), Ref(a, far)),
+                {
+                    "nearer_in_first": near,
+                    "farther_in_first": far,
+                    "depth_first": [round(_seen(f, a, o).depth, 4) for o in (near, far)],
+                    "depth_second": [round(_seen(f, b, o).depth, 4) for o in (near, far)],
+                },
+            )
     return None
 
 
@@ -788,9 +934,15 @@ def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 continue
             first, second = (big, small) if target == 0 else (small, big)
             text = question_text("Q16", ask.wording)
-            return Draft("Q16", (a, b), text, ("the first object", "the second object"), target,
-                         (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
-                         {"objects": [first, second], "size_growth": [round(growth[first], 4), round(growth[second], 4)]})
+            return Draft(
+                "Q16",
+                (a, b),
+                text,
+                ("the first object", "the second object"),
+                target,
+                (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
+                {"objects": [first, second], "size_growth": [round(growth[first], 4), round(growth[second], 4)]},
+            )
     return None
 
 
@@ -814,12 +966,34 @@ def q17(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if (0 if touching else 1) != target:
                 continue
             text = question_text("Q17", ask.wording)
-            return Draft("Q17", (a, b), text, YES_NO, target, (Ref(a, p), Ref(a, q)),
-                         {"objects": [p, q], "surface_gap": round(gap, 4) + 0.0, "projection_overlap_px": overlap})
+            return Draft(
+                "Q17",
+                (a, b),
+                text,
+                YES_NO,
+                target,
+                (Ref(a, p), Ref(a, q)),
+                {"objects": [p, q], "surface_gap": round(gap, 4) + 0.0, "projection_overlap_px": overlap},
+            )
     return None
 
 
 GENERATORS: dict[str, Generator] = {
-    "Q1": q1, "Q2": q2, "Q3": q3, "Q4": q4, "Q5": q5, "Q6": q6, "Q7": q7, "Q8": q8, "Q9": q9,
-    "Q10": q10, "Q11": q11, "Q12": q12, "Q13": q13, "Q14": q14, "Q15": q15, "Q16": q16, "Q17": q17,
+    "Q1": q1,
+    "Q2": q2,
+    "Q3": q3,
+    "Q4": q4,
+    "Q5": q5,
+    "Q6": q6,
+    "Q7": q7,
+    "Q8": q8,
+    "Q9": q9,
+    "Q10": q10,
+    "Q11": q11,
+    "Q12": q12,
+    "Q13": q13,
+    "Q14": q14,
+    "Q15": q15,
+    "Q16": q16,
+    "Q17": q17,
 }

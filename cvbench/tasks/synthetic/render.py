@@ -40,7 +40,9 @@ def render_view(scene: Scene, cam: Camera) -> RenderedView:
     h, w = cam.height, cam.width
     xs = np.arange(w, dtype=np.float64)[None, :]
     ys = np.arange(h, dtype=np.float64)[:, None]
-    dirs = cam.rays(xs, ys, np.float64).reshape(-1, 3)  # float64 throughout: float32 rounding differs across numpy/BLAS builds and flips pixels
+    dirs = cam.rays(xs, ys, np.float64).reshape(
+        -1, 3
+    )  # float64 throughout: float32 rounding differs across numpy/BLAS builds and flips pixels
     origin = np.array(cam.position, dtype=np.float64)
 
     depth = np.full(h * w, np.inf)
@@ -108,8 +110,9 @@ def render_view(scene: Scene, cam: Camera) -> RenderedView:
     image[sky_px] = _sky_colour(dirs[sky_px])
 
     out = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(h, w, 3)
-    return RenderedView(cam, out, depth.reshape(h, w), ids.reshape(h, w), tuple(full_masks), tuple(areas),
-                        tuple(clipped), tuple(rects))
+    return RenderedView(
+        cam, out, depth.reshape(h, w), ids.reshape(h, w), tuple(full_masks), tuple(areas), tuple(clipped), tuple(rects)
+    )
 
 
 def _rect(cam: Camera, obj: SceneObject, pad_x: int, pad_y: int) -> tuple[int, int, int, int, bool]:

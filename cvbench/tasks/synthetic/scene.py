@@ -51,7 +51,9 @@ class SceneObject:
         noun = SHAPE_NOUNS[self.shape.kind]
         label = ""
         if self.decal is not None:
-            label = f" printed '{self.decal.value}'" if self.decal.kind == "text" else f" with a {self.decal.value} marker"
+            label = (
+                f" printed '{self.decal.value}'" if self.decal.kind == "text" else f" with a {self.decal.value} marker"
+            )
         return f"{self.colour} {noun}{label}"
 
     @property
@@ -69,7 +71,11 @@ class SceneObject:
         return (signs * h) @ self.R.T + self.c
 
     def top_z(self) -> float:
-        return float(self.world_corners()[:, 2].max()) if self.shape.kind != "sphere" else self.centre[2] + self.shape.dims[0]
+        return (
+            float(self.world_corners()[:, 2].max())
+            if self.shape.kind != "sphere"
+            else self.centre[2] + self.shape.dims[0]
+        )
 
     def signed_distance(self, world_pts: np.ndarray) -> np.ndarray:
         return signed_distance(self.shape, (world_pts - self.c) @ self.R)
@@ -130,7 +136,9 @@ class Camera:
         """Pixel coordinates (x, y) of world points (continuous; pixel centres at +0.5)."""
         pc = self.to_camera(pts)
         z = np.maximum(pc[:, 2], 1e-6)
-        return np.stack([self.focal * pc[:, 0] / z + self.width / 2, self.focal * pc[:, 1] / z + self.height / 2], axis=1)
+        return np.stack(
+            [self.focal * pc[:, 0] / z + self.width / 2, self.focal * pc[:, 1] / z + self.height / 2], axis=1
+        )
 
     def rays(self, xs: np.ndarray, ys: np.ndarray, dtype: type = np.float64) -> np.ndarray:
         """Unit world directions through pixel centres (integer pixel indices, may lie off-image)."""

@@ -31,7 +31,7 @@ def _text(text: str) -> np.ndarray:
     width = max(_S, int(ink.shape[1] + _S * 0.2))
     canvas = np.zeros((_S, width), dtype=np.float64)
     x, y = (width - ink.shape[1]) // 2, (_S - ink.shape[0]) // 2
-    canvas[y:y + ink.shape[0], x:x + ink.shape[1]][ink] = 1.0
+    canvas[y : y + ink.shape[0], x : x + ink.shape[1]][ink] = 1.0
     return canvas
 
 
@@ -69,5 +69,5 @@ def _marker(name: str) -> np.ndarray:
         for i in range(4):
             for j in range(4):
                 if (i + j) % 2 == 0:
-                    img[i * q:(i + 1) * q, j * q:(j + 1) * q] = 255
+                    img[i * q : (i + 1) * q, j * q : (j + 1) * q] = 255
     return img.astype(np.float64) / 255.0

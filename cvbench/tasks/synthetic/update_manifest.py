@@ -28,8 +28,9 @@ def write_shipped_manifest() -> Path:
         synthetic.generate_mmvm(mmvm, per_cue=synthetic.BUILTIN_MMVM_PER_CUE, seed=synthetic.BUILTIN_SEED)
         sets["synth-crossviewbench"] = manifest_for(cvb)
         sets["synth-mmvm"] = manifest_for(mmvm)
-    SHIPPED_MANIFEST.write_text(json.dumps({"schema": MANIFEST_SCHEMA, "sets": sets}, indent=1, sort_keys=True)
-                                + "\n", encoding="utf-8")
+    SHIPPED_MANIFEST.write_text(
+        json.dumps({"schema": MANIFEST_SCHEMA, "sets": sets}, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
     shipped_manifest.cache_clear()
     return SHIPPED_MANIFEST
 

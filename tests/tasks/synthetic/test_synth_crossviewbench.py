@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvbench.imaging.masks import decode_rle
 from cvbench.core.types import OPTION_LETTERS, REGION_PLACEHOLDER, TASK_TYPES, Sample
+from cvbench.imaging.masks import decode_rle
 from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.synthetic import generate_crossviewbench
 from cvbench.tasks.synthetic.questions import APART_MIN, CONTACT_EPS, MIN_REF_PX
@@ -22,8 +22,20 @@ from cvbench.tasks.synthetic.shapes import Shape
 
 from .conftest import CVB_PER_TYPE, CVB_SEED
 
-UPSTREAM_KEYS = {"sample_id", "question_type", "question", "options", "answer", "region_refs", "views",
-                 "selected_object_names", "object_ids", "dataset", "scene", "metadata"}
+UPSTREAM_KEYS = {
+    "sample_id",
+    "question_type",
+    "question",
+    "options",
+    "answer",
+    "region_refs",
+    "views",
+    "selected_object_names",
+    "object_ids",
+    "dataset",
+    "scene",
+    "metadata",
+}
 YES_NO_TYPES = {"Q5", "Q6", "Q10", "Q13", "Q15", "Q17"}
 
 
@@ -38,7 +50,7 @@ def records(cvb_jsonl: Path) -> list[dict[str, Any]]:
 
 def test_every_task_type_has_n_questions(records: list[dict[str, Any]]) -> None:
     counts = Counter(r["question_type"] for r in records)
-    assert counts == {t: CVB_PER_TYPE for t in TASK_TYPES}
+    assert counts == dict.fromkeys(TASK_TYPES, CVB_PER_TYPE)
     assert len({r["sample_id"] for r in records}) == len(records)
 
 
@@ -131,19 +143,27 @@ def _project(cam: dict[str, Any], p: np.ndarray) -> tuple[float, float, float]:
     down = np.cross(fwd, right)
     rel = p - pos
     z = float(rel @ fwd)
-    return (cam["focal_px"] * float(rel @ right) / z + cam["width"] / 2,
-            cam["focal_px"] * float(rel @ down) / z + cam["height"] / 2, z)
+    return (
+        cam["focal_px"] * float(rel @ right) / z + cam["width"] / 2,
+        cam["focal_px"] * float(rel @ down) / z + cam["height"] / 2,
+        z,
+    )
 
 
 def _object(md: dict[str, Any], oid: str) -> SceneObject:
     o = md["objects"][oid]
-    return SceneObject(oid, Shape(o["shape"], tuple(o["dims"])), tuple(o["centre"]),
-                       tuple(tuple(row) for row in o["rotation"]), o["colour"])
+    return SceneObject(
+        oid,
+        Shape(o["shape"], tuple(o["dims"])),
+        tuple(o["centre"]),
+        tuple(tuple(row) for row in o["rotation"]),
+        o["colour"],
+    )
 
 
 def _brute_gap(a: SceneObject, b: SceneObject) -> float:
     pa, pb = a.surface(0.02), b.surface(0.02)
-    return min(float(np.linalg.norm(pa[i:i + 256, None] - pb[None], axis=2).min()) for i in range(0, len(pa), 256))
+    return min(float(np.linalg.norm(pa[i : i + 256, None] - pb[None], axis=2).min()) for i in range(0, len(pa), 256))
 
 
 def expected_answer(r: dict[str, Any]) -> str:
@@ -210,8 +230,17 @@ def expected_answer(r: dict[str, Any]) -> str:
     if t in ("Q14", "Q16"):
         assert ro[0] == ro[2] and ro[1] == ro[3]
         if t == "Q14":
-            shift = [float(np.hypot(*(np.array(_project(cams[second], centre(o))[:2]) -
-                                      np.array(_project(cams[first], centre(o))[:2])))) for o in ro[:2]]
+            shift = [
+                float(
+                    np.hypot(
+                        *(
+                            np.array(_project(cams[second], centre(o))[:2])
+                            - np.array(_project(cams[first], centre(o))[:2])
+                        )
+                    )
+                )
+                for o in ro[:2]
+            ]
         else:
             shift = [g(o, second, "apparent_size") / g(o, first, "apparent_size") for o in ro[:2]]
         return "A" if shift[0] > shift[1] else "B"

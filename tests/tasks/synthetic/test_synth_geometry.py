@@ -7,8 +7,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from cvbench.imaging.masks import centroid
 from cvbench.core.seeding import rng_for
+from cvbench.imaging.masks import centroid
 from cvbench.tasks.synthetic.facts import scene_facts
 from cvbench.tasks.synthetic.layout import crossview_scene, look_at_camera
 from cvbench.tasks.synthetic.questions import APART_MIN, CONTACT_EPS
@@ -22,8 +22,12 @@ from cvbench.tasks.synthetic.scene import (
 )
 from cvbench.tasks.synthetic.shapes import Shape, intersect, signed_distance
 
-SHAPES = [Shape("box", (0.4, 0.25, 0.3)), Shape("cylinder", (0.3, 0.45)), Shape("sphere", (0.35,)),
-          Shape("cone", (0.3, 0.4))]
+SHAPES = [
+    Shape("box", (0.4, 0.25, 0.3)),
+    Shape("cylinder", (0.3, 0.45)),
+    Shape("sphere", (0.35,)),
+    Shape("cone", (0.3, 0.4)),
+]
 LIGHT = (0.0, 0.0, 1.0)
 GROUND = ((200, 200, 200), (180, 180, 180))
 
@@ -37,7 +41,7 @@ def _brute_gap(a: SceneObject, b: SceneObject, spacing: float = 0.03) -> float:
     pa, pb = a.surface(spacing), b.surface(spacing)
     best = np.inf
     for i in range(0, len(pa), 256):
-        d = np.linalg.norm(pa[i:i + 256, None, :] - pb[None, :, :], axis=2)
+        d = np.linalg.norm(pa[i : i + 256, None, :] - pb[None, :, :], axis=2)
         best = min(best, float(d.min()))
     return best
 

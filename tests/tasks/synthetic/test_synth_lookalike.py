@@ -45,8 +45,10 @@ def test_layouts_contain_groups_of_identical_objects() -> None:
             # the group's colour belongs to the group alone
             assert sum(o.colour == members[0].colour for o in scene.objects) == len(members)
             decals = [m.decal for m in members]
-            assert all(d is None for d in decals) or (all(d is not None and d.kind == "marker" for d in decals)
-                                                      and len({d.value for d in decals if d}) == len(decals))
+            assert all(d is None for d in decals) or (
+                all(d is not None and d.kind == "marker" for d in decals)
+                and len({d.value for d in decals if d}) == len(decals)
+            )
     assert with_group >= 2
 
 
@@ -76,8 +78,9 @@ def test_half_of_the_lookalike_types_have_lookalikes(records: list[dict[str, Any
 def _key_objects(r: dict[str, Any]) -> list[str]:
     """The objects a person must find again in the other image."""
     ro = r["metadata"]["region_objects"]
-    return {"Q1": ro[:1], "Q2": ro[:1], "Q3": ro[3:4], "Q4": ro[:2], "Q5": ro[:1], "Q9": ro[:1],
-            "Q14": ro[:2]}[r["question_type"]]
+    return {"Q1": ro[:1], "Q2": ro[:1], "Q3": ro[3:4], "Q4": ro[:2], "Q5": ro[:1], "Q9": ro[:1], "Q14": ro[:2]}[
+        r["question_type"]
+    ]
 
 
 def _look(o: dict[str, Any]) -> tuple[Any, ...]:
@@ -118,7 +121,9 @@ def test_every_lookalike_question_is_solvable_by_the_layout(records: list[dict[s
         assert set(anchors) == set(listed)
         looks = Counter((o["shape"], o["colour"]) for o in objs.values())
         for k, anchor in anchors.items():
-            unique = [o for o in objs if o != k and o not in twins[k] and looks[(objs[o]["shape"], objs[o]["colour"])] == 1]
+            unique = [
+                o for o in objs if o != k and o not in twins[k] and looks[(objs[o]["shape"], objs[o]["colour"])] == 1
+            ]
             dist = {o: float(np.linalg.norm(centre[o] - centre[k])) for o in unique}
             assert anchor == min(unique, key=lambda o: dist[o])
             assert dist[anchor] <= ANCHOR_MAX_DIST
@@ -135,18 +140,32 @@ def test_every_lookalike_question_is_solvable_by_the_layout(records: list[dict[s
 
 def _keys_of(d: Draft) -> list[str]:
     f = d.facts
-    keys = {"Q1": lambda: [f["query"]], "Q2": lambda: [f["query"]], "Q3": lambda: [f["query"]],
-            "Q4": lambda: f["first_image_objects"], "Q5": lambda: [f["first"]], "Q9": lambda: [f["query"]],
-            "Q14": lambda: f["objects"], "Q6": lambda: [f["object"]], "Q7": lambda: f["objects"],
-            "Q8": lambda: [f["object"]], "Q13": lambda: [f["left_in_first"], f["right_in_first"]],
-            "Q15": lambda: [f["nearer_in_first"], f["farther_in_first"]], "Q17": lambda: f["objects"]}
+    keys = {
+        "Q1": lambda: [f["query"]],
+        "Q2": lambda: [f["query"]],
+        "Q3": lambda: [f["query"]],
+        "Q4": lambda: f["first_image_objects"],
+        "Q5": lambda: [f["first"]],
+        "Q9": lambda: [f["query"]],
+        "Q14": lambda: f["objects"],
+        "Q6": lambda: [f["object"]],
+        "Q7": lambda: f["objects"],
+        "Q8": lambda: [f["object"]],
+        "Q13": lambda: [f["left_in_first"], f["right_in_first"]],
+        "Q15": lambda: [f["nearer_in_first"], f["farther_in_first"]],
+        "Q17": lambda: f["objects"],
+    }
     return list(keys[d.task_type]())
 
 
 def _visible_twin(facts: SceneFacts, oid: str, cams: tuple[int, int]) -> bool:
     me = facts.scene.obj(oid)
-    return any(o.object_id != oid and appearance_key(o) == appearance_key(me)
-               and any(facts.seen[c][o.object_id].visible_px > 0 for c in cams) for o in facts.scene.objects)
+    return any(
+        o.object_id != oid
+        and appearance_key(o) == appearance_key(me)
+        and any(facts.seen[c][o.object_id].visible_px > 0 for c in cams)
+        for o in facts.scene.objects
+    )
 
 
 def test_the_lookalike_flag_matches_the_scene() -> None:

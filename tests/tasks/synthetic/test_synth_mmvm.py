@@ -14,17 +14,24 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
+from cvbench.core.types import CUE_CODES, CUES, OPTION_LETTERS, Sample
 from cvbench.imaging.masks import polygons_to_mask
 from cvbench.prompting.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE, mmvm_options
-from cvbench.core.types import CUE_CODES, CUES, OPTION_LETTERS, Sample
 from cvbench.tasks.mmvm import iter_mmvm
 from cvbench.tasks.synthetic import generate_mmvm
 from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS, answer_letter, draw_ids
 
 from .conftest import MMVM_PER_CUE, MMVM_SEED
 
-CASE_FILES = {"FRAME00.jpg", "FRAME00_ORI.jpg", "FRAME00.json", "FRAME01_CAND.jpg", "FRAME01_ORI.jpg",
-              "FRAME01_CAND.json", "synth_case.json"}
+CASE_FILES = {
+    "FRAME00.jpg",
+    "FRAME00_ORI.jpg",
+    "FRAME00.json",
+    "FRAME01_CAND.jpg",
+    "FRAME01_ORI.jpg",
+    "FRAME01_CAND.json",
+    "synth_case.json",
+}
 
 
 def _rows(tsv: Path) -> list[dict[str, str]]:
@@ -56,7 +63,7 @@ def _query_id(tsv: Path, row: dict[str, str]) -> int:
 
 def test_every_cue_has_n_cases_and_counts_spread(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
     primary = Counter(CUES[ast.literal_eval(r["match_type"])[0]][0] for r in rows)
-    assert primary == {c: MMVM_PER_CUE for c in CUE_CODES}
+    assert primary == dict.fromkeys(CUE_CODES, MMVM_PER_CUE)
     counts = [len(json.loads((_case_dir(mmvm_tsv, r) / "FRAME01_CAND.json").read_text())) for r in rows]
     assert min(counts) >= 2 and max(counts) <= 37
     assert any(n > 25 for n in counts) and any(n <= 4 for n in counts)
@@ -67,8 +74,10 @@ def test_rows_and_case_files_follow_the_upstream_layout(rows: list[dict[str, str
     for r in rows:
         case = _case_dir(mmvm_tsv, r)
         assert {p.name for p in case.iterdir()} == CASE_FILES
-        assert ast.literal_eval(r["image_path"]) == [f"match_bench/{case.name}/FRAME00.jpg",
-                                                     f"match_bench/{case.name}/FRAME01_CAND.jpg"]
+        assert ast.literal_eval(r["image_path"]) == [
+            f"match_bench/{case.name}/FRAME00.jpg",
+            f"match_bench/{case.name}/FRAME01_CAND.jpg",
+        ]
         cands = json.loads((case / "FRAME01_CAND.json").read_text())
         ids = [c["id"] for c in cands]
         assert sorted(ids) == list(range(1, len(ids) + 1))  # a shuffle of 1..N
@@ -108,7 +117,9 @@ def test_overlays_mark_the_objects(rows: list[dict[str, str]], mmvm_tsv: Path) -
         ys, xs = np.nonzero(changed & cyan)
         x1, y1, x2, y2 = xs.min(), ys.min(), xs.max(), ys.max()
         mys, mxs = np.nonzero(mask)
-        assert x1 >= mxs.min() - 8 and x2 <= mxs.max() + 8 and y1 >= mys.min() - 8 and y2 <= mys.max() + 8  # ... around it
+        assert (
+            x1 >= mxs.min() - 8 and x2 <= mxs.max() + 8 and y1 >= mys.min() - 8 and y2 <= mys.max() + 8
+        )  # ... around it
         cand_ori = np.asarray(Image.open(case / "FRAME01_ORI.jpg")).astype(int)
         cand = np.asarray(Image.open(case / "FRAME01_CAND.jpg")).astype(int)
         assert (np.abs(cand - cand_ori).sum(axis=2) > 60).sum() > 200
@@ -204,8 +215,21 @@ def test_the_loader_reads_every_case(rows: list[dict[str, str]], mmvm_tsv: Path)
 
 def test_same_seed_gives_byte_identical_files_and_the_cli_matches(tmp_path: Path) -> None:
     first = generate_mmvm(tmp_path / "a", 1, MMVM_SEED + 3)
-    result = CliRunner().invoke(cli, ["data", "synth", "--benchmark", "mmvm", "--per-type", "1",
-                                      "--seed", str(MMVM_SEED + 3), "--out", str(tmp_path / "b")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "synth",
+            "--benchmark",
+            "mmvm",
+            "--per-type",
+            "1",
+            "--seed",
+            str(MMVM_SEED + 3),
+            "--out",
+            str(tmp_path / "b"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     second = Path(result.output.strip())
     assert second == tmp_path / "b" / "mllm_match_eval_full.tsv"

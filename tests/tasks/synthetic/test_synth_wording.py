@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.core.types import REGION_PLACEHOLDER, TASK_TYPES, Capabilities, Sample
 from cvbench.model_adapters.baselines import heuristic_answer, ref_names
+from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.synthetic.questions import TEMPLATES, question_text
 
@@ -46,19 +46,23 @@ def test_records_use_their_recorded_wording_balanced_per_type(records: dict[str,
 
 
 def test_ref_names_reads_names_before_and_after_the_region() -> None:
-    assert ref_names("a: candidate 1 is <region> and <region> (candidate 2), <region> (X) or Y is <region>") == \
-        ["candidate 1", "candidate 2", "x", "y"]
+    assert ref_names("a: candidate 1 is <region> and <region> (candidate 2), <region> (X) or Y is <region>") == [
+        "candidate 1",
+        "candidate 2",
+        "x",
+        "y",
+    ]
     assert ref_names("<region> (the first) and <region>") == [None, None]
 
 
 def test_the_mask_heuristic_answers_every_wording_alike(cvb_jsonl: Path, records: dict[str, dict[str, Any]]) -> None:
     """It answers (no fallback) in every wording, and the same letter, as it only reads structure."""
-    samples = [s for s in iter_crossviewbench(cvb_jsonl, cvb_jsonl.parent)]
+    samples = list(iter_crossviewbench(cvb_jsonl, cvb_jsonl.parent))
     assert all(isinstance(s, Sample) for s in samples)
     for sample in samples:
         assert isinstance(sample, Sample) and sample.task_type is not None
         prompt = build_prompt(sample, PromptSettings(), Capabilities(native_regions=True))
-        options_part = prompt.text[len(sample.question):]
+        options_part = prompt.text[len(sample.question) :]
         assert prompt.text.startswith(sample.question) and options_part.startswith("\n\n")
         letters = set()
         for k in range(len(TEMPLATES[sample.task_type])):
