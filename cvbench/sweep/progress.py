@@ -25,6 +25,7 @@ class LineCounter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
+        self.total = 0
 
     def new_lines(self) -> int:
         try:
@@ -34,7 +35,9 @@ class LineCounter:
         except FileNotFoundError:
             return 0
         self.offset += len(data)
-        return data.count(b"\n")
+        lines = data.count(b"\n")
+        self.total += lines
+        return lines
 
 
 @dataclass
@@ -61,6 +64,7 @@ class SweepProgress:
         self.started_runs.add(str(unit.run.run_dir))
         self.counters[unit.name] = LineCounter(out / SAMPLES_FILE)
         self.counters[unit.name].new_lines()  # lines kept from an earlier session are not progress
+        self.counters[unit.name].total = 0
         self.emit(f"start {unit.name}" + (f" on {where['host']} pid {where['pid']}" if where else ""))
 
     def worker(self, unit: Unit, where: dict[str, Any]) -> None:
@@ -71,8 +75,9 @@ class SweepProgress:
     def unit_finished(self, unit: Unit, result: UnitResult) -> None:
         self.running.pop(unit.name, None)
         counter = self.counters.pop(unit.name, None)
-        if counter is not None:
-            self.records += counter.new_lines()
+        # the live count is an estimate (a file rewritten in job order, a retried unit); the
+        # unit's own count replaces it
+        self.records += result.new_records - (counter.total if counter is not None else 0)
         self.errors += result.errors
         why = f": {result.failure}" if result.failure else ""
         self.emit(f"{result.status} {unit.name} ({result.new_records} new, {result.resumed_records} resumed){why}")
