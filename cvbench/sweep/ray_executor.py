@@ -84,7 +84,10 @@ def connect(ray: Any, address: str | None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        except ConnectionError as exc:
+            raise SweepExecutorError(f"--ray-address {address}: {exc}") from None
     else:  # a cluster of this machine, for this sweep only
         ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
 
@@ -131,6 +134,11 @@ def run_ray(sweep: SweepSpec, progress: SweepProgress, address: str | None) -> S
                     actor, unit = idle[index].pop(), queue.popleft()
                     inflight[actor.run.remote(unit.options)] = (unit, actor, index)
                     progress.unit_started(unit)
+                if not queue and idle[index]:  # this model is done: its slots go to the others
+                    for actor in idle[index]:
+                        ray.kill(actor)
+                        actors[index].remove(actor)
+                    idle[index] = []
             if time.monotonic() - last_ask >= WHERE_EVERY_S:
                 busy = {id(u): u for u in asking.values()}
                 for unit, actor, _ in inflight.values():

@@ -60,7 +60,7 @@ def metrics_of(run_dir: Path) -> dict[str, Any]:
 
 
 def sweep_env(tmp: Path, **extra: str) -> dict[str, str]:
-    return cli_env(tmp, RAY_USAGE_STATS_ENABLED="0", **extra)
+    return cli_env(tmp, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", **extra)
 
 
 def cvbench_cli(
@@ -104,6 +104,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
             "--head",
             "--block",
             f"--port={port}",
+            "--node-ip-address=127.0.0.1",
             "--num-cpus=2",
             "--num-gpus=0",
             f"--temp-dir={temp_dir}",
