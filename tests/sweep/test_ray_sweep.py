@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,9 @@ N = 40
 CONCURRENCY = 2
 WORKERS = 2
 DELAY_S = 0.4  # per answer: a shard takes seconds, so the kills land while requests are in flight
+
+
+RESUMED = re.compile(r"\(\d+ new, [1-9]\d* resumed\)")
 
 
 def slow_answer(request: ReceivedRequest) -> str:
@@ -154,7 +158,7 @@ def test_killed_worker_loses_nothing_and_resends_only_in_flight(
     proc = sweep_popen(args, tmp_path)
     status_file = tmp_path / "runs" / "wire.status.json"
     try:
-        wait_for(lambda: len(wire.server.requests) - start >= 6 and running_worker_pid(status_file) is not None)
+        wait_for(lambda: len(wire.server.requests) - start >= 10 and running_worker_pid(status_file) is not None)
         os.kill(running_worker_pid(status_file) or 0, signal.SIGKILL)
         output, _ = proc.communicate(timeout=300)
     finally:
@@ -162,6 +166,7 @@ def test_killed_worker_loses_nothing_and_resends_only_in_flight(
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, output[-3000:]
+    assert RESUMED.search(output), output[-3000:]  # the killed worker's shard went on from its records
     assert_like_reference(wire, tmp_path / "runs" / wire.relative)
     sent = wire.server.requests[start:]
     assert len({r.text for r in sent}) == N  # every sample asked, each prompt is unique
@@ -189,6 +194,7 @@ def test_driver_killed_then_restarted_resumes(wire: WireSetup, ray_cluster: RayC
 
     done = cvbench_cli(args, sweep_env(tmp_path), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert RESUMED.search(done.stderr), done.stderr[-3000:]
     assert_like_reference(wire, tmp_path / "runs" / wire.relative)
     sent = wire.server.requests[start:]
     assert len({r.text for r in sent}) == N
