@@ -229,59 +229,60 @@ def has_mmvm_task(tasks: Sequence[str]) -> bool:
         return True  # unknown task: the run itself reports it, with the known names
 
 
-def load_sweep(path: Path, argv: Sequence[str] = ()) -> SweepSpec:
-    """Read and expand a sweep file. Paths in it are relative to the current directory, as on the
-    `cvbench run` command line."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SweepSpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SweepSpecError(f"{path}: not valid TOML ({exc})") from None
-    _unknown(path, "top level", data, set(_TOP) | {"models", "matrix"})
-    top = {k: _check(path, k, v, _TOP[k][0]) for k, v in data.items() if k in _TOP}
-    models = [parse_model(path, i, m) for i, m in enumerate(_list(path, "models", data.get("models")))]
-    matrix = _check(path, "matrix", data.get("matrix", {}), dict)
+@dataclass(frozen=True)
+class Matrix:
+    tasks: tuple[tuple[str, ...], ...]
+    candidates: tuple[tuple[str, ...], ...]
+    styles: tuple[str | None, ...]
+    modes: tuple[str, ...]
+    policies: tuple[dict[str, Any], ...]
+    seeds: tuple[int, ...]
+
+
+def _strings(path: Path, where: str, raw: Any) -> tuple[str, ...]:
+    return tuple(_check(path, f"{where}[{i}]", v, str) for i, v in enumerate(_list(path, where, raw)))
+
+
+def parse_matrix(path: Path, data: Any) -> Matrix:
+    matrix = _check(path, "matrix", data, dict)
     _unknown(path, "matrix", matrix, _MATRIX_KEYS)
     if "tasks" not in matrix:
         raise _fail(path, "matrix", "missing 'tasks' (a list: one run per entry)")
-    shards = top.get("shards", 1)
-    if shards < 1:
-        raise _fail(path, "shards", "must be at least 1")
-    axes = {
-        "tasks": _task_lists(path, _list(path, "matrix.tasks", matrix["tasks"])),
-        "candidates": _candidates(path, _list(path, "matrix.candidates", matrix.get("candidates", [["all"]]))),
-        "styles": [
-            _check(path, f"matrix.styles[{i}]", s, str) if s != "default" else None
-            for i, s in enumerate(_list(path, "matrix.styles", matrix.get("styles", ["default"])))
-        ],
-        "modes": [
-            _check(path, f"matrix.modes[{i}]", m, str)
-            for i, m in enumerate(_list(path, "matrix.modes", matrix.get("modes", ["auto"])))
-        ],
-        "policies": _policies(path, _list(path, "matrix.image_policies", matrix.get("image_policies", [{}]))),
-        "seeds": [
-            _check(path, f"matrix.seeds[{i}]", s, int)
-            for i, s in enumerate(_list(path, "matrix.seeds", matrix.get("seeds", [0])))
-        ],
-    }
-    base = RunOptions(
-        argv=tuple(argv),
-        progress=False,
-        **{
-            field: (Path(value) if field in ("data_dir", "cache") else value)
-            for key, value in top.items()
-            if (field := _TOP[key][1])
-        },
+    styles = _strings(path, "matrix.styles", matrix.get("styles", ["default"]))
+    seeds = _list(path, "matrix.seeds", matrix.get("seeds", [0]))
+    return Matrix(
+        tasks=tuple(_task_lists(path, _list(path, "matrix.tasks", matrix["tasks"]))),
+        candidates=tuple(
+            c or ("all",)
+            for c in _candidates(path, _list(path, "matrix.candidates", matrix.get("candidates", [["all"]])))
+        ),
+        styles=tuple(None if s == "default" else s for s in styles),
+        modes=_strings(path, "matrix.modes", matrix.get("modes", ["auto"])),
+        policies=tuple(_policies(path, _list(path, "matrix.image_policies", matrix.get("image_policies", [{}])))),
+        seeds=tuple(_check(path, f"matrix.seeds[{i}]", v, int) for i, v in enumerate(seeds)),
     )
+
+
+def base_options(path: Path, top: dict[str, Any], argv: Sequence[str]) -> RunOptions:
+    """The options every run shares (the top-level scalars of the file)."""
+    fields: dict[str, Any] = {"argv": tuple(argv), "progress": False}
+    for key, value in top.items():
+        field = _TOP[key][1]
+        if field:
+            fields[field] = Path(value) if field in ("data_dir", "cache") else value
     if top.get("no_cache"):
         if "cache" in top:
             raise _fail(path, "no_cache", "cache and no_cache exclude each other")
-        base = replace(base, use_cache=False)
-    root = Path(top.get("out", "runs"))
+        fields["use_cache"] = False
+    return RunOptions(**fields)
+
+
+def expand(root: Path, base: RunOptions, models: Sequence[ModelEntry], m: Matrix) -> tuple[RunSpec, ...]:
+    """Every combination, in file order; combinations that name the same run folder (candidate
+    settings of a run without an MMVM task) are one run."""
     runs: dict[Path, RunSpec] = {}
     for model, tasks, cands, style, mode, policy, seed in itertools.product(
-        models, axes["tasks"], axes["candidates"], axes["styles"], axes["modes"], axes["policies"], axes["seeds"]
+        models, m.tasks, m.candidates, m.styles, m.modes, m.policies, m.seeds
     ):
         candidates = cands if cands != ("all",) and has_mmvm_task(tasks) else None
         options = replace(
@@ -299,4 +300,25 @@ def load_sweep(path: Path, argv: Sequence[str] = ()) -> SweepSpec:
         )
         run_dir = root / default_out_dir(options).relative_to("runs")
         runs.setdefault(run_dir, RunSpec(replace(options, out=run_dir), model))
-    return SweepSpec(path, root, shards, tuple(runs.values()), tuple(models))
+    return tuple(runs.values())
+
+
+def load_sweep(path: Path, argv: Sequence[str] = ()) -> SweepSpec:
+    """Read and expand a sweep file. Paths in it are relative to the current directory, as on the
+    `cvbench run` command line."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SweepSpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SweepSpecError(f"{path}: not valid TOML ({exc})") from None
+    _unknown(path, "top level", data, set(_TOP) | {"models", "matrix"})
+    top = {k: _check(path, k, v, _TOP[k][0]) for k, v in data.items() if k in _TOP}
+    models = tuple(parse_model(path, i, m) for i, m in enumerate(_list(path, "models", data.get("models"))))
+    matrix = parse_matrix(path, data.get("matrix", {}))
+    shards = top.get("shards", 1)
+    if shards < 1:
+        raise _fail(path, "shards", "must be at least 1")
+    root = Path(top.get("out", "runs"))
+    runs = expand(root, base_options(path, top, argv), models, matrix)
+    return SweepSpec(path, root, shards, runs, models)
