@@ -101,7 +101,7 @@ def portable(value: Any, data_root: Path | None) -> Any:
 
 def prompt_snapshot(prompt: Prompt, data_root: Path | None = None) -> dict[str, Any]:
     """Everything the model sees, with images as hashes (pure)."""
-    from cvbench.runner.session import jsonable
+    from cvbench.runner.jsonable import jsonable
 
     native = None
     if prompt.native is not None:

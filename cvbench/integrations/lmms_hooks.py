@@ -174,7 +174,7 @@ class ExportHooks:
         return self._specs[task]
 
     def _item(self, doc: Mapping[str, Any]) -> Sample | InvalidSample:
-        from cvbench.runner.session import item_sample_id
+        from cvbench.runner.jobs import item_sample_id
         from cvbench.tasks.loading import iter_task_samples
 
         self._task_entry(doc)
@@ -267,12 +267,8 @@ class ExportHooks:
 
     def record(self, doc: Mapping[str, Any], text: str | None) -> Any:
         """The SampleRecord `cvbench run` would write for this document and answer text."""
-        from cvbench.runner.session import (
-            Job,
-            answered_record,
-            invalid_record,
-            score_response,
-        )
+        from cvbench.runner.jobs import Job
+        from cvbench.runner.records import answered_record, invalid_record, score_response
 
         item = self._item(doc)
         spec = self._spec(str(doc["task"]))

@@ -374,7 +374,7 @@ class Scene:
         names = ref_names(self.question)
         named: dict[str, int] = {}
         for o in self.options:
-            found = [j for j in pool if j < len(names) and names[j] and _mentions(o.text, names[j])]
+            found = [j for j in pool if j < len(names) and (name := names[j]) and _mentions(o.text, name)]
             if len(found) == 1:
                 named[o.letter] = found[0]
         hits = [letter for letter, j in named.items() if j == k]

@@ -135,7 +135,8 @@ def expand_region_placeholders(question: str, counts: Sequence[int]) -> str:
 
 
 def view_mask_stack(masks: Sequence[np.ndarray], height: int, width: int, pad_to: int) -> np.ndarray:
-    """`[pad_to + 1, H, W]` float32: the view's masks, all-zero padding up to `pad_to`, the all-ones global mask last."""
+    """`[pad_to + 1, H, W]` float32: the view's masks, all-zero padding up to `pad_to`, the all-ones
+    global mask last."""
     if len(masks) > pad_to:
         raise ValueError(f"view has {len(masks)} masks, more than the padding target {pad_to}")
     stack = np.zeros((pad_to + 1, height, width), dtype=np.float32)

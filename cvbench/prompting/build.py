@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.core.types import Capabilities, ImageRef, Prompt, PromptImage, Sample
+from cvbench.core.types import Capabilities, ImageRef, Prompt, PromptImage, PromptMode, Sample
 from cvbench.imaging.images import ImageError, load_image
 from cvbench.imaging.masks import MaskError
 from cvbench.imaging.render import ALL_STYLES
@@ -110,7 +110,7 @@ def _has_prerendered(sample: Sample) -> bool:
     )
 
 
-def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabilities) -> str:
+def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabilities) -> PromptMode:
     """The mode for this sample and model: "overlay" | "native" | "prerendered"."""
     if settings.mode == "auto":
         return "native" if capabilities.native_regions else "overlay"
@@ -126,7 +126,12 @@ def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabil
             else "the sample lacks its pre-rendered overlay images or TSV question"
         )
         raise PromptError(f"{sample.source} [{sample.sample_id}]: mode 'prerendered' is impossible: {what}")
-    return settings.mode
+    if settings.mode not in _MODES:
+        raise PromptError(f"unknown prompt mode {settings.mode!r}; expected auto, overlay, native or prerendered")
+    return _MODES[settings.mode]
+
+
+_MODES: dict[str, PromptMode] = {"overlay": "overlay", "native": "native", "prerendered": "prerendered"}
 
 
 def _present_one(

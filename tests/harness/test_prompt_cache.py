@@ -15,8 +15,10 @@ from PIL import Image
 from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.rundir.format import iter_records
+from cvbench.runner.jsonable import jsonable
+from cvbench.runner.options import RunOptions
 from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
-from cvbench.runner.session import Runner, RunOptions, jsonable
+from cvbench.runner.session import Runner
 from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
 from cvbench.tasks.registry import get_task
 

@@ -10,8 +10,9 @@ from cvbench.core.redaction import redact
 from cvbench.core.types import Option, Prompt, Response, Usage
 from cvbench.rundir.format import SampleRecord
 from cvbench.runner.cache import ResponseCache
+from cvbench.runner.jsonable import jsonable
 from cvbench.runner.prompt_cache import PromptDigestCache
-from cvbench.runner.session import RecordWriter, jsonable
+from cvbench.runner.records import RecordWriter
 from cvbench.scoring.metrics import compute_results, scored_record
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.runner.session import SamplesWriter
+from cvbench.runner.writer import SamplesWriter
 from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
 from tests.reliability.test_crash_resume import comparable_records, metrics_of
 from tests.wire.faults import FaultInjectingServer, item_marker
