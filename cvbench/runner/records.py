@@ -10,7 +10,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from cvbench.core.redaction import is_secret_key, redact
-from cvbench.core.types import ParsedAnswer, Prompt, Response, Sample
+from cvbench.core.types import ParsedAnswer, Prompt, RenderedPrompt, Response, Sample
 from cvbench.rundir.format import SampleRecord
 from cvbench.runner.jobs import Job, item_sample_id
 from cvbench.runner.jsonable import jsonable
@@ -25,7 +25,7 @@ def invalid_record(
     *,
     sample: Sample | None = None,
     slices: dict[str, list[str]] | None = None,
-    prompt: Prompt | None = None,
+    prompt: RenderedPrompt | None = None,
 ) -> SampleRecord:
     item = job.item
     source = str(item.source)
@@ -66,7 +66,7 @@ def answered_record(
     job: Job,
     sample: Sample,
     slices: dict[str, list[str]],
-    prompt: Prompt,
+    prompt: RenderedPrompt,
     response: Response,
     parsed: ParsedAnswer,
     cached: bool,

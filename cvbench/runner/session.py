@@ -39,6 +39,7 @@ from cvbench.core.types import (
     ModelError,
     ParsedAnswer,
     Prompt,
+    RenderedPrompt,
     Request,
     Response,
     Sample,
@@ -78,7 +79,7 @@ from cvbench.runner.options import (
     retry_settings_from_env,
 )
 from cvbench.runner.progress import RunProgress
-from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
+from cvbench.runner.prompt_cache import PromptDigestCache, StoredPrompt, prompt_key
 from cvbench.runner.records import (
     answered_record,
     attempt_statistics,
@@ -117,7 +118,7 @@ JOB_CHUNK = 256  # jobs taken from the loader, looked up in the caches and hande
 
 # what the caches know of a sample: (prompt-digest key, the stored prompt, the cached response);
 # the prompt and response only when both are cached
-Known = tuple[str | None, DigestedPrompt | None, Response | None]
+Known = tuple[str | None, StoredPrompt | None, Response | None]
 
 
 class Runner:
@@ -470,10 +471,8 @@ class RunSession:
             text=judge_prompt_text(prompt.text, prompt.options, text),
             images=(),
             options=prompt.options,
-            answer=None,
             mode="overlay",
             setting=prompt.setting,
-            protocol={"purpose": "judge"},
         )
         config = GenerationConfig(temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, seed=self.options.seed)
         request = Request(judge.info.model_id, judge_prompt, config, self.judge_settings)
@@ -498,13 +497,13 @@ class RunSession:
             return invalid_record(job, f"slices: {exc}", sample=sample)
         digest_key: str | None = None
         if known is not None:
-            digest_key, digest, hit = known
-            if digest is not None and hit is not None:
-                record = await self.conclude(job, sample, slices, digest, hit, True)
-                return replace(record, image_sha256=list(digest.image_sha256))
+            digest_key, stored, hit = known
+            if stored is not None and hit is not None:
+                record = await self.conclude(job, sample, slices, stored.rendered, hit, True)
+                return replace(record, image_sha256=list(stored.image_sha256))
         loop = asyncio.get_running_loop()
         try:
-            prompt = await loop.run_in_executor(
+            rendered = await loop.run_in_executor(
                 self.cpu_pool,
                 build_fitted_prompt,
                 sample,
@@ -516,22 +515,30 @@ class RunSession:
         except PromptError as exc:
             return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
         if self.digests is not None and digest_key is not None:
-            protocol = jsonable(dict(prompt.protocol))
-            await loop.run_in_executor(self.io_pool, self.digests.put, digest_key, prompt, protocol)
-        if self.options.save_images and prompt.images:
-            await loop.run_in_executor(self.io_pool, save_prompt_images, self.run_dir, prompt.images)
-        request = Request(self.adapter.info.model_id, prompt, self.generation, self.model_settings)
+            protocol = jsonable(dict(rendered.protocol))
+            await loop.run_in_executor(self.io_pool, self.digests.put, digest_key, rendered, protocol)
+        if self.options.save_images and rendered.images:
+            await loop.run_in_executor(self.io_pool, save_prompt_images, self.run_dir, rendered.images)
+        # the model gets `rendered.prompt` only: the answer and protocol record stay here
+        request = Request(self.adapter.info.model_id, rendered.prompt, self.generation, self.model_settings)
         response, cached = await self.ask(self.adapter, request)
-        return await self.conclude(job, sample, slices, prompt, response, cached)
+        return await self.conclude(job, sample, slices, rendered, response, cached)
 
     async def conclude(
-        self, job: Job, sample: Sample, slices: dict[str, list[str]], prompt: Prompt, response: Response, cached: bool
+        self,
+        job: Job,
+        sample: Sample,
+        slices: dict[str, list[str]],
+        rendered: RenderedPrompt,
+        response: Response,
+        cached: bool,
     ) -> SampleRecord:
-        parsed = score_response(response, prompt)
+        parsed = score_response(response, rendered.prompt)
         judge_info = None
         if self.needs_judge(parsed, response) and response.text is not None:
-            parsed, judge_info = await self.run_judge(prompt, response.text)
-        return answered_record(job, sample, slices, prompt, response, parsed, cached, judge_info, self.options.price)
+            parsed, judge_info = await self.run_judge(rendered.prompt, response.text)
+        price = self.options.price
+        return answered_record(job, sample, slices, rendered, response, parsed, cached, judge_info, price)
 
     def finish(self, job: Job, task: asyncio.Task[SampleRecord]) -> None:
         self.inflight.discard(task)
@@ -572,12 +579,12 @@ class RunSession:
                     self.adapter.capabilities,
                 )
         stored = digests.get_many([k for k in keys.values() if k is not None])
-        usable: dict[int, tuple[DigestedPrompt, str]] = {}
+        usable: dict[int, tuple[StoredPrompt, str]] = {}
         for index, key in keys.items():
             known = stored.get(key) if key is not None else None
             if known is None or not self._images_saved(known):
                 continue
-            request = Request(self.adapter.info.model_id, known, self.generation, self.model_settings)
+            request = Request(self.adapter.info.model_id, known.rendered.prompt, self.generation, self.model_settings)
             usable[index] = (known, request.cache_key())
         hits = cache.get_many([request_key for _, request_key in usable.values()])
         out: dict[int, Known] = {}
@@ -589,7 +596,7 @@ class RunSession:
             out[index] = (key, known_prompt, hit)
         return out
 
-    def _images_saved(self, known: DigestedPrompt) -> bool:
+    def _images_saved(self, known: StoredPrompt) -> bool:
         if not self.options.save_images:
             return True
         return all(
@@ -615,19 +622,19 @@ class RunSession:
     def _cached_record(self, job: Job, known: Mapping[int, Known]) -> SampleRecord | None:
         if isinstance(job.item, InvalidSample):
             return invalid_record(job, job.item.reason)
-        _, digest, hit = known.get(job.index, (None, None, None))
-        if digest is None or hit is None:
+        _, stored, hit = known.get(job.index, (None, None, None))
+        if stored is None or hit is None:
             return None
         sample = job.item
         try:
             slices = sample_slices(sample, job.spec, job.setting)
         except SliceError:
             return None  # process() writes the invalid record
-        parsed = score_response(hit, digest)
+        parsed = score_response(hit, stored.rendered.prompt)
         if self.needs_judge(parsed, hit):
             return None
-        record = answered_record(job, sample, slices, digest, hit, parsed, True, None, self.options.price)
-        return replace(record, image_sha256=list(digest.image_sha256))
+        record = answered_record(job, sample, slices, stored.rendered, hit, parsed, True, None, self.options.price)
+        return replace(record, image_sha256=list(stored.image_sha256))
 
     # -- the loop ------------------------------------------------------------------------
 

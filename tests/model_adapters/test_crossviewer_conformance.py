@@ -131,10 +131,8 @@ def three_view_request(question: str = "Is <region> in view 2 the same object as
         text=text,
         images=(),
         options=options,
-        answer="B",
         mode="native",
         native=native,
-        protocol={"task_type": "Q5"},
     )
     return Request("crossviewer", prompt, GenerationConfig(max_tokens=8))
 
