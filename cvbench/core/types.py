@@ -463,7 +463,7 @@ ErrorKind = Literal[
 class ModelError:
     """A failed model call. Recorded as an error, never scored as an answer, never cached."""
 
-    kind: str  # one of ErrorKind
+    kind: ErrorKind
     message: str  # secrets already removed
     status: int | None = None
     retryable: bool = False
@@ -511,7 +511,7 @@ Access = Literal["api", "open", "native", "baseline", "human"]
 class ModelInfo:
     model_id: str  # stable id, e.g. "openai:gpt-4o", "vllm:Qwen/Qwen3-VL-8B-Instruct", "baseline:random"
     display_name: str
-    access: str  # one of Access
+    access: Access
     params_b: float | None = None  # parameters in billions, when known
     provider: str = ""
 
@@ -542,5 +542,5 @@ ParseStatus = Literal["parsed", "unparsed", "judged", "logprob", "error", "inval
 @dataclass(frozen=True)
 class ParsedAnswer:
     letter: str | None
-    status: str  # "parsed" | "unparsed" | "judged" | "logprob"
+    status: ParseStatus
     reason: str = ""  # why unparsed ("empty", "refusal", "several letters: A, C", ...)
