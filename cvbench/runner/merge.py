@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from cvbench.runner.options import RunError
 from cvbench.runner.writer import read_records
 from cvbench.scoring import metrics as metrics_mod
 
+Shard = tuple[int, int] | None
+
 
 def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     """Join shard runs into `out`: same configuration apart from the shard, no record id twice.
@@ -32,59 +34,16 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
         raise RunError("merge: no run directories given")
     configs = [read_json(Path(d) / CONFIG_FILE) for d in run_dirs]
     base = configs[0]
-    for d, cfg in zip(run_dirs[1:], configs[1:]):
-        diffs = config_differences(base, cfg, ignore=("shard",))
-        if diffs:
-            raise RunError(f"merge: {d} has a different configuration than {run_dirs[0]}:\n  " + "\n  ".join(diffs))
-    shards = [tuple(c["shard"]) if c.get("shard") else None for c in configs]
-    counts = {s[1] for s in shards if s is not None}
-    if len(counts) > 1:
-        raise RunError(f"merge: shards of different counts: {sorted(counts)}")
-    indexed = sorted(zip(shards, run_dirs), key=lambda p: (p[0] or (0, 0))[0])
-    if len({s for s, _ in indexed}) != len(indexed):
-        raise RunError("merge: the same shard is given twice: " + ", ".join(str(d) for _, d in indexed))
+    indexed, shard_count = ordered_shards(run_dirs, configs)
     out = Path(out)
     if (out / SAMPLES_FILE).exists() or (out / CONFIG_FILE).exists():
         raise RunError(f"merge: {out} already holds a run; choose an empty --out")
-    statuses = []
-    for _, d in indexed:
-        try:
-            statuses.append(read_json(Path(d) / RESULTS_FILE).get("status"))
-        except RunDirError:
-            statuses.append("cancelled")
+    statuses = [shard_status(Path(d)) for _, d in indexed]
     out.mkdir(parents=True, exist_ok=True)
-    seen: dict[str, Path] = {}
-    tmp = unique_temp_path(out / SAMPLES_FILE)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for _, d in indexed:
-            for rec in read_records(Path(d)):
-                if rec.record_id in seen:
-                    fh.close()
-                    tmp.unlink()
-                    raise RunError(f"merge: record {rec.record_id!r} is in both {seen[rec.record_id]} and {d}")
-                seen[rec.record_id] = Path(d)
-                fh.write(rec.to_json() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out / SAMPLES_FILE)
+    write_merged_samples([Path(d) for _, d in indexed], out)
     for _, d in indexed:
-        images = Path(d) / "images"
-        if not images.is_dir():
-            continue
-        for src in images.rglob("*"):
-            if not src.is_file() or src.name.endswith(".tmp"):
-                continue
-            dst = out / src.relative_to(d)
-            if dst.exists():
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
-    shard_count = next(iter(counts)) if counts else None
+        link_images(Path(d), out)
     covered = sorted(s[0] for s, _ in indexed if s is not None)
-    all_shards = shard_count is not None and covered == list(range(shard_count))
     config = dict(base)
     config["shard"] = None
     config["merged_from"] = [
@@ -92,17 +51,10 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     ]
     write_json_atomic(out / CONFIG_FILE, config)
     records = read_records(out)
-    if any(st == "cancelled" for st in statuses):
-        status = "cancelled"
-    elif (
-        (shard_count is not None and not all_shards)
-        or any(st == "partial" for st in statuses)
-        or any(r.parse_status == "error" for r in records)
-    ):
-        status = "partial"
-    else:
-        status = "complete"
-    prior = read_json(Path(indexed[0][1]) / RESULTS_FILE) if (Path(indexed[0][1]) / RESULTS_FILE).exists() else {}
+    all_shards = shard_count is not None and covered == list(range(shard_count))
+    status = merged_status(statuses, all_shards or shard_count is None, any(r.parse_status == "error" for r in records))
+    first = Path(indexed[0][1]) / RESULTS_FILE
+    prior = read_json(first) if first.exists() else {}
     stats_cfg = base.get("statistics") or {}
     results = metrics_mod.compute_results(
         records,
@@ -115,3 +67,78 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     results["run"] = {"merged_shards": covered, "shard_count": shard_count}
     write_json_atomic(out / RESULTS_FILE, results)
     return results
+
+
+def ordered_shards(
+    run_dirs: Sequence[Path], configs: Sequence[Mapping[str, Any]]
+) -> tuple[list[tuple[Shard, Path]], int | None]:
+    """The runs in shard order with their shards, and the shard count; RunError when the runs are
+    not shards of one configuration."""
+    base = configs[0]
+    for d, cfg in zip(run_dirs[1:], configs[1:]):
+        diffs = config_differences(base, cfg, ignore=("shard",))
+        if diffs:
+            raise RunError(f"merge: {d} has a different configuration than {run_dirs[0]}:\n  " + "\n  ".join(diffs))
+    shards: list[Shard] = [(int(c["shard"][0]), int(c["shard"][1])) if c.get("shard") else None for c in configs]
+    counts = {s[1] for s in shards if s is not None}
+    if len(counts) > 1:
+        raise RunError(f"merge: shards of different counts: {sorted(counts)}")
+    indexed = sorted(zip(shards, (Path(d) for d in run_dirs)), key=lambda p: (p[0] or (0, 0))[0])
+    if len({s for s, _ in indexed}) != len(indexed):
+        raise RunError("merge: the same shard is given twice: " + ", ".join(str(d) for _, d in indexed))
+    return indexed, (next(iter(counts)) if counts else None)
+
+
+def shard_status(run_dir: Path) -> str | None:
+    """The shard's results status; a shard without readable results counts as cancelled."""
+    try:
+        status = read_json(run_dir / RESULTS_FILE).get("status")
+    except RunDirError:
+        return "cancelled"
+    return str(status) if status is not None else None
+
+
+def write_merged_samples(run_dirs: Sequence[Path], out: Path) -> None:
+    """Every shard's records, in order, into `out`'s samples file (atomic); RunError on a record id twice."""
+    seen: dict[str, Path] = {}
+    tmp = unique_temp_path(out / SAMPLES_FILE)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for d in run_dirs:
+                for rec in read_records(d):
+                    if rec.record_id in seen:
+                        raise RunError(f"merge: record {rec.record_id!r} is in both {seen[rec.record_id]} and {d}")
+                    seen[rec.record_id] = d
+                    fh.write(rec.to_json() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out / SAMPLES_FILE)
+
+
+def link_images(run_dir: Path, out: Path) -> None:
+    """Hard-link (else copy) the shard's content-addressed images into `out`."""
+    images = run_dir / "images"
+    if not images.is_dir():
+        return
+    for src in images.rglob("*"):
+        if not src.is_file() or src.name.endswith(".tmp"):
+            continue
+        dst = out / src.relative_to(run_dir)
+        if dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def merged_status(statuses: Sequence[str | None], all_shards: bool, any_error: bool) -> str:
+    if any(st == "cancelled" for st in statuses):
+        return "cancelled"
+    if not all_shards or any(st == "partial" for st in statuses) or any_error:
+        return "partial"
+    return "complete"
