@@ -1,7 +1,10 @@
 """The typed values that flow through cvbench, one stage to the next.
 
-sample (tasks) -> Prompt (visual prompting) -> Request -> Response (model adapter)
+sample (tasks) -> RenderedPrompt / Prompt (prompting) -> Request -> Response (model adapter)
 -> SampleRecord (runner) -> metrics (results.json).
+
+One module over 500 lines on purpose: it is the shared vocabulary of every layer, and one place
+to look a value up beats a package of small files that all import each other.
 
 Every value here is immutable and carries no behaviour beyond small derived properties, so
 stages only ever see the value of the stage before them.

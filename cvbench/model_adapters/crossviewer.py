@@ -1,5 +1,8 @@
 """CrossViewer (native region tokens on Qwen3-VL-8B-Instruct): provider `crossviewer`.
 
+Over 500 lines: the input builders follow CrossViewer's own evaluation code step by step (chat
+template, mask stacks, token counts, checkpoint checks) so each can be checked against it.
+
 The model code is NOT part of cvbench: the user points `repo_path` at a checkout of
 Thinkirin/Crossview-Suite, the adapter adds `<repo_path>/CrossViewer` to `sys.path` and
 imports `crossviewer.model.CrossViewerModel` from there. Weights: `checkpoint` (a `.pth`
