@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, read_json
+from cvbench.runner.merge import merge_runs
+from cvbench.runner.options import RunError, RunOptions
 from cvbench.runner.runlock import RunDirBusyError, RunDirLock
-from cvbench.runner.session import RunError, Runner, RunOptions, merge_runs, reorder_samples
+from cvbench.runner.session import Runner
+from cvbench.runner.writer import reorder_samples
 from cvbench.sweep.plan import Unit, iter_record_ids, shard_dir
 from cvbench.sweep.spec import RunSpec
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cvbench.core.types import InvalidSample
 from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, RunDirError, read_json
-from cvbench.runner.session import RunOptions, default_out_dir, item_sample_id, record_id, task_settings
+from cvbench.runner.jobs import iter_jobs, task_settings
+from cvbench.runner.options import RunOptions, default_out_dir
 from cvbench.sweep.spec import RunSpec
 
 
@@ -70,23 +70,12 @@ def units_for(run: RunSpec, shards: int) -> list[Unit]:
 def iter_record_ids(options: RunOptions) -> Iterator[str]:
     """Record ids of an unsharded run in its job order (the runner's order: tasks as listed,
     samples in file order, settings in order; a repeated sample id is an invalid sample)."""
-    from cvbench.tasks.loading import iter_task_samples
     from cvbench.tasks.registry import get_task
 
-    for name in options.tasks:
-        spec = get_task(name)
-        settings = task_settings(spec, options.candidates)
-        seen: set[str] = set()
-        for n, item in enumerate(iter_task_samples(spec, options.data_dir)):
-            if options.limit is not None and n >= options.limit:
-                break
-            sid = item_sample_id(item)
-            if sid in seen:
-                reason = item.reason if isinstance(item, InvalidSample) else f"duplicate sample_id {sid!r}"
-                sid = item_sample_id(InvalidSample(item.source, reason, None))
-            seen.add(sid)
-            for setting in settings:
-                yield record_id(spec.name, setting, sid)
+    specs = [get_task(name) for name in options.tasks]
+    settings = {spec.name: task_settings(spec, options.candidates) for spec in specs}
+    for job in iter_jobs(specs, settings, options.data_dir, options.limit, None):
+        yield job.record_id
 
 
 def count_done(run_dir: Path) -> int:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cvbench.runner.session import RunOptions, default_out_dir, parse_model_option
+from cvbench.runner.options import RunOptions, default_out_dir, parse_model_option
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from cvbench.runner.session import RunOptions, default_out_dir
+from cvbench.runner.options import RunOptions, default_out_dir
 from cvbench.sweep.spec import SweepSpecError, load_sweep
 from tests.sweep.conftest import make_data, sweep_env, write_sweep
 
