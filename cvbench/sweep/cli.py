@@ -55,17 +55,21 @@ def sweep_command(
     from cvbench.sweep.progress import SweepProgress
 
     progress = SweepProgress(sweep.runs, status_file or sweep.root / f"{sweep_file.stem}.status.json")
-    if executor == "ray":
-        from cvbench.sweep.ray_executor import SweepExecutorError, run_ray
+    try:
+        if executor == "ray":
+            from cvbench.sweep.ray_executor import SweepExecutorError, run_ray
 
-        try:
-            outcome = run_ray(sweep, progress, ray_address)
-        except SweepExecutorError as exc:
-            raise click.ClickException(str(exc)) from None
-    else:
-        from cvbench.sweep.local import run_local
+            try:
+                outcome = run_ray(sweep, progress, ray_address)
+            except SweepExecutorError as exc:
+                raise click.ClickException(str(exc)) from None
+        else:
+            from cvbench.sweep.local import run_local
 
-        outcome = run_local(sweep, progress)
+            outcome = run_local(sweep, progress)
+    except KeyboardInterrupt:  # the workers' finished records are kept; the same command resumes
+        click.echo(f"cancelled: rerun `cvbench sweep {sweep_file}` to resume", err=True)
+        sys.exit(130)
     progress.emit("sweep ended")
     for run_dir, status in outcome.statuses.items():
         why = outcome.failures.get(run_dir)
