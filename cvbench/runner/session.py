@@ -141,6 +141,7 @@ class RunOptions:
     price: Price | None = None  # USD per million input/output tokens: each record's usage.cost_usd
     fail_fast: int = DEFAULT_WINDOW  # stop when this many first requests all fail fatally (0: never)
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # a finished run above it has failed (exit 3)
+    ablation: str | None = None  # --ablate images|marks|text (docs/ablations.md); part of the identity
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,8 @@ def default_out_dir(options: RunOptions) -> Path:
         parts.append("opts" + digest[:8])
     if options.shard is not None:
         parts.append(f"shard{options.shard[0]}of{options.shard[1]}")
+    if options.ablation is not None:
+        parts.append(f"ablate-{options.ablation}")
     # redacted first: a password in an lmms spec's base_url must not become a folder name
     return Path("runs") / slug(str(redact(options.model))) / slug("_".join(parts))
 
@@ -362,6 +365,7 @@ IDENTITY_KEYS = (
     "datasets",
     "protocol",
     "pricing",
+    "ablation",
 )
 
 
@@ -825,6 +829,7 @@ class Runner:
 
         o = self.options
         kwargs: dict[str, Any] = {"mode": o.mode, "seed": o.seed, "alpha": o.alpha, "thickness": o.thickness}
+        kwargs["ablation"] = o.ablation  # docs/ablations.md
         if o.style is not None:
             kwargs["style"] = o.style
         try:
@@ -898,6 +903,10 @@ class Runner:
         contract = getattr(adapter, "image_contract", None)
         if contract is not None:  # the provider's image limits shape every image sent: part of the identity
             config["image_contract"] = contract.as_dict()
+        if o.ablation is not None:  # absent when none, so the configs of earlier runs still match
+            from cvbench.prompting.ablation import ablation_record
+
+            config["ablation"] = ablation_record(o.ablation)
         return redact(config, self._secrets)
 
     # -- execution -----------------------------------------------------------------------
@@ -912,6 +921,13 @@ class Runner:
         adapter = self._resolve(o.model)
         try:
             shared_settings = self._prompt_settings(getattr(adapter, "image_contract", None))
+            # an ablation that means nothing for a task or the model's mode is refused before anything runs
+            from cvbench.prompting.ablation import AblationError, check_run_ablation
+
+            try:
+                check_run_ablation(o.ablation, [s.benchmark for s in specs], o.mode, adapter.capabilities.native_regions)
+            except AblationError as exc:
+                raise RunError(str(exc)) from None
         except BaseException:
             await adapter.aclose()
             raise
@@ -1067,7 +1083,8 @@ class Runner:
         order: list[str] = []
         semaphore = asyncio.Semaphore(o.concurrency)
         inflight: set[asyncio.Task[Any]] = set()
-        model_settings = dict(adapter.settings())
+        # an ablated answer is never served for another ablation (or none), even where the prompts agree
+        model_settings = dict(adapter.settings()) | ({"ablation": o.ablation} if o.ablation else {})
         judge_settings = dict(judge.settings()) if judge is not None else {}
         resumed = 0
         progress = RunProgress(enabled=o.progress)
@@ -1364,6 +1381,7 @@ class Runner:
             "access": adapter.info.access,
             "params_b": adapter.info.params_b,
             "provider": adapter.info.provider,
+            **({"ablation": config["ablation"]} if o.ablation else {}),  # read by the leaderboard rows
         }
         results = metrics_mod.compute_results(
             records, run_seed=o.seed, model=model, status=status, ci_method=o.ci_method, n_resamples=o.n_resamples
