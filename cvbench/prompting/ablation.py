@@ -157,7 +157,6 @@ def ablate_images(images: tuple[PromptImage, ...], ablation: str | None) -> tupl
     return tuple(out)
 
 
-
 def check_run_ablation(ablation: str | None, benchmarks: list[str], mode: str, native_regions: bool) -> None:
     """`check_ablation` for every benchmark of a run before it starts (mode "auto" resolved as
     `build.resolve_mode` does: native for a model that declares native regions)."""

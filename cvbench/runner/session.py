@@ -925,7 +925,8 @@ class Runner:
             from cvbench.prompting.ablation import AblationError, check_run_ablation
 
             try:
-                check_run_ablation(o.ablation, [s.benchmark for s in specs], o.mode, adapter.capabilities.native_regions)
+                benchmarks = [s.benchmark for s in specs]
+                check_run_ablation(o.ablation, benchmarks, o.mode, adapter.capabilities.native_regions)
             except AblationError as exc:
                 raise RunError(str(exc)) from None
         except BaseException:
