@@ -454,15 +454,10 @@ def run_command(
     from pathlib import Path
 
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.options import RunError, RunOptions, parse_model_option, parse_shard
     from cvbench.runner.pricing import parse_price
     from cvbench.runner.progress import print_summary
-    from cvbench.runner.session import (
-        RunError,
-        RunOptions,
-        parse_model_option,
-        parse_shard,
-        run,
-    )
+    from cvbench.runner.session import run
 
     if no_cache and cache_path:
         raise CvbenchError("--cache and --no-cache exclude each other")
@@ -548,8 +543,9 @@ def merge_command(run_dirs: tuple[str, ...], out: str) -> None:
     from pathlib import Path
 
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.merge import merge_runs
+    from cvbench.runner.options import RunError
     from cvbench.runner.progress import print_summary
-    from cvbench.runner.session import RunError, merge_runs
 
     try:
         results = merge_runs([Path(d) for d in run_dirs], Path(out))
@@ -1122,4 +1118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
