@@ -409,6 +409,14 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
     help="Stop when the first N requests all fail with auth/not-found/bad-request/connection errors (0: never).",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
+@click.option(
+    "--ablate",
+    "ablation",
+    type=click.Choice(["images", "marks", "text"]),
+    default=None,
+    help="Ablation run: images = blank images of the same size (blind), marks = no overlays, "
+    "text = options without the question stem (CrossViewBench overlay mode only). docs/ablations.md",
+)
 def run_command(
     model: str,
     tasks: str,
@@ -440,6 +448,7 @@ def run_command(
     max_error_rate: float,
     fail_fast: int,
     progress: bool | None,
+    ablation: str | None,
 ) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
@@ -490,6 +499,7 @@ def run_command(
         price=price_value,
         max_error_rate=max_error_rate,
         fail_fast=fail_fast,
+        ablation=ablation,
     )
     try:
         outcome = run(options)

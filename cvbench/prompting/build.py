@@ -7,7 +7,7 @@ everything that decided what the model saw in ``Prompt.protocol``.
 
 Public API
 ----------
-- ``PromptSettings(mode="auto", style=None, alpha=0.4, thickness=2, image=ImagePolicy(), seed=0)``
+- ``PromptSettings(mode="auto", style=None, alpha=0.4, thickness=2, image=ImagePolicy(), seed=0, ablation=None)``
   with ``style_for(benchmark) -> str`` and ``as_dict() -> dict`` (provenance).
   mode: "auto" | "overlay" | "native" | "prerendered"; style: "contour" | "mask" | "box" | "marks"
   or None for the benchmark default (MMVM: contour, CrossViewBench: mask).
@@ -41,6 +41,7 @@ from cvbench.core.types import (
 from cvbench.imaging.images import ImageError, load_image
 from cvbench.imaging.masks import MaskError
 from cvbench.imaging.render import ALL_STYLES
+from cvbench.prompting.ablation import ABLATIONS, ablate_images, ablate_output
 from cvbench.prompting.encoding import (
     EncodingError,
     ImagePolicy,
@@ -81,6 +82,7 @@ class PromptSettings:
     thickness: int = 2  # line width on images up to 1024 px on the long side (scaled up beyond)
     image: ImagePolicy = field(default_factory=ImagePolicy)
     seed: int = 0
+    ablation: str | None = None  # "images" | "marks" | "text" (cvbench.prompting.ablation); None: none
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -91,6 +93,8 @@ class PromptSettings:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
         if self.thickness < 1:
             raise ValueError(f"thickness must be >= 1, got {self.thickness}")
+        if self.ablation is not None and self.ablation not in ABLATIONS:
+            raise ValueError(f"ablation must be one of {', '.join(ABLATIONS)}, got {self.ablation!r}")
 
     def style_for(self, benchmark: str) -> str:
         if self.style is not None:
@@ -108,6 +112,8 @@ class PromptSettings:
             "thickness": self.thickness,
             "image": self.image.as_dict(),
             "seed": self.seed,
+            # only when set: a run without an ablation keeps the settings (and cache keys) it always had
+            **({"ablation": self.ablation} if self.ablation is not None else {}),
         }
 
 
@@ -232,7 +238,11 @@ def build_prompt(
             )
         else:
             raise ProtocolError(f"unknown benchmark {sample.benchmark!r}")
+        out = ablate_output(out, sample, settings.ablation, mode, settings.image)
         images, text, image_records, layout = _present(out, settings.image, capabilities)
+        if settings.ablation == "images":
+            images = ablate_images(images, settings.ablation)
+            image_records = [_image_record(img, "blank") for img in images]
     except (ProtocolError, EncodingError, ImageError, MaskError, ValueError) as exc:
         raise PromptError(
             f"{sample.source} [{sample.sample_id}]: {_strip_sample_prefix(str(exc), sample.sample_id)}"
