@@ -130,6 +130,8 @@ def matrix_lines(runs: Sequence[RunSpec], estimates: Sequence[Estimate], shards:
             "mode": o.mode,
             "seed": o.seed,
         }
+        if o.ablation is not None:
+            axes["ablation"] = o.ablation
         policy = {k: getattr(o, k) for k in ("image_format", "max_side", "max_pixels") if getattr(o, k) is not None}
         if policy:
             axes["image"] = json.dumps(policy, sort_keys=True)

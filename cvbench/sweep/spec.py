@@ -18,6 +18,7 @@ candidates = [["4"], ["8"], ["12"], ["all"]]
 styles = ["upstream", "mask"]
 image_policies = [{}, { max_side = 768 }]
 seeds = [0]
+ablations = ["none", "images"]       # --ablate; "none": the normal run
 modes = ["auto"]
 ```
 
@@ -34,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cvbench.prompting.ablation import ABLATIONS
 from cvbench.runner.options import RunOptions, default_out_dir, parse_model_option
 
 if sys.version_info >= (3, 11):
@@ -65,7 +67,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], str]] = {
     "fail_fast": (int, "fail_fast"),
 }
 _MODEL_KEYS = {"spec", "base_urls", "options", "max_tokens", "workers", "cpus", "gpus"}
-_MATRIX_KEYS = {"tasks", "candidates", "styles", "modes", "seeds", "image_policies"}
+_MATRIX_KEYS = {"tasks", "candidates", "styles", "modes", "seeds", "image_policies", "ablations"}
 _POLICY_KEYS = {"image_format": str, "jpeg_quality": int, "max_side": int, "max_pixels": int}
 IN_PROCESS_PROVIDERS = frozenset({"vllm", "hf", "crossviewer", "colva", "lmms"})
 
@@ -237,6 +239,7 @@ class Matrix:
     modes: tuple[str, ...]
     policies: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...]
+    ablations: tuple[str | None, ...]
 
 
 def _strings(path: Path, where: str, raw: Any) -> tuple[str, ...]:
@@ -250,6 +253,10 @@ def parse_matrix(path: Path, data: Any) -> Matrix:
         raise _fail(path, "matrix", "missing 'tasks' (a list: one run per entry)")
     styles = _strings(path, "matrix.styles", matrix.get("styles", ["default"]))
     seeds = _list(path, "matrix.seeds", matrix.get("seeds", [0]))
+    ablations = _strings(path, "matrix.ablations", matrix.get("ablations", ["none"]))
+    for i, name in enumerate(ablations):
+        if name != "none" and name not in ABLATIONS:
+            raise _fail(path, f"matrix.ablations[{i}]", f"unknown ablation {name!r} (none, {', '.join(ABLATIONS)})")
     return Matrix(
         tasks=tuple(_task_lists(path, _list(path, "matrix.tasks", matrix["tasks"]))),
         candidates=tuple(
@@ -260,6 +267,7 @@ def parse_matrix(path: Path, data: Any) -> Matrix:
         modes=_strings(path, "matrix.modes", matrix.get("modes", ["auto"])),
         policies=tuple(_policies(path, _list(path, "matrix.image_policies", matrix.get("image_policies", [{}])))),
         seeds=tuple(_check(path, f"matrix.seeds[{i}]", v, int) for i, v in enumerate(seeds)),
+        ablations=tuple(None if a == "none" else a for a in ablations),
     )
 
 
@@ -281,8 +289,8 @@ def expand(root: Path, base: RunOptions, models: Sequence[ModelEntry], m: Matrix
     """Every combination, in file order; combinations that name the same run folder (candidate
     settings of a run without an MMVM task) are one run."""
     runs: dict[Path, RunSpec] = {}
-    for model, tasks, cands, style, mode, policy, seed in itertools.product(
-        models, m.tasks, m.candidates, m.styles, m.modes, m.policies, m.seeds
+    for model, tasks, cands, style, mode, policy, seed, ablation in itertools.product(
+        models, m.tasks, m.candidates, m.styles, m.modes, m.policies, m.seeds, m.ablations
     ):
         candidates = cands if cands != ("all",) and has_mmvm_task(tasks) else None
         options = replace(
@@ -293,6 +301,7 @@ def expand(root: Path, base: RunOptions, models: Sequence[ModelEntry], m: Matrix
             style=style,
             mode=mode,
             seed=seed,
+            ablation=ablation,
             base_urls=model.base_urls,
             max_tokens=model.max_tokens,
             model_options=model_option_pairs(model),

@@ -34,13 +34,14 @@ tasks = ["synth-mmvm", "synth-crossviewbench"]
 candidates = [["4"], ["8", "12"]]
 styles = ["mask", "contour"]
 image_policies = [{{}}, {{ max_side = 512 }}]
+ablations = ["none", "images"]
 """
 
 
 def test_matrix_expands_to_cvbench_run_folders(tmp_path: Path) -> None:
     sweep = load_sweep(write_sweep(tmp_path / "s.toml", MATRIX.format(out=tmp_path / "runs")))
     # MMVM: 2 candidate settings x 2 styles x 2 policies; CrossViewBench has no candidate axis
-    assert len(sweep.runs) == 2 * (2 * 2 * 2 + 2 * 2)
+    assert len(sweep.runs) == 2 * (2 * 2 * 2 + 2 * 2) * 2
     assert sweep.shards == 2
     served = [r for r in sweep.runs if r.options.model == "openai-compatible:served"]
     assert {r.model.workers for r in served} == {3}
@@ -52,6 +53,7 @@ def test_matrix_expands_to_cvbench_run_folders(tmp_path: Path) -> None:
         and r.options.candidates == ("8", "12")
         and r.options.style == "contour"
         and r.options.max_side == 512
+        and r.options.ablation is None
     )
     # the folder `cvbench run` names for the same options, under the sweep's root
     same = RunOptions(
@@ -65,6 +67,9 @@ def test_matrix_expands_to_cvbench_run_folders(tmp_path: Path) -> None:
     )
     assert one.run_dir == tmp_path / "runs" / default_out_dir(same).relative_to("runs")
     assert one.options.out == one.run_dir and one.options.shard is None
+    blind = [r for r in sweep.runs if r.options.ablation == "images"]
+    assert len(blind) == len(sweep.runs) // 2
+    assert all(r.run_dir.name.endswith("ablate-images") for r in blind)
 
 
 def test_in_process_models_ask_for_a_gpu(tmp_path: Path) -> None:
@@ -82,6 +87,10 @@ def test_in_process_models_ask_for_a_gpu(tmp_path: Path) -> None:
         ('[[models]]\n[matrix]\ntasks = ["mmvm"]\n', "models[0]: missing 'spec'"),
         ('limit = true\n[[models]]\nspec = "random"\n[matrix]\ntasks = ["mmvm"]\n', "limit: expected an integer"),
         ('[[models]]\nspec = "random"\n[matrix]\ntasks = ["mmvm"]\nseeds = ["1"]\n', "matrix.seeds[0]: expected"),
+        (
+            '[[models]]\nspec = "random"\n[matrix]\ntasks = ["mmvm"]\nablations = ["blind"]\n',
+            "matrix.ablations[0]: unknown ablation 'blind'",
+        ),
         (
             '[[models]]\nspec = "random"\n[matrix]\ntasks = ["mmvm"]\nimage_policies = [{ side = 5 }]\n',
             "matrix.image_policies[0]: unknown key 'side'",
