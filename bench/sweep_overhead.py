@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PYTHON, REPO_ROOT, InstantServer, write_result
+from bench.common import PYTHON, REPO_ROOT, InstantServer, machine, write_result
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -160,6 +160,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100, help="questions per run at the small size (3x at the large)")
     args = ap.parse_args()
+    measured_on = machine()  # the load average at the start (write_result adds the end's)
     tmp = Path(tempfile.mkdtemp(prefix="sweepbench"))
     data = build_data(tmp, 3 * args.n)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CVBENCH_")}
@@ -211,6 +212,7 @@ def main() -> int:
                 marginal["ray"]["cpu_ms_per_record"] / marginal["local"]["cpu_ms_per_record"], 3
             ),
             "driver_merge": merge,
+            "machine": measured_on,
         }
         print(json.dumps({"marginal": marginal, "driver_merge": merge}, indent=2))
         print(write_result("sweep_overhead", result))
