@@ -1113,6 +1113,11 @@ def export_lmms_command(
     )
 
 
+from cvbench.sweep.cli import sweep_command  # noqa: E402 - `cvbench sweep` lives in its own package
+
+cli.add_command(sweep_command)
+
+
 def main() -> None:
     cli(prog_name="cvbench")
 
