@@ -28,6 +28,7 @@ import signal
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,8 @@ from cvbench.runner.failfast import (
 from cvbench.runner.pricing import Price, response_cost
 from cvbench.runner.progress import RunProgress
 from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
+from cvbench.runner.prompt_pool import build_or_fetch, prompt_pool
+from cvbench.runner.render_store import RenderStoreError, open_render_store
 from cvbench.runner.runlock import RunDirBusyError, RunDirLock
 from cvbench.scoring import metrics as metrics_mod
 from cvbench.scoring.parsing import (
@@ -1058,9 +1061,11 @@ class Runner:
             name: jsonable(s.as_dict()) | ({"image_contract": contract.as_dict()} if contract else {})
             for name, s in prompt_settings.items()
         }
-        cpu_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)), thread_name_prefix="cvbench-prompt"
-        )
+        try:
+            renders = open_render_store(cache.path if cache is not None else None)
+        except RenderStoreError as exc:
+            raise RunError(str(exc)) from None
+        cpu_pool = prompt_pool()
         io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
         writer = SamplesWriter(self.run_dir / SAMPLES_FILE, self._secrets, on_error=self._request_stop)
         writer_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cvbench-writer")
@@ -1117,6 +1122,16 @@ class Runner:
                 info["error"] = {"kind": response.error.kind, "message": response.error.message}
                 return ParsedAnswer(None, "unparsed", "judge failed"), info
             return parse_judge(response.text, prompt.options), info
+
+        def render_key(job: Job, sample: Sample) -> str | None:
+            return prompt_key(
+                sample,
+                job.spec.name,
+                job.setting,
+                fingerprints.get(job.spec.name, ""),
+                settings_records[job.spec.name],
+                adapter.capabilities,
+            )
 
         def known_answers(chunk: Sequence[Job]) -> dict[int, Known]:
             """Per job index of the valid samples in `chunk`: (digest key, the prompt's digest, the
@@ -1205,16 +1220,25 @@ class Runner:
                 if digest is not None and hit is not None:
                     record = await conclude(job, sample, slices, digest, hit, True)
                     return replace(record, image_sha256=list(digest.image_sha256))
+            if digest_key is None and renders is not None:
+                digest_key = await loop.run_in_executor(io_pool, render_key, job, sample)
             try:
-                prompt = await loop.run_in_executor(
+                built = await loop.run_in_executor(
                     cpu_pool,
-                    build_fitted_prompt,
-                    sample,
-                    prompt_settings[job.spec.name],
-                    adapter.capabilities,
-                    job.setting,
-                    contract,
+                    build_or_fetch,
+                    partial(
+                        build_fitted_prompt,
+                        sample,
+                        prompt_settings[job.spec.name],
+                        adapter.capabilities,
+                        job.setting,
+                        contract,
+                    ),
+                    digest_key,
+                    renders,
+                    lambda p: jsonable(dict(p.protocol)),
                 )
+                prompt = built.prompt
             except PromptError as exc:
                 return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
             if digests is not None and digest_key is not None:
@@ -1330,6 +1354,8 @@ class Runner:
                 cache.close()
             if digests is not None:
                 digests.close()
+            if renders is not None:
+                renders.close()
         if writer.error is not None:
             raise RunError(
                 f"stopped: cannot write {writer.error.filename} ({writer.error.strerror}); the "
