@@ -17,7 +17,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import build_dataset, machine, write_result  # noqa: E402
+from common import build_dataset, machine, write_result
 
 
 def main(argv: list[str]) -> int:
