@@ -237,3 +237,23 @@ def open_render_store(cache_path: str | Path | None, environ: Mapping[str, str] 
     """The run's store (see `render_store_path`), or None when it is off."""
     path = render_store_path(cache_path, environ)
     return RenderStore(path, max_bytes_from_env(environ)) if path is not None else None
+
+
+def store_report(cache_path: str | Path | None, clear: bool = False) -> str:
+    """`cvbench cache renders`: the store's location, entries, size and limit; cleared first with `clear`."""
+    path = render_store_path(cache_path)
+    if path is None:
+        return "render store: off (CVBENCH_RENDER_STORE=off)"
+    if not path.exists():
+        return f"{path}: no render store yet (0 prompts)"
+    store = RenderStore(path, max_bytes_from_env())
+    try:
+        removed = store.clear() if clear else None
+        stats = store.stats()
+    finally:
+        store.close()
+    line = (
+        f"{stats.path}: {stats.entries} rendered prompts, {stats.bytes / 1e6:.2f} MB "
+        f"(limit {stats.max_bytes / 1e6:.0f} MB, least recently used evicted first)"
+    )
+    return (f"{path}: removed {removed} rendered prompts\n" if removed is not None else "") + line

@@ -199,3 +199,21 @@ def test_json_header_is_plain(tiny_data: Any) -> None:
     header = json.loads(value[4 : 4 + n])
     assert header["images"][0][4] == prompt.images[0].pixel_identity
     assert np.sum([i[5] for i in header["images"]]) == len(value) - 4 - n
+
+
+def test_cli_shows_and_clears_the_store(tiny_data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from cvbench.cli import cli
+
+    monkeypatch.delenv("CVBENCH_RENDER_STORE", raising=False)
+    _, _, _, key, prompt = first_prompt(tiny_data)
+    store = RenderStore(tmp_path / "renders.sqlite")
+    store.put(key, prompt, jsonable(dict(prompt.protocol)))
+    store.close()
+    cache = str(tmp_path / "responses.sqlite")
+    shown = CliRunner().invoke(cli, ["cache", "renders", "--cache", cache])
+    assert shown.exit_code == 0 and "1 rendered prompts" in shown.output
+    cleared = CliRunner().invoke(cli, ["cache", "renders", "--cache", cache, "--clear"])
+    assert cleared.exit_code == 0 and "removed 1 rendered prompts" in cleared.output
+    assert "0 rendered prompts" in cleared.output
