@@ -41,3 +41,13 @@ def test_documents_come_from_the_render_store(tmp_path: Path, monkeypatch: pytes
     for sample_id, text in texts.items():
         if not text.startswith("[cvbench: sample "):
             assert again[sample_id] == text + " [stored]"
+
+
+def test_group_documents_the_image_encode_format(tmp_path: Path) -> None:
+    from cvbench.integrations.lmms_export import render_group_yaml
+
+    png = render_group_yaml("cvbench", ["t"], {"version": 1})
+    jpeg = render_group_yaml("cvbench", ["t"], {"version": 1}, "jpeg")
+    assert "LMMS_IMAGE_ENCODE_FORMAT=PNG" in png and "(png)" in png
+    assert "LMMS_IMAGE_JPEG_QUALITY=90" in jpeg and "(jpeg)" in jpeg
+    assert all(line.startswith("#") for line in png.splitlines() if "LMMS_IMAGE" in line)
