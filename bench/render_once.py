@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     from cvbench.runner.prompt_cache import prompt_key
     from cvbench.runner.prompt_pool import build_or_fetch
     from cvbench.runner.render_store import RenderStore
-    from cvbench.runner.session import jsonable
+    from cvbench.runner.jsonable import jsonable
     from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
     from cvbench.tasks.registry import get_task
 

@@ -26,7 +26,8 @@ from common import InstantServer, build_dataset, machine, write_result
 
 
 def one_run(data_root: Path, n: int, base_url: str, image_format: str, work: Path) -> dict[str, float]:
-    from cvbench.runner.session import Runner, RunOptions
+    from cvbench.runner.options import RunOptions
+    from cvbench.runner.session import Runner
 
     options = RunOptions(
         tasks=("crossviewbench",),

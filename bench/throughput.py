@@ -150,7 +150,7 @@ def measure_floor(data_root: Path, n: int, workers: int, base_url: str, image_fo
     local = threading.local()
 
     def one(sample: Sample) -> int:
-        prompt = build_prompt(sample, settings, capabilities)
+        prompt = build_prompt(sample, settings, capabilities).prompt  # what the model receives
         request = Request(MODEL, prompt, generation)
         body = json.dumps(
             {"model": "bench", "messages": chat_messages(prompt, None), **sampling_arguments(request, "max_tokens")}

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cvbench.core.types import Prompt
+from cvbench.core.types import RenderedPrompt
 from cvbench.runner.render_store import RenderStore
 
 
@@ -41,7 +41,7 @@ def prompt_pool(workers: int | None = None) -> concurrent.futures.ThreadPoolExec
     )
 
 
-def warm(prompt: Prompt) -> Prompt:
+def warm(prompt: RenderedPrompt) -> RenderedPrompt:
     """Compute, once, the identity digests and the data URLs (OpenAI-style bodies, the path in front
     of GPU servers) of the images; other adapters' base64 is computed when first used."""
     for image in prompt.images:
@@ -52,15 +52,15 @@ def warm(prompt: Prompt) -> Prompt:
 
 @dataclass(frozen=True)
 class Built:
-    prompt: Prompt
+    prompt: RenderedPrompt
     stored: bool  # read from the render store (nothing rendered)
 
 
 def build_or_fetch(
-    build: Callable[[], Prompt],
+    build: Callable[[], RenderedPrompt],
     key: str | None,
     store: RenderStore | None,
-    protocol_json: Callable[[Prompt], Any],
+    protocol_json: Callable[[RenderedPrompt], Any],
 ) -> Built:
     """The prompt from the store under `key`, else built and stored; warmed either way."""
     if store is not None and key is not None:

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvbench.core.types import Option, Prompt, PromptImage
+from cvbench.core.types import Option, Prompt, PromptImage, RenderedPrompt, TaskFacts
 
-SCHEMA = "cvbench.render-store/1"
+SCHEMA = "cvbench.render-store/2"
 BUSY_TIMEOUT_S = 60.0
 DEFAULT_MAX_BYTES = 4096 * 1024 * 1024
 EVICT_TO = 0.9
@@ -71,21 +71,23 @@ def max_bytes_from_env(environ: Mapping[str, str] | None = None) -> int:
     return mb * 1024 * 1024
 
 
-def storable(prompt: Prompt) -> bool:
-    return prompt.native is None
+def storable(rendered: RenderedPrompt) -> bool:
+    return rendered.prompt.native is None
 
 
-def encode_prompt(prompt: Prompt, protocol: Any) -> bytes:
+def encode_prompt(rendered: RenderedPrompt, protocol: Any) -> bytes:
     """The stored value: a length-prefixed JSON header, then the images' bytes in order."""
+    prompt = rendered.prompt
     header = {
         "schema": SCHEMA,
         "sample_id": prompt.sample_id,
         "text": prompt.text,
         "system": prompt.system,
         "options": [[o.letter, o.text] for o in prompt.options],
-        "answer": prompt.answer,
         "mode": prompt.mode,
         "setting": prompt.setting,
+        "task": [prompt.task.benchmark, prompt.task.task_type] if prompt.task is not None else None,
+        "answer": rendered.answer,
         "protocol": protocol,
         "images": [[i.mime, i.width, i.height, i.label, i.pixel_identity, len(i.data)] for i in prompt.images],
     }
@@ -93,7 +95,7 @@ def encode_prompt(prompt: Prompt, protocol: Any) -> bytes:
     return b"".join([_HEADER.pack(len(head)), head, *(i.data for i in prompt.images)])
 
 
-def decode_prompt(value: bytes) -> Prompt:
+def decode_prompt(value: bytes) -> RenderedPrompt:
     (n,) = _HEADER.unpack_from(value, 0)
     header = json.loads(value[_HEADER.size : _HEADER.size + n])
     if header.get("schema") != SCHEMA:
@@ -105,18 +107,19 @@ def decode_prompt(value: bytes) -> Prompt:
         pos += size
     if pos != len(value):
         raise RenderStoreError("render-store entry has trailing bytes")
-    return Prompt(
+    task = header["task"]
+    prompt = Prompt(
         sample_id=header["sample_id"],
         text=header["text"],
         images=tuple(images),
         options=tuple(Option(letter, text) for letter, text in header["options"]),
-        answer=header["answer"],
         mode=header["mode"],
         setting=header["setting"],
         system=header["system"],
         native=None,
-        protocol=header["protocol"],
+        task=TaskFacts(task[0], task[1]) if task is not None else None,
     )
+    return RenderedPrompt(prompt, header["answer"], header["protocol"])
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class RenderStore:
     def _sum(self) -> int:
         return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM renders").fetchone()[0])
 
-    def get(self, key: str) -> Prompt | None:
+    def get(self, key: str) -> RenderedPrompt | None:
         with self._lock:
             row = self._db.execute("SELECT value, checksum FROM renders WHERE key = ?", (key,)).fetchone()
             if row is None:
@@ -174,7 +177,7 @@ class RenderStore:
                 self._db.execute("DELETE FROM renders WHERE key = ?", (key,))
             return None
 
-    def put(self, key: str, prompt: Prompt, protocol: Any) -> bool:
+    def put(self, key: str, prompt: RenderedPrompt, protocol: Any) -> bool:
         """Store a rendered prompt; False (nothing stored) for prompts with native regions or
         larger than the whole store."""
         if not storable(prompt):

@@ -14,6 +14,8 @@ import pytest
 
 from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
 from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.runner.jsonable import jsonable
+from cvbench.runner.options import RunOptions
 from cvbench.runner.prompt_cache import prompt_key
 from cvbench.runner.prompt_pool import build_or_fetch, usable_cores
 from cvbench.runner.render_store import (
@@ -24,7 +26,7 @@ from cvbench.runner.render_store import (
     max_bytes_from_env,
     render_store_path,
 )
-from cvbench.runner.session import Runner, RunOptions, jsonable
+from cvbench.runner.session import Runner
 from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
 from cvbench.tasks.registry import get_task
 
@@ -74,7 +76,10 @@ def test_stored_prompt_equals_the_rendered_one(tiny_data: Any, tmp_path: Path) -
         prompt.setting,
     )
     generation = GenerationConfig(max_tokens=16)
-    assert Request("m", back, generation, {}).cache_key() == Request("m", prompt, generation, {}).cache_key()
+    assert back.prompt == replace(prompt.prompt) and back.protocol == jsonable(dict(prompt.protocol))
+    assert (
+        Request("m", back.prompt, generation, {}).cache_key() == Request("m", prompt.prompt, generation, {}).cache_key()
+    )
     store = RenderStore(tmp_path / "r.sqlite")
     assert key is not None and store.get(key) is None
     assert store.put(key, prompt, jsonable(dict(prompt.protocol)))
@@ -113,7 +118,7 @@ def test_second_model_receives_the_stored_prompts(tiny_data: Any, tmp_path: Path
     # original text; it sees the stored one, so the prompt came from the store.
     key, value = stored[0]
     prompt = decode_prompt(value)
-    marked = replace(prompt, text=prompt.text + "\nSTORED-MARKER")
+    marked = replace(prompt, prompt=replace(prompt.prompt, text=prompt.text + "\nSTORED-MARKER"))
     with _Store(store_path) as s:
         s.put(key, marked, jsonable(dict(prompt.protocol)))
     sent = len(fake_openai.prompts)
@@ -169,7 +174,7 @@ def test_native_prompts_are_not_stored(tiny_data: Any, tmp_path: Path) -> None:
     _, _, _, key, prompt = first_prompt(
         tiny_data, PromptSettings(mode="native"), Capabilities(max_images=None, native_regions=True)
     )
-    assert prompt.native is not None
+    assert prompt.prompt.native is not None
     store = RenderStore(tmp_path / "r.sqlite")
     assert not store.put(key, prompt, jsonable(dict(prompt.protocol)))
     assert store.stats().entries == 0

@@ -34,7 +34,7 @@ def test_documents_come_from_the_render_store(tmp_path: Path, monkeypatch: pytes
     store = RenderStore(store_path)
     for key, value in stored:
         prompt = decode_prompt(value)
-        store.put(key, replace(prompt, text=prompt.text + " [stored]"), prompt.protocol)
+        store.put(key, replace(prompt, prompt=replace(prompt.prompt, text=prompt.text + " [stored]")), prompt.protocol)
     store.close()
     fresh = ExportHooks.load(out)
     again = {d["sample_id"]: fresh.doc_to_text(d) for d in docs}
