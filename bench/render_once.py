@@ -29,10 +29,10 @@ def main(argv: list[str]) -> int:
     from cvbench.core.types import Capabilities, Sample
     from cvbench.prompting.build import PromptSettings, build_prompt
     from cvbench.prompting.encoding import ImagePolicy
+    from cvbench.runner.jsonable import jsonable
     from cvbench.runner.prompt_cache import prompt_key
     from cvbench.runner.prompt_pool import build_or_fetch
     from cvbench.runner.render_store import RenderStore
-    from cvbench.runner.jsonable import jsonable
     from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
     from cvbench.tasks.registry import get_task
 
