@@ -173,7 +173,7 @@ def pixel_identity(rgb: np.ndarray, params: dict[str, Any]) -> str:
     h = hashlib.sha256(IDENTITY_SCHEMA.encode())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(f"{rgb.shape[0]}x{rgb.shape[1]}x{rgb.shape[2]}".encode())
-    h.update(memoryview(np.ascontiguousarray(rgb, dtype=np.uint8)).cast("B"))  # the same bytes, no copy
+    h.update(np.ascontiguousarray(rgb, dtype=np.uint8).data)  # the same bytes as tobytes(), without the copy
     return h.hexdigest()
 
 
