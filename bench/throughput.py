@@ -13,7 +13,7 @@ What it measures (all on the same generated CrossViewBench-format set, see bench
    hit; time to finish.
 3. the floor: the unavoidable work for the first `--floor-n` samples in a tight loop in this
    process: stream the samples from the loader, then per sample in a pool of the same size as
-   the harness's prompt pool (threads, `min(concurrency, cores)`): `build_prompt` (decode the
+   the harness's prompt pool (threads, one per usable core): `build_prompt` (decode the
    view images, decode the referenced masks, draw the overlays, PNG-encode every view, hash
    it), build the OpenAI chat body (base64 data URLs) and POST it on a keep-alive connection,
    read the answer. Nothing else: no cache, no records, no parsing, no run directory.
