@@ -14,10 +14,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from cvbench.core.types import CATEGORY_NAMES, CUES, TASK_TYPES
-from cvbench.rundir.format import RunData, RunDirError
+from cvbench.rundir.format import MetricSummary, RunData
+from cvbench.rundir.results import evaluation_task
+from cvbench.rundir.schema import Where, decode_object
 from cvbench.scoring.metrics import DEFAULT_CI_METHOD
 
 # Row origins: a run evaluated by cvbench, a number copied from a paper, or the chance level.
@@ -242,31 +245,25 @@ def format_percent(fraction: float) -> str:
     return f"{100.0 * fraction:.1f}"
 
 
-def metric_cell(metric: Mapping[str, Any], where: str = "metric") -> Cell:
+def metric_cell(metric: MetricSummary | Mapping[str, Any], where: str = "metric") -> Cell:
     """A cell from one results.json METRIC (fractions -> percentages); an empty slice (n = 0, accuracy
     null) gives a cell without a value or interval."""
-    if metric.get("accuracy") is None and metric.get("n") == 0:
+    m = metric if isinstance(metric, MetricSummary) else decode_object(MetricSummary, metric, Where(Path(where)))
+    if m.accuracy is None and m.n == 0:
         return Cell(value=None, text="–", n=0, correct=0)
-    try:
-        accuracy = float(metric["accuracy"])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{where}: METRIC without a numeric 'accuracy'") from None
-    ci_raw = metric.get("ci")
-    ci = None
-    if isinstance(ci_raw, (list, tuple)) and len(ci_raw) == 2 and all(isinstance(v, (int, float)) for v in ci_raw):
-        ci = (100.0 * float(ci_raw[0]), 100.0 * float(ci_raw[1]))
-    chance = metric.get("chance")
+    if m.accuracy is None:
+        raise ValueError(f"{where}: METRIC without a numeric 'accuracy'")
     return Cell(
-        value=100.0 * accuracy,
-        text=format_percent(accuracy),
-        ci=ci,
-        ci_method=metric.get("ci_method"),
-        n=_int_or_none(metric.get("n")),
-        correct=_int_or_none(metric.get("correct")),
-        chance=None if chance is None else 100.0 * float(chance),
-        unparsed_rate=_pct_or_none(metric.get("unparsed_rate")),
-        error_rate=_pct_or_none(metric.get("error_rate")),
-        invalid=_int_or_none(metric.get("invalid")),
+        value=100.0 * m.accuracy,
+        text=format_percent(m.accuracy),
+        ci=None if m.ci is None else (100.0 * m.ci[0], 100.0 * m.ci[1]),
+        ci_method=m.ci_method,
+        n=m.n,
+        correct=m.correct,
+        chance=_pct_or_none(m.chance),
+        unparsed_rate=_pct_or_none(m.unparsed_rate),
+        error_rate=_pct_or_none(m.error_rate),
+        invalid=m.invalid,
     )
 
 
@@ -274,12 +271,8 @@ def chance_cell(chance_percent: float) -> Cell:
     return Cell(value=chance_percent, text=f"{chance_percent:.1f}")
 
 
-def _int_or_none(v: Any) -> int | None:
-    return None if v is None else int(v)
-
-
-def _pct_or_none(v: Any) -> float | None:
-    return None if v is None else 100.0 * float(v)
+def _pct_or_none(v: float | None) -> float | None:
+    return None if v is None else 100.0 * v
 
 
 # --------------------------------------------------------------------------------------- runs -> rows
@@ -296,52 +289,29 @@ class RunModel:
 
 
 def run_model(run: RunData) -> RunModel:
-    model = run.results.get("model")
-    where = run.path / "results.json"
-    if not isinstance(model, Mapping):
-        raise RunDirError(f"{where}: field 'model' missing or not an object")
-    model_id = str(model.get("id") or "")
-    if not model_id:
-        raise RunDirError(f"{where}: field 'model.id' missing")
-    params = model.get("params_b")
+    model = run.results.model
     return RunModel(
-        model_id=model_id,
-        display_name=str(model.get("display_name") or model_id),
-        access=str(model.get("access") or "unknown"),
-        params_b=None if params is None else float(params),
+        model_id=model.id,
+        display_name=model.name,
+        access=model.access or "unknown",
+        params_b=model.params_b,
     )
-
-
-def run_evaluations(run: RunData) -> dict[str, Mapping[str, Any]]:
-    evaluations = run.results.get("evaluations")
-    if not isinstance(evaluations, Mapping):
-        raise RunDirError(f"{run.path / 'results.json'}: field 'evaluations' missing or not an object")
-    return {str(k): v for k, v in evaluations.items()}
 
 
 def run_tasks(run: RunData) -> dict[str, str]:
     """task name -> benchmark, for every evaluation in the run (file order)."""
     tasks: dict[str, str] = {}
-    for key, ev in run_evaluations(run).items():
-        task = str(ev.get("task") or key.partition("@")[0])
-        tasks.setdefault(task, str(ev.get("benchmark") or ""))
+    for key, ev in run.results.evaluations.items():
+        task, _ = evaluation_task(key, ev)
+        tasks.setdefault(task, ev.benchmark or "")
     return tasks
-
-
-def lookup_metric(run: RunData, task: str, setting: str, slice_: str) -> Mapping[str, Any] | None:
-    ev = run_evaluations(run).get(f"{task}@{setting}")
-    if ev is None:
-        return None
-    if slice_ == "overall":
-        return ev.get("overall")
-    return (ev.get("slices") or {}).get(slice_)
 
 
 def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, page: str = "") -> Row:
     model = run_model(run)
     cells: dict[str, Cell] = {}
     for column in columns:
-        metric = lookup_metric(run, task, column.setting, column.slice)
+        metric = run.results.metric(task, column.setting, column.slice)
         if metric is not None:
             cells[column.key] = metric_cell(
                 metric, f"{run.path / 'results.json'}: {task}@{column.setting} {column.slice}"

@@ -47,8 +47,11 @@ from cvbench.core.types import (
     Sample,
     TaskSpec,
 )
+from cvbench.rundir import config as rundir_config
+from cvbench.rundir.config import DatasetEntry, ModelBlock, RunConfig
 from cvbench.rundir.format import (
     CONFIG_FILE,
+    CONFIG_SCHEMA,
     RESULTS_FILE,
     SAMPLES_FILE,
     RunDirError,
@@ -58,7 +61,9 @@ from cvbench.rundir.format import (
     unique_temp_path,
     write_bytes_atomic,
     write_json_atomic,
+    write_results,
 )
+from cvbench.rundir.results import Results
 from cvbench.runner.cache import CacheError, CacheUnusableError, ResponseCache
 from cvbench.runner.failfast import (
     DEFAULT_MAX_ERROR_RATE,
@@ -80,7 +85,6 @@ from cvbench.scoring.parsing import (
     parse_judge,
 )
 
-CONFIG_SCHEMA = "cvbench.config/1"
 DEFAULT_TASKS = ("synth-crossviewbench", "synth-mmvm")
 DEFAULT_MODEL = "mask-heuristic"
 EXIT_CANCELLED = 130
@@ -347,50 +351,10 @@ def attempt_statistics(records: Sequence[metrics_mod.AnyRecord]) -> dict[str, in
     }
 
 
-IDENTITY_KEYS = (
-    "model",
-    "model_settings",
-    "generation",
-    "tasks",
-    "mode",
-    "style",
-    "seed",
-    "limit",
-    "shard",
-    "judge",
-    "prompt_settings",
-    "datasets",
-    "protocol",
-    "pricing",
-)
-
-
-def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of config.json that decides the records (the answers, and the price their costs
-    are computed at): must match to resume a run."""
-    model = dict(config.get("model") or {})
-    return {k: (model.get("id") if k == "model" else config.get(k)) for k in IDENTITY_KEYS}
-
-
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Sequence[str] = ()) -> list[str]:
-    """'path: old != new' for every identity value that differs (nested dicts by dotted path)."""
-    a, b = identity(old), identity(new)
-    out: list[str] = []
-    for k in IDENTITY_KEYS:
-        if k not in ignore:
-            _diff(k, a[k], b[k], out)
-    return out
-
-
-def _diff(path: str, a: Any, b: Any, out: list[str]) -> None:
-    if a == b:
-        return
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        for key in sorted(set(a) | set(b), key=str):
-            _diff(f"{path}.{key}", a.get(key), b.get(key), out)
-        return
-    out.append(
-        f"{path}: {json.dumps(a, sort_keys=True)} (existing run) != {json.dumps(b, sort_keys=True)} (this command)"
+    """'path: old != new' for every identity value that differs (identity is marked on RunConfig's fields)."""
+    return rundir_config.config_differences(
+        RunConfig.from_json(old, CONFIG_FILE), RunConfig.from_json(new, CONFIG_FILE), ignore
     )
 
 
@@ -845,60 +809,60 @@ class Runner:
         from cvbench.tasks.loading import dataset_fingerprint
 
         o = self.options
-        datasets = {}
+        datasets: dict[str, DatasetEntry] = {}
         for spec in specs:
-            datasets[spec.name] = {
-                "benchmark": spec.benchmark,
-                "fingerprint": dataset_fingerprint(spec, o.data_dir),
-                "synthetic": spec.synthetic,
-                "settings": list(settings_by_task[spec.name]),
-            }
+            datasets[spec.name] = DatasetEntry(
+                benchmark=spec.benchmark,
+                fingerprint=dataset_fingerprint(spec, o.data_dir),
+                synthetic=spec.synthetic,
+                settings=tuple(settings_by_task[spec.name]),
+            )
         from cvbench.prompting.protocols import crossviewbench as cvb_protocol
         from cvbench.prompting.protocols import mmvm as mmvm_protocol
 
         protocol = {"crossviewbench": cvb_protocol.PROTOCOL_ID, "mmvm": mmvm_protocol.PROTOCOL_ID}
-        config = {
-            "schema": CONFIG_SCHEMA,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "environment": environment(),
-            "command": redact_argv(list(o.argv), self._secrets) if o.argv else None,
-            "model": {
-                "id": adapter.info.model_id,
-                "info": jsonable(adapter.info),
-                "capabilities": jsonable(adapter.capabilities),
-                "spec": o.model,
-            },
-            "model_settings": jsonable(dict(adapter.settings())),
-            "generation": jsonable(generation.as_dict()),
-            "tasks": [s.name for s in specs],
-            "candidates": {name: list(v) for name, v in settings_by_task.items()},
-            "mode": o.mode,
-            "style": o.style,
-            "seed": o.seed,
-            "limit": o.limit,
-            "shard": list(o.shard) if o.shard else None,
-            "judge": (
+        contract = getattr(adapter, "image_contract", None)
+        config = RunConfig(
+            schema=CONFIG_SCHEMA,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            environment=environment(),
+            command=tuple(redact_argv(list(o.argv), self._secrets)) if o.argv else None,
+            model=ModelBlock(
+                id=adapter.info.model_id,
+                info=jsonable(adapter.info),
+                capabilities=jsonable(adapter.capabilities),
+                spec=o.model,
+            ),
+            model_settings=jsonable(dict(adapter.settings())),
+            generation=jsonable(generation.as_dict()),
+            tasks=tuple(s.name for s in specs),
+            candidates={name: tuple(v) for name, v in settings_by_task.items()},
+            mode=o.mode,
+            style=o.style,
+            seed=o.seed,
+            limit=o.limit,
+            shard=(o.shard[0], o.shard[1]) if o.shard else None,
+            judge=(
                 {"spec": o.judge, "id": judge.info.model_id, "settings": jsonable(dict(judge.settings()))}
                 if judge is not None
                 else None
             ),
-            "prompt_settings": jsonable(prompt_settings.as_dict()),
-            "datasets": datasets,
-            "protocol": protocol,
-            "runtime": {
+            prompt_settings=jsonable(prompt_settings.as_dict()),
+            datasets=datasets,
+            protocol=protocol,
+            runtime={
                 "concurrency": o.concurrency,
                 "cache": str(o.cache) if o.use_cache and o.cache else ("default" if o.use_cache else None),
                 "save_images": o.save_images,
                 "data_dir": str(o.data_dir) if o.data_dir else None,
                 "retry_env": retry_settings_from_env(os.environ),
             },
-            "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
-            "pricing": o.price.as_dict() if o.price is not None else None,
-        }
-        contract = getattr(adapter, "image_contract", None)
-        if contract is not None:  # the provider's image limits shape every image sent: part of the identity
-            config["image_contract"] = contract.as_dict()
-        return redact(config, self._secrets)
+            statistics={"ci_method": o.ci_method, "resamples": o.n_resamples},
+            pricing=o.price.as_dict() if o.price is not None else None,
+            # the provider's image limits shape every image sent
+            image_contract=contract.as_dict() if contract is not None else None,
+        )
+        return redact(config.to_json(), self._secrets)
 
     # -- execution -----------------------------------------------------------------------
 
@@ -1379,7 +1343,7 @@ class Runner:
             "error_rate": rate,
             "failure": failure,
         }
-        write_json_atomic(self.run_dir / RESULTS_FILE, redact(results, self._secrets))
+        write_results(self.run_dir, Results.from_json(redact(results, self._secrets), self.run_dir / RESULTS_FILE))
         return RunOutcome(self.run_dir, status, results, writer.written, resumed, failure)
 
 
@@ -1483,5 +1447,5 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
         n_resamples=int(stats_cfg.get("resamples", 2000)),
     )
     results["run"] = {"merged_shards": covered, "shard_count": shard_count}
-    write_json_atomic(out / RESULTS_FILE, results)
+    write_results(out, Results.from_json(results, out / RESULTS_FILE))
     return results

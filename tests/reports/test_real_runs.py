@@ -57,8 +57,8 @@ def test_report_on_a_real_run(real_runs: list[Path], tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     run = load_run(real_runs[0])
-    overall = run.results["evaluations"]["synth-mmvm@4"]["overall"]
-    assert f"{100 * overall['accuracy']:.1f}%" in html
+    overall = run.results.evaluations["synth-mmvm@4"].overall
+    assert f"{100 * (overall.accuracy or 0.0):.1f}%" in html
     assert "<svg" in html and "Failure gallery" in html and "synth-mmvm" in html
     gallery_imgs = list((tmp_path / "report_files").glob("*.png")) + list((tmp_path / "report_files").glob("*.jpg"))
     failures = [r for r in iter_records(real_runs[0]) if not r.correct and r.invalid is None]
@@ -71,7 +71,7 @@ def test_export_and_site_on_real_runs(real_runs: list[Path], tmp_path: Path) -> 
     tables = {t["table"]: t for t in json.loads(result.output)["tables"]}
     assert {"synth-crossviewbench-main", "synth-mmvm-paper"} <= set(tables)
     models = {r["model_id"] for r in tables["synth-mmvm-paper"]["rows"] if r["origin"] == "reproduced"}
-    assert models == {load_run(p).results["model"]["id"] for p in real_runs}
+    assert models == {load_run(p).results.model.id for p in real_runs}
 
     site = tmp_path / "site"
     result = CliRunner().invoke(cli, ["leaderboard", "build", *map(str, real_runs), "--out", str(site)])

@@ -104,7 +104,7 @@ def test_report_files(factory_runs: list[Path], tmp_path: Path) -> None:
     assert page.meta_csp and "script-src 'self'" in page.meta_csp[0]
     assert files.images_copied == len(set(page.imgs)) and files.images_missing == 0
     assert "Invalid samples" in html and "polygon of odd length" in html
-    assert "git_revision" in html and "6b5af51" in md
+    assert "environment.git.commit" in html and "6b5af51" in md
 
 
 def test_report_escapes_model_text(xss_run: Path, tmp_path: Path) -> None:
