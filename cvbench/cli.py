@@ -739,10 +739,10 @@ def export_command(run_dirs: tuple[str, ...], fmt: str, out_file: str | None, ci
 
     from cvbench.reports.exports import render
     from cvbench.reports.tables import tables_for_runs
-    from cvbench.rundir.format import RunDirError, load_run
+    from cvbench.rundir.format import RunDirError, find_run_dirs, load_run
 
     try:
-        tables = tables_for_runs([load_run(d) for d in run_dirs])
+        tables = tables_for_runs([load_run(d) for d in find_run_dirs([Path(d) for d in run_dirs])])
         text = render(tables, fmt, ci_style=ci_style)
     except (RunDirError, ValueError) as exc:
         raise CvbenchError(str(exc)) from None
@@ -789,7 +789,7 @@ def leaderboard_group() -> None:
     "--images",
     "image_mode",
     type=click.Choice(["exact", "preview", "none"]),
-    default="exact",
+    default="preview",
     show_default=True,
     help="Sample-browser images: the exact files the model saw, downscaled JPEG previews "
     "(a much smaller site), or none.",
@@ -838,6 +838,8 @@ def leaderboard_build_command(
         )
     except (RunDirError, ReferenceDataError, SiteError, ValueError) as exc:
         raise CvbenchError(str(exc)) from None
+    for warning in site.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"built {site.out}/index.html: {site.pages} pages, {site.tables} tables, {site.runs} runs, "
         f"{site.reported_values} reported values, {site.samples} samples, {site.images} images, "

@@ -45,9 +45,12 @@ from cvbench.reports.tables import (
     ORIGIN_REPORTED,
     SIZE_BUCKETS,
     Column,
+    Row,
     Table,
+    dedupe_runs,
     layouts_for,
     make_table,
+    mark_differing_specs,
     rank_rows,
     run_model,
     run_row,
@@ -59,7 +62,7 @@ from cvbench.reports.tables import (
     sorted_table,
 )
 from cvbench.reports.templating import CSP, environment
-from cvbench.rundir.format import RunData, SampleRecord, load_run, write_bytes_atomic
+from cvbench.rundir.format import RunData, SampleRecord, find_run_dirs, load_run, write_bytes_atomic
 
 SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
 STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")
@@ -103,6 +106,7 @@ class SiteBuild:
     images: int
     samples: int
     bytes: int
+    warnings: tuple[str, ...] = ()
 
 
 def json_block(data: Any) -> Markup:
@@ -150,15 +154,45 @@ def benchmark_sections(
             rows = [r for r in rows if r.cells]
             if task == benchmark:
                 rows += reported_rows(reported, benchmark, layout.columns)
-            if rows:
+            if has_content(rows, layout.columns):
                 tables.append(sorted_table(make_table(task, benchmark, layout, rows)))
         if tables:
             sections.append(BenchmarkSection(task, tuple(tables)))
     return sections
 
 
-def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> Table | None:
-    """Headline numbers of every task side by side: one row per run, one per reported model."""
+def has_content(rows: Sequence[Row], columns: Sequence[Column]) -> bool:
+    """A table is shown when some row has a number beyond its first column (a per-type table
+    that only repeats the papers' Overall is all dashes otherwise)."""
+    rest = columns[1:] if len(columns) > 1 else columns
+    return any(row.cells.get(c.key) is not None and row.cells[c.key].value is not None for row in rows for c in rest)
+
+
+OVERVIEW_TITLES = {
+    "official": ("overview", "Headline numbers: the benchmarks' own questions"),
+    "other": ("overview-other", "Headline numbers: other question sets (synthetic and custom tasks)"),
+}
+
+
+def overview_tables(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> list[Table]:
+    """Headline numbers side by side: one table for the benchmarks' own question sets (with the
+    papers' reported numbers) and one for other question sets, so a paper's number and a run on
+    different questions never share a sorted table or a rank."""
+    tables = []
+    for kind, (table_id, title) in OVERVIEW_TITLES.items():
+        picked = {
+            b: [s for s in sections if (s.task == b) == (kind == "official")]
+            for b, sections in sections_by_benchmark.items()
+        }
+        table = _overview_table(picked, table_id, title)
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
+def _overview_table(
+    sections_by_benchmark: dict[str, list[BenchmarkSection]], table_id: str, title: str
+) -> Table | None:
     columns: list[Column] = []
     merged: dict[str, dict[str, Any]] = {}
     for benchmark, sections in sections_by_benchmark.items():
@@ -177,7 +211,7 @@ def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> 
                         continue
                     ident = row.row_id if row.origin != ORIGIN_REPORTED else f"reported-{slugify(row.name)}"
                     if row.origin == "chance":
-                        ident = "chance"
+                        ident = f"chance-{section.task}"
                     entry = merged.setdefault(ident, {"row": row, "cells": {}, "sources": []})
                     entry["cells"][key] = row.cells[c.key]
                     if row.source and row.source not in entry["sources"]:
@@ -188,15 +222,20 @@ def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> 
     rows = [
         replace(e["row"], row_id=ident, cells=e["cells"], source="; ".join(e["sources"])) for ident, e in merged.items()
     ]
+    chance = [r for r in rows if r.origin == "chance"]
+    if len(chance) > 1:  # one chance row: the question sets' chance levels side by side
+        cells = {k: v for r in chance for k, v in r.cells.items()}
+        rows = [r for r in rows if r.origin != "chance"] + [replace(chance[0], row_id="chance", cells=cells)]
+    rows = mark_differing_specs(rows)
     table = Table(
-        table_id="overview",
+        table_id=table_id,
         task="overview",
         benchmark="all",
-        title="Headline numbers",
+        title=title,
         columns=tuple(columns),
         rows=tuple(rows),
         ranks=rank_rows(rows, columns[0].key),
-        caption="Headline accuracy (\\%) on every benchmark.",
+        caption=f"{title} (accuracy, \\%).",
     )
     return sorted_table(table)
 
@@ -351,7 +390,7 @@ def build_site(
     title: str = "cvbench leaderboard",
     samples_per_evaluation: int = 200,
     seed: int = 0,
-    images: str = "exact",
+    images: str = "preview",
     preview: PreviewSettings = PreviewSettings(),
 ) -> SiteBuild:
     """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
@@ -359,7 +398,8 @@ def build_site(
     (see `copy_site_images`)."""
     _require_image_mode(images)
     out = Path(out)
-    runs = [load_run(d) for d in run_dirs]
+    # a folder holding runs below it (the default layout runs/<model>/<tasks>/) stands for them all
+    runs, warnings = dedupe_runs([load_run(d) for d in find_run_dirs([Path(d) for d in run_dirs])])
     if reported == "shipped":
         reported_values = load_reported()
     elif reported == "none":
@@ -385,8 +425,8 @@ def build_site(
 
     sections = {b: benchmark_sections(site_runs, reported_values, b) for b in SITE_BENCHMARKS}
     all_tables = [t for b in SITE_BENCHMARKS for s in sections[b] for t in s.tables]
-    overview = overview_table(sections)
-    download_tables = ([overview] if overview else []) + all_tables
+    overviews = overview_tables(sections)
+    download_tables = overviews + all_tables
     for table in download_tables:
         total_bytes += _write(out / "downloads" / f"{table.table_id}.csv", tables_to_csv([table]))
         total_bytes += _write(out / "downloads" / f"{table.table_id}.json", tables_to_json([table]))
@@ -402,7 +442,7 @@ def build_site(
             **common,
             root="",
             page_id="index",
-            overview=overview,
+            overviews=overviews,
             downloads=downloads,
             runs=site_runs,
             sections=sections,
@@ -462,4 +502,5 @@ def build_site(
         images=n_images,
         samples=samples,
         bytes=total_bytes,
+        warnings=tuple(warnings),
     )

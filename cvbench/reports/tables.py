@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cvbench.core.types import CATEGORY_NAMES, CUES, TASK_TYPES
+from cvbench.reports.spec import RunSpec, differing_parts, run_spec
 from cvbench.rundir.format import MetricSummary, RunData
 from cvbench.rundir.results import evaluation_task
 from cvbench.rundir.schema import Where, decode_object
@@ -80,6 +81,7 @@ class Cell:
     error_rate: float | None = None
     invalid: int | None = None
     note: str = ""  # e.g. the paper table a reported value comes from
+    as_published: str = ""  # a reported value as the paper printed it (shown to one decimal like the rest)
 
     @property
     def ci_text(self) -> str:
@@ -117,6 +119,13 @@ class Row:
     source_url: str = ""
     page: str = ""  # site-relative link to the run's model page (reproduced rows)
     access_as_published: str = ""  # the reference CSV's own access label (reported rows)
+    # the run spec (reproduced rows): (part, text, emphasised) - emphasised where another row
+    # of the same model differs in that part
+    spec: tuple[tuple[str, str, bool], ...] = ()
+
+    @property
+    def spec_text(self) -> str:
+        return " · ".join(text for _, text, _ in self.spec if text)
 
     @property
     def size(self) -> str:
@@ -309,6 +318,7 @@ def run_tasks(run: RunData) -> dict[str, str]:
 
 def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, page: str = "") -> Row:
     model = run_model(run)
+    spec = run_spec(run.config, [task])
     cells: dict[str, Cell] = {}
     for column in columns:
         metric = run.results.metric(task, column.setting, column.slice)
@@ -326,7 +336,8 @@ def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, 
         model_id=model.model_id,
         run_name=run.path.name,
         page=page,
-        source=f"reproduced by cvbench ({run.path.name})",
+        source=f"reproduced by cvbench ({run.path.name}: {spec.text})",
+        spec=tuple((p, t, False) for p, t in spec.parts),
     )
 
 
@@ -383,6 +394,7 @@ def make_table(task: str, benchmark: str, layout: TableLayout, rows: list[Row], 
         chance = chance_row(all_rows, layout.columns)
         if chance is not None:
             all_rows.append(chance)
+    all_rows = mark_differing_specs(all_rows)
     ranks = rank_rows(all_rows, layout.columns[0].key)
     bench_name = BENCHMARK_NAMES.get(benchmark, benchmark)
     title = layout.title if task == benchmark else f"{layout.title} ({task})"
@@ -397,6 +409,20 @@ def make_table(task: str, benchmark: str, layout: TableLayout, rows: list[Row], 
         ranks=ranks,
         caption=caption,
     )
+
+
+def mark_differing_specs(rows: Sequence[Row]) -> list[Row]:
+    """Rows with the spec parts emphasised that differ between rows of the same model."""
+    specs = {
+        r.row_id: (r.model_id, RunSpec(r.model_id, tuple((p, t) for p, t, _ in r.spec)))
+        for r in rows
+        if r.origin == ORIGIN_REPRODUCED and r.spec
+    }
+    marks = differing_parts(specs)
+    return [
+        replace(r, spec=tuple((p, t, p in marks[r.row_id]) for p, t, _ in r.spec)) if r.row_id in marks else r
+        for r in rows
+    ]
 
 
 def sort_rows(rows: Iterable[Row], column_key: str) -> list[Row]:
@@ -416,8 +442,30 @@ def sorted_table(table: Table) -> Table:
     return replace(table, rows=tuple(sort_rows(table.rows, table.columns[0].key)))
 
 
+def dedupe_runs(runs: Sequence[RunData]) -> tuple[list[RunData], list[str]]:
+    """The runs with exact duplicates dropped (the same folder twice, or a copy: same identity
+    and the same results), and a warning for each one dropped."""
+    kept: list[RunData] = []
+    warnings: list[str] = []
+    for run in runs:
+        twin = next((k for k in kept if _same_run(k, run)), None)
+        if twin is None:
+            kept.append(run)
+        else:
+            warnings.append(f"{run.path} is the same run as {twin.path} (same configuration and results): shown once")
+    return kept, warnings
+
+
+def _same_run(a: RunData, b: RunData) -> bool:
+    if a.path.resolve() == b.path.resolve():
+        return True
+    return a.config.identity() == b.config.identity() and a.results.evaluations == b.results.evaluations
+
+
 def tables_for_runs(runs: list[RunData]) -> list[Table]:
-    """Every table of every task present in the runs, one row per run (exports, reports)."""
+    """Every table of every task present in the runs, one row per run (exports, reports);
+    an exact duplicate run gives one row (see dedupe_runs)."""
+    runs, _ = dedupe_runs(runs)
     by_task: dict[tuple[str, str], list[RunData]] = {}
     for run in runs:
         for task, benchmark in run_tasks(run).items():

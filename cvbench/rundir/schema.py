@@ -115,7 +115,7 @@ def encode(value: Any) -> Any:
     """A typed value back to plain JSON data (the one writer's half)."""
     if is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
-        absent = getattr(value, "absent", frozenset())
+        absent: frozenset[str] = getattr(value, "absent", frozenset())
         for f in _json_fields(type(value)):
             name = json_key(f)
             item = getattr(value, f.name)

@@ -80,3 +80,20 @@ def test_export_and_site_on_real_runs(real_runs: list[Path], tmp_path: Path) -> 
     assert len(pages) == 2
     html = (site / "mmvm.html").read_text(encoding="utf-8")
     assert 'id="table-synth-mmvm-paper"' in html and 'id="table-mmvm-paper"' in html
+
+
+def test_runner_output_reads_back_identically(real_runs: list[Path], tmp_path: Path) -> None:
+    """config.json and results.json written by `cvbench run` go through their typed values unchanged."""
+    from cvbench.rundir.config import read_config, write_config
+    from cvbench.rundir.results import read_results, write_results
+
+    for run_dir in real_runs:
+        out = tmp_path / run_dir.name
+        out.mkdir()
+        for name, read, write in (
+            ("config.json", read_config, write_config),
+            ("results.json", read_results, write_results),
+        ):
+            assert read(run_dir).to_json() == json.loads((run_dir / name).read_text(encoding="utf-8"))
+            write(out, read(run_dir))  # type: ignore[operator]
+            assert (out / name).read_bytes() == (run_dir / name).read_bytes()
