@@ -700,13 +700,22 @@ def models_command(base_urls: tuple[str, ...], as_json: bool) -> None:
     show_default=True,
     help="Failures shown in the gallery in all.",
 )
-def report_command(run_dir: str, out_dir: str | None, gallery_per_slice: int, gallery_max: int) -> None:
+@click.option(
+    "--full-images",
+    is_flag=True,
+    help="Also copy the exact gallery images into report_files/ (report.html embeds previews either way).",
+)
+def report_command(
+    run_dir: str, out_dir: str | None, gallery_per_slice: int, gallery_max: int, full_images: bool
+) -> None:
     """Write report.md and a self-contained report.html for one run."""
     from cvbench.reports.report import build_report
     from cvbench.rundir.format import RunDirError
 
     try:
-        files = build_report(run_dir, out_dir, gallery_per_slice=gallery_per_slice, gallery_max=gallery_max)
+        files = build_report(
+            run_dir, out_dir, gallery_per_slice=gallery_per_slice, gallery_max=gallery_max, full_images=full_images
+        )
     except (RunDirError, ValueError) as exc:
         raise CvbenchError(str(exc)) from None
     click.echo(f"wrote {files.markdown}")

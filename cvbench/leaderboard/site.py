@@ -63,6 +63,7 @@ from cvbench.reports.tables import (
 )
 from cvbench.reports.templating import CSP, environment
 from cvbench.rundir.format import RunData, SampleRecord, find_run_dirs, load_run, write_bytes_atomic
+from cvbench.rundir.portable import data_root, portable_path
 
 SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
 STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")
@@ -467,7 +468,8 @@ def build_site(
     n_images = 0
     samples = 0
     for sr in site_runs:
-        records = list(sr.run.records())
+        root = data_root(sr.run.config)
+        records = [replace(r, source=portable_path(r.source, root)) for r in sr.run.records()]
         shown = select_site_records(
             records, run_name=sr.run.path.name, seed=seed, per_evaluation=samples_per_evaluation
         )

@@ -78,7 +78,7 @@ def differing_parts(specs: Mapping[str, tuple[str, RunSpec]]) -> dict[str, froze
     for model, spec in specs.values():
         by_model.setdefault(model, []).append(spec)
     out: dict[str, frozenset[str]] = {}
-    for row_id, (model, spec) in specs.items():
+    for row_id, (model, _spec) in specs.items():
         others = by_model[model]
         if len(others) < 2:
             out[row_id] = frozenset()

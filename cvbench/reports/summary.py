@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cvbench.reports.charts import Bar
+from cvbench.reports.spec import RunSpec, run_spec
 from cvbench.reports.tables import (
     BENCHMARK_NAMES,
     Cell,
@@ -68,7 +69,8 @@ class RunSummary:
     run_name: str
     model: RunModel
     status: str
-    overall: Cell | None
+    spec: RunSpec  # what the run is (mode, style, settings, image policy, protocol)
+    # no overall across evaluations: each benchmark and candidate setting has its own
     evaluations: tuple[EvaluationSummary, ...]
     provenance: tuple[tuple[str, str], ...]
 
@@ -98,7 +100,7 @@ def summarize_run(run: RunData) -> RunSummary:
         run_name=run.path.name,
         model=run_model(run),
         status=run.results.status,
-        overall=metric_cell(run.results.overall, f"{where}: overall"),
+        spec=run_spec(run.config),
         evaluations=tuple(evaluations),
         provenance=tuple(flatten_provenance(portable_config(run.config))),
     )

@@ -5,7 +5,7 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -338,3 +338,33 @@ def test_cli_leaderboard_build(factory_runs: list[Path], tmp_path: Path) -> None
     bad.write_text("benchmark,setting,model,access,metric,value,source\nmmvm,all,M,open,ZZ,1,s\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["leaderboard", "build", "--out", str(tmp_path / "s2"), "--reported", str(bad)])
     assert result.exit_code == 1 and "bad.csv:2: unknown mmvm metric 'ZZ'" in result.output
+
+
+def test_no_local_path_is_published(site: Path, factory_runs: list[Path]) -> None:
+    """Sources and provenance name data files relative to the data root, never the builder's folders."""
+    local = str(factory_runs[0].parent)
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".json", ".csv", ".tex"):
+            assert local not in path.read_text(encoding="utf-8"), path
+
+
+def test_rows_carry_their_run_spec_and_differences_stand_out(factory_runs: list[Path], tmp_path: Path) -> None:
+    import shutil
+
+    from cvbench.rundir.config import read_config, write_config
+
+    runs = tmp_path / "runs"
+    plain = runs / "gpt-4o" / "crossviewbench+mmvm"
+    boxed = runs / "gpt-4o" / "crossviewbench+mmvm-overlay-box"
+    shutil.copytree(factory_runs[0], plain)
+    shutil.copytree(factory_runs[0], boxed)
+    config = read_config(boxed)
+    write_config(boxed, replace(config, style="box"))
+    shutil.copytree(factory_runs[0], runs / "copy" / "same")  # an exact duplicate of `plain`
+    build = build_site([runs], tmp_path / "s", reported="none", images="none")
+    assert build.runs == 2
+    assert len(build.warnings) == 1 and "same run" in build.warnings[0]
+    html = (tmp_path / "s" / "crossviewbench.html").read_text(encoding="utf-8")
+    assert html.count('<strong class="differs"') >= 2
+    assert '<strong class="differs" title="differs from another run of this model">box</strong>' in html
+    assert '<strong class="differs" title="differs from another run of this model">fill</strong>' in html
