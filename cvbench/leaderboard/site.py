@@ -32,6 +32,13 @@ from cvbench.imaging.images import ImageError, load_image
 from cvbench.leaderboard.previews import IMAGE_MODES, PreviewSettings, preview_jpeg
 from cvbench.leaderboard.reference import ReportedValue, load_reported, reported_rows
 from cvbench.reports.exports import tables_to_csv, tables_to_json, tables_to_latex
+from cvbench.reports.plots import (
+    Plot,
+    candidates_plot,
+    profile_plot,
+    reported_vs_reproduced_plot,
+    sensitivity_plot,
+)
 from cvbench.reports.summary import (
     RunSummary,
     error_text,
@@ -66,6 +73,7 @@ from cvbench.rundir.format import RunData, SampleRecord, find_run_dirs, load_run
 from cvbench.rundir.portable import data_root, portable_path
 
 SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
+DEFAULT_PREVIEW = PreviewSettings()
 STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")
 FILTER_ACCESS: tuple[tuple[str, str], ...] = (
     ("api", "API"),
@@ -95,6 +103,25 @@ class SiteRun:
 class BenchmarkSection:
     task: str
     tables: tuple[Table, ...]
+    plots: tuple[Plot, ...] = ()
+
+
+def section_plots(benchmark: str, task: str, tables: Sequence[Table]) -> tuple[Plot, ...]:
+    """The plots of one task's tables: candidates (MMVM), profile, prompt sensitivity, and the
+    papers' numbers against cvbench's intervals (official task only)."""
+    by_layout = {t.table_id.removeprefix(f"{task}-"): t for t in tables}
+    made: list[Plot | None] = []
+    main = by_layout.get("paper" if benchmark == "mmvm" else "main")
+    if benchmark == "mmvm" and main is not None:
+        made.append(candidates_plot(main))
+    profile = by_layout.get("cues-all" if benchmark == "mmvm" else "main")
+    if profile is not None:
+        made.append(profile_plot(profile, "cue" if benchmark == "mmvm" else "category"))
+    if main is not None:
+        made.append(sensitivity_plot(main))
+        if task == benchmark:
+            made.append(reported_vs_reproduced_plot(main))
+    return tuple(p for p in made if p is not None)
 
 
 @dataclass(frozen=True)
@@ -158,7 +185,7 @@ def benchmark_sections(
             if has_content(rows, layout.columns):
                 tables.append(sorted_table(make_table(task, benchmark, layout, rows)))
         if tables:
-            sections.append(BenchmarkSection(task, tuple(tables)))
+            sections.append(BenchmarkSection(task, tuple(tables), section_plots(benchmark, task, tables)))
     return sections
 
 
@@ -272,7 +299,7 @@ def copy_site_images(
     records: Iterable[SampleRecord],
     site: Path,
     mode: str = "exact",
-    preview: PreviewSettings = PreviewSettings(),
+    preview: PreviewSettings = DEFAULT_PREVIEW,
 ) -> tuple[dict[str, str], int]:
     """Put the records' images into SITE/img/: sha -> site-relative path; and how many files were new.
 
@@ -392,7 +419,7 @@ def build_site(
     samples_per_evaluation: int = 200,
     seed: int = 0,
     images: str = "preview",
-    preview: PreviewSettings = PreviewSettings(),
+    preview: PreviewSettings = DEFAULT_PREVIEW,
 ) -> SiteBuild:
     """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
     "none", or a path to a CSV in the same format. `images`: what the sample browsers show

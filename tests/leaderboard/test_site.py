@@ -368,3 +368,29 @@ def test_rows_carry_their_run_spec_and_differences_stand_out(factory_runs: list[
     assert html.count('<strong class="differs"') >= 2
     assert '<strong class="differs" title="differs from another run of this model">box</strong>' in html
     assert '<strong class="differs" title="differs from another run of this model">fill</strong>' in html
+
+
+def test_benchmark_pages_carry_the_plots(site: Path) -> None:
+    """Static SVG made by the project: candidates with intervals and chance, profiles, and the
+    papers' numbers beside cvbench's intervals; no script in any of them."""
+    mmvm = (site / "mmvm.html").read_text(encoding="utf-8")
+    cvb = (site / "crossviewbench.html").read_text(encoding="utf-8")
+    for plot_id in ("mmvm-candidates", "mmvm-cues-all-profile", "synth-mmvm-candidates"):
+        assert f'id="plot-{plot_id}"' in mmvm, plot_id
+    assert 'id="plot-crossviewbench-main-profile"' in cvb
+    figure = re.search(r'<figure class="plot" id="plot-mmvm-candidates">(.*?)</figure>', mmvm, re.S)
+    assert figure is not None
+    svg = figure.group(1)
+    assert svg.count("<polyline") >= 2 and 'stroke-dasharray="4,3"' in svg  # one line per run; chance dashed
+    assert ">4</text>" in svg and ">all</text>" in svg and "<script" not in svg
+    # the reported-vs-reproduced plot appears only where a reproduced model is also in a paper
+    if 'id="plot-crossviewbench-main-reported"' in cvb:
+        reported = re.search(r'id="plot-crossviewbench-main-reported">(.*?)</figure>', cvb, re.S)
+        assert reported is not None and "(paper)" in reported.group(1) and "(cvbench)" in reported.group(1)
+
+
+def test_interval_plot_escapes_names() -> None:
+    from cvbench.reports.plots import Plot, Point, Series
+
+    svg = Plot("x", "t <b>", ("a",), (Series("<script>alert(1)</script>", {"a": Point(50.0, (40.0, 60.0))}),)).svg()
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "<b>" not in svg
