@@ -20,6 +20,7 @@ from cvbench.imaging.images import ImageError, load_image
 from cvbench.reports.charts import bar_chart_svg
 from cvbench.reports.exports import markdown_escape
 from cvbench.reports.previews import PreviewSettings, preview_jpeg
+from cvbench.reports.regions import DISPLAY_ONLY, LegendEntry, RegionDrawing, region_drawings
 from cvbench.reports.summary import (
     ChartSpec,
     GallerySection,
@@ -66,6 +67,9 @@ class GalleryEntry:
     images: tuple[GalleryImage, ...]
     missing_images: int
     error: str
+    # native mode: the referenced regions drawn for the reader (never what the model saw)
+    region_images: tuple[str, ...] = ()  # data: URIs
+    legend: tuple[LegendEntry, ...] = ()
 
 
 REPORT_PREVIEW = PreviewSettings(max_side=512, quality=80)
@@ -113,7 +117,11 @@ def report_images(
     return out, missing
 
 
-def gallery_entries(section: GallerySection, image_paths: dict[str, ReportImage]) -> list[GalleryEntry]:
+def gallery_entries(
+    section: GallerySection,
+    image_paths: dict[str, ReportImage],
+    drawings: dict[str, RegionDrawing] | None = None,
+) -> list[GalleryEntry]:
     entries = []
     for record in section.records:
         images = tuple(
@@ -128,9 +136,21 @@ def gallery_entries(section: GallerySection, image_paths: dict[str, ReportImage]
                 images,
                 len(record.image_sha256) - len(images),
                 error_text(record),
+                *_drawn(record, drawings or {}),
             )
         )
     return entries
+
+
+def _drawn(record: SampleRecord, drawings: dict[str, RegionDrawing]) -> tuple[tuple[str, ...], tuple[LegendEntry, ...]]:
+    drawing = drawings.get(record.record_id)
+    if drawing is None:
+        return (), ()
+    uris = tuple(
+        "data:image/jpeg;base64," + base64.b64encode(preview_jpeg(img, REPORT_PREVIEW)).decode("ascii")
+        for img in drawing.images
+    )
+    return uris, drawing.legend
 
 
 def build_report(
@@ -154,7 +174,9 @@ def build_report(
     sections = select_failures(records, per_slice=gallery_per_slice, max_items=gallery_max)
     image_paths, missing = report_images(run, sections, assets, full_images=full_images)
     invalid, invalid_total = invalid_records(records)
-    gallery = [(s, gallery_entries(s, image_paths)) for s in sections]
+    shown = [r for s in sections for r in s.records]
+    drawings, region_notes = region_drawings(shown, data_root(run.config))
+    gallery = [(s, gallery_entries(s, image_paths, drawings)) for s in sections]
 
     assets.mkdir(parents=True, exist_ok=True)
     chart_files = {}
@@ -168,7 +190,9 @@ def build_report(
         render_markdown(summary, charts, chart_files, gallery, invalid, invalid_total, len(records)), encoding="utf-8"
     )
     html_path = out / "report.html"
-    html_path.write_text(render_html(summary, charts, gallery, invalid, invalid_total, len(records)), encoding="utf-8")
+    html_path.write_text(
+        render_html(summary, charts, gallery, invalid, invalid_total, len(records), region_notes), encoding="utf-8"
+    )
     return ReportFiles(md_path, html_path, assets, len(image_paths), missing)
 
 
@@ -182,6 +206,7 @@ def render_html(
     invalid: list[SampleRecord],
     invalid_total: int,
     n_records: int,
+    region_notes: list[str] | None = None,
 ) -> str:
     template = environment().get_template("report.html.j2")
     svgs = [(c, Markup(bar_chart_svg(c.bars, c.title))) for c in charts]  # built by the escaping chart renderer
@@ -193,6 +218,8 @@ def render_html(
         invalid_total=invalid_total,
         ci_methods=interval_methods(summary),
         n_records=n_records,
+        region_notes=region_notes or [],
+        display_only=DISPLAY_ONLY,
         csp=CSP,
         access_labels=ACCESS_LABELS,
     )

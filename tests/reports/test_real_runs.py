@@ -97,3 +97,30 @@ def test_runner_output_reads_back_identically(real_runs: list[Path], tmp_path: P
             assert read(run_dir).to_json() == json.loads((run_dir / name).read_text(encoding="utf-8"))
             write(out, read(run_dir))  # type: ignore[operator]
             assert (out / name).read_bytes() == (run_dir / name).read_bytes()
+
+
+def test_native_mode_failures_show_their_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A native-region model's failures are drawn with their referenced regions, numbered in
+    `<region>` order, with a legend, and labelled as display only."""
+    import re
+
+    from cvbench.tasks.synthetic import generate_crossviewbench
+
+    data = tmp_path / "data"
+    generate_crossviewbench(data / "synth-crossviewbench", per_type=1, seed=0)
+    monkeypatch.setenv("CVBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["run", "--model", "mask-heuristic", "--task", "synth-crossviewbench", "--data-dir", str(data)]
+    result = CliRunner().invoke(cli, [*args, "--no-cache", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    failures = [r for r in iter_records(out) if not r.correct and r.invalid is None]
+    assert failures and all(r.mode == "native" for r in failures)
+    result = CliRunner().invoke(cli, ["report", str(out), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    figures = re.findall(r'<figure class="regions">(.*?)</figure>', html, re.S)
+    assert figures and all("display only, the model received masks" in f for f in figures)
+    for figure, record in zip(figures, [r for r in failures if f'id="sample-{r.record_id}"' in html]):
+        legend = re.findall(r"<code>&lt;region&gt;</code> (\d+):", figure)
+        assert legend == [str(k + 1) for k in range(record.prompt_text.count("<region>"))]
+        assert figure.count("data:image/jpeg;base64,") == len(record.image_sha256)
