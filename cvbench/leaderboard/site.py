@@ -16,6 +16,7 @@ reads its records from a `<script type="application/json">` block (no XHR).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,7 @@ from cvbench.reports.plots import (
     reported_vs_reproduced_plot,
     sensitivity_plot,
 )
+from cvbench.reports.regions import DISPLAY_ONLY, region_drawings
 from cvbench.reports.summary import (
     RunSummary,
     error_text,
@@ -336,8 +338,41 @@ def copy_site_images(
     return paths, written
 
 
+def write_region_drawings(
+    run: RunData, records: Sequence[SampleRecord], site: Path, mode: str, preview: PreviewSettings
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Native-mode records drawn with their regions (display only) as JPEGs in SITE/img/regions/,
+    named by their content: record id -> {"images", "legend", "label"}; plus notes."""
+    if mode == "none":
+        return {}, []
+    drawings, notes = region_drawings(records, data_root(run.config))
+    out: dict[str, dict[str, Any]] = {}
+    for record_id, drawing in drawings.items():
+        paths = []
+        for image in drawing.images:
+            data = preview_jpeg(image, preview)
+            rel = f"img/regions/{hashlib.sha256(data).hexdigest()}.jpg"
+            if not (site / rel).exists():
+                (site / rel).parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(site / rel, data)
+            paths.append(rel)
+        out[record_id] = {
+            "images": paths,
+            "legend": [
+                {"number": e.number, "view": e.view, "name": e.name, "colour": e.colour} for e in drawing.legend
+            ],
+            "label": DISPLAY_ONLY,
+        }
+    return out, notes
+
+
 def sample_payload(
-    records: Sequence[SampleRecord], image_paths: dict[str, str], total: int, prefix: str, image_mode: str = "exact"
+    records: Sequence[SampleRecord],
+    image_paths: dict[str, str],
+    total: int,
+    prefix: str,
+    image_mode: str = "exact",
+    regions: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     evaluations: dict[str, set[str]] = {}
     items = []
@@ -366,6 +401,7 @@ def sample_payload(
                 "mode": r.mode,
                 "images": [prefix + image_paths[s] if s in image_paths else None for s in r.image_sha256],
                 "image_sha256": list(r.image_sha256),
+                "regions": _with_prefix((regions or {}).get(r.record_id), prefix),
             }
         )
     slice_options = []
@@ -374,6 +410,10 @@ def sample_payload(
         for s in sorted(evaluations[evaluation], key=slice_sort_key):
             slice_options.append({"value": f"{evaluation}|{s}", "label": f"{evaluation} · {slice_label(s)}"})
     return {"total": total, "included": len(items), "image_mode": image_mode, "slices": slice_options, "records": items}
+
+
+def _with_prefix(regions: dict[str, Any] | None, prefix: str) -> dict[str, Any] | None:
+    return None if regions is None else {**regions, "images": [prefix + p for p in regions["images"]]}
 
 
 def _judge_text(judge: Any) -> str | None:
@@ -503,7 +543,9 @@ def build_site(
         image_paths, written = copy_site_images(sr.run, shown, out, images, preview)
         n_images += written
         samples += len(shown)
-        payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images)
+        regions, notes = write_region_drawings(sr.run, shown, out, images, preview)
+        warnings += [f"{sr.run.path}: {n}" for n in notes]
+        payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images, regions=regions)
         total_bytes += _write(
             out / sr.page,
             env.get_template("model.html.j2").render(

@@ -124,3 +124,26 @@ def test_native_mode_failures_show_their_regions(tmp_path: Path, monkeypatch: py
         legend = re.findall(r"<code>&lt;region&gt;</code> (\d+):", figure)
         assert legend == [str(k + 1) for k in range(record.prompt_text.count("<region>"))]
         assert figure.count("data:image/jpeg;base64,") == len(record.image_sha256)
+
+
+def test_site_sample_browser_shows_native_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cvbench.leaderboard.site import build_site
+    from cvbench.tasks.synthetic import generate_crossviewbench
+
+    data = tmp_path / "data"
+    generate_crossviewbench(data / "synth-crossviewbench", per_type=1, seed=0)
+    monkeypatch.setenv("CVBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "runs" / "mask-heuristic" / "synth-crossviewbench"
+    args = ["run", "--model", "mask-heuristic", "--task", "synth-crossviewbench", "--data-dir", str(data)]
+    assert CliRunner().invoke(cli, [*args, "--no-cache", "--out", str(out)]).exit_code == 0
+    build = build_site([tmp_path / "runs"], tmp_path / "site", reported="none")  # nested layout, previews
+    assert build.runs == 1 and build.warnings == ()
+    page = next((tmp_path / "site" / "models").glob("*.html")).read_text(encoding="utf-8")
+    payload = json.loads(page.split('id="samples-data">', 1)[1].split("</script>", 1)[0])
+    native = [r for r in payload["records"] if r["mode"] == "native" and r["prompt"].count("<region>")]
+    assert native and all(r["regions"] is not None for r in native)
+    for r in native:
+        assert r["regions"]["label"] == "display only, the model received masks"
+        assert [e["number"] for e in r["regions"]["legend"]] == list(range(1, r["prompt"].count("<region>") + 1))
+        assert all((tmp_path / "site" / src.removeprefix("../")).is_file() for src in r["regions"]["images"])
+    assert str(tmp_path) not in page  # sources relative to the data root
