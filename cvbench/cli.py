@@ -409,6 +409,14 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
     help="Stop when the first N requests all fail with auth/not-found/bad-request/connection errors (0: never).",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
+@click.option(
+    "--ablate",
+    "ablation",
+    type=click.Choice(["images", "marks", "text"]),
+    default=None,
+    help="Ablation run: images = blank images of the same size (blind), marks = no overlays, "
+    "text = options without the question stem (CrossViewBench overlay mode only). docs/ablations.md",
+)
 def run_command(
     model: str,
     tasks: str,
@@ -440,20 +448,16 @@ def run_command(
     max_error_rate: float,
     fail_fast: int,
     progress: bool | None,
+    ablation: str | None,
 ) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
 
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.options import RunError, RunOptions, parse_model_option, parse_shard
     from cvbench.runner.pricing import parse_price
     from cvbench.runner.progress import print_summary
-    from cvbench.runner.session import (
-        RunError,
-        RunOptions,
-        parse_model_option,
-        parse_shard,
-        run,
-    )
+    from cvbench.runner.session import run
 
     if no_cache and cache_path:
         raise CvbenchError("--cache and --no-cache exclude each other")
@@ -495,6 +499,7 @@ def run_command(
         price=price_value,
         max_error_rate=max_error_rate,
         fail_fast=fail_fast,
+        ablation=ablation,
     )
     try:
         outcome = run(options)
@@ -538,8 +543,9 @@ def merge_command(run_dirs: tuple[str, ...], out: str) -> None:
     from pathlib import Path
 
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.merge import merge_runs
+    from cvbench.runner.options import RunError
     from cvbench.runner.progress import print_summary
-    from cvbench.runner.session import RunError, merge_runs
 
     try:
         results = merge_runs([Path(d) for d in run_dirs], Path(out))
@@ -1123,4 +1129,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -79,10 +79,10 @@ def draw_sample_regions(sample: Sample, refs: Sequence[tuple[int, int]]) -> Regi
     colours = palette(len(refs))
     legend = []
     per_view: dict[int, list[tuple[int, int]]] = {}
-    for k, (view, region) in enumerate(refs):
-        per_view.setdefault(view, []).append((k, region))
-        reg = sample.views[view].regions[region]
-        legend.append(LegendEntry(k + 1, view + 1, reg.name or reg.region_id, colours[k].hex))
+    for k, (view_index, region) in enumerate(refs):
+        per_view.setdefault(view_index, []).append((k, region))
+        reg = sample.views[view_index].regions[region]
+        legend.append(LegendEntry(k + 1, view_index + 1, reg.name or reg.region_id, colours[k].hex))
     images = []
     for v, view in enumerate(sample.views):
         image = load_image(view.image)

@@ -127,6 +127,8 @@ class Row:
     def spec_text(self) -> str:
         return " · ".join(text for _, text, _ in self.spec if text)
 
+    ablation: str = ""  # row kind of an ablated run ("blind", "unmarked", ...; docs/ablations.md)
+
     @property
     def size(self) -> str:
         return size_bucket(self.params_b)
@@ -134,7 +136,7 @@ class Row:
     @property
     def is_reference(self) -> bool:
         """Chance, human and baseline rows: shown beside the models, never ranked."""
-        return self.origin == ORIGIN_CHANCE or self.access in ("human", "baseline")
+        return self.origin == ORIGIN_CHANCE or self.access in ("human", "baseline") or bool(self.ablation)
 
 
 @dataclass(frozen=True)
@@ -295,15 +297,18 @@ class RunModel:
     display_name: str
     access: str
     params_b: float | None
+    ablation: str = ""  # the row kind of an ablated run ("blind"), "" for a normal run
 
 
 def run_model(run: RunData) -> RunModel:
     model = run.results.model
+    ablation = model.ablation  # {"kind", "row_kind"} in an ablated run (docs/ablations.md)
     return RunModel(
         model_id=model.id,
         display_name=model.name,
         access=model.access or "unknown",
         params_b=model.params_b,
+        ablation=str(ablation.get("row_kind") or "") if ablation else "",
     )
 
 
@@ -328,7 +333,7 @@ def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, 
             )
     return Row(
         row_id=row_id,
-        name=model.display_name,
+        name=model.display_name + (f" ({model.ablation})" if model.ablation else ""),
         origin=ORIGIN_REPRODUCED,
         access=model.access,
         cells=cells,
@@ -338,6 +343,7 @@ def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, 
         page=page,
         source=f"reproduced by cvbench ({run.path.name}: {spec.text})",
         spec=tuple((p, t, False) for p, t in spec.parts),
+        ablation=model.ablation,
     )
 
 

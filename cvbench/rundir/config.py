@@ -88,6 +88,8 @@ class RunConfig:
     pricing: Mapping[str, Any] | None = jfield(optional(obj), identity=True)
     image_contract: Mapping[str, Any] | None = jfield(optional(obj), omit_none=True)
     merged_from: tuple[Mapping[str, Any], ...] | None = jfield(optional(list_of(obj)), omit_none=True)
+    # {"kind", "row_kind"} of an ablated run (docs/ablations.md); absent when none
+    ablation: Mapping[str, Any] | None = jfield(optional(obj), identity=True, omit_none=True)
     absent: frozenset[str] = absent_field()
 
     @classmethod

@@ -77,6 +77,7 @@ class ResultsModel:
     access: str | None = jfield(optional(text))
     params_b: float | None = jfield(optional(number))
     provider: str | None = jfield(optional(text))
+    ablation: Mapping[str, Any] | None = jfield(optional(obj))  # {"kind", "row_kind"} (docs/ablations.md)
     absent: frozenset[str] = absent_field()
 
     @property

@@ -31,6 +31,7 @@ def test_identity_and_comparability_are_the_marked_fields() -> None:
         "datasets",
         "protocol",
         "pricing",
+        "ablation",
     )
     # a comparison is about the model: its id, settings and generation are not comparability
     assert set(comparable_keys(RunConfig)) == {
