@@ -394,3 +394,18 @@ def test_interval_plot_escapes_names() -> None:
 
     svg = Plot("x", "t <b>", ("a",), (Series("<script>alert(1)</script>", {"a": Point(50.0, (40.0, 60.0))}),)).svg()
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "<b>" not in svg
+
+
+def test_readme_leaderboard_command_takes_the_default_layout(factory_runs: list[Path], tmp_path: Path) -> None:
+    """`cvbench leaderboard build runs/* --out site/` with runs/<model>/<tasks>/ (the README's example)."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    for run in factory_runs[:2]:
+        shutil.copytree(run, runs / run.name / "crossviewbench+mmvm")
+    args = [str(p) for p in sorted(runs.glob("*"))]  # what the shell makes of runs/*
+    result = CliRunner().invoke(cli, ["leaderboard", "build", *args, "--out", str(tmp_path / "site")])
+    assert result.exit_code == 0, result.output
+    assert "2 runs" in result.output and len(list((tmp_path / "site" / "models").glob("*.html"))) == 2
+    exported = CliRunner().invoke(cli, ["export", *args, "--format", "csv"])
+    assert exported.exit_code == 0, exported.output
