@@ -929,7 +929,8 @@ def render_comparison(c: Comparison, console: Any) -> None:
         console.print(table)
     console.print(
         f"[dim]* gated slice. Accuracies in %, differences in points; A/B intervals are each run's own "
-        f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records (cluster bootstrap); "
+        f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records "
+        f"(cluster bootstrap); "
         f"p: exact McNemar; p Holm: adjusted over the gated slices; MDE: minimum detectable drop; "
         f"n.s.: no significant difference[/dim]"
     )
