@@ -722,13 +722,22 @@ def models_command(base_urls: tuple[str, ...], as_json: bool) -> None:
     show_default=True,
     help="Failures shown in the gallery in all.",
 )
-def report_command(run_dir: str, out_dir: str | None, gallery_per_slice: int, gallery_max: int) -> None:
+@click.option(
+    "--full-images",
+    is_flag=True,
+    help="Also copy the exact gallery images into report_files/ (report.html embeds previews either way).",
+)
+def report_command(
+    run_dir: str, out_dir: str | None, gallery_per_slice: int, gallery_max: int, full_images: bool
+) -> None:
     """Write report.md and a self-contained report.html for one run."""
     from cvbench.reports.report import build_report
     from cvbench.rundir.format import RunDirError
 
     try:
-        files = build_report(run_dir, out_dir, gallery_per_slice=gallery_per_slice, gallery_max=gallery_max)
+        files = build_report(
+            run_dir, out_dir, gallery_per_slice=gallery_per_slice, gallery_max=gallery_max, full_images=full_images
+        )
     except (RunDirError, ValueError) as exc:
         raise CvbenchError(str(exc)) from None
     click.echo(f"wrote {files.markdown}")
@@ -761,10 +770,10 @@ def export_command(run_dirs: tuple[str, ...], fmt: str, out_file: str | None, ci
 
     from cvbench.reports.exports import render
     from cvbench.reports.tables import tables_for_runs
-    from cvbench.rundir.format import RunDirError, load_run
+    from cvbench.rundir.format import RunDirError, find_run_dirs, load_run
 
     try:
-        tables = tables_for_runs([load_run(d) for d in run_dirs])
+        tables = tables_for_runs([load_run(d) for d in find_run_dirs([Path(d) for d in run_dirs])])
         text = render(tables, fmt, ci_style=ci_style)
     except (RunDirError, ValueError) as exc:
         raise CvbenchError(str(exc)) from None
@@ -811,7 +820,7 @@ def leaderboard_group() -> None:
     "--images",
     "image_mode",
     type=click.Choice(["exact", "preview", "none"]),
-    default="exact",
+    default="preview",
     show_default=True,
     help="Sample-browser images: the exact files the model saw, downscaled JPEG previews "
     "(a much smaller site), or none.",
@@ -860,6 +869,8 @@ def leaderboard_build_command(
         )
     except (RunDirError, ReferenceDataError, SiteError, ValueError) as exc:
         raise CvbenchError(str(exc)) from None
+    for warning in site.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"built {site.out}/index.html: {site.pages} pages, {site.tables} tables, {site.runs} runs, "
         f"{site.reported_values} reported values, {site.samples} samples, {site.images} images, "

@@ -25,25 +25,16 @@ from typing import Any
 import numpy as np
 
 from cvbench.core.seeding import derive_seed
+from cvbench.rundir.config import RunConfig, comparability_differences
 from cvbench.rundir.format import RunData, SampleRecord, load_run
+from cvbench.rundir.results import MetricSummary, Results
 from cvbench.scoring import stats
 
 COMPARE_SCHEMA = "cvbench.compare/1"
 
-# Top-level entries of config.json (see cvbench.runner.session.Runner.build_config) that must
-# agree for a paired comparison to mean what it says. The model, its settings and the
-# generation config are what a comparison is for, so they are not listed; `datasets` is
-# compared per task, for the tasks both runs evaluated.
-COMPARABILITY_KEYS: tuple[str, ...] = (
-    "protocol",
-    "prompt_settings",
-    "mode",
-    "style",
-    "seed",
-    "limit",
-    "shard",
-    "judge",
-)
+# What must agree for a paired comparison to mean what it says is marked on RunConfig's fields
+# (`comparable=True`): the model, its settings and the generation config are what a comparison is
+# for, so they are not marked; `datasets` is compared per task, for the tasks both runs evaluated.
 
 
 class CompareError(ValueError):
@@ -360,17 +351,18 @@ def select_slices(available: Sequence[str], patterns: Sequence[str]) -> list[str
     return [name for name in available if name in chosen]
 
 
-def _result_metric(results: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    evaluation, _, slice_part = name.partition("/")
-    entry = (results.get("evaluations") or {}).get(evaluation)
-    if not isinstance(entry, Mapping):
+def _result_metric(results: Results | None, name: str) -> MetricSummary | None:
+    if results is None:
         return None
-    metric = entry.get("overall") if not slice_part else (entry.get("slices") or {}).get(slice_part)
-    return metric if isinstance(metric, Mapping) else None
+    evaluation, _, slice_part = name.partition("/")
+    entry = results.evaluations.get(evaluation)
+    if entry is None:
+        return None
+    return entry.overall if not slice_part else (entry.slices or {}).get(slice_part)
 
 
 def summarize_run(
-    records: Sequence[SampleRecord], results: Mapping[str, Any], name: str, level: float = stats.DEFAULT_LEVEL
+    records: Sequence[SampleRecord], results: Results | None, name: str, level: float = stats.DEFAULT_LEVEL
 ) -> RunSummary:
     n = len(records)
     correct = sum(1 for r in records if r.correct)
@@ -379,10 +371,10 @@ def summarize_run(
     metric = _result_metric(results, name)
     # The run's own interval, when results.json describes exactly these records and it has width
     # (runs written before the default interval could hold a collapsed one at 0% or 100%).
-    if metric is not None and metric.get("n") == n and metric.get("correct") == correct and metric.get("ci"):
-        lo, hi = metric["ci"]
+    if metric is not None and metric.n == n and metric.correct == correct and metric.ci:
+        lo, hi = metric.ci
         if float(hi) > float(lo):
-            ci, method = (float(lo), float(hi)), str(metric.get("ci_method") or "")
+            ci, method = (float(lo), float(hi)), str(metric.ci_method or "")
     if ci is None and n:
         values = [1.0 if r.correct else 0.0 for r in records]
         ci = stats.wilson_design_effect(values, [f"{r.task}/{r.cluster}" for r in records], level)
@@ -448,55 +440,24 @@ def _verdict(paired: PairedResult, gated: bool, p_holm: float | None, options: C
     return "no significant difference"
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key in value:
-            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-        out = {}
-        for i, item in enumerate(value):
-            # list entries that name themselves (tasks, evaluations) are matched by name, not position
-            tag = str(item.get("name") or item.get("task") or item.get("id") or i)
-            out.update(_flatten(item, f"{prefix}[{tag}]"))
-        return out
-    return {prefix: value}
-
-
-def config_differences(config_a: Mapping[str, Any], config_b: Mapping[str, Any]) -> list[ConfigDifference]:
-    """Entries of config.json that change what a score means: dataset fingerprints and candidate
-    settings (per shared task), protocol version, prompt settings, mode, style, seed, limit, shard, judge."""
-    flat_a: dict[str, Any] = {}
-    flat_b: dict[str, Any] = {}
-    for key in COMPARABILITY_KEYS:
-        if key in config_a or key in config_b:
-            flat_a.update(_flatten(config_a.get(key), key))
-            flat_b.update(_flatten(config_b.get(key), key))
-    datasets_a = config_a.get("datasets") or {}
-    datasets_b = config_b.get("datasets") or {}
-    if isinstance(datasets_a, Mapping) and isinstance(datasets_b, Mapping):
-        for task in sorted(set(datasets_a) & set(datasets_b)):
-            flat_a.update(_flatten(datasets_a[task], f"datasets.{task}"))
-            flat_b.update(_flatten(datasets_b[task], f"datasets.{task}"))
-    diffs = []
-    for key in sorted(set(flat_a) | set(flat_b)):
-        va, vb = flat_a.get(key, "<absent>"), flat_b.get(key, "<absent>")
-        if va != vb:
-            diffs.append(ConfigDifference(key, va, vb))
-    return diffs
+def config_differences(config_a: RunConfig | None, config_b: RunConfig | None) -> list[ConfigDifference]:
+    """Entries of config.json that change what a score means (the fields RunConfig marks comparable,
+    and the dataset entries of the tasks both runs evaluated)."""
+    if config_a is None or config_b is None:
+        return []
+    return [ConfigDifference(key, va, vb) for key, va, vb in comparability_differences(config_a, config_b)]
 
 
 ABLATION_KEYS = ("ablation", "prompt_settings.ablation")
 
 
-def ablation_of(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def ablation_of(config: RunConfig | None) -> Mapping[str, Any] | None:
     """The `ablation` block of a run's config.json ({"kind", "row_kind"}), None for a normal run."""
-    block = config.get("ablation")
-    return block if isinstance(block, Mapping) and block.get("kind") else None
+    block = config.ablation if config is not None else None
+    return block if block and block.get("kind") else None
 
 
-def ablation_pair(config_a: Mapping[str, Any], config_b: Mapping[str, Any]) -> AblationPair | None:
+def ablation_pair(config_a: RunConfig | None, config_b: RunConfig | None) -> AblationPair | None:
     """An AblationPair when exactly one of the two runs is ablated."""
     a, b = ablation_of(config_a), ablation_of(config_b)
     if (a is None) == (b is None):
@@ -528,18 +489,16 @@ def compare_records(
     records_b: Iterable[SampleRecord],
     options: CompareOptions,
     *,
-    results_a: Mapping[str, Any] | None = None,
-    results_b: Mapping[str, Any] | None = None,
-    config_a: Mapping[str, Any] | None = None,
-    config_b: Mapping[str, Any] | None = None,
+    results_a: Results | None = None,
+    results_b: Results | None = None,
+    config_a: RunConfig | None = None,
+    config_b: RunConfig | None = None,
     run_a: str = "A",
     run_b: str = "B",
 ) -> Comparison:
     """The full paired comparison of two record sets (pure)."""
     by_id_a = _index(records_a, run_a)
     by_id_b = _index(records_b, run_b)
-    results_a, results_b = results_a or {}, results_b or {}
-    config_a, config_b = config_a or {}, config_b or {}
 
     members_a: dict[str, list[str]] = {}
     members_b: dict[str, list[str]] = {}
@@ -640,8 +599,8 @@ def compare_records(
                 f"{label} has {errors} failed model call(s) and {invalid} invalid sample(s), counted as "
                 f"wrong in every statistic (rerun the same command to retry failed calls)"
             )
-    for label, status in ((run_a, results_a.get("status")), (run_b, results_b.get("status"))):
-        if status not in (None, "complete"):
+    for label, status in ((run_a, _status(results_a)), (run_b, _status(results_b))):
+        if status not in ("unknown", "complete"):
             warnings.append(f"{label} is not complete (status: {status})")
 
     return Comparison(
@@ -649,8 +608,8 @@ def compare_records(
         run_b=run_b,
         model_a=_model_id(results_a, config_a),
         model_b=_model_id(results_b, config_b),
-        status_a=str(results_a.get("status", "unknown")),
-        status_b=str(results_b.get("status", "unknown")),
+        status_a=_status(results_a),
+        status_b=_status(results_b),
         options=options,
         slices=tuple(slices),
         only_in_a=only_a,
@@ -698,11 +657,14 @@ def _natural(label: str) -> str:
     return "".join(out[:-1])
 
 
-def _model_id(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    model = results.get("model") or config.get("model") or {}
-    if isinstance(model, Mapping):
-        return str(model.get("id") or model.get("model_id") or "unknown")
-    return str(model)
+def _model_id(results: Results | None, config: RunConfig | None) -> str:
+    if results is not None:
+        return results.model.id
+    return config.model.id if config is not None else "unknown"
+
+
+def _status(results: Results | None) -> str:
+    return results.status if results is not None else "unknown"
 
 
 # --------------------------------------------------------------------------------------
@@ -967,7 +929,8 @@ def render_comparison(c: Comparison, console: Any) -> None:
         console.print(table)
     console.print(
         f"[dim]* gated slice. Accuracies in %, differences in points; A/B intervals are each run's own "
-        f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records (cluster bootstrap); "
+        f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records "
+        f"(cluster bootstrap); "
         f"p: exact McNemar; p Holm: adjusted over the gated slices; MDE: minimum detectable drop; "
         f"n.s.: no significant difference[/dim]"
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cvbench.rundir.format import SampleRecord
+from cvbench.rundir.format import MetricSummary, Results, SampleRecord, read_results
 
 GOLDEN_SCHEMA = "cvbench.golden/1"
 UPDATE_ENV = "CVBENCH_UPDATE_GOLDEN"  # set to 1 to rewrite golden files from pytest
@@ -166,8 +166,8 @@ def _stable(value: Any) -> Any:
     return value
 
 
-def _metric(metric: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _stable(metric.get(k)) for k in METRIC_KEYS}
+def _metric(metric: MetricSummary) -> dict[str, Any]:
+    return {k: _stable(getattr(metric, k)) for k in METRIC_KEYS}
 
 
 def answer_line(record: SampleRecord) -> str:
@@ -189,17 +189,21 @@ def prompts_digest(records: Iterable[SampleRecord]) -> str:
     return h.hexdigest()
 
 
-def golden_payload(run: SuiteRun, results: Mapping[str, Any], records: Sequence[SampleRecord]) -> dict[str, Any]:
+def golden_payload(
+    run: SuiteRun, results: Results | Mapping[str, Any], records: Sequence[SampleRecord]
+) -> dict[str, Any]:
     """Everything deterministic about one suite run, in a stable, diffable shape."""
+    if not isinstance(results, Results):
+        results = Results.from_json(results)
     by_eval: dict[str, list[SampleRecord]] = {}
     for r in records:
         by_eval.setdefault(f"{r.task}@{r.setting}", []).append(r)
     evaluations: dict[str, Any] = {}
-    for key, entry in sorted((results.get("evaluations") or {}).items()):
+    for key, entry in sorted(results.evaluations.items()):
         recs = by_eval.get(key, [])
         evaluations[key] = {
-            "overall": _metric(entry["overall"]),
-            "slices": {name: _metric(m) for name, m in sorted((entry.get("slices") or {}).items())},
+            "overall": _metric(entry.overall),
+            "slices": {name: _metric(m) for name, m in sorted((entry.slices or {}).items())},
             "answers_digest": answers_digest(recs),
             "prompts_digest": prompts_digest(recs),
             "answers": {r.sample_id: answer_line(r) for r in sorted(recs, key=lambda r: r.sample_id)},
@@ -218,9 +222,9 @@ def golden_payload(run: SuiteRun, results: Mapping[str, Any], records: Sequence[
             "candidates": list(SUITE_CANDIDATES),
             "run_seed": SUITE_RUN_SEED,
         },
-        "status": results.get("status"),
-        "model_id": (results.get("model") or {}).get("id"),
-        "overall": _metric(results["overall"]),
+        "status": results.status,
+        "model_id": results.model.id,
+        "overall": _metric(results.overall),
         "evaluations": evaluations,
     }
 
@@ -316,7 +320,7 @@ def run_ci_suite(work_dir: Path, runs: Sequence[SuiteRun] = CI_RUNS) -> dict[str
         outcome = run(options)
         if outcome.status != "complete":
             raise RegressError(f"suite run {suite_run.name} ended {outcome.status} (see {out})")
-        payloads[suite_run.name] = golden_payload(suite_run, outcome.results, list(iter_records(out)))
+        payloads[suite_run.name] = golden_payload(suite_run, read_results(out), list(iter_records(out)))
     return payloads
 
 

@@ -144,7 +144,15 @@ def reported_rows(values: Iterable[ReportedValue], benchmark: str, columns: Iter
     rows = []
     for model, vals in by_model.items():
         sources = sorted({v.source for v in vals})
-        cells = {v.column_key: Cell(value=float(v.value), text=v.value, note=f"reported in {v.source}") for v in vals}
+        cells = {
+            v.column_key: Cell(
+                value=float(v.value),
+                text=f"{float(v.value):.1f}",
+                note=f"reported in {v.source} as {v.value}",
+                as_published=v.value,
+            )
+            for v in vals
+        }
         rows.append(
             Row(
                 row_id=f"reported-{slugify(model)}",

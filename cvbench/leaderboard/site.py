@@ -16,6 +16,7 @@ reads its records from a `<script type="application/json">` block (no XHR).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,14 @@ from cvbench.imaging.images import ImageError, load_image
 from cvbench.leaderboard.previews import IMAGE_MODES, PreviewSettings, preview_jpeg
 from cvbench.leaderboard.reference import ReportedValue, load_reported, reported_rows
 from cvbench.reports.exports import tables_to_csv, tables_to_json, tables_to_latex
+from cvbench.reports.plots import (
+    Plot,
+    candidates_plot,
+    profile_plot,
+    reported_vs_reproduced_plot,
+    sensitivity_plot,
+)
+from cvbench.reports.regions import DISPLAY_ONLY, region_drawings
 from cvbench.reports.summary import (
     RunSummary,
     error_text,
@@ -45,9 +54,12 @@ from cvbench.reports.tables import (
     ORIGIN_REPORTED,
     SIZE_BUCKETS,
     Column,
+    Row,
     Table,
+    dedupe_runs,
     layouts_for,
     make_table,
+    mark_differing_specs,
     rank_rows,
     run_model,
     run_row,
@@ -59,9 +71,11 @@ from cvbench.reports.tables import (
     sorted_table,
 )
 from cvbench.reports.templating import CSP, environment
-from cvbench.rundir.format import RunData, SampleRecord, load_run, write_bytes_atomic
+from cvbench.rundir.format import RunData, SampleRecord, find_run_dirs, load_run, write_bytes_atomic
+from cvbench.rundir.portable import data_root, portable_path
 
 SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
+DEFAULT_PREVIEW = PreviewSettings()
 STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")
 FILTER_ACCESS: tuple[tuple[str, str], ...] = (
     ("api", "API"),
@@ -91,6 +105,25 @@ class SiteRun:
 class BenchmarkSection:
     task: str
     tables: tuple[Table, ...]
+    plots: tuple[Plot, ...] = ()
+
+
+def section_plots(benchmark: str, task: str, tables: Sequence[Table]) -> tuple[Plot, ...]:
+    """The plots of one task's tables: candidates (MMVM), profile, prompt sensitivity, and the
+    papers' numbers against cvbench's intervals (official task only)."""
+    by_layout = {t.table_id.removeprefix(f"{task}-"): t for t in tables}
+    made: list[Plot | None] = []
+    main = by_layout.get("paper" if benchmark == "mmvm" else "main")
+    if benchmark == "mmvm" and main is not None:
+        made.append(candidates_plot(main))
+    profile = by_layout.get("cues-all" if benchmark == "mmvm" else "main")
+    if profile is not None:
+        made.append(profile_plot(profile, "cue" if benchmark == "mmvm" else "category"))
+    if main is not None:
+        made.append(sensitivity_plot(main))
+        if task == benchmark:
+            made.append(reported_vs_reproduced_plot(main))
+    return tuple(p for p in made if p is not None)
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,7 @@ class SiteBuild:
     images: int
     samples: int
     bytes: int
+    warnings: tuple[str, ...] = ()
 
 
 def json_block(data: Any) -> Markup:
@@ -150,15 +184,45 @@ def benchmark_sections(
             rows = [r for r in rows if r.cells]
             if task == benchmark:
                 rows += reported_rows(reported, benchmark, layout.columns)
-            if rows:
+            if has_content(rows, layout.columns):
                 tables.append(sorted_table(make_table(task, benchmark, layout, rows)))
         if tables:
-            sections.append(BenchmarkSection(task, tuple(tables)))
+            sections.append(BenchmarkSection(task, tuple(tables), section_plots(benchmark, task, tables)))
     return sections
 
 
-def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> Table | None:
-    """Headline numbers of every task side by side: one row per run, one per reported model."""
+def has_content(rows: Sequence[Row], columns: Sequence[Column]) -> bool:
+    """A table is shown when some row has a number beyond its first column (a per-type table
+    that only repeats the papers' Overall is all dashes otherwise)."""
+    rest = columns[1:] if len(columns) > 1 else columns
+    return any(row.cells.get(c.key) is not None and row.cells[c.key].value is not None for row in rows for c in rest)
+
+
+OVERVIEW_TITLES = {
+    "official": ("overview", "Headline numbers: the benchmarks' own questions"),
+    "other": ("overview-other", "Headline numbers: other question sets (synthetic and custom tasks)"),
+}
+
+
+def overview_tables(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> list[Table]:
+    """Headline numbers side by side: one table for the benchmarks' own question sets (with the
+    papers' reported numbers) and one for other question sets, so a paper's number and a run on
+    different questions never share a sorted table or a rank."""
+    tables = []
+    for kind, (table_id, title) in OVERVIEW_TITLES.items():
+        picked = {
+            b: [s for s in sections if (s.task == b) == (kind == "official")]
+            for b, sections in sections_by_benchmark.items()
+        }
+        table = _overview_table(picked, table_id, title)
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
+def _overview_table(
+    sections_by_benchmark: dict[str, list[BenchmarkSection]], table_id: str, title: str
+) -> Table | None:
     columns: list[Column] = []
     merged: dict[str, dict[str, Any]] = {}
     for benchmark, sections in sections_by_benchmark.items():
@@ -177,7 +241,7 @@ def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> 
                         continue
                     ident = row.row_id if row.origin != ORIGIN_REPORTED else f"reported-{slugify(row.name)}"
                     if row.origin == "chance":
-                        ident = "chance"
+                        ident = f"chance-{section.task}"
                     entry = merged.setdefault(ident, {"row": row, "cells": {}, "sources": []})
                     entry["cells"][key] = row.cells[c.key]
                     if row.source and row.source not in entry["sources"]:
@@ -188,15 +252,20 @@ def overview_table(sections_by_benchmark: dict[str, list[BenchmarkSection]]) -> 
     rows = [
         replace(e["row"], row_id=ident, cells=e["cells"], source="; ".join(e["sources"])) for ident, e in merged.items()
     ]
+    chance = [r for r in rows if r.origin == "chance"]
+    if len(chance) > 1:  # one chance row: the question sets' chance levels side by side
+        cells = {k: v for r in chance for k, v in r.cells.items()}
+        rows = [r for r in rows if r.origin != "chance"] + [replace(chance[0], row_id="chance", cells=cells)]
+    rows = mark_differing_specs(rows)
     table = Table(
-        table_id="overview",
+        table_id=table_id,
         task="overview",
         benchmark="all",
-        title="Headline numbers",
+        title=title,
         columns=tuple(columns),
         rows=tuple(rows),
         ranks=rank_rows(rows, columns[0].key),
-        caption="Headline accuracy (\\%) on every benchmark.",
+        caption=f"{title} (accuracy, \\%).",
     )
     return sorted_table(table)
 
@@ -232,7 +301,7 @@ def copy_site_images(
     records: Iterable[SampleRecord],
     site: Path,
     mode: str = "exact",
-    preview: PreviewSettings = PreviewSettings(),
+    preview: PreviewSettings = DEFAULT_PREVIEW,
 ) -> tuple[dict[str, str], int]:
     """Put the records' images into SITE/img/: sha -> site-relative path; and how many files were new.
 
@@ -269,8 +338,41 @@ def copy_site_images(
     return paths, written
 
 
+def write_region_drawings(
+    run: RunData, records: Sequence[SampleRecord], site: Path, mode: str, preview: PreviewSettings
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Native-mode records drawn with their regions (display only) as JPEGs in SITE/img/regions/,
+    named by their content: record id -> {"images", "legend", "label"}; plus notes."""
+    if mode == "none":
+        return {}, []
+    drawings, notes = region_drawings(records, data_root(run.config))
+    out: dict[str, dict[str, Any]] = {}
+    for record_id, drawing in drawings.items():
+        paths = []
+        for image in drawing.images:
+            data = preview_jpeg(image, preview)
+            rel = f"img/regions/{hashlib.sha256(data).hexdigest()}.jpg"
+            if not (site / rel).exists():
+                (site / rel).parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(site / rel, data)
+            paths.append(rel)
+        out[record_id] = {
+            "images": paths,
+            "legend": [
+                {"number": e.number, "view": e.view, "name": e.name, "colour": e.colour} for e in drawing.legend
+            ],
+            "label": DISPLAY_ONLY,
+        }
+    return out, notes
+
+
 def sample_payload(
-    records: Sequence[SampleRecord], image_paths: dict[str, str], total: int, prefix: str, image_mode: str = "exact"
+    records: Sequence[SampleRecord],
+    image_paths: dict[str, str],
+    total: int,
+    prefix: str,
+    image_mode: str = "exact",
+    regions: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     evaluations: dict[str, set[str]] = {}
     items = []
@@ -299,6 +401,7 @@ def sample_payload(
                 "mode": r.mode,
                 "images": [prefix + image_paths[s] if s in image_paths else None for s in r.image_sha256],
                 "image_sha256": list(r.image_sha256),
+                "regions": _with_prefix((regions or {}).get(r.record_id), prefix),
             }
         )
     slice_options = []
@@ -307,6 +410,10 @@ def sample_payload(
         for s in sorted(evaluations[evaluation], key=slice_sort_key):
             slice_options.append({"value": f"{evaluation}|{s}", "label": f"{evaluation} · {slice_label(s)}"})
     return {"total": total, "included": len(items), "image_mode": image_mode, "slices": slice_options, "records": items}
+
+
+def _with_prefix(regions: dict[str, Any] | None, prefix: str) -> dict[str, Any] | None:
+    return None if regions is None else {**regions, "images": [prefix + p for p in regions["images"]]}
 
 
 def _judge_text(judge: Any) -> str | None:
@@ -351,15 +458,16 @@ def build_site(
     title: str = "cvbench leaderboard",
     samples_per_evaluation: int = 200,
     seed: int = 0,
-    images: str = "exact",
-    preview: PreviewSettings = PreviewSettings(),
+    images: str = "preview",
+    preview: PreviewSettings = DEFAULT_PREVIEW,
 ) -> SiteBuild:
     """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
     "none", or a path to a CSV in the same format. `images`: what the sample browsers show
     (see `copy_site_images`)."""
     _require_image_mode(images)
     out = Path(out)
-    runs = [load_run(d) for d in run_dirs]
+    # a folder holding runs below it (the default layout runs/<model>/<tasks>/) stands for them all
+    runs, warnings = dedupe_runs([load_run(d) for d in find_run_dirs([Path(d) for d in run_dirs])])
     if reported == "shipped":
         reported_values = load_reported()
     elif reported == "none":
@@ -385,8 +493,8 @@ def build_site(
 
     sections = {b: benchmark_sections(site_runs, reported_values, b) for b in SITE_BENCHMARKS}
     all_tables = [t for b in SITE_BENCHMARKS for s in sections[b] for t in s.tables]
-    overview = overview_table(sections)
-    download_tables = ([overview] if overview else []) + all_tables
+    overviews = overview_tables(sections)
+    download_tables = overviews + all_tables
     for table in download_tables:
         total_bytes += _write(out / "downloads" / f"{table.table_id}.csv", tables_to_csv([table]))
         total_bytes += _write(out / "downloads" / f"{table.table_id}.json", tables_to_json([table]))
@@ -402,7 +510,7 @@ def build_site(
             **common,
             root="",
             page_id="index",
-            overview=overview,
+            overviews=overviews,
             downloads=downloads,
             runs=site_runs,
             sections=sections,
@@ -427,14 +535,17 @@ def build_site(
     n_images = 0
     samples = 0
     for sr in site_runs:
-        records = list(sr.run.records())
+        root = data_root(sr.run.config)
+        records = [replace(r, source=portable_path(r.source, root)) for r in sr.run.records()]
         shown = select_site_records(
             records, run_name=sr.run.path.name, seed=seed, per_evaluation=samples_per_evaluation
         )
         image_paths, written = copy_site_images(sr.run, shown, out, images, preview)
         n_images += written
         samples += len(shown)
-        payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images)
+        regions, notes = write_region_drawings(sr.run, shown, out, images, preview)
+        warnings += [f"{sr.run.path}: {n}" for n in notes]
+        payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images, regions=regions)
         total_bytes += _write(
             out / sr.page,
             env.get_template("model.html.j2").render(
@@ -462,4 +573,5 @@ def build_site(
         images=n_images,
         samples=samples,
         bytes=total_bytes,
+        warnings=tuple(warnings),
     )

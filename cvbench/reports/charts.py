@@ -84,7 +84,8 @@ def bar_chart_svg(bars: Sequence[Bar], title: str, *, standalone: bool = False) 
     out.append(
         f'<rect x="{lx}" y="26" width="14" height="9" fill="#4c78a8"/>'
         f'<text x="{lx + 18}" y="34" fill="#555">accuracy</text>'
-        f'<line x1="{lx + 90}" y1="24" x2="{lx + 90}" y2="36" stroke="#d62728" stroke-width="2" stroke-dasharray="3,2"/>'
+        f'<line x1="{lx + 90}" y1="24" x2="{lx + 90}" y2="36" stroke="#d62728" stroke-width="2" '
+        f'stroke-dasharray="3,2"/>'
         f'<text x="{lx + 95}" y="34" fill="#555">chance</text>'
         f'<line x1="{lx + 150}" y1="30" x2="{lx + 170}" y2="30" stroke="#222" stroke-width="1.5"/>'
         f'<text x="{lx + 174}" y="34" fill="#555">95% CI</text>'

@@ -29,6 +29,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "params_b",
     "model_id",
     "run",
+    "spec",
     "rank",
     "column",
     "setting",
@@ -92,12 +93,13 @@ def tables_to_csv(tables: list[Table]) -> str:
                         "params_b": "" if row.params_b is None else f"{row.params_b:g}",
                         "model_id": row.model_id,
                         "run": row.run_name,
+                        "spec": row.spec_text,
                         "rank": table.ranks.get(row.row_id, ""),
                         "column": column.key,
                         "setting": column.setting,
                         "slice": column.slice,
                         "label": column.label,
-                        "value": cell.text,
+                        "value": cell.as_published or cell.text,
                         "accuracy": ""
                         if cell.value is None or row.origin != "reproduced"
                         else repr(cell.value / 100.0),
@@ -119,6 +121,8 @@ def tables_to_csv(tables: list[Table]) -> str:
 
 def _cell_json(cell: Cell) -> dict[str, Any]:
     data: dict[str, Any] = {"value": cell.value, "text": cell.text}
+    if cell.as_published:
+        data["as_published"] = cell.as_published
     if cell.ci is not None:
         data["ci"] = [round(cell.ci[0], 4), round(cell.ci[1], 4)]
         data["ci_method"] = cell.ci_method
@@ -149,6 +153,7 @@ def table_to_dict(table: Table) -> dict[str, Any]:
                 "params_b": r.params_b,
                 "model_id": r.model_id or None,
                 "run": r.run_name or None,
+                "spec": r.spec_text or None,
                 "rank": table.ranks.get(r.row_id),
                 "source": r.source,
                 "source_url": r.source_url or None,
@@ -210,7 +215,8 @@ def column_groups(columns: tuple[Column, ...]) -> list[tuple[str, int]]:
 
 def _row_label(row: Row) -> str:
     mark = {"reported": r"$^\dagger$", "chance": ""}.get(row.origin, "")
-    return latex_escape(row.name) + mark
+    spec = f" ({latex_escape(row.spec_text)})" if row.spec_text else ""
+    return latex_escape(row.name) + mark + spec
 
 
 def table_to_latex(table: Table, *, ci_style: str = "brackets") -> str:
@@ -299,6 +305,8 @@ def table_to_markdown(table: Table, *, ci_style: str = "brackets") -> str:
     ]
     for row in table.rows:
         name = markdown_escape(row.name) + (" †" if row.origin == "reported" else "")
+        if row.spec_text:
+            name += f" ({markdown_escape(row.spec_text)})"
         rank = table.ranks.get(row.row_id)
         lines.append(
             f"| {name} | {ACCESS_LABELS.get(row.access, markdown_escape(row.access))} | "

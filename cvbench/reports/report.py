@@ -1,19 +1,26 @@
 """`cvbench report RUN_DIR`: report.md and a self-contained report.html for one run.
 
-The HTML needs no network: CSS inline, charts as inline SVG, the gallery's images copied
-next to it (report_files/). The Markdown links the same images and the charts as .svg files.
+report.html is one file: CSS inline, charts as inline SVG, the gallery's images embedded as
+preview-size JPEGs (data: URIs). report.md links the same previews and the charts as files in
+report_files/. With `full_images`, the exact images the model saw are copied into
+report_files/ too and each preview in the HTML links to its full-size file.
 """
 
 from __future__ import annotations
 
+import base64
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from markupsafe import Markup
 
+from cvbench.core.types import ImageRef
+from cvbench.imaging.images import ImageError, load_image
 from cvbench.reports.charts import bar_chart_svg
 from cvbench.reports.exports import markdown_escape
+from cvbench.reports.previews import PreviewSettings, preview_jpeg
+from cvbench.reports.regions import DISPLAY_ONLY, LegendEntry, RegionDrawing, region_drawings
 from cvbench.reports.summary import (
     ChartSpec,
     GallerySection,
@@ -28,6 +35,7 @@ from cvbench.reports.summary import (
 from cvbench.reports.tables import ACCESS_LABELS, Cell
 from cvbench.reports.templating import CSP, environment
 from cvbench.rundir.format import RunData, SampleRecord, load_run
+from cvbench.rundir.portable import data_root, portable_path
 
 ASSETS_DIR = "report_files"
 
@@ -43,8 +51,13 @@ class ReportFiles:
 
 @dataclass(frozen=True)
 class GalleryImage:
-    src: str  # relative to the report
+    image: ReportImage
     label: str
+
+    @property
+    def src(self) -> str:
+        """For report.md: the preview file next to it."""
+        return self.image.preview
 
 
 @dataclass(frozen=True)
@@ -54,30 +67,61 @@ class GalleryEntry:
     images: tuple[GalleryImage, ...]
     missing_images: int
     error: str
+    # native mode: the referenced regions drawn for the reader (never what the model saw)
+    region_images: tuple[str, ...] = ()  # data: URIs
+    legend: tuple[LegendEntry, ...] = ()
 
 
-def copy_images(run: RunData, sections: list[GallerySection], assets: Path) -> tuple[dict[str, str], int]:
-    """Copy the gallery's images next to the report: sha256 -> relative path; plus how many were missing."""
-    rel: dict[str, str] = {}
+REPORT_PREVIEW = PreviewSettings(max_side=512, quality=80)
+
+
+@dataclass(frozen=True)
+class ReportImage:
+    data_uri: str  # the preview, embedded in report.html
+    preview: str  # the preview's file, relative to the report (report.md)
+    full: str | None  # the exact image, relative to the report, when asked for
+
+
+def report_images(
+    run: RunData, sections: list[GallerySection], assets: Path, *, full_images: bool = False
+) -> tuple[dict[str, ReportImage], int]:
+    """The gallery's images: sha256 -> its preview (embedded and as a file) and, when asked, the
+    exact file copied next to the report; plus how many were missing from the run directory."""
+    out: dict[str, ReportImage] = {}
     missing = 0
     for section in sections:
         for record in section.records:
             for sha in record.image_sha256:
-                if sha in rel:
+                if sha in out:
                     continue
                 src = run.image_path(sha)
                 if src is None:
                     missing += 1
                     continue
-                dest = assets / f"{sha}{src.suffix}"
-                if not dest.exists():
-                    assets.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src, dest)
-                rel[sha] = f"{ASSETS_DIR}/{dest.name}"
-    return rel, missing
+                try:
+                    data = preview_jpeg(load_image(ImageRef(src)), REPORT_PREVIEW)
+                except ImageError as exc:
+                    raise ValueError(f"{run.path.name}: image of {record.record_id}: {exc}") from None
+                assets.mkdir(parents=True, exist_ok=True)
+                preview = assets / f"{sha}{REPORT_PREVIEW.suffix}"
+                if not preview.exists():
+                    preview.write_bytes(data)
+                full = None
+                if full_images:
+                    dest = assets / f"{sha}{src.suffix}"
+                    if not dest.exists():
+                        shutil.copyfile(src, dest)
+                    full = f"{ASSETS_DIR}/{dest.name}"
+                uri = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+                out[sha] = ReportImage(uri, f"{ASSETS_DIR}/{preview.name}", full)
+    return out, missing
 
 
-def gallery_entries(section: GallerySection, image_paths: dict[str, str]) -> list[GalleryEntry]:
+def gallery_entries(
+    section: GallerySection,
+    image_paths: dict[str, ReportImage],
+    drawings: dict[str, RegionDrawing] | None = None,
+) -> list[GalleryEntry]:
     entries = []
     for record in section.records:
         images = tuple(
@@ -92,27 +136,47 @@ def gallery_entries(section: GallerySection, image_paths: dict[str, str]) -> lis
                 images,
                 len(record.image_sha256) - len(images),
                 error_text(record),
+                *_drawn(record, drawings or {}),
             )
         )
     return entries
 
 
+def _drawn(record: SampleRecord, drawings: dict[str, RegionDrawing]) -> tuple[tuple[str, ...], tuple[LegendEntry, ...]]:
+    drawing = drawings.get(record.record_id)
+    if drawing is None:
+        return (), ()
+    uris = tuple(
+        "data:image/jpeg;base64," + base64.b64encode(preview_jpeg(img, REPORT_PREVIEW)).decode("ascii")
+        for img in drawing.images
+    )
+    return uris, drawing.legend
+
+
 def build_report(
-    run_dir: str | Path, out_dir: str | Path | None = None, *, gallery_per_slice: int = 3, gallery_max: int = 60
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    gallery_per_slice: int = 3,
+    gallery_max: int = 60,
+    full_images: bool = False,
 ) -> ReportFiles:
-    """Write report.md, report.html, the charts (.svg) and the gallery images into `out_dir`
-    (default: the run directory)."""
+    """Write report.md, report.html, the charts (.svg) and the gallery previews into `out_dir`
+    (default: the run directory); `full_images` also copies the exact images."""
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.path
     out.mkdir(parents=True, exist_ok=True)
     assets = out / ASSETS_DIR
     summary = summarize_run(run)
     charts = charts_for(summary)
-    records = list(run.records())
+    root = data_root(run.config)
+    records = [replace(r, source=portable_path(r.source, root)) for r in run.records()]
     sections = select_failures(records, per_slice=gallery_per_slice, max_items=gallery_max)
-    image_paths, missing = copy_images(run, sections, assets)
+    image_paths, missing = report_images(run, sections, assets, full_images=full_images)
     invalid, invalid_total = invalid_records(records)
-    gallery = [(s, gallery_entries(s, image_paths)) for s in sections]
+    shown = [r for s in sections for r in s.records]
+    drawings, region_notes = region_drawings(shown, data_root(run.config))
+    gallery = [(s, gallery_entries(s, image_paths, drawings)) for s in sections]
 
     assets.mkdir(parents=True, exist_ok=True)
     chart_files = {}
@@ -126,7 +190,9 @@ def build_report(
         render_markdown(summary, charts, chart_files, gallery, invalid, invalid_total, len(records)), encoding="utf-8"
     )
     html_path = out / "report.html"
-    html_path.write_text(render_html(summary, charts, gallery, invalid, invalid_total, len(records)), encoding="utf-8")
+    html_path.write_text(
+        render_html(summary, charts, gallery, invalid, invalid_total, len(records), region_notes), encoding="utf-8"
+    )
     return ReportFiles(md_path, html_path, assets, len(image_paths), missing)
 
 
@@ -140,6 +206,7 @@ def render_html(
     invalid: list[SampleRecord],
     invalid_total: int,
     n_records: int,
+    region_notes: list[str] | None = None,
 ) -> str:
     template = environment().get_template("report.html.j2")
     svgs = [(c, Markup(bar_chart_svg(c.bars, c.title))) for c in charts]  # built by the escaping chart renderer
@@ -151,6 +218,8 @@ def render_html(
         invalid_total=invalid_total,
         ci_methods=interval_methods(summary),
         n_records=n_records,
+        region_notes=region_notes or [],
+        display_only=DISPLAY_ONLY,
         csp=CSP,
         access_labels=ACCESS_LABELS,
     )

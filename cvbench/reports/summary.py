@@ -12,18 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from cvbench.reports.charts import Bar
+from cvbench.reports.spec import RunSpec, run_spec
 from cvbench.reports.tables import (
     BENCHMARK_NAMES,
     Cell,
     RunModel,
     metric_cell,
-    run_evaluations,
     run_model,
     setting_sort_key,
     slice_label,
     slice_sort_key,
 )
-from cvbench.rundir.format import RunData, RunDirError, SampleRecord
+from cvbench.rundir.format import RunData, SampleRecord
+from cvbench.rundir.portable import portable_config
+from cvbench.rundir.results import evaluation_task
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class RunSummary:
     run_name: str
     model: RunModel
     status: str
-    overall: Cell | None
+    spec: RunSpec  # what the run is (mode, style, settings, image policy, protocol)
+    # no overall across evaluations: each benchmark and candidate setting has its own
     evaluations: tuple[EvaluationSummary, ...]
     provenance: tuple[tuple[str, str], ...]
 
@@ -75,36 +78,31 @@ class RunSummary:
 def summarize_run(run: RunData) -> RunSummary:
     evaluations = []
     where = run.path / "results.json"
-    for key, ev in run_evaluations(run).items():
-        overall_metric = ev.get("overall")
-        if not isinstance(overall_metric, Mapping):
-            raise RunDirError(f"{where}: evaluations.{key}.overall missing or not an object")
-        slices = []
-        for name, m in (ev.get("slices") or {}).items():
-            slices.append(
-                SliceResult(name, slice_label(name), metric_cell(m, f"{where}: evaluations.{key}.slices.{name}"))
-            )
+    for key, ev in run.results.evaluations.items():
+        slices = [
+            SliceResult(name, slice_label(name), metric_cell(m, f"{where}: evaluations.{key}.slices.{name}"))
+            for name, m in (ev.slices or {}).items()
+        ]
         slices.sort(key=lambda s: slice_sort_key(s.slice))
-        task, _, setting = key.partition("@")
+        task, setting = evaluation_task(key, ev)
         evaluations.append(
             EvaluationSummary(
                 key=key,
-                task=str(ev.get("task") or task),
-                benchmark=str(ev.get("benchmark") or ""),
-                setting=str(ev.get("setting") or setting or "all"),
-                overall=metric_cell(overall_metric, f"{where}: evaluations.{key}.overall"),
+                task=task,
+                benchmark=ev.benchmark or "",
+                setting=setting,
+                overall=metric_cell(ev.overall, f"{where}: evaluations.{key}.overall"),
                 slices=tuple(slices),
             )
         )
     evaluations.sort(key=lambda e: (e.benchmark, e.task, -setting_sort_key(e.setting)))
-    overall = run.results.get("overall")
     return RunSummary(
         run_name=run.path.name,
         model=run_model(run),
-        status=str(run.results.get("status") or "unknown"),
-        overall=metric_cell(overall, f"{where}: overall") if isinstance(overall, Mapping) else None,
+        status=run.results.status,
+        spec=run_spec(run.config),
         evaluations=tuple(evaluations),
-        provenance=tuple(flatten_provenance(run.config)),
+        provenance=tuple(flatten_provenance(portable_config(run.config))),
     )
 
 

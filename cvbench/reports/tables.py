@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from cvbench.core.types import CATEGORY_NAMES, CUES, TASK_TYPES
-from cvbench.rundir.format import RunData, RunDirError
+from cvbench.reports.spec import RunSpec, differing_parts, run_spec
+from cvbench.rundir.format import MetricSummary, RunData
+from cvbench.rundir.results import evaluation_task
+from cvbench.rundir.schema import Where, decode_object
 from cvbench.scoring.metrics import DEFAULT_CI_METHOD
 
 # Row origins: a run evaluated by cvbench, a number copied from a paper, or the chance level.
@@ -77,6 +81,7 @@ class Cell:
     error_rate: float | None = None
     invalid: int | None = None
     note: str = ""  # e.g. the paper table a reported value comes from
+    as_published: str = ""  # a reported value as the paper printed it (shown to one decimal like the rest)
 
     @property
     def ci_text(self) -> str:
@@ -114,6 +119,14 @@ class Row:
     source_url: str = ""
     page: str = ""  # site-relative link to the run's model page (reproduced rows)
     access_as_published: str = ""  # the reference CSV's own access label (reported rows)
+    # the run spec (reproduced rows): (part, text, emphasised) - emphasised where another row
+    # of the same model differs in that part
+    spec: tuple[tuple[str, str, bool], ...] = ()
+
+    @property
+    def spec_text(self) -> str:
+        return " · ".join(text for _, text, _ in self.spec if text)
+
     ablation: str = ""  # row kind of an ablated run ("blind", "unmarked", ...; docs/ablations.md)
 
     @property
@@ -243,31 +256,25 @@ def format_percent(fraction: float) -> str:
     return f"{100.0 * fraction:.1f}"
 
 
-def metric_cell(metric: Mapping[str, Any], where: str = "metric") -> Cell:
+def metric_cell(metric: MetricSummary | Mapping[str, Any], where: str = "metric") -> Cell:
     """A cell from one results.json METRIC (fractions -> percentages); an empty slice (n = 0, accuracy
     null) gives a cell without a value or interval."""
-    if metric.get("accuracy") is None and metric.get("n") == 0:
+    m = metric if isinstance(metric, MetricSummary) else decode_object(MetricSummary, metric, Where(Path(where)))
+    if m.accuracy is None and m.n == 0:
         return Cell(value=None, text="–", n=0, correct=0)
-    try:
-        accuracy = float(metric["accuracy"])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{where}: METRIC without a numeric 'accuracy'") from None
-    ci_raw = metric.get("ci")
-    ci = None
-    if isinstance(ci_raw, (list, tuple)) and len(ci_raw) == 2 and all(isinstance(v, (int, float)) for v in ci_raw):
-        ci = (100.0 * float(ci_raw[0]), 100.0 * float(ci_raw[1]))
-    chance = metric.get("chance")
+    if m.accuracy is None:
+        raise ValueError(f"{where}: METRIC without a numeric 'accuracy'")
     return Cell(
-        value=100.0 * accuracy,
-        text=format_percent(accuracy),
-        ci=ci,
-        ci_method=metric.get("ci_method"),
-        n=_int_or_none(metric.get("n")),
-        correct=_int_or_none(metric.get("correct")),
-        chance=None if chance is None else 100.0 * float(chance),
-        unparsed_rate=_pct_or_none(metric.get("unparsed_rate")),
-        error_rate=_pct_or_none(metric.get("error_rate")),
-        invalid=_int_or_none(metric.get("invalid")),
+        value=100.0 * m.accuracy,
+        text=format_percent(m.accuracy),
+        ci=None if m.ci is None else (100.0 * m.ci[0], 100.0 * m.ci[1]),
+        ci_method=m.ci_method,
+        n=m.n,
+        correct=m.correct,
+        chance=_pct_or_none(m.chance),
+        unparsed_rate=_pct_or_none(m.unparsed_rate),
+        error_rate=_pct_or_none(m.error_rate),
+        invalid=m.invalid,
     )
 
 
@@ -275,12 +282,8 @@ def chance_cell(chance_percent: float) -> Cell:
     return Cell(value=chance_percent, text=f"{chance_percent:.1f}")
 
 
-def _int_or_none(v: Any) -> int | None:
-    return None if v is None else int(v)
-
-
-def _pct_or_none(v: Any) -> float | None:
-    return None if v is None else 100.0 * float(v)
+def _pct_or_none(v: float | None) -> float | None:
+    return None if v is None else 100.0 * v
 
 
 # --------------------------------------------------------------------------------------- runs -> rows
@@ -298,54 +301,32 @@ class RunModel:
 
 
 def run_model(run: RunData) -> RunModel:
-    model = run.results.get("model")
-    where = run.path / "results.json"
-    if not isinstance(model, Mapping):
-        raise RunDirError(f"{where}: field 'model' missing or not an object")
-    model_id = str(model.get("id") or "")
-    if not model_id:
-        raise RunDirError(f"{where}: field 'model.id' missing")
-    params = model.get("params_b")
-    ablation = model.get("ablation")  # {"kind", "row_kind"} in an ablated run (docs/ablations.md)
+    model = run.results.model
+    ablation = model.ablation  # {"kind", "row_kind"} in an ablated run (docs/ablations.md)
     return RunModel(
-        model_id=model_id,
-        display_name=str(model.get("display_name") or model_id),
-        access=str(model.get("access") or "unknown"),
-        params_b=None if params is None else float(params),
-        ablation=str(ablation.get("row_kind") or "") if isinstance(ablation, Mapping) else "",
+        model_id=model.id,
+        display_name=model.name,
+        access=model.access or "unknown",
+        params_b=model.params_b,
+        ablation=str(ablation.get("row_kind") or "") if ablation else "",
     )
-
-
-def run_evaluations(run: RunData) -> dict[str, Mapping[str, Any]]:
-    evaluations = run.results.get("evaluations")
-    if not isinstance(evaluations, Mapping):
-        raise RunDirError(f"{run.path / 'results.json'}: field 'evaluations' missing or not an object")
-    return {str(k): v for k, v in evaluations.items()}
 
 
 def run_tasks(run: RunData) -> dict[str, str]:
     """task name -> benchmark, for every evaluation in the run (file order)."""
     tasks: dict[str, str] = {}
-    for key, ev in run_evaluations(run).items():
-        task = str(ev.get("task") or key.partition("@")[0])
-        tasks.setdefault(task, str(ev.get("benchmark") or ""))
+    for key, ev in run.results.evaluations.items():
+        task, _ = evaluation_task(key, ev)
+        tasks.setdefault(task, ev.benchmark or "")
     return tasks
-
-
-def lookup_metric(run: RunData, task: str, setting: str, slice_: str) -> Mapping[str, Any] | None:
-    ev = run_evaluations(run).get(f"{task}@{setting}")
-    if ev is None:
-        return None
-    if slice_ == "overall":
-        return ev.get("overall")
-    return (ev.get("slices") or {}).get(slice_)
 
 
 def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, page: str = "") -> Row:
     model = run_model(run)
+    spec = run_spec(run.config, [task])
     cells: dict[str, Cell] = {}
     for column in columns:
-        metric = lookup_metric(run, task, column.setting, column.slice)
+        metric = run.results.metric(task, column.setting, column.slice)
         if metric is not None:
             cells[column.key] = metric_cell(
                 metric, f"{run.path / 'results.json'}: {task}@{column.setting} {column.slice}"
@@ -360,7 +341,8 @@ def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, 
         model_id=model.model_id,
         run_name=run.path.name,
         page=page,
-        source=f"reproduced by cvbench ({run.path.name})",
+        source=f"reproduced by cvbench ({run.path.name}: {spec.text})",
+        spec=tuple((p, t, False) for p, t in spec.parts),
         ablation=model.ablation,
     )
 
@@ -418,6 +400,7 @@ def make_table(task: str, benchmark: str, layout: TableLayout, rows: list[Row], 
         chance = chance_row(all_rows, layout.columns)
         if chance is not None:
             all_rows.append(chance)
+    all_rows = mark_differing_specs(all_rows)
     ranks = rank_rows(all_rows, layout.columns[0].key)
     bench_name = BENCHMARK_NAMES.get(benchmark, benchmark)
     title = layout.title if task == benchmark else f"{layout.title} ({task})"
@@ -432,6 +415,20 @@ def make_table(task: str, benchmark: str, layout: TableLayout, rows: list[Row], 
         ranks=ranks,
         caption=caption,
     )
+
+
+def mark_differing_specs(rows: Sequence[Row]) -> list[Row]:
+    """Rows with the spec parts emphasised that differ between rows of the same model."""
+    specs = {
+        r.row_id: (r.model_id, RunSpec(r.model_id, tuple((p, t) for p, t, _ in r.spec)))
+        for r in rows
+        if r.origin == ORIGIN_REPRODUCED and r.spec
+    }
+    marks = differing_parts(specs)
+    return [
+        replace(r, spec=tuple((p, t, p in marks[r.row_id]) for p, t, _ in r.spec)) if r.row_id in marks else r
+        for r in rows
+    ]
 
 
 def sort_rows(rows: Iterable[Row], column_key: str) -> list[Row]:
@@ -451,8 +448,30 @@ def sorted_table(table: Table) -> Table:
     return replace(table, rows=tuple(sort_rows(table.rows, table.columns[0].key)))
 
 
+def dedupe_runs(runs: Sequence[RunData]) -> tuple[list[RunData], list[str]]:
+    """The runs with exact duplicates dropped (the same folder twice, or a copy: same identity
+    and the same results), and a warning for each one dropped."""
+    kept: list[RunData] = []
+    warnings: list[str] = []
+    for run in runs:
+        twin = next((k for k in kept if _same_run(k, run)), None)
+        if twin is None:
+            kept.append(run)
+        else:
+            warnings.append(f"{run.path} is the same run as {twin.path} (same configuration and results): shown once")
+    return kept, warnings
+
+
+def _same_run(a: RunData, b: RunData) -> bool:
+    if a.path.resolve() == b.path.resolve():
+        return True
+    return a.config.identity() == b.config.identity() and a.results.evaluations == b.results.evaluations
+
+
 def tables_for_runs(runs: list[RunData]) -> list[Table]:
-    """Every table of every task present in the runs, one row per run (exports, reports)."""
+    """Every table of every task present in the runs, one row per run (exports, reports);
+    an exact duplicate run gives one row (see dedupe_runs)."""
+    runs, _ = dedupe_runs(runs)
     by_task: dict[tuple[str, str], list[RunData]] = {}
     for run in runs:
         for task, benchmark in run_tasks(run).items():

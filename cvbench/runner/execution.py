@@ -40,8 +40,9 @@ from cvbench.rundir.format import (
     SAMPLES_FILE,
     SampleRecord,
     image_relpath,
-    write_json_atomic,
+    write_results,
 )
+from cvbench.rundir.results import Results
 from cvbench.runner.cache import CacheError, CacheUnusableError, ResponseCache
 from cvbench.runner.failfast import (
     FailureWatch,
@@ -542,5 +543,5 @@ class RunSession:
             "error_rate": rate,
             "failure": failure,
         }
-        write_json_atomic(self.run_dir / RESULTS_FILE, redact(results, self.secrets))
+        write_results(self.run_dir, Results.from_json(redact(results, self.secrets), self.run_dir / RESULTS_FILE))
         return RunOutcome(self.run_dir, status, results, writer.written, self.resumed, failure)

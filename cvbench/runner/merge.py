@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cvbench.rundir.config import RunConfig, config_differences, read_config, write_config
 from cvbench.rundir.format import (
     CONFIG_FILE,
     RESULTS_FILE,
     SAMPLES_FILE,
     RunDirError,
-    read_json,
     unique_temp_path,
-    write_json_atomic,
+    write_results,
 )
-from cvbench.runner.identity import config_differences
+from cvbench.rundir.results import Results, read_results
+from cvbench.rundir.schema import encode
 from cvbench.runner.options import RunError
 from cvbench.runner.writer import read_records
 from cvbench.scoring import metrics as metrics_mod
@@ -32,7 +34,7 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     when linking is impossible). Returns the merged results."""
     if not run_dirs:
         raise RunError("merge: no run directories given")
-    configs = [read_json(Path(d) / CONFIG_FILE) for d in run_dirs]
+    configs = [read_config(Path(d)) for d in run_dirs]
     base = configs[0]
     indexed, shard_count = ordered_shards(run_dirs, configs)
     out = Path(out)
@@ -44,33 +46,31 @@ def merge_runs(run_dirs: Sequence[Path], out: Path) -> dict[str, Any]:
     for _, d in indexed:
         link_images(Path(d), out)
     covered = sorted(s[0] for s, _ in indexed if s is not None)
-    config = dict(base)
-    config["shard"] = None
-    config["merged_from"] = [
+    merged_from = tuple(
         {"run_dir": str(d), "shard": list(s) if s else None, "status": st} for (s, d), st in zip(indexed, statuses)
-    ]
-    write_json_atomic(out / CONFIG_FILE, config)
+    )
+    write_config(out, replace(base, shard=None, merged_from=merged_from))
     records = read_records(out)
     all_shards = shard_count is not None and covered == list(range(shard_count))
     status = merged_status(statuses, all_shards or shard_count is None, any(r.parse_status == "error" for r in records))
     first = Path(indexed[0][1]) / RESULTS_FILE
-    prior = read_json(first) if first.exists() else {}
-    stats_cfg = base.get("statistics") or {}
+    model = encode(read_results(first.parent).model) if first.exists() else {"id": base.model.id}
+    stats_cfg = base.statistics or {}
     results = metrics_mod.compute_results(
         records,
-        run_seed=int(base.get("seed") or 0),
-        model=prior.get("model") or {"id": (base.get("model") or {}).get("id")},
+        run_seed=base.seed or 0,
+        model=model,
         status=status,
         ci_method=stats_cfg.get("ci_method", "cluster_bootstrap"),
         n_resamples=int(stats_cfg.get("resamples", 2000)),
     )
     results["run"] = {"merged_shards": covered, "shard_count": shard_count}
-    write_json_atomic(out / RESULTS_FILE, results)
+    write_results(out, Results.from_json(results, out / RESULTS_FILE))
     return results
 
 
 def ordered_shards(
-    run_dirs: Sequence[Path], configs: Sequence[Mapping[str, Any]]
+    run_dirs: Sequence[Path], configs: Sequence[RunConfig]
 ) -> tuple[list[tuple[Shard, Path]], int | None]:
     """The runs in shard order with their shards, and the shard count; RunError when the runs are
     not shards of one configuration."""
@@ -79,7 +79,7 @@ def ordered_shards(
         diffs = config_differences(base, cfg, ignore=("shard",))
         if diffs:
             raise RunError(f"merge: {d} has a different configuration than {run_dirs[0]}:\n  " + "\n  ".join(diffs))
-    shards: list[Shard] = [(int(c["shard"][0]), int(c["shard"][1])) if c.get("shard") else None for c in configs]
+    shards: list[Shard] = [c.shard for c in configs]
     counts = {s[1] for s in shards if s is not None}
     if len(counts) > 1:
         raise RunError(f"merge: shards of different counts: {sorted(counts)}")
@@ -92,10 +92,9 @@ def ordered_shards(
 def shard_status(run_dir: Path) -> str | None:
     """The shard's results status; a shard without readable results counts as cancelled."""
     try:
-        status = read_json(run_dir / RESULTS_FILE).get("status")
+        return read_results(run_dir).status
     except RunDirError:
         return "cancelled"
-    return str(status) if status is not None else None
 
 
 def write_merged_samples(run_dirs: Sequence[Path], out: Path) -> None:

@@ -39,6 +39,7 @@ from cvbench.prompting.ablation import AblationError, ablation_record, check_run
 from cvbench.prompting.build import PromptSettings
 from cvbench.prompting.protocols import crossviewbench as cvb_protocol
 from cvbench.prompting.protocols import mmvm as mmvm_protocol
+from cvbench.rundir.config import DatasetEntry, ModelBlock, RunConfig
 from cvbench.rundir.format import (
     CONFIG_FILE,
     SAMPLES_FILE,
@@ -138,59 +139,59 @@ class Runner:
         generation: GenerationConfig,
     ) -> dict[str, Any]:
         o = self.options
-        datasets = {}
+        datasets: dict[str, DatasetEntry] = {}
         for spec in specs:
-            datasets[spec.name] = {
-                "benchmark": spec.benchmark,
-                "fingerprint": dataset_fingerprint(spec, o.data_dir),
-                "synthetic": spec.synthetic,
-                "settings": list(settings_by_task[spec.name]),
-            }
+            datasets[spec.name] = DatasetEntry(
+                benchmark=spec.benchmark,
+                fingerprint=dataset_fingerprint(spec, o.data_dir),
+                synthetic=spec.synthetic,
+                settings=tuple(settings_by_task[spec.name]),
+            )
         protocol = {"crossviewbench": cvb_protocol.PROTOCOL_ID, "mmvm": mmvm_protocol.PROTOCOL_ID}
-        config = {
-            "schema": CONFIG_SCHEMA,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "environment": environment(),
-            "command": redact_argv(list(o.argv), self._secrets) if o.argv else None,
-            "model": {
-                "id": adapter.info.model_id,
-                "info": jsonable(adapter.info),
-                "capabilities": jsonable(adapter.capabilities),
-                "spec": o.model,
-            },
-            "model_settings": jsonable(dict(adapter.settings())),
-            "generation": jsonable(generation.as_dict()),
-            "tasks": [s.name for s in specs],
-            "candidates": {name: list(v) for name, v in settings_by_task.items()},
-            "mode": o.mode,
-            "style": o.style,
-            "seed": o.seed,
-            "limit": o.limit,
-            "shard": list(o.shard) if o.shard else None,
-            "judge": (
+        contract = getattr(adapter, "image_contract", None)
+        config = RunConfig(
+            schema=CONFIG_SCHEMA,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            environment=environment(),
+            command=tuple(redact_argv(list(o.argv), self._secrets)) if o.argv else None,
+            model=ModelBlock(
+                id=adapter.info.model_id,
+                info=jsonable(adapter.info),
+                capabilities=jsonable(adapter.capabilities),
+                spec=o.model,
+            ),
+            model_settings=jsonable(dict(adapter.settings())),
+            generation=jsonable(generation.as_dict()),
+            tasks=tuple(s.name for s in specs),
+            candidates={name: tuple(v) for name, v in settings_by_task.items()},
+            mode=o.mode,
+            style=o.style,
+            seed=o.seed,
+            limit=o.limit,
+            shard=(o.shard[0], o.shard[1]) if o.shard else None,
+            judge=(
                 {"spec": o.judge, "id": judge.info.model_id, "settings": jsonable(dict(judge.settings()))}
                 if judge is not None
                 else None
             ),
-            "prompt_settings": jsonable(prompt_settings.as_dict()),
-            "datasets": datasets,
-            "protocol": protocol,
-            "runtime": {
+            prompt_settings=jsonable(prompt_settings.as_dict()),
+            datasets=datasets,
+            protocol=protocol,
+            runtime={
                 "concurrency": o.concurrency,
                 "cache": str(o.cache) if o.use_cache and o.cache else ("default" if o.use_cache else None),
                 "save_images": o.save_images,
                 "data_dir": str(o.data_dir) if o.data_dir else None,
                 "retry_env": retry_settings_from_env(os.environ),
             },
-            "statistics": {"ci_method": o.ci_method, "resamples": o.n_resamples},
-            "pricing": o.price.as_dict() if o.price is not None else None,
-        }
-        contract = getattr(adapter, "image_contract", None)
-        if contract is not None:  # the provider's image limits shape every image sent: part of the identity
-            config["image_contract"] = contract.as_dict()
-        if o.ablation is not None:  # absent when none, so the configs of earlier runs still match
-            config["ablation"] = ablation_record(o.ablation)
-        return redact(config, self._secrets)
+            statistics={"ci_method": o.ci_method, "resamples": o.n_resamples},
+            pricing=o.price.as_dict() if o.price is not None else None,
+            # the provider's image limits shape every image sent
+            image_contract=contract.as_dict() if contract is not None else None,
+            # absent when none, so the configs of earlier runs still match
+            ablation=ablation_record(o.ablation) if o.ablation is not None else None,
+        )
+        return redact(config.to_json(), self._secrets)
 
     # -- execution -----------------------------------------------------------------------
 

@@ -63,23 +63,23 @@ def test_random_run_invalid_samples_and_chance(tiny_data: Any, tmp_path: Path) -
     assert any(r.sample_id == "broken-image" and "prompt" in (r.invalid or "") for r in invalid)
     assert all(not r.correct for r in invalid)
     run = load_run(tmp_path / "run")
-    overall = run.results["overall"]
-    assert overall["n"] == tiny_data.n_total and overall["invalid"] == tiny_data.n_invalid
-    ev = run.results["evaluations"][f"{tiny_data.task}@all"]
-    assert set(ev["slices"]) == {"category=correspondence", "task_type=Q1", "task_type=Q2"}
+    overall = run.results.overall
+    assert overall.n == tiny_data.n_total and overall.invalid == tiny_data.n_invalid
+    ev = run.results.evaluations[f"{tiny_data.task}@all"]
+    assert set(ev.slices or {}) == {"category=correspondence", "task_type=Q1", "task_type=Q2"}
     # random lands within its interval of chance (the interval of the answered samples)
-    valid = ev["slices"]["category=correspondence"]
-    assert valid["chance"] == pytest.approx(0.25)
-    assert valid["ci"][0] <= 0.25 <= valid["ci"][1]
-    assert valid["n_clusters"] == tiny_data.n_scenes
+    valid = (ev.slices or {})["category=correspondence"]
+    assert valid.chance == pytest.approx(0.25)
+    assert valid.ci is not None and valid.ci[0] <= 0.25 <= valid.ci[1]
+    assert valid.n_clusters == tiny_data.n_scenes
     # images saved once, content-addressed
     for r in records:
         for sha in r.image_sha256:
             assert run.image_path(sha) is not None
     config = run.config
-    assert config["model"]["id"] == "baseline:random"
-    assert config["datasets"][tiny_data.task]["fingerprint"].startswith("sha256:")
-    assert config["environment"]["packages"]["numpy"]
+    assert config.model.id == "baseline:random"
+    assert (config.datasets or {})[tiny_data.task].fingerprint.startswith("sha256:")
+    assert (config.environment or {})["packages"]["numpy"]
 
 
 def test_same_command_twice_gives_identical_records(tiny_data: Any, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -103,7 +103,7 @@ def site(factory_runs: list[Path], xss_run: Path, tmp_path_factory: pytest.TempP
         mmvm_n=8,
     )
     out = tmp_path_factory.mktemp("site")
-    build_site([*factory_runs, xss_run, synth], out, samples_per_evaluation=40, title="Test board")
+    build_site([*factory_runs, xss_run, synth], out, samples_per_evaluation=40, title="Test board", images="exact")
     return out
 
 
@@ -127,13 +127,14 @@ def test_every_reported_value_appears_verbatim(site: Path) -> None:
             for (table, row, col), text in page.cells.items()
             if table.startswith(f"{v.benchmark}-") and row == row_id and col == v.column_key
         ]
-        assert on_page and all(text == v.value for text in on_page), (v, on_page)
+        # one precision on every page (one decimal); the paper's own digits stay in the downloads
+        assert on_page and all(text == f"{float(v.value):.1f}" for text in on_page), (v, on_page)
         in_json = [
             c
             for (table, model, key), c in json_cells.items()
             if table.startswith(f"{v.benchmark}-") and model == v.model and key == v.column_key
         ]
-        assert in_json and all(c["text"] == v.value and c["value"] == float(v.value) for c in in_json), v
+        assert in_json and all(c["as_published"] == v.value and c["value"] == float(v.value) for c in in_json), v
 
 
 def test_reported_rows_only_beside_the_official_task(site: Path) -> None:
@@ -233,7 +234,7 @@ def test_preview_images_are_small_jpegs_named_after_the_exact_image(factory_runs
         assert name.endswith(".preview-16-q80.jpg") and {name.split(".")[0]} == set(shas)
         with Image.open(out / rel) as im:
             assert im.format == "JPEG" and max(im.size) == 16  # the factory's images are 48x36
-    exact = build_site(factory_runs[:2], tmp_path / "exact", reported="none", samples_per_evaluation=10)
+    exact = build_site(factory_runs[:2], tmp_path / "exact", reported="none", samples_per_evaluation=10, images="exact")
     assert exact.images == build.images
 
 
@@ -305,7 +306,7 @@ def test_reported_none_and_empty_site(factory_runs: list[Path], tmp_path: Path) 
 def test_reported_only_site(tmp_path: Path) -> None:
     build_site([], tmp_path / "s")
     page = parse_page(tmp_path / "s" / "mmvm.html")
-    assert page.cells[("mmvm-paper", "reported-internvl2-5-78b", "4/overall")] == "45.89"
+    assert page.cells[("mmvm-paper", "reported-internvl2-5-78b", "4/overall")] == "45.9"  # paper: 45.89
     assert not list((tmp_path / "s").glob("models/*.html"))
 
 
@@ -337,3 +338,74 @@ def test_cli_leaderboard_build(factory_runs: list[Path], tmp_path: Path) -> None
     bad.write_text("benchmark,setting,model,access,metric,value,source\nmmvm,all,M,open,ZZ,1,s\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["leaderboard", "build", "--out", str(tmp_path / "s2"), "--reported", str(bad)])
     assert result.exit_code == 1 and "bad.csv:2: unknown mmvm metric 'ZZ'" in result.output
+
+
+def test_no_local_path_is_published(site: Path, factory_runs: list[Path]) -> None:
+    """Sources and provenance name data files relative to the data root, never the builder's folders."""
+    local = str(factory_runs[0].parent)
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".json", ".csv", ".tex"):
+            assert local not in path.read_text(encoding="utf-8"), path
+
+
+def test_rows_carry_their_run_spec_and_differences_stand_out(factory_runs: list[Path], tmp_path: Path) -> None:
+    import shutil
+
+    from cvbench.rundir.config import read_config, write_config
+
+    runs = tmp_path / "runs"
+    plain = runs / "gpt-4o" / "crossviewbench+mmvm"
+    boxed = runs / "gpt-4o" / "crossviewbench+mmvm-overlay-box"
+    shutil.copytree(factory_runs[0], plain)
+    shutil.copytree(factory_runs[0], boxed)
+    config = read_config(boxed)
+    write_config(boxed, replace(config, style="box"))
+    shutil.copytree(factory_runs[0], runs / "copy" / "same")  # an exact duplicate of `plain`
+    build = build_site([runs], tmp_path / "s", reported="none", images="none")
+    assert build.runs == 2
+    assert len(build.warnings) == 1 and "same run" in build.warnings[0]
+    html = (tmp_path / "s" / "crossviewbench.html").read_text(encoding="utf-8")
+    assert html.count('<strong class="differs"') >= 2
+    assert '<strong class="differs" title="differs from another run of this model">box</strong>' in html
+    assert '<strong class="differs" title="differs from another run of this model">fill</strong>' in html
+
+
+def test_benchmark_pages_carry_the_plots(site: Path) -> None:
+    """Static SVG made by the project: candidates with intervals and chance, profiles, and the
+    papers' numbers beside cvbench's intervals; no script in any of them."""
+    mmvm = (site / "mmvm.html").read_text(encoding="utf-8")
+    cvb = (site / "crossviewbench.html").read_text(encoding="utf-8")
+    for plot_id in ("mmvm-candidates", "mmvm-cues-all-profile", "synth-mmvm-candidates"):
+        assert f'id="plot-{plot_id}"' in mmvm, plot_id
+    assert 'id="plot-crossviewbench-main-profile"' in cvb
+    figure = re.search(r'<figure class="plot" id="plot-mmvm-candidates">(.*?)</figure>', mmvm, re.S)
+    assert figure is not None
+    svg = figure.group(1)
+    assert svg.count("<polyline") >= 2 and 'stroke-dasharray="4,3"' in svg  # one line per run; chance dashed
+    assert ">4</text>" in svg and ">all</text>" in svg and "<script" not in svg
+    # the reported-vs-reproduced plot appears only where a reproduced model is also in a paper
+    if 'id="plot-crossviewbench-main-reported"' in cvb:
+        reported = re.search(r'id="plot-crossviewbench-main-reported">(.*?)</figure>', cvb, re.S)
+        assert reported is not None and "(paper)" in reported.group(1) and "(cvbench)" in reported.group(1)
+
+
+def test_interval_plot_escapes_names() -> None:
+    from cvbench.reports.plots import Plot, Point, Series
+
+    svg = Plot("x", "t <b>", ("a",), (Series("<script>alert(1)</script>", {"a": Point(50.0, (40.0, 60.0))}),)).svg()
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "<b>" not in svg
+
+
+def test_readme_leaderboard_command_takes_the_default_layout(factory_runs: list[Path], tmp_path: Path) -> None:
+    """`cvbench leaderboard build runs/* --out site/` with runs/<model>/<tasks>/ (the README's example)."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    for run in factory_runs[:2]:
+        shutil.copytree(run, runs / run.name / "crossviewbench+mmvm")
+    args = [str(p) for p in sorted(runs.glob("*"))]  # what the shell makes of runs/*
+    result = CliRunner().invoke(cli, ["leaderboard", "build", *args, "--out", str(tmp_path / "site")])
+    assert result.exit_code == 0, result.output
+    assert "2 runs" in result.output and len(list((tmp_path / "site" / "models").glob("*.html"))) == 2
+    exported = CliRunner().invoke(cli, ["export", *args, "--format", "csv"])
+    assert exported.exit_code == 0, exported.output

@@ -22,6 +22,7 @@ from PIL import Image
 
 from cvbench.core.seeding import rng_for
 from cvbench.core.types import CUES, OPTION_LETTERS, TASK_TYPES
+from cvbench.rundir.config import DatasetEntry, ModelBlock, RunConfig, write_config
 from cvbench.rundir.format import SampleRecord, image_relpath, write_json_atomic
 
 XSS_NAME = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -329,26 +330,48 @@ def write_run(
     with open(run_dir / "samples.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(r.to_json() + "\n" for r in records)
     tasks = [t for t in (cvb_task, mmvm_task) if t]
-    config = {
-        "schema": "cvbench.config/1",
-        "cvbench_version": "0.1.0",
-        "git_revision": "6b5af51",
-        "created_utc": "2026-11-22T02:00:00Z",
-        "seed": seed,
-        "tasks": tasks,
-        "settings": {t: (["4", "8", "12", "all"] if t == mmvm_task else ["all"]) for t in tasks},
-        "model": {
-            "id": model.model_id,
-            "display_name": model.display_name,
-            "access": model.access,
-            "settings": {"detail": "high"},
+    settings = {t: (("4", "8", "12", "all") if t == mmvm_task else ("all",)) for t in tasks}
+    config = RunConfig(  # the shape the current runner writes (cvbench.runner.session build_config)
+        created="2026-11-22T02:00:00Z",
+        environment={
+            "cvbench": "0.1.0",
+            "git": {"commit": "6b5af51", "dirty": False},
+            "python": "3.11.2",
+            "packages": {"numpy": "2.4.6", "pillow": "13.0.0"},
         },
-        "generation": {"temperature": 0.0, "max_tokens": 1024, "top_p": None, "seed": seed},
-        "prompt": {"mode": "auto", "style": "overlay-v1", "protocol_versions": {"crossviewbench": "1", "mmvm": "1"}},
-        "dataset_fingerprint": dict.fromkeys(tasks, "sha256:" + "ab" * 8),
-        "packages": {"python": "3.11.2", "numpy": "2.4.6", "pillow": "13.0.0"},
-    }
-    write_json_atomic(run_dir / "config.json", config)
+        command=("cvbench", "run", "--model", model.model_id, "--data-dir", str(root / "data")),
+        model=ModelBlock(
+            id=model.model_id,
+            spec=model.model_id,
+            info={"display_name": model.display_name, "access": model.access},
+            capabilities={},
+        ),
+        model_settings={"detail": "high"},
+        generation={"temperature": 0.0, "max_tokens": 1024, "top_p": None, "seed": seed},
+        tasks=tuple(tasks),
+        candidates=settings,
+        mode="auto",
+        style=None,
+        seed=seed,
+        limit=None,
+        shard=None,
+        judge=None,
+        prompt_settings={"style": "fill", "alpha": 0.5, "thickness": 3},
+        datasets={
+            t: DatasetEntry(
+                benchmark="mmvm" if t == mmvm_task else "crossviewbench",
+                fingerprint="sha256:" + "ab" * 8,
+                synthetic=False,
+                settings=settings[t],
+            )
+            for t in tasks
+        },
+        protocol={"crossviewbench": "crossviewbench-protocol/1", "mmvm": "mmvm-protocol/1"},
+        runtime={"concurrency": 8, "cache": "default", "save_images": True, "data_dir": str(root / "data")},
+        statistics={"ci_method": "cluster_bootstrap", "resamples": 200},
+        pricing=None,
+    )
+    write_config(run_dir, config)
     write_json_atomic(run_dir / "results.json", results_for(records, model, seed))
     return run_dir
 

@@ -36,12 +36,13 @@ def tables(factory_runs: list[Path]) -> list[Table]:
 def test_csv_long_format_round_trips_results(factory_runs: list[Path], tables: list[Table]) -> None:
     rows = list(csv.DictReader(io.StringIO(tables_to_csv(tables))))
     run = load_run(factory_runs[1])
-    metric = run.results["evaluations"]["mmvm@8"]["slices"]["cue=RP"]
+    metric = run.results.metric("mmvm", "8", "cue=RP")
+    assert metric is not None and metric.accuracy is not None and metric.ci is not None
     hit = [r for r in rows if r["table"] == "mmvm-paper" and r["run"] == run.path.name and r["column"] == "8/cue=RP"]
     assert len(hit) == 1
-    assert float(hit[0]["accuracy"]) == pytest.approx(metric["accuracy"])
-    assert float(hit[0]["ci_low"]) == pytest.approx(100 * metric["ci"][0], abs=0.006)
-    assert int(hit[0]["n"]) == metric["n"] and hit[0]["origin"] == "reproduced"
+    assert float(hit[0]["accuracy"]) == pytest.approx(metric.accuracy)
+    assert float(hit[0]["ci_low"]) == pytest.approx(100 * metric.ci[0], abs=0.006)
+    assert int(hit[0]["n"]) == metric.n and hit[0]["origin"] == "reproduced"
     assert {r["origin"] for r in rows} == {"reproduced", "chance"}
 
 
@@ -108,7 +109,7 @@ def test_cli_export_each_format(factory_runs: list[Path], tmp_path: Path) -> Non
 
 
 def test_cli_export_names_a_bad_run(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "config.json").write_text('{"schema": "cvbench.config/1", "model": {"id": "m"}}', encoding="utf-8")
     (tmp_path / "results.json").write_text('{\n  "model": [', encoding="utf-8")
     result = CliRunner().invoke(cli, ["export", str(tmp_path), "--format", "csv"])
     assert result.exit_code == 1

@@ -99,12 +99,20 @@ def test_report_files(factory_runs: list[Path], tmp_path: Path) -> None:
     # gallery images copied next to the report and referenced relatively; no scripts at all
     page = _Collector()
     page.feed(html)
-    assert page.imgs and all((tmp_path / "rep" / src).is_file() for src in page.imgs)
+    # report.html is one file: every gallery image is an embedded preview, no file beside it is needed
+    assert page.imgs and all(src.startswith("data:image/jpeg;base64,") for src in page.imgs)
+    assert "report_files/" not in html
     assert page.scripts == [] and page.handlers == []
     assert page.meta_csp and "script-src 'self'" in page.meta_csp[0]
     assert files.images_copied == len(set(page.imgs)) and files.images_missing == 0
+    # report.md links the same previews as files; no exact image is copied unless asked
+    linked = re.findall(r"\]\((report_files/[0-9a-f]{64}\.preview-[^)]+)\)", md)
+    assert linked and all((tmp_path / "rep" / m).is_file() for m in linked)
+    assert not list((tmp_path / "rep" / "report_files").glob("*.png"))
+    # no local path of the machine that made the run: sources are relative to the data root
+    assert str(factory_runs[0].parent) not in html and str(factory_runs[0].parent) not in md
     assert "Invalid samples" in html and "polygon of odd length" in html
-    assert "git_revision" in html and "6b5af51" in md
+    assert "environment.git.commit" in html and "6b5af51" in md
 
 
 def test_report_escapes_model_text(xss_run: Path, tmp_path: Path) -> None:
@@ -145,3 +153,19 @@ def test_the_interval_method_is_named_once_per_page(factory_runs: list[Path], tm
     for page in (files.markdown.read_text(encoding="utf-8"), files.html.read_text(encoding="utf-8")):
         assert page.count("95% intervals: cluster_bootstrap") == 1
         assert "CI method" not in page
+
+
+def test_full_size_images_only_when_asked(factory_runs: list[Path], tmp_path: Path) -> None:
+    files = build_report(factory_runs[0], tmp_path / "rep", gallery_per_slice=1, gallery_max=4, full_images=True)
+    html = files.html.read_text(encoding="utf-8")
+    full = re.findall(r'<a href="(report_files/[0-9a-f]{64}\.png)"', html)
+    assert full and all((tmp_path / "rep" / f).is_file() for f in full)
+
+
+def test_report_title_says_what_the_run_is(factory_runs: list[Path], tmp_path: Path) -> None:
+    html = build_report(factory_runs[0], tmp_path / "rep", gallery_max=0).html.read_text(encoding="utf-8")
+    title = re.search(r"<title>(.*?)</title>", html)
+    assert title is not None
+    assert title.group(1) == (
+        "cvbench report: GPT-4o · auto · fill · 4, 8, 12, all candidates · crossviewbench-protocol/1, mmvm-protocol/1"
+    )

@@ -17,7 +17,7 @@ from cvbench.reports.tables import (
     slice_sort_key,
     tables_for_runs,
 )
-from cvbench.rundir.format import load_run
+from cvbench.rundir.format import MetricSummary, load_run
 
 
 def test_overlap_rank_definition() -> None:
@@ -127,18 +127,18 @@ def test_tables_from_runs_match_results_json(factory_runs: list[Path]) -> None:
     }
     main = tables["crossviewbench-main"]
     gpt = next(r for r in main.rows if r.model_id == "openai:gpt-4o")
-    results = runs[0].results["evaluations"]["crossviewbench@all"]
-    assert gpt.cells["all/overall"].value == pytest.approx(100 * results["overall"]["accuracy"])
-    assert gpt.cells["all/category=geometric"].correct == results["slices"]["category=geometric"]["correct"]
+    results = runs[0].results.evaluations["crossviewbench@all"]
+    assert gpt.cells["all/overall"].value == pytest.approx(100 * (results.overall.accuracy or 0.0))
+    assert gpt.cells["all/category=geometric"].correct == (results.slices or {})["category=geometric"].correct
     # rows sorted best first, chance row present, baseline not ranked
     values = [r.cells["all/overall"].value or 0.0 for r in main.rows]
     assert values == sorted(values, reverse=True)
     chance = next(r for r in main.rows if r.origin == "chance")
-    assert chance.cells["all/overall"].value == pytest.approx(100 * results["overall"]["chance"])
+    assert chance.cells["all/overall"].value == pytest.approx(100 * (results.overall.chance or 0.0))
     baseline = next(r for r in main.rows if r.access == "baseline")
     assert baseline.row_id not in main.ranks and gpt.row_id in main.ranks
     paper = tables["mmvm-paper"]
     gpt_mmvm = next(r for r in paper.rows if r.model_id == "openai:gpt-4o")
     assert gpt_mmvm.cells["4/cue=CL"].value == pytest.approx(
-        100 * runs[0].results["evaluations"]["mmvm@4"]["slices"]["cue=CL"]["accuracy"]
+        100 * (runs[0].results.metric("mmvm", "4", "cue=CL") or MetricSummary()).accuracy
     )

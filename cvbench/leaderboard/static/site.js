@@ -212,6 +212,31 @@
         });
       }
       detail.appendChild(images);
+      if (r.regions) {
+        // native mode: the referenced regions drawn for the reader; the model received masks
+        var fig = el("figure", null, "regions");
+        var cap = el("figcaption", null);
+        cap.appendChild(el("strong", "Regions "));
+        cap.appendChild(el("span", r.regions.label, "display-only"));
+        fig.appendChild(cap);
+        r.regions.images.forEach(function (src, i) {
+          var img = document.createElement("img");
+          img.src = src;
+          img.alt = "Image " + (i + 1) + " of " + r.id + " with its regions drawn (" + r.regions.label + ")";
+          fig.appendChild(img);
+        });
+        var legend = el("ol", null, "legend");
+        r.regions.legend.forEach(function (l) {
+          var li = el("li", null);
+          var swatch = el("span", null, "swatch");
+          swatch.style.background = l.colour;
+          li.appendChild(swatch);
+          li.appendChild(document.createTextNode(" <region> " + l.number + ": image " + l.view + ", object " + l.name));
+          legend.appendChild(li);
+        });
+        fig.appendChild(legend);
+        detail.appendChild(fig);
+      }
       detail.appendChild(el("h4", "Prompt"));
       detail.appendChild(el("pre", r.prompt, "prompt"));
       detail.appendChild(el("h4", "Raw response"));
