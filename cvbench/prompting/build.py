@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cvbench.core import options as declared
 from cvbench.core.types import Capabilities, ImageRef, Prompt, PromptImage, Sample
 from cvbench.imaging.images import ImageError, load_image
 from cvbench.imaging.masks import MaskError
@@ -66,22 +67,19 @@ class PromptError(ValueError):
 
 @dataclass(frozen=True)
 class PromptSettings:
-    mode: str = "auto"
-    style: str | None = None  # None: the benchmark's default style
-    alpha: float = 0.4  # fill opacity for the "mask" and "marks" styles
-    thickness: int = 2  # line width on images up to 1024 px on the long side (scaled up beyond)
+    mode: str = declared.MODE.default
+    style: str | None = declared.STYLE.default  # None: the benchmark's default style
+    alpha: float = declared.ALPHA.default  # fill opacity for the "mask" and "marks" styles
+    thickness: int = declared.THICKNESS.default  # line width at <= 1024 px on the long side (scaled up beyond)
     image: ImagePolicy = field(default_factory=ImagePolicy)
-    seed: int = 0
+    seed: int = declared.SEED.default
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"prompt mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.style is not None and self.style not in ALL_STYLES:
             raise ValueError(f"overlay style must be one of {', '.join(ALL_STYLES)}, got {self.style!r}")
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
-        if self.thickness < 1:
-            raise ValueError(f"thickness must be >= 1, got {self.thickness}")
+        declared.check_fields(self, (declared.ALPHA, declared.THICKNESS, declared.SEED))  # OptionError: a ValueError
 
     def style_for(self, benchmark: str) -> str:
         if self.style is not None:

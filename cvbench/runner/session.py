@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cvbench.core import options as declared
+from cvbench.core.candidates import CandidateSettingError, check_applies, check_for_task, parse_settings
 from cvbench.core.locations import default_response_cache
 from cvbench.core.provenance import environment
 from cvbench.core.redaction import is_secret_key, redact, redact_argv, secret_values
@@ -114,10 +116,10 @@ class RunOptions:
     data_dir: Path | None = None
     limit: int | None = None
     candidates: tuple[str, ...] | None = None  # MMVM settings; None: each task's "all"
-    style: str | None = None
-    mode: str = "auto"
-    seed: int = 0
-    concurrency: int = 8
+    style: str | None = declared.STYLE.default
+    mode: str = declared.MODE.default
+    seed: int = declared.SEED.default
+    concurrency: int = declared.CONCURRENCY.default
     shard: tuple[int, int] | None = None  # (index, count)
     out: Path | None = None
     cache: Path | None = None  # None with use_cache: the user cache file
@@ -132,15 +134,24 @@ class RunOptions:
     n_resamples: int = 2000
     progress: bool | None = None  # None: only when stderr is a terminal
     model_options: tuple[tuple[str, Any], ...] = ()  # --model-option KEY=VALUE, passed to the adapter
-    alpha: float = 0.4  # overlay fill opacity (styles mask, marks)
-    thickness: int = 2  # overlay line width at <= 1024 px (scaled up beyond)
+    alpha: float = declared.ALPHA.default  # overlay fill opacity (styles mask, marks)
+    thickness: int = declared.THICKNESS.default  # overlay line width at <= 1024 px (scaled up beyond)
     image_format: str | None = None  # png | jpeg; None: the provider's default (jpeg for API providers), else png
-    jpeg_quality: int = 90
+    jpeg_quality: int = declared.JPEG_QUALITY.default
     max_side: int | None = None  # resize policy: longest side
     max_pixels: int | None = None  # resize policy: total pixels
     price: Price | None = None  # USD per million input/output tokens: each record's usage.cost_usd
     fail_fast: int = DEFAULT_WINDOW  # stop when this many first requests all fail fatally (0: never)
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # a finished run above it has failed (exit 3)
+
+    def __post_init__(self) -> None:
+        # ranges and candidate settings are declared and checked once (cvbench/core/options.py, candidates.py)
+        try:
+            declared.check_fields(self, declared.ALL_OPTIONS)
+            settings = parse_settings(self.candidates)
+        except (declared.OptionError, CandidateSettingError) as exc:
+            raise ValueError(str(exc)) from None
+        object.__setattr__(self, "candidates", tuple(map(str, settings)) if settings else None)
 
 
 @dataclass(frozen=True)
@@ -206,15 +217,19 @@ def record_id(task: str, setting: str, sample_id: str) -> str:
 
 def task_settings(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
     """Candidate settings evaluated for a task: MMVM takes `--candidates` (default all)."""
-    if spec.benchmark != "mmvm" or not candidates:
-        return ("all",)
-    unknown = [c for c in candidates if c not in spec.candidate_settings]
-    if unknown:
-        raise RunError(
-            f"task {spec.name!r} has no candidate setting {', '.join(unknown)} "
-            f"(settings: {', '.join(spec.candidate_settings)})"
-        )
-    return tuple(dict.fromkeys(candidates))
+    try:
+        return check_for_task(spec, parse_settings(candidates))
+    except CandidateSettingError as exc:
+        raise RunError(str(exc)) from None
+
+
+def settings_for_tasks(specs: Sequence[TaskSpec], candidates: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
+    """Each task's settings; `--candidates` that no task takes is an error (cvbench/core/candidates.py)."""
+    try:
+        check_applies(specs, parse_settings(candidates))
+    except CandidateSettingError as exc:
+        raise RunError(str(exc)) from None
+    return {s.name: task_settings(s, candidates) for s in specs}
 
 
 def slug(text: str) -> str:
@@ -908,7 +923,7 @@ class Runner:
     async def _execute(self) -> RunOutcome:
         o = self.options
         specs = self._load_specs()
-        settings_by_task = {s.name: task_settings(s, o.candidates) for s in specs}
+        settings_by_task = settings_for_tasks(specs, o.candidates)
         adapter = self._resolve(o.model)
         try:
             shared_settings = self._prompt_settings(getattr(adapter, "image_contract", None))

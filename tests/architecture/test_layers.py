@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("analysis",),
     ("reports",),
     ("leaderboard", "integrations"),
+    ("viewer",),
     ("devtools",),
     ("cli",),
 )
