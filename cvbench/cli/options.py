@@ -47,7 +47,7 @@ class DeclaredType(click.ParamType):
         except OptionError as exc:
             raise OptionValueError(str(exc), ctx) from None
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str | None:
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str | None:
         if self.decl.choices:
             return "[" + "|".join(self.decl.choices) + "]"
         return self.decl.metavar or (

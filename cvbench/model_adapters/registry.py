@@ -107,14 +107,20 @@ def load_entry_point_providers() -> list[Provider]:
     return added
 
 
-def _dotted_factory(provider_name: str, attr: str) -> Provider | None:
-    """`--model module.path:Factory` -> a provider for that factory (None when it is not of that form)."""
-    parts = provider_name.split(".")
-    if len(parts) < 2 or not all(p.isidentifier() for p in parts) or not attr.isidentifier():
+def _dotted_factory(module: str, attr: str) -> Provider | None:
+    """`--model module.path:Factory` -> a provider for that factory; None when the text is not of that
+    form or names no importable module (then it is a mistyped provider, answered with suggestions)."""
+    import importlib.util
+
+    if not module or not all(p.isidentifier() for p in module.split(".")) or not attr.isidentifier():
         return None
-    return Provider(
-        provider_name, f"{provider_name}:{attr}", f"factory {provider_name}:{attr}", requires_model_name=False
-    )
+    try:
+        if importlib.util.find_spec(module) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    factory = f"{module}:{attr}"
+    return Provider(module, factory, f"factory {factory}", requires_model_name=False)
 
 
 def resolve_provider(spec: str) -> tuple[Provider, str]:

@@ -188,7 +188,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """'0/4' -> (0, 4)."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-        raise ValueError(f"--shard must be I/N with 0 <= I < N, got {text!r}")
+        raise ValueError(f"--shard must be I/N with 0 <= I < N (shards are counted from 0: 0/4 ... 3/4), got {text!r}")
     return int(m.group(1)), int(m.group(2))
 
 
