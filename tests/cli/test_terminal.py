@@ -87,4 +87,4 @@ def test_models_is_one_line_per_provider_and_alias(run_cli: Cli, columns: int) -
         shown = sum(1 for line in lines if re.match(rf"  (yes|no ) {re.escape(name)} ", line))
         assert shown == names.count(name), name  # crossviewer is a provider and an alias
     verbose = run_cli("models", "--verbose", columns=columns)
-    assert "pip install 'cvbench[" in verbose.stdout and len(verbose.stdout.splitlines()) > len(lines)
+    assert "pip install" in verbose.stdout and len(verbose.stdout.splitlines()) > len(lines)
