@@ -53,8 +53,13 @@ def compact_lines(rows: Sequence[Any], width: int) -> list[str]:
 def models_command(base_urls: tuple[str, ...], as_json: bool, verbose: bool) -> None:
     """List providers and model aliases, and whether each can run here (--verbose: how to fix it)."""
     from cvbench.model_adapters.availability import models_json, models_report, render_models_tables
-    from cvbench.model_adapters.registry import ModelOptions
+    from cvbench.cli.app import CvbenchError
+    from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError, load_entry_point_providers
 
+    try:
+        load_entry_point_providers()  # installed plugins are listed too
+    except ModelResolutionError as exc:
+        raise CvbenchError(str(exc)) from None
     options = ModelOptions(base_urls=base_urls)
     if as_json:
         click.echo(models_json(options))
