@@ -52,8 +52,8 @@ def compact_lines(rows: Sequence[Any], width: int) -> list[str]:
 @click.option("-v", "--verbose", is_flag=True, help="Full tables: what each is, why it cannot run here, how to fix.")
 def models_command(base_urls: tuple[str, ...], as_json: bool, verbose: bool) -> None:
     """List providers and model aliases, and whether each can run here (--verbose: how to fix it)."""
-    from cvbench.model_adapters.availability import models_json, models_report, render_models_tables
     from cvbench.cli.app import CvbenchError
+    from cvbench.model_adapters.availability import models_json, models_report, render_models_tables
     from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError, load_entry_point_providers
 
     try:

@@ -74,7 +74,9 @@ def test_a_factory_by_module_path_needs_no_entry_point(tmp_path: Path, run_cli: 
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["id"] == "last-option:default"
-    missing = run_cli("run", "--model", "cvbench_last_option:nope", "--task", "synth-mmvm", "--limit", "1", extra_path=code)
+    missing = run_cli(
+        "run", "--model", "cvbench_last_option:nope", "--task", "synth-mmvm", "--limit", "1", extra_path=code
+    )
     assert missing.returncode == 1 and "cvbench_last_option:nope does not exist" in missing.stderr
 
 

@@ -11,7 +11,17 @@ import pytest
 
 from tests.cli.conftest import Cli
 
-RUN = ("run", "--model", "random", "--task", "synth-crossviewbench,synth-mmvm", "--candidates", "all,8,4", "--limit", "3")
+RUN = (
+    "run",
+    "--model",
+    "random",
+    "--task",
+    "synth-crossviewbench,synth-mmvm",
+    "--candidates",
+    "all,8,4",
+    "--limit",
+    "3",
+)
 
 
 def numbers_of(metric: dict) -> list[str]:

@@ -27,7 +27,7 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 if CHROMIUM is None:
     pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 RUN_ARGS = ["--model", "random", "--task", "synth-crossviewbench,synth-mmvm", "--candidates", "4,8,12,all"]
@@ -36,7 +36,11 @@ RUN_ARGS = ["--model", "random", "--task", "synth-crossviewbench,synth-mmvm", "-
 def cvbench(args: list[str], tmp_path: Path, data: Path, **kw: object) -> subprocess.Popen[str]:
     env = cli_env(tmp_path, 100, None, data) | {"CVBENCH_MAX_RETRIES": "0", "CVBENCH_TIMEOUT_S": "2"}
     return subprocess.Popen(
-        [sys.executable, "-m", "cvbench.cli", *args], cwd=tmp_path, env=env, text=True, **kw  # type: ignore[call-overload]
+        [sys.executable, "-m", "cvbench.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        **kw,  # type: ignore[call-overload]
     )
 
 
