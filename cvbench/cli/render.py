@@ -56,6 +56,7 @@ def render_command(
     single_image: bool,
 ) -> None:
     """Write the exact images and text a model would receive for one sample."""
+    from cvbench.cli.datagen import prepare_synthetic_data
     from cvbench.core.types import Capabilities
     from cvbench.model_adapters.image_policy import build_fitted_prompt, contract_for_model, run_image_policy
     from cvbench.prompting.build import PromptError, PromptSettings, find_sample, write_prompt_files
@@ -82,6 +83,7 @@ def render_command(
             native_regions=mode == "native",
             image_formats=contract.formats if contract else ("image/png", "image/jpeg"),
         )
+        prepare_synthetic_data(tasks, data_dir, None)
         sample = find_sample(tasks[0], sample_id, data_dir)
         prompt = build_fitted_prompt(sample, settings, capabilities, setting, contract)
         written = write_prompt_files(prompt, out_dir)

@@ -57,6 +57,7 @@ def parse_filters(items: tuple[str, ...], dims: tuple[str, ...]) -> dict[str, se
 @click.option("--invalid", "show_invalid", is_flag=True, help="Also list records that cannot be loaded, with why.")
 def samples_command(task: str, data_dir: Path | None, filters: tuple[str, ...], show_invalid: bool) -> None:
     """List the sample ids of TASK with their slices (ids for `cvbench render --sample`)."""
+    from cvbench.cli.datagen import prepare_synthetic_data
     from cvbench.core.types import Sample
     from cvbench.tasks.files import DataFormatError
     from cvbench.tasks.loading import DataNotFoundError, iter_task_samples
@@ -70,6 +71,7 @@ def samples_command(task: str, data_dir: Path | None, filters: tuple[str, ...], 
     wanted = parse_filters(filters, spec.slice_dims)
     shown = total = 0
     try:
+        prepare_synthetic_data((task,), data_dir, None)
         for item in iter_task_samples(spec, data_dir):
             total += 1
             if not isinstance(item, Sample):

@@ -136,7 +136,8 @@ def resolve_provider(spec: str) -> tuple[Provider, str]:
         known = ", ".join(sorted(PROVIDERS))
         hint = did_you_mean(provider_name, [*PROVIDERS, *load_aliases()])
         raise ModelResolutionError(
-            f"unknown model {spec!r}: no provider or alias {provider_name!r}.{hint} (known providers: {known}; "
+            f"unknown model {spec!r}: no provider {provider_name!r} and no alias of that name.{hint} "
+            f"(known providers: {known}; "
             f"aliases: `cvbench models`; a plugin's factory: --model module.path:Factory)"
         )
     if provider.requires_model_name and not model_name:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cvbench.core import options as declared
-from cvbench.core.candidates import CandidateSettingError, check_applies, check_for_task, parse_settings
+from cvbench.core.candidates import CandidateSettingError, check_for_task, parse_settings
 from cvbench.core.locations import default_response_cache
 from cvbench.core.provenance import environment
 from cvbench.core.redaction import is_secret_key, redact, redact_argv, secret_values
@@ -221,15 +221,6 @@ def task_settings(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str
         return check_for_task(spec, parse_settings(candidates))
     except CandidateSettingError as exc:
         raise RunError(str(exc)) from None
-
-
-def settings_for_tasks(specs: Sequence[TaskSpec], candidates: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
-    """Each task's settings; `--candidates` that no task takes is an error (cvbench/core/candidates.py)."""
-    try:
-        check_applies(specs, parse_settings(candidates))
-    except CandidateSettingError as exc:
-        raise RunError(str(exc)) from None
-    return {s.name: task_settings(s, candidates) for s in specs}
 
 
 def slug(text: str) -> str:
@@ -923,7 +914,7 @@ class Runner:
     async def _execute(self) -> RunOutcome:
         o = self.options
         specs = self._load_specs()
-        settings_by_task = settings_for_tasks(specs, o.candidates)
+        settings_by_task = {s.name: task_settings(s, o.candidates) for s in specs}
         adapter = self._resolve(o.model)
         try:
             shared_settings = self._prompt_settings(getattr(adapter, "image_contract", None))

@@ -82,6 +82,6 @@ def test_a_factory_by_module_path_needs_no_entry_point(tmp_path: Path, run_cli: 
 
 def test_without_the_plugin_its_names_are_unknown(run_cli: Cli) -> None:
     proc = run_cli("run", "--model", "last-option", "--task", "synth-mmvm", "--limit", "1", "--no-progress")
-    assert proc.returncode == 1 and "no provider or alias 'last-option'" in proc.stderr
+    assert proc.returncode == 1 and "no provider 'last-option' and no alias of that name" in proc.stderr
     assert "Did you mean 'first-option'" in proc.stderr
     assert "synth-mmvm-4" not in run_cli("tasks").stdout
