@@ -15,8 +15,9 @@ def merge_command(run_dirs: tuple[str, ...], out: str) -> None:
     from pathlib import Path
 
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.merge import merge_runs
+    from cvbench.runner.options import RunError
     from cvbench.runner.progress import print_summary
-    from cvbench.runner.session import RunError, merge_runs
 
     try:
         results = merge_runs([Path(d) for d in run_dirs], Path(out))

@@ -119,9 +119,10 @@ def run_command(
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from cvbench.cli.datagen import prepare_synthetic_data
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.options import RunError, RunOptions, parse_model_option, parse_shard
     from cvbench.runner.pricing import parse_price
     from cvbench.runner.progress import print_next_steps, print_summary
-    from cvbench.runner.session import RunError, RunOptions, parse_model_option, parse_shard, run
+    from cvbench.runner.session import run
 
     if no_cache and cache_path:
         raise CvbenchError("--cache and --no-cache exclude each other")

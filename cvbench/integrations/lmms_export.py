@@ -112,7 +112,7 @@ def document(lmms_task: str, spec: TaskSpec, setting: str, item: Sample | Invali
 
     Every value is a string so the JSON builder infers one schema for the whole file; slices
     are a JSON string (`{"cue": ["CL", "RP"], "bucket": ["5-8"]}`)."""
-    from cvbench.runner.session import item_sample_id, record_id
+    from cvbench.runner.jobs import item_sample_id, record_id
     from cvbench.tasks.slices import SliceError, sample_slices
 
     sample_id = item_sample_id(item)
@@ -235,7 +235,8 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _settings_for(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
-    from cvbench.runner.session import RunError, task_settings
+    from cvbench.runner.jobs import task_settings
+    from cvbench.runner.options import RunError
 
     try:
         return task_settings(spec, candidates)

@@ -30,7 +30,7 @@ from typing import Any
 from cvbench.core.types import (
     Capabilities,
     InvalidSample,
-    Prompt,
+    RenderedPrompt,
     Sample,
     TaskSpec,
 )
@@ -69,7 +69,7 @@ class HookError(RuntimeError):
 class _Rendered:
     """A document's prompt without image bytes, kept for scoring."""
 
-    prompt: Prompt | None  # images dropped
+    prompt: RenderedPrompt | None  # images dropped
     image_sha256: tuple[str, ...]
     error: str | None  # "prompt: ..." when the sample could not be rendered
 
@@ -126,7 +126,7 @@ class ExportHooks:
         self._lock = threading.RLock()
         self._specs: dict[str, TaskSpec] = {}
         self._samples: dict[str, dict[str, Sample | InvalidSample]] = {}
-        self._full: OrderedDict[tuple[str, str], Prompt] = OrderedDict()
+        self._full: OrderedDict[tuple[str, str], RenderedPrompt] = OrderedDict()
         self._rendered: dict[tuple[str, str], _Rendered] = {}
 
     # lmms-eval deep-copies task configs (whose hooks are bound methods of this object) and may
@@ -174,7 +174,7 @@ class ExportHooks:
         return self._specs[task]
 
     def _item(self, doc: Mapping[str, Any]) -> Sample | InvalidSample:
-        from cvbench.runner.session import item_sample_id
+        from cvbench.runner.jobs import item_sample_id
         from cvbench.tasks.loading import iter_task_samples
 
         self._task_entry(doc)
@@ -193,7 +193,7 @@ class ExportHooks:
             )
         return item
 
-    def _render(self, doc: Mapping[str, Any]) -> tuple[Prompt | None, _Rendered]:
+    def _render(self, doc: Mapping[str, Any]) -> tuple[RenderedPrompt | None, _Rendered]:
         """(full prompt or None when not cached, the light copy); renders at most once per call."""
         from cvbench.prompting.build import PromptError, build_prompt
 
@@ -216,7 +216,8 @@ class ExportHooks:
             with self._lock:
                 self._rendered[key] = light
             return None, light
-        light = _Rendered(replace(prompt, images=()), tuple(i.sha256 for i in prompt.images), None)
+        shown = RenderedPrompt(replace(prompt.prompt, images=()), prompt.answer, prompt.protocol)
+        light = _Rendered(shown, tuple(i.sha256 for i in prompt.images), None)
         with self._lock:
             self._rendered[key] = light
             self._full[key] = prompt
@@ -224,7 +225,7 @@ class ExportHooks:
                 self._full.popitem(last=False)
         return prompt, light
 
-    def prompt(self, doc: Mapping[str, Any]) -> Prompt | None:
+    def prompt(self, doc: Mapping[str, Any]) -> RenderedPrompt | None:
         """The full prompt cvbench sends for this document (None: invalid sample)."""
         full, _ = self._render(doc)
         return full
@@ -267,12 +268,8 @@ class ExportHooks:
 
     def record(self, doc: Mapping[str, Any], text: str | None) -> Any:
         """The SampleRecord `cvbench run` would write for this document and answer text."""
-        from cvbench.runner.session import (
-            Job,
-            answered_record,
-            invalid_record,
-            score_response,
-        )
+        from cvbench.runner.jobs import Job
+        from cvbench.runner.records import answered_record, invalid_record, score_response
 
         item = self._item(doc)
         spec = self._spec(str(doc["task"]))
@@ -287,7 +284,7 @@ class ExportHooks:
         if light.prompt is None:
             return invalid_record(job, light.error or "prompt: not rendered", sample=sample, slices=slices)
         response = response_from_text(text)
-        parsed = score_response(response, light.prompt)
+        parsed = score_response(response, light.prompt.prompt)
         record = answered_record(job, item, slices, light.prompt, response, parsed, False, None)
         return replace(record, image_sha256=list(light.image_sha256))
 

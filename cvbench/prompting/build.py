@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from cvbench.core import options as declared
-from cvbench.core.types import Capabilities, ImageRef, Prompt, PromptImage, Sample
+from cvbench.core.types import (
+    Capabilities,
+    ImageRef,
+    Prompt,
+    PromptImage,
+    PromptMode,
+    RenderedPrompt,
+    Sample,
+    TaskFacts,
+)
 from cvbench.imaging.images import ImageError, load_image
 from cvbench.imaging.masks import MaskError
 from cvbench.imaging.render import ALL_STYLES
@@ -108,7 +117,7 @@ def _has_prerendered(sample: Sample) -> bool:
     )
 
 
-def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabilities) -> str:
+def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabilities) -> PromptMode:
     """The mode for this sample and model: "overlay" | "native" | "prerendered"."""
     if settings.mode == "auto":
         return "native" if capabilities.native_regions else "overlay"
@@ -124,7 +133,12 @@ def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabil
             else "the sample lacks its pre-rendered overlay images or TSV question"
         )
         raise PromptError(f"{sample.source} [{sample.sample_id}]: mode 'prerendered' is impossible: {what}")
-    return settings.mode
+    if settings.mode not in _MODES:
+        raise PromptError(f"unknown prompt mode {settings.mode!r}; expected auto, overlay, native or prerendered")
+    return _MODES[settings.mode]
+
+
+_MODES: dict[str, PromptMode] = {"overlay": "overlay", "native": "native", "prerendered": "prerendered"}
 
 
 def _present_one(
@@ -184,8 +198,11 @@ def _strip_sample_prefix(message: str, sample_id: str) -> str:
     return message.removeprefix(prefix)
 
 
-def build_prompt(sample: Sample, settings: PromptSettings, capabilities: Capabilities, setting: str = "all") -> Prompt:
-    """Exactly what the model receives for this sample under this candidate setting."""
+def build_prompt(
+    sample: Sample, settings: PromptSettings, capabilities: Capabilities, setting: str = "all"
+) -> RenderedPrompt:
+    """Exactly what the model receives for this sample under this candidate setting (`.prompt`),
+    with the answer and protocol record the runner keeps beside it."""
     mode = resolve_mode(sample, settings, capabilities)
     try:
         style = settings.style_for(sample.benchmark)
@@ -225,17 +242,17 @@ def build_prompt(sample: Sample, settings: PromptSettings, capabilities: Capabil
         "images": image_records,
         "capabilities": _capabilities_record(capabilities),
     }
-    return Prompt(
+    prompt = Prompt(
         sample_id=sample.sample_id,
         text=text,
         images=images,
         options=out.options,
-        answer=out.answer,
         mode=mode,
         setting=setting,
         native=out.native,
-        protocol=protocol,
-    )  # type: ignore[arg-type]
+        task=TaskFacts(sample.benchmark, sample.task_type),
+    )
+    return RenderedPrompt(prompt, out.answer, protocol)
 
 
 def _capabilities_record(c: Capabilities) -> dict[str, Any]:
@@ -265,7 +282,7 @@ def find_sample(task: str, sample_id: str, data_dir: str | Path | None = None) -
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
-def write_prompt_files(prompt: Prompt, out_dir: str | Path) -> list[Path]:
+def write_prompt_files(prompt: RenderedPrompt, out_dir: str | Path) -> list[Path]:
     """The exact images the model receives (view_<k>.<ext>, bytes unchanged), prompt.txt and prompt.json;
     in native mode also original_<v>.png and mask_<v>_<k>.png (0/255) per view and region."""
     import json
@@ -333,7 +350,7 @@ def write_prompt_files(prompt: Prompt, out_dir: str | Path) -> list[Path]:
         "images": image_files,
         "native": native_record,
         "protocol": dict(prompt.protocol),
-        "content_digest": prompt.content_digest(),
+        "content_digest": prompt.prompt.content_digest(),
     }
     json_path = out / "prompt.json"
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")

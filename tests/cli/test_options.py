@@ -11,7 +11,7 @@ from cvbench.core import options as declared
 from cvbench.core.candidates import CandidateSetting, CandidateSettingError, parse_settings, sort_settings
 from cvbench.imaging.render import ALL_STYLES
 from cvbench.prompting.build import MODES, PromptSettings
-from cvbench.runner.session import RunOptions
+from cvbench.runner.options import RunOptions
 
 COMMANDS = {
     "run": ["run"],
