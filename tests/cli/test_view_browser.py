@@ -34,7 +34,7 @@ RUN_ARGS = ["--model", "random", "--task", "synth-crossviewbench,synth-mmvm", "-
 
 
 def cvbench(args: list[str], tmp_path: Path, data: Path, **kw: object) -> subprocess.Popen[str]:
-    env = cli_env(tmp_path, 100, None, data) | {"CVBENCH_MAX_RETRIES": "0", "CVBENCH_TIMEOUT_S": "2"}
+    env = cli_env(tmp_path, 100, None, data) | {"CVBENCH_MAX_RETRIES": "0", "CVBENCH_TIMEOUT_S": "20"}
     return subprocess.Popen(
         [sys.executable, "-m", "cvbench.cli", *args],
         cwd=tmp_path,
@@ -156,8 +156,18 @@ def test_the_viewer_follows_a_live_run_then_shows_its_final_table(page: Page, tm
         # the second run: its errors
         page.locator("#runs button", has_text="failing").click()
         expect(page.locator("#status")).to_have_text(re.compile("complete|partial|cancelled"))
-        expect(page.locator("#errors li").first).to_contain_text("cannot connect")
+        errors = [json.loads(x) for x in (failing / "samples.jsonl").read_text().splitlines()]
+        errors = [r for r in errors if r["parse_status"] == "error"]
+        assert errors
+        expect(page.locator("#errors li")).to_have_count(len(errors))
+        first = errors[0]
+        expect(page.locator("#errors li").first).to_have_text(
+            f"{first['record_id']}: {first['error']['kind']} - {first['error']['message']}"
+        )
         assert all(u.startswith(url) for u in requests), [u for u in requests if not u.startswith(url)]
+        for width in (1400, 390):  # no horizontal scroll on a wide screen or a phone
+            page.set_viewport_size({"width": width, "height": 900})
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         if run is not None and run.poll() is None:
             os.kill(run.pid, signal.SIGCONT)
