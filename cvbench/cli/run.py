@@ -84,6 +84,14 @@ from cvbench.core.candidates import CandidateSetting
 @declared_option(declared.MAX_ERROR_RATE)
 @declared_option(declared.FAIL_FAST)
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
+@click.option(
+    "--ablate",
+    "ablation",
+    type=click.Choice(["images", "marks", "text"]),
+    default=None,
+    help="Ablation run: images = blank images of the same size (blind), marks = no overlays, "
+    "text = options without the question stem (CrossViewBench overlay mode only). docs/ablations.md",
+)
 def run_command(
     model: str,
     tasks: tuple[str, ...],
@@ -115,6 +123,7 @@ def run_command(
     max_error_rate: float,
     fail_fast: int,
     progress: bool | None,
+    ablation: str | None,
 ) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from cvbench.cli.datagen import prepare_synthetic_data
@@ -163,6 +172,7 @@ def run_command(
             price=price_value,
             max_error_rate=max_error_rate,
             fail_fast=fail_fast,
+            ablation=ablation,
         )
     except ValueError as exc:
         raise CvbenchError(str(exc)) from None

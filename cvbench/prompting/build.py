@@ -7,7 +7,7 @@ everything that decided what the model saw in ``Prompt.protocol``.
 
 Public API
 ----------
-- ``PromptSettings(mode="auto", style=None, alpha=0.4, thickness=2, image=ImagePolicy(), seed=0)``
+- ``PromptSettings(mode="auto", style=None, alpha=0.4, thickness=2, image=ImagePolicy(), seed=0, ablation=None)``
   with ``style_for(benchmark) -> str`` and ``as_dict() -> dict`` (provenance).
   mode: "auto" | "overlay" | "native" | "prerendered"; style: "contour" | "mask" | "box" | "marks"
   or None for the benchmark default (MMVM: contour, CrossViewBench: mask).
@@ -42,6 +42,7 @@ from cvbench.core.types import (
 from cvbench.imaging.images import ImageError, load_image
 from cvbench.imaging.masks import MaskError
 from cvbench.imaging.render import ALL_STYLES
+from cvbench.prompting.ablation import ABLATIONS, ablate_images, ablate_output
 from cvbench.prompting.encoding import (
     EncodingError,
     ImagePolicy,
@@ -82,6 +83,7 @@ class PromptSettings:
     thickness: int = declared.THICKNESS.default  # line width at <= 1024 px on the long side (scaled up beyond)
     image: ImagePolicy = field(default_factory=ImagePolicy)
     seed: int = declared.SEED.default
+    ablation: str | None = None  # "images" | "marks" | "text" (cvbench.prompting.ablation); None: none
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -89,6 +91,8 @@ class PromptSettings:
         if self.style is not None and self.style not in ALL_STYLES:
             raise ValueError(f"overlay style must be one of {', '.join(ALL_STYLES)}, got {self.style!r}")
         declared.check_fields(self, (declared.ALPHA, declared.THICKNESS, declared.SEED))  # OptionError: a ValueError
+        if self.ablation is not None and self.ablation not in ABLATIONS:
+            raise ValueError(f"ablation must be one of {', '.join(ABLATIONS)}, got {self.ablation!r}")
 
     def style_for(self, benchmark: str) -> str:
         if self.style is not None:
@@ -106,6 +110,8 @@ class PromptSettings:
             "thickness": self.thickness,
             "image": self.image.as_dict(),
             "seed": self.seed,
+            # only when set: a run without an ablation keeps the settings (and cache keys) it always had
+            **({"ablation": self.ablation} if self.ablation is not None else {}),
         }
 
 
@@ -230,7 +236,11 @@ def build_prompt(
             )
         else:
             raise ProtocolError(f"unknown benchmark {sample.benchmark!r}")
+        out = ablate_output(out, sample, settings.ablation, mode, settings.image)
         images, text, image_records, layout = _present(out, settings.image, capabilities)
+        if settings.ablation == "images":
+            images = ablate_images(images, settings.ablation)
+            image_records = [_image_record(img, "blank") for img in images]
     except (ProtocolError, EncodingError, ImageError, MaskError, ValueError) as exc:
         raise PromptError(
             f"{sample.source} [{sample.sample_id}]: {_strip_sample_prefix(str(exc), sample.sample_id)}"

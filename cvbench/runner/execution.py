@@ -130,7 +130,9 @@ class RunSession:
             name: jsonable(s.as_dict()) | ({"image_contract": self.contract.as_dict()} if self.contract else {})
             for name, s in prompt_settings.items()
         }
-        self.model_settings = dict(adapter.settings())
+        # an ablated answer is never served for another ablation (or none), even where the prompts agree
+        self.model_settings = dict(adapter.settings()) | ({"ablation": options.ablation} if options.ablation else {})
+        self.ablation = config.get("ablation")  # docs/ablations.md
         self.judge_settings = dict(judge.settings()) if judge is not None else {}
         self.order: list[str] = []
         self.inflight: set[asyncio.Task[Any]] = set()
@@ -498,6 +500,7 @@ class RunSession:
             "access": adapter.info.access,
             "params_b": adapter.info.params_b,
             "provider": adapter.info.provider,
+            **({"ablation": self.ablation} if self.ablation else {}),  # read by the leaderboard rows
         }
         results = metrics_mod.compute_results(
             records, run_seed=o.seed, model=model, status=status, ci_method=o.ci_method, n_resamples=o.n_resamples

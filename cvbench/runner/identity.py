@@ -21,6 +21,7 @@ IDENTITY_KEYS = (
     "datasets",
     "protocol",
     "pricing",
+    "ablation",
 )
 
 

@@ -68,6 +68,7 @@ class RunOptions:
     price: Price | None = None  # USD per million input/output tokens: each record's usage.cost_usd
     fail_fast: int = DEFAULT_WINDOW  # stop when this many first requests all fail fatally (0: never)
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # a finished run above it has failed (exit 3)
+    ablation: str | None = None  # --ablate images|marks|text (docs/ablations.md); part of the identity
 
     def __post_init__(self) -> None:
         # ranges and candidate settings are declared and checked once (cvbench/core/options.py, candidates.py)
@@ -135,6 +136,8 @@ def default_out_dir(options: RunOptions) -> Path:
         parts.append("opts" + digest[:8])
     if options.shard is not None:
         parts.append(f"shard{options.shard[0]}of{options.shard[1]}")
+    if options.ablation is not None:
+        parts.append(f"ablate-{options.ablation}")
     # redacted first: a password in an lmms spec's base_url must not become a folder name
     return Path("runs") / slug(str(redact(options.model))) / slug("_".join(parts))
 

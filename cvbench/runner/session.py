@@ -35,6 +35,7 @@ from cvbench.core.types import (
 from cvbench.model_adapters.image_policy import run_image_policy
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.model_adapters.resolve import resolve_model
+from cvbench.prompting.ablation import AblationError, ablation_record, check_run_ablation
 from cvbench.prompting.build import PromptSettings
 from cvbench.prompting.protocols import crossviewbench as cvb_protocol
 from cvbench.prompting.protocols import mmvm as mmvm_protocol
@@ -118,6 +119,7 @@ class Runner:
     def _prompt_settings(self, contract: Any = None) -> Any:
         o = self.options
         kwargs: dict[str, Any] = {"mode": o.mode, "seed": o.seed, "alpha": o.alpha, "thickness": o.thickness}
+        kwargs["ablation"] = o.ablation  # docs/ablations.md
         if o.style is not None:
             kwargs["style"] = o.style
         try:
@@ -186,6 +188,8 @@ class Runner:
         contract = getattr(adapter, "image_contract", None)
         if contract is not None:  # the provider's image limits shape every image sent: part of the identity
             config["image_contract"] = contract.as_dict()
+        if o.ablation is not None:  # absent when none, so the configs of earlier runs still match
+            config["ablation"] = ablation_record(o.ablation)
         return redact(config, self._secrets)
 
     # -- execution -----------------------------------------------------------------------
@@ -200,6 +204,11 @@ class Runner:
         adapter = self._resolve(o.model)
         try:
             shared_settings = self._prompt_settings(getattr(adapter, "image_contract", None))
+            try:  # an ablation that means nothing for a task or the model's mode is refused before anything runs
+                benchmarks = [s.benchmark for s in specs]
+                check_run_ablation(o.ablation, benchmarks, o.mode, adapter.capabilities.native_regions)
+            except AblationError as exc:
+                raise RunError(str(exc)) from None
         except BaseException:
             await adapter.aclose()
             raise
