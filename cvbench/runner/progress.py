@@ -217,8 +217,9 @@ def print_summary(results: dict[str, Any], run_dir: Any, console: Console | None
         console.print(usage, markup=False, highlight=False)
     intervals = results.get("intervals") or {}
     console.print(
-        f"intervals: {intervals.get('method', '?')} over {intervals.get('cluster', 'clusters')}; "
-        f"run directory: {run_dir}",
+        f"intervals: {intervals.get('method', '?')} over {intervals.get('cluster', 'clusters')}",
         markup=False,
         highlight=False,
     )
+    # a path is never broken across lines: it must stay copyable
+    console.print(f"run directory: {run_dir}", markup=False, highlight=False, soft_wrap=True)
