@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "compare",
     "lmms",
     "view",
+    "sweep",
 )
 
 for _name in COMMAND_MODULES:

@@ -81,6 +81,22 @@ def cache_clear_command(cache_path: str | None, model_id: str | None) -> None:
     click.echo(f"{path}: removed {n} entries" + (f" of {model_id}" if model_id else ""))
 
 
+@cache_group.command("renders")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=str), default=None)
+@click.option("--clear", is_flag=True, help="Delete every rendered prompt.")
+def cache_renders_command(cache_path: str | None, clear: bool) -> None:
+    """The render store (rendered prompts shared by every run and model): size, or --clear."""
+    from pathlib import Path
+
+    from cvbench.core.locations import default_response_cache
+    from cvbench.runner.render_store import RenderStoreError, store_report
+
+    try:
+        click.echo(store_report(Path(cache_path) if cache_path else default_response_cache(), clear))
+    except RenderStoreError as exc:
+        raise CvbenchError(str(exc)) from None
+
+
 @cache_group.command("check")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=str), default=None)
 def cache_check_command(cache_path: str | None) -> None:

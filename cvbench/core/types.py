@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -255,6 +256,15 @@ class PromptImage:
     @cached_property
     def bytes_sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    @cached_property
+    def base64(self) -> str:
+        """The bytes as base64 text, computed once (the prompt pool warms it, off the event loop)."""
+        return b64encode(self.data).decode("ascii")
+
+    @cached_property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{b64encode(self.data).decode('ascii')}"
 
 
 @dataclass(frozen=True)

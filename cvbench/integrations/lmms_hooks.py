@@ -36,7 +36,9 @@ from cvbench.core.types import (
 )
 from cvbench.model_adapters.lmms import pil_images, response_from_text
 
-FULL_PROMPT_CACHE = 16  # prompts kept with their image bytes (lmms-eval asks for text and images separately)
+# prompts kept in memory with their image bytes (lmms-eval asks for text and images separately);
+# beyond these a document's prompt comes from the on-disk render store, not from rendering again
+FULL_PROMPT_CACHE = 16
 # SampleRecord fields carried in each per-document metric value (the prompt text stays in lmms-eval's own log)
 RECORD_FIELDS: tuple[str, ...] = (
     "record_id",
@@ -128,6 +130,8 @@ class ExportHooks:
         self._samples: dict[str, dict[str, Sample | InvalidSample]] = {}
         self._full: OrderedDict[tuple[str, str], RenderedPrompt] = OrderedDict()
         self._rendered: dict[tuple[str, str], _Rendered] = {}
+        self._fingerprints: dict[str, str] = {}
+        self._store: Any = None  # the render store, opened on first use (False: turned off)
 
     # lmms-eval deep-copies task configs (whose hooks are bound methods of this object) and may
     # pickle them: both resolve to the one instance of the folder instead of copying locks and caches.
@@ -210,7 +214,7 @@ class ExportHooks:
                 self._rendered[key] = light
             return None, light
         try:
-            prompt = build_prompt(item, self.settings, self.capabilities, str(doc["setting"]))
+            prompt = self._stored_or_built(item, str(doc["task"]), str(doc["setting"]), build_prompt)
         except PromptError as exc:
             light = _Rendered(None, (), f"prompt: {exc}")
             with self._lock:
@@ -224,6 +228,43 @@ class ExportHooks:
             while len(self._full) > FULL_PROMPT_CACHE:
                 self._full.popitem(last=False)
         return prompt, light
+
+    def _stored_or_built(
+        self, sample: Sample, task: str, setting: str, build: Callable[..., RenderedPrompt]
+    ) -> RenderedPrompt:
+        """From the on-disk render store (shared with `cvbench run`; bounded, LRU) when there,
+        else rendered and stored: each document is rendered once however lmms-eval orders its
+        calls, and not again by a later lmms-eval process, run or model on the same settings."""
+        from cvbench.runner.jsonable import jsonable
+        from cvbench.runner.prompt_cache import prompt_key
+
+        store = self._render_store()
+        key = None
+        if store is not None:
+            with self._lock:
+                if task not in self._fingerprints:
+                    from cvbench.tasks.loading import dataset_fingerprint
+
+                    self._fingerprints[task] = dataset_fingerprint(self._spec(task), self.data_dir)
+                fingerprint = self._fingerprints[task]
+            settings = jsonable(self.settings.as_dict())
+            key = prompt_key(sample, task, setting, fingerprint, settings, self.capabilities)
+            found = store.get(key) if key is not None else None
+            if found is not None:
+                return found
+        rendered = build(sample, self.settings, self.capabilities, setting)
+        if store is not None and key is not None:
+            store.put(key, rendered, jsonable(dict(rendered.protocol)))
+        return rendered
+
+    def _render_store(self) -> Any:
+        from cvbench.core.locations import default_response_cache
+        from cvbench.runner.render_store import open_render_store
+
+        with self._lock:
+            if self._store is None:
+                self._store = open_render_store(default_response_cache()) or False
+            return self._store or None
 
     def prompt(self, doc: Mapping[str, Any]) -> RenderedPrompt | None:
         """The full prompt cvbench sends for this document (None: invalid sample)."""

@@ -12,9 +12,9 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
-import os
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from cvbench.runner.options import (
 )
 from cvbench.runner.progress import RunProgress
 from cvbench.runner.prompt_cache import PromptDigestCache, StoredPrompt, prompt_key
+from cvbench.runner.prompt_pool import build_or_fetch, prompt_pool
 from cvbench.runner.records import (
     answered_record,
     attempt_statistics,
@@ -64,6 +65,7 @@ from cvbench.runner.records import (
     redact_response,
     score_response,
 )
+from cvbench.runner.render_store import RenderStore, RenderStoreError, open_render_store
 from cvbench.runner.signals import StopFlags, install_stop_signals
 from cvbench.runner.writer import (
     IMAGE_EXTENSIONS,
@@ -145,6 +147,7 @@ class RunSession:
         # opened in run()
         self.cache: ResponseCache | None = None
         self.digests: PromptDigestCache | None = None
+        self.renders: RenderStore | None = None
         self.finished: set[str] = set()
 
     # -- resources -----------------------------------------------------------------------
@@ -171,9 +174,13 @@ class RunSession:
 
     def _open_workers(self, stack: contextlib.AsyncExitStack) -> None:
         o = self.options
-        self.cpu_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(o.concurrency, os.cpu_count() or 1)), thread_name_prefix="cvbench-prompt"
-        )
+        try:  # rendered prompts shared by every run and model (cvbench/runner/render_store.py)
+            self.renders = open_render_store(self.cache.path if self.cache is not None else None)
+        except RenderStoreError as exc:
+            raise RunError(str(exc)) from None
+        if self.renders is not None:
+            stack.callback(self.renders.close)
+        self.cpu_pool = prompt_pool()  # one worker per core; --concurrency bounds requests in flight
         stack.callback(self.cpu_pool.shutdown, wait=True, cancel_futures=True)
         self.io_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvbench-io")
         stack.callback(self.io_pool.shutdown, wait=True)
@@ -243,16 +250,25 @@ class RunSession:
                 record = await self.conclude(job, sample, slices, stored.rendered, hit, True)
                 return replace(record, image_sha256=list(stored.image_sha256))
         loop = asyncio.get_running_loop()
+        if digest_key is None and self.renders is not None:
+            digest_key = await loop.run_in_executor(self.io_pool, self.render_key, job, sample)
         try:
-            rendered = await loop.run_in_executor(
+            built = await loop.run_in_executor(
                 self.cpu_pool,
-                build_fitted_prompt,
-                sample,
-                self.prompt_settings[job.spec.name],
-                self.adapter.capabilities,
-                job.setting,
-                self.contract,
+                build_or_fetch,
+                partial(
+                    build_fitted_prompt,
+                    sample,
+                    self.prompt_settings[job.spec.name],
+                    self.adapter.capabilities,
+                    job.setting,
+                    self.contract,
+                ),
+                digest_key,
+                self.renders,
+                lambda r: jsonable(dict(r.protocol)),
             )
+            rendered = built.prompt
         except PromptError as exc:
             return invalid_record(job, f"prompt: {exc}", sample=sample, slices=slices)
         if self.digests is not None and digest_key is not None:
@@ -301,6 +317,16 @@ class RunSession:
                 self.flags.stop = True  # no new samples; the ones in flight finish and are written
 
     # -- what the caches already answer ----------------------------------------------------
+
+    def render_key(self, job: Job, sample: Sample) -> str | None:
+        return prompt_key(
+            sample,
+            job.spec.name,
+            job.setting,
+            self.fingerprints.get(job.spec.name, ""),
+            self.settings_records[job.spec.name],
+            self.adapter.capabilities,
+        )
 
     def known_answers(self, chunk: Sequence[Job]) -> dict[int, Known]:
         """Per job index of the valid samples in `chunk`: (digest key, the prompt's digest, the
