@@ -451,7 +451,7 @@ def run_measured(
     argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None, poll_s: float = 0.25
 ) -> ProcessStats:
     """Run a command; wall time, CPU time (wait4: the process and the children it reaped), peak RSS."""
-    out = open(log, "w") if log is not None else subprocess.DEVNULL
+    out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed after the process ends
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     peak = 0

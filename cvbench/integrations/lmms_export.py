@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvbench.core import options as declared
 from cvbench.core.types import Capabilities, InvalidSample, Sample, TaskSpec
 from cvbench.rundir.format import write_bytes_atomic
 
@@ -48,10 +49,10 @@ class LmmsExportOptions:
     tasks: tuple[str, ...]
     out: Path
     candidates: tuple[str, ...] | None = None  # MMVM settings; None: "all" only
-    style: str | None = None
-    mode: str = "auto"
+    style: str | None = declared.STYLE.default
+    mode: str = declared.MODE.default
     data_dir: Path | None = None
-    seed: int = 0
+    seed: int = declared.SEED.default
     limit: int | None = None  # first N samples of each task (as `cvbench run --limit`)
     single_image: bool = False  # stack the views into one image, for single-image models
     max_tokens: int = 1024

@@ -2,6 +2,13 @@
 
 Providers are named by import strings so that resolving `openai:gpt-4o` imports only the
 OpenAI adapter, and the core install never imports an optional backend.
+
+Third-party adapters (docs/plugins.md) come in two ways, both through the same `call_factory`:
+- an installed distribution's entry point in the group `cvbench.model_adapters`
+  (`name = "module.path:factory"`), found the first time a provider name is not built in, or when
+  `cvbench models` lists everything; the entry point's name is the provider name;
+- `--model module.path:Factory` (a dotted module path, a colon, a factory name), imported as given.
+A factory is called as `factory(model_name, options)` and returns a `ModelAdapter`.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cvbench.core.secrets import DotenvError
+from cvbench.core.suggest import did_you_mean
 from cvbench.core.types import ModelAdapter
-from cvbench.model_adapters.aliases import find_alias
+from cvbench.model_adapters.aliases import find_alias, load_aliases
 
 
 class ModelResolutionError(ValueError):
@@ -64,14 +72,73 @@ def load_factory(provider: Provider) -> Factory:
     return getattr(module, func)
 
 
+ENTRY_POINT_GROUP = "cvbench.model_adapters"
+_loaded_entry_points: set[str] = set()
+
+
+def load_entry_point_providers() -> list[Provider]:
+    """Register the providers of installed plugins (entry point group `cvbench.model_adapters`).
+    Only the entry points' metadata is read here; a plugin's module is imported when it is used."""
+    from importlib.metadata import entry_points
+
+    added = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        origin = f"{dist.name} {dist.version}" if dist is not None else "an installed package"
+        if ep.name in _loaded_entry_points:
+            continue
+        if ep.name in PROVIDERS:
+            raise ModelResolutionError(
+                f"plugin provider {ep.name!r} from {origin} (entry point group {ENTRY_POINT_GROUP}) has the "
+                f"name of a provider that is already registered ({PROVIDERS[ep.name].factory}); rename it"
+            )
+        module, sep, attr = ep.value.partition(":")
+        if not sep or not module.strip() or not attr.strip():
+            raise ModelResolutionError(
+                f"plugin provider {ep.name!r} from {origin}: entry point value {ep.value!r} must be "
+                f"'module.path:factory'"
+            )
+        provider = Provider(
+            ep.name, ep.value.strip(), f"plugin from {origin} ({ep.value.strip()})", requires_model_name=False
+        )
+        register_provider(provider)
+        _loaded_entry_points.add(ep.name)
+        added.append(provider)
+    return added
+
+
+def _dotted_factory(module: str, attr: str) -> Provider | None:
+    """`--model module.path:Factory` -> a provider for that factory; None when the text is not of that
+    form or names no importable module (then it is a mistyped provider, answered with suggestions)."""
+    import importlib.util
+
+    if not module or not all(p.isidentifier() for p in module.split(".")) or not attr.isidentifier():
+        return None
+    try:
+        if importlib.util.find_spec(module) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    factory = f"{module}:{attr}"
+    return Provider(module, factory, f"factory {factory}", requires_model_name=False)
+
+
 def resolve_provider(spec: str) -> tuple[Provider, str]:
     provider_name, model_name = split_model_spec(spec)
     provider = PROVIDERS.get(provider_name)
     if provider is None:
+        load_entry_point_providers()
+        provider = PROVIDERS.get(provider_name)
+    if provider is None:
+        dotted = _dotted_factory(provider_name, model_name)
+        if dotted is not None:
+            return dotted, ""
         known = ", ".join(sorted(PROVIDERS))
+        hint = did_you_mean(provider_name, [*PROVIDERS, *load_aliases()])
         raise ModelResolutionError(
-            f"unknown model {spec!r}: no provider {provider_name!r} (known providers: {known}; "
-            f"aliases: `cvbench models`)"
+            f"unknown model {spec!r}: no provider {provider_name!r} and no alias of that name.{hint} "
+            f"(known providers: {known}; "
+            f"aliases: `cvbench models`; a plugin's factory: --model module.path:Factory)"
         )
     if provider.requires_model_name and not model_name:
         raise ModelResolutionError(
@@ -159,7 +226,7 @@ for _provider in (
     Provider(
         "mask-heuristic",
         BASELINE_FACTORIES["mask-heuristic"],
-        "baseline: answers from mask geometry alone, without looking at pixels",
+        "baseline: a rule per task type over each region's mask and pixels (colour histograms, area, position)",
         requires_model_name=False,
     ),
     Provider(
@@ -183,12 +250,19 @@ def call_factory(provider: Provider, spec: str, model_name: str, options: ModelO
     try:
         factory = load_factory(provider)
     except ImportError as exc:
-        hint = f"pip install 'cvbench[{provider.extra}]'" if provider.extra else "reinstall cvbench"
+        if provider.extra:
+            hint = f"pip install 'cvbench[{provider.extra}]'"
+        elif provider.factory.startswith("cvbench."):
+            hint = "reinstall cvbench"
+        else:  # a plugin's or a --model module.path:Factory module
+            hint = "is its package installed in this Python environment (pip install ..., or PYTHONPATH)?"
         raise ModelResolutionError(
             f"model {spec!r}: the {provider.name!r} backend cannot be imported ({exc}); {hint}"
         ) from exc
     except AttributeError as exc:
         raise ModelResolutionError(f"model {spec!r}: {provider.factory} does not exist ({exc})") from exc
+    if not callable(factory):
+        raise ModelResolutionError(f"model {spec!r}: {provider.factory} is not callable")
     try:
         return factory(model_name, options)
     except ModelResolutionError:

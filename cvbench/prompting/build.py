@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cvbench.core import options as declared
 from cvbench.core.types import (
     Capabilities,
     ImageRef,
@@ -76,12 +77,12 @@ class PromptError(ValueError):
 
 @dataclass(frozen=True)
 class PromptSettings:
-    mode: str = "auto"
-    style: str | None = None  # None: the benchmark's default style
-    alpha: float = 0.4  # fill opacity for the "mask" and "marks" styles
-    thickness: int = 2  # line width on images up to 1024 px on the long side (scaled up beyond)
+    mode: str = declared.MODE.default
+    style: str | None = declared.STYLE.default  # None: the benchmark's default style
+    alpha: float = declared.ALPHA.default  # fill opacity for the "mask" and "marks" styles
+    thickness: int = declared.THICKNESS.default  # line width at <= 1024 px on the long side (scaled up beyond)
     image: ImagePolicy = field(default_factory=ImagePolicy)
-    seed: int = 0
+    seed: int = declared.SEED.default
     ablation: str | None = None  # "images" | "marks" | "text" (cvbench.prompting.ablation); None: none
 
     def __post_init__(self) -> None:
@@ -89,10 +90,7 @@ class PromptSettings:
             raise ValueError(f"prompt mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.style is not None and self.style not in ALL_STYLES:
             raise ValueError(f"overlay style must be one of {', '.join(ALL_STYLES)}, got {self.style!r}")
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
-        if self.thickness < 1:
-            raise ValueError(f"thickness must be >= 1, got {self.thickness}")
+        declared.check_fields(self, (declared.ALPHA, declared.THICKNESS, declared.SEED))  # OptionError: a ValueError
         if self.ablation is not None and self.ablation not in ABLATIONS:
             raise ValueError(f"ablation must be one of {', '.join(ABLATIONS)}, got {self.ablation!r}")
 

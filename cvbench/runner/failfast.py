@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cvbench.core.options import FAIL_FAST, MAX_ERROR_RATE
+
 EXIT_OK = 0
 EXIT_FAILED = 3
-DEFAULT_WINDOW = 8
-DEFAULT_MAX_ERROR_RATE = 0.2
+DEFAULT_WINDOW: int = FAIL_FAST.default  # declared once, with its range (cvbench/core/options.py)
+DEFAULT_MAX_ERROR_RATE: float = MAX_ERROR_RATE.default
 
 # errors that say the setup is wrong, not that the provider is busy
 FATAL_KINDS = frozenset({"auth", "not_found", "invalid_request", "transport"})

@@ -8,6 +8,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cvbench.core.candidates import CandidateSettingError, check_for_task, parse_settings
 from cvbench.core.types import InvalidSample, Sample, TaskSpec
 from cvbench.runner.options import RunError
 from cvbench.tasks.loading import iter_task_samples
@@ -48,16 +49,12 @@ def record_id(task: str, setting: str, sample_id: str) -> str:
 
 
 def task_settings(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
-    """Candidate settings evaluated for a task: MMVM takes `--candidates` (default all)."""
-    if spec.benchmark != "mmvm" or not candidates:
-        return ("all",)
-    unknown = [c for c in candidates if c not in spec.candidate_settings]
-    if unknown:
-        raise RunError(
-            f"task {spec.name!r} has no candidate setting {', '.join(unknown)} "
-            f"(settings: {', '.join(spec.candidate_settings)})"
-        )
-    return tuple(dict.fromkeys(candidates))
+    """Candidate settings evaluated for a task: MMVM takes `--candidates` (default all), checked
+    and ordered in one place (cvbench/core/candidates.py)."""
+    try:
+        return check_for_task(spec, parse_settings(candidates))
+    except CandidateSettingError as exc:
+        raise RunError(str(exc)) from None
 
 
 def iter_jobs(

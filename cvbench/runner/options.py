@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvbench.core import options as declared
+from cvbench.core.candidates import CandidateSettingError, parse_settings
 from cvbench.core.redaction import redact
 from cvbench.model_adapters.registry import recommended_max_tokens
 from cvbench.runner.failfast import DEFAULT_MAX_ERROR_RATE, DEFAULT_WINDOW, EXIT_FAILED
@@ -39,10 +41,10 @@ class RunOptions:
     data_dir: Path | None = None
     limit: int | None = None
     candidates: tuple[str, ...] | None = None  # MMVM settings; None: each task's "all"
-    style: str | None = None
-    mode: str = "auto"
-    seed: int = 0
-    concurrency: int = 8
+    style: str | None = declared.STYLE.default
+    mode: str = declared.MODE.default
+    seed: int = declared.SEED.default
+    concurrency: int = declared.CONCURRENCY.default
     shard: tuple[int, int] | None = None  # (index, count)
     out: Path | None = None
     cache: Path | None = None  # None with use_cache: the user cache file
@@ -57,16 +59,25 @@ class RunOptions:
     n_resamples: int = 2000
     progress: bool | None = None  # None: only when stderr is a terminal
     model_options: tuple[tuple[str, Any], ...] = ()  # --model-option KEY=VALUE, passed to the adapter
-    alpha: float = 0.4  # overlay fill opacity (styles mask, marks)
-    thickness: int = 2  # overlay line width at <= 1024 px (scaled up beyond)
+    alpha: float = declared.ALPHA.default  # overlay fill opacity (styles mask, marks)
+    thickness: int = declared.THICKNESS.default  # overlay line width at <= 1024 px (scaled up beyond)
     image_format: str | None = None  # png | jpeg; None: the provider's default (jpeg for API providers), else png
-    jpeg_quality: int = 90
+    jpeg_quality: int = declared.JPEG_QUALITY.default
     max_side: int | None = None  # resize policy: longest side
     max_pixels: int | None = None  # resize policy: total pixels
     price: Price | None = None  # USD per million input/output tokens: each record's usage.cost_usd
     fail_fast: int = DEFAULT_WINDOW  # stop when this many first requests all fail fatally (0: never)
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE  # a finished run above it has failed (exit 3)
     ablation: str | None = None  # --ablate images|marks|text (docs/ablations.md); part of the identity
+
+    def __post_init__(self) -> None:
+        # ranges and candidate settings are declared and checked once (cvbench/core/options.py, candidates.py)
+        try:
+            declared.check_fields(self, declared.ALL_OPTIONS)
+            settings = parse_settings(self.candidates)
+        except (declared.OptionError, CandidateSettingError) as exc:
+            raise ValueError(str(exc)) from None
+        object.__setattr__(self, "candidates", tuple(map(str, settings)) if settings else None)
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """'0/4' -> (0, 4)."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-        raise ValueError(f"--shard must be I/N with 0 <= I < N, got {text!r}")
+        raise ValueError(f"--shard must be I/N with 0 <= I < N (shards are counted from 0: 0/4 ... 3/4), got {text!r}")
     return int(m.group(1)), int(m.group(2))
 
 

@@ -1,7 +1,11 @@
-"""Live progress for a run: a rich bar with ETA and running accuracy; silent when not a TTY."""
+"""Live progress for a run (a rich bar: percent done, ETA, running accuracy in %), and the summary
+printed after it: a results table that fits the terminal (80 columns and up: names wrap, numbers are
+never cut), usage, resume count and the commands to look at the run. Silent bar when not a TTY."""
 
 from __future__ import annotations
 
+import os
+import shlex
 from typing import Any
 
 from rich.console import Console
@@ -9,12 +13,19 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 from typing_extensions import Self
+
+from cvbench.core.candidates import sort_settings
+
+DESCRIPTION_MAX = 28  # characters of the model id shown beside the bar
+WIDE = 110  # from this width on the failure counts get a column each
+LOG_WIDTH = 120  # output that goes to a file or pipe without $COLUMNS
 
 
 class RunProgress:
@@ -27,9 +38,11 @@ class RunProgress:
         self.correct = 0
         self.errors = 0
         self.invalid = 0
+        self.resumed = 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=None),
+            TaskProgressColumn(),
             MofNCompleteColumn(),
             TextColumn("acc {task.fields[acc]}"),
             TextColumn("err {task.fields[err]}"),
@@ -39,6 +52,7 @@ class RunProgress:
             console=self.console,
             disable=not self.enabled,
             transient=False,
+            expand=False,
         )
         self._task: Any = None
 
@@ -54,55 +68,115 @@ class RunProgress:
         self._progress.update(self._task, total=total)
 
     def describe(self, text: str) -> None:
+        if len(text) > DESCRIPTION_MAX:
+            text = text[: DESCRIPTION_MAX - 1] + "…"
         self._progress.update(self._task, description=text)
 
     def advance(self, correct: bool, status: str, resumed: bool = False) -> None:
         if resumed:  # already finished in an earlier session: moves the bar, not the running accuracy
+            if self.resumed == 0:
+                self.log("resuming: samples finished in an earlier session are kept, not sent again")
+            self.resumed += 1
             self._progress.update(self._task, advance=1)
             return
         self.done += 1
         self.correct += int(correct)
         self.errors += int(status == "error")
         self.invalid += int(status == "invalid")
-        self._progress.update(self._task, advance=1, acc=f"{self.correct / self.done:.3f}", err=self.errors)
+        self._progress.update(self._task, advance=1, acc=f"{100 * self.correct / self.done:.1f}%", err=self.errors)
 
     def log(self, message: str) -> None:
         self.console.print(message, markup=False, highlight=False)
 
 
-def _fmt_metric(m: dict[str, Any]) -> list[str]:
+def _fmt_metric(m: dict[str, Any], wide: bool) -> list[str]:
     ci = m.get("ci")
     chance = m.get("chance")
     acc = m.get("accuracy")
-    return [
+    cells = [
         "-" if acc is None else f"{100 * acc:.1f}",
         "-" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
         str(m["n"]),
         "-" if chance is None else f"{100 * chance:.1f}",
-        str(m["unparsed"]),
-        str(m["errors"]),
-        str(m["invalid"]),
     ]
+    failures = [str(m.get("unparsed", 0)), str(m.get("errors", 0)), str(m.get("invalid", 0))]
+    return cells + (failures if wide else ["/".join(failures)])
 
 
-def summary_table(results: dict[str, Any]) -> Table:
-    """Overall, per evaluation and per slice: accuracy (%), interval, n, chance, failures."""
+def _evaluation_order(evaluations: dict[str, Any]) -> list[str]:
+    """Evaluation keys (`task@setting`) by task, then setting in the one order (4, 8, 12, all)."""
+    by_task: dict[str, list[str]] = {}
+    for key in evaluations:
+        task, _, setting = key.rpartition("@")
+        by_task.setdefault(task or key, []).append(setting if task else "")
+    ordered = []
+    for task, settings in by_task.items():
+        for setting in sort_settings(settings):
+            ordered.append(f"{task}@{setting}" if setting else task)
+    return [k for k in ordered if k in evaluations]
+
+
+def summary_table(results: dict[str, Any], width: int = 80) -> Table:
+    """Overall, per evaluation and per slice: accuracy (%), interval, n, chance, failures. The name
+    column wraps; every number column keeps its full width."""
     model = results.get("model") or {}
     method = (results.get("intervals") or {}).get("method")
+    wide = width >= WIDE
+    failure_cols = ["unparsed", "errors", "invalid"] if wide else ["unp/err/inv"]
+    caption = f"95% CI: {method} (docs/running.md)" if method else ""
+    if not wide:
+        caption += ("; " if caption else "") + "unp/err/inv: unparsed / model errors / invalid samples"
     table = Table(
         title=f"{model.get('display_name') or model.get('id')} - {results.get('status')}",
         title_justify="left",
-        caption=f"95% CI: {method} (docs/running.md)" if method else None,
+        caption=caption or None,
         caption_justify="left",
+        box=None,
+        pad_edge=False,
+        show_edge=False,
+        header_style="bold",
     )
-    for col in ("evaluation / slice", "acc %", "95% CI", "n", "chance %", "unparsed", "errors", "invalid"):
-        table.add_column(col, justify="left" if col.startswith("eval") else "right", no_wrap=True)
-    table.add_row("overall", *_fmt_metric(results["overall"]), style="bold")
-    for key, ev in results.get("evaluations", {}).items():
-        table.add_row(key, *_fmt_metric(ev["overall"]), style="bold")
+    rows: list[tuple[str, list[str], str | None]] = [("overall", _fmt_metric(results["overall"], wide), "bold")]
+    evaluations = results.get("evaluations", {})
+    for key in _evaluation_order(evaluations):
+        ev = evaluations[key]
+        rows.append((key, _fmt_metric(ev["overall"], wide), "bold"))
         for name, m in ev.get("slices", {}).items():
-            table.add_row(f"  {name}", *_fmt_metric(m))
+            rows.append((f"  {name}", _fmt_metric(m, wide), None))
+    headers = ["acc %", "95% CI", "n", "chance %", *failure_cols]
+    table.add_column("evaluation / slice", justify="left", overflow="fold", ratio=1, min_width=12)
+    for i, header in enumerate(headers):
+        need = max([len(header)] + [len(cells[i]) for _, cells, _ in rows])
+        table.add_column(header, justify="right", no_wrap=True, min_width=need)
+    for name, cells, style in rows:
+        table.add_row(name, *cells, style=style)
     return table
+
+
+def next_steps(run_dir: Any) -> list[str]:
+    """The commands that look at a finished run."""
+    where = shlex.quote(str(run_dir))
+    return [f"cvbench report {where}", f"cvbench view {where}"]
+
+
+def print_next_steps(run_dir: Any, console: Console | None = None) -> None:
+    console = console or summary_console()
+    console.print(
+        "next: a report (report.md, report.html), or browse the samples in a local viewer:",
+        markup=False,
+        highlight=False,
+    )
+    for line in next_steps(run_dir):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def summary_console() -> Console:
+    """stdout at $COLUMNS when set (tests, scripts), else the terminal's width, else LOG_WIDTH."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return Console(width=int(columns))
+    console = Console()
+    return console if console.is_terminal else Console(width=LOG_WIDTH)
 
 
 def usage_line(usage: dict[str, Any] | None) -> str | None:
@@ -123,19 +197,29 @@ def usage_line(usage: dict[str, Any] | None) -> str | None:
     return text
 
 
+def resume_line(run: dict[str, Any] | None) -> str | None:
+    """ "resumed: 120 samples were already done (kept, not sent again); 46 new" when the run resumed."""
+    resumed = int((run or {}).get("resumed_records") or 0)
+    if not resumed:
+        return None
+    new = int((run or {}).get("new_records") or 0)
+    return f"resumed: {resumed:,} samples were already done (kept, not sent again); {new:,} new this session"
+
+
 def print_summary(results: dict[str, Any], run_dir: Any, console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=160)  # a log file: keep slice names whole
-    console.print(summary_table(results))
+    console = console or summary_console()
+    console.print(summary_table(results, console.width))
+    resumed = resume_line(results.get("run"))
+    if resumed is not None:
+        console.print(resumed, markup=False, highlight=False)
     usage = usage_line(results.get("usage"))
     if usage is not None:
         console.print(usage, markup=False, highlight=False)
     intervals = results.get("intervals") or {}
     console.print(
-        f"intervals: {intervals.get('method', '?')} over {intervals.get('cluster', 'clusters')}; "
-        f"run directory: {run_dir}",
+        f"intervals: {intervals.get('method', '?')} over {intervals.get('cluster', 'clusters')}",
         markup=False,
         highlight=False,
     )
+    # a path is never broken across lines: it must stay copyable
+    console.print(f"run directory: {run_dir}", markup=False, highlight=False, soft_wrap=True)

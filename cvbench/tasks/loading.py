@@ -85,14 +85,13 @@ def missing_data_message(spec: TaskSpec, folder: Path) -> str:
             f"  cvbench data download {spec.name} --repo OWNER/NAME\n"
             f"  cvbench data download {spec.name} --from-dir /path/to/your/copy"
         )
-    hint = spec.obtain_hint.replace("<folder>", str(folder))
-    text = (
-        f"task {spec.name!r}: data not found. Expected:\n{layout}\n"
+    hint = spec.obtain_hint.replace("<folder>", str(folder))  # facts about the source only; said once
+    return (
+        f"task {spec.name!r}: data not found." + (f" {hint}" if hint else "") + f"\nExpected:\n{layout}\n"
         f"Get it with:\n{get}\n"
         f"or place the files there by hand, or point --data-dir / $CVBENCH_DATA at a folder that holds "
         f"{spec.data_subdir}/{spec.data_file}. Check it with: cvbench data verify {folder}"
     )
-    return f"{text}\n{hint}" if hint else text
 
 
 def generate_synthetic(spec: TaskSpec, folder: Path) -> Path:

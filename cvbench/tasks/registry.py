@@ -2,7 +2,8 @@
 
 A new benchmark variant is a new file, never new code: drop a `<name>.toml` into the
 package's `specs/` folder, or into a folder listed in `$CVBENCH_TASK_DIRS` (os.pathsep
-separated). Every field is validated; an error names the file and the field.
+separated), or ship it in an installed package through the entry point group `cvbench.tasks`
+(docs/plugins.md). Every field is validated; an error names the file (or entry point) and the field.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cvbench.core.suggest import did_you_mean
 from cvbench.core.types import BENCHMARKS, TaskSpec
 
 if sys.version_info >= (3, 11):
@@ -22,6 +24,7 @@ else:  # pragma: no cover
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 TASK_DIRS_ENV = "CVBENCH_TASK_DIRS"
+ENTRY_POINT_GROUP = "cvbench.tasks"
 
 # source format -> the benchmark it holds
 SOURCES: dict[str, str] = {"crossviewbench-jsonl": "crossviewbench", "mmvm-tsv": "mmvm"}
@@ -158,19 +161,56 @@ def spec_dirs() -> list[Path]:
     return [SPECS_DIR, *extra]
 
 
+def entry_point_specs() -> list[TaskSpec]:
+    """Task specs from installed plugins: each entry point of the group `cvbench.tasks` names
+    (`module:attr`) either a folder of spec files (a path or str), or a callable returning such a folder
+    or an iterable of spec tables (mappings with the fields of a spec file)."""
+    from importlib.metadata import entry_points
+
+    found: list[TaskSpec] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        where = f"entry point {ep.name!r} ({ep.value}) of {dist.name if dist is not None else 'a package'}"
+        try:
+            target = ep.load()
+        except Exception as exc:  # a broken plugin must name itself, not break with a bare traceback
+            raise TaskSpecError(f"{where}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+        value = target() if callable(target) else target
+        if isinstance(value, (str, os.PathLike)):
+            folder = Path(value)
+            if not folder.is_dir():
+                raise TaskSpecError(f"{where}: {folder} is not a folder of task spec files")
+            found.extend(parse_task_spec(path) for path in sorted(folder.glob("*.toml")))
+            continue
+        if isinstance(value, Mapping) or not isinstance(value, Iterable):
+            raise TaskSpecError(f"{where}: must give a folder of spec files or an iterable of spec tables")
+        for n, table in enumerate(value):
+            if not isinstance(table, Mapping):
+                raise TaskSpecError(f"{where}: item {n} is a {type(table).__name__}, not a spec table")
+            found.append(task_spec_from_mapping(table, f"{where} item {n}"))
+    return found
+
+
 def load_task_specs(dirs: Iterable[Path] | None = None) -> dict[str, TaskSpec]:
-    """All task specs by name, sorted by name. Two files declaring one name is an error."""
+    """All task specs by name, sorted by name: the package's, $CVBENCH_TASK_DIRS', the plugins'
+    (only when `dirs` is not given). Two declarations of one name is an error."""
     specs: dict[str, TaskSpec] = {}
+
+    def add(spec: TaskSpec, where: str) -> None:
+        if spec.name in specs:
+            raise TaskSpecError(
+                f"{where}: field 'name': task {spec.name!r} is already defined in {specs[spec.name].spec_file}"
+            )
+        specs[spec.name] = spec
+
     for folder in spec_dirs() if dirs is None else list(dirs):
         if not folder.is_dir():
             raise TaskSpecError(f"{folder}: task spec folder does not exist (from ${TASK_DIRS_ENV}?)")
         for path in sorted(folder.glob("*.toml")):
-            spec = parse_task_spec(path)
-            if spec.name in specs:
-                raise TaskSpecError(
-                    f"{path}: field 'name': task {spec.name!r} is already defined in {specs[spec.name].spec_file}"
-                )
-            specs[spec.name] = spec
+            add(parse_task_spec(path), str(path))
+    if dirs is None:
+        for spec in entry_point_specs():
+            add(spec, spec.spec_file)
     return dict(sorted(specs.items()))
 
 
@@ -178,5 +218,6 @@ def get_task(name: str) -> TaskSpec:
     """The spec of one task; an unknown name lists the known tasks."""
     specs = load_task_specs()
     if name not in specs:
-        raise UnknownTaskError(f"unknown task {name!r} (known tasks: {', '.join(specs) or 'none'})")
+        hint = did_you_mean(name, specs)
+        raise UnknownTaskError(f"unknown task {name!r}.{hint} (known tasks: {', '.join(specs) or 'none'})")
     return specs[name]

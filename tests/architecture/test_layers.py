@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sweep",),
     ("reports",),
     ("leaderboard", "integrations"),
+    ("viewer",),
     ("devtools",),
     ("cli",),
 )

@@ -209,7 +209,7 @@ def test_render_unknown_sample_is_a_clear_error(tmp_path: Path):
     assert proc.returncode == 1 and "no sample with id 'nope'" in proc.stderr
 
 
-@pytest.mark.parametrize("args, message", [(["--candidates", "five"], "setting"), (["--max-side", "2"], "max_side")])
+@pytest.mark.parametrize("args, message", [(["--candidates", "five"], "setting"), (["--max-side", "2"], "max-side")])
 def test_render_bad_options_are_clear_errors(tmp_path: Path, args: list[str], message: str):
     write_mmvm_dataset(tmp_path / "data")
     proc = run_render(tmp_path / "data", tmp_path / "out", "--task", "mmvm", "--sample", "7", *args)
