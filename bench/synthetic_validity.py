@@ -77,16 +77,16 @@ def groups_of(records: Sequence[SampleRecord]) -> dict[str, dict[str, list[Sampl
     return out
 
 
-def evaluate(model: str, data: Path, work: Path) -> dict[str, Any]:
+def evaluate(model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS) -> dict[str, Any]:
     out = work / "runs" / model
     if out.exists():
         shutil.rmtree(out)
-    candidates = tuple(dict.fromkeys(s for t in TASKS for s in get_task(t).candidate_settings))
+    candidates = tuple(dict.fromkeys(s for t in tasks for s in get_task(t).candidate_settings))
     started = time.perf_counter()
     outcome = run(
         RunOptions(
             model=model,
-            tasks=TASKS,
+            tasks=tuple(tasks),
             data_dir=data,
             candidates=candidates,
             seed=0,
@@ -101,7 +101,7 @@ def evaluate(model: str, data: Path, work: Path) -> dict[str, Any]:
     if outcome.status != "complete":
         raise SystemExit(f"{model}: run ended {outcome.status} (see {out})")
     records = list(iter_records(out))
-    by_bench = {b: [r for r in records if r.benchmark == b] for b in ("crossviewbench", "mmvm")}
+    by_bench = {b: rs for b in ("crossviewbench", "mmvm") if (rs := [r for r in records if r.benchmark == b])}
     result: dict[str, Any] = {
         "seconds": round(time.perf_counter() - started, 1),
         "overall": {b: summarise(rs) for b, rs in by_bench.items()},
@@ -138,18 +138,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--per-type", type=int, default=50, help="questions per task type and MMVM cases per cue")
     ap.add_argument("--seed", type=int, default=7, help="data seed (not the built-in 0)")
     ap.add_argument("--models", default=",".join(BASELINES))
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: synth-crossviewbench, synth-mmvm")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cvbench-validity-") as tmp:
         work = Path(tmp)
         data = work / "data"
-        started = time.perf_counter()
-        generate_crossviewbench(data / get_task("synth-crossviewbench").data_subdir, args.per_type, args.seed)
-        cvb_s = time.perf_counter() - started
-        generate_mmvm(data / get_task("synth-mmvm").data_subdir, args.per_type, args.seed)
-        mmvm_s = time.perf_counter() - started - cvb_s
-        results = {m: evaluate(m, data, work) for m in args.models.split(",")}
+        tasks = args.tasks.split(",")
+        seconds: dict[str, float] = {}
+        for task in tasks:
+            started = time.perf_counter()
+            folder = data / get_task(task).data_subdir
+            if task == "synth-crossviewbench":
+                generate_crossviewbench(folder, args.per_type, args.seed)
+            else:
+                generate_mmvm(folder, args.per_type, args.seed)
+            seconds[task] = round(time.perf_counter() - started, 1)
+        results = {m: evaluate(m, data, work, tasks) for m in args.models.split(",")}
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
         "data": {"seed": args.seed, "per_type": args.per_type, "per_cue": args.per_type},
@@ -157,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "group": "every type, cue and cue@setting: Wilson 95% lower bound < chance + 0.10",
             "overall": "per benchmark: accuracy <= chance + 0.05",
         },
-        "generation_seconds": {"crossviewbench": round(cvb_s, 1), "mmvm": round(mmvm_s, 1)},
+        "generation_seconds": seconds,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "load_avg": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
         "results": results,
