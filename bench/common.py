@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -261,9 +262,18 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
                 small = cv2.resize(cv2.imread(str(src)), THUMBNAIL_HW[::-1], interpolation=cv2.INTER_AREA)
                 cv2.imwrite(str(dst), small, [cv2.IMWRITE_JPEG_QUALITY, 92])
         pool_dir = thumbs
-    link = folder / "images"
-    if not link.exists():
-        link.symlink_to(os.path.relpath(pool_dir, folder), target_is_directory=True)
+    # hard links, not a symlinked folder: the loader refuses image paths that leave the data folder
+    images = folder / "images"
+    if images.is_symlink():
+        images.unlink()
+    images.mkdir(exist_ok=True)
+    for src in sorted(pool_dir.glob("*.jpg")):
+        dst = images / src.name
+        if not dst.exists():
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
     types = list(TASK_TYPES)
     object_counts = [[len(json.loads(text)) for text in views] for views in objects_json]
     seen: set[tuple[Any, ...]] = set()

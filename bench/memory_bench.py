@@ -101,7 +101,7 @@ RESULTS_PHASE = """
 import sys
 from pathlib import Path
 from cvbench.scoring import metrics
-from cvbench.runner.session import read_records
+from cvbench.runner.writer import read_records
 records = read_records(Path(sys.argv[1]))
 metrics.compute_results(records, run_seed=0, model={"id": "baseline:random"}, status="complete",
                         ci_method="cluster_bootstrap", n_resamples=2000)

@@ -13,7 +13,7 @@ What it measures (all on the same generated CrossViewBench-format set, see bench
    hit; time to finish.
 3. the floor: the unavoidable work for the first `--floor-n` samples in a tight loop in this
    process: stream the samples from the loader, then per sample in a pool of the same size as
-   the harness's prompt pool (threads, `min(concurrency, cores)`): `build_prompt` (decode the
+   the harness's prompt pool (threads, one per usable core): `build_prompt` (decode the
    view images, decode the referenced masks, draw the overlays, PNG-encode every view, hash
    it), build the OpenAI chat body (base64 data URLs) and POST it on a keep-alive connection,
    read the answer. Nothing else: no cache, no records, no parsing, no run directory.
@@ -54,7 +54,14 @@ MODEL = "openai-compatible:bench"
 
 
 def cvbench_argv(
-    data_root: Path, out: Path, cache: Path, base_url: str, concurrency: int, save_images: str, limit: int | None
+    data_root: Path,
+    out: Path,
+    cache: Path,
+    base_url: str,
+    concurrency: int,
+    save_images: str,
+    limit: int | None,
+    image_format: str = "png",
 ) -> list[str]:
     argv = [
         PYTHON,
@@ -78,6 +85,8 @@ def cvbench_argv(
         "--save-images",
         save_images,
         "--no-progress",
+        "--image-format",
+        image_format,
     ]
     if limit is not None:
         argv += ["--limit", str(limit)]
@@ -125,22 +134,23 @@ def check_run(out: Path, n: int, allow_invalid: bool = False) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ the floor
 
 
-def measure_floor(data_root: Path, n: int, workers: int, base_url: str) -> dict[str, Any]:
+def measure_floor(data_root: Path, n: int, workers: int, base_url: str, image_format: str = "png") -> dict[str, Any]:
     from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
     from cvbench.model_adapters.openai_api import chat_messages, sampling_arguments
     from cvbench.prompting.build import PromptSettings, build_prompt
+    from cvbench.prompting.encoding import ImagePolicy
     from cvbench.tasks.loading import iter_task_samples
     from cvbench.tasks.registry import get_task
 
     # the adapter's capabilities, so the floor renders exactly what the harness renders
     capabilities = Capabilities(max_images=None, option_logprobs=True, system_prompt=True)
-    settings = PromptSettings()
+    settings = PromptSettings(image=ImagePolicy(format=image_format))
     generation = GenerationConfig(temperature=0.0, max_tokens=1024, seed=0)
     host, port = base_url.split("//", 1)[1].split("/", 1)[0].split(":")
     local = threading.local()
 
     def one(sample: Sample) -> int:
-        prompt = build_prompt(sample, settings, capabilities)
+        prompt = build_prompt(sample, settings, capabilities).prompt  # what the model receives
         request = Request(MODEL, prompt, generation)
         body = json.dumps(
             {"model": "bench", "messages": chat_messages(prompt, None), **sampling_arguments(request, "max_tokens")}
@@ -198,6 +208,7 @@ def main() -> int:
         default="none",
         help="the run's --save-images (all writes every PNG: ~2 MB per view)",
     )
+    parser.add_argument("--image-format", choices=("png", "jpeg"), default="png", help="the run's --image-format")
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-warm", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the run directories (printed)")
@@ -223,13 +234,23 @@ def main() -> int:
         "thumbnails": args.thumbnails,
         "concurrency": args.concurrency,
         "save_images": args.save_images,
+        "image_format": args.image_format,
         "machine": info,
     }
     try:
         with InstantServer() as server:
             cold_out = work / "cold"
             stats = run_measured(
-                cvbench_argv(data_root, cold_out, cache, server.base_url, args.concurrency, args.save_images, None),
+                cvbench_argv(
+                    data_root,
+                    cold_out,
+                    cache,
+                    server.base_url,
+                    args.concurrency,
+                    args.save_images,
+                    None,
+                    args.image_format,
+                ),
                 log=work / "cold.log",
             )
             if stats.returncode:
@@ -241,7 +262,16 @@ def main() -> int:
             if not args.skip_warm:
                 warm_out = work / "warm"
                 stats = run_measured(
-                    cvbench_argv(data_root, warm_out, cache, server.base_url, args.concurrency, args.save_images, None),
+                    cvbench_argv(
+                        data_root,
+                        warm_out,
+                        cache,
+                        server.base_url,
+                        args.concurrency,
+                        args.save_images,
+                        None,
+                        args.image_format,
+                    ),
                     log=work / "warm.log",
                 )
                 if stats.returncode:
@@ -252,11 +282,16 @@ def main() -> int:
                 result["warm"]["records_identical_to_cold"] = identical
                 print(f"warm rerun: {json.dumps(result['warm'])}", flush=True)
             if not args.skip_floor:
-                workers = max(1, min(args.concurrency, os.cpu_count() or 1))
-                result["floor"] = measure_floor(data_root, floor_n, workers, server.base_url)
+                workers = max(1, len(os.sched_getaffinity(0)))  # the harness's pool: one worker per core
+                result["floor"] = measure_floor(data_root, floor_n, workers, server.base_url, args.image_format)
                 print(f"floor: {json.dumps(result['floor'])}", flush=True)
                 ratio = result["cold"]["samples_per_s"] / result["floor"]["samples_per_s"]
                 result["throughput_ratio_harness_over_floor"] = round(ratio, 3)
+                result["cpu_s_per_sample"] = result["cold"]["cpu_s_per_sample"]
+                # CPU ratio: robust on a shared machine (wall-clock rates move with the load)
+                result["harness_over_floor"] = round(
+                    result["cold"]["cpu_s_per_sample"] / result["floor"]["cpu_s_per_sample"], 3
+                )
                 print(f"harness / floor throughput: {ratio:.3f}", flush=True)
         result["server"] = server.stats
     finally:
@@ -265,6 +300,7 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     name = "throughput-quick" if args.quick else f"throughput-{n}"
+    name += "-jpeg" if args.image_format == "jpeg" else ""
     path = write_result(name + ("-thumbnails" if args.thumbnails else ""), result)
     print(f"wrote {path}")
     return 0

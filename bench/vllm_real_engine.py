@@ -154,7 +154,6 @@ def request(option_logprobs: bool) -> Any:
         text="Which object is the same?\n\nA. yes\nB. no\nC. maybe",
         images=tuple(images),
         options=options,
-        answer="A",
         mode="overlay",
     )
     return Request("tiny", prompt, GenerationConfig(max_tokens=4, option_logprobs=option_logprobs))

@@ -37,9 +37,9 @@ _LAZY: dict[str, str] = {
     "ModelOptions": "cvbench.model_adapters.registry",
     "ModelResolutionError": "cvbench.model_adapters.registry",
     "resolve_model": "cvbench.model_adapters.resolve",
-    "RunError": "cvbench.runner.session",
-    "RunOptions": "cvbench.runner.session",
-    "RunOutcome": "cvbench.runner.session",
+    "RunError": "cvbench.runner.options",
+    "RunOptions": "cvbench.runner.options",
+    "RunOutcome": "cvbench.runner.options",
     "Runner": "cvbench.runner.session",
 }
 
@@ -60,7 +60,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "__version__",
     "BENCHMARKS",
     "CATEGORY_NAMES",
     "CUES",
@@ -72,6 +71,8 @@ __all__ = [
     "ModelAdapter",
     "ModelError",
     "ModelInfo",
+    "ModelOptions",
+    "ModelResolutionError",
     "NativeRegions",
     "NativeView",
     "Option",
@@ -81,10 +82,15 @@ __all__ = [
     "RegionRef",
     "Request",
     "Response",
+    "RunError",
+    "RunOptions",
+    "RunOutcome",
+    "Runner",
     "Sample",
     "SourceLocation",
     "TaskSpec",
     "Usage",
     "View",
-    *_LAZY,
+    "__version__",
+    "resolve_model",
 ]

@@ -409,6 +409,14 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
     help="Stop when the first N requests all fail with auth/not-found/bad-request/connection errors (0: never).",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress bar (default: when on a terminal).")
+@click.option(
+    "--ablate",
+    "ablation",
+    type=click.Choice(["images", "marks", "text"]),
+    default=None,
+    help="Ablation run: images = blank images of the same size (blind), marks = no overlays, "
+    "text = options without the question stem (CrossViewBench overlay mode only). docs/ablations.md",
+)
 def run_command(
     model: str,
     tasks: str,
@@ -440,20 +448,16 @@ def run_command(
     max_error_rate: float,
     fail_fast: int,
     progress: bool | None,
+    ablation: str | None,
 ) -> None:
     """Evaluate a model on tasks; writes (or resumes) a run directory."""
     from pathlib import Path
 
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.options import RunError, RunOptions, parse_model_option, parse_shard
     from cvbench.runner.pricing import parse_price
     from cvbench.runner.progress import print_summary
-    from cvbench.runner.session import (
-        RunError,
-        RunOptions,
-        parse_model_option,
-        parse_shard,
-        run,
-    )
+    from cvbench.runner.session import run
 
     if no_cache and cache_path:
         raise CvbenchError("--cache and --no-cache exclude each other")
@@ -495,6 +499,7 @@ def run_command(
         price=price_value,
         max_error_rate=max_error_rate,
         fail_fast=fail_fast,
+        ablation=ablation,
     )
     try:
         outcome = run(options)
@@ -538,8 +543,9 @@ def merge_command(run_dirs: tuple[str, ...], out: str) -> None:
     from pathlib import Path
 
     from cvbench.rundir.format import RunDirError
+    from cvbench.runner.merge import merge_runs
+    from cvbench.runner.options import RunError
     from cvbench.runner.progress import print_summary
-    from cvbench.runner.session import RunError, merge_runs
 
     try:
         results = merge_runs([Path(d) for d in run_dirs], Path(out))
@@ -601,6 +607,22 @@ def cache_clear_command(cache_path: str | None, model_id: str | None) -> None:
     except CacheError as exc:
         raise CvbenchError(cache_error_text(exc)) from None
     click.echo(f"{path}: removed {n} entries" + (f" of {model_id}" if model_id else ""))
+
+
+@cache_group.command("renders")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=str), default=None)
+@click.option("--clear", is_flag=True, help="Delete every rendered prompt.")
+def cache_renders_command(cache_path: str | None, clear: bool) -> None:
+    """The render store (rendered prompts shared by every run and model): size, or --clear."""
+    from pathlib import Path
+
+    from cvbench.core.locations import default_response_cache
+    from cvbench.runner.render_store import RenderStoreError, store_report
+
+    try:
+        click.echo(store_report(Path(cache_path) if cache_path else default_response_cache(), clear))
+    except RenderStoreError as exc:
+        raise CvbenchError(str(exc)) from None
 
 
 @cache_group.command("check")
@@ -1107,9 +1129,14 @@ def export_lmms_command(
     )
 
 
+from cvbench.sweep.cli import sweep_command  # noqa: E402 - `cvbench sweep` lives in its own package
+
+cli.add_command(sweep_command)
+
+
 def main() -> None:
     cli(prog_name="cvbench")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

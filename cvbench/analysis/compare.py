@@ -294,6 +294,21 @@ class ConfigDifference:
 
 
 @dataclass(frozen=True)
+class AblationPair:
+    """A model's run and its ablated run (docs/ablations.md): compared as a pair, not as configs that differ."""
+
+    kind: str  # "images" | "marks" | "text"
+    row_kind: str  # "blind" | "unmarked" | "options only"
+    ablated: str  # which side is ablated: "A" | "B"
+
+    def gap(self, paired: PairedResult) -> tuple[float | None, tuple[float, float] | None]:
+        """Accuracy(ablated) - accuracy(full) on the shared records, and its paired interval."""
+        if self.ablated == "B" or paired.difference is None:
+            return paired.difference, paired.ci
+        return -paired.difference, None if paired.ci is None else (-paired.ci[1], -paired.ci[0])
+
+
+@dataclass(frozen=True)
 class Comparison:
     run_a: str
     run_b: str
@@ -307,6 +322,7 @@ class Comparison:
     only_in_b: tuple[str, ...]
     config_differences: tuple[ConfigDifference, ...]
     warnings: tuple[str, ...]
+    ablation: AblationPair | None = None
 
     @property
     def regressions(self) -> tuple[SliceComparison, ...]:
@@ -471,6 +487,42 @@ def config_differences(config_a: Mapping[str, Any], config_b: Mapping[str, Any])
     return diffs
 
 
+ABLATION_KEYS = ("ablation", "prompt_settings.ablation")
+
+
+def ablation_of(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The `ablation` block of a run's config.json ({"kind", "row_kind"}), None for a normal run."""
+    block = config.get("ablation")
+    return block if isinstance(block, Mapping) and block.get("kind") else None
+
+
+def ablation_pair(config_a: Mapping[str, Any], config_b: Mapping[str, Any]) -> AblationPair | None:
+    """An AblationPair when exactly one of the two runs is ablated."""
+    a, b = ablation_of(config_a), ablation_of(config_b)
+    if (a is None) == (b is None):
+        return None
+    block, side = (b, "B") if a is None else (a, "A")
+    assert block is not None
+    return AblationPair(str(block["kind"]), str(block.get("row_kind") or block["kind"]), side)
+
+
+def _is_ablation_key(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in ABLATION_KEYS)
+
+
+def ablation_gap_line(pair: AblationPair, s: SliceComparison, options: CompareOptions) -> str:
+    """'synth-mmvm@all: images ablated (blind): gap -50.0 pts [-75.0, -25.0] (...)'."""
+    gap, ci = pair.gap(s.paired)
+    level = round(100 * (1 - options.alpha))
+    if gap is None:
+        return f"{s.name}: {pair.kind} ablated ({pair.row_kind}): no shared records"
+    return (
+        f"{s.name}: {pair.kind} ablated ({pair.row_kind}): gap {100 * gap:+.1f} pts "
+        f"{_interval(ci, signed=True)} ({level}% {s.paired.ci_method.replace('_', ' ')}, ablated minus full, "
+        f"{s.paired.n} shared records)"
+    )
+
+
 def compare_records(
     records_a: Iterable[SampleRecord],
     records_b: Iterable[SampleRecord],
@@ -565,6 +617,14 @@ def compare_records(
     if unshared:
         warnings.append(f"evaluations in only one run (not compared): {', '.join(unshared)}")
     diffs = config_differences(config_a, config_b)
+    pair = ablation_pair(config_a, config_b)
+    if pair is not None:  # the ablation is what this comparison measures; every other difference still warns
+        diffs = [d for d in diffs if not _is_ablation_key(d.key)]
+        if _model_id(results_a, config_a) != _model_id(results_b, config_b):
+            warnings.append(
+                f"ablation pair of two different models ({_model_id(results_a, config_a)}, "
+                f"{_model_id(results_b, config_b)}): the gap is not one model's"
+            )
     if diffs:
         keys = ", ".join(d.key for d in diffs[:8]) + (" ..." if len(diffs) > 8 else "")
         warnings.insert(
@@ -597,6 +657,7 @@ def compare_records(
         only_in_b=only_b,
         config_differences=tuple(diffs),
         warnings=tuple(warnings),
+        ablation=pair,
     )
 
 
@@ -734,6 +795,7 @@ def comparison_to_json(c: Comparison) -> dict[str, Any]:
         },
         "warnings": list(c.warnings),
         "config_differences": [{"key": d.key, "a": d.a, "b": d.b} for d in c.config_differences],
+        "ablation": _ablation_json(c),
         "only_in_a": {"count": len(c.only_in_a), "ids": list(c.only_in_a)},
         "only_in_b": {"count": len(c.only_in_b), "ids": list(c.only_in_b)},
         "gated": [s.name for s in c.slices if s.gated],
@@ -774,6 +836,29 @@ def comparison_to_json(c: Comparison) -> dict[str, Any]:
     }
 
 
+def _ablation_json(c: Comparison) -> dict[str, Any] | None:
+    if c.ablation is None:
+        return None
+    gaps = []
+    for s in c.slices:
+        gap, ci = c.ablation.gap(s.paired)
+        gaps.append({"slice": s.name, "gap": gap, "ci": list(ci) if ci else None, "n": s.paired.n})
+    return {
+        "kind": c.ablation.kind,
+        "row_kind": c.ablation.row_kind,
+        "ablated": c.ablation.ablated,
+        "gap": "accuracy(ablated) - accuracy(full) on the shared records",
+        "gaps": gaps,
+    }
+
+
+def ablation_lines(c: Comparison) -> list[str]:
+    """One gap line per evaluation (its overall slice) of an ablation pair; [] otherwise."""
+    if c.ablation is None:
+        return []
+    return [ablation_gap_line(c.ablation, s, c.options) for s in c.slices if "/" not in s.name]
+
+
 def comparison_to_markdown(c: Comparison) -> str:
     """A Markdown report (for a CI job summary or a PR comment)."""
     o = c.options
@@ -794,6 +879,7 @@ def comparison_to_markdown(c: Comparison) -> str:
         lines.append(f"> **Warning:** {w}")
     if c.warnings:
         lines.append("")
+    lines += [f"- **{line}**" for line in ablation_lines(c)] + ([""] if c.ablation else [])
     for s in c.regressions:
         lines.append(f"- **{regression_message(s, o)}**")
     if c.regressions:
@@ -842,6 +928,8 @@ def render_comparison(c: Comparison, console: Any) -> None:
         console.print(Panel("\n".join(f"! {w}" for w in c.warnings), title="WARNING", border_style="bold red"))
     console.print(f"A (baseline):  {c.run_a}  [dim]{c.model_a} ({c.status_a})[/dim]")
     console.print(f"B (candidate): {c.run_b}  [dim]{c.model_b} ({c.status_b})[/dim]")
+    for line in ablation_lines(c):
+        console.print(f"[bold]{line}[/bold]", highlight=False)
     level = round(100 * (1 - o.alpha))
     for evaluation in dict.fromkeys(s.evaluation for s in c.slices):
         table = Table(title=evaluation, title_justify="left")

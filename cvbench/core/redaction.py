@@ -6,6 +6,7 @@ secrets, so no API key reaches a run directory, a log or a report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -77,10 +78,8 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of secret-looking variables in the environment and in `./.env`, longest first."""
     env = dict(os.environ if environ is None else environ)
     if environ is None:
-        try:
+        with contextlib.suppress(Exception):  # an unreadable .env must not stop redaction of the environment
             env.update({k: v for k, v in read_dotenv().items() if k not in env})
-        except Exception:  # an unreadable .env must not stop redaction of the environment
-            pass
     values = {v for k, v in env.items() if is_secret_name(k) and v and len(v) >= _MIN_SECRET_LEN}
     return sorted(values, key=len, reverse=True)
 

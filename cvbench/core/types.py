@@ -1,7 +1,10 @@
 """The typed values that flow through cvbench, one stage to the next.
 
-sample (tasks) -> Prompt (visual prompting) -> Request -> Response (model adapter)
+sample (tasks) -> RenderedPrompt / Prompt (prompting) -> Request -> Response (model adapter)
 -> SampleRecord (runner) -> metrics (results.json).
+
+One module over 500 lines on purpose: it is the shared vocabulary of every layer, and one place
+to look a value up beats a package of small files that all import each other.
 
 Every value here is immutable and carries no behaviour beyond small derived properties, so
 stages only ever see the value of the stage before them.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -253,6 +257,15 @@ class PromptImage:
     def bytes_sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
+    @cached_property
+    def base64(self) -> str:
+        """The bytes as base64 text, computed once (the prompt pool warms it, off the event loop)."""
+        return b64encode(self.data).decode("ascii")
+
+    @cached_property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{b64encode(self.data).decode('ascii')}"
+
 
 @dataclass(frozen=True)
 class NativeView:
@@ -297,19 +310,28 @@ PromptMode = Literal["overlay", "native", "prerendered"]
 
 
 @dataclass(frozen=True)
+class TaskFacts:
+    """What a model may know about a question besides its text and images: the benchmark and the
+    task type the question declares (baselines and native adapters branch on them). Never the answer."""
+
+    benchmark: str
+    task_type: str | None = None  # "Q1".."Q17" (CrossViewBench)
+
+
+@dataclass(frozen=True)
 class Prompt:
-    """Exactly what one model receives for one sample (images in order, then text)."""
+    """Exactly what one model receives for one sample (images in order, then text), and nothing
+    else: the gold answer and the protocol record stay with the runner (`RenderedPrompt`)."""
 
     sample_id: str
     text: str  # the full user text
     images: tuple[PromptImage, ...]
     options: tuple[Option, ...]
-    answer: str | None  # correct letter for THIS prompt (after candidate subsetting)
     mode: PromptMode
     setting: str = "all"  # MMVM candidate setting "4" | "8" | "12" | "all"
     system: str | None = None
     native: NativeRegions | None = None
-    protocol: Mapping[str, Any] = field(default_factory=dict)  # protocol id/version, style, colours used, ids ...
+    task: TaskFacts | None = None
 
     def content_digest(self) -> str:
         """Hash of everything a model sees; part of the response-cache key."""
@@ -328,6 +350,53 @@ class Prompt:
         if self.native is not None:
             h.update(self.native.digest().encode())
         return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A built prompt as the runner keeps it: what the model receives (`prompt`), the correct
+    letter for THIS prompt (after candidate subsetting) and the protocol record (style, colours,
+    ids, image layout). Only `prompt` ever goes into a `Request`."""
+
+    prompt: Prompt
+    answer: str | None
+    protocol: Mapping[str, Any] = field(default_factory=dict)
+
+    # read-only views of the model-visible part, so record and report code reads naturally
+    @property
+    def sample_id(self) -> str:
+        return self.prompt.sample_id
+
+    @property
+    def text(self) -> str:
+        return self.prompt.text
+
+    @property
+    def images(self) -> tuple[PromptImage, ...]:
+        return self.prompt.images
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        return self.prompt.options
+
+    @property
+    def mode(self) -> PromptMode:
+        return self.prompt.mode
+
+    @property
+    def setting(self) -> str:
+        return self.prompt.setting
+
+    @property
+    def system(self) -> str | None:
+        return self.prompt.system
+
+    @property
+    def native(self) -> NativeRegions | None:
+        return self.prompt.native
+
+    def content_digest(self) -> str:
+        return self.prompt.content_digest()
 
 
 # --------------------------------------------------------------------------------------
@@ -361,6 +430,10 @@ class Request:
     prompt: Prompt
     config: GenerationConfig
     model_settings: Mapping[str, Any] = field(default_factory=dict)  # adapter settings that change answers
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, Prompt):  # e.g. a RenderedPrompt, which carries the answer
+            raise TypeError(f"Request.prompt must be a Prompt, not {type(self.prompt).__name__}")
 
     def cache_key(self) -> str:
         payload = json.dumps(
@@ -403,7 +476,7 @@ ErrorKind = Literal[
 class ModelError:
     """A failed model call. Recorded as an error, never scored as an answer, never cached."""
 
-    kind: str  # one of ErrorKind
+    kind: ErrorKind
     message: str  # secrets already removed
     status: int | None = None
     retryable: bool = False
@@ -451,7 +524,7 @@ Access = Literal["api", "open", "native", "baseline", "human"]
 class ModelInfo:
     model_id: str  # stable id, e.g. "openai:gpt-4o", "vllm:Qwen/Qwen3-VL-8B-Instruct", "baseline:random"
     display_name: str
-    access: str  # one of Access
+    access: Access
     params_b: float | None = None  # parameters in billions, when known
     provider: str = ""
 
@@ -482,5 +555,5 @@ ParseStatus = Literal["parsed", "unparsed", "judged", "logprob", "error", "inval
 @dataclass(frozen=True)
 class ParsedAnswer:
     letter: str | None
-    status: str  # "parsed" | "unparsed" | "judged" | "logprob"
+    status: ParseStatus
     reason: str = ""  # why unparsed ("empty", "refusal", "several letters: A, C", ...)

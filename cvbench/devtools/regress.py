@@ -289,7 +289,8 @@ def dump_json(payload: Any) -> str:
 def run_ci_suite(work_dir: Path, runs: Sequence[SuiteRun] = CI_RUNS) -> dict[str, dict[str, Any]]:
     """Run every suite run through the real runner in `work_dir`; golden payloads by file stem."""
     from cvbench.rundir.format import iter_records
-    from cvbench.runner.session import RunOptions, run
+    from cvbench.runner.options import RunOptions
+    from cvbench.runner.session import run
 
     data = generate_suite_data(work_dir / "data")
     payloads: dict[str, dict[str, Any]] = {}

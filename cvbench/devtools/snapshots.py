@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvbench.core.types import Capabilities, InvalidSample, Prompt, Sample
+from cvbench.core.types import Capabilities, InvalidSample, RenderedPrompt, Sample
 
 SNAPSHOT_SCHEMA = "cvbench.prompt-snapshot/1"
 
@@ -99,9 +99,9 @@ def portable(value: Any, data_root: Path | None) -> Any:
     return value
 
 
-def prompt_snapshot(prompt: Prompt, data_root: Path | None = None) -> dict[str, Any]:
+def prompt_snapshot(prompt: RenderedPrompt, data_root: Path | None = None) -> dict[str, Any]:
     """Everything the model sees, with images as hashes (pure)."""
-    from cvbench.runner.session import jsonable
+    from cvbench.runner.jsonable import jsonable
 
     native = None
     if prompt.native is not None:
@@ -136,7 +136,7 @@ def prompt_snapshot(prompt: Prompt, data_root: Path | None = None) -> dict[str, 
         ],
         "native": native,
         "protocol": portable(jsonable(dict(prompt.protocol)), data_root),
-        "content_digest": prompt.content_digest(),
+        "content_digest": prompt.prompt.content_digest(),
     }
 
 

@@ -3,6 +3,8 @@
 Every function is pure: it takes an H x W x 3 uint8 RGB image and returns a new one (the
 input is never modified). Masks are H x W bool arrays at the image size. Work is done on
 each mask's bounding-box crop, so drawing 37 regions on a 1920x1080 image stays cheap.
+Over 500 lines because the styles share private crop, contour and tag-placement helpers that
+would otherwise become public API.
 
 Public API
 ----------

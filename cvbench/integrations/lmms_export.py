@@ -111,7 +111,7 @@ def document(lmms_task: str, spec: TaskSpec, setting: str, item: Sample | Invali
 
     Every value is a string so the JSON builder infers one schema for the whole file; slices
     are a JSON string (`{"cue": ["CL", "RP"], "bucket": ["5-8"]}`)."""
-    from cvbench.runner.session import item_sample_id, record_id
+    from cvbench.runner.jobs import item_sample_id, record_id
     from cvbench.tasks.slices import SliceError, sample_slices
 
     sample_id = item_sample_id(item)
@@ -192,9 +192,32 @@ def render_task_yaml(
     return "\n".join(lines) + "\n"
 
 
-def render_group_yaml(group: str, tasks: Sequence[str], metadata: Mapping[str, Any]) -> str:
+def image_encoding_note(image_format: str) -> list[str]:
+    """Comment lines on how lmms-eval re-encodes the images the hooks hand it (facts of lmms-eval
+    0.7's OpenAI-style wrappers: LMMS_IMAGE_ENCODE_FORMAT, default PNG; LMMS_IMAGE_JPEG_QUALITY,
+    default 85)."""
+    lines = [
+        "# Images: the hooks hand lmms-eval decoded PIL images holding exactly the pixels `cvbench run`",
+        f"# sends with this export's image policy ({image_format}). lmms-eval's OpenAI-style model wrappers",
+        "# re-encode every image before sending it, as LMMS_IMAGE_ENCODE_FORMAT says (PNG by default:",
+        "# lossless, the same pixels, but PNG encoding dominates the CPU cost of a run).",
+    ]
+    if image_format == "jpeg":
+        lines += [
+            "# This export's pixels are already JPEG-decoded: LMMS_IMAGE_ENCODE_FORMAT=PNG keeps them exactly;",
+            "# LMMS_IMAGE_ENCODE_FORMAT=JPEG with LMMS_IMAGE_JPEG_QUALITY=90 costs a fraction of PNG but compresses",
+            "# them a second time (the model then sees slightly different pixels than cvbench sends).",
+        ]
+    else:
+        lines += [
+            "# Keep LMMS_IMAGE_ENCODE_FORMAT=PNG (the default) for the pixels cvbench sends; JPEG changes them.",
+        ]
+    return lines
+
+
+def render_group_yaml(group: str, tasks: Sequence[str], metadata: Mapping[str, Any], image_format: str = "png") -> str:
     """The group config. No aggregate over its tasks: the candidate settings share questions."""
-    lines = ["# Written by `cvbench export-lmms`.", f"group: {_q(group)}", "task:"]
+    lines = ["# Written by `cvbench export-lmms`.", *image_encoding_note(image_format), f"group: {_q(group)}", "task:"]
     lines += [f"  - {_q(t)}" for t in tasks]
     lines += ["metadata:"] + [f"  {key}: {_q(value)}" for key, value in metadata.items()]
     return "\n".join(lines) + "\n"
@@ -234,7 +257,8 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _settings_for(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
-    from cvbench.runner.session import RunError, task_settings
+    from cvbench.runner.jobs import task_settings
+    from cvbench.runner.options import RunError
 
     try:
         return task_settings(spec, candidates)
@@ -395,7 +419,7 @@ def export_lmms(options: LmmsExportOptions) -> ExportSummary:
     for name, text in yaml_texts.items():
         _write_text(out / f"{name}.yaml", text)
     group_meta = {"version": 1, "cvbench_version": __version__, "seed": options.seed}
-    _write_text(out / GROUP_FILE, render_group_yaml(options.group, list(yaml_texts), group_meta))
+    _write_text(out / GROUP_FILE, render_group_yaml(options.group, list(yaml_texts), group_meta, settings.image.format))
     _write_text(out / UTILS_FILE, render_utils_py(sorted(all_slices, key=_natural)))
     _write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     return ExportSummary(out=out, group=options.group, tasks=tuple(exported))

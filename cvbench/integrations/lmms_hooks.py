@@ -30,13 +30,15 @@ from typing import Any
 from cvbench.core.types import (
     Capabilities,
     InvalidSample,
-    Prompt,
+    RenderedPrompt,
     Sample,
     TaskSpec,
 )
 from cvbench.model_adapters.lmms import pil_images, response_from_text
 
-FULL_PROMPT_CACHE = 16  # prompts kept with their image bytes (lmms-eval asks for text and images separately)
+# prompts kept in memory with their image bytes (lmms-eval asks for text and images separately);
+# beyond these a document's prompt comes from the on-disk render store, not from rendering again
+FULL_PROMPT_CACHE = 16
 # SampleRecord fields carried in each per-document metric value (the prompt text stays in lmms-eval's own log)
 RECORD_FIELDS: tuple[str, ...] = (
     "record_id",
@@ -69,7 +71,7 @@ class HookError(RuntimeError):
 class _Rendered:
     """A document's prompt without image bytes, kept for scoring."""
 
-    prompt: Prompt | None  # images dropped
+    prompt: RenderedPrompt | None  # images dropped
     image_sha256: tuple[str, ...]
     error: str | None  # "prompt: ..." when the sample could not be rendered
 
@@ -126,8 +128,10 @@ class ExportHooks:
         self._lock = threading.RLock()
         self._specs: dict[str, TaskSpec] = {}
         self._samples: dict[str, dict[str, Sample | InvalidSample]] = {}
-        self._full: OrderedDict[tuple[str, str], Prompt] = OrderedDict()
+        self._full: OrderedDict[tuple[str, str], RenderedPrompt] = OrderedDict()
         self._rendered: dict[tuple[str, str], _Rendered] = {}
+        self._fingerprints: dict[str, str] = {}
+        self._store: Any = None  # the render store, opened on first use (False: turned off)
 
     # lmms-eval deep-copies task configs (whose hooks are bound methods of this object) and may
     # pickle them: both resolve to the one instance of the folder instead of copying locks and caches.
@@ -174,7 +178,7 @@ class ExportHooks:
         return self._specs[task]
 
     def _item(self, doc: Mapping[str, Any]) -> Sample | InvalidSample:
-        from cvbench.runner.session import item_sample_id
+        from cvbench.runner.jobs import item_sample_id
         from cvbench.tasks.loading import iter_task_samples
 
         self._task_entry(doc)
@@ -193,7 +197,7 @@ class ExportHooks:
             )
         return item
 
-    def _render(self, doc: Mapping[str, Any]) -> tuple[Prompt | None, _Rendered]:
+    def _render(self, doc: Mapping[str, Any]) -> tuple[RenderedPrompt | None, _Rendered]:
         """(full prompt or None when not cached, the light copy); renders at most once per call."""
         from cvbench.prompting.build import PromptError, build_prompt
 
@@ -210,13 +214,14 @@ class ExportHooks:
                 self._rendered[key] = light
             return None, light
         try:
-            prompt = build_prompt(item, self.settings, self.capabilities, str(doc["setting"]))
+            prompt = self._stored_or_built(item, str(doc["task"]), str(doc["setting"]), build_prompt)
         except PromptError as exc:
             light = _Rendered(None, (), f"prompt: {exc}")
             with self._lock:
                 self._rendered[key] = light
             return None, light
-        light = _Rendered(replace(prompt, images=()), tuple(i.sha256 for i in prompt.images), None)
+        shown = RenderedPrompt(replace(prompt.prompt, images=()), prompt.answer, prompt.protocol)
+        light = _Rendered(shown, tuple(i.sha256 for i in prompt.images), None)
         with self._lock:
             self._rendered[key] = light
             self._full[key] = prompt
@@ -224,7 +229,44 @@ class ExportHooks:
                 self._full.popitem(last=False)
         return prompt, light
 
-    def prompt(self, doc: Mapping[str, Any]) -> Prompt | None:
+    def _stored_or_built(
+        self, sample: Sample, task: str, setting: str, build: Callable[..., RenderedPrompt]
+    ) -> RenderedPrompt:
+        """From the on-disk render store (shared with `cvbench run`; bounded, LRU) when there,
+        else rendered and stored: each document is rendered once however lmms-eval orders its
+        calls, and not again by a later lmms-eval process, run or model on the same settings."""
+        from cvbench.runner.jsonable import jsonable
+        from cvbench.runner.prompt_cache import prompt_key
+
+        store = self._render_store()
+        key = None
+        if store is not None:
+            with self._lock:
+                if task not in self._fingerprints:
+                    from cvbench.tasks.loading import dataset_fingerprint
+
+                    self._fingerprints[task] = dataset_fingerprint(self._spec(task), self.data_dir)
+                fingerprint = self._fingerprints[task]
+            settings = jsonable(self.settings.as_dict())
+            key = prompt_key(sample, task, setting, fingerprint, settings, self.capabilities)
+            found = store.get(key) if key is not None else None
+            if found is not None:
+                return found
+        rendered = build(sample, self.settings, self.capabilities, setting)
+        if store is not None and key is not None:
+            store.put(key, rendered, jsonable(dict(rendered.protocol)))
+        return rendered
+
+    def _render_store(self) -> Any:
+        from cvbench.core.locations import default_response_cache
+        from cvbench.runner.render_store import open_render_store
+
+        with self._lock:
+            if self._store is None:
+                self._store = open_render_store(default_response_cache()) or False
+            return self._store or None
+
+    def prompt(self, doc: Mapping[str, Any]) -> RenderedPrompt | None:
         """The full prompt cvbench sends for this document (None: invalid sample)."""
         full, _ = self._render(doc)
         return full
@@ -267,12 +309,8 @@ class ExportHooks:
 
     def record(self, doc: Mapping[str, Any], text: str | None) -> Any:
         """The SampleRecord `cvbench run` would write for this document and answer text."""
-        from cvbench.runner.session import (
-            Job,
-            answered_record,
-            invalid_record,
-            score_response,
-        )
+        from cvbench.runner.jobs import Job
+        from cvbench.runner.records import answered_record, invalid_record, score_response
 
         item = self._item(doc)
         spec = self._spec(str(doc["task"]))
@@ -287,7 +325,7 @@ class ExportHooks:
         if light.prompt is None:
             return invalid_record(job, light.error or "prompt: not rendered", sample=sample, slices=slices)
         response = response_from_text(text)
-        parsed = score_response(response, light.prompt)
+        parsed = score_response(response, light.prompt.prompt)
         record = answered_record(job, item, slices, light.prompt, response, parsed, False, None)
         return replace(record, image_sha256=list(light.image_sha256))
 

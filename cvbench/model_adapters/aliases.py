@@ -14,13 +14,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cvbench.core.types import Access
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 ALIASES_FILE = Path(__file__).with_name("aliases.toml")
-ACCESS_KINDS = ("api", "open", "native")
+ACCESS_KINDS: dict[str, Access] = {"api": "api", "open": "open", "native": "native"}
 _FIELDS = {
     "display_name",
     "access",
@@ -44,7 +46,7 @@ class AliasFileError(ValueError):
 class Alias:
     name: str
     display_name: str
-    access: str  # "api" | "open" | "native"
+    access: Access  # "api" | "open" | "native"
     params_b: float | None = None
     target: str | None = None  # api/native: the provider:model string
     hf_repo: str | None = None  # open: the Hugging Face repo (and default served name)
@@ -103,10 +105,11 @@ def parse_aliases(data: Mapping[str, Any], source: str) -> dict[str, Alias]:
         access = _typed(source, name, "access", entry.get("access"), str)
         if access not in ACCESS_KINDS:
             raise AliasFileError(f"{source}: [{name}] access must be one of {', '.join(ACCESS_KINDS)}, got {access!r}")
+        kind = ACCESS_KINDS[access]
         alias = Alias(
             name=name,
             display_name=_typed(source, name, "display_name", entry.get("display_name", name), str),
-            access=access,
+            access=kind,
             params_b=float(_typed(source, name, "params_b", entry["params_b"], (int, float)))
             if "params_b" in entry
             else None,

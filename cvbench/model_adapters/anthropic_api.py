@@ -13,7 +13,6 @@ temperature/top_p (not compatible with thinking). Thinking blocks go to `Respons
 
 from __future__ import annotations
 
-import base64
 import inspect
 import os
 from typing import Any
@@ -82,7 +81,7 @@ def message_content(prompt: Prompt) -> list[dict[str, Any]]:
                 "source": {
                     "type": "base64",
                     "media_type": image.mime,
-                    "data": base64.b64encode(image.data).decode("ascii"),
+                    "data": image.base64,
                 },
             }
         )

@@ -36,7 +36,7 @@ from typing import Any
 
 from cvbench.core.redaction import scrub
 from cvbench.core.seeding import rng_for
-from cvbench.core.types import Capabilities, ModelError, ModelInfo, Request, Response
+from cvbench.core.types import Capabilities, ErrorKind, ModelError, ModelInfo, Request, Response
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 
 MAX_ERROR_MESSAGE = 600
@@ -242,6 +242,7 @@ def clean_message(message: str) -> str:
 
 def error_for_status(status: int, message: str) -> ModelError:
     """The ModelError for an HTTP status: which kind, and whether a retry can help."""
+    kind: ErrorKind
     if status == 429:
         kind = "rate_limit"
     elif status == 408:

@@ -5,7 +5,7 @@
 - `first-option`: always option A (shows option-order bias in a benchmark).
 - `mask-heuristic`: a native-region "model" that looks only at the masks and pixels in
   `prompt.native` (colour statistics, area, centroid, bbox, fill, border contact) and at
-  `prompt.protocol["task_type"]` and the option texts. It answers with a letter ("A") so the
+  `prompt.task.task_type` and the option texts. It answers with a letter ("A") so the
   same strict parser scores it. Its rule per task type is documented in docs/running.md and
   in `RULES` below; where no rule applies it answers option A and says so in `finish_reason`.
 - `text-only`: reads only the prompt text and the option texts, never an image or a mask: the
@@ -418,7 +418,7 @@ class Scene:
         names = ref_names(self.question)
         named: dict[str, int] = {}
         for o in self.options:
-            found = [j for j in pool if j < len(names) and names[j] and _mentions(o.text, names[j])]
+            found = [j for j in pool if j < len(names) and (name := names[j]) and _mentions(o.text, name)]
             if len(found) == 1:
                 named[o.letter] = found[0]
         hits = [letter for letter, j in named.items() if j == k]
@@ -707,10 +707,11 @@ def heuristic_answer(prompt: Prompt) -> tuple[str | None, str]:
     """(letter, how) for one prompt; letter None when no rule applies."""
     if prompt.native is None:
         return None, "no native regions in the prompt"
-    benchmark = prompt.protocol.get("benchmark")
+    facts = prompt.task
+    benchmark = facts.benchmark if facts is not None else None
     if benchmark == "mmvm":
         return mmvm_answer(prompt.native, prompt.options), "mmvm appearance match"
-    task_type = prompt.protocol.get("task_type")
+    task_type = facts.task_type if facts is not None else None
     rule = RULES.get(str(task_type))
     if rule is None or not prompt.native.refs:
         return None, f"no rule for task type {task_type!r}"

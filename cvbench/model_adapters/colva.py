@@ -7,7 +7,8 @@ Per MMVM sample (docs/formats.md §3.2) the pure function `build_colva_inputs` m
 - `pixel_values`: the OVERLAY images the prompt builder rendered (`Prompt.images`: query view
   with the cyan contour, candidate view with contours and numeric tags), each cut into InternVL
   dynamic 448-px tiles (aspect-ratio grid of at most 12 tiles as the public demo's
-  `load_image(..., max_num=12)`, option `max_tiles`; plus a thumbnail when there is more than one tile), ImageNet mean/std normalisation; `num_patches_list` the tiles per image;
+  `load_image(..., max_num=12)`, option `max_tiles`; plus a thumbnail when there is more than one
+  tile), ImageNet mean/std normalisation; `num_patches_list` the tiles per image;
 - `ot_pixel_values`: the ORIGINAL images (`Prompt.native`), long side resized to 1024 and
   placed top-left on a white 1024x1024 canvas, scaled to [0, 1] (see RADIO_* below);
 - `ot_visual_prompts`: per image an `[n_objects, 1024, 1024]` mask stack, each mask zero-padded

@@ -1,5 +1,8 @@
 """CrossViewer (native region tokens on Qwen3-VL-8B-Instruct): provider `crossviewer`.
 
+Over 500 lines: the input builders follow CrossViewer's own evaluation code step by step (chat
+template, mask stacks, token counts, checkpoint checks) so each can be checked against it.
+
 The model code is NOT part of cvbench: the user points `repo_path` at a checkout of
 Thinkirin/Crossview-Suite, the adapter adds `<repo_path>/CrossViewer` to `sys.path` and
 imports `crossviewer.model.CrossViewerModel` from there. Weights: `checkpoint` (a `.pth`
@@ -135,7 +138,8 @@ def expand_region_placeholders(question: str, counts: Sequence[int]) -> str:
 
 
 def view_mask_stack(masks: Sequence[np.ndarray], height: int, width: int, pad_to: int) -> np.ndarray:
-    """`[pad_to + 1, H, W]` float32: the view's masks, all-zero padding up to `pad_to`, the all-ones global mask last."""
+    """`[pad_to + 1, H, W]` float32: the view's masks, all-zero padding up to `pad_to`, the all-ones
+    global mask last."""
     if len(masks) > pad_to:
         raise ValueError(f"view has {len(masks)} masks, more than the padding target {pad_to}")
     stack = np.zeros((pad_to + 1, height, width), dtype=np.float32)

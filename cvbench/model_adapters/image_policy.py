@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.core.types import Prompt, PromptImage
+from cvbench.core.types import PromptImage, RenderedPrompt
 from cvbench.prompting.build import PromptError
 from cvbench.prompting.encoding import ImagePolicy, encode_image
 
@@ -210,11 +210,12 @@ def _fit_one(
     )
 
 
-def fit_prompt(prompt: Prompt, contract: ImageContract | None, policy: ImagePolicy) -> Prompt:
-    """The prompt with every image within the contract's per-image limits (re-encoded smaller
+def fit_prompt(rendered: RenderedPrompt, contract: ImageContract | None, policy: ImagePolicy) -> RenderedPrompt:
+    """The rendered prompt with every image within the contract's per-image limits (re-encoded smaller
     where needed) and checked against the per-request ones; ImagePolicyError otherwise."""
+    prompt = rendered.prompt
     if contract is None or not prompt.images:
-        return prompt
+        return rendered
     n = len(prompt.images)
     if contract.max_images is not None and n > contract.max_images:
         raise ImagePolicyError(
@@ -238,8 +239,9 @@ def fit_prompt(prompt: Prompt, contract: ImageContract | None, policy: ImagePoli
             f"--max-side / --max-pixels"
         )
     if images == prompt.images:
-        return prompt
-    return replace(prompt, images=images, protocol=_refit_records(prompt.protocol, prompt.images, images))
+        return rendered
+    protocol = _refit_records(rendered.protocol, prompt.images, images)
+    return RenderedPrompt(replace(prompt, images=images), rendered.answer, protocol)
 
 
 def _refit_records(
@@ -264,7 +266,7 @@ def _refit_records(
 
 def build_fitted_prompt(
     sample: Any, settings: Any, capabilities: Any, setting: str, contract: ImageContract | None
-) -> Prompt:
+) -> RenderedPrompt:
     """`prompting.build_prompt`, then `fit_prompt` (one call for the runner's CPU pool)."""
     from cvbench.prompting.build import build_prompt
 

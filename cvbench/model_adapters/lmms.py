@@ -33,6 +33,7 @@ from typing import Any
 from cvbench.core.redaction import is_secret_key
 from cvbench.core.types import (
     Capabilities,
+    ErrorKind,
     ModelError,
     ModelInfo,
     PromptImage,
@@ -61,7 +62,7 @@ FAILURE_PREFIXES: tuple[str, ...] = ("[LMMS_EVAL_REQUEST_FAILED", "[LMMS_EVAL_BU
 def response_from_text(text: str | None) -> Response:
     """lmms-eval's answer as a cvbench Response; its failure placeholders become errors."""
     if text is not None and text.lstrip().startswith(FAILURE_PREFIXES):
-        kind = "budget" if "BUDGET" in text[:40] else "transport"
+        kind: ErrorKind = "budget" if "BUDGET" in text[:40] else "transport"
         return Response(text=None, error=ModelError(kind, f"lmms-eval: {text.strip()[:300]}"))
     return Response(text=text)
 

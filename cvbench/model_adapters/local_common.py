@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from cvbench.core.types import ModelError, Option, PromptImage, Request, Response, Usage
+from cvbench.core.types import ErrorKind, ModelError, Option, PromptImage, Request, Response, Usage
 from cvbench.model_adapters.registry import ModelResolutionError
 
 T = TypeVar("T")
@@ -228,6 +228,7 @@ def error_response(exc: BaseException, started: float | None = None) -> Response
     name = type(exc).__name__
     message = f"{name}: {exc}"
     lowered = message.lower()
+    kind: ErrorKind
     if "out of memory" in lowered or name in ("OutOfMemoryError", "MemoryError"):
         kind = "server"
         message = "out of memory: " + message

@@ -82,7 +82,7 @@ def chat_messages(prompt: Prompt, detail: str | None, text: str | None = None) -
     (in order) followed by the text."""
     content: list[dict[str, Any]] = []
     for image in prompt.images:
-        image_url: dict[str, Any] = {"url": data_url(image.data, image.mime)}
+        image_url: dict[str, Any] = {"url": image.data_url}
         if detail is not None:
             image_url["detail"] = detail
         content.append({"type": "image_url", "image_url": image_url})

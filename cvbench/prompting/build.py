@@ -7,7 +7,7 @@ everything that decided what the model saw in ``Prompt.protocol``.
 
 Public API
 ----------
-- ``PromptSettings(mode="auto", style=None, alpha=0.4, thickness=2, image=ImagePolicy(), seed=0)``
+- ``PromptSettings(mode="auto", style=None, alpha=0.4, thickness=2, image=ImagePolicy(), seed=0, ablation=None)``
   with ``style_for(benchmark) -> str`` and ``as_dict() -> dict`` (provenance).
   mode: "auto" | "overlay" | "native" | "prerendered"; style: "contour" | "mask" | "box" | "marks"
   or None for the benchmark default (MMVM: contour, CrossViewBench: mask).
@@ -28,10 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from cvbench.core.types import Capabilities, ImageRef, Prompt, PromptImage, Sample
+from cvbench.core.types import (
+    Capabilities,
+    ImageRef,
+    Prompt,
+    PromptImage,
+    PromptMode,
+    RenderedPrompt,
+    Sample,
+    TaskFacts,
+)
 from cvbench.imaging.images import ImageError, load_image
 from cvbench.imaging.masks import MaskError
 from cvbench.imaging.render import ALL_STYLES
+from cvbench.prompting.ablation import ABLATIONS, ablate_images, ablate_output
 from cvbench.prompting.encoding import (
     EncodingError,
     ImagePolicy,
@@ -72,6 +82,7 @@ class PromptSettings:
     thickness: int = 2  # line width on images up to 1024 px on the long side (scaled up beyond)
     image: ImagePolicy = field(default_factory=ImagePolicy)
     seed: int = 0
+    ablation: str | None = None  # "images" | "marks" | "text" (cvbench.prompting.ablation); None: none
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -82,6 +93,8 @@ class PromptSettings:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
         if self.thickness < 1:
             raise ValueError(f"thickness must be >= 1, got {self.thickness}")
+        if self.ablation is not None and self.ablation not in ABLATIONS:
+            raise ValueError(f"ablation must be one of {', '.join(ABLATIONS)}, got {self.ablation!r}")
 
     def style_for(self, benchmark: str) -> str:
         if self.style is not None:
@@ -99,6 +112,8 @@ class PromptSettings:
             "thickness": self.thickness,
             "image": self.image.as_dict(),
             "seed": self.seed,
+            # only when set: a run without an ablation keeps the settings (and cache keys) it always had
+            **({"ablation": self.ablation} if self.ablation is not None else {}),
         }
 
 
@@ -110,7 +125,7 @@ def _has_prerendered(sample: Sample) -> bool:
     )
 
 
-def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabilities) -> str:
+def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabilities) -> PromptMode:
     """The mode for this sample and model: "overlay" | "native" | "prerendered"."""
     if settings.mode == "auto":
         return "native" if capabilities.native_regions else "overlay"
@@ -126,7 +141,12 @@ def resolve_mode(sample: Sample, settings: PromptSettings, capabilities: Capabil
             else "the sample lacks its pre-rendered overlay images or TSV question"
         )
         raise PromptError(f"{sample.source} [{sample.sample_id}]: mode 'prerendered' is impossible: {what}")
-    return settings.mode
+    if settings.mode not in _MODES:
+        raise PromptError(f"unknown prompt mode {settings.mode!r}; expected auto, overlay, native or prerendered")
+    return _MODES[settings.mode]
+
+
+_MODES: dict[str, PromptMode] = {"overlay": "overlay", "native": "native", "prerendered": "prerendered"}
 
 
 def _present_one(
@@ -186,8 +206,11 @@ def _strip_sample_prefix(message: str, sample_id: str) -> str:
     return message.removeprefix(prefix)
 
 
-def build_prompt(sample: Sample, settings: PromptSettings, capabilities: Capabilities, setting: str = "all") -> Prompt:
-    """Exactly what the model receives for this sample under this candidate setting."""
+def build_prompt(
+    sample: Sample, settings: PromptSettings, capabilities: Capabilities, setting: str = "all"
+) -> RenderedPrompt:
+    """Exactly what the model receives for this sample under this candidate setting (`.prompt`),
+    with the answer and protocol record the runner keeps beside it."""
     mode = resolve_mode(sample, settings, capabilities)
     try:
         style = settings.style_for(sample.benchmark)
@@ -215,7 +238,11 @@ def build_prompt(sample: Sample, settings: PromptSettings, capabilities: Capabil
             )
         else:
             raise ProtocolError(f"unknown benchmark {sample.benchmark!r}")
+        out = ablate_output(out, sample, settings.ablation, mode, settings.image)
         images, text, image_records, layout = _present(out, settings.image, capabilities)
+        if settings.ablation == "images":
+            images = ablate_images(images, settings.ablation)
+            image_records = [_image_record(img, "blank") for img in images]
     except (ProtocolError, EncodingError, ImageError, MaskError, ValueError) as exc:
         raise PromptError(
             f"{sample.source} [{sample.sample_id}]: {_strip_sample_prefix(str(exc), sample.sample_id)}"
@@ -227,17 +254,17 @@ def build_prompt(sample: Sample, settings: PromptSettings, capabilities: Capabil
         "images": image_records,
         "capabilities": _capabilities_record(capabilities),
     }
-    return Prompt(
+    prompt = Prompt(
         sample_id=sample.sample_id,
         text=text,
         images=images,
         options=out.options,
-        answer=out.answer,
         mode=mode,
         setting=setting,
         native=out.native,
-        protocol=protocol,
-    )  # type: ignore[arg-type]
+        task=TaskFacts(sample.benchmark, sample.task_type),
+    )
+    return RenderedPrompt(prompt, out.answer, protocol)
 
 
 def _capabilities_record(c: Capabilities) -> dict[str, Any]:
@@ -267,7 +294,7 @@ def find_sample(task: str, sample_id: str, data_dir: str | Path | None = None) -
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
-def write_prompt_files(prompt: Prompt, out_dir: str | Path) -> list[Path]:
+def write_prompt_files(prompt: RenderedPrompt, out_dir: str | Path) -> list[Path]:
     """The exact images the model receives (view_<k>.<ext>, bytes unchanged), prompt.txt and prompt.json;
     in native mode also original_<v>.png and mask_<v>_<k>.png (0/255) per view and region."""
     import json
@@ -335,7 +362,7 @@ def write_prompt_files(prompt: Prompt, out_dir: str | Path) -> list[Path]:
         "images": image_files,
         "native": native_record,
         "protocol": dict(prompt.protocol),
-        "content_digest": prompt.content_digest(),
+        "content_digest": prompt.prompt.content_digest(),
     }
     json_path = out / "prompt.json"
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")

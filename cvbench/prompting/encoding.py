@@ -152,7 +152,8 @@ def encode_image(rgb: np.ndarray, policy: ImagePolicy, label: str) -> PromptImag
 
 def _decode_rgb(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+        # convert() copies even an RGB image: skip it when the decoder already gives RGB
+        return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 IDENTITY_SCHEMA = "cvbench.image-identity/1"
@@ -172,7 +173,7 @@ def pixel_identity(rgb: np.ndarray, params: dict[str, Any]) -> str:
     h = hashlib.sha256(IDENTITY_SCHEMA.encode())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(f"{rgb.shape[0]}x{rgb.shape[1]}x{rgb.shape[2]}".encode())
-    h.update(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+    h.update(np.ascontiguousarray(rgb, dtype=np.uint8).data)  # the same bytes as tobytes(), without the copy
     return h.hexdigest()
 
 

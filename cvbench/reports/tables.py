@@ -114,6 +114,7 @@ class Row:
     source_url: str = ""
     page: str = ""  # site-relative link to the run's model page (reproduced rows)
     access_as_published: str = ""  # the reference CSV's own access label (reported rows)
+    ablation: str = ""  # row kind of an ablated run ("blind", "unmarked", ...; docs/ablations.md)
 
     @property
     def size(self) -> str:
@@ -122,7 +123,7 @@ class Row:
     @property
     def is_reference(self) -> bool:
         """Chance, human and baseline rows: shown beside the models, never ranked."""
-        return self.origin == ORIGIN_CHANCE or self.access in ("human", "baseline")
+        return self.origin == ORIGIN_CHANCE or self.access in ("human", "baseline") or bool(self.ablation)
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,7 @@ class RunModel:
     display_name: str
     access: str
     params_b: float | None
+    ablation: str = ""  # the row kind of an ablated run ("blind"), "" for a normal run
 
 
 def run_model(run: RunData) -> RunModel:
@@ -304,11 +306,13 @@ def run_model(run: RunData) -> RunModel:
     if not model_id:
         raise RunDirError(f"{where}: field 'model.id' missing")
     params = model.get("params_b")
+    ablation = model.get("ablation")  # {"kind", "row_kind"} in an ablated run (docs/ablations.md)
     return RunModel(
         model_id=model_id,
         display_name=str(model.get("display_name") or model_id),
         access=str(model.get("access") or "unknown"),
         params_b=None if params is None else float(params),
+        ablation=str(ablation.get("row_kind") or "") if isinstance(ablation, Mapping) else "",
     )
 
 
@@ -348,7 +352,7 @@ def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, 
             )
     return Row(
         row_id=row_id,
-        name=model.display_name,
+        name=model.display_name + (f" ({model.ablation})" if model.ablation else ""),
         origin=ORIGIN_REPRODUCED,
         access=model.access,
         cells=cells,
@@ -357,6 +361,7 @@ def run_row(run: RunData, task: str, columns: Iterable[Column], *, row_id: str, 
         run_name=run.path.name,
         page=page,
         source=f"reproduced by cvbench ({run.path.name})",
+        ablation=model.ablation,
     )
 
 

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing_extensions import Self
+
 from cvbench.core.types import Response
 from cvbench.runner.cache_check import choices, inspect_cache
 from cvbench.runner.cache_codec import (
@@ -28,7 +30,6 @@ from cvbench.runner.cache_codec import (
     response_from_json,
     response_to_json,
 )
-from typing_extensions import Self
 
 BUSY_TIMEOUT_S = 60.0
 LOOKUP_CHUNK = 500  # keys per `IN (...)` query: below SQLite's old 999-variable limit

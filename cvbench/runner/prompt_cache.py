@@ -42,7 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cvbench.core.types import Capabilities, Option, Prompt, Sample
+from cvbench.core.types import Capabilities, Option, Prompt, RenderedPrompt, Sample
 from cvbench.runner.cache import rows_for_keys
 
 SCHEMA = "cvbench.prompt-digest/1"
@@ -52,8 +52,8 @@ _PIXEL_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "pillow"
 
 # The code that turns a data file into a Prompt: the loaders (cvbench/tasks, specs included; not
 # the synthetic generator, whose output is data covered by the fingerprint) and the prompt path
-# (cvbench/core values, cvbench/imaging, cvbench/prompting). tests/harness/test_prompt_cache.py checks that importing the
-# prompt builder and the loaders pulls in no cvbench module outside this list.
+# (cvbench/core values, cvbench/imaging, cvbench/prompting). tests/harness/test_prompt_cache.py checks
+# that importing the prompt builder and the loaders pulls in no cvbench module outside this list.
 PROMPT_CODE: tuple[str, ...] = (
     "tasks/*.py",
     "tasks/specs/*.toml",
@@ -63,6 +63,7 @@ PROMPT_CODE: tuple[str, ...] = (
     "core/types.py",
     "core/seeding.py",
     "core/locations.py",
+    "core/version.py",
     "core/__init__.py",
     "__init__.py",
 )
@@ -129,53 +130,62 @@ def prompt_key(
 
 @dataclass(frozen=True)
 class DigestedPrompt(Prompt):
-    """A prompt known by its digest: the text, options and record fields, no image bytes.
+    """A prompt known by its digest: the text and options, no image bytes.
 
     Only used to write the record of a sample whose response is already cached; never sent
     to a model (its `images` is empty). `content_digest()` returns the stored digest, so
     `Request.cache_key()` gives the same key as for the rendered prompt."""
 
     stored_digest: str = ""
-    image_sha256: tuple[str, ...] = ()
-    image_mimes: tuple[str, ...] = ()
 
     def content_digest(self) -> str:
         return self.stored_digest
 
 
-def summary_json(prompt: Prompt, protocol: Any) -> str:
+@dataclass(frozen=True)
+class StoredPrompt:
+    """What the digest cache knows of a rendered prompt: the prompt by its digest, the answer and
+    protocol record beside it, and the identities and types of the images it had."""
+
+    rendered: RenderedPrompt  # its `prompt` is a DigestedPrompt
+    image_sha256: tuple[str, ...]
+    image_mimes: tuple[str, ...]
+
+
+def summary_json(rendered: RenderedPrompt, protocol: Any) -> str:
     """The stored form of a rendered prompt (`protocol`: its JSON-ready protocol record)."""
     return json.dumps(
         {
-            "sample_id": prompt.sample_id,
-            "text": prompt.text,
-            "system": prompt.system,
-            "options": [[o.letter, o.text] for o in prompt.options],
-            "answer": prompt.answer,
-            "mode": prompt.mode,
-            "setting": prompt.setting,
+            "sample_id": rendered.sample_id,
+            "text": rendered.text,
+            "system": rendered.system,
+            "options": [[o.letter, o.text] for o in rendered.options],
+            "answer": rendered.answer,
+            "mode": rendered.mode,
+            "setting": rendered.setting,
             "protocol": protocol,
-            "digest": prompt.content_digest(),
-            "images": [[i.sha256, i.mime] for i in prompt.images],
+            "digest": rendered.prompt.content_digest(),
+            "images": [[i.sha256, i.mime] for i in rendered.images],
         },
         ensure_ascii=False,
     )
 
 
-def summary_prompt(payload: str) -> DigestedPrompt:
+def summary_prompt(payload: str) -> StoredPrompt:
     data = json.loads(payload)
-    return DigestedPrompt(
+    prompt = DigestedPrompt(
         sample_id=data["sample_id"],
         text=data["text"],
         images=(),
         options=tuple(Option(letter, text) for letter, text in data["options"]),
-        answer=data["answer"],
         mode=data["mode"],
         setting=data["setting"],
         system=data["system"],
         native=None,
-        protocol=data["protocol"],
         stored_digest=data["digest"],
+    )
+    return StoredPrompt(
+        RenderedPrompt(prompt, data["answer"], data["protocol"]),
         image_sha256=tuple(sha for sha, _ in data["images"]),
         image_mimes=tuple(mime for _, mime in data["images"]),
     )
@@ -196,19 +206,19 @@ class PromptDigestCache:
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS prompt_digests (key TEXT PRIMARY KEY, summary TEXT NOT NULL)")
 
-    def get(self, key: str) -> DigestedPrompt | None:
+    def get(self, key: str) -> StoredPrompt | None:
         with self._lock:
             row = self._db.execute("SELECT summary FROM prompt_digests WHERE key = ?", (key,)).fetchone()
         return summary_prompt(row[0]) if row else None
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, DigestedPrompt]:
+    def get_many(self, keys: Sequence[str]) -> dict[str, StoredPrompt]:
         """The stored prompts of `keys` (absent keys are missing): one query per chunk of keys."""
         with self._lock:
             rows = rows_for_keys(self._db, "SELECT key, summary FROM prompt_digests WHERE key IN ({marks})", keys)
         return {key: summary_prompt(payload) for key, payload in rows}
 
-    def put(self, key: str, prompt: Prompt, protocol: Any) -> None:
-        payload = summary_json(prompt, protocol)
+    def put(self, key: str, rendered: RenderedPrompt, protocol: Any) -> None:
+        payload = summary_json(rendered, protocol)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO prompt_digests (key, summary) VALUES (?, ?)", (key, payload))
 

@@ -11,6 +11,7 @@ then protects against a second process on the same host only.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -18,6 +19,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
 from typing_extensions import Self
 
 LOCK_FILE = ".cvbench.lock"
@@ -87,10 +89,8 @@ class RunDirLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        try:
+        with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)  # an unlocked file names no holder
-        except OSError:
-            pass
         os.close(fd)  # closing the descriptor drops the flock
 
     def __enter__(self) -> Self:

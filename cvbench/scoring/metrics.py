@@ -6,8 +6,8 @@ separately; `accuracy_answered` beside it divides by the samples that got a mode
 errors and invalid). A slice with n = 0 has accuracy None and no interval. The default interval is
 `stats.wilson_design_effect`; a method that would give a zero-width interval (a bootstrap or CR1
 interval when every answer agrees, or any clustered method on one cluster) is replaced by it, and
-`ci_method` names the method actually used. Intervals cluster by `<task>/<cluster>` (scene or case); each slice's bootstrap
-seed is derived from the run seed and the slice's name.
+`ci_method` names the method actually used. Intervals cluster by `<task>/<cluster>` (scene or case);
+each slice's bootstrap seed is derived from the run seed and the slice's name.
 """
 
 from __future__ import annotations

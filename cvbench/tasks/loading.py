@@ -23,7 +23,6 @@ from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.files import DataFormatError, RecordError, ensure_resolves_inside
 from cvbench.tasks.mmvm import iter_mmvm
 from cvbench.tasks.registry import load_task_specs
-from cvbench.tasks.synthetic.manifest import ManifestMismatch, verify_synthetic
 
 FINGERPRINT_VERSION = "cvbench.dataset/1"
 
@@ -59,6 +58,10 @@ def ensure_task_data(spec: TaskSpec, data_dir: Path | str | None = None) -> Path
     else:
         raise DataNotFoundError(missing_data_message(spec, folder))
     if spec.synthetic:
+        # imported here, not at the top: the synthetic package is data covered by the dataset
+        # fingerprint, and must stay out of the prompt path whose source the prompt cache hashes
+        from cvbench.tasks.synthetic.manifest import ManifestMismatch, verify_synthetic
+
         try:
             verify_synthetic(spec.name, folder, spec.data_file)
         except ManifestMismatch as exc:

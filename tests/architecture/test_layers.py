@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scoring",),
     ("runner",),
     ("analysis",),
+    ("sweep",),
     ("reports",),
     ("leaderboard", "integrations"),
     ("devtools",),

@@ -79,7 +79,7 @@ def write_tiny_dataset(base: Path, n_valid: int = 24, n_scenes: int = 6) -> Tiny
         record = {
             "sample_id": f"s{i}",
             "question_type": "Q1" if i % 2 == 0 else "Q2",
-            "question": question if i % 2 == 0 else question,
+            "question": question,
             "options": [
                 f"{letter}. the {word} one" for letter, word in zip("ABCD", ["first", "second", "third", "fourth"])
             ],

@@ -14,6 +14,7 @@ from cvbench.core.types import (
     Prompt,
     RegionRef,
     Request,
+    TaskFacts,
 )
 from cvbench.model_adapters.baselines import make_first_option, make_mask_heuristic, make_random, ref_names
 from cvbench.model_adapters.registry import ModelOptions
@@ -64,10 +65,9 @@ def cvb_prompt(
         text=text,
         images=(),
         options=opts,
-        answer=None,
         mode="native",
         native=native,
-        protocol={"benchmark": "crossviewbench", "task_type": task_type},
+        task=TaskFacts("crossviewbench", task_type),
     )
 
 
@@ -77,7 +77,7 @@ def test_random_is_seeded_and_uniform() -> None:
     assert isinstance(adapter, ModelAdapter) and adapter.info.access == "baseline"
 
     def prompt(i: int) -> Prompt:
-        return Prompt(sample_id=f"s{i}", text="q", images=(), options=options, answer="A", mode="overlay")
+        return Prompt(sample_id=f"s{i}", text="q", images=(), options=options, mode="overlay")
 
     first = [ask(adapter, prompt(i)) for i in range(400)]
     assert first == [ask(make_random("", ModelOptions(seed=3)), prompt(i)) for i in range(400)]
@@ -88,7 +88,7 @@ def test_random_is_seeded_and_uniform() -> None:
 
 def test_first_option_and_registry_names() -> None:
     options = (Option("A", "x"), Option("B", "y"))
-    p = Prompt(sample_id="s", text="q", images=(), options=options, answer="B", mode="overlay")
+    p = Prompt(sample_id="s", text="q", images=(), options=options, mode="overlay")
     assert ask(make_first_option("", ModelOptions()), p) == "A"
     for name, model_id in (
         ("random", "baseline:random"),
@@ -114,10 +114,9 @@ def test_mmvm_picks_the_candidate_that_looks_like_the_query() -> None:
         text="which?",
         images=(),
         options=options,
-        answer="A",
         mode="native",
         native=native,
-        protocol={"benchmark": "mmvm"},
+        task=TaskFacts("mmvm"),
     )
     assert ask(make_mask_heuristic("", ModelOptions()), p) == "A"
 

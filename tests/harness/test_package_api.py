@@ -28,7 +28,8 @@ def test_import_cvbench_does_not_load_the_runner_or_adapters() -> None:
 def test_lazy_names_are_the_real_objects() -> None:
     from cvbench.model_adapters.registry import ModelOptions
     from cvbench.model_adapters.resolve import resolve_model
-    from cvbench.runner.session import Runner, RunOptions
+    from cvbench.runner.options import RunOptions
+    from cvbench.runner.session import Runner
 
     assert cvbench.Runner is Runner and cvbench.RunOptions is RunOptions
     assert cvbench.resolve_model is resolve_model and cvbench.ModelOptions is ModelOptions

@@ -12,9 +12,10 @@ from click.testing import CliRunner
 from cvbench.cli import cli
 from cvbench.core.types import Usage
 from cvbench.rundir.format import iter_records
+from cvbench.runner.options import ConfigMismatchError, RunOptions
 from cvbench.runner.pricing import Price, parse_price, response_cost
 from cvbench.runner.progress import usage_line
-from cvbench.runner.session import ConfigMismatchError, Runner, RunOptions
+from cvbench.runner.session import Runner
 
 
 def test_parse_price_and_cost() -> None:

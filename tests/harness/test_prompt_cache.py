@@ -15,8 +15,10 @@ from PIL import Image
 from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.rundir.format import iter_records
+from cvbench.runner.jsonable import jsonable
+from cvbench.runner.options import RunOptions
 from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
-from cvbench.runner.session import Runner, RunOptions, jsonable
+from cvbench.runner.session import Runner
 from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
 from cvbench.tasks.registry import get_task
 
@@ -65,8 +67,10 @@ def test_digest_gives_the_rendered_prompts_request_key(tiny_data: Any, tmp_path:
     cache = PromptDigestCache(tmp_path / "c.sqlite")
     assert cache.get(key) is None
     cache.put(key, prompt, jsonable(dict(prompt.protocol)))
-    known = cache.get(key)
+    stored = cache.get(key)
     cache.close()
+    assert stored is not None
+    known = stored.rendered
     from cvbench.runner.cache import ResponseCache
 
     with ResponseCache(tmp_path / "c.sqlite") as responses:  # a full `cvbench cache clear` drops the digests too
@@ -74,12 +78,13 @@ def test_digest_gives_the_rendered_prompts_request_key(tiny_data: Any, tmp_path:
         assert digest_rows(tmp_path / "c.sqlite") == 1
         responses.clear()
         assert digest_rows(tmp_path / "c.sqlite") == 0
-    assert isinstance(known, DigestedPrompt) and known.images == ()
+    assert isinstance(known.prompt, DigestedPrompt) and known.images == ()
     generation = GenerationConfig(temperature=0.0, max_tokens=16, seed=0)
     assert (
-        Request("m", known, generation, {"a": 1}).cache_key() == Request("m", prompt, generation, {"a": 1}).cache_key()
+        Request("m", known.prompt, generation, {"a": 1}).cache_key()
+        == Request("m", prompt.prompt, generation, {"a": 1}).cache_key()
     )
-    assert known.image_sha256 == tuple(i.sha256 for i in prompt.images)
+    assert stored.image_sha256 == tuple(i.sha256 for i in prompt.images)
     assert (known.text, known.options, known.answer, known.mode) == (
         prompt.text,
         prompt.options,

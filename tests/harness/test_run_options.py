@@ -1,5 +1,5 @@
 from cvbench.model_adapters.registry import recommended_max_tokens
-from cvbench.runner.session import DEFAULT_MAX_TOKENS, RunOptions, effective_max_tokens, parse_model_option
+from cvbench.runner.options import DEFAULT_MAX_TOKENS, RunOptions, effective_max_tokens, parse_model_option
 
 
 def test_model_option_values_are_json_when_they_parse_else_text():
@@ -30,7 +30,7 @@ def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(t
     from click.testing import CliRunner
 
     from cvbench.cli import cli
-    from cvbench.runner.session import default_out_dir
+    from cvbench.runner.options import default_out_dir
     from cvbench.tasks.registry import get_task
     from cvbench.tasks.synthetic import generate_mmvm
 
@@ -85,7 +85,7 @@ def test_presentation_options_reach_the_prompt_settings_and_the_default_folder(t
 
 
 def test_the_default_run_folder_never_holds_a_url_password() -> None:
-    from cvbench.runner.session import RunOptions, default_out_dir
+    from cvbench.runner.options import RunOptions, default_out_dir
 
     out = default_out_dir(
         RunOptions(model="lmms:qwen2_vl,base_url=http://u:PLANTEDpw@host:8000/v1", tasks=("synth-mmvm",))

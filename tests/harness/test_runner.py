@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from cvbench.rundir.format import iter_records, load_run
-from cvbench.runner.session import ConfigMismatchError, RunError, Runner, RunOptions, merge_runs
+from cvbench.runner.merge import merge_runs
+from cvbench.runner.options import ConfigMismatchError, RunError, RunOptions
+from cvbench.runner.session import Runner
 
 TIMINGS = ("latency_s", "cached")
 

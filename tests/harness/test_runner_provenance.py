@@ -5,7 +5,8 @@ from typing import Any
 
 from cvbench.core.provenance import environment
 from cvbench.core.redaction import is_secret_key, redact, redact_argv, secret_values
-from cvbench.runner.session import Runner, RunOptions
+from cvbench.runner.options import RunOptions
+from cvbench.runner.session import Runner
 
 
 def test_redact_strings_and_dicts() -> None:

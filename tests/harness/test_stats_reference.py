@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from cvbench.analysis.compare import exact_mcnemar_p
-from cvbench.runner.session import Runner, RunOptions
+from cvbench.runner.options import RunOptions
+from cvbench.runner.session import Runner
 from cvbench.scoring import stats
 from cvbench.scoring.metrics import cluster_key, scored_record
 

@@ -7,11 +7,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from cvbench.core.redaction import redact
-from cvbench.core.types import Option, Prompt, Response, Usage
+from cvbench.core.types import Option, Prompt, RenderedPrompt, Response, Usage
 from cvbench.rundir.format import SampleRecord
 from cvbench.runner.cache import ResponseCache
+from cvbench.runner.jsonable import jsonable
 from cvbench.runner.prompt_cache import PromptDigestCache
-from cvbench.runner.session import RecordWriter, jsonable
+from cvbench.runner.records import RecordWriter
 from cvbench.scoring.metrics import compute_results, scored_record
 
 
@@ -101,16 +102,15 @@ def test_prompt_digest_cache_get_many(tmp_path: Path) -> None:
             text="t",
             images=(),
             options=(Option("A", "x"), Option("B", "y")),
-            answer="B",
             mode="overlay",
             setting="all",
-            protocol={"p": 1},
         )
         for i in range(700):
-            digests.put(f"d{i}", replace(prompt, sample_id=f"s{i}"), {"p": i})
+            digests.put(f"d{i}", RenderedPrompt(replace(prompt, sample_id=f"s{i}"), "B", {"p": i}), {"p": i})
         found = digests.get_many([f"d{i}" for i in range(0, 1400, 3)])
         assert set(found) == {f"d{i}" for i in range(0, 700, 3)}
         assert found["d3"] == digests.get("d3")
-        assert found["d3"].sample_id == "s3" and found["d3"].protocol == {"p": 3}
+        assert found["d3"].rendered.sample_id == "s3" and found["d3"].rendered.protocol == {"p": 3}
+        assert found["d3"].rendered.answer == "B"
     finally:
         digests.close()

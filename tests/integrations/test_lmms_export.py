@@ -27,7 +27,8 @@ from cvbench.integrations.lmms_hooks import ExportHooks, hooks_for
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.prompting.encoding import ImagePolicy, encode_image
 from cvbench.rundir.format import iter_records
-from cvbench.runner.session import Runner, RunOptions
+from cvbench.runner.options import RunOptions
+from cvbench.runner.session import Runner
 from cvbench.tasks.loading import iter_task_samples
 from cvbench.tasks.registry import get_task
 from tests.integrations.lmms_fixtures import (
@@ -117,7 +118,7 @@ def test_export_writes_tasks_group_manifest_and_shim(export_dir: Path, data_root
 
 
 def test_documents_are_the_runner_records(export_dir: Path, data_root: Path) -> None:
-    from cvbench.runner.session import item_sample_id, record_id
+    from cvbench.runner.jobs import item_sample_id, record_id
 
     for task in TASKS:
         spec = get_task(task)

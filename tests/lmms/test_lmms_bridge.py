@@ -29,7 +29,8 @@ from cvbench.integrations.lmms_export import MANIFEST_FILE, LmmsExportOptions, e
 from cvbench.integrations.lmms_hooks import hooks_for
 from cvbench.prompting.encoding import ImagePolicy, encode_image
 from cvbench.rundir.format import iter_records
-from cvbench.runner.session import Runner, RunOptions, run
+from cvbench.runner.options import RunOptions
+from cvbench.runner.session import Runner, run
 from tests.integrations.lmms_fixtures import (
     LMMS_FAILURE,
     FixedAnswerAdapter,

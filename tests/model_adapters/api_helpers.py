@@ -52,9 +52,7 @@ def make_prompt(
             )
         )
     options = (Option("A", "1"), Option("B", "2"), Option("C", "3"))
-    return Prompt(
-        sample_id=sample_id, text=text, images=tuple(images), options=options, answer="B", mode="overlay", system=system
-    )
+    return Prompt(sample_id=sample_id, text=text, images=tuple(images), options=options, mode="overlay", system=system)
 
 
 def make_request(model_id: str, prompt: Prompt | None = None, **config: Any) -> Request:

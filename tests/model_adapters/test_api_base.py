@@ -85,7 +85,7 @@ def test_limiter_halves_once_per_congestion_event_and_grows_back() -> None:
         limiter = AdaptiveLimiter(8)
         tickets = [await limiter.acquire() for _ in range(8)]
         assert limiter.in_flight == 8 and limiter.limit == 8
-        for t in tickets:
+        for _ in tickets:
             limiter.release()
         limiter.on_rate_limit(tickets[0])
         assert limiter.limit == 4

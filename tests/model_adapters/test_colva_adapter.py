@@ -141,7 +141,6 @@ def mmvm_request(with_native: bool = True) -> Request:
         text=text,
         images=(png(200, 40, 60), png(150, 500, 1400)),
         options=options,
-        answer="B",
         mode="native" if with_native else "overlay",
         native=native if with_native else None,
     )

@@ -61,7 +61,7 @@ def test_chat_receives_the_demo_inputs_and_the_upstream_option_ids(checkpoint: P
     )
     assert adapter.settings()["max_tiles"] == 12
     assert adapter.settings()["max_tiles_source"] == "demo load_image(max_num=12)"
-    response = asyncio.run(adapter.generate(Request("colva", prompt, GenerationConfig(max_tokens=16))))
+    response = asyncio.run(adapter.generate(Request("colva", prompt.prompt, GenerationConfig(max_tokens=16))))
     assert response.ok, response.error
     call = sys.modules[type(adapter._model).__module__].CALLS[-1]
     assert set(call) >= {"history", "return_history", "num_patches_list", "ot_pixel_values", "ot_visual_prompts"}

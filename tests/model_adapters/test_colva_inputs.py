@@ -170,9 +170,7 @@ def mmvm_prompt(n_candidates: int, with_overlays: bool = True) -> Prompt:
         if with_overlays
         else ()
     )
-    return Prompt(
-        sample_id="case_1", text=text, images=images, options=options, answer="A", mode="native", native=native
-    )
+    return Prompt(sample_id="case_1", text=text, images=images, options=options, mode="native", native=native)
 
 
 def test_inputs_pass_candidate_masks_in_ascending_id_order() -> None:
@@ -216,7 +214,7 @@ def test_more_than_25_candidates_all_stay_in_the_object_list() -> None:
 def test_missing_overlays_or_native_regions_are_errors() -> None:
     with pytest.raises(ValueError, match="one overlay image per view"):
         build_colva_inputs(mmvm_prompt(3, with_overlays=False))
-    no_native = Prompt(sample_id="x", text="q", images=(), options=(), answer=None, mode="overlay")
+    no_native = Prompt(sample_id="x", text="q", images=(), options=(), mode="overlay")
     with pytest.raises(ValueError, match="native-mode prompt"):
         build_colva_inputs(no_native)
 

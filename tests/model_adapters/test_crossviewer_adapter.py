@@ -106,7 +106,7 @@ def request(question: str = "Is <region> the same object as <region>?") -> Reque
     native = NativeRegions(views=views, refs=(RegionRef(0, 0), RegionRef(1, 0)), token_counts=(2, 3))
     options = (Option("A", "yes"), Option("B", "no"), Option("C", "cannot tell"))
     text = question + "\n\n" + "\n".join(o.line for o in options)
-    prompt = Prompt(sample_id="q1-7", text=text, images=(), options=options, answer="B", mode="native", native=native)
+    prompt = Prompt(sample_id="q1-7", text=text, images=(), options=options, mode="native", native=native)
     return Request("crossviewer", prompt, GenerationConfig(max_tokens=16))
 
 
@@ -172,9 +172,7 @@ def test_model_failures_become_error_responses(checkout: tuple[Path, Path]) -> N
     assert fine.ok and fine.text == "B"
     mismatch = asyncio.run(adapter.generate(request("only one <region>")))
     assert mismatch.error is not None and mismatch.error.kind == "invalid_request"
-    overlay = Prompt(
-        sample_id="x", text="q\n\nA. yes", images=(), options=(Option("A", "yes"),), answer="A", mode="overlay"
-    )
+    overlay = Prompt(sample_id="x", text="q\n\nA. yes", images=(), options=(Option("A", "yes"),), mode="overlay")
     wrong_mode = asyncio.run(adapter.generate(Request("crossviewer", overlay, GenerationConfig())))
     assert wrong_mode.error is not None and "native-mode prompt" in wrong_mode.error.message
     asyncio.run(adapter.aclose())

@@ -38,7 +38,7 @@ from cvbench.model_adapters.crossviewer_eval import (
     region_token_count,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
-from cvbench.runner.session import score_response
+from cvbench.runner.records import score_response
 from cvbench.scoring.metrics import metric, scored_record
 
 from .upstream_fakes import VOCAB, write_crossviewer_checkout
@@ -131,10 +131,8 @@ def three_view_request(question: str = "Is <region> in view 2 the same object as
         text=text,
         images=(),
         options=options,
-        answer="B",
         mode="native",
         native=native,
-        protocol={"task_type": "Q5"},
     )
     return Request("crossviewer", prompt, GenerationConfig(max_tokens=8))
 

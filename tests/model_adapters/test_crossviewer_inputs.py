@@ -144,13 +144,10 @@ def test_question_of_strips_the_trailing_option_lines() -> None:
         text="Is <region> left of <region>?\n\nA. yes\nB. no",
         images=(),
         options=OPTIONS,
-        answer="A",
         mode="native",
     )
     assert question_of(Request("crossviewer", prompt, GenerationConfig())) == "Is <region> left of <region>?"
-    odd = Prompt(
-        sample_id="s", text="A. yes\nB. no\nIs <region> left?", images=(), options=OPTIONS, answer="A", mode="native"
-    )
+    odd = Prompt(sample_id="s", text="A. yes\nB. no\nIs <region> left?", images=(), options=OPTIONS, mode="native")
     with pytest.raises(ValueError, match="does not end with its option lines"):
         question_of(Request("crossviewer", odd, GenerationConfig()))
 

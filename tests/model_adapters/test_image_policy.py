@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
-from cvbench.core.types import Option, Prompt
+from cvbench.core.types import Option, Prompt, RenderedPrompt
 from cvbench.model_adapters import anthropic_api
 from cvbench.model_adapters.image_policy import (
     CONTRACTS,
@@ -141,7 +141,6 @@ def test_the_wire_server_refuses_a_full_size_png_the_way_the_api_does(keys: None
         text="Which?",
         images=(big,),
         options=(Option("A", "1"), Option("B", "2")),
-        answer="A",
         mode="overlay",
     )
     with AnthropicWireServer() as server:
@@ -153,7 +152,9 @@ def test_the_wire_server_refuses_a_full_size_png_the_way_the_api_does(keys: None
         )
     assert response.error is not None and response.error.kind == "invalid_request" and response.attempts == 1
     assert "image exceeds 5 MB maximum" in response.error.message
-    fitted = fit_prompt(prompt, CONTRACTS["anthropic"], ImagePolicy(format="png"))  # lossless: made smaller instead
+    fitted = fit_prompt(
+        RenderedPrompt(prompt, "A"), CONTRACTS["anthropic"], ImagePolicy(format="png")
+    )  # lossless: made smaller instead
     assert len(base64.b64encode(fitted.images[0].data)) <= 5 * 1024 * 1024 and fitted.images[0].mime == "image/png"
     assert fitted.images[0].width < W
 
@@ -165,35 +166,32 @@ def test_more_than_20_images_are_fitted_to_2000_px() -> None:
         text="t",
         images=(image,) * 21,
         options=(Option("A", "1"),),
-        answer="A",
         mode="overlay",
-        protocol={"images": [{"label": "v", "sha256": image.sha256}] * 21},
     )
-    fitted = fit_prompt(prompt, CONTRACTS["anthropic"], ImagePolicy(format="jpeg"))
+    rendered = RenderedPrompt(prompt, "A", {"images": [{"label": "v", "sha256": image.sha256}] * 21})
+    fitted = fit_prompt(rendered, CONTRACTS["anthropic"], ImagePolicy(format="jpeg"))
     assert all(max(i.width, i.height) == 2000 for i in fitted.images)
     assert fitted.protocol["images"][0]["sha256"] == fitted.images[0].sha256  # the record follows the bytes
-    few = fit_prompt(replace_images(prompt, 20), CONTRACTS["anthropic"], ImagePolicy(format="jpeg"))
+    few = fit_prompt(replace_images(rendered, 20), CONTRACTS["anthropic"], ImagePolicy(format="jpeg"))
     assert all(max(i.width, i.height) == 2400 for i in few.images)
 
 
-def replace_images(prompt: Prompt, n: int) -> Prompt:
+def replace_images(rendered: RenderedPrompt, n: int) -> RenderedPrompt:
     from dataclasses import replace
 
-    return replace(prompt, images=prompt.images[:n], protocol={})
+    return RenderedPrompt(replace(rendered.prompt, images=rendered.images[:n]), rendered.answer, {})
 
 
 def test_a_request_that_cannot_fit_names_the_sample_and_the_limit() -> None:
     tiny = ImageContract(provider="tiny", formats=("image/png",), max_request_bytes=1000, counts_base64=True)
     image = encode_image(noisy_rgb(2, 64, 64), ImagePolicy(format="png"), "Image 1")
-    prompt = Prompt(
-        sample_id="cvb-42", text="t", images=(image, image), options=(Option("A", "1"),), answer="A", mode="overlay"
-    )
+    prompt = Prompt(sample_id="cvb-42", text="t", images=(image, image), options=(Option("A", "1"),), mode="overlay")
     with pytest.raises(
         ImagePolicyError,
         match=r"sample cvb-42: 2 images take [\d,]+ bytes \(base64\), over tiny's "
         r"limit of 1,000 per request",
     ):
-        fit_prompt(prompt, tiny, ImagePolicy(format="png"))
+        fit_prompt(RenderedPrompt(prompt, "A"), tiny, ImagePolicy(format="png"))
     with pytest.raises(ImagePolicyError, match="does not accept image/jpeg"):
         run_image_policy(tiny, "jpeg", None, None, None)
 
@@ -221,9 +219,7 @@ def test_gemini_server_refuses_over_20_mb_inline_and_the_policy_keeps_requests_u
     isolate_keys(monkeypatch, tmp_path, GEMINI_API_KEY=TEST_KEYS["GEMINI_API_KEY"])
     noisy = np.random.default_rng(3).integers(0, 255, size=(H, W, 3), dtype=np.uint8)
     png = encode_image(noisy, ImagePolicy(format="png"), "view")  # ~6.4 MB in base64: four are over 20 MB
-    prompt = Prompt(
-        sample_id="g4", text="Which?", images=(png,) * 4, options=(Option("A", "1"),), answer="A", mode="overlay"
-    )
+    prompt = Prompt(sample_id="g4", text="Which?", images=(png,) * 4, options=(Option("A", "1"),), mode="overlay")
     with GoogleWireServer() as server:
         response, _ = generate_once(
             google_api.make_adapter, "gemini-2.5-flash", server.url, make_request("google:gemini-2.5-flash", prompt)
@@ -233,9 +229,11 @@ def test_gemini_server_refuses_over_20_mb_inline_and_the_policy_keeps_requests_u
     with pytest.raises(
         ImagePolicyError, match=r"sample g4: 4 images take [\d,]+ bytes \(base64\), over google's limit"
     ):
-        fit_prompt(prompt, CONTRACTS["google"], ImagePolicy(format="png"))
+        fit_prompt(RenderedPrompt(prompt, "A"), CONTRACTS["google"], ImagePolicy(format="png"))
     jpeg = encode_image(noisy_rgb(3), run_image_policy(CONTRACTS["google"], None, None, None, None), "view")
     fitted = fit_prompt(
-        dataclasses.replace(prompt, images=(jpeg,) * 4), CONTRACTS["google"], ImagePolicy(format="jpeg")
+        RenderedPrompt(dataclasses.replace(prompt, images=(jpeg,) * 4), "A"),
+        CONTRACTS["google"],
+        ImagePolicy(format="jpeg"),
     )
     assert sum(len(base64.b64encode(i.data)) for i in fitted.images) <= 20 * 1000 * 1000

@@ -126,7 +126,7 @@ def crossviewbench_sample(tmp_path: Path) -> Sample:
 def test_crossviewbench_native_prompt_feeds_crossviewer(tmp_path: Path) -> None:
     prompt = build_prompt(crossviewbench_sample(tmp_path), PromptSettings(), NATIVE)
     assert prompt.mode == "native" and prompt.native is not None
-    request = Request("crossviewer", prompt, GenerationConfig())
+    request = Request("crossviewer", prompt.prompt, GenerationConfig())
     question = question_of(request)
     assert question == "Is <region> the same object as <region>?"
     batch = build_crossviewer_batch(prompt.native, question, prompt.options)

@@ -203,7 +203,7 @@ def test_broken_dotenv_is_a_resolution_error_naming_the_line(tmp_path: Path) -> 
 
 
 def test_an_alias_and_its_provider_string_get_the_same_reasoning_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cvbench.runner.session import RunOptions, effective_max_tokens
+    from cvbench.runner.options import RunOptions, effective_max_tokens
 
     monkeypatch.setenv("GEMINI_API_KEY", TEST_KEYS["GEMINI_API_KEY"])
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEYS["OPENAI_API_KEY"])

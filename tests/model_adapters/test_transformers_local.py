@@ -162,9 +162,7 @@ def make_request(
     sample_id: str = "s",
 ) -> Request:
     body = text or ("Which object in Image 2 is the one marked in Image 1?\n" + "\n".join(o.line for o in OPTIONS))
-    prompt = Prompt(
-        sample_id=sample_id, text=body, images=images, options=OPTIONS, answer="A", mode="overlay", system=system
-    )
+    prompt = Prompt(sample_id=sample_id, text=body, images=images, options=OPTIONS, mode="overlay", system=system)
     return Request("hf:tiny", prompt, GenerationConfig(max_tokens=max_tokens, option_logprobs=scoring))
 
 

@@ -35,7 +35,6 @@ def prompt(system: str | None = None) -> Prompt:
         text="Which one?\nA. 1\nB. 2",
         images=(PNG, JPEG),
         options=OPTIONS,
-        answer="A",
         mode="overlay",
         system=system,
     )

@@ -99,3 +99,27 @@ def cvbench_popen(args: list[str], env: dict[str, str], cwd: Path) -> subprocess
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def cli_run_args(model: str, base_url: str, root: Path, out: Path, cache: Path, concurrency: int) -> list[str]:
+    """`cvbench run` against a loopback server on the replicated CrossViewBench data, no images saved."""
+    return [
+        "run",
+        "--model",
+        model,
+        "--base-url",
+        base_url,
+        "--task",
+        "crossviewbench",
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--save-images",
+        "none",
+        "--concurrency",
+        str(concurrency),
+        "--no-progress",
+    ]

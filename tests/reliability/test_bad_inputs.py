@@ -187,7 +187,8 @@ CVB_ROWS = (
         "crossviewbench",
         "rle-size-mismatch",
         27,
-        "region t0a: invalid RLE (compressed RLE runs sum to 768, expected H*W = 3072) and no bbox_xyxy to fall back to",
+        "region t0a: invalid RLE (compressed RLE runs sum to 768, expected H*W = 3072) and no bbox_xyxy "
+        "to fall back to",
     ),
     Row(
         "very long line",

@@ -21,6 +21,7 @@ from tests.reliability.conftest import (
     ReplicatedData,
     SynthBase,
     cli_env,
+    cli_run_args,
     cvbench,
     cvbench_popen,
     replicate,
@@ -42,26 +43,7 @@ CRASH_MIX = {"http_429_retry_after": 1.0, "http_503": 1.0, "reset": 1.0, "slow":
 
 
 def run_args(server: FaultInjectingServer, data: ReplicatedData, out: Path, cache: Path) -> list[str]:
-    return [
-        "run",
-        "--model",
-        "openai-compatible:crashy",
-        "--base-url",
-        server.base_url(),
-        "--task",
-        "crossviewbench",
-        "--data-dir",
-        str(data.root),
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-        "--save-images",
-        "none",
-        "--concurrency",
-        "4",
-        "--no-progress",
-    ]
+    return cli_run_args("openai-compatible:crashy", server.base_url(), data.root, out, cache, 4)
 
 
 def comparable_records(run_dir: Path) -> list[dict[str, Any]]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cvbench.runner.session import SamplesWriter
-from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
+from cvbench.runner.writer import SamplesWriter
+from tests.reliability.conftest import SynthBase, cli_env, cli_run_args, cvbench, replicate
 from tests.reliability.test_crash_resume import comparable_records, metrics_of
 from tests.wire.faults import FaultInjectingServer, item_marker
 
@@ -53,26 +53,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Tmpfs]:
 
 
 def run_args(server: FaultInjectingServer, root: Path, out: Path, cache: Path) -> list[str]:
-    return [
-        "run",
-        "--model",
-        "openai-compatible:fully",
-        "--base-url",
-        server.base_url(),
-        "--task",
-        "crossviewbench",
-        "--data-dir",
-        str(root),
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-        "--save-images",
-        "none",
-        "--concurrency",
-        "4",
-        "--no-progress",
-    ]
+    return cli_run_args("openai-compatible:fully", server.base_url(), root, out, cache, 4)
 
 
 def assert_whole_lines(path: Path) -> list[dict[str, object]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cvbench.rundir.format import iter_records
-from tests.reliability.conftest import SynthBase, cli_env, cvbench, replicate
+from tests.reliability.conftest import SynthBase, cli_env, cli_run_args, cvbench, replicate
 from tests.wire.faults import (
     DEFAULT_MIX,
     FaultInjectingServer,
@@ -42,26 +42,7 @@ def test_two_thousand_samples_through_twenty_percent_faults(synth_base: SynthBas
     schedule = FaultSchedule(seed=11, rate=0.2, hang_s=3.0, slow_s=0.5, retry_after_s=0.2)
     out = tmp_path / "run"
     with FaultInjectingServer(schedule) as server:
-        args = [
-            "run",
-            "--model",
-            "openai-compatible:faulty",
-            "--base-url",
-            server.base_url(),
-            "--task",
-            "crossviewbench",
-            "--data-dir",
-            str(data.root),
-            "--out",
-            str(out),
-            "--cache",
-            str(tmp_path / "c.db"),
-            "--save-images",
-            "none",
-            "--concurrency",
-            "16",
-            "--no-progress",
-        ]
+        args = cli_run_args("openai-compatible:faulty", server.base_url(), data.root, out, tmp_path / "c.db", 16)
         env = cli_env(tmp_path, **RETRY_ENV)
         first = cvbench(args, env, tmp_path, timeout=600)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

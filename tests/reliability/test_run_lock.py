@@ -21,6 +21,7 @@ from cvbench.runner.runlock import LOCK_FILE, RunDirBusyError, RunDirLock, read_
 from tests.reliability.conftest import (
     SynthBase,
     cli_env,
+    cli_run_args,
     cvbench,
     cvbench_popen,
     replicate,
@@ -37,26 +38,7 @@ time.sleep(600)
 
 
 def run_args(server: FaultInjectingServer, root: Path, out: Path, cache: Path) -> list[str]:
-    return [
-        "run",
-        "--model",
-        "openai-compatible:locky",
-        "--base-url",
-        server.base_url(),
-        "--task",
-        "crossviewbench",
-        "--data-dir",
-        str(root),
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-        "--save-images",
-        "none",
-        "--concurrency",
-        "2",
-        "--no-progress",
-    ]
+    return cli_run_args("openai-compatible:locky", server.base_url(), root, out, cache, 2)
 
 
 def wait_for_holder(run_dir: Path, proc: subprocess.Popen[str]) -> int:

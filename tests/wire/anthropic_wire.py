@@ -3,8 +3,8 @@
 Extended-thinking contract (docs.anthropic.com/en/docs/build-with-claude/extended-thinking),
 enforced with the API's 400 `invalid_request_error` body shape (docs.anthropic.com/en/api/errors;
 the message texts follow the API's wording as users report it, not a verbatim copy):
-`thinking.budget_tokens` >= 1024 and < `max_tokens`; no `temperature` other than 1, no `top_k`, `top_p` only in [0.95, 1]. Thinking
-spends `thinking_spend` tokens (at most its budget) before the text; a `max_tokens` that leaves no
+`thinking.budget_tokens` >= 1024 and < `max_tokens`; no `temperature` other than 1, no `top_k`, `top_p` only in
+[0.95, 1]. Thinking spends `thinking_spend` tokens (at most its budget) before the text; a `max_tokens` that leaves no
 room ends with only the thinking block and stop_reason "max_tokens".
 
 Image contract (docs.anthropic.com/en/docs/build-with-claude/vision, "Evaluate image size";

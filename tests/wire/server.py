@@ -15,6 +15,7 @@ with that provider's paths, request decoding and response/error bodies. Every se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -27,7 +28,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from typing_extensions import Self
-import contextlib
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def test_the_mask_heuristic_answers_every_wording_alike(cvb_jsonl: Path, records
         assert prompt.text.startswith(sample.question) and options_part.startswith("\n\n")
         letters = set()
         for k in range(len(TEMPLATES[sample.task_type])):
-            reworded = replace(prompt, text=question_text(sample.task_type, k) + options_part)
+            reworded = replace(prompt.prompt, text=question_text(sample.task_type, k) + options_part)
             letter, how = heuristic_answer(reworded)
             assert letter is not None, (sample.sample_id, k, how)
             letters.add(letter)

@@ -1,0 +1,49 @@
+"""Collect the issue-18 figures from bench/results/*.json into bench/results/targets.json under stable
+keys, and print each target with its figure. Run the measuring scripts first (see docs/performance.md).
+
+    python bench/targets.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS: dict[str, tuple[str, str, str, float]] = {
+    # key: (result file, field, comparison, target)
+    "harness_over_floor": ("throughput-102-jpeg.json", "harness_over_floor", "<=", 1 / 0.85),
+    "cpu_s_per_sample": ("scaling-jpeg.json", "cpu_s_per_sample", "<=", 0.08),
+    "serial_ms_per_sample": ("scaling-jpeg.json", "serial_ms_per_sample", "<=", 4.0),
+    "second_model_render_fraction": ("render-once-jpeg.json", "second_model_render_fraction", "<=", 0.05),
+    "vs_lmms_cpu_ratio": ("vs-lmms.json", "vs_lmms_cpu_ratio", ">=", 10.0),
+}
+
+
+def main() -> int:
+    out: dict[str, Any] = {}
+    for key, (name, field, op, target) in TARGETS.items():
+        path = RESULTS / name
+        data = json.loads(path.read_text()) if path.exists() else {}
+        value = data.get(field)
+        met = None if value is None else (value <= target if op == "<=" else value >= target)
+        machine = data.get("machine", {})
+        out[key] = {
+            "value": value,
+            "target": f"{op} {round(target, 3)}",
+            "met": met,
+            "file": name,
+            "cpu": machine.get("cpu"),
+            "cores": machine.get("cores"),
+            "loadavg_start": machine.get("loadavg_start"),
+        }
+        shown = "not measured" if value is None else f"{value} ({'met' if met else 'not met'})"
+        print(f"{key:30s} {shown:24s} target {op} {target:.3g}   [{name}]")
+    (RESULTS / "targets.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main() if not sys.argv[1:] else 2)
