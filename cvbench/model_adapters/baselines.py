@@ -8,6 +8,10 @@
   `prompt.task.task_type` and the option texts. It answers with a letter ("A") so the
   same strict parser scores it. Its rule per task type is documented in docs/running.md and
   in `RULES` below; where no rule applies it answers option A and says so in `finish_reason`.
+- `text-only`: reads only the prompt text and the option texts, never an image or a mask: the
+  option sharing the most words with the question, ties to the longest option text, then to
+  the last option (so it does not coincide with `first-option`). It measures how much of a
+  benchmark is answerable from wording alone.
 """
 
 from __future__ import annotations
@@ -94,6 +98,42 @@ class FirstOptionBaseline(_Baseline):
         return self._answer(options[0].letter if options else None, started, "first option")
 
 
+_WORD = re.compile(r"[a-z]+")
+_STOP = frozenset(
+    ["the", "a", "an", "of", "in", "is", "it", "to", "and", "or", "on", "at", "be", "by", "as", "are", "which"]
+    + ["what", "this", "that", "image"]
+)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def text_only_choice(question: str, options: Sequence[Option]) -> str | None:
+    """The option with the most words in common with the question; ties to the longer option
+    text, then to the later option."""
+    if not options:
+        return None
+    q = _words(question)
+    scored = [(len(q & _words(o.text)), len(o.text), k) for k, o in enumerate(options)]
+    return options[max(scored)[2]].letter
+
+
+class TextOnlyBaseline(_Baseline):
+    def __init__(self) -> None:
+        self.info = ModelInfo("baseline:text-only", "Text only", "baseline", None, "baseline")
+        self.capabilities = Capabilities(max_images=None)
+
+    def settings(self) -> Mapping[str, Any]:
+        return {"rule": "most question words shared, then longest, then last option"}
+
+    async def generate(self, request: Request) -> Response:
+        started = time.perf_counter()
+        prompt = request.prompt
+        question = prompt.text.rsplit("\n\n", 1)[0] if prompt.options else prompt.text
+        return self._answer(text_only_choice(question, prompt.options), started, "prompt text only")
+
+
 def make_random(model_name: str, options: ModelOptions) -> RandomBaseline:
     return RandomBaseline(options.seed)
 
@@ -104,6 +144,10 @@ def make_first_option(model_name: str, options: ModelOptions) -> FirstOptionBase
 
 def make_mask_heuristic(model_name: str, options: ModelOptions) -> MaskHeuristicBaseline:
     return MaskHeuristicBaseline()
+
+
+def make_text_only(model_name: str, options: ModelOptions) -> TextOnlyBaseline:
+    return TextOnlyBaseline()
 
 
 # ======================================================================================

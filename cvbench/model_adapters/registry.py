@@ -155,6 +155,7 @@ BASELINE_FACTORIES: dict[str, str] = {
     "random": "cvbench.model_adapters.baselines:make_random",
     "first-option": "cvbench.model_adapters.baselines:make_first_option",
     "mask-heuristic": "cvbench.model_adapters.baselines:make_mask_heuristic",
+    "text-only": "cvbench.model_adapters.baselines:make_text_only",
 }
 
 for _provider in (
@@ -230,9 +231,15 @@ for _provider in (
         requires_model_name=False,
     ),
     Provider(
+        "text-only",
+        BASELINE_FACTORIES["text-only"],
+        "baseline: answers from the question and option text alone, never an image",
+        requires_model_name=False,
+    ),
+    Provider(
         "baseline",
         "cvbench.model_adapters.registry:make_baseline",
-        "baseline:NAME for NAME in random, first-option, mask-heuristic",
+        "baseline:NAME for NAME in random, first-option, mask-heuristic, text-only",
     ),
 ):
     register_provider(_provider)

@@ -225,3 +225,16 @@ def test_crossviewbench_rules() -> None:
 def test_ref_names() -> None:
     q = "object 1 is <region> and object 2 is <region>. X is <region>, Y is <region>. The object <region> is here."
     assert ref_names(q) == ["object 1", "object 2", "x", "y", None]
+
+
+def test_text_only_reads_only_the_question_and_option_texts() -> None:
+    adapter = resolve_model("text-only", ModelOptions())
+    assert adapter.info.model_id == "baseline:text-only" and adapter.info.access == "baseline"
+    views = [view([(0, 0, 10, 10)], [RED]), view([(50, 20, 60, 30), (0, 0, 10, 10)], [RED, BLUE])]
+    prompt = cvb_prompt("Q5", "Is the blue cube the same object?", ["yes", "no"], views, [(0, 0), (1, 1)])
+    assert ask(adapter, prompt) == "A"  # "yes" is the longer text; the masks play no part
+    swapped = cvb_prompt("Q5", "Is the blue cube the same object?", ["yes", "no"], views[::-1], [(1, 1), (0, 0)])
+    assert ask(adapter, swapped) == "A"
+    named = cvb_prompt("Q1", "Which candidate is the red cone?", ["a box", "the red cone", "a ball"], views, [(0, 0)])
+    assert ask(adapter, named) == "B"
+    assert ask(resolve_model("baseline:text-only", ModelOptions()), named) == "B"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cvbench.core.seeding import rng_for
-from cvbench.tasks.synthetic.crossviewbench import build_scenes, lookalike_flags
+from cvbench.tasks.synthetic.crossviewbench import build_scenes
 from cvbench.tasks.synthetic.facts import SceneFacts
 from cvbench.tasks.synthetic.layout import appearance_key, crossview_scene
 from cvbench.tasks.synthetic.questions import (
@@ -52,22 +52,12 @@ def test_layouts_contain_groups_of_identical_objects() -> None:
     assert with_group >= 2
 
 
-def test_lookalike_flags_are_balanced_overall_and_per_answer() -> None:
-    for n in (2, 5, 6, 13):
-        targets = [i % 4 for i in range(n)]
-        flags = lookalike_flags(targets, rng_for(0, "flags", n))
-        assert abs(sum(flags) - (n - sum(flags))) <= 1
-        for t in set(targets):
-            sub = [f for f, x in zip(flags, targets) if x == t]
-            assert abs(sum(sub) - (len(sub) - sum(sub))) <= 1
-
-
-def test_half_of_the_lookalike_types_have_lookalikes(records: list[dict[str, Any]]) -> None:
+def test_every_lookalike_type_question_has_lookalikes(records: list[dict[str, Any]]) -> None:
     for r in records:
         assert isinstance(r["metadata"]["lookalike"], bool)
     for qtype in LOOKALIKE_TYPES:
         flags = Counter(r["metadata"]["lookalike"] for r in records if r["question_type"] == qtype)
-        assert abs(flags[True] - flags[False]) <= 1 and flags[True] >= CVB_PER_TYPE // 2, (qtype, flags)
+        assert flags == {True: CVB_PER_TYPE}, (qtype, flags)
     for qtype in UNMISTAKABLE_TYPES:
         assert not any(r["metadata"]["lookalike"] for r in records if r["question_type"] == qtype)
 
