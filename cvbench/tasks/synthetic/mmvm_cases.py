@@ -236,7 +236,7 @@ def design_case(
     objects: list[SceneObject] = []
     cand_ids: list[str] = []
     look_by_id: dict[str, Look] = {}
-    for i, (look, cell) in enumerate(zip(looks, cand_cells)):
+    for look, cell in zip(looks, cand_cells):
         oid = f"o{len(objects)}"
         x, y = centre(cell)
         obj = _object(oid, look, x, y)
