@@ -29,7 +29,7 @@ from cvbench.core.candidates import CandidateSetting
     "model",
     default="mask-heuristic",
     show_default=True,
-    help="Model string (provider:model, an alias, a baseline: random, first-option, mask-heuristic, "
+    help="Model string (provider:model, an alias, a baseline: random, first-option, mask-heuristic, text-only, "
     "or a plugin's module.path:Factory).",
 )
 @tasks_option("synth-crossviewbench,synth-mmvm")
