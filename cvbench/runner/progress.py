@@ -117,7 +117,7 @@ def _evaluation_order(evaluations: dict[str, Any]) -> list[str]:
 
 
 def summary_table(results: dict[str, Any], width: int = 80) -> Table:
-    """Overall, per evaluation and per slice: accuracy (%), interval, n, chance, failures. The name
+    """Per evaluation and per slice: accuracy (%), interval, n, chance, failures. The name
     column wraps; every number column keeps its full width."""
     model = results.get("model") or {}
     method = (results.get("intervals") or {}).get("method")
@@ -136,7 +136,9 @@ def summary_table(results: dict[str, Any], width: int = 80) -> Table:
         show_edge=False,
         header_style="bold",
     )
-    rows: list[tuple[str, list[str], str | None]] = [("overall", _fmt_metric(results["overall"], wide), "bold")]
+    # each evaluation (task@setting) has its own overall; a pool across benchmarks or candidate
+    # settings (which counts an MMVM question once per setting) would mean nothing
+    rows: list[tuple[str, list[str], str | None]] = []
     evaluations = results.get("evaluations", {})
     for key in _evaluation_order(evaluations):
         ev = evaluations[key]

@@ -64,6 +64,9 @@ PROMPT_CODE: tuple[str, ...] = (
     "core/seeding.py",
     "core/locations.py",
     "core/version.py",
+    "core/options.py",
+    "core/suggest.py",
+    "core/candidates.py",
     "core/__init__.py",
     "__init__.py",
 )

@@ -176,7 +176,7 @@ def test_empty_jsonl_and_header_only_tsv_are_errors_naming_the_file(tmp_path: Pa
 def test_an_empty_slice_has_no_accuracy() -> None:
     m = metric([], run_seed=0, slice_name="empty")
     assert m["n"] == 0 and m["accuracy"] is None and m["ci"] is None
-    assert _fmt_metric(m)[:3] == ["-", "-", "0"]
+    assert _fmt_metric(m, True)[:3] == ["-", "-", "0"]
     cell = metric_cell(m)
     assert cell.value is None and cell.n == 0
 
