@@ -28,7 +28,7 @@ import click
     "--status-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Progress as JSON, rewritten as the sweep goes (default: <out>/<sweep name>.status.json).",
+    help="Progress as JSON, rewritten as the sweep goes (default: <out>/.sweep/<sweep name>.status.json, out of the way of `runs/*`).",
 )
 def sweep_command(
     sweep_file: Path, executor: str, ray_address: str | None, dry_run: bool, status_file: Path | None
@@ -54,7 +54,7 @@ def sweep_command(
         return
     from cvbench.sweep.progress import SweepProgress
 
-    progress = SweepProgress(sweep.runs, status_file or sweep.root / f"{sweep_file.stem}.status.json")
+    progress = SweepProgress(sweep.runs, status_file or sweep.root / ".sweep" / f"{sweep_file.stem}.status.json")
     try:
         if executor == "ray":
             from cvbench.sweep.ray_executor import SweepExecutorError, run_ray

@@ -33,7 +33,7 @@ def test_local_sweep_equals_the_runs_done_one_by_one(four_runs: FourRuns, tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_runs(out, four_runs.runs_root)
     assert "[sweep] runs 4 done, 0 running, 0 left; 48 records" in done.stderr
-    status = json.loads((out / "four.status.json").read_text())
+    status = json.loads((out / ".sweep" / "four.status.json").read_text())
     assert status["done"] == 4 and status["left"] == 0 and status["records"] == 48
 
     again = cvbench_cli(["sweep", str(sweep)], env, tmp_path)

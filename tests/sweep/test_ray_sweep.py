@@ -156,7 +156,7 @@ def test_killed_worker_loses_nothing_and_resends_only_in_flight(
     start = len(wire.server.requests)
     args = ["sweep", str(sweep), "--executor", "ray", "--ray-address", ray_cluster.address]
     proc = sweep_popen(args, tmp_path)
-    status_file = tmp_path / "runs" / "wire.status.json"
+    status_file = tmp_path / "runs" / ".sweep" / "wire.status.json"
     try:
         wait_for(lambda: len(wire.server.requests) - start >= 10 and running_worker_pid(status_file) is not None)
         os.kill(running_worker_pid(status_file) or 0, signal.SIGKILL)
