@@ -28,7 +28,8 @@ import click
     "--status-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Progress as JSON, rewritten as the sweep goes (default: <out>/.sweep/<sweep name>.status.json, out of the way of `runs/*`).",
+    help="Progress as JSON, rewritten as the sweep goes (default: <out>/.sweep/<sweep name>.status.json, "
+    "out of the way of `runs/*`).",
 )
 def sweep_command(
     sweep_file: Path, executor: str, ray_address: str | None, dry_run: bool, status_file: Path | None

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, read_json
+from cvbench.rundir.config import read_config
+from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE
+from cvbench.rundir.results import read_results
 from cvbench.runner.merge import merge_runs
 from cvbench.runner.options import RunError, RunOptions
 from cvbench.runner.runlock import RunDirBusyError, RunDirLock
@@ -85,8 +87,8 @@ def finish_run(run: RunSpec, units: Sequence[Unit]) -> str:
     merge_runs([shard_dir(run, (i, shards)) for i in range(shards)], staging)
     reorder_samples(staging, list(iter_record_ids(run.options)))
     if run.run_dir.exists():  # an earlier, not complete merge (ours: it names its shards)
-        config = read_json(run.run_dir / CONFIG_FILE) if (run.run_dir / CONFIG_FILE).exists() else {}
-        if config.get("merged_from") is None and any(run.run_dir.iterdir()):
+        merged = read_config(run.run_dir).merged_from if (run.run_dir / CONFIG_FILE).exists() else None
+        if merged is None and any(run.run_dir.iterdir()):
             raise RunError(f"{run.run_dir} holds something other than a merge of its shards; move it away")
         shutil.rmtree(run.run_dir)
     staging.rename(run.run_dir)
@@ -96,4 +98,4 @@ def finish_run(run: RunSpec, units: Sequence[Unit]) -> str:
 def final_status(run_dir: Path) -> str:
     """The status results.json gives (complete | partial | cancelled), "cancelled" without one."""
     path = run_dir / RESULTS_FILE
-    return str(read_json(path).get("status", "cancelled")) if path.exists() else "cancelled"
+    return read_results(run_dir).status if path.exists() else "cancelled"

@@ -8,7 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, RunDirError, read_json
+from cvbench.rundir.config import read_config
+from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, RunDirError
+from cvbench.rundir.results import read_results
 from cvbench.runner.jobs import iter_jobs, task_settings
 from cvbench.runner.options import RunOptions, default_out_dir
 from cvbench.sweep.spec import RunSpec
@@ -43,13 +45,13 @@ def run_state(run_dir: Path) -> str:
     """'complete' (nothing to do), 'merged' (a merge of shards that is not complete), 'direct'
     (an unfinished or partial unsharded run: resume it as such), or 'new'."""
     try:
-        results = read_json(run_dir / RESULTS_FILE) if (run_dir / RESULTS_FILE).exists() else None
-        config = read_json(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).exists() else None
+        results = read_results(run_dir) if (run_dir / RESULTS_FILE).exists() else None
+        config = read_config(run_dir) if (run_dir / CONFIG_FILE).exists() else None
     except RunDirError:
         return "direct"  # the runner says what is wrong with it
-    if results is not None and results.get("status") == "complete" and config is not None:
+    if results is not None and results.status == "complete" and config is not None:
         return "complete"
-    if config is not None and config.get("merged_from") is not None:
+    if config is not None and config.merged_from is not None:
         return "merged"
     if config is not None or (run_dir / SAMPLES_FILE).exists():
         return "direct"
