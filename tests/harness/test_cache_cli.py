@@ -50,7 +50,9 @@ def test_run_and_merge_commands(tiny_data: Any, tmp_path: Path) -> None:
     for i in range(2):
         out = runner.invoke(cli, [*base, "--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")])
         assert out.exit_code == 0, out.output
-        assert "overall" in out.output and "category=correspondence" in out.output
+        # the table: one row per evaluation (task@setting) with its slices; no pooled overall row
+        assert f"{tiny_data.task}@all" in out.output and "category=correspondence" in out.output
+        assert "\noverall " not in out.output
     out = runner.invoke(cli, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m")])
     assert out.exit_code == 0, out.output
     results = json.loads((tmp_path / "m" / "results.json").read_text())
