@@ -14,7 +14,6 @@ temperature/top_p (not compatible with thinking). Thinking blocks go to `Respons
 from __future__ import annotations
 
 import inspect
-import os
 from typing import Any
 
 from cvbench.core.secrets import find_secret
@@ -35,6 +34,7 @@ from cvbench.model_adapters.api_options import (
 from cvbench.model_adapters.base import (
     ApiAdapter,
     AttemptError,
+    api_base_url,
     budget_exhausted,
     malformed,
     refused,
@@ -223,12 +223,7 @@ def make_adapter(model_name: str, options: ModelOptions) -> AnthropicAdapter:
         raise ModelResolutionError(
             f"anthropic:{model_name} needs an API key: set ANTHROPIC_API_KEY in the environment or in ./.env"
         )
-    base_url = (
-        opts.get("base_url")
-        or (options.base_urls[0] if options.base_urls else None)
-        or os.environ.get("ANTHROPIC_BASE_URL")
-        or None
-    )
+    base_url = api_base_url(opts, options.base_urls, "ANTHROPIC_BASE_URL")
     info = ModelInfo(
         model_id=f"anthropic:{model_name}",
         display_name=str(opts.get("display_name", model_name)),

@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import os
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -90,6 +91,13 @@ class RetryPolicy:
                 "ModelOptions: max_retries, retry_base_delay_s and retry_max_delay_s must be >= 0"
             )
         return policy
+
+
+def api_base_url(opts: Mapping[str, Any], base_urls: Sequence[str], env_var: str) -> str | None:
+    """The endpoint of an API adapter: the `base_url` model option, else the first --base-url,
+    else the provider's environment variable, else the SDK's default (None)."""
+    found = opts.get("base_url") or (base_urls[0] if base_urls else None) or os.environ.get(env_var)
+    return str(found) if found else None
 
 
 def backoff_delay(retry: int, policy: RetryPolicy, draw: float) -> float:

@@ -15,7 +15,6 @@ default true) go to `Response.reasoning`, never into the answer.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from cvbench.core.secrets import find_secret
@@ -35,6 +34,7 @@ from cvbench.model_adapters.api_options import (
 from cvbench.model_adapters.base import (
     ApiAdapter,
     AttemptError,
+    api_base_url,
     budget_exhausted,
     malformed,
     refused,
@@ -235,12 +235,7 @@ def make_adapter(model_name: str, options: ModelOptions) -> GoogleAdapter:
             f"google:{model_name} needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY) in the environment "
             f"or in ./.env"
         )
-    base_url = (
-        opts.get("base_url")
-        or (options.base_urls[0] if options.base_urls else None)
-        or os.environ.get(BASE_URL_ENV)
-        or None
-    )
+    base_url = api_base_url(opts, options.base_urls, BASE_URL_ENV)
     info = ModelInfo(
         model_id=f"google:{model_name}",
         display_name=str(opts.get("display_name", model_name)),

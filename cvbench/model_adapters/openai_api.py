@@ -16,7 +16,6 @@ sent, and the tokens added to the answer budget for reasoning; see `reasoning.py
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +35,7 @@ from cvbench.model_adapters.api_options import (
 )
 from cvbench.model_adapters.base import (
     ApiAdapter,
+    api_base_url,
     budget_exhausted,
     malformed,
     refused,
@@ -299,12 +299,7 @@ def make_adapter(model_name: str, options: ModelOptions) -> OpenAIChatAdapter:
         raise ModelResolutionError(
             f"openai:{model_name} needs an API key: set OPENAI_API_KEY in the environment or in ./.env"
         )
-    base_url = (
-        opts.get("base_url")
-        or (options.base_urls[0] if options.base_urls else None)
-        or os.environ.get("OPENAI_BASE_URL")
-        or None
-    )
+    base_url = api_base_url(opts, options.base_urls, "OPENAI_BASE_URL")
     info = ModelInfo(
         model_id=f"openai:{model_name}",
         display_name=str(opts.get("display_name", model_name)),
