@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cvbench.rundir.config import read_config
 from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE
@@ -54,7 +55,9 @@ def wait_for_lock(run_dir: Path, timeout_s: float) -> None:
             time.sleep(0.5)
 
 
-def run_unit(options: RunOptions, lock_wait_s: float = 0.0) -> UnitResult:
+def run_unit(
+    options: RunOptions, lock_wait_s: float = 0.0, resolve_model: Callable[..., Any] | None = None
+) -> UnitResult:
     """`cvbench run` with these options, in this process. A run that cannot start is a failed
     unit (the message says why), not an exception: the other runs of the sweep go on."""
     from cvbench.rundir.format import RunDirError
@@ -63,7 +66,7 @@ def run_unit(options: RunOptions, lock_wait_s: float = 0.0) -> UnitResult:
     try:
         if lock_wait_s > 0:
             wait_for_lock(options.out, lock_wait_s)
-        outcome = Runner(options).execute()
+        outcome = Runner(options, resolve_model=resolve_model).execute()
     except (RunError, RunDirError, RunDirBusyError, ValueError, OSError) as exc:
         return UnitResult("failed", failure=str(exc))
     status = outcome.status if outcome.failure is None else "failed"

@@ -53,11 +53,17 @@ def import_ray() -> Any:
 class ShardWorker:
     """The actor's body (made remote in run_ray, so importing this module needs no Ray)."""
 
+    def __init__(self, log_dir: str | None = None) -> None:
+        from cvbench.sweep.held import AdapterPool
+
+        self.pool = AdapterPool(Path(log_dir) if log_dir else None)
+
     def where(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid()}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "held_models": len(self.pool)}
 
     def run(self, options: Any) -> UnitResult:
-        return run_unit(options, lock_wait_s=LOCK_WAIT_S)
+        resolve = self.pool.resolver(tuple(options.base_urls))
+        return run_unit(options, lock_wait_s=LOCK_WAIT_S, resolve_model=resolve)
 
 
 def absolute(sweep: SweepSpec, local_cluster: bool) -> SweepSpec:
@@ -120,7 +126,7 @@ def run_ray(sweep: SweepSpec, progress: SweepProgress, address: str | None) -> S
         actors[entry.index] = [
             remote.options(
                 num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=-1, max_concurrency=2
-            ).remote()
+            ).remote(str(sweep.root / ".sweep"))
             for _ in range(count)
         ]
     idle = {k: list(v) for k, v in actors.items()}
