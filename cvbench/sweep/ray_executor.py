@@ -3,9 +3,11 @@
 Each [[models]] entry gets `workers` actors, each asking Ray for that model's resources (a GPU
 for in-process models, a CPU slot for API and server models); an actor evaluates one unit at a
 time with the Runner, exactly as `cvbench run --shard I/N` would, and commits every finished
-record to that shard's folder as it arrives (the runner's own crash safety). The driver only
-schedules, watches and, when all shards of a run are done, merges them into the run folder in
-`cvbench run`'s record order.
+record to that shard's folder as it arrives (the runner's own crash safety). An actor holds
+its in-process model between units (cvbench/sweep/held.py: loaded once per worker); an API or
+server model's actor may run `units_per_worker` units at once. The driver only schedules and
+watches; when all shards of a run are done, a Ray task merges them into the run folder in
+`cvbench run`'s record order (staged, then renamed into place), so runs merge in parallel.
 
 A worker process that dies is restarted by Ray and its unit retried (max_restarts and
 max_task_retries unlimited); the retried unit resumes its shard folder, so what is lost is the
@@ -125,34 +127,47 @@ def run_ray(sweep: SweepSpec, progress: SweepProgress, address: str | None) -> S
         count = min(entry.workers, len(queues[entry.index]))
         actors[entry.index] = [
             remote.options(
-                num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=-1, max_concurrency=2
+                num_cpus=cpus,
+                num_gpus=gpus,
+                max_restarts=-1,
+                max_task_retries=-1,
+                max_concurrency=entry.units_per_worker + 1,  # + the where() calls
             ).remote(str(sweep.root / ".sweep"))
             for _ in range(count)
         ]
-    idle = {k: list(v) for k, v in actors.items()}
+    # an actor appears once per unit it may hold at a time: the bound on its units in flight
+    per_worker = {e.index: e.units_per_worker for e in sweep.models}
+    idle = {k: [a for a in v for _ in range(per_worker[k])] for k, v in actors.items()}
+    merge = ray.remote(num_cpus=0, max_retries=-1)(finish_run)
+    merging: dict[Any, RunSpec] = {}
     inflight: dict[Any, tuple[Unit, Any, int]] = {}
     asking: dict[Any, Unit] = {}  # where() calls in flight: which worker process holds a unit
     last_ask = 0.0
     try:
-        while inflight or any(queues.values()):
+        while inflight or merging or any(queues.values()):
             for index, queue in queues.items():
                 while queue and idle[index]:
                     actor, unit = idle[index].pop(), queue.popleft()
                     inflight[actor.run.remote(unit.options)] = (unit, actor, index)
                     progress.unit_started(unit)
+                holding = {id(a) for _, a, i in inflight.values() if i == index}
                 if not queue and idle[index]:  # this model is done: its slots go to the others
-                    for actor in idle[index]:
+                    for actor in {id(a): a for a in idle[index] if id(a) not in holding}.values():
                         ray.kill(actor)
                         actors[index].remove(actor)
-                    idle[index] = []
+                    idle[index] = [a for a in idle[index] if id(a) in holding]
             if time.monotonic() - last_ask >= WHERE_EVERY_S:
                 busy = {id(u): u for u in asking.values()}
                 for unit, actor, _ in inflight.values():
                     if id(unit) not in busy:
                         asking[actor.where.remote()] = unit
                 last_ask = time.monotonic()
-            ready, _ = ray.wait(list(inflight) + list(asking), num_returns=1, timeout=WHERE_EVERY_S)
+            waiting = list(inflight) + list(merging) + list(asking)
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=WHERE_EVERY_S)
             for ref in ready:
+                if ref in merging:
+                    merged_run(ray, ref, merging.pop(ref), statuses, failures, progress)
+                    continue
                 if ref in asking:
                     unit = asking.pop(ref)
                     with contextlib.suppress(Exception):  # a worker restarting: asked again next round
@@ -165,7 +180,9 @@ def run_ray(sweep: SweepSpec, progress: SweepProgress, address: str | None) -> S
                 except Exception as exc:  # anything the worker raised ends this unit only
                     result = UnitResult("failed", failure=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                 progress.unit_finished(unit, result)
-                run_done(unit.run, result, units_of, left, statuses, failures, progress)
+                ref = run_done(unit.run, result, units_of, left, statuses, failures, progress, merge)
+                if ref is not None:
+                    merging[ref] = unit.run
             progress.tick()
     finally:
         for group in actors.values():
@@ -182,14 +199,32 @@ def run_done(
     statuses: dict[str, str],
     failures: dict[str, str],
     progress: SweepProgress,
-) -> None:
-    """Bookkeeping after a unit: a failed unit fails its run; the last unit merges it."""
+    merge: Any,
+) -> Any:
+    """Bookkeeping after a unit: a failed unit fails its run; the last unit starts its merge, a
+    Ray task on the cluster (where the shard folders are), so runs merge in parallel while the
+    driver goes on scheduling. Returns the merge task's reference, if one was started."""
     key = str(run.run_dir)
     if result.status in ("failed", "cancelled"):
         failures.setdefault(key, result.failure or result.status)
     left[run.run_dir] -= 1
     if left[run.run_dir]:
-        return
-    status = "failed" if key in failures else finish_run(run, units_of[run.run_dir])
+        return None
+    if key in failures:
+        statuses[key] = "failed"
+        progress.run_finished(run, "failed")
+        return None
+    return merge.remote(run, units_of[run.run_dir])
+
+
+def merged_run(
+    ray: Any, ref: Any, run: RunSpec, statuses: dict[str, str], failures: dict[str, str], progress: SweepProgress
+) -> None:
+    key = str(run.run_dir)
+    try:
+        status = ray.get(ref)
+    except Exception as exc:  # a merge that failed fails its run; the shards stay for a rerun
+        status = "failed"
+        failures[key] = f"merge: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     statuses[key] = status
     progress.run_finished(run, status)

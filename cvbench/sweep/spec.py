@@ -11,6 +11,7 @@ base_urls = ["http://node1:8000/v1", "http://node2:8000/v1"]
 options = { image_detail = "high" }   # --model-option KEY=VALUE
 workers = 2                  # Ray actors serving this model (default 1)
 cpus = 1                     # Ray resources per actor (default: 1 GPU for in-process models, else 1 CPU)
+units_per_worker = 4         # units one actor runs at once (API/server models only; default 1)
 
 [matrix]
 tasks = ["mmvm", "crossviewbench"]     # one run per entry; "a,b" for a run over several tasks
@@ -66,7 +67,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_error_rate": ((int, float), "max_error_rate"),
     "fail_fast": (int, "fail_fast"),
 }
-_MODEL_KEYS = {"spec", "base_urls", "options", "max_tokens", "workers", "cpus", "gpus"}
+_MODEL_KEYS = {"spec", "base_urls", "options", "max_tokens", "workers", "cpus", "gpus", "units_per_worker"}
 _MATRIX_KEYS = {"tasks", "candidates", "styles", "modes", "seeds", "image_policies", "ablations"}
 _POLICY_KEYS = {"image_format": str, "jpeg_quality": int, "max_side": int, "max_pixels": int}
 IN_PROCESS_PROVIDERS = frozenset({"vllm", "hf", "crossviewer", "colva", "lmms"})
@@ -84,6 +85,7 @@ class ModelEntry:
     workers: int = 1
     cpus: float | None = None  # None: decided by placement()
     gpus: float | None = None
+    units_per_worker: int = 1  # units in flight on one actor (an in-process model: always 1)
 
     def placement(self) -> tuple[float, float]:
         """(cpus, gpus) each actor asks Ray for: a GPU for in-process models, one CPU slot for API
@@ -181,7 +183,13 @@ def parse_model(path: Path, index: int, data: Any) -> ModelEntry:
     if workers < 1:
         raise _fail(path, f"{where}.workers", "must be at least 1")
     res = {k: float(_check(path, f"{where}.{k}", data[k], (int, float))) for k in ("cpus", "gpus") if k in data}
-    return ModelEntry(index, spec, urls, options, max_tokens, workers, res.get("cpus"), res.get("gpus"))
+    per_worker = _check(path, f"{where}.units_per_worker", data.get("units_per_worker", 1), int)
+    if per_worker < 1:
+        raise _fail(path, f"{where}.units_per_worker", "must be at least 1")
+    if per_worker > 1 and in_process(spec, urls):
+        # one loaded model serves one unit at a time: its batcher belongs to one event loop
+        raise _fail(path, f"{where}.units_per_worker", "an in-process model runs one unit per worker")
+    return ModelEntry(index, spec, urls, options, max_tokens, workers, res.get("cpus"), res.get("gpus"), per_worker)
 
 
 def model_option_pairs(entry: ModelEntry) -> tuple[tuple[str, Any], ...]:

@@ -157,7 +157,7 @@ class FourRuns:
     runs_root: Path  # <cwd>/runs of those commands
 
     def sweep_file(self, path: Path, out: Path, shards: int) -> Path:
-        models = "".join(f'[[models]]\nspec = "{m}"\nworkers = 2\n' for m in FOUR_MODELS)
+        models = "".join(f'[[models]]\nspec = "{m}"\nworkers = 2\nunits_per_worker = 2\n' for m in FOUR_MODELS)
         styles = ", ".join(f'"{s}"' for s in FOUR_STYLES)
         body = (
             f'out = "{out}"\ndata_dir = "{self.data.root}"\ncache = "{out.parent / "cache.db"}"\n'

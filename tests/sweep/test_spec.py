@@ -97,6 +97,14 @@ def test_in_process_models_ask_for_a_gpu(tmp_path: Path) -> None:
         ),
         ('[[models]\nspec = "random"\n', "not valid TOML"),
         ('shards = 0\n[[models]]\nspec = "random"\n[matrix]\ntasks = ["mmvm"]\n', "shards: must be at least 1"),
+        (
+            '[[models]]\nspec = "hf:org/m"\nunits_per_worker = 2\n[matrix]\ntasks = ["mmvm"]\n',
+            "models[0].units_per_worker: an in-process model runs one unit per worker",
+        ),
+        (
+            '[[models]]\nspec = "random"\nunits_per_worker = 0\n[matrix]\ntasks = ["mmvm"]\n',
+            "models[0].units_per_worker: must be at least 1",
+        ),
     ],
 )
 def test_bad_sweep_files_name_the_file_and_field(tmp_path: Path, body: str, message: str) -> None:
