@@ -264,7 +264,7 @@ class PromptImage:
 
     @cached_property
     def data_url(self) -> str:
-        return f"data:{self.mime};base64,{b64encode(self.data).decode('ascii')}"
+        return f"data:{self.mime};base64,{self.base64}"
 
 
 @dataclass(frozen=True)
@@ -430,6 +430,9 @@ class Request:
     prompt: Prompt
     config: GenerationConfig
     model_settings: Mapping[str, Any] = field(default_factory=dict)  # adapter settings that change answers
+    # the wire body an adapter prepared for this request off the event loop (`prepare_body`); not
+    # part of the request's identity: the cache key is computed from the fields above
+    body: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, Prompt):  # e.g. a RenderedPrompt, which carries the answer

@@ -12,7 +12,7 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -268,6 +268,7 @@ class RunSession:
                 digest_key,
                 self.renders,
                 lambda r: jsonable(dict(r.protocol)),
+                self.body_preparer(),
             )
             rendered = built.prompt
         except PromptError as exc:
@@ -278,9 +279,28 @@ class RunSession:
         if self.options.save_images and rendered.images:
             await loop.run_in_executor(self.io_pool, save_prompt_images, self.run_dir, rendered.images)
         # the model gets `rendered.prompt` only: the answer and protocol record stay here
-        request = Request(self.adapter.info.model_id, rendered.prompt, self.generation, self.model_settings)
+        request = Request(
+            self.adapter.info.model_id, rendered.prompt, self.generation, self.model_settings, body=built.body
+        )
         response, cached = await self.ask(self.adapter, request)
         return await self.conclude(job, sample, slices, rendered, response, cached)
+
+    def body_preparer(self) -> Callable[[RenderedPrompt], bytes | None] | None:
+        """The adapter's wire-body builder (`prepare_body`), run in the prompt worker so that the
+        event loop sends finished bytes; None for adapters that build their own request."""
+        prepare = getattr(self.adapter, "prepare_body", None)
+        if prepare is None:
+            return None
+        model_id, generation, settings = self.adapter.info.model_id, self.generation, self.model_settings
+
+        def body(rendered: RenderedPrompt) -> bytes | None:
+            try:
+                result = prepare(Request(model_id, rendered.prompt, generation, settings))
+            except Exception:  # the adapter builds it again in `generate`, where a failure is a scored error
+                return None
+            return result if isinstance(result, bytes) else None
+
+        return body
 
     async def conclude(
         self,
