@@ -96,7 +96,7 @@ def worktree(rev: str | None) -> Any:
         yield None
         return
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "baseline"
+        path = Path(tmp) / rev
         subprocess.run(
             ["git", "worktree", "add", "--detach", str(path), rev], cwd=ROOT, check=True, capture_output=True
         )
@@ -139,15 +139,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--image-format", default="jpeg", choices=("jpeg", "png"))
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--baseline", default=None, help="an earlier revision measured side by side")
+    parser.add_argument(
+        "--current", default=None, help="measure this revision (a worktree) instead of the working tree"
+    )
     args = parser.parse_args(argv)
     small, large = (int(x) for x in args.n.split(","))
     root = build_dataset(large)
     all_cores = sorted(os.sched_getaffinity(0))
     result: dict[str, Any] = {"machine": machine(), "image_format": args.image_format, "sizes": [small, large]}
     variants: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as tmp, InstantServer() as server, worktree(args.baseline) as base:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        InstantServer() as server,
+        worktree(args.baseline) as base,
+        worktree(args.current) as pinned,
+    ):
         work = Path(tmp)
-        trees = {"current": ROOT} if base is None else {"baseline": base, "current": ROOT}
+        current = pinned or ROOT
+        trees = {"current": current} if base is None else {"baseline": base, "current": current}
+        result["current"] = args.current or "working tree"
         if base is not None:
             result["baseline"] = args.baseline
         for workers in (int(w) for w in args.workers.split(",")):
