@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,18 +93,16 @@ def child_run(
 
 @contextlib.contextmanager
 def worktree(rev: str | None) -> Any:
+    """A checkout of `rev` in a temporary directory (`git archive`: no worktree metadata left behind)."""
     if rev is None:
         yield None
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / rev
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(path), rev], cwd=ROOT, check=True, capture_output=True
-        )
-        try:
-            yield path
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
+        path.mkdir()
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+        yield path
 
 
 def figures(a: dict[str, float], b: dict[str, float], small: int, large: int) -> dict[str, Any]:
@@ -116,6 +115,13 @@ def figures(a: dict[str, float], b: dict[str, float], small: int, large: int) ->
         "samples_per_s_wall": round(large / b["wall_s"], 3),
         "runs": {"small": a, "large": b},
     }
+
+
+def median_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("cpu_s_per_sample", "cpu_s_per_sample_incl_startup", "serial_ms_per_sample", "samples_per_s_wall")
+    out: dict[str, Any] = {k: round(float(statistics.median(r[k] for r in rounds)), 5) for k in keys}
+    out["rounds"] = rounds
+    return out
 
 
 def amdahl(total: float, serial: float, cores: int) -> float:
@@ -138,6 +144,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n", default="34,102")
     parser.add_argument("--image-format", default="jpeg", choices=("jpeg", "png"))
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3, help="(small, large) pairs per tree; medians reported")
     parser.add_argument("--baseline", default=None, help="an earlier revision measured side by side")
     parser.add_argument(
         "--current", default=None, help="measure this revision (a worktree) instead of the working tree"
@@ -164,13 +171,16 @@ def main(argv: list[str]) -> int:
             if workers > len(all_cores):
                 continue
             cores = all_cores[:workers]
-            runs: dict[str, dict[int, Any]] = {name: {} for name in trees}
-            for n in (small, small, large):  # the first small run of each tree is a warm-up (page cache, imports)
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+            for tree in trees.values():  # warm-up (page cache, first imports)
+                child_run(tree, root, small, server.base_url, args.image_format, work, cores)
+            for _ in range(args.rounds):
                 for name, tree in trees.items():  # interleaved: both see the same load
-                    runs[name][n] = child_run(tree, root, n, server.base_url, args.image_format, work, cores)
+                    a = child_run(tree, root, small, server.base_url, args.image_format, work, cores)
+                    b = child_run(tree, root, large, server.base_url, args.image_format, work, cores)
+                    rounds[name].append(figures(a, b, small, large) | {"loadavg": list(os.getloadavg())})
             for name in trees:
-                fig = figures(runs[name][small], runs[name][large], small, large)
-                fig["loadavg_after"] = list(os.getloadavg())
+                fig = median_figures(rounds[name])
                 variants.setdefault(name, {})[str(workers)] = fig
                 print(
                     f"{name}, {workers} worker(s): {fig['cpu_s_per_sample']:.4f} CPU-s/sample (marginal), serial "

@@ -47,6 +47,7 @@ class _Baseline:
 
     info: ModelInfo
     capabilities: Capabilities
+    takes_pixels = True  # in-process: reads no image bytes, so images are never encoded for it
 
     def settings(self) -> Mapping[str, Any]:
         return {}

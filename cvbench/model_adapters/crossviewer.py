@@ -227,6 +227,8 @@ class CrossViewerAdapter:
     """CrossViewer loaded in-process from a user-provided checkout and checkpoint, evaluated with the
     settings of an upstream eval config (default: the released q225w_scene_disjoint values)."""
 
+    takes_pixels = True  # in-process: native regions, no encoded images needed
+
     def __init__(self, options: ModelOptions) -> None:
         extra = dict(options.extra)
         check_known_options(extra, KNOWN_OPTIONS, "crossviewer")

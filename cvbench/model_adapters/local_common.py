@@ -107,8 +107,12 @@ def check_known_options(extra: Mapping[str, Any], known: Sequence[str], backend:
 
 
 def decode_prompt_image(image: PromptImage) -> Any:
-    """A PromptImage's bytes as an RGB PIL image (raises ValueError naming the image on bad data)."""
+    """A PromptImage as an RGB PIL image (raises ValueError naming the image on bad data): the
+    pixels of a deferred image as they are (no encode/decode round trip), else its bytes decoded."""
     from PIL import Image
+
+    if image.pixels is not None:
+        return Image.fromarray(image.pixels)
 
     try:
         with Image.open(io.BytesIO(image.data)) as im:

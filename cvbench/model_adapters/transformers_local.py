@@ -113,6 +113,8 @@ def _eos_ids(value: Any) -> set[int]:
 class TransformersAdapter:
     """A vision-language model loaded in-process with transformers."""
 
+    takes_pixels = True  # images arrive as pixels (`decode_prompt_image`), not encoded and decoded again
+
     def __init__(self, model_name: str, options: ModelOptions) -> None:
         extra = dict(options.extra)
         check_known_options(extra, KNOWN_OPTIONS, "hf")

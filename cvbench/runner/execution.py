@@ -95,6 +95,15 @@ JOB_CHUNK = 256  # jobs taken from the loader, looked up in the caches and hande
 Known = tuple[str | None, StoredPrompt | None, Response | None]
 
 
+def deferred_encoding(settings: Any) -> Any:
+    """Prompt settings whose lossless images are encoded on first use of their bytes
+    (`ImagePolicy.defer_encoding`); the recorded settings, identities and keys are unchanged."""
+    image = getattr(settings, "image", None)
+    if image is None or image.format != "png":
+        return settings
+    return replace(settings, image=replace(image, defer_encoding=True))
+
+
 class RunSession:
     """One execution of a run over an opened run directory: streams the jobs, answers each from
     the caches or the model, hands every record to the single writer and computes the results.
@@ -123,6 +132,8 @@ class RunSession:
         self.flags = flags
         self.specs = specs
         self.settings_by_task = settings_by_task
+        if getattr(adapter, "takes_pixels", False):  # in-process: images encoded only if bytes are needed
+            prompt_settings = {name: deferred_encoding(s) for name, s in prompt_settings.items()}
         self.prompt_settings = prompt_settings
         self.adapter = adapter
         self.judge = judge

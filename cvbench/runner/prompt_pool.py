@@ -46,7 +46,8 @@ def warm(prompt: RenderedPrompt) -> RenderedPrompt:
     """Compute, once, the identity digests and the base64 text of the images."""
     for image in prompt.images:
         _ = image.sha256
-        _ = image.base64
+        if image.encoded:  # a deferred image (in-process model) stays unencoded
+            _ = image.base64
     return prompt
 
 
@@ -73,7 +74,9 @@ def build_or_fetch(
         stored = prompt is not None
     if prompt is None:
         prompt = build()
-        if store is not None and key is not None:
+        # deferred images (in-process models) are not encoded just to be stored: their render is
+        # decode + draw, and storing would add the encoding they skip
+        if store is not None and key is not None and all(i.encoded for i in prompt.images):
             store.put(key, prompt, protocol_json(prompt))
     warm(prompt)
     return Built(prompt, stored, prepare(prompt) if prepare is not None else None)
