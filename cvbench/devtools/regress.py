@@ -306,7 +306,8 @@ def run_ci_suite(work_dir: Path, runs: Sequence[SuiteRun] = CI_RUNS) -> dict[str
             model=suite_run.model,
             tasks=suite_run.tasks,
             data_dir=data,
-            candidates=SUITE_CANDIDATES,
+            # candidate settings are MMVM's; a CrossViewBench-only run refuses them
+            candidates=SUITE_CANDIDATES if any(t.endswith("mmvm") for t in suite_run.tasks) else None,
             style=suite_run.style,
             mode=suite_run.mode,
             seed=SUITE_RUN_SEED,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cvbench.core.candidates import parse_settings
 from cvbench.core.provenance import environment
 from cvbench.core.redaction import redact, redact_argv, secret_values
 from cvbench.core.types import (
@@ -61,6 +62,7 @@ from cvbench.runner.options import (
 )
 from cvbench.runner.runlock import RunDirBusyError, RunDirLock
 from cvbench.runner.signals import StopFlags
+from cvbench.tasks.applicability import OptionNotApplicable, check_options_apply
 from cvbench.tasks.loading import dataset_fingerprint
 from cvbench.tasks.registry import get_task
 
@@ -95,6 +97,11 @@ class Runner:
                 raise RunError(str(exc)) from None
         if len({s.name for s in specs}) != len(specs):
             raise RunError(f"task listed twice in --task {','.join(self.options.tasks)}")
+        o = self.options
+        try:  # the Python API refuses what the CLI refuses
+            check_options_apply(specs, parse_settings(o.candidates), o.mode, o.style)
+        except OptionNotApplicable as exc:
+            raise RunError(str(exc)) from None
         return specs
 
     def _model_options(self) -> Any:
