@@ -154,7 +154,7 @@ def resolve_provider(spec: str) -> tuple[Provider, str]:
 BASELINE_FACTORIES: dict[str, str] = {
     "random": "cvbench.model_adapters.baselines:make_random",
     "first-option": "cvbench.model_adapters.baselines:make_first_option",
-    "mask-heuristic": "cvbench.model_adapters.baselines:make_mask_heuristic",
+    "mask-heuristic": "cvbench.model_adapters.mask_heuristic:make_mask_heuristic",
     "text-only": "cvbench.model_adapters.baselines:make_text_only",
 }
 
