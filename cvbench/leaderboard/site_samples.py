@@ -15,8 +15,8 @@ from cvbench.core.types import ImageRef
 from cvbench.imaging.images import ImageError, load_image
 from cvbench.leaderboard.previews import IMAGE_MODES, PreviewSettings, preview_jpeg
 from cvbench.reports.regions import DISPLAY_ONLY, region_drawings
+from cvbench.reports.slice_names import setting_sort_key, slice_label, slice_sort_key
 from cvbench.reports.summary import error_text, record_slice_names, record_status
-from cvbench.reports.tables import setting_sort_key, slice_label, slice_sort_key
 from cvbench.rundir.format import RunData, SampleRecord, write_bytes_atomic
 from cvbench.rundir.portable import data_root
 
