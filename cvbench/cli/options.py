@@ -34,7 +34,7 @@ class BadOption(click.BadParameter):
     exit_code = 1
 
 
-class DeclaredType(click.ParamType):
+class DeclaredType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """Parses and checks a command-line value through its declaration."""
 
     def __init__(self, decl: OptionDecl) -> None:
@@ -114,7 +114,7 @@ data_dir_option = click.option(
 )
 
 
-class CandidatesType(click.ParamType):
+class CandidatesType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """'4,8,12,all' -> CandidateSettings in display order (checked against the tasks later)."""
 
     name = "settings"

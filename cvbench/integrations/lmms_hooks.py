@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cvbench.core.locations import default_response_cache
 from cvbench.core.types import (
@@ -176,7 +176,7 @@ class ExportHooks:
                 f"{self.folder}: document {doc.get('record_id')!r} does not belong to this export "
                 f"(task {doc.get('lmms_task')!r}); re-export the folder"
             )
-        return entry
+        return cast("Mapping[str, Any]", entry)
 
     def _spec(self, task: str) -> TaskSpec:
 
@@ -251,7 +251,7 @@ class ExportHooks:
             key = prompt_key(sample, task, setting, fingerprint, settings, self.capabilities)
             found = store.get(key) if key is not None else None
             if found is not None:
-                return found
+                return cast(RenderedPrompt, found)
         rendered = build(sample, self.settings, self.capabilities, setting)
         if store is not None and key is not None:
             store.put(key, rendered, jsonable(dict(rendered.protocol)))

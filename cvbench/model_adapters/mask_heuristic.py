@@ -96,7 +96,7 @@ def appearance_similarity(a: RegionFeatures, b: RegionFeatures) -> float:
     inter = float(np.minimum(a.hist, b.hist).sum())
     colour = float(np.linalg.norm(a.mean_lab - b.mean_lab)) / 100.0
     shape = abs(np.log(max(a.aspect, 1e-3)) - np.log(max(b.aspect, 1e-3)))
-    return inter - 0.5 * colour - 0.15 * shape
+    return float(inter - 0.5 * colour - 0.15 * shape)
 
 
 SAME_OBJECT_THRESHOLD = 0.45  # similarity above which two regions are taken to be one object

@@ -69,7 +69,8 @@ def split_model_spec(spec: str) -> tuple[str, str]:
 def load_factory(provider: Provider) -> Factory:
     module_name, _, func = provider.factory.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, func)
+    factory: Factory = getattr(module, func)
+    return factory
 
 
 ENTRY_POINT_GROUP = "cvbench.model_adapters"

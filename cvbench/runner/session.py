@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cvbench.core.candidates import parse_settings
 from cvbench.core.provenance import environment
@@ -198,7 +198,7 @@ class Runner:
             # absent when none, so the configs of earlier runs still match
             ablation=ablation_record(o.ablation) if o.ablation is not None else None,
         )
-        return redact(config.to_json(), self._secrets)
+        return cast("dict[str, Any]", redact(config.to_json(), self._secrets))
 
     # -- execution -----------------------------------------------------------------------
 
