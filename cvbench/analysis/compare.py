@@ -359,27 +359,8 @@ def compare_records(
     """The full paired comparison of two record sets (pure)."""
     by_id_a = _index(records_a, run_a)
     by_id_b = _index(records_b, run_b)
-
-    members_a: dict[str, list[str]] = {}
-    members_b: dict[str, list[str]] = {}
-    for rid, rec in by_id_a.items():
-        for name in slice_names(rec):
-            members_a.setdefault(name, []).append(rid)
-    for rid, rec in by_id_b.items():
-        for name in slice_names(rec):
-            members_b.setdefault(name, []).append(rid)
-
-    warnings: list[str] = []
-    mismatched = [
-        rid
-        for rid in by_id_a
-        if rid in by_id_b and (by_id_a[rid].slices != by_id_b[rid].slices or by_id_a[rid].answer != by_id_b[rid].answer)
-    ]
-    if mismatched:
-        warnings.append(
-            f"{len(mismatched)} shared records differ between the runs in their answer key or slice "
-            f"labels (e.g. {mismatched[0]}): the runs were not made from the same data"
-        )
+    members_a, members_b = _members(by_id_a), _members(by_id_b)
+    warnings = _data_warnings(by_id_a, by_id_b)
 
     shared_names = [n for n in _ordered_names(members_a) if n in members_b]
     if not shared_names:
@@ -388,42 +369,9 @@ def compare_records(
             f"({run_a}: {', '.join(sorted(k for k in members_a if '/' not in k)) or 'no records'}; "
             f"{run_b}: {', '.join(sorted(k for k in members_b if '/' not in k)) or 'no records'})"
         )
-    gated_names = select_slices(shared_names, options.slices)
-
-    paired_by_name: dict[str, PairedResult] = {}
-    summaries: dict[str, tuple[RunSummary, RunSummary]] = {}
-    for name in shared_names:
-        ids_a, ids_b = members_a[name], set(members_b[name])
-        pairs = [(by_id_a[rid], by_id_b[rid]) for rid in ids_a if rid in ids_b]
-        paired_by_name[name] = paired_statistics(pairs, options, name)
-        summaries[name] = (
-            summarize_run([by_id_a[r] for r in ids_a], results_a, name),
-            summarize_run([by_id_b[r] for r in members_b[name]], results_b, name),
-        )
-
-    testable = [n for n in gated_names if paired_by_name[n].p_value is not None]
-    holm = dict(zip(testable, holm_adjust([paired_by_name[n].p_value or 1.0 for n in testable])))
-    for name in gated_names:
-        if name not in holm:
-            warnings.append(f"gated slice {name} has no records shared by both runs: it cannot be tested")
-
-    slices = []
-    for name in shared_names:
-        gated = name in gated_names
-        p_holm = holm.get(name)
-        paired = paired_by_name[name]
-        slices.append(
-            SliceComparison(
-                name=name,
-                evaluation=name.partition("/")[0],
-                a=summaries[name][0],
-                b=summaries[name][1],
-                paired=paired,
-                gated=gated,
-                p_holm=p_holm,
-                verdict=_verdict(paired, gated, p_holm, options),
-            )
-        )
+    slices = _slice_comparisons(
+        shared_names, (by_id_a, members_a, results_a), (by_id_b, members_b, results_b), options, warnings
+    )
 
     only_a = tuple(sorted(set(by_id_a) - set(by_id_b)))
     only_b = tuple(sorted(set(by_id_b) - set(by_id_a)))
@@ -435,22 +383,7 @@ def compare_records(
     unshared = sorted({n for n in list(members_a) + list(members_b) if "/" not in n} - set(shared_names))
     if unshared:
         warnings.append(f"evaluations in only one run (not compared): {', '.join(unshared)}")
-    diffs = config_differences(config_a, config_b)
-    pair = ablation_pair(config_a, config_b)
-    if pair is not None:  # the ablation is what this comparison measures; every other difference still warns
-        diffs = [d for d in diffs if not _is_ablation_key(d.key)]
-        if _model_id(results_a, config_a) != _model_id(results_b, config_b):
-            warnings.append(
-                f"ablation pair of two different models ({_model_id(results_a, config_a)}, "
-                f"{_model_id(results_b, config_b)}): the gap is not one model's"
-            )
-    if diffs:
-        keys = ", ".join(d.key for d in diffs[:8]) + (" ..." if len(diffs) > 8 else "")
-        warnings.insert(
-            0,
-            f"THE RUNS WERE MADE WITH DIFFERENT CONFIGURATIONS ({keys}): differences may come from "
-            f"the data or protocol, not the model",
-        )
+    diffs, pair = _config_warnings(config_a, config_b, results_a, results_b, warnings)
     for label, by_id in ((run_a, by_id_a), (run_b, by_id_b)):
         errors = sum(1 for r in by_id.values() if r.error is not None)
         invalid = sum(1 for r in by_id.values() if r.invalid is not None)
@@ -478,6 +411,96 @@ def compare_records(
         warnings=tuple(warnings),
         ablation=pair,
     )
+
+
+def _members(by_id: Mapping[str, SampleRecord]) -> dict[str, list[str]]:
+    """Slice name -> the record ids in it, in record order."""
+    members: dict[str, list[str]] = {}
+    for rid, rec in by_id.items():
+        for name in slice_names(rec):
+            members.setdefault(name, []).append(rid)
+    return members
+
+
+def _data_warnings(by_id_a: Mapping[str, SampleRecord], by_id_b: Mapping[str, SampleRecord]) -> list[str]:
+    mismatched = [
+        rid
+        for rid in by_id_a
+        if rid in by_id_b and (by_id_a[rid].slices != by_id_b[rid].slices or by_id_a[rid].answer != by_id_b[rid].answer)
+    ]
+    if not mismatched:
+        return []
+    return [
+        f"{len(mismatched)} shared records differ between the runs in their answer key or slice "
+        f"labels (e.g. {mismatched[0]}): the runs were not made from the same data"
+    ]
+
+
+_RunSide = tuple[Mapping[str, SampleRecord], Mapping[str, list[str]], "Results | None"]
+
+
+def _slice_comparisons(
+    shared_names: Sequence[str], side_a: _RunSide, side_b: _RunSide, options: CompareOptions, warnings: list[str]
+) -> list[SliceComparison]:
+    """Paired statistics and verdicts per shared slice; Holm's adjustment over the gated ones."""
+    (by_id_a, members_a, results_a), (by_id_b, members_b, results_b) = side_a, side_b
+    gated_names = select_slices(shared_names, options.slices)
+    paired_by_name: dict[str, PairedResult] = {}
+    for name in shared_names:
+        ids_b = set(members_b[name])
+        pairs = [(by_id_a[rid], by_id_b[rid]) for rid in members_a[name] if rid in ids_b]
+        paired_by_name[name] = paired_statistics(pairs, options, name)
+
+    testable = [n for n in gated_names if paired_by_name[n].p_value is not None]
+    holm = dict(zip(testable, holm_adjust([paired_by_name[n].p_value or 1.0 for n in testable])))
+    for name in gated_names:
+        if name not in holm:
+            warnings.append(f"gated slice {name} has no records shared by both runs: it cannot be tested")
+
+    slices = []
+    for name in shared_names:
+        gated, p_holm, paired = name in gated_names, holm.get(name), paired_by_name[name]
+        slices.append(
+            SliceComparison(
+                name=name,
+                evaluation=name.partition("/")[0],
+                a=summarize_run([by_id_a[r] for r in members_a[name]], results_a, name),
+                b=summarize_run([by_id_b[r] for r in members_b[name]], results_b, name),
+                paired=paired,
+                gated=gated,
+                p_holm=p_holm,
+                verdict=_verdict(paired, gated, p_holm, options),
+            )
+        )
+    return slices
+
+
+def _config_warnings(
+    config_a: RunConfig | None,
+    config_b: RunConfig | None,
+    results_a: Results | None,
+    results_b: Results | None,
+    warnings: list[str],
+) -> tuple[list[ConfigDifference], AblationPair | None]:
+    """The configuration differences that change what a score means (the loud warning goes first),
+    and the ablation pair when the comparison is a model against its own ablated run."""
+    diffs = config_differences(config_a, config_b)
+    pair = ablation_pair(config_a, config_b)
+    if pair is not None:  # the ablation is what this comparison measures; every other difference still warns
+        diffs = [d for d in diffs if not _is_ablation_key(d.key)]
+        if _model_id(results_a, config_a) != _model_id(results_b, config_b):
+            warnings.append(
+                f"ablation pair of two different models ({_model_id(results_a, config_a)}, "
+                f"{_model_id(results_b, config_b)}): the gap is not one model's"
+            )
+    if diffs:
+        keys = ", ".join(d.key for d in diffs[:8]) + (" ..." if len(diffs) > 8 else "")
+        warnings.insert(
+            0,
+            f"THE RUNS WERE MADE WITH DIFFERENT CONFIGURATIONS ({keys}): differences may come from "
+            f"the data or protocol, not the model",
+        )
+    return diffs, pair
 
 
 def _index(records: Iterable[SampleRecord], label: str) -> dict[str, SampleRecord]:
