@@ -308,110 +308,127 @@ def build_site(
     out = Path(out)
     # a folder holding runs below it (the default layout runs/<model>/<tasks>/) stands for them all
     runs, warnings = dedupe_runs([load_run(d) for d in find_run_dirs([Path(d) for d in run_dirs])])
-    if reported == "shipped":
-        reported_values = load_reported()
-    elif reported == "none":
-        reported_values = []
-    else:
-        reported_values = load_reported(Path(reported))
+    reported_values = _reported_values(reported)
     if not runs and not reported_values:
         raise SiteError("nothing to show: no run directories and --reported none")
     site_runs = [SiteRun(run, slug, summarize_run(run)) for run, slug in zip(runs, _unique_slugs(runs))]
     out.mkdir(parents=True, exist_ok=True)
     _copy_static(out)
-    env = environment("cvbench.leaderboard")
-    common = {
-        "csp": CSP,
-        "site_title": title,
-        "access_labels": ACCESS_LABELS,
-        "filter_access": FILTER_ACCESS,
-        "size_buckets": SIZE_BUCKETS,
-        "benchmark_names": BENCHMARK_NAMES,
-    }
-    total_bytes = 0
-    pages = 0
+    pages = _Pages(out, title)
 
     sections = {b: benchmark_sections(site_runs, reported_values, b) for b in SITE_BENCHMARKS}
     all_tables = [t for b in SITE_BENCHMARKS for s in sections[b] for t in s.tables]
     overviews = overview_tables(sections)
     download_tables = overviews + all_tables
-    for table in download_tables:
-        total_bytes += _write(out / "downloads" / f"{table.table_id}.csv", tables_to_csv([table]))
-        total_bytes += _write(out / "downloads" / f"{table.table_id}.json", tables_to_json([table]))
-        total_bytes += _write(out / "downloads" / f"{table.table_id}.tex", tables_to_latex([table]))
-    total_bytes += _write(out / "downloads" / "all.csv", tables_to_csv(all_tables))
-    total_bytes += _write(out / "downloads" / "all.json", tables_to_json(all_tables))
-    total_bytes += _write(out / "downloads" / "all.tex", tables_to_latex(all_tables))
-    downloads = _downloads(download_tables)
-
-    total_bytes += _write(
-        out / "index.html",
-        env.get_template("index.html.j2").render(
-            **common,
-            root="",
-            page_id="index",
-            overviews=overviews,
-            downloads=downloads,
-            runs=site_runs,
-            sections=sections,
-            n_reported=len(reported_values),
-        ),
+    downloads = pages.write_downloads(download_tables, all_tables)
+    pages.render(
+        "index.html",
+        "index.html.j2",
+        root="",
+        page_id="index",
+        overviews=overviews,
+        downloads=downloads,
+        runs=site_runs,
+        sections=sections,
+        n_reported=len(reported_values),
     )
-    pages += 1
     for benchmark in SITE_BENCHMARKS:
-        total_bytes += _write(
-            out / f"{benchmark}.html",
-            env.get_template("benchmark.html.j2").render(
-                **common,
-                root="",
-                page_id=benchmark,
-                benchmark=benchmark,
-                sections=sections[benchmark],
-                downloads=downloads,
-            ),
+        pages.render(
+            f"{benchmark}.html",
+            "benchmark.html.j2",
+            root="",
+            page_id=benchmark,
+            benchmark=benchmark,
+            sections=sections[benchmark],
+            downloads=downloads,
         )
-        pages += 1
 
-    n_images = 0
-    samples = 0
+    n_images = samples = 0
     for sr in site_runs:
-        root = data_root(sr.run.config)
-        records = [replace(r, source=portable_path(r.source, root)) for r in sr.run.records()]
-        shown = select_site_records(
-            records, run_name=sr.run.path.name, seed=seed, per_evaluation=samples_per_evaluation
-        )
-        image_paths, written = copy_site_images(sr.run, shown, out, images, preview)
+        written, shown, notes = _write_model_page(pages, sr, seed, samples_per_evaluation, images, preview)
         n_images += written
-        samples += len(shown)
-        regions, notes = write_region_drawings(sr.run, shown, out, images, preview)
+        samples += shown
         warnings += [f"{sr.run.path}: {n}" for n in notes]
-        payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images, regions=regions)
-        total_bytes += _write(
-            out / sr.page,
-            env.get_template("model.html.j2").render(
-                **common,
-                root="../",
-                page_id="model",
-                r=sr,
-                s=sr.summary,
-                samples=json_block(payload),
-                n_shown=len(shown),
-                n_records=len(records),
-                per_evaluation=samples_per_evaluation,
-            ),
-        )
-        pages += 1
-    total_bytes += (
+    image_bytes = (
         sum(p.stat().st_size for p in (out / "img").rglob("*") if p.is_file()) if (out / "img").exists() else 0
     )
     return SiteBuild(
         out=out,
-        pages=pages,
+        pages=pages.count,
         tables=len(download_tables),
         runs=len(site_runs),
         reported_values=len(reported_values),
         images=n_images,
         samples=samples,
-        bytes=total_bytes,
+        bytes=pages.bytes + image_bytes,
         warnings=tuple(warnings),
     )
+
+
+def _reported_values(reported: str) -> list[ReportedValue]:
+    if reported == "shipped":
+        return load_reported()
+    if reported == "none":
+        return []
+    return load_reported(Path(reported))
+
+
+class _Pages:
+    """The site's text files as they are written: pages rendered from the templates with the values
+    every page shares, and the downloads; counts pages and bytes."""
+
+    def __init__(self, out: Path, title: str) -> None:
+        self.out = out
+        self.env = environment("cvbench.leaderboard")
+        self.common = {
+            "csp": CSP,
+            "site_title": title,
+            "access_labels": ACCESS_LABELS,
+            "filter_access": FILTER_ACCESS,
+            "size_buckets": SIZE_BUCKETS,
+            "benchmark_names": BENCHMARK_NAMES,
+        }
+        self.count = 0
+        self.bytes = 0
+
+    def render(self, path: str, template: str, **values: Any) -> None:
+        self.bytes += _write(self.out / path, self.env.get_template(template).render(**self.common, **values))
+        self.count += 1
+
+    def write_downloads(
+        self, download_tables: Sequence[Table], all_tables: Sequence[Table]
+    ) -> dict[str, dict[str, str]]:
+        folder = self.out / "downloads"
+        for table in download_tables:
+            self.bytes += _write(folder / f"{table.table_id}.csv", tables_to_csv([table]))
+            self.bytes += _write(folder / f"{table.table_id}.json", tables_to_json([table]))
+            self.bytes += _write(folder / f"{table.table_id}.tex", tables_to_latex([table]))
+        self.bytes += _write(folder / "all.csv", tables_to_csv(all_tables))
+        self.bytes += _write(folder / "all.json", tables_to_json(all_tables))
+        self.bytes += _write(folder / "all.tex", tables_to_latex(all_tables))
+        return _downloads(download_tables)
+
+
+def _write_model_page(
+    pages: _Pages, sr: SiteRun, seed: int, per_evaluation: int, images: str, preview: PreviewSettings
+) -> tuple[int, int, list[str]]:
+    """One run's page with its sample browser: (images written, records shown, notes)."""
+    root = data_root(sr.run.config)
+    records = [replace(r, source=portable_path(r.source, root)) for r in sr.run.records()]
+    shown = select_site_records(records, run_name=sr.run.path.name, seed=seed, per_evaluation=per_evaluation)
+    image_paths, written = copy_site_images(sr.run, shown, pages.out, images, preview)
+    regions, notes = write_region_drawings(sr.run, shown, pages.out, images, preview)
+    payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images, regions=regions)
+    pages.render(
+        sr.page,
+        "model.html.j2",
+        root="../",
+        page_id="model",
+        r=sr,
+        s=sr.summary,
+        samples=json_block(payload),
+        n_shown=len(shown),
+        n_records=len(records),
+        per_evaluation=per_evaluation,
+    )
+    return written, len(shown), notes
