@@ -395,9 +395,7 @@ class _Pages:
         self.bytes += _write(self.out / path, self.env.get_template(template).render(**self.common, **values))
         self.count += 1
 
-    def write_downloads(
-        self, download_tables: Sequence[Table], all_tables: Sequence[Table]
-    ) -> dict[str, dict[str, str]]:
+    def write_downloads(self, download_tables: list[Table], all_tables: list[Table]) -> dict[str, dict[str, str]]:
         folder = self.out / "downloads"
         for table in download_tables:
             self.bytes += _write(folder / f"{table.table_id}.csv", tables_to_csv([table]))
