@@ -109,7 +109,7 @@ _LOSS_KEYS: dict[str, tuple[type, Any]] = {
 
 def load_eval_config(path: Path) -> CrossViewerEvalConfig:
     """Read an upstream CrossViewer YAML. Absent keys take the value `eval_mc.py` falls back to."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
