@@ -37,9 +37,11 @@ from cvbench.model_adapters.base import (
     ApiAdapter,
     api_base_url,
     budget_exhausted,
+    error_in_body,
     malformed,
     refused,
     require,
+    unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
 from cvbench.model_adapters.reasoning import (
@@ -156,7 +158,6 @@ def read_completion(completion: Any, output_limit: int | None = None) -> tuple[A
     (`reasoning_content` / `reasoning`, or a leading `<think>` block) goes to
     `Response.reasoning`, never into the answer.
     """
-    from cvbench.model_adapters.base import error_in_body, unreadable_body
 
     if isinstance(completion, (str, bytes)):
         raise unreadable_body(completion)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvbench.rundir.config import read_config
-from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE
+from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, RunDirError
 from cvbench.rundir.results import read_results
 from cvbench.runner.merge import merge_runs
 from cvbench.runner.options import RunError, RunOptions
@@ -57,7 +57,6 @@ def wait_for_lock(run_dir: Path, timeout_s: float) -> None:
 def run_unit(options: RunOptions, lock_wait_s: float = 0.0) -> UnitResult:
     """`cvbench run` with these options, in this process. A run that cannot start is a failed
     unit (the message says why), not an exception: the other runs of the sweep go on."""
-    from cvbench.rundir.format import RunDirError
 
     assert options.out is not None
     try:
