@@ -30,7 +30,6 @@ from cvbench.model_adapters.base import AttemptError, malformed, require
 from cvbench.model_adapters.openai_api import (
     CHAT_OPTIONS,
     OpenAIChatAdapter,
-    chat_messages,
     openai_reasoning,
     read_completion,
     sampling_arguments,
@@ -176,20 +175,12 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
         prompt = request.prompt
         if not request.config.option_logprobs:
             args = sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
-            completion = await client.chat.completions.create(
-                model=self.model_name, messages=chat_messages(prompt, self.image_detail), **args
-            )
+            completion = await self._chat(client, prompt, args)
             return read_completion(completion, args[self.max_tokens_field])[1]
         text = f"{prompt.text}\n{LETTER_INSTRUCTION}"
         args = sampling_arguments(request, self.max_tokens_field, self.send_temperature)
         args[self.max_tokens_field] = 1
-        completion = await client.chat.completions.create(
-            model=self.model_name,
-            messages=chat_messages(prompt, self.image_detail, text=text),
-            logprobs=True,
-            top_logprobs=TOP_LOGPROBS,
-            **args,
-        )
+        completion = await self._chat(client, prompt, {"logprobs": True, "top_logprobs": TOP_LOGPROBS, **args}, text)
         choice, response = read_completion(completion)
         logprobs = getattr(choice, "logprobs", None)
         content = getattr(logprobs, "content", None) if logprobs is not None else None

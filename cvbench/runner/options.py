@@ -140,7 +140,7 @@ def _generation_labels(o: RunOptions) -> list[str]:
 # one labeller per identity field, in the order the folder name lists them. What an identity field
 # will hold is known only after the model and the data are loaded; the labellers read what the
 # options ask of it, so the same command names the same folder (and resumes), and two commands
-# that ask for different identities never share one. tests/harness/test_run_options.py checks that
+# that ask for different identities never share one. tests/runner/test_run_options.py checks that
 # every identity field has its labeller.
 IDENTITY_LABELS: tuple[tuple[str, Callable[[RunOptions], list[str]]], ...] = (
     ("tasks", lambda o: ["+".join(o.tasks)]),

@@ -46,7 +46,7 @@ def warm(prompt: RenderedPrompt) -> RenderedPrompt:
     of GPU servers) of the images; other adapters' base64 is computed when first used."""
     for image in prompt.images:
         _ = image.sha256
-        _ = image.data_url
+        _ = image.data_url_json
     return prompt
 
 

@@ -19,12 +19,10 @@ from pathlib import Path
 
 from cvbench.core.locations import data_root
 from cvbench.core.types import InvalidSample, Sample, TaskSpec
-from cvbench.tasks import synthetic
 from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.files import DataFormatError, RecordError, ensure_resolves_inside
 from cvbench.tasks.mmvm import iter_mmvm
 from cvbench.tasks.registry import load_task_specs
-from cvbench.tasks.synthetic.manifest import ManifestMismatch, verify_synthetic
 
 FINGERPRINT_VERSION = "cvbench.dataset/1"
 
@@ -62,6 +60,7 @@ def ensure_task_data(spec: TaskSpec, data_dir: Path | str | None = None) -> Path
     if spec.synthetic:
         # imported here, not at the top: the synthetic package is data covered by the dataset
         # fingerprint, and must stay out of the prompt path whose source the prompt cache hashes
+        from cvbench.tasks.synthetic.manifest import ManifestMismatch, verify_synthetic
 
         try:
             verify_synthetic(spec.name, folder, spec.data_file)
@@ -98,6 +97,7 @@ def missing_data_message(spec: TaskSpec, folder: Path) -> str:
 def generate_synthetic(spec: TaskSpec, folder: Path) -> Path:
     """Generate a synthetic task into `folder` atomically: into a temporary sibling first,
     renamed into place only when complete, so a crash never leaves half a dataset."""
+    from cvbench.tasks import synthetic
 
     if folder.is_dir() and any(folder.iterdir()):
         raise DataFormatError(
