@@ -6,7 +6,7 @@ loop's thread) against the instant server of bench/common.py. Worker counts are 
 CPU affinity (the prompt pool has one worker per usable core). The serial CPU per sample is the
 slope of the main thread's CPU time between two run sizes (start-up and results.json cancel).
 
-    python bench/scaling.py [--n 34,102] [--image-format jpeg]
+    python bench/scaling.py [--n 34,102] [--image-format jpeg] [--compare-sdk-body]
 """
 
 from __future__ import annotations
@@ -63,10 +63,54 @@ def amdahl(total: float, serial: float, cores: int) -> float:
     return 1.0 / (serial + (total - serial) / cores)
 
 
+def serial_and_total(
+    root: Path, small: int, large: int, base_url: str, image_format: str, work: Path
+) -> dict[str, float]:
+    a = one_run(root, small, base_url, image_format, work)
+    b = one_run(root, large, base_url, image_format, work)
+    return {
+        "serial_ms_per_sample": round((b["main_thread_cpu_s"] - a["main_thread_cpu_s"]) / (large - small) * 1000, 3),
+        "cpu_s_per_sample": round((b["process_cpu_s"] - a["process_cpu_s"]) / (large - small), 5),
+    }
+
+
+def sdk_body_side_by_side(
+    root: Path, small: int, large: int, base_url: str, args: argparse.Namespace, work: Path
+) -> dict[str, Any]:
+    """The same runs with the request body prepared in the prompt pool and spliced (today) and with
+    the SDK serialising the whole body on the event loop (`chat.completions.create`, as before),
+    alternated twice so load changes hit both alike."""
+    from cvbench.model_adapters import openai_api
+
+    prepared_check = openai_api.takes_raw_body
+    figures: dict[str, list[dict[str, float]]] = {"prepared": [], "sdk": []}
+    for _ in range(2):
+        for variant in ("prepared", "sdk"):
+            openai_api.takes_raw_body = prepared_check if variant == "prepared" else (lambda client: False)
+            try:
+                figures[variant].append(serial_and_total(root, small, large, base_url, args.image_format, work))
+            finally:
+                openai_api.takes_raw_body = prepared_check
+    best = {v: {k: min(f[k] for f in runs) for k in runs[0]} for v, runs in figures.items()}
+    print(f"side by side: prepared {best['prepared']}, sdk {best['sdk']}", flush=True)
+    return {
+        "runs": figures,
+        "best": best,
+        "serial_ratio_sdk_over_prepared": round(
+            best["sdk"]["serial_ms_per_sample"] / best["prepared"]["serial_ms_per_sample"], 3
+        ),
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", default="34,102")
     parser.add_argument("--image-format", default="jpeg", choices=("jpeg", "png"))
+    parser.add_argument(
+        "--compare-sdk-body",
+        action="store_true",
+        help="also run prepared request bodies against SDK-serialised ones, alternated, at all cores",
+    )
     args = parser.parse_args(argv)
     small, large = (int(x) for x in args.n.split(","))
     root = build_dataset(large)
@@ -99,6 +143,8 @@ def main(argv: list[str]) -> int:
                 f"{large / b['wall_s']:.2f} samples/s wall",
                 flush=True,
             )
+        if args.compare_sdk_body:
+            result["sdk_body_side_by_side"] = sdk_body_side_by_side(root, small, large, server.base_url, args, work)
     result["workers"] = per_workers
     best = per_workers[max(per_workers)]
     total, serial = best["cpu_s_per_sample"], best["serial_ms_per_sample"] / 1000
