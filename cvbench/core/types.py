@@ -310,7 +310,13 @@ class PromptImage:
 
     @cached_property
     def data_url(self) -> str:
-        return f"data:{self.mime};base64,{self.base64}"
+        return self.data_url_json[1:-1].decode("ascii")
+
+    @cached_property
+    def data_url_json(self) -> bytes:
+        """The data URL as a JSON string literal, ready to splice into a request body: base64 and
+        the MIME type need no escaping (computed once, in the prompt pool, off the event loop)."""
+        return b'"data:' + self.mime.encode("ascii") + b";base64," + b64encode(self.data) + b'"'
 
 
 @dataclass(frozen=True)

@@ -177,19 +177,22 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
             return super().request_arguments(request)
         args = sampling_arguments(request, self.max_tokens_field, self.send_temperature)
         args[self.max_tokens_field] = 1
-        return {**args, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        return {"logprobs": True, "top_logprobs": TOP_LOGPROBS, **args}
+
+    def letter_text(self, request: Request) -> str | None:
+        """The user text with the letter instruction when scoring options by log-probability."""
+        return f"{request.prompt.text}\n{LETTER_INSTRUCTION}" if request.config.option_logprobs else None
 
     def prepare_body(self, request: Request) -> bytes:
-        prompt = request.prompt
-        text = f"{prompt.text}\n{LETTER_INSTRUCTION}" if request.config.option_logprobs else None
-        return chat_body(self.model_name, prompt, self.image_detail, self.request_arguments(request), text)
+        fields = self.request_arguments(request)
+        return chat_body(self.model_name, request.prompt, self.image_detail, fields, self.letter_text(request))
 
     async def _call(self, client: Any, request: Request) -> Response:
         prompt = request.prompt
-        body = request.body if request.body is not None else self.prepare_body(request)
-        completion = await self.post_chat(client, body)
+        args = self.request_arguments(request)
+        completion = await self._chat(client, prompt, args, self.letter_text(request), request.body)
         if not request.config.option_logprobs:
-            return read_completion(completion, self.request_arguments(request)[self.max_tokens_field])[1]
+            return read_completion(completion, args[self.max_tokens_field])[1]
         choice, response = read_completion(completion)
         logprobs = getattr(choice, "logprobs", None)
         content = getattr(logprobs, "content", None) if logprobs is not None else None

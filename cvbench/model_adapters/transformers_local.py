@@ -224,7 +224,7 @@ class TransformersAdapter:
 
     def render_text(self, prompt: Prompt, scoring: bool) -> str:
         text = self._processor.apply_chat_template(chat_messages(prompt), tokenize=False, add_generation_prompt=True)
-        return text + self._answer_prefix if scoring else text
+        return str(text + self._answer_prefix if scoring else text)
 
     def _inputs(self, jobs: list[BatchJob]) -> Any:
         texts = [self.render_text(job.request.prompt, job.scoring) for job in jobs]

@@ -35,6 +35,7 @@ from cvbench.core.types import (
 )
 from cvbench.model_adapters.image_policy import build_fitted_prompt
 from cvbench.prompting.build import PromptError
+from cvbench.rundir.config import RunConfig
 from cvbench.rundir.format import (
     RESULTS_FILE,
     SAMPLES_FILE,
@@ -124,7 +125,7 @@ class RunSession:
         adapter: ModelAdapter,
         judge: ModelAdapter | None,
         generation: GenerationConfig,
-        config: dict[str, Any],
+        config: RunConfig,
     ) -> None:
         self.options = options
         self.run_dir = run_dir
@@ -139,14 +140,14 @@ class RunSession:
         self.judge = judge
         self.generation = generation
         self.contract = getattr(adapter, "image_contract", None)
-        self.fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}
+        self.fingerprints = {name: str(d.fingerprint) for name, d in (config.datasets or {}).items()}
         self.settings_records = {
             name: jsonable(s.as_dict()) | ({"image_contract": self.contract.as_dict()} if self.contract else {})
             for name, s in prompt_settings.items()
         }
         # an ablated answer is never served for another ablation (or none), even where the prompts agree
         self.model_settings = dict(adapter.settings()) | ({"ablation": options.ablation} if options.ablation else {})
-        self.ablation = config.get("ablation")  # docs/ablations.md
+        self.ablation = dict(config.ablation) if config.ablation else None  # docs/ablations.md
         self.judge_settings = dict(judge.settings()) if judge is not None else {}
         self.order: list[str] = []
         self.inflight: set[asyncio.Task[Any]] = set()

@@ -47,7 +47,7 @@ def warm(prompt: RenderedPrompt) -> RenderedPrompt:
     for image in prompt.images:
         _ = image.sha256
         if image.encoded:  # a deferred image (in-process model) stays unencoded
-            _ = image.base64
+            _ = image.data_url_json
     return prompt
 
 
