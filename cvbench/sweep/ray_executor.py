@@ -4,7 +4,7 @@ Each [[models]] entry gets `workers` actors, each asking Ray for that model's re
 for in-process models, a CPU slot for API and server models); an actor evaluates one unit at a
 time with the Runner, exactly as `cvbench run --shard I/N` would, and commits every finished
 record to that shard's folder as it arrives (the runner's own crash safety). An actor holds
-its in-process model between units (cvbench/sweep/held.py: loaded once per worker); an API or
+its in-process model between units (cvbench/sweep/held_models.py: loaded once per worker); an API or
 server model's actor may run `units_per_worker` units at once. The driver only schedules and
 watches; when all shards of a run are done, a Ray task merges them into the run folder in
 `cvbench run`'s record order (staged, then renamed into place), so runs merge in parallel.
@@ -30,6 +30,7 @@ from typing import Any
 
 from cvbench.core.locations import default_response_cache
 from cvbench.sweep.execute import UnitResult, finish_run, run_unit
+from cvbench.sweep.held_models import HeldModels
 from cvbench.sweep.local import SweepOutcome
 from cvbench.sweep.plan import Unit, units_for
 from cvbench.sweep.progress import SweepProgress
@@ -53,19 +54,19 @@ def import_ray() -> Any:
 
 
 class ShardWorker:
-    """The actor's body (made remote in run_ray, so importing this module needs no Ray)."""
+    """The actor's body (made remote in run_ray, so importing this module needs no Ray). It keeps
+    its in-process model loaded from one unit to the next (`HeldModels`): one load per worker."""
 
-    def __init__(self, log_dir: str | None = None) -> None:
-        from cvbench.sweep.held import AdapterPool
-
-        self.pool = AdapterPool(Path(log_dir) if log_dir else None)
+    def __init__(self) -> None:
+        self.models = HeldModels()
 
     def where(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "held_models": len(self.pool)}
+        return {"host": socket.gethostname(), "pid": os.getpid()}
 
     def run(self, options: Any) -> UnitResult:
-        resolve = self.pool.resolver(tuple(options.base_urls))
-        return run_unit(options, lock_wait_s=LOCK_WAIT_S, resolve_model=resolve)
+        result = run_unit(options, lock_wait_s=LOCK_WAIT_S, resolve_model=self.models.resolve)
+        where = self.where()
+        return replace(result, worker=f"{where['host']}:{where['pid']}", model_loads=self.models.counts())
 
 
 def absolute(sweep: SweepSpec, local_cluster: bool) -> SweepSpec:
@@ -132,7 +133,7 @@ def run_ray(sweep: SweepSpec, progress: SweepProgress, address: str | None) -> S
                 max_restarts=-1,
                 max_task_retries=-1,
                 max_concurrency=entry.units_per_worker + 1,  # + the where() calls
-            ).remote(str(sweep.root / ".sweep"))
+            ).remote()
             for _ in range(count)
         ]
     # an actor appears once per unit it may hold at a time: the bound on its units in flight
