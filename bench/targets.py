@@ -13,13 +13,24 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS: dict[str, tuple[str, str, str, float]] = {
-    # key: (result file, field, comparison, target)
+    # key: (result file, field (dotted path), comparison, target)
     "harness_over_floor": ("throughput-102-jpeg.json", "harness_over_floor", "<=", 1 / 0.85),
     "cpu_s_per_sample": ("scaling-jpeg.json", "cpu_s_per_sample", "<=", 0.08),
     "serial_ms_per_sample": ("scaling-jpeg.json", "serial_ms_per_sample", "<=", 4.0),
+    "amdahl_16_cores_samples_per_s": ("scaling-jpeg.json", "amdahl_samples_per_s.16", ">=", 150.0),
     "second_model_render_fraction": ("render-once-jpeg.json", "second_model_render_fraction", "<=", 0.05),
     "vs_lmms_cpu_ratio": ("vs-lmms.json", "vs_lmms_cpu_ratio", ">=", 10.0),
+    "vs_lmms_rss_ratio": ("vs-lmms.json", "vs_lmms_rss_ratio", ">=", 3.0),
+    "peak_rss_mib_17000": ("throughput-17000-thumbnails.json", "cold.peak_rss_mib_tree", "<=", 1024.0),
+    "warm_rerun_s_17000": ("throughput-17000-thumbnails.json", "warm.wall_s", "<=", 15.0),
+    "render_37_candidates_1080p_ms": ("render.json", "results.candidate_view.median_ms", "<=", 100.0),
 }
+
+
+def lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def main() -> int:
@@ -27,7 +38,7 @@ def main() -> int:
     for key, (name, field, op, target) in TARGETS.items():
         path = RESULTS / name
         data = json.loads(path.read_text()) if path.exists() else {}
-        value = data.get(field)
+        value = lookup(data, field)
         met = None if value is None else (value <= target if op == "<=" else value >= target)
         machine = data.get("machine", {})
         out[key] = {

@@ -9,22 +9,27 @@ difference. The gate fails only when B is significantly worse than A on a named 
     Holm-adjusted McNemar p < alpha  AND  bootstrap upper bound < 0  AND  drop >= min_effect
 
 Everything here is a pure function over records and configs except `compare_runs` (loading
-run directories) and `render_comparison` (printing). Formulas are documented in docs/ci.md.
+run directories). The statistics are in `paired_tests`, the outputs (messages, JSON, Markdown,
+terminal) in `compare_output`. Formulas are documented in docs/ci.md.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-from cvbench.core.seeding import derive_seed
+from cvbench.analysis.paired_tests import (
+    MinimumDetectableEffect,
+    exact_mcnemar_p,
+    holm_adjust,
+    minimum_detectable_drop,
+    paired_cluster_bootstrap,
+)
 from cvbench.rundir.config import RunConfig, comparability_differences
 from cvbench.rundir.format import RunData, SampleRecord, load_run
 from cvbench.rundir.results import MetricSummary, Results
@@ -59,138 +64,6 @@ class CompareOptions:
             raise CompareError(f"--bootstrap must be at least 100 replicates, got {self.n_boot}")
         if not 0.0 < self.power < 1.0:
             raise CompareError(f"power must be in (0, 1), got {self.power}")
-
-
-# --------------------------------------------------------------------------------------
-# Exact statistics (pure)
-# --------------------------------------------------------------------------------------
-
-
-def binomial_half_cdf(k: int, m: int) -> float:
-    """P(X <= k) for X ~ Binomial(m, 1/2), computed exactly with integers then rounded once."""
-    if m < 0:
-        raise ValueError(f"m must be >= 0, got {m}")
-    if k < 0:
-        return 0.0
-    if k >= m:
-        return 1.0
-    term = 1  # C(m, 0)
-    total = 1
-    for i in range(1, k + 1):
-        term = term * (m - i + 1) // i  # exact: C(m, i) = C(m, i-1) * (m-i+1) / i
-        total += term
-    return total / (1 << m)  # int / int true division is correctly rounded for big ints
-
-
-def exact_mcnemar_p(a_only: int, b_only: int) -> float:
-    """Two-sided exact McNemar p-value: a binomial(a_only + b_only, 1/2) test on the discordant pairs.
-
-    `a_only`: pairs A got right and B wrong; `b_only`: pairs B got right and A wrong.
-    p = min(1, 2 * P(X <= min(a_only, b_only))).
-    """
-    if a_only < 0 or b_only < 0:
-        raise ValueError("discordant counts must be non-negative")
-    m = a_only + b_only
-    if m == 0:
-        return 1.0
-    return min(1.0, 2.0 * binomial_half_cdf(min(a_only, b_only), m))
-
-
-def holm_adjust(p_values: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values (same order as given); reject where adjusted p < alpha."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def min_discordant_for_significance(alpha: float) -> int:
-    """Smallest number of discordant pairs, all in one direction, that the exact test finds significant."""
-    m = 1
-    while exact_mcnemar_p(m, 0) >= alpha:
-        m += 1
-    return m
-
-
-@dataclass(frozen=True)
-class MinimumDetectableEffect:
-    drop: float | None  # smallest detectable drop in accuracy (fraction), None when n is too small
-    discordance: float  # observed discordant-pair rate used
-    exact_floor: float  # min_discordant_for_significance(alpha) / n: no smaller drop can ever be significant
-    note: str = ""
-
-
-def minimum_detectable_drop(n: int, discordance: float, alpha: float, power: float = 0.8) -> MinimumDetectableEffect:
-    """Smallest drop a paired McNemar test on `n` pairs detects at `alpha` with `power`.
-
-    Connor's (1987) sample-size relation for paired proportions with discordance rate psi,
-        sqrt(n) * delta = z_{1-alpha/2} * sqrt(psi) + z_{power} * sqrt(psi - delta^2),
-    solved for delta by bisection on (0, sqrt(psi)]; the result is never reported below the
-    exact test's floor (the fewest one-directional discordant pairs that can be significant,
-    divided by n). With no discordant pairs observed only that floor is known.
-    """
-    if n <= 0:
-        return MinimumDetectableEffect(None, 0.0, 1.0, "no shared records")
-    m_min = min_discordant_for_significance(alpha)
-    if n < m_min:
-        return MinimumDetectableEffect(
-            None,
-            discordance,
-            1.0,
-            f"{n} pairs: the exact test needs at least {m_min} discordant pairs to reach alpha {alpha:g}",
-        )
-    floor = m_min / n
-    if discordance <= 0.0:
-        return MinimumDetectableEffect(floor, 0.0, floor, "no discordant pairs observed: exact-test floor only")
-    z_a = NormalDist().inv_cdf(1.0 - alpha / 2.0)
-    z_b = NormalDist().inv_cdf(power)
-    root_n = math.sqrt(n)
-
-    def excess(delta: float) -> float:
-        return z_a * math.sqrt(discordance) + z_b * math.sqrt(max(0.0, discordance - delta * delta)) - root_n * delta
-
-    hi = math.sqrt(discordance)
-    if excess(hi) > 0.0:
-        return MinimumDetectableEffect(None, discordance, floor, "too few records to reach the requested power")
-    lo = 0.0
-    for _ in range(100):
-        mid = (lo + hi) / 2.0
-        if excess(mid) > 0.0:
-            lo = mid
-        else:
-            hi = mid
-    return MinimumDetectableEffect(min(1.0, max(hi, floor)), discordance, floor)
-
-
-def paired_cluster_bootstrap(
-    a_correct: np.ndarray,
-    b_correct: np.ndarray,
-    clusters: Sequence[str],
-    *,
-    n_boot: int,
-    level: float,
-    seed: int,
-    label: str,
-) -> tuple[float, float]:
-    """Percentile interval for mean(b) - mean(a), resampling whole clusters so pairs stay together.
-
-    The per-record differences b - a (in {-1, 0, 1}) go through `stats.cluster_bootstrap`
-    (each replicate: as many clusters as there are, drawn with replacement, ratio of summed
-    differences to summed record counts). The seed is derive_seed(seed, "compare-bootstrap", label).
-    """
-    a = np.asarray(a_correct, dtype=np.int64)
-    b = np.asarray(b_correct, dtype=np.int64)
-    if a.shape != b.shape or a.ndim != 1 or len(clusters) != a.shape[0]:
-        raise ValueError("a_correct, b_correct and clusters must be 1-d and of equal length")
-    if a.size == 0:
-        raise ValueError("no pairs to bootstrap")
-    return stats.cluster_bootstrap(
-        (b - a).astype(float), list(clusters), derive_seed(seed, "compare-bootstrap", label), n_boot, level
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -471,19 +344,6 @@ def _is_ablation_key(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in ABLATION_KEYS)
 
 
-def ablation_gap_line(pair: AblationPair, s: SliceComparison, options: CompareOptions) -> str:
-    """'synth-mmvm@all: images ablated (blind): gap -50.0 pts [-75.0, -25.0] (...)'."""
-    gap, ci = pair.gap(s.paired)
-    level = round(100 * (1 - options.alpha))
-    if gap is None:
-        return f"{s.name}: {pair.kind} ablated ({pair.row_kind}): no shared records"
-    return (
-        f"{s.name}: {pair.kind} ablated ({pair.row_kind}): gap {100 * gap:+.1f} pts "
-        f"{_interval(ci, signed=True)} ({level}% {s.paired.ci_method.replace('_', ' ')}, ablated minus full, "
-        f"{s.paired.n} shared records)"
-    )
-
-
 def compare_records(
     records_a: Iterable[SampleRecord],
     records_b: Iterable[SampleRecord],
@@ -499,27 +359,8 @@ def compare_records(
     """The full paired comparison of two record sets (pure)."""
     by_id_a = _index(records_a, run_a)
     by_id_b = _index(records_b, run_b)
-
-    members_a: dict[str, list[str]] = {}
-    members_b: dict[str, list[str]] = {}
-    for rid, rec in by_id_a.items():
-        for name in slice_names(rec):
-            members_a.setdefault(name, []).append(rid)
-    for rid, rec in by_id_b.items():
-        for name in slice_names(rec):
-            members_b.setdefault(name, []).append(rid)
-
-    warnings: list[str] = []
-    mismatched = [
-        rid
-        for rid in by_id_a
-        if rid in by_id_b and (by_id_a[rid].slices != by_id_b[rid].slices or by_id_a[rid].answer != by_id_b[rid].answer)
-    ]
-    if mismatched:
-        warnings.append(
-            f"{len(mismatched)} shared records differ between the runs in their answer key or slice "
-            f"labels (e.g. {mismatched[0]}): the runs were not made from the same data"
-        )
+    members_a, members_b = _members(by_id_a), _members(by_id_b)
+    warnings = _data_warnings(by_id_a, by_id_b)
 
     shared_names = [n for n in _ordered_names(members_a) if n in members_b]
     if not shared_names:
@@ -528,42 +369,9 @@ def compare_records(
             f"({run_a}: {', '.join(sorted(k for k in members_a if '/' not in k)) or 'no records'}; "
             f"{run_b}: {', '.join(sorted(k for k in members_b if '/' not in k)) or 'no records'})"
         )
-    gated_names = select_slices(shared_names, options.slices)
-
-    paired_by_name: dict[str, PairedResult] = {}
-    summaries: dict[str, tuple[RunSummary, RunSummary]] = {}
-    for name in shared_names:
-        ids_a, ids_b = members_a[name], set(members_b[name])
-        pairs = [(by_id_a[rid], by_id_b[rid]) for rid in ids_a if rid in ids_b]
-        paired_by_name[name] = paired_statistics(pairs, options, name)
-        summaries[name] = (
-            summarize_run([by_id_a[r] for r in ids_a], results_a, name),
-            summarize_run([by_id_b[r] for r in members_b[name]], results_b, name),
-        )
-
-    testable = [n for n in gated_names if paired_by_name[n].p_value is not None]
-    holm = dict(zip(testable, holm_adjust([paired_by_name[n].p_value or 1.0 for n in testable])))
-    for name in gated_names:
-        if name not in holm:
-            warnings.append(f"gated slice {name} has no records shared by both runs: it cannot be tested")
-
-    slices = []
-    for name in shared_names:
-        gated = name in gated_names
-        p_holm = holm.get(name)
-        paired = paired_by_name[name]
-        slices.append(
-            SliceComparison(
-                name=name,
-                evaluation=name.partition("/")[0],
-                a=summaries[name][0],
-                b=summaries[name][1],
-                paired=paired,
-                gated=gated,
-                p_holm=p_holm,
-                verdict=_verdict(paired, gated, p_holm, options),
-            )
-        )
+    slices = _slice_comparisons(
+        shared_names, (by_id_a, members_a, results_a), (by_id_b, members_b, results_b), options, warnings
+    )
 
     only_a = tuple(sorted(set(by_id_a) - set(by_id_b)))
     only_b = tuple(sorted(set(by_id_b) - set(by_id_a)))
@@ -575,22 +383,7 @@ def compare_records(
     unshared = sorted({n for n in list(members_a) + list(members_b) if "/" not in n} - set(shared_names))
     if unshared:
         warnings.append(f"evaluations in only one run (not compared): {', '.join(unshared)}")
-    diffs = config_differences(config_a, config_b)
-    pair = ablation_pair(config_a, config_b)
-    if pair is not None:  # the ablation is what this comparison measures; every other difference still warns
-        diffs = [d for d in diffs if not _is_ablation_key(d.key)]
-        if _model_id(results_a, config_a) != _model_id(results_b, config_b):
-            warnings.append(
-                f"ablation pair of two different models ({_model_id(results_a, config_a)}, "
-                f"{_model_id(results_b, config_b)}): the gap is not one model's"
-            )
-    if diffs:
-        keys = ", ".join(d.key for d in diffs[:8]) + (" ..." if len(diffs) > 8 else "")
-        warnings.insert(
-            0,
-            f"THE RUNS WERE MADE WITH DIFFERENT CONFIGURATIONS ({keys}): differences may come from "
-            f"the data or protocol, not the model",
-        )
+    diffs, pair = _config_warnings(config_a, config_b, results_a, results_b, warnings)
     for label, by_id in ((run_a, by_id_a), (run_b, by_id_b)):
         errors = sum(1 for r in by_id.values() if r.error is not None)
         invalid = sum(1 for r in by_id.values() if r.invalid is not None)
@@ -618,6 +411,96 @@ def compare_records(
         warnings=tuple(warnings),
         ablation=pair,
     )
+
+
+def _members(by_id: Mapping[str, SampleRecord]) -> dict[str, list[str]]:
+    """Slice name -> the record ids in it, in record order."""
+    members: dict[str, list[str]] = {}
+    for rid, rec in by_id.items():
+        for name in slice_names(rec):
+            members.setdefault(name, []).append(rid)
+    return members
+
+
+def _data_warnings(by_id_a: Mapping[str, SampleRecord], by_id_b: Mapping[str, SampleRecord]) -> list[str]:
+    mismatched = [
+        rid
+        for rid in by_id_a
+        if rid in by_id_b and (by_id_a[rid].slices != by_id_b[rid].slices or by_id_a[rid].answer != by_id_b[rid].answer)
+    ]
+    if not mismatched:
+        return []
+    return [
+        f"{len(mismatched)} shared records differ between the runs in their answer key or slice "
+        f"labels (e.g. {mismatched[0]}): the runs were not made from the same data"
+    ]
+
+
+_RunSide = tuple[Mapping[str, SampleRecord], Mapping[str, list[str]], "Results | None"]
+
+
+def _slice_comparisons(
+    shared_names: Sequence[str], side_a: _RunSide, side_b: _RunSide, options: CompareOptions, warnings: list[str]
+) -> list[SliceComparison]:
+    """Paired statistics and verdicts per shared slice; Holm's adjustment over the gated ones."""
+    (by_id_a, members_a, results_a), (by_id_b, members_b, results_b) = side_a, side_b
+    gated_names = select_slices(shared_names, options.slices)
+    paired_by_name: dict[str, PairedResult] = {}
+    for name in shared_names:
+        ids_b = set(members_b[name])
+        pairs = [(by_id_a[rid], by_id_b[rid]) for rid in members_a[name] if rid in ids_b]
+        paired_by_name[name] = paired_statistics(pairs, options, name)
+
+    testable = [n for n in gated_names if paired_by_name[n].p_value is not None]
+    holm = dict(zip(testable, holm_adjust([paired_by_name[n].p_value or 1.0 for n in testable])))
+    for name in gated_names:
+        if name not in holm:
+            warnings.append(f"gated slice {name} has no records shared by both runs: it cannot be tested")
+
+    slices = []
+    for name in shared_names:
+        gated, p_holm, paired = name in gated_names, holm.get(name), paired_by_name[name]
+        slices.append(
+            SliceComparison(
+                name=name,
+                evaluation=name.partition("/")[0],
+                a=summarize_run([by_id_a[r] for r in members_a[name]], results_a, name),
+                b=summarize_run([by_id_b[r] for r in members_b[name]], results_b, name),
+                paired=paired,
+                gated=gated,
+                p_holm=p_holm,
+                verdict=_verdict(paired, gated, p_holm, options),
+            )
+        )
+    return slices
+
+
+def _config_warnings(
+    config_a: RunConfig | None,
+    config_b: RunConfig | None,
+    results_a: Results | None,
+    results_b: Results | None,
+    warnings: list[str],
+) -> tuple[list[ConfigDifference], AblationPair | None]:
+    """The configuration differences that change what a score means (the loud warning goes first),
+    and the ablation pair when the comparison is a model against its own ablated run."""
+    diffs = config_differences(config_a, config_b)
+    pair = ablation_pair(config_a, config_b)
+    if pair is not None:  # the ablation is what this comparison measures; every other difference still warns
+        diffs = [d for d in diffs if not _is_ablation_key(d.key)]
+        if _model_id(results_a, config_a) != _model_id(results_b, config_b):
+            warnings.append(
+                f"ablation pair of two different models ({_model_id(results_a, config_a)}, "
+                f"{_model_id(results_b, config_b)}): the gap is not one model's"
+            )
+    if diffs:
+        keys = ", ".join(d.key for d in diffs[:8]) + (" ..." if len(diffs) > 8 else "")
+        warnings.insert(
+            0,
+            f"THE RUNS WERE MADE WITH DIFFERENT CONFIGURATIONS ({keys}): differences may come from "
+            f"the data or protocol, not the model",
+        )
+    return diffs, pair
 
 
 def _index(records: Iterable[SampleRecord], label: str) -> dict[str, SampleRecord]:
@@ -665,284 +548,6 @@ def _model_id(results: Results | None, config: RunConfig | None) -> str:
 
 def _status(results: Results | None) -> str:
     return results.status if results is not None else "unknown"
-
-
-# --------------------------------------------------------------------------------------
-# Gate messages, JSON and Markdown (pure)
-# --------------------------------------------------------------------------------------
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100.0 * x:.1f}"
-
-
-def _interval(ci: tuple[float, float] | None, signed: bool = False) -> str:
-    if ci is None:
-        return ""
-    fmt = "{:+.1f}" if signed else "{:.1f}"
-    return "[" + fmt.format(100.0 * ci[0]) + ", " + fmt.format(100.0 * ci[1]) + "]"
-
-
-def _p(p: float | None) -> str:
-    if p is None:
-        return "n/a"
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
-
-
-def regression_message(s: SliceComparison, options: CompareOptions) -> str:
-    pr = s.paired
-    assert pr.difference is not None and pr.ci is not None
-    level = round(100 * (1 - options.alpha))
-    return (
-        f"REGRESSION on {s.name}: accuracy {_pct(pr.a_accuracy)}% -> {_pct(pr.b_accuracy)}% "
-        f"(drop {100 * -pr.difference:.1f} points >= min effect {100 * options.min_effect:.1f}) on "
-        f"{pr.n} shared records; exact McNemar p = {_p(pr.p_value)} (Holm-adjusted {_p(s.p_holm)} < alpha "
-        f"{options.alpha:g}; A-only correct {pr.a_only}, B-only correct {pr.b_only}); {level}% paired cluster "
-        f"bootstrap interval for B-A {_interval(pr.ci, signed=True)} points (upper bound < 0)"
-        + (
-            f"; B has {s.b.errors} failed model call(s) and {s.b.invalid} invalid sample(s) in this slice, "
-            f"counted as wrong"
-            if s.b.errors or s.b.invalid
-            else ""
-        )
-    )
-
-
-def mde_line(s: SliceComparison, options: CompareOptions) -> str:
-    m = s.paired.mde
-    head = f"{s.name} ({s.paired.n} pairs, discordance {100 * m.discordance:.1f}%)"
-    if m.drop is None:
-        return f"{head}: minimum detectable drop unavailable ({m.note})"
-    if m.discordance <= 0.0:
-        return (
-            f"{head}: no drop below {100 * m.drop:.1f} points can be significant at alpha {options.alpha:g} "
-            f"(exact-test floor: no discordant pairs observed, power not estimable)"
-        )
-    return (
-        f"{head}: smallest drop detectable at alpha {options.alpha:g} with {round(100 * options.power)}% "
-        f"power is {100 * m.drop:.1f} points"
-    )
-
-
-def _summary_json(r: RunSummary) -> dict[str, Any]:
-    return {
-        "accuracy": r.accuracy,
-        "correct": r.correct,
-        "n": r.n,
-        "ci": list(r.ci) if r.ci else None,
-        "ci_method": r.ci_method,
-        "errors": r.errors,
-        "invalid": r.invalid,
-    }
-
-
-def comparison_to_json(c: Comparison) -> dict[str, Any]:
-    o = c.options
-    return {
-        "schema": COMPARE_SCHEMA,
-        "passed": c.passed,
-        "run_a": {"path": c.run_a, "model": c.model_a, "status": c.status_a},
-        "run_b": {"path": c.run_b, "model": c.model_b, "status": c.status_b},
-        "options": {
-            "slices": list(o.slices),
-            "alpha": o.alpha,
-            "min_effect": o.min_effect,
-            "bootstrap": o.n_boot,
-            "seed": o.seed,
-            "power": o.power,
-            "ci_level": 1.0 - o.alpha,
-            "correction": "holm",
-            "test": "exact McNemar (two-sided binomial on discordant pairs)",
-            "interval": "paired cluster bootstrap, percentile",
-        },
-        "warnings": list(c.warnings),
-        "config_differences": [{"key": d.key, "a": d.a, "b": d.b} for d in c.config_differences],
-        "ablation": _ablation_json(c),
-        "only_in_a": {"count": len(c.only_in_a), "ids": list(c.only_in_a)},
-        "only_in_b": {"count": len(c.only_in_b), "ids": list(c.only_in_b)},
-        "gated": [s.name for s in c.slices if s.gated],
-        "regressions": [{"slice": s.name, "message": regression_message(s, o)} for s in c.regressions],
-        "slices": [
-            {
-                "name": s.name,
-                "evaluation": s.evaluation,
-                "slice": s.slice_label,
-                "gated": s.gated,
-                "verdict": s.verdict,
-                "a": _summary_json(s.a),
-                "b": _summary_json(s.b),
-                "paired": {
-                    "n": s.paired.n,
-                    "a_correct": s.paired.a_correct,
-                    "b_correct": s.paired.b_correct,
-                    "a_accuracy": s.paired.a_accuracy,
-                    "b_accuracy": s.paired.b_accuracy,
-                    "difference": s.paired.difference,
-                    "a_only_correct": s.paired.a_only,
-                    "b_only_correct": s.paired.b_only,
-                    "p_value": s.paired.p_value,
-                    "p_holm": s.p_holm,
-                    "ci": list(s.paired.ci) if s.paired.ci else None,
-                    "ci_method": s.paired.ci_method,
-                    "n_clusters": s.paired.n_clusters,
-                    "mde": {
-                        "drop": s.paired.mde.drop,
-                        "discordance": s.paired.mde.discordance,
-                        "exact_floor": s.paired.mde.exact_floor,
-                        "note": s.paired.mde.note,
-                    },
-                },
-            }
-            for s in c.slices
-        ],
-    }
-
-
-def _ablation_json(c: Comparison) -> dict[str, Any] | None:
-    if c.ablation is None:
-        return None
-    gaps = []
-    for s in c.slices:
-        gap, ci = c.ablation.gap(s.paired)
-        gaps.append({"slice": s.name, "gap": gap, "ci": list(ci) if ci else None, "n": s.paired.n})
-    return {
-        "kind": c.ablation.kind,
-        "row_kind": c.ablation.row_kind,
-        "ablated": c.ablation.ablated,
-        "gap": "accuracy(ablated) - accuracy(full) on the shared records",
-        "gaps": gaps,
-    }
-
-
-def ablation_lines(c: Comparison) -> list[str]:
-    """One gap line per evaluation (its overall slice) of an ablation pair; [] otherwise."""
-    if c.ablation is None:
-        return []
-    return [ablation_gap_line(c.ablation, s, c.options) for s in c.slices if "/" not in s.name]
-
-
-def comparison_to_markdown(c: Comparison) -> str:
-    """A Markdown report (for a CI job summary or a PR comment)."""
-    o = c.options
-    lines = [
-        f"## cvbench compare: {'REGRESSION' if not c.passed else 'no regression'}",
-        "",
-        f"- A (baseline): `{c.run_a}` ({c.model_a}, {c.status_a})",
-        f"- B (candidate): `{c.run_b}` ({c.model_b}, {c.status_b})",
-        (
-            f"- alpha {o.alpha:g}, Holm over {sum(1 for s in c.slices if s.gated)} gated slice(s), "
-            f"min effect {100 * o.min_effect:.1f} points, {o.n_boot} cluster-bootstrap replicates (seed {o.seed})"
-        ),
-        f"- A/B accuracy intervals: each run's own ({interval_methods(c)}); B-A: paired cluster bootstrap "
-        "(Newcombe's paired score interval where every pair agrees and the bootstrap collapses)",
-        "",
-    ]
-    for w in c.warnings:
-        lines.append(f"> **Warning:** {w}")
-    if c.warnings:
-        lines.append("")
-    lines += [f"- **{line}**" for line in ablation_lines(c)] + ([""] if c.ablation else [])
-    for s in c.regressions:
-        lines.append(f"- **{regression_message(s, o)}**")
-    if c.regressions:
-        lines.append("")
-    lines += [
-        "| slice | gated | A acc | B acc | B-A (paired) | interval | A-only / B-only | p | p Holm | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for s in c.slices:
-        pr = s.paired
-        diff = "n/a" if pr.difference is None else f"{100 * pr.difference:+.1f}"
-        lines.append(
-            f"| {s.name} | {'yes' if s.gated else ''} | {_pct(s.a.accuracy)} (n={s.a.n}) | "
-            f"{_pct(s.b.accuracy)} (n={s.b.n}) | {diff} | {_interval(pr.ci, signed=True)} | "
-            f"{pr.a_only} / {pr.b_only} | {_p(pr.p_value)} | {_p(s.p_holm) if s.gated else ''} | "
-            f"{s.verdict} |"
-        )
-    lines.append("")
-    for s in c.slices:
-        if s.gated:
-            lines.append(f"- {mde_line(s, o)}")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------
-# Rich rendering and the I/O edge
-# --------------------------------------------------------------------------------------
-
-
-def interval_methods(c: Comparison) -> str:
-    """The interval methods behind the A/B columns, named once: 'method: wilson_design_effect'."""
-    names = sorted({m for s in c.slices for m in (s.a.ci_method, s.b.ci_method) if m})
-    return ("method: " + ", ".join(names)) if names else "no intervals"
-
-
-SHORT_VERDICTS = {"no significant difference": "n.s.", "no shared records": "no pairs"}
-
-
-def render_comparison(c: Comparison, console: Any) -> None:
-    """Print the comparison as rich tables: warnings first, then one table per evaluation, then the gate."""
-    from rich.panel import Panel
-    from rich.table import Table
-
-    o = c.options
-    if c.warnings:
-        console.print(Panel("\n".join(f"! {w}" for w in c.warnings), title="WARNING", border_style="bold red"))
-    console.print(f"A (baseline):  {c.run_a}  [dim]{c.model_a} ({c.status_a})[/dim]")
-    console.print(f"B (candidate): {c.run_b}  [dim]{c.model_b} ({c.status_b})[/dim]")
-    for line in ablation_lines(c):
-        console.print(f"[bold]{line}[/bold]", highlight=False)
-    level = round(100 * (1 - o.alpha))
-    for evaluation in dict.fromkeys(s.evaluation for s in c.slices):
-        table = Table(title=evaluation, title_justify="left")
-        for header, justify in (
-            ("slice", "left"),
-            ("n A/B/paired", "right"),
-            ("A acc", "right"),
-            ("B acc", "right"),
-            ("B-A", "right"),
-            (f"{level}% interval", "right"),
-            ("A-only/B-only", "right"),
-            ("p", "right"),
-            ("p Holm", "right"),
-            ("MDE", "right"),
-            ("verdict", "left"),
-        ):
-            table.add_column(header, justify=justify, no_wrap=header != "slice")  # type: ignore[arg-type]
-        for s in (s for s in c.slices if s.evaluation == evaluation):
-            pr = s.paired
-            style = {"regression": "bold red", "worse": "red", "better": "green"}.get(s.verdict, "")
-            table.add_row(
-                ("* " if s.gated else "  ") + s.slice_label,
-                f"{s.a.n}/{s.b.n}/{pr.n}",
-                f"{_pct(s.a.accuracy)} {_interval(s.a.ci)}",
-                f"{_pct(s.b.accuracy)} {_interval(s.b.ci)}",
-                "n/a" if pr.difference is None else f"{100 * pr.difference:+.1f}",
-                _interval(pr.ci, signed=True),
-                f"{pr.a_only}/{pr.b_only}",
-                _p(pr.p_value),
-                _p(s.p_holm) if s.gated else "",
-                "" if pr.mde.drop is None else f"{100 * pr.mde.drop:.1f}",
-                SHORT_VERDICTS.get(s.verdict, s.verdict),
-                style=style,
-            )
-        console.print(table)
-    console.print(
-        f"[dim]* gated slice. Accuracies in %, differences in points; A/B intervals are each run's own "
-        f"(results.json; {interval_methods(c)}); B-A and its interval are paired on the shared records "
-        f"(cluster bootstrap); "
-        f"p: exact McNemar; p Holm: adjusted over the gated slices; MDE: minimum detectable drop; "
-        f"n.s.: no significant difference[/dim]"
-    )
-    for s in c.slices:
-        if s.gated:
-            console.print(f"MDE {mde_line(s, o)}", highlight=False)
-    for s in c.regressions:
-        console.print(f"[bold red]{regression_message(s, o)}[/bold red]", highlight=False)
-    if c.passed:
-        console.print(
-            f"[green]no significant regression on {sum(1 for s in c.slices if s.gated)} gated slice(s)[/green]"
-        )
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, options: CompareOptions) -> Comparison:

@@ -72,14 +72,8 @@ def compare_command(
 
     from rich.console import Console
 
-    from cvbench.analysis.compare import (
-        CompareError,
-        CompareOptions,
-        compare_runs,
-        comparison_to_json,
-        comparison_to_markdown,
-        render_comparison,
-    )
+    from cvbench.analysis.compare import CompareError, CompareOptions, compare_runs
+    from cvbench.analysis.compare_output import comparison_to_json, comparison_to_markdown, render_comparison
     from cvbench.rundir.format import RunDirError
 
     patterns = tuple(p.strip() for item in slice_patterns for p in item.split(",") if p.strip())

@@ -34,7 +34,7 @@ class BadOption(click.BadParameter):
     exit_code = 1
 
 
-class DeclaredType(click.ParamType):
+class DeclaredType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """Parses and checks a command-line value through its declaration."""
 
     def __init__(self, decl: OptionDecl) -> None:
@@ -114,7 +114,7 @@ data_dir_option = click.option(
 )
 
 
-class CandidatesType(click.ParamType):
+class CandidatesType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """'4,8,12,all' -> CandidateSettings in display order (checked against the tasks later)."""
 
     name = "settings"
@@ -191,24 +191,11 @@ def check_applies_to_tasks(
     mode: str,
     style: str | None,
 ) -> None:
-    """Options that no given task can use are errors, not silently ignored (they would still name the
-    run directory): --candidates on CrossViewBench only, --mode prerendered or --style upstream without
-    an MMVM task."""
-    from cvbench.core.candidates import check_applies, check_for_task
-    from cvbench.tasks.registry import MODES, get_task
+    """Options that no given task can use are usage errors (cvbench/tasks/applicability.py)."""
+    from cvbench.tasks.applicability import OptionNotApplicable, check_options_apply
+    from cvbench.tasks.registry import get_task
 
-    specs = [get_task(name) for name in task_names]
     try:
-        check_applies(specs, candidates)
-        for spec in specs:
-            check_for_task(spec, candidates)
-    except CandidateSettingError as exc:
+        check_options_apply([get_task(name) for name in task_names], candidates, mode, style)
+    except OptionNotApplicable as exc:
         raise OptionValueError(str(exc)) from None
-    benchmarks = sorted({spec.benchmark for spec in specs})
-    if not any(mode in MODES[b] for b in benchmarks):
-        raise OptionValueError(f"--mode {mode} does not apply to {', '.join(benchmarks)} tasks")
-    if style == "upstream" and "mmvm" not in benchmarks:
-        raise OptionValueError(
-            "--style upstream is MMVM's own drawing rule and applies to MMVM tasks only; for "
-            f"{', '.join(benchmarks)} choose contour, mask, box or marks"
-        )

@@ -161,7 +161,8 @@ def leaderboard_build_command(
     """Build the static leaderboard site from run directories (works from file:// and any static host)."""
     from cvbench.leaderboard.previews import PreviewSettings
     from cvbench.leaderboard.reference import ReferenceDataError
-    from cvbench.leaderboard.site import SiteError, build_site
+    from cvbench.leaderboard.site import build_site
+    from cvbench.leaderboard.site_samples import SiteError
     from cvbench.rundir.format import RunDirError
 
     try:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from base64 import b64encode
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -247,6 +247,52 @@ class PromptImage:
     label: str  # "Image 1", ...
     pixel_identity: str | None = None
 
+    @classmethod
+    def deferred(
+        cls,
+        pixels: np.ndarray,
+        encode: Callable[[np.ndarray], bytes],
+        mime: str,
+        label: str,
+        pixel_identity: str,
+    ) -> PromptImage:
+        """An image whose bytes are encoded on first use of `data` (a saved image file, an API body,
+        the render store); an in-process model reads `pixels` and never pays for the encoding.
+        Only for lossless formats: `pixels` are then exactly what a decoder of `data` shows, and
+        `pixel_identity` (computed from them) is the identity the encoded image would have."""
+        self = object.__new__(cls)
+        height, width = int(pixels.shape[0]), int(pixels.shape[1])
+        fields = {"mime": mime, "width": width, "height": height, "label": label, "pixel_identity": pixel_identity}
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_pixels", pixels)
+        object.__setattr__(self, "_encode", encode)
+        return self
+
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names; `data` is declared above
+
+        def __getattr__(self, name):
+            # reached only while `data` of a deferred image is not yet set (dataclass fields are
+            # instance attributes): encode once, keep the bytes
+            encode = self.__dict__.get("_encode") if name == "data" else None
+            if encode is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            data = encode(self.__dict__["_pixels"])
+            object.__setattr__(self, "data", data)
+            return data
+
+    @property
+    def pixels(self) -> np.ndarray | None:
+        """The RGB pixels (H x W x 3 uint8) of a deferred image, which are exactly the pixels its
+        bytes decode to; None for an image built from bytes (decode `data`)."""
+        pixels: np.ndarray | None = self.__dict__.get("_pixels")
+        return pixels
+
+    @property
+    def encoded(self) -> bool:
+        """Whether the bytes exist yet (always, except for a deferred image not yet encoded)."""
+        return "data" in self.__dict__
+
     @cached_property
     def sha256(self) -> str:
         """The identity digest (records, cache keys, image file names): the pixel identity when
@@ -264,7 +310,13 @@ class PromptImage:
 
     @cached_property
     def data_url(self) -> str:
-        return f"data:{self.mime};base64,{b64encode(self.data).decode('ascii')}"
+        return self.data_url_json[1:-1].decode("ascii")
+
+    @cached_property
+    def data_url_json(self) -> bytes:
+        """The data URL as a JSON string literal, ready to splice into a request body: base64 and
+        the MIME type need no escaping (computed once, in the prompt pool, off the event loop)."""
+        return b'"data:' + self.mime.encode("ascii") + b";base64," + b64encode(self.data) + b'"'
 
 
 @dataclass(frozen=True)
@@ -430,6 +482,9 @@ class Request:
     prompt: Prompt
     config: GenerationConfig
     model_settings: Mapping[str, Any] = field(default_factory=dict)  # adapter settings that change answers
+    # the wire body an adapter prepared for this request off the event loop (`prepare_body`); not
+    # part of the request's identity: the cache key is computed from the fields above
+    body: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, Prompt):  # e.g. a RenderedPrompt, which carries the answer

@@ -25,7 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cvbench.rundir.format import MetricSummary, Results, SampleRecord, read_results
+from cvbench.devtools.snapshots import build_snapshots
+from cvbench.rundir.format import MetricSummary, Results, SampleRecord, iter_records, read_results
+from cvbench.runner.options import RunOptions
+from cvbench.runner.session import run
+from cvbench.tasks.registry import get_task
+from cvbench.tasks.synthetic.crossviewbench import generate_crossviewbench
+from cvbench.tasks.synthetic.mmvm import generate_mmvm
 
 GOLDEN_SCHEMA = "cvbench.golden/1"
 UPDATE_ENV = "CVBENCH_UPDATE_GOLDEN"  # set to 1 to rewrite golden files from pytest
@@ -121,9 +127,6 @@ def generate_suite_data(root: Path) -> Path:
 
     Data already under `root` is reused only when its marker file says it was made with the same
     parameters by the same generator source; otherwise it is regenerated."""
-    from cvbench.tasks.registry import get_task
-    from cvbench.tasks.synthetic.crossviewbench import generate_crossviewbench
-    from cvbench.tasks.synthetic.mmvm import generate_mmvm
 
     identity = suite_data_identity()
     marker = root / SUITE_DATA_MARKER
@@ -292,9 +295,6 @@ def dump_json(payload: Any) -> str:
 
 def run_ci_suite(work_dir: Path, runs: Sequence[SuiteRun] = CI_RUNS) -> dict[str, dict[str, Any]]:
     """Run every suite run through the real runner in `work_dir`; golden payloads by file stem."""
-    from cvbench.rundir.format import iter_records
-    from cvbench.runner.options import RunOptions
-    from cvbench.runner.session import run
 
     data = generate_suite_data(work_dir / "data")
     payloads: dict[str, dict[str, Any]] = {}
@@ -306,7 +306,8 @@ def run_ci_suite(work_dir: Path, runs: Sequence[SuiteRun] = CI_RUNS) -> dict[str
             model=suite_run.model,
             tasks=suite_run.tasks,
             data_dir=data,
-            candidates=SUITE_CANDIDATES,
+            # candidate settings are MMVM's; a CrossViewBench-only run refuses them
+            candidates=SUITE_CANDIDATES if any(t.endswith("mmvm") for t in suite_run.tasks) else None,
             style=suite_run.style,
             mode=suite_run.mode,
             seed=SUITE_RUN_SEED,
@@ -429,8 +430,6 @@ def regress(
         if suite in ("ci", "all"):
             results.append(compare_or_update("ci", golden_dir / "ci", run_ci_suite(work / "ci"), update))
         if suite in ("prompts", "all"):
-            from cvbench.devtools.snapshots import build_snapshots
-
             data = generate_suite_data(work / "ci" / "data")
             results.append(compare_or_update("prompts", golden_dir / "prompts", build_snapshots(data), update))
     current = pixel_environment()

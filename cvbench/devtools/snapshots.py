@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from cvbench.core.types import Capabilities, InvalidSample, RenderedPrompt, Sample
+from cvbench.prompting.build import PromptSettings, build_prompt
+from cvbench.runner.jsonable import jsonable
+from cvbench.tasks.loading import iter_task_samples
+from cvbench.tasks.registry import get_task
 
 SNAPSHOT_SCHEMA = "cvbench.prompt-snapshot/1"
 
@@ -101,7 +105,6 @@ def portable(value: Any, data_root: Path | None) -> Any:
 
 def prompt_snapshot(prompt: RenderedPrompt, data_root: Path | None = None) -> dict[str, Any]:
     """Everything the model sees, with images as hashes (pure)."""
-    from cvbench.runner.jsonable import jsonable
 
     native = None
     if prompt.native is not None:
@@ -141,7 +144,6 @@ def prompt_snapshot(prompt: RenderedPrompt, data_root: Path | None = None) -> di
 
 
 def case_snapshot(case: SnapshotCase, samples: Sequence[Sample], data_root: Path | None = None) -> dict[str, Any]:
-    from cvbench.prompting.build import PromptSettings, build_prompt
 
     settings = PromptSettings(mode=case.mode, style=case.style)
     prompts = [
@@ -164,8 +166,6 @@ def case_snapshot(case: SnapshotCase, samples: Sequence[Sample], data_root: Path
 
 def build_snapshots(data_root: Path, cases: Sequence[SnapshotCase] = CASES) -> dict[str, dict[str, Any]]:
     """Snapshots of every case, by file stem, from the suite's synthetic data under `data_root`."""
-    from cvbench.tasks.loading import iter_task_samples
-    from cvbench.tasks.registry import get_task
 
     tasks = {"crossviewbench": "synth-crossviewbench", "mmvm": "synth-mmvm"}
     samples: Mapping[str, list[Sample]] = {

@@ -19,6 +19,7 @@ Public API
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 
@@ -156,4 +157,4 @@ def outline(ink: np.ndarray, radius: int) -> np.ndarray:
                 grown[max(0, dy) : h + 2 * radius + min(0, dy), max(0, dx) : w + 2 * radius + min(0, dx)] |= padded[
                     max(0, -dy) : h + 2 * radius + min(0, -dy), max(0, -dx) : w + 2 * radius + min(0, -dx)
                 ]
-    return grown
+    return cast("np.ndarray", grown)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -62,7 +62,7 @@ def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
         raise MaskError(f"RLE could not be decoded: {exc}") from exc
     if decoded.shape[:2] != (h, w):
         raise MaskError(f"RLE decoded to {decoded.shape[:2]}, expected {(h, w)}")
-    return decoded.astype(bool)
+    return cast("np.ndarray", decoded.astype(bool))
 
 
 def compressed_run_lengths(counts: bytes) -> list[int]:
@@ -131,7 +131,7 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
         raise MaskError("no valid polygon (each needs an even count of at least 6 numbers)")
     rles = coco_mask.frPyObjects(polys, height, width)
     merged = coco_mask.merge(rles, intersect=False)
-    return coco_mask.decode(merged).astype(bool)
+    return cast("np.ndarray", coco_mask.decode(merged).astype(bool))
 
 
 def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]:

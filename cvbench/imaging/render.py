@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -180,7 +181,9 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     s_c = 1 + 0.045 * cp_mean
     s_h = 1 + 0.015 * cp_mean * t
     r_t = -np.sin(np.radians(2 * d_theta)) * r_c
-    return np.sqrt((d_l / s_l) ** 2 + (d_c / s_c) ** 2 + (d_h / s_h) ** 2 + r_t * (d_c / s_c) * (d_h / s_h))
+    return cast(
+        "np.ndarray", np.sqrt((d_l / s_l) ** 2 + (d_c / s_c) ** 2 + (d_h / s_h) ** 2 + r_t * (d_c / s_c) * (d_h / s_h))
+    )
 
 
 def relative_luminance(rgb: RGB) -> float:
@@ -290,7 +293,7 @@ def draw_contour(image: np.ndarray, mask: np.ndarray, rgb: RGB, thickness: int) 
     _check(image, mask)
     out = image.copy()
     _contour_in_place(out, mask, rgb, thickness)
-    return out
+    return cast("np.ndarray", out)
 
 
 def _contour_in_place(out: np.ndarray, mask: np.ndarray, rgb: RGB, thickness: int, box: Box | None = _UNSET) -> None:
@@ -304,7 +307,7 @@ def draw_fill(image: np.ndarray, mask: np.ndarray, rgb: RGB, alpha: float) -> np
     _check(image, mask)
     out = image.copy()
     _fill_in_place(out, mask, rgb, alpha)
-    return out
+    return cast("np.ndarray", out)
 
 
 def _fill_in_place(out: np.ndarray, mask: np.ndarray, rgb: RGB, alpha: float, box: Box | None = _UNSET) -> None:
@@ -326,7 +329,7 @@ def draw_box(image: np.ndarray, mask: np.ndarray, rgb: RGB, thickness: int) -> n
     _check(image, mask)
     out = image.copy()
     _box_in_place(out, mask, rgb, thickness)
-    return out
+    return cast("np.ndarray", out)
 
 
 def _box_in_place(out: np.ndarray, mask: np.ndarray, rgb: RGB, thickness: int, box: Box | None = _UNSET) -> None:
@@ -346,7 +349,7 @@ def _overlap(boxes: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         return np.zeros(0)
     w = np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0])
     h = np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1])
-    return np.clip(w, 0, None) * np.clip(h, 0, None)
+    return cast("np.ndarray", np.clip(w, 0, None) * np.clip(h, 0, None))
 
 
 def _candidate_centres(
@@ -438,7 +441,7 @@ def draw_tags(
     """
     out = image.copy()
     _tags_in_place(out, masks, texts, colours, font, text_rgb)
-    return out
+    return cast("np.ndarray", out)
 
 
 def _tags_in_place(
@@ -530,7 +533,7 @@ def draw_regions(
             _contour_in_place(out, mask, colour, thickness, box)
     if tags is not None:
         _tags_in_place(out, masks, list(tags), list(colours), font or tag_font(out.shape[:2]), text_rgb, bboxes)
-    return out
+    return cast("np.ndarray", out)
 
 
 # ------------------------------------------------------------------------------ MMVM upstream rule

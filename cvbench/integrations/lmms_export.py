@@ -28,7 +28,17 @@ from typing import Any
 
 from cvbench.core import options as declared
 from cvbench.core.types import Capabilities, InvalidSample, Sample, TaskSpec
+from cvbench.core.version import __version__
+from cvbench.prompting.build import PromptSettings
+from cvbench.prompting.protocols import crossviewbench as cvb_protocol
+from cvbench.prompting.protocols import mmvm as mmvm_protocol
 from cvbench.rundir.format import write_bytes_atomic
+from cvbench.runner.jobs import item_sample_id, record_id, task_settings
+from cvbench.runner.options import RunError
+from cvbench.scoring.metrics import natural_key
+from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
+from cvbench.tasks.registry import get_task
+from cvbench.tasks.slices import SliceError, sample_slices
 
 EXPORT_SCHEMA = "cvbench.lmms-export/1"
 MANIFEST_FILE = "cvbench_export.json"
@@ -112,8 +122,6 @@ def document(lmms_task: str, spec: TaskSpec, setting: str, item: Sample | Invali
 
     Every value is a string so the JSON builder infers one schema for the whole file; slices
     are a JSON string (`{"cue": ["CL", "RP"], "bucket": ["5-8"]}`)."""
-    from cvbench.runner.jobs import item_sample_id, record_id
-    from cvbench.tasks.slices import SliceError, sample_slices
 
     sample_id = item_sample_id(item)
     invalid = ""
@@ -142,7 +150,6 @@ def document(lmms_task: str, spec: TaskSpec, setting: str, item: Sample | Invali
 
 def slice_names(docs: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every `dim=label` slice the documents count toward, in cvbench's display order."""
-    from cvbench.scoring.metrics import natural_key
 
     names = {f"{dim}={label}" for doc in docs for dim, labels in json.loads(doc["slices"]).items() for label in labels}
     return sorted(names, key=natural_key)
@@ -258,8 +265,6 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _settings_for(spec: TaskSpec, candidates: Sequence[str] | None) -> tuple[str, ...]:
-    from cvbench.runner.jobs import task_settings
-    from cvbench.runner.options import RunError
 
     try:
         return task_settings(spec, candidates)
@@ -314,7 +319,6 @@ def _validate(options: LmmsExportOptions) -> None:
 
 
 def prompt_settings_for(options: LmmsExportOptions) -> Any:
-    from cvbench.prompting.build import PromptSettings
 
     try:
         return PromptSettings(mode=options.mode, style=options.style, seed=options.seed)
@@ -324,11 +328,6 @@ def prompt_settings_for(options: LmmsExportOptions) -> Any:
 
 def export_lmms(options: LmmsExportOptions) -> ExportSummary:
     """Write the lmms-eval task folder for `options.tasks` into `options.out`."""
-    from cvbench.core.version import __version__
-    from cvbench.prompting.protocols import crossviewbench as cvb_protocol
-    from cvbench.prompting.protocols import mmvm as mmvm_protocol
-    from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
-    from cvbench.tasks.registry import get_task
 
     _validate(options)
     settings = prompt_settings_for(options)
@@ -427,6 +426,5 @@ def export_lmms(options: LmmsExportOptions) -> ExportSummary:
 
 
 def _natural(name: str) -> list[Any]:
-    from cvbench.scoring.metrics import natural_key
 
     return natural_key(name)

@@ -25,8 +25,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from cvbench.core.locations import default_response_cache
 from cvbench.core.types import (
     Capabilities,
     InvalidSample,
@@ -34,7 +35,19 @@ from cvbench.core.types import (
     Sample,
     TaskSpec,
 )
+from cvbench.integrations.lmms_export import EXPORT_SCHEMA, MANIFEST_FILE, OVERALL_METRIC, slice_metric
 from cvbench.model_adapters.lmms import pil_images, response_from_text
+from cvbench.prompting.build import PromptError, PromptSettings, build_prompt
+from cvbench.prompting.encoding import ImagePolicy
+from cvbench.rundir.format import SampleRecord
+from cvbench.runner.jobs import Job, item_sample_id
+from cvbench.runner.jsonable import jsonable
+from cvbench.runner.prompt_cache import prompt_key
+from cvbench.runner.records import answered_record, invalid_record, score_response
+from cvbench.runner.render_store import open_render_store
+from cvbench.scoring.metrics import metric
+from cvbench.tasks.loading import dataset_fingerprint, iter_task_samples
+from cvbench.tasks.registry import get_task
 
 # prompts kept in memory with their image bytes (lmms-eval asks for text and images separately);
 # beyond these a document's prompt comes from the on-disk render store, not from rendering again
@@ -82,7 +95,6 @@ def compact_record(record: Any) -> dict[str, Any]:
 
 
 def record_from_value(value: Mapping[str, Any]) -> Any:
-    from cvbench.rundir.format import SampleRecord
 
     data = dict(value["record"])
     data.setdefault("prompt_text", "")
@@ -91,7 +103,6 @@ def record_from_value(value: Mapping[str, Any]) -> Any:
 
 def slice_accuracy(items: Sequence[Any], run_seed: int, name: str) -> float:
     """cvbench's accuracy over the per-document values of one metric (None entries are outside the slice)."""
-    from cvbench.scoring.metrics import metric
 
     records = [record_from_value(v) for v in items if isinstance(v, Mapping) and v.get("record") is not None]
     if not records:
@@ -103,8 +114,6 @@ class ExportHooks:
     """The hooks of one export folder: samples are loaded once, prompts rendered on demand."""
 
     def __init__(self, folder: Path, manifest: Mapping[str, Any]) -> None:
-        from cvbench.prompting.build import PromptSettings
-        from cvbench.prompting.encoding import ImagePolicy
 
         self.folder = folder
         self.manifest = manifest
@@ -143,7 +152,6 @@ class ExportHooks:
 
     @classmethod
     def load(cls, folder: Path) -> ExportHooks:
-        from cvbench.integrations.lmms_export import EXPORT_SCHEMA, MANIFEST_FILE
 
         path = folder / MANIFEST_FILE
         try:
@@ -168,18 +176,15 @@ class ExportHooks:
                 f"{self.folder}: document {doc.get('record_id')!r} does not belong to this export "
                 f"(task {doc.get('lmms_task')!r}); re-export the folder"
             )
-        return entry
+        return cast("Mapping[str, Any]", entry)
 
     def _spec(self, task: str) -> TaskSpec:
-        from cvbench.tasks.registry import get_task
 
         if task not in self._specs:
             self._specs[task] = get_task(task)
         return self._specs[task]
 
     def _item(self, doc: Mapping[str, Any]) -> Sample | InvalidSample:
-        from cvbench.runner.jobs import item_sample_id
-        from cvbench.tasks.loading import iter_task_samples
 
         self._task_entry(doc)
         task = str(doc["task"])
@@ -199,7 +204,6 @@ class ExportHooks:
 
     def _render(self, doc: Mapping[str, Any]) -> tuple[RenderedPrompt | None, _Rendered]:
         """(full prompt or None when not cached, the light copy); renders at most once per call."""
-        from cvbench.prompting.build import PromptError, build_prompt
 
         key = (str(doc["lmms_task"]), str(doc["sample_id"]))
         with self._lock:
@@ -235,31 +239,25 @@ class ExportHooks:
         """From the on-disk render store (shared with `cvbench run`; bounded, LRU) when there,
         else rendered and stored: each document is rendered once however lmms-eval orders its
         calls, and not again by a later lmms-eval process, run or model on the same settings."""
-        from cvbench.runner.jsonable import jsonable
-        from cvbench.runner.prompt_cache import prompt_key
 
         store = self._render_store()
         key = None
         if store is not None:
             with self._lock:
                 if task not in self._fingerprints:
-                    from cvbench.tasks.loading import dataset_fingerprint
-
                     self._fingerprints[task] = dataset_fingerprint(self._spec(task), self.data_dir)
                 fingerprint = self._fingerprints[task]
             settings = jsonable(self.settings.as_dict())
             key = prompt_key(sample, task, setting, fingerprint, settings, self.capabilities)
             found = store.get(key) if key is not None else None
             if found is not None:
-                return found
+                return cast(RenderedPrompt, found)
         rendered = build(sample, self.settings, self.capabilities, setting)
         if store is not None and key is not None:
             store.put(key, rendered, jsonable(dict(rendered.protocol)))
         return rendered
 
     def _render_store(self) -> Any:
-        from cvbench.core.locations import default_response_cache
-        from cvbench.runner.render_store import open_render_store
 
         with self._lock:
             if self._store is None:
@@ -309,8 +307,6 @@ class ExportHooks:
 
     def record(self, doc: Mapping[str, Any], text: str | None) -> Any:
         """The SampleRecord `cvbench run` would write for this document and answer text."""
-        from cvbench.runner.jobs import Job
-        from cvbench.runner.records import answered_record, invalid_record, score_response
 
         item = self._item(doc)
         spec = self._spec(str(doc["task"]))
@@ -339,7 +335,6 @@ class ExportHooks:
             "cluster": f"{record.task}/{record.cluster}",
             "record": compact_record(record),
         }
-        from cvbench.integrations.lmms_export import OVERALL_METRIC, slice_metric
 
         out: dict[str, Any] = {}
         doc_slices = {f"{dim}={label}" for dim, labels in record.slices.items() for label in labels}
@@ -369,7 +364,6 @@ _HOOKS_LOCK = threading.Lock()
 def hooks_for(folder: Path | str) -> ExportHooks:
     """The hooks of an export folder, loaded once per process and export (lmms-eval executes
     utils.py once per hook; a re-export in the same process gets fresh hooks)."""
-    from cvbench.integrations.lmms_export import MANIFEST_FILE
 
     path = Path(folder).resolve()
     try:

@@ -10,6 +10,7 @@ from cvbench.leaderboard.reference import (
     ReportedValue,
     load_reported,
 )
-from cvbench.leaderboard.site import SiteBuild, SiteError, build_site
+from cvbench.leaderboard.site import SiteBuild, build_site
+from cvbench.leaderboard.site_samples import SiteError
 
 __all__ = ["ReferenceDataError", "ReportedValue", "SiteBuild", "SiteError", "build_site", "load_reported"]

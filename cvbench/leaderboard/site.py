@@ -16,10 +16,8 @@ reads its records from a `<script type="application/json">` block (no XHR).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -27,11 +25,17 @@ from typing import Any
 
 from markupsafe import Markup
 
-from cvbench.core.seeding import rng_for
-from cvbench.core.types import ImageRef
-from cvbench.imaging.images import ImageError, load_image
-from cvbench.leaderboard.previews import IMAGE_MODES, PreviewSettings, preview_jpeg
+from cvbench.leaderboard.previews import PreviewSettings
 from cvbench.leaderboard.reference import ReportedValue, load_reported, reported_rows
+from cvbench.leaderboard.site_samples import (
+    DEFAULT_PREVIEW,
+    SiteError,
+    copy_site_images,
+    require_image_mode,
+    sample_payload,
+    select_site_records,
+    write_region_drawings,
+)
 from cvbench.reports.exports import tables_to_csv, tables_to_json, tables_to_latex
 from cvbench.reports.plots import (
     Plot,
@@ -40,12 +44,8 @@ from cvbench.reports.plots import (
     reported_vs_reproduced_plot,
     sensitivity_plot,
 )
-from cvbench.reports.regions import DISPLAY_ONLY, region_drawings
 from cvbench.reports.summary import (
     RunSummary,
-    error_text,
-    record_slice_names,
-    record_status,
     summarize_run,
 )
 from cvbench.reports.tables import (
@@ -64,18 +64,14 @@ from cvbench.reports.tables import (
     run_model,
     run_row,
     run_tasks,
-    setting_sort_key,
-    slice_label,
-    slice_sort_key,
     slugify,
     sorted_table,
 )
 from cvbench.reports.templating import CSP, environment
-from cvbench.rundir.format import RunData, SampleRecord, find_run_dirs, load_run, write_bytes_atomic
+from cvbench.rundir.format import RunData, find_run_dirs, load_run
 from cvbench.rundir.portable import data_root, portable_path
 
 SITE_BENCHMARKS: tuple[str, ...] = ("crossviewbench", "mmvm")
-DEFAULT_PREVIEW = PreviewSettings()
 STATIC_FILES: tuple[str, ...] = ("site.css", "site.js")
 FILTER_ACCESS: tuple[tuple[str, str], ...] = (
     ("api", "API"),
@@ -84,10 +80,6 @@ FILTER_ACCESS: tuple[tuple[str, str], ...] = (
     ("baseline", "Baseline"),
     ("human", "Human"),
 )
-
-
-class SiteError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -270,158 +262,6 @@ def _overview_table(
     return sorted_table(table)
 
 
-# --------------------------------------------------------------------------------------- samples
-
-
-def select_site_records(
-    records: Sequence[SampleRecord], *, run_name: str, seed: int, per_evaluation: int
-) -> list[SampleRecord]:
-    """At most `per_evaluation` records of each evaluation (task@setting), a seeded uniform
-    subset in file order when there are more. 0 means all."""
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(records):
-        groups.setdefault(f"{r.task}@{r.setting}", []).append(i)
-    keep: set[int] = set()
-    for evaluation, idx in groups.items():
-        if per_evaluation <= 0 or len(idx) <= per_evaluation:
-            keep.update(idx)
-        else:
-            rng = rng_for(seed, run_name, evaluation, "site-samples")
-            keep.update(idx[j] for j in rng.choice(len(idx), size=per_evaluation, replace=False))
-    return [records[i] for i in sorted(keep)]
-
-
-def _require_image_mode(mode: str) -> None:
-    if mode not in IMAGE_MODES:
-        raise SiteError(f"--images must be one of {', '.join(IMAGE_MODES)}, got {mode!r}")
-
-
-def copy_site_images(
-    run: RunData,
-    records: Iterable[SampleRecord],
-    site: Path,
-    mode: str = "exact",
-    preview: PreviewSettings = DEFAULT_PREVIEW,
-) -> tuple[dict[str, str], int]:
-    """Put the records' images into SITE/img/: sha -> site-relative path; and how many files were new.
-
-    `exact` copies the files the model saw (named by their sha256); `preview` writes a downscaled
-    JPEG of each, named by the sha256 of the image it shows plus how it was made; `none` nothing.
-    """
-    _require_image_mode(mode)
-    paths: dict[str, str] = {}
-    written = 0
-    if mode == "none":
-        return paths, written
-    for r in records:
-        for sha in r.image_sha256:
-            if sha in paths:
-                continue
-            src = run.image_path(sha)
-            if src is None:
-                continue
-            suffix = src.suffix.lower() if mode == "exact" else preview.suffix
-            rel = f"img/{sha[:2]}/{sha}{suffix}"
-            dest = site / rel
-            if not dest.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if mode == "exact":
-                    shutil.copyfile(src, dest)
-                else:
-                    try:
-                        data = preview_jpeg(load_image(ImageRef(src)), preview)
-                    except ImageError as exc:
-                        raise SiteError(f"{run.path.name}: image of {r.record_id}: {exc}") from None
-                    write_bytes_atomic(dest, data)
-                written += 1
-            paths[sha] = rel
-    return paths, written
-
-
-def write_region_drawings(
-    run: RunData, records: Sequence[SampleRecord], site: Path, mode: str, preview: PreviewSettings
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Native-mode records drawn with their regions (display only) as JPEGs in SITE/img/regions/,
-    named by their content: record id -> {"images", "legend", "label"}; plus notes."""
-    if mode == "none":
-        return {}, []
-    drawings, notes = region_drawings(records, data_root(run.config))
-    out: dict[str, dict[str, Any]] = {}
-    for record_id, drawing in drawings.items():
-        paths = []
-        for image in drawing.images:
-            data = preview_jpeg(image, preview)
-            rel = f"img/regions/{hashlib.sha256(data).hexdigest()}.jpg"
-            if not (site / rel).exists():
-                (site / rel).parent.mkdir(parents=True, exist_ok=True)
-                write_bytes_atomic(site / rel, data)
-            paths.append(rel)
-        out[record_id] = {
-            "images": paths,
-            "legend": [
-                {"number": e.number, "view": e.view, "name": e.name, "colour": e.colour} for e in drawing.legend
-            ],
-            "label": DISPLAY_ONLY,
-        }
-    return out, notes
-
-
-def sample_payload(
-    records: Sequence[SampleRecord],
-    image_paths: dict[str, str],
-    total: int,
-    prefix: str,
-    image_mode: str = "exact",
-    regions: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    evaluations: dict[str, set[str]] = {}
-    items = []
-    for r in records:
-        evaluation = f"{r.task}@{r.setting}"
-        slices = record_slice_names(r)
-        evaluations.setdefault(evaluation, set()).update(slices)
-        items.append(
-            {
-                "id": r.record_id,
-                "evaluation": evaluation,
-                "slices": slices,
-                "status": record_status(r),
-                "prompt": r.prompt_text,
-                "response": r.response,
-                "parsed": r.parsed,
-                "answer": r.answer,
-                "parse_status": r.parse_status,
-                "parse_reason": r.parse_reason,
-                "error": error_text(r),
-                "invalid": r.invalid,
-                "judge": _judge_text(getattr(r, "judge", None)),
-                "options": r.options,
-                "source": r.source,
-                "cluster": r.cluster,
-                "mode": r.mode,
-                "images": [prefix + image_paths[s] if s in image_paths else None for s in r.image_sha256],
-                "image_sha256": list(r.image_sha256),
-                "regions": _with_prefix((regions or {}).get(r.record_id), prefix),
-            }
-        )
-    slice_options = []
-    for evaluation in sorted(evaluations, key=lambda e: (e.partition("@")[0], -setting_sort_key(e.partition("@")[2]))):
-        slice_options.append({"value": evaluation, "label": evaluation})
-        for s in sorted(evaluations[evaluation], key=slice_sort_key):
-            slice_options.append({"value": f"{evaluation}|{s}", "label": f"{evaluation} · {slice_label(s)}"})
-    return {"total": total, "included": len(items), "image_mode": image_mode, "slices": slice_options, "records": items}
-
-
-def _with_prefix(regions: dict[str, Any] | None, prefix: str) -> dict[str, Any] | None:
-    return None if regions is None else {**regions, "images": [prefix + p for p in regions["images"]]}
-
-
-def _judge_text(judge: Any) -> str | None:
-    if not isinstance(judge, dict):
-        return None
-    return f"{judge.get('model', 'judge')}: {judge.get('response', '')}"
-
-
 # --------------------------------------------------------------------------------------- build
 
 
@@ -464,114 +304,129 @@ def build_site(
     """Build the static site into `out`. `reported`: "shipped" (the package's reference CSV),
     "none", or a path to a CSV in the same format. `images`: what the sample browsers show
     (see `copy_site_images`)."""
-    _require_image_mode(images)
+    require_image_mode(images)
     out = Path(out)
     # a folder holding runs below it (the default layout runs/<model>/<tasks>/) stands for them all
     runs, warnings = dedupe_runs([load_run(d) for d in find_run_dirs([Path(d) for d in run_dirs])])
-    if reported == "shipped":
-        reported_values = load_reported()
-    elif reported == "none":
-        reported_values = []
-    else:
-        reported_values = load_reported(Path(reported))
+    reported_values = _reported_values(reported)
     if not runs and not reported_values:
         raise SiteError("nothing to show: no run directories and --reported none")
     site_runs = [SiteRun(run, slug, summarize_run(run)) for run, slug in zip(runs, _unique_slugs(runs))]
     out.mkdir(parents=True, exist_ok=True)
     _copy_static(out)
-    env = environment("cvbench.leaderboard")
-    common = {
-        "csp": CSP,
-        "site_title": title,
-        "access_labels": ACCESS_LABELS,
-        "filter_access": FILTER_ACCESS,
-        "size_buckets": SIZE_BUCKETS,
-        "benchmark_names": BENCHMARK_NAMES,
-    }
-    total_bytes = 0
-    pages = 0
+    pages = _Pages(out, title)
 
     sections = {b: benchmark_sections(site_runs, reported_values, b) for b in SITE_BENCHMARKS}
     all_tables = [t for b in SITE_BENCHMARKS for s in sections[b] for t in s.tables]
     overviews = overview_tables(sections)
     download_tables = overviews + all_tables
-    for table in download_tables:
-        total_bytes += _write(out / "downloads" / f"{table.table_id}.csv", tables_to_csv([table]))
-        total_bytes += _write(out / "downloads" / f"{table.table_id}.json", tables_to_json([table]))
-        total_bytes += _write(out / "downloads" / f"{table.table_id}.tex", tables_to_latex([table]))
-    total_bytes += _write(out / "downloads" / "all.csv", tables_to_csv(all_tables))
-    total_bytes += _write(out / "downloads" / "all.json", tables_to_json(all_tables))
-    total_bytes += _write(out / "downloads" / "all.tex", tables_to_latex(all_tables))
-    downloads = _downloads(download_tables)
-
-    total_bytes += _write(
-        out / "index.html",
-        env.get_template("index.html.j2").render(
-            **common,
-            root="",
-            page_id="index",
-            overviews=overviews,
-            downloads=downloads,
-            runs=site_runs,
-            sections=sections,
-            n_reported=len(reported_values),
-        ),
+    downloads = pages.write_downloads(download_tables, all_tables)
+    pages.render(
+        "index.html",
+        "index.html.j2",
+        root="",
+        page_id="index",
+        overviews=overviews,
+        downloads=downloads,
+        runs=site_runs,
+        sections=sections,
+        n_reported=len(reported_values),
     )
-    pages += 1
     for benchmark in SITE_BENCHMARKS:
-        total_bytes += _write(
-            out / f"{benchmark}.html",
-            env.get_template("benchmark.html.j2").render(
-                **common,
-                root="",
-                page_id=benchmark,
-                benchmark=benchmark,
-                sections=sections[benchmark],
-                downloads=downloads,
-            ),
+        pages.render(
+            f"{benchmark}.html",
+            "benchmark.html.j2",
+            root="",
+            page_id=benchmark,
+            benchmark=benchmark,
+            sections=sections[benchmark],
+            downloads=downloads,
         )
-        pages += 1
 
-    n_images = 0
-    samples = 0
+    n_images = samples = 0
     for sr in site_runs:
-        root = data_root(sr.run.config)
-        records = [replace(r, source=portable_path(r.source, root)) for r in sr.run.records()]
-        shown = select_site_records(
-            records, run_name=sr.run.path.name, seed=seed, per_evaluation=samples_per_evaluation
-        )
-        image_paths, written = copy_site_images(sr.run, shown, out, images, preview)
+        written, shown, notes = _write_model_page(pages, sr, seed, samples_per_evaluation, images, preview)
         n_images += written
-        samples += len(shown)
-        regions, notes = write_region_drawings(sr.run, shown, out, images, preview)
+        samples += shown
         warnings += [f"{sr.run.path}: {n}" for n in notes]
-        payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images, regions=regions)
-        total_bytes += _write(
-            out / sr.page,
-            env.get_template("model.html.j2").render(
-                **common,
-                root="../",
-                page_id="model",
-                r=sr,
-                s=sr.summary,
-                samples=json_block(payload),
-                n_shown=len(shown),
-                n_records=len(records),
-                per_evaluation=samples_per_evaluation,
-            ),
-        )
-        pages += 1
-    total_bytes += (
+    image_bytes = (
         sum(p.stat().st_size for p in (out / "img").rglob("*") if p.is_file()) if (out / "img").exists() else 0
     )
     return SiteBuild(
         out=out,
-        pages=pages,
+        pages=pages.count,
         tables=len(download_tables),
         runs=len(site_runs),
         reported_values=len(reported_values),
         images=n_images,
         samples=samples,
-        bytes=total_bytes,
+        bytes=pages.bytes + image_bytes,
         warnings=tuple(warnings),
     )
+
+
+def _reported_values(reported: str) -> list[ReportedValue]:
+    if reported == "shipped":
+        return load_reported()
+    if reported == "none":
+        return []
+    return load_reported(Path(reported))
+
+
+class _Pages:
+    """The site's text files as they are written: pages rendered from the templates with the values
+    every page shares, and the downloads; counts pages and bytes."""
+
+    def __init__(self, out: Path, title: str) -> None:
+        self.out = out
+        self.env = environment("cvbench.leaderboard")
+        self.common = {
+            "csp": CSP,
+            "site_title": title,
+            "access_labels": ACCESS_LABELS,
+            "filter_access": FILTER_ACCESS,
+            "size_buckets": SIZE_BUCKETS,
+            "benchmark_names": BENCHMARK_NAMES,
+        }
+        self.count = 0
+        self.bytes = 0
+
+    def render(self, path: str, template: str, **values: Any) -> None:
+        self.bytes += _write(self.out / path, self.env.get_template(template).render(**self.common, **values))
+        self.count += 1
+
+    def write_downloads(self, download_tables: list[Table], all_tables: list[Table]) -> dict[str, dict[str, str]]:
+        folder = self.out / "downloads"
+        for table in download_tables:
+            self.bytes += _write(folder / f"{table.table_id}.csv", tables_to_csv([table]))
+            self.bytes += _write(folder / f"{table.table_id}.json", tables_to_json([table]))
+            self.bytes += _write(folder / f"{table.table_id}.tex", tables_to_latex([table]))
+        self.bytes += _write(folder / "all.csv", tables_to_csv(all_tables))
+        self.bytes += _write(folder / "all.json", tables_to_json(all_tables))
+        self.bytes += _write(folder / "all.tex", tables_to_latex(all_tables))
+        return _downloads(download_tables)
+
+
+def _write_model_page(
+    pages: _Pages, sr: SiteRun, seed: int, per_evaluation: int, images: str, preview: PreviewSettings
+) -> tuple[int, int, list[str]]:
+    """One run's page with its sample browser: (images written, records shown, notes)."""
+    root = data_root(sr.run.config)
+    records = [replace(r, source=portable_path(r.source, root)) for r in sr.run.records()]
+    shown = select_site_records(records, run_name=sr.run.path.name, seed=seed, per_evaluation=per_evaluation)
+    image_paths, written = copy_site_images(sr.run, shown, pages.out, images, preview)
+    regions, notes = write_region_drawings(sr.run, shown, pages.out, images, preview)
+    payload = sample_payload(shown, image_paths, len(records), prefix="../", image_mode=images, regions=regions)
+    pages.render(
+        sr.page,
+        "model.html.j2",
+        root="../",
+        page_id="model",
+        r=sr,
+        s=sr.summary,
+        samples=json_block(payload),
+        n_shown=len(shown),
+        n_records=len(records),
+        per_evaluation=per_evaluation,
+    )
+    return written, len(shown), notes

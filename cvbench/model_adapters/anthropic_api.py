@@ -36,9 +36,11 @@ from cvbench.model_adapters.base import (
     AttemptError,
     api_base_url,
     budget_exhausted,
+    error_in_body,
     malformed,
     refused,
     require,
+    unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
 from cvbench.model_adapters.reasoning import (
@@ -90,7 +92,6 @@ def message_content(prompt: Prompt) -> list[dict[str, Any]]:
 
 
 def read_message(message: Any, output_limit: int | None = None) -> Response:
-    from cvbench.model_adapters.base import error_in_body, unreadable_body
 
     if isinstance(message, (str, bytes)):
         raise unreadable_body(message)

@@ -18,6 +18,8 @@ from typing import Any
 from cvbench.core.redaction import redact_url_credentials
 from cvbench.core.secrets import secret_is_set
 from cvbench.model_adapters.aliases import Alias, load_aliases
+from cvbench.model_adapters.image_policy import contract_for
+from cvbench.model_adapters.reasoning import reasoning_summary
 from cvbench.model_adapters.registry import (
     PROVIDERS,
     ModelOptions,
@@ -235,8 +237,6 @@ def provider_availability(provider: Provider, env: Environment) -> Availability:
 
 
 def alias_availability(alias: Alias, env: Environment) -> Availability:
-    from cvbench.model_adapters.image_policy import contract_for
-    from cvbench.model_adapters.reasoning import reasoning_summary
 
     metadata = {k: v for k, v in alias.as_dict().items() if k not in ("name",) and v not in (None, {}, "")}
     if alias.target:

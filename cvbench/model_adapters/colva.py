@@ -270,6 +270,8 @@ def _check_native(native: NativeRegions) -> None:
 class ColvaAdapter:
     """CoLVA loaded in-process with transformers' remote code."""
 
+    takes_pixels = True  # the overlay images arrive as pixels (`decode_prompt_image`)
+
     def __init__(self, options: ModelOptions) -> None:
         extra = dict(options.extra)
         check_known_options(extra, KNOWN_OPTIONS, "colva")

@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -226,6 +226,8 @@ def question_of(request: Request) -> str:
 class CrossViewerAdapter:
     """CrossViewer loaded in-process from a user-provided checkout and checkpoint, evaluated with the
     settings of an upstream eval config (default: the released q225w_scene_disjoint values)."""
+
+    takes_pixels = True  # in-process: native regions, no encoded images needed
 
     def __init__(self, options: ModelOptions) -> None:
         extra = dict(options.extra)
@@ -564,7 +566,7 @@ def checkpoint_report(
 def load_upstream_counter() -> Any | None:
     """`crossviewer.gpu_preprocess.resize_image_mask_torch` from the user's checkout, or None."""
     try:
-        from crossviewer.gpu_preprocess import resize_image_mask_torch  # type: ignore[import-not-found]
+        from crossviewer.gpu_preprocess import resize_image_mask_torch
     except Exception:
         return None
     return resize_image_mask_torch
@@ -607,7 +609,7 @@ def load_model_class(repo_path: Path) -> Any:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     try:
-        from crossviewer.model import CrossViewerModel  # type: ignore[import-not-found]
+        from crossviewer.model import CrossViewerModel
     except Exception as exc:
         raise ModelResolutionError(
             f"crossviewer: importing crossviewer.model from {root} failed "
@@ -626,20 +628,20 @@ def load_checkpoint_state(torch: Any, path: Path) -> Mapping[str, Any]:
             if isinstance(obj, Mapping):
                 for key in ("module", "model"):
                     if key in obj:
-                        return obj[key]
-            return obj
+                        return cast("Mapping[str, Any]", obj[key])
+            return cast("Mapping[str, Any]", obj)
         try:
             from deepspeed.utils.zero_to_fp32 import (
-                get_fp32_state_dict_from_zero_checkpoint,  # type: ignore
+                get_fp32_state_dict_from_zero_checkpoint,
             )
         except ImportError as exc:
             raise ModelResolutionError(
                 f"crossviewer: {path} is a DeepSpeed ZeRO folder; reading it needs pip install deepspeed"
             ) from exc
-        return get_fp32_state_dict_from_zero_checkpoint(str(path))
+        return cast("Mapping[str, Any]", get_fp32_state_dict_from_zero_checkpoint(str(path)))
     obj = torch.load(str(path), map_location="cpu", weights_only=False)
     if isinstance(obj, Mapping) and "model_state_dict" in obj:
-        return obj["model_state_dict"]
+        return cast("Mapping[str, Any]", obj["model_state_dict"])
     if isinstance(obj, Mapping):
         return obj
     raise ModelResolutionError(f"crossviewer: {path} holds a {type(obj).__name__}, not a state dict")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cvbench.core.types import NativeRegions, NativeView, RegionRef
+from cvbench.model_adapters.local_common import bilinear_resize
 
 PATCH_SIZE = 14
 # The model's fallback when its processor names no max_pixels (`_prepare_pixelrefer_gpu_full`).
@@ -108,7 +109,7 @@ _LOSS_KEYS: dict[str, tuple[type, Any]] = {
 
 def load_eval_config(path: Path) -> CrossViewerEvalConfig:
     """Read an upstream CrossViewer YAML. Absent keys take the value `eval_mc.py` falls back to."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -267,8 +268,6 @@ def _grid_sum(crop: np.ndarray, grid_h: int, grid_w: int) -> float:
     try:
         import torch
     except ImportError:
-        from cvbench.model_adapters.local_common import bilinear_resize
-
         return float(bilinear_resize(crop, grid_h, grid_w, np.float32).sum(dtype=np.float32))
     tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None, None]
     grid = torch.nn.functional.interpolate(tensor, size=(grid_h, grid_w), mode="bilinear", align_corners=False)[0, 0]

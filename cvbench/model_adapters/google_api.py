@@ -39,6 +39,7 @@ from cvbench.model_adapters.base import (
     malformed,
     refused,
     require,
+    unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
 from cvbench.model_adapters.reasoning import (
@@ -89,7 +90,6 @@ def _enum_name(value: Any) -> str | None:
 def read_generate_response(response: Any, output_limit: int | None = None) -> Response:
     """Validate a GenerateContentResponse: blocked prompt/answer -> refused, no text at MAX_TOKENS
     -> budget_exhausted, other no text -> malformed. Thought parts go to `Response.reasoning`."""
-    from cvbench.model_adapters.base import unreadable_body
 
     if isinstance(response, (str, bytes)):
         raise unreadable_body(response)

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from cvbench.core.types import PromptImage, RenderedPrompt
-from cvbench.prompting.build import PromptError
+from cvbench.model_adapters.aliases import find_alias
+from cvbench.prompting.build import PromptError, build_prompt
 from cvbench.prompting.encoding import ImagePolicy, encode_image
 
 MB = 1_000_000
@@ -134,7 +135,6 @@ def contract_for(provider: str) -> ImageContract | None:
 
 def contract_for_model(spec: str) -> ImageContract | None:
     """The image contract of a model string or alias, without building its adapter (no key needed)."""
-    from cvbench.model_adapters.aliases import find_alias
 
     alias = find_alias(spec)
     target = alias.target if alias is not None and alias.access == "api" and alias.target else spec
@@ -268,6 +268,5 @@ def build_fitted_prompt(
     sample: Any, settings: Any, capabilities: Any, setting: str, contract: ImageContract | None
 ) -> RenderedPrompt:
     """`prompting.build_prompt`, then `fit_prompt` (one call for the runner's CPU pool)."""
-    from cvbench.prompting.build import build_prompt
 
     return fit_prompt(build_prompt(sample, settings, capabilities, setting), contract, settings.image)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 
@@ -107,8 +107,12 @@ def check_known_options(extra: Mapping[str, Any], known: Sequence[str], backend:
 
 
 def decode_prompt_image(image: PromptImage) -> Any:
-    """A PromptImage's bytes as an RGB PIL image (raises ValueError naming the image on bad data)."""
+    """A PromptImage as an RGB PIL image (raises ValueError naming the image on bad data): the
+    pixels of a deferred image as they are (no encode/decode round trip), else its bytes decoded."""
     from PIL import Image
+
+    if image.pixels is not None:
+        return Image.fromarray(image.pixels)
 
     try:
         with Image.open(io.BytesIO(image.data)) as im:
@@ -138,7 +142,7 @@ def bilinear_resize(grid: np.ndarray, out_h: int, out_w: int, dtype: Any = np.fl
     wx, wy = wx.astype(dtype), wy.astype(dtype)
     top = g[y0][:, x0] * (1 - wx) + g[y0][:, x1] * wx
     bottom = g[y1][:, x0] * (1 - wx) + g[y1][:, x1] * wx
-    return top * (1 - wy)[:, None] + bottom * wy[:, None]
+    return cast("np.ndarray", top * (1 - wy)[:, None] + bottom * wy[:, None])
 
 
 # ---------------------------------------------------------------------------------- option letters
@@ -340,7 +344,7 @@ class MicroBatcher(Generic[T, R]):
         queue = self._ensure_worker()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await queue.put(_Pending(item, key, future))
-        return await future
+        return cast(R, await future)
 
     async def _next(self, queue: asyncio.Queue[_Pending[T]], timeout: float | None) -> _Pending[T] | None:
         if self._held:

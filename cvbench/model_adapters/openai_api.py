@@ -16,7 +16,10 @@ sent, and the tokens added to the answer budget for reasoning; see `reasoning.py
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import inspect
+import json
+import secrets
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cvbench.core.secrets import find_secret
@@ -24,6 +27,7 @@ from cvbench.core.types import (
     Capabilities,
     ModelInfo,
     Prompt,
+    PromptImage,
     Request,
     Response,
     Usage,
@@ -37,9 +41,11 @@ from cvbench.model_adapters.base import (
     ApiAdapter,
     api_base_url,
     budget_exhausted,
+    error_in_body,
     malformed,
     refused,
     require,
+    unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
 from cvbench.model_adapters.reasoning import (
@@ -77,12 +83,14 @@ def data_url(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def chat_messages(prompt: Prompt, detail: str | None, text: str | None = None) -> list[dict[str, Any]]:
+def chat_messages(
+    prompt: Prompt, detail: str | None, text: str | None = None, url_of: Callable[[PromptImage], str] | None = None
+) -> list[dict[str, Any]]:
     """Chat messages for a prompt: optional system message, then one user turn with the images
-    (in order) followed by the text."""
+    (in order) followed by the text. `url_of` gives each image's URL (default: its data URL)."""
     content: list[dict[str, Any]] = []
     for image in prompt.images:
-        image_url: dict[str, Any] = {"url": image.data_url}
+        image_url: dict[str, Any] = {"url": url_of(image) if url_of is not None else image.data_url}
         if detail is not None:
             image_url["detail"] = detail
         content.append({"type": "image_url", "image_url": image_url})
@@ -92,6 +100,55 @@ def chat_messages(prompt: Prompt, detail: str | None, text: str | None = None) -
         messages.append({"role": "system", "content": prompt.system})
     messages.append({"role": "user", "content": content})
     return messages
+
+
+# A per-process token that cannot occur in a prompt by chance: marks where each image's data URL
+# goes in the serialised body.
+_IMAGE_SLOT = f"cvbench-image-slot-{secrets.token_hex(16)}"
+_IMAGE_SLOT_JSON = json.dumps(_IMAGE_SLOT).encode("ascii")
+
+
+def chat_body(
+    model: str, prompt: Prompt, detail: str | None, fields: Mapping[str, Any], text: str | None = None
+) -> bytes:
+    """The chat-completion request body as JSON bytes, equal in meaning to what the SDK would send
+    for `create(model=..., messages=chat_messages(...), **fields)`. Only the small part is
+    serialised; each image's data URL (a JSON string literal prepared in the prompt pool, off the
+    event loop) is spliced in as bytes, so megabytes of base64 are never re-encoded on the event
+    loop (docs/performance.md)."""
+    messages = chat_messages(prompt, detail, text, url_of=lambda _: _IMAGE_SLOT)
+    skeleton = json.dumps({"model": model, "messages": messages, **fields}, separators=(",", ":")).encode("ascii")
+    pieces = skeleton.split(_IMAGE_SLOT_JSON)
+    if len(pieces) != len(prompt.images) + 1:  # the slot token in the prompt text itself: impossible by chance
+        raise ValueError("image slot marker found in the prompt text")
+    out = [pieces[0]]
+    for image, piece in zip(prompt.images, pieces[1:]):
+        out += [image.data_url_json, piece]
+    return b"".join(out)
+
+
+def takes_raw_body(client: Any) -> bool:
+    """Whether this SDK's client sends a ready request body (`client.post(..., content=bytes)`,
+    the SDK's documented way to make a custom request; newer releases take `content`)."""
+    post = getattr(client, "post", None)
+    try:
+        return post is not None and "content" in inspect.signature(post).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+async def post_chat(client: Any, body: bytes) -> Any:
+    """A prepared chat-completion body sent by the SDK (its headers, timeout and errors, as for
+    `chat.completions.create`), the reply parsed into a `ChatCompletion`."""
+    from openai.types.chat import ChatCompletion
+
+    return await client.post(
+        "/chat/completions",
+        cast_to=ChatCompletion,
+        content=body,
+        # the authentication `chat.completions.create` asks for (bearer only)
+        options={"headers": {"Content-Type": "application/json"}, "security": {"bearer_auth": True}},
+    )
 
 
 def sampling_arguments(
@@ -156,7 +213,6 @@ def read_completion(completion: Any, output_limit: int | None = None) -> tuple[A
     (`reasoning_content` / `reasoning`, or a leading `<think>` block) goes to
     `Response.reasoning`, never into the answer.
     """
-    from cvbench.model_adapters.base import error_in_body, unreadable_body
 
     if isinstance(completion, (str, bytes)):
         raise unreadable_body(completion)
@@ -227,6 +283,7 @@ class OpenAIChatAdapter(ApiAdapter):
         self.image_contract = contract_for("openai") if info.provider == "openai" else None
         self._api_key = api_key
         self._clients: dict[str, Any] = {}
+        self._raw_body: bool | None = None  # whether the SDK takes a prepared body (checked once)
 
     def _client(self, base_url: str | None) -> Any:
         key = base_url or ""
@@ -241,7 +298,36 @@ class OpenAIChatAdapter(ApiAdapter):
                 default_headers=self.extra_headers or None,
             )
             self._clients[key] = client
+            if self._raw_body is None:
+                self._raw_body = takes_raw_body(client)
         return client
+
+    async def _chat(
+        self,
+        client: Any,
+        prompt: Prompt,
+        fields: Mapping[str, Any],
+        text: str | None = None,
+        body: bytes | None = None,
+    ) -> Any:
+        """One chat completion of `prompt` with the request `fields`: a prepared body where the SDK
+        takes one (`body`, built in the prompt pool, else `chat_body` here), else the SDK's own
+        `chat.completions.create`."""
+        if self._raw_body:
+            if body is None:
+                body = chat_body(self.model_name, prompt, self.image_detail, fields, text)
+            return await post_chat(client, body)
+        messages = chat_messages(prompt, self.image_detail, text)
+        return await client.chat.completions.create(model=self.model_name, messages=messages, **fields)
+
+    def request_arguments(self, request: Request) -> dict[str, Any]:
+        """Every body field but `model` and `messages`."""
+        return sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
+
+    def prepare_body(self, request: Request) -> bytes:
+        """The request's whole wire body; the runner calls this in its prompt pool and passes the
+        bytes as `Request.body`, so that the event loop only sends them."""
+        return chat_body(self.model_name, request.prompt, self.image_detail, self.request_arguments(request))
 
     def provider_settings(self) -> dict[str, Any]:
         return {
@@ -256,10 +342,8 @@ class OpenAIChatAdapter(ApiAdapter):
 
     async def _attempt(self, request: Request) -> Response:
         client = self._client(self.base_url)
-        args = sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
-        completion = await client.chat.completions.create(
-            model=self.model_name, messages=chat_messages(request.prompt, self.image_detail), **args
-        )
+        args = self.request_arguments(request)
+        completion = await self._chat(client, request.prompt, args, body=request.body)
         _, response = read_completion(completion, args[self.max_tokens_field])
         return response
 

@@ -30,7 +30,7 @@ from cvbench.model_adapters.base import AttemptError, malformed, require
 from cvbench.model_adapters.openai_api import (
     CHAT_OPTIONS,
     OpenAIChatAdapter,
-    chat_messages,
+    chat_body,
     openai_reasoning,
     read_completion,
     sampling_arguments,
@@ -172,24 +172,27 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
         endpoint.served += 1
         return response
 
-    async def _call(self, client: Any, request: Request) -> Response:
-        prompt = request.prompt
+    def request_arguments(self, request: Request) -> dict[str, Any]:
         if not request.config.option_logprobs:
-            args = sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
-            completion = await client.chat.completions.create(
-                model=self.model_name, messages=chat_messages(prompt, self.image_detail), **args
-            )
-            return read_completion(completion, args[self.max_tokens_field])[1]
-        text = f"{prompt.text}\n{LETTER_INSTRUCTION}"
+            return super().request_arguments(request)
         args = sampling_arguments(request, self.max_tokens_field, self.send_temperature)
         args[self.max_tokens_field] = 1
-        completion = await client.chat.completions.create(
-            model=self.model_name,
-            messages=chat_messages(prompt, self.image_detail, text=text),
-            logprobs=True,
-            top_logprobs=TOP_LOGPROBS,
-            **args,
-        )
+        return {"logprobs": True, "top_logprobs": TOP_LOGPROBS, **args}
+
+    def letter_text(self, request: Request) -> str | None:
+        """The user text with the letter instruction when scoring options by log-probability."""
+        return f"{request.prompt.text}\n{LETTER_INSTRUCTION}" if request.config.option_logprobs else None
+
+    def prepare_body(self, request: Request) -> bytes:
+        fields = self.request_arguments(request)
+        return chat_body(self.model_name, request.prompt, self.image_detail, fields, self.letter_text(request))
+
+    async def _call(self, client: Any, request: Request) -> Response:
+        prompt = request.prompt
+        args = self.request_arguments(request)
+        completion = await self._chat(client, prompt, args, self.letter_text(request), request.body)
+        if not request.config.option_logprobs:
+            return read_completion(completion, args[self.max_tokens_field])[1]
         choice, response = read_completion(completion)
         logprobs = getattr(choice, "logprobs", None)
         content = getattr(logprobs, "content", None) if logprobs is not None else None

@@ -69,7 +69,8 @@ def split_model_spec(spec: str) -> tuple[str, str]:
 def load_factory(provider: Provider) -> Factory:
     module_name, _, func = provider.factory.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, func)
+    factory: Factory = getattr(module, func)
+    return factory
 
 
 ENTRY_POINT_GROUP = "cvbench.model_adapters"
@@ -154,7 +155,7 @@ def resolve_provider(spec: str) -> tuple[Provider, str]:
 BASELINE_FACTORIES: dict[str, str] = {
     "random": "cvbench.model_adapters.baselines:make_random",
     "first-option": "cvbench.model_adapters.baselines:make_first_option",
-    "mask-heuristic": "cvbench.model_adapters.baselines:make_mask_heuristic",
+    "mask-heuristic": "cvbench.model_adapters.mask_heuristic:make_mask_heuristic",
     "text-only": "cvbench.model_adapters.baselines:make_text_only",
 }
 

@@ -113,6 +113,8 @@ def _eos_ids(value: Any) -> set[int]:
 class TransformersAdapter:
     """A vision-language model loaded in-process with transformers."""
 
+    takes_pixels = True  # images arrive as pixels (`decode_prompt_image`), not encoded and decoded again
+
     def __init__(self, model_name: str, options: ModelOptions) -> None:
         extra = dict(options.extra)
         check_known_options(extra, KNOWN_OPTIONS, "hf")
@@ -222,7 +224,7 @@ class TransformersAdapter:
 
     def render_text(self, prompt: Prompt, scoring: bool) -> str:
         text = self._processor.apply_chat_template(chat_messages(prompt), tokenize=False, add_generation_prompt=True)
-        return text + self._answer_prefix if scoring else text
+        return str(text + self._answer_prefix if scoring else text)
 
     def _inputs(self, jobs: list[BatchJob]) -> Any:
         texts = [self.render_text(job.request.prompt, job.scoring) for job in jobs]

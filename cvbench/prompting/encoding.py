@@ -7,7 +7,8 @@ Public API
 - ``resize_rgb(rgb, hw) -> ndarray``, ``resize_mask_area(mask, hw) -> ndarray``
 - ``fit_to_policy(rgb, policy) -> ndarray``
 - ``encode_image(rgb, policy, label) -> PromptImage``: fitted to the policy, then encoded with
-  fixed settings and no metadata, so the same pixels always give the same bytes
+  fixed settings and no metadata, so the same pixels always give the same bytes (with
+  ``policy.defer_encoding`` and PNG: encoded on first use of the bytes, see PromptImage.deferred)
 - ``passthrough_image(data, width, height, label) -> PromptImage``: shipped bytes, unchanged
 - ``concat_vertical(images, labels) -> ndarray``: parts stacked top to bottom, each under a
   label band ("Image 1", ...), for single-image models
@@ -21,7 +22,8 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import cv2
@@ -41,12 +43,17 @@ class EncodingError(ValueError):
 
 @dataclass(frozen=True)
 class ImagePolicy:
-    """How images are presented to a model; recorded in every run and prompt."""
+    """How images are presented to a model; recorded in every run and prompt.
+
+    `defer_encoding` (in-process models): lossless images are encoded only when something needs
+    their bytes (`PromptImage.deferred`); the model reads the pixels. Not part of the recorded
+    policy or of equality: the images, their identities and every key are the same either way."""
 
     format: str = "png"  # "png" | "jpeg"
     jpeg_quality: int = 90
     max_side: int | None = None  # longest side in pixels after resizing (None: no limit)
     max_pixels: int | None = None  # width * height after resizing (None: no limit)
+    defer_encoding: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -118,15 +125,11 @@ def encode_image(rgb: np.ndarray, policy: ImagePolicy, label: str) -> PromptImag
     (fixed encoder settings, no EXIF/text chunks/timestamps)."""
     _check_rgb(rgb, label)
     fitted = np.ascontiguousarray(fit_to_policy(rgb, policy))
+    if policy.format == "png" and policy.defer_encoding:
+        identity = pixel_identity(fitted, encoding_params(policy))
+        return PromptImage.deferred(fitted, partial(encode_png, label=label), policy.mime, label, identity)
     if policy.format == "png":
-        # libpng via OpenCV: about twice as fast as Pillow at the same level, and writes no
-        # time or text chunks (IHDR, IDAT, IEND only)
-        ok, encoded = cv2.imencode(
-            ".png", cv2.cvtColor(fitted, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL]
-        )
-        if not ok:
-            raise EncodingError(f"{label}: PNG encoding failed")
-        data = encoded.tobytes()
+        data = encode_png(fitted, label)
     else:
         buf = io.BytesIO()
         Image.fromarray(fitted, mode="RGB").save(
@@ -148,6 +151,17 @@ def encode_image(rgb: np.ndarray, policy: ImagePolicy, label: str) -> PromptImag
         label=label,
         pixel_identity=pixel_identity(shown, encoding_params(policy)),
     )
+
+
+def encode_png(rgb: np.ndarray, label: str) -> bytes:
+    # libpng via OpenCV: about twice as fast as Pillow at the same level, and writes no
+    # time or text chunks (IHDR, IDAT, IEND only)
+    ok, encoded = cv2.imencode(
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL]
+    )
+    if not ok:
+        raise EncodingError(f"{label}: PNG encoding failed")
+    return encoded.tobytes()
 
 
 def _decode_rgb(data: bytes) -> np.ndarray:

@@ -257,6 +257,29 @@ def render_markdown(
     invalid_total: int,
     n_records: int,
 ) -> str:
+    lines = _md_header(summary, n_records) + _md_headline(summary)
+    lines += ["", "## Charts", "", "Bars: accuracy; black whiskers: 95% interval; dashed red mark: chance.", ""]
+    for chart in charts:
+        lines += [f"![{markdown_escape(chart.title)}]({chart_files[chart.chart_id]})", ""]
+    lines += _md_slices(summary) + _md_gallery(gallery) + _md_invalid(invalid, invalid_total)
+    lines += ["## Provenance", "", "| Key | Value |", "|---|---|"]
+    lines += [f"| {markdown_escape(k)} | {markdown_escape(v)} |" for k, v in summary.provenance]
+    return "\n".join(lines) + "\n"
+
+
+_MD_TABLE_HEAD = "| {first} | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |"
+_MD_TABLE_RULE = "|---|---:|---:|---:|---:|---:|---:|"
+
+
+def _md_row(label: str, c: Cell) -> str:
+    return (
+        f"| {markdown_escape(label)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
+        f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
+        f"{c.invalid if c.invalid is not None else '–'} |"
+    )
+
+
+def _md_header(summary: RunSummary, n_records: int) -> list[str]:
     m = summary.model
     lines = [
         f"# cvbench report: {markdown_escape(m.display_name)}",
@@ -268,7 +291,11 @@ def render_markdown(
     ]
     if summary.status != "complete":
         lines.append(f"- **Warning:** this run is {summary.status}; numbers cover only the finished samples.")
-    lines += [
+    return lines
+
+
+def _md_headline(summary: RunSummary) -> list[str]:
+    lines = [
         "",
         "## Headline numbers",
         "",
@@ -279,35 +306,23 @@ def render_markdown(
         "",
         f"95% intervals: {interval_methods(summary)} (docs/running.md).",
         "",
-        "| Evaluation | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        _MD_TABLE_HEAD.format(first="Evaluation"),
+        _MD_TABLE_RULE,
     ]
+    return lines + [_md_row(ev.title, ev.overall) for ev in summary.evaluations]
+
+
+def _md_slices(summary: RunSummary) -> list[str]:
+    lines = ["## Every slice", ""]
     for ev in summary.evaluations:
-        c = ev.overall
-        lines.append(
-            f"| {markdown_escape(ev.title)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
-            f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
-            f"{c.invalid if c.invalid is not None else '–'} |"
-        )
-    lines += ["", "## Charts", "", "Bars: accuracy; black whiskers: 95% interval; dashed red mark: chance.", ""]
-    for chart in charts:
-        lines += [f"![{markdown_escape(chart.title)}]({chart_files[chart.chart_id]})", ""]
-    lines += ["## Every slice", ""]
-    for ev in summary.evaluations:
-        lines += [
-            f"### {markdown_escape(ev.title)}",
-            "",
-            "| Slice | Accuracy [95% CI] | Chance | n | Unparsed | Errors | Invalid |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for label, c in [("Overall", ev.overall)] + [(s.label, s.cell) for s in ev.slices]:
-            lines.append(
-                f"| {markdown_escape(label)} | {_md_metric(c)} | {_md_rate(c.chance)} | {c.n} | "
-                f"{_md_rate(c.unparsed_rate)} | {_md_rate(c.error_rate)} | "
-                f"{c.invalid if c.invalid is not None else '–'} |"
-            )
+        lines += [f"### {markdown_escape(ev.title)}", "", _MD_TABLE_HEAD.format(first="Slice"), _MD_TABLE_RULE]
+        lines += [_md_row(label, c) for label, c in [("Overall", ev.overall)] + [(s.label, s.cell) for s in ev.slices]]
         lines.append("")
-    lines += [
+    return lines
+
+
+def _md_gallery(gallery: list[tuple[GallerySection, list[GalleryEntry]]]) -> list[str]:
+    lines = [
         "## Failure gallery",
         "",
         (
@@ -321,41 +336,43 @@ def render_markdown(
     for section, entries in gallery:
         lines += [f"### {markdown_escape(section.evaluation)} · {markdown_escape(section.label)}", ""]
         for e in entries:
-            r = e.record
-            lines += [f"#### `{r.record_id}` ({e.kind})", ""]
-            lines += [" ".join(f"![{img.label}]({img.src})" for img in e.images) or "_no images_", ""]
-            if e.missing_images:
-                lines += [f"_{e.missing_images} image(s) missing from the run directory._", ""]
-            lines += [
-                "Prompt:",
-                "",
-                _md_code(r.prompt_text),
-                "",
-                "Raw response:",
-                "",
-                _md_code(r.response if r.response is not None else "(none)"),
-                "",
-                f"Parsed: **{markdown_escape(r.parsed or '–')}** ({markdown_escape(r.parse_status)}"
-                + (f": {markdown_escape(r.parse_reason)}" if r.parse_reason else "")
-                + f") · "
-                f"Right answer: **{markdown_escape(r.answer or '–')}**"
-                + (f" · Error: {markdown_escape(e.error)}" if e.error else ""),
-                "",
-            ]
-    lines += ["## Invalid samples", ""]
+            lines += _md_gallery_entry(e)
+    return lines
+
+
+def _md_gallery_entry(e: GalleryEntry) -> list[str]:
+    r = e.record
+    lines = [f"#### `{r.record_id}` ({e.kind})", ""]
+    lines += [" ".join(f"![{img.label}]({img.src})" for img in e.images) or "_no images_", ""]
+    if e.missing_images:
+        lines += [f"_{e.missing_images} image(s) missing from the run directory._", ""]
+    return lines + [
+        "Prompt:",
+        "",
+        _md_code(r.prompt_text),
+        "",
+        "Raw response:",
+        "",
+        _md_code(r.response if r.response is not None else "(none)"),
+        "",
+        f"Parsed: **{markdown_escape(r.parsed or '–')}** ({markdown_escape(r.parse_status)}"
+        + (f": {markdown_escape(r.parse_reason)}" if r.parse_reason else "")
+        + f") · "
+        f"Right answer: **{markdown_escape(r.answer or '–')}**"
+        + (f" · Error: {markdown_escape(e.error)}" if e.error else ""),
+        "",
+    ]
+
+
+def _md_invalid(invalid: list[SampleRecord], invalid_total: int) -> list[str]:
+    lines = ["## Invalid samples", ""]
     if invalid_total == 0:
-        lines += ["None.", ""]
-    else:
-        lines += [
-            f"{invalid_total} sample(s) could not be loaded or rendered (counted as wrong)"
-            + (f"; the first {len(invalid)} are listed" if invalid_total > len(invalid) else "")
-            + ":",
-            "",
-        ]
-        lines += [
-            f"- `{r.record_id}` ({markdown_escape(r.source)}): {markdown_escape(r.invalid or '')}" for r in invalid
-        ]
-        lines.append("")
-    lines += ["## Provenance", "", "| Key | Value |", "|---|---|"]
-    lines += [f"| {markdown_escape(k)} | {markdown_escape(v)} |" for k, v in summary.provenance]
-    return "\n".join(lines) + "\n"
+        return lines + ["None.", ""]
+    lines += [
+        f"{invalid_total} sample(s) could not be loaded or rendered (counted as wrong)"
+        + (f"; the first {len(invalid)} are listed" if invalid_total > len(invalid) else "")
+        + ":",
+        "",
+    ]
+    lines += [f"- `{r.record_id}` ({markdown_escape(r.source)}): {markdown_escape(r.invalid or '')}" for r in invalid]
+    return lines + [""]

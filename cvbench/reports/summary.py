@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cvbench.reports.charts import Bar
+from cvbench.reports.slice_names import setting_sort_key, slice_label, slice_sort_key
 from cvbench.reports.spec import RunSpec, run_spec
 from cvbench.reports.tables import (
     BENCHMARK_NAMES,
@@ -19,9 +20,6 @@ from cvbench.reports.tables import (
     RunModel,
     metric_cell,
     run_model,
-    setting_sort_key,
-    slice_label,
-    slice_sort_key,
 )
 from cvbench.rundir.format import RunData, SampleRecord
 from cvbench.rundir.portable import portable_config

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import Field, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,7 +119,9 @@ def encode(value: Any) -> Any:
         for f in _json_fields(type(value)):
             name = json_key(f)
             item = getattr(value, f.name)
-            if name in absent or (item is None and f.metadata.get("omit_none")):
+            # a key the file left out stays out while it holds what its absence decoded to; a value
+            # set since (a resume's `resumed`) is written
+            if (name in absent and item == _default_of(f)) or (item is None and f.metadata.get("omit_none")):
                 continue
             out[name] = encode(item)
         return out
@@ -128,6 +130,12 @@ def encode(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [encode(v) for v in value]
     return value
+
+
+def _default_of(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not MISSING else None
 
 
 def absent_field() -> Any:

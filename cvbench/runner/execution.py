@@ -12,7 +12,7 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -35,6 +35,7 @@ from cvbench.core.types import (
 )
 from cvbench.model_adapters.image_policy import build_fitted_prompt
 from cvbench.prompting.build import PromptError
+from cvbench.rundir.config import RunConfig
 from cvbench.rundir.format import (
     RESULTS_FILE,
     SAMPLES_FILE,
@@ -95,6 +96,15 @@ JOB_CHUNK = 256  # jobs taken from the loader, looked up in the caches and hande
 Known = tuple[str | None, StoredPrompt | None, Response | None]
 
 
+def deferred_encoding(settings: Any) -> Any:
+    """Prompt settings whose lossless images are encoded on first use of their bytes
+    (`ImagePolicy.defer_encoding`); the recorded settings, identities and keys are unchanged."""
+    image = getattr(settings, "image", None)
+    if image is None or image.format != "png":
+        return settings
+    return replace(settings, image=replace(image, defer_encoding=True))
+
+
 class RunSession:
     """One execution of a run over an opened run directory: streams the jobs, answers each from
     the caches or the model, hands every record to the single writer and computes the results.
@@ -115,7 +125,7 @@ class RunSession:
         adapter: ModelAdapter,
         judge: ModelAdapter | None,
         generation: GenerationConfig,
-        config: dict[str, Any],
+        config: RunConfig,
     ) -> None:
         self.options = options
         self.run_dir = run_dir
@@ -123,19 +133,21 @@ class RunSession:
         self.flags = flags
         self.specs = specs
         self.settings_by_task = settings_by_task
+        if getattr(adapter, "takes_pixels", False):  # in-process: images encoded only if bytes are needed
+            prompt_settings = {name: deferred_encoding(s) for name, s in prompt_settings.items()}
         self.prompt_settings = prompt_settings
         self.adapter = adapter
         self.judge = judge
         self.generation = generation
         self.contract = getattr(adapter, "image_contract", None)
-        self.fingerprints = {name: str(d.get("fingerprint")) for name, d in (config.get("datasets") or {}).items()}
+        self.fingerprints = {name: str(d.fingerprint) for name, d in (config.datasets or {}).items()}
         self.settings_records = {
             name: jsonable(s.as_dict()) | ({"image_contract": self.contract.as_dict()} if self.contract else {})
             for name, s in prompt_settings.items()
         }
         # an ablated answer is never served for another ablation (or none), even where the prompts agree
         self.model_settings = dict(adapter.settings()) | ({"ablation": options.ablation} if options.ablation else {})
-        self.ablation = config.get("ablation")  # docs/ablations.md
+        self.ablation = dict(config.ablation) if config.ablation else None  # docs/ablations.md
         self.judge_settings = dict(judge.settings()) if judge is not None else {}
         self.order: list[str] = []
         self.inflight: set[asyncio.Task[Any]] = set()
@@ -268,6 +280,7 @@ class RunSession:
                 digest_key,
                 self.renders,
                 lambda r: jsonable(dict(r.protocol)),
+                self.body_preparer(),
             )
             rendered = built.prompt
         except PromptError as exc:
@@ -278,9 +291,28 @@ class RunSession:
         if self.options.save_images and rendered.images:
             await loop.run_in_executor(self.io_pool, save_prompt_images, self.run_dir, rendered.images)
         # the model gets `rendered.prompt` only: the answer and protocol record stay here
-        request = Request(self.adapter.info.model_id, rendered.prompt, self.generation, self.model_settings)
+        request = Request(
+            self.adapter.info.model_id, rendered.prompt, self.generation, self.model_settings, body=built.body
+        )
         response, cached = await self.ask(self.adapter, request)
         return await self.conclude(job, sample, slices, rendered, response, cached)
+
+    def body_preparer(self) -> Callable[[RenderedPrompt], bytes | None] | None:
+        """The adapter's wire-body builder (`prepare_body`), run in the prompt worker so that the
+        event loop sends finished bytes; None for adapters that build their own request."""
+        prepare = getattr(self.adapter, "prepare_body", None)
+        if prepare is None:
+            return None
+        model_id, generation, settings = self.adapter.info.model_id, self.generation, self.model_settings
+
+        def body(rendered: RenderedPrompt) -> bytes | None:
+            try:
+                result = prepare(Request(model_id, rendered.prompt, generation, settings))
+            except Exception:  # the adapter builds it again in `generate`, where a failure is a scored error
+                return None
+            return result if isinstance(result, bytes) else None
+
+        return body
 
     async def conclude(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,36 +108,64 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
 
 
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _default(name: str) -> Any:
+    return RunOptions.__dataclass_fields__[name].default
+
+
+def _prompt_labels(o: RunOptions) -> list[str]:
+    labels = []
+    if o.alpha != _default("alpha"):
+        labels.append(f"alpha{o.alpha:g}")
+    if o.thickness != _default("thickness"):
+        labels.append(f"thick{o.thickness}")
+    if o.image_format != _default("image_format"):
+        labels.append(f"{o.image_format}{o.jpeg_quality}")
+    if o.max_side is not None:
+        labels.append(f"side{o.max_side}")
+    if o.max_pixels is not None:
+        labels.append(f"px{o.max_pixels}")
+    return labels
+
+
+def _generation_labels(o: RunOptions) -> list[str]:
+    labels = [f"tok{o.max_tokens}"] if o.max_tokens is not None else []
+    return labels + (["logprobs"] if o.option_logprobs else [])
+
+
+# The out-dir name is derived from the run identity (the RunConfig fields marked identity=True):
+# one labeller per identity field, in the order the folder name lists them. What an identity field
+# will hold is known only after the model and the data are loaded; the labellers read what the
+# options ask of it, so the same command names the same folder (and resumes), and two commands
+# that ask for different identities never share one. tests/runner/test_run_options.py checks that
+# every identity field has its labeller.
+IDENTITY_LABELS: tuple[tuple[str, Callable[[RunOptions], list[str]]], ...] = (
+    ("tasks", lambda o: ["+".join(o.tasks)]),
+    ("datasets", lambda o: ["c" + "-".join(o.candidates)] if o.candidates else []),  # the settings evaluated
+    ("limit", lambda o: [f"limit{o.limit}"] if o.limit is not None else []),
+    ("seed", lambda o: [f"seed{o.seed}"] if o.seed else []),
+    ("mode", lambda o: [o.mode] if o.mode != "auto" else []),
+    ("style", lambda o: [o.style] if o.style else []),
+    ("prompt_settings", _prompt_labels),
+    ("model_settings", lambda o: ["opts" + _digest(sorted(o.model_options))] if o.model_options else []),
+    ("shard", lambda o: [f"shard{o.shard[0]}of{o.shard[1]}"] if o.shard is not None else []),
+    ("ablation", lambda o: [f"ablate-{o.ablation}"] if o.ablation is not None else []),
+    ("generation", _generation_labels),
+    ("judge", lambda o: ["judge-" + slug(str(redact(o.judge)))] if o.judge else []),
+    ("pricing", lambda o: [f"price{o.price.input_per_mtok:g}-{o.price.output_per_mtok:g}"] if o.price else []),
+    # fixed by the code version: a resume across protocol versions is refused by the identity check
+    ("protocol", lambda o: []),
+    ("model", lambda o: []),  # the parent folder
+)
+
+
 def default_out_dir(options: RunOptions) -> Path:
-    """`runs/<model>/<tasks>[-...]`: the same command names the same folder, so it resumes."""
-    parts = ["+".join(options.tasks)]
-    if options.candidates:
-        parts.append("c" + "-".join(options.candidates))
-    if options.limit is not None:
-        parts.append(f"limit{options.limit}")
-    if options.seed:
-        parts.append(f"seed{options.seed}")
-    if options.mode != "auto":
-        parts.append(options.mode)
-    if options.style:
-        parts.append(options.style)
-    if options.alpha != RunOptions.alpha:
-        parts.append(f"alpha{options.alpha:g}")
-    if options.thickness != RunOptions.thickness:
-        parts.append(f"thick{options.thickness}")
-    if options.image_format != RunOptions.image_format:
-        parts.append(f"{options.image_format}{options.jpeg_quality}")
-    if options.max_side is not None:
-        parts.append(f"side{options.max_side}")
-    if options.max_pixels is not None:
-        parts.append(f"px{options.max_pixels}")
-    if options.model_options:
-        digest = hashlib.sha256(json.dumps(sorted(options.model_options), default=str).encode()).hexdigest()
-        parts.append("opts" + digest[:8])
-    if options.shard is not None:
-        parts.append(f"shard{options.shard[0]}of{options.shard[1]}")
-    if options.ablation is not None:
-        parts.append(f"ablate-{options.ablation}")
+    """`runs/<model>/<tasks>[_<identity labels>]`: the same command names the same folder, so it
+    resumes; a different identity names another folder."""
+    parts = [label for _, labeller in IDENTITY_LABELS for label in labeller(options)]
     # redacted first: a password in an lmms spec's base_url must not become a folder name
     return Path("runs") / slug(str(redact(options.model))) / slug("_".join(parts))
 

@@ -52,7 +52,7 @@ _PIXEL_LIBRARIES = ("numpy", "opencv-python-headless", "opencv-python", "pillow"
 
 # The code that turns a data file into a Prompt: the loaders (cvbench/tasks, specs included; not
 # the synthetic generator, whose output is data covered by the fingerprint) and the prompt path
-# (cvbench/core values, cvbench/imaging, cvbench/prompting). tests/harness/test_prompt_cache.py checks
+# (cvbench/core values, cvbench/imaging, cvbench/prompting). tests/runner/test_prompt_cache.py checks
 # that importing the prompt builder and the loaders pulls in no cvbench module outside this list.
 PROMPT_CODE: tuple[str, ...] = (
     "tasks/*.py",

@@ -8,8 +8,9 @@ between processes. The pool has one worker per usable core (`usable_cores`), ind
 once, so memory stays flat however many cores there are.
 
 In the worker, after the prompt is built or read from the render store, the images' identity
-digests and base64 text are computed (`warm`), so the event loop only assembles the body from
-finished strings.
+digests and base64 text are computed (`warm`), and an adapter that prepares its own wire body
+(`prepare_body(request) -> bytes`, the OpenAI-protocol adapters) builds it there too
+(`Request.body`): the event loop only sends finished bytes.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ def prompt_pool(workers: int | None = None) -> concurrent.futures.ThreadPoolExec
 
 
 def warm(prompt: RenderedPrompt) -> RenderedPrompt:
-    """Compute, once, the identity digests and the data URLs (OpenAI-style bodies, the path in front
-    of GPU servers) of the images; other adapters' base64 is computed when first used."""
+    """Compute, once, the identity digests and the base64 text of the images."""
     for image in prompt.images:
         _ = image.sha256
-        _ = image.data_url
+        if image.encoded:  # a deferred image (in-process model) stays unencoded
+            _ = image.data_url_json
     return prompt
 
 
@@ -54,6 +55,7 @@ def warm(prompt: RenderedPrompt) -> RenderedPrompt:
 class Built:
     prompt: RenderedPrompt
     stored: bool  # read from the render store (nothing rendered)
+    body: bytes | None = None  # the adapter's prepared wire body, if it prepares one
 
 
 def build_or_fetch(
@@ -61,13 +63,20 @@ def build_or_fetch(
     key: str | None,
     store: RenderStore | None,
     protocol_json: Callable[[RenderedPrompt], Any],
+    prepare: Callable[[RenderedPrompt], bytes | None] | None = None,
 ) -> Built:
-    """The prompt from the store under `key`, else built and stored; warmed either way."""
+    """The prompt from the store under `key`, else built and stored; warmed either way, and its
+    request body prepared by `prepare` when given."""
+    stored = False
+    prompt: RenderedPrompt | None = None
     if store is not None and key is not None:
-        found = store.get(key)
-        if found is not None:
-            return Built(warm(found), True)
-    prompt = build()
-    if store is not None and key is not None:
-        store.put(key, prompt, protocol_json(prompt))
-    return Built(warm(prompt), False)
+        prompt = store.get(key)
+        stored = prompt is not None
+    if prompt is None:
+        prompt = build()
+        # deferred images (in-process models) are not encoded just to be stored: their render is
+        # decode + draw, and storing would add the encoding they skip
+        if store is not None and key is not None and all(i.encoded for i in prompt.images):
+            store.put(key, prompt, protocol_json(prompt))
+    warm(prompt)
+    return Built(prompt, stored, prepare(prompt) if prepare is not None else None)

@@ -22,9 +22,11 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cvbench.core.candidates import parse_settings
 from cvbench.core.provenance import environment
 from cvbench.core.redaction import redact, redact_argv, secret_values
 from cvbench.core.types import (
@@ -39,15 +41,12 @@ from cvbench.prompting.ablation import AblationError, ablation_record, check_run
 from cvbench.prompting.build import PromptSettings
 from cvbench.prompting.protocols import crossviewbench as cvb_protocol
 from cvbench.prompting.protocols import mmvm as mmvm_protocol
-from cvbench.rundir.config import DatasetEntry, ModelBlock, RunConfig
+from cvbench.rundir.config import DatasetEntry, ModelBlock, RunConfig, config_differences, read_config, write_config
 from cvbench.rundir.format import (
     CONFIG_FILE,
     SAMPLES_FILE,
-    read_json,
-    write_json_atomic,
 )
 from cvbench.runner.execution import RunSession
-from cvbench.runner.identity import config_differences
 from cvbench.runner.jobs import task_settings
 from cvbench.runner.jsonable import jsonable
 from cvbench.runner.options import (
@@ -61,6 +60,7 @@ from cvbench.runner.options import (
 )
 from cvbench.runner.runlock import RunDirBusyError, RunDirLock
 from cvbench.runner.signals import StopFlags
+from cvbench.tasks.applicability import OptionNotApplicable, check_options_apply
 from cvbench.tasks.loading import dataset_fingerprint
 from cvbench.tasks.registry import get_task
 
@@ -95,6 +95,11 @@ class Runner:
                 raise RunError(str(exc)) from None
         if len({s.name for s in specs}) != len(specs):
             raise RunError(f"task listed twice in --task {','.join(self.options.tasks)}")
+        o = self.options
+        try:  # the Python API refuses what the CLI refuses
+            check_options_apply(specs, parse_settings(o.candidates), o.mode, o.style)
+        except OptionNotApplicable as exc:
+            raise RunError(str(exc)) from None
         return specs
 
     def _model_options(self) -> Any:
@@ -137,7 +142,7 @@ class Runner:
         settings_by_task: Mapping[str, tuple[str, ...]],
         prompt_settings: Any,
         generation: GenerationConfig,
-    ) -> dict[str, Any]:
+    ) -> RunConfig:
         o = self.options
         datasets: dict[str, DatasetEntry] = {}
         for spec in specs:
@@ -191,7 +196,7 @@ class Runner:
             # absent when none, so the configs of earlier runs still match
             ablation=ablation_record(o.ablation) if o.ablation is not None else None,
         )
-        return redact(config.to_json(), self._secrets)
+        return RunConfig.from_json(redact(config.to_json(), self._secrets), CONFIG_FILE)
 
     # -- execution -----------------------------------------------------------------------
 
@@ -226,7 +231,7 @@ class Runner:
             except RunDirBusyError as exc:
                 raise RunError(str(exc)) from None
             try:
-                self._open_run_dir(config)
+                config = self._open_run_dir(config)
                 return await self._run(specs, settings_by_task, prompt_settings, adapter, judge, generation, config)
             finally:
                 lock.release()
@@ -235,10 +240,11 @@ class Runner:
             if judge is not None:
                 await judge.aclose()
 
-    def _open_run_dir(self, config: dict[str, Any]) -> None:
+    def _open_run_dir(self, config: RunConfig) -> RunConfig:
+        """Check a resumed run's config.json against this one and write it; returns what was written."""
         config_path = self.run_dir / CONFIG_FILE
         if config_path.exists():
-            old = read_json(config_path)
+            old = read_config(self.run_dir)
             diffs = config_differences(old, config)
             if diffs:
                 raise ConfigMismatchError(
@@ -246,12 +252,12 @@ class Runner:
                     + "\n  ".join(diffs)
                     + "\nuse another --out, or the original options to resume it"
                 )
-            config["resumed"] = list(old.get("resumed") or []) + [config["created"]]
-            config["created"] = old.get("created")
+            config = replace(config, resumed=(*(old.resumed or ()), config.created or ""), created=old.created)
         elif (self.run_dir / SAMPLES_FILE).exists():
             raise RunError(f"{self.run_dir} has {SAMPLES_FILE} but no {CONFIG_FILE}: not a cvbench run directory")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(config_path, config)
+        write_config(self.run_dir, config)
+        return config
 
     async def _run(
         self,
@@ -261,7 +267,7 @@ class Runner:
         adapter: ModelAdapter,
         judge: ModelAdapter | None,
         generation: GenerationConfig,
-        config: dict[str, Any],
+        config: RunConfig,
     ) -> RunOutcome:
         session = RunSession(
             self.options,

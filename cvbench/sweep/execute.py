@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cvbench.rundir.config import read_config
-from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE
+from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, RunDirError
 from cvbench.rundir.results import read_results
 from cvbench.runner.merge import merge_runs
 from cvbench.runner.options import RunError, RunOptions
@@ -30,6 +31,9 @@ class UnitResult:
     resumed_records: int = 0
     errors: int = 0  # records that hold a model error (retried by a rerun)
     failure: str | None = None
+    # where the unit ran and how often each in-process model was loaded there so far (docs/scaling.md)
+    worker: str | None = None
+    model_loads: Mapping[str, int] = field(default_factory=dict)
 
 
 def count_errors(run_dir: Path) -> int:
@@ -54,16 +58,18 @@ def wait_for_lock(run_dir: Path, timeout_s: float) -> None:
             time.sleep(0.5)
 
 
-def run_unit(options: RunOptions, lock_wait_s: float = 0.0) -> UnitResult:
-    """`cvbench run` with these options, in this process. A run that cannot start is a failed
-    unit (the message says why), not an exception: the other runs of the sweep go on."""
-    from cvbench.rundir.format import RunDirError
+def run_unit(
+    options: RunOptions, lock_wait_s: float = 0.0, resolve_model: Callable[..., Any] | None = None
+) -> UnitResult:
+    """`cvbench run` with these options, in this process (models resolved by `resolve_model`, e.g.
+    a worker's `HeldModels`). A run that cannot start is a failed unit (the message says why), not
+    an exception: the other runs of the sweep go on."""
 
     assert options.out is not None
     try:
         if lock_wait_s > 0:
             wait_for_lock(options.out, lock_wait_s)
-        outcome = Runner(options).execute()
+        outcome = Runner(options, resolve_model=resolve_model).execute()
     except (RunError, RunDirError, RunDirBusyError, ValueError, OSError) as exc:
         return UnitResult("failed", failure=str(exc))
     status = outcome.status if outcome.failure is None else "failed"

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, replace
 
 from cvbench.sweep.execute import finish_run, run_unit
+from cvbench.sweep.held_models import HeldModels
 from cvbench.sweep.plan import units_for
 from cvbench.sweep.progress import SweepProgress
 from cvbench.sweep.spec import SweepSpec
@@ -22,6 +24,15 @@ class SweepOutcome:
 
 
 def run_local(sweep: SweepSpec, progress: SweepProgress) -> SweepOutcome:
+    """Every run in turn; an in-process model is loaded once for all the runs that use it."""
+    models = HeldModels()
+    try:
+        return _run_all(sweep, progress, models)
+    finally:
+        asyncio.run(models.close())
+
+
+def _run_all(sweep: SweepSpec, progress: SweepProgress, models: HeldModels) -> SweepOutcome:
     statuses: dict[str, str] = {}
     failures: dict[str, str] = {}
     for run in sweep.runs:
@@ -33,7 +44,7 @@ def run_local(sweep: SweepSpec, progress: SweepProgress) -> SweepOutcome:
         failed = None
         for unit in units:
             progress.unit_started(unit)
-            result = run_unit(unit.options)
+            result = replace(run_unit(unit.options, resolve_model=models.resolve), model_loads=models.counts())
             progress.unit_finished(unit, result)
             if result.status in ("failed", "cancelled"):
                 failed = result.failure or result.status

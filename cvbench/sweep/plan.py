@@ -14,6 +14,7 @@ from cvbench.rundir.results import read_results
 from cvbench.runner.jobs import iter_jobs, task_settings
 from cvbench.runner.options import RunOptions, default_out_dir
 from cvbench.sweep.spec import RunSpec
+from cvbench.tasks.registry import get_task
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,6 @@ def units_for(run: RunSpec, shards: int) -> list[Unit]:
 def iter_record_ids(options: RunOptions) -> Iterator[str]:
     """Record ids of an unsharded run in its job order (the runner's order: tasks as listed,
     samples in file order, settings in order; a repeated sample id is an invalid sample)."""
-    from cvbench.tasks.registry import get_task
 
     specs = [get_task(name) for name in options.tasks]
     settings = {spec.name: task_settings(spec, options.candidates) for spec in specs}

@@ -53,6 +53,7 @@ class SweepProgress:
     started_runs: set[str] = field(default_factory=set)
     counters: dict[str, LineCounter] = field(default_factory=dict)
     last_line: float = 0.0
+    model_loads: dict[str, dict[str, int]] = field(default_factory=dict)  # worker -> model -> loads
 
     def skip(self, run: RunSpec, status: str) -> None:
         self.finished[str(run.run_dir)] = status
@@ -79,6 +80,8 @@ class SweepProgress:
         # unit's own count replaces it
         self.records += result.new_records - (counter.total if counter is not None else 0)
         self.errors += result.errors
+        if result.model_loads:
+            self.model_loads[result.worker or "local"] = dict(result.model_loads)
         why = f": {result.failure}" if result.failure else ""
         self.emit(f"{result.status} {unit.name} ({result.new_records} new, {result.resumed_records} resumed){why}")
 
@@ -124,6 +127,7 @@ class SweepProgress:
             **(counts or self.counts()),
             "finished": self.finished,
             "running": self.running,
+            "model_loads": self.model_loads,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         self.status_path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from typing import Any
 
 from cvbench.core.locations import default_response_cache
 from cvbench.sweep.execute import UnitResult, finish_run, run_unit
+from cvbench.sweep.held_models import HeldModels
 from cvbench.sweep.local import SweepOutcome
 from cvbench.sweep.plan import Unit, units_for
 from cvbench.sweep.progress import SweepProgress
@@ -51,13 +52,19 @@ def import_ray() -> Any:
 
 
 class ShardWorker:
-    """The actor's body (made remote in run_ray, so importing this module needs no Ray)."""
+    """The actor's body (made remote in run_ray, so importing this module needs no Ray). It keeps
+    its in-process model loaded from one unit to the next (`HeldModels`): one load per worker."""
+
+    def __init__(self) -> None:
+        self.models = HeldModels()
 
     def where(self) -> dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid()}
 
     def run(self, options: Any) -> UnitResult:
-        return run_unit(options, lock_wait_s=LOCK_WAIT_S)
+        result = run_unit(options, lock_wait_s=LOCK_WAIT_S, resolve_model=self.models.resolve)
+        where = self.where()
+        return replace(result, worker=f"{where['host']}:{where['pid']}", model_loads=self.models.counts())
 
 
 def absolute(sweep: SweepSpec, local_cluster: bool) -> SweepSpec:

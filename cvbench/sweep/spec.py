@@ -35,8 +35,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cvbench.model_adapters.aliases import find_alias
+from cvbench.model_adapters.registry import split_model_spec
 from cvbench.prompting.ablation import ABLATIONS
 from cvbench.runner.options import RunOptions, default_out_dir, parse_model_option
+from cvbench.tasks.registry import get_task
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,8 +98,6 @@ class ModelEntry:
 
 def in_process(spec: str, base_urls: Sequence[str]) -> bool:
     """Whether the model runs inside the evaluating process (and so needs its GPU)."""
-    from cvbench.model_adapters.aliases import find_alias
-    from cvbench.model_adapters.registry import split_model_spec
 
     alias = find_alias(spec.strip())
     if alias is not None:
@@ -223,7 +224,6 @@ def _policies(path: Path, raw: list[Any]) -> list[dict[str, Any]]:
 
 
 def has_mmvm_task(tasks: Sequence[str]) -> bool:
-    from cvbench.tasks.registry import get_task
 
     try:
         return any(get_task(name).benchmark == "mmvm" for name in tasks)

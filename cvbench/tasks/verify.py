@@ -33,7 +33,8 @@ from cvbench.core.types import (
 from cvbench.imaging.images import ImageError, image_size, load_image
 from cvbench.imaging.masks import MaskError, decode_region, valid_polygons
 from cvbench.tasks.crossviewbench import LOADER_NOTES
-from cvbench.tasks.loading import DataFormatError, iter_data_file
+from cvbench.tasks.files import DataFormatError
+from cvbench.tasks.loading import iter_data_file
 from cvbench.tasks.slices import CANDIDATE_BUCKETS, SliceError, candidate_bucket
 
 CVB_FILE = "crossviewbench.jsonl"

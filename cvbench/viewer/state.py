@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cvbench.core.candidates import sort_settings
-from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, SampleRecord, is_sha256
+from cvbench.rundir.config import read_config
+from cvbench.rundir.format import CONFIG_FILE, RESULTS_FILE, SAMPLES_FILE, RunDirError, SampleRecord, is_sha256
+from cvbench.rundir.results import read_results
 from cvbench.runner.runlock import LOCK_FILE
 from cvbench.scoring import metrics
 
+T = TypeVar("T")
 ERRORS_SHOWN = 50
 SAMPLE_FIELDS = (
     "record_id",
@@ -76,12 +80,16 @@ def is_locked(run_dir: Path) -> bool:
         os.close(fd)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_typed(path: Path, read: Callable[[Path], T]) -> tuple[T | None, str | None]:
+    """The typed file (config.json or results.json) through its one reader, or None while it does
+    not exist yet; a file that does not read is shown as a problem, not hidden (the runner replaces
+    both atomically, so a half-written file is never seen)."""
+    if not path.exists():
+        return None, None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # absent, or being replaced right now: the next poll reads it
-        return None
-    return data if isinstance(data, dict) else None
+        return read(path.parent), None
+    except (RunDirError, OSError) as exc:
+        return None, str(exc)
 
 
 def _metric_row(name: str, m: dict[str, Any], level: int) -> dict[str, Any]:
@@ -171,8 +179,10 @@ class RunWatch:
         """Progress, slice table, errors: the run as it is now."""
         with self._lock:
             self._read_new()
-            config = _read_json(self.path / CONFIG_FILE) or {}
-            results = _read_json(self.path / RESULTS_FILE)
+            typed_config, config_problem = _read_typed(self.path / CONFIG_FILE, read_config)
+            typed_results, results_problem = _read_typed(self.path / RESULTS_FILE, read_results)
+            config = typed_config.to_json() if typed_config is not None else {}
+            results = typed_results.to_json() if typed_results is not None else None
             live = is_locked(self.path)
             table: dict[str, Any] | None = results
             if results is None or live or not results.get("status"):
@@ -185,6 +195,7 @@ class RunWatch:
             return {
                 "path": str(self.path),
                 "exists": self.path.is_dir(),
+                "problems": [p for p in (config_problem, results_problem) if p],
                 "model": model.get("spec") or model.get("id"),
                 "tasks": config.get("tasks") or [],
                 "live": live,

@@ -24,8 +24,8 @@ from cvbench.model_adapters.colva import MAX_TILES, VPT_CONTEXT, make_adapter, t
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.prompting.protocols.mmvm import upstream_option_ids
+from tests.prompting.test_protocol_data import make_mmvm_sample
 
-from ..harness.test_protocol_data import make_mmvm_sample
 from .upstream_fakes import write_colva_checkpoint
 
 DEVICE = os.environ.get("CVBENCH_TEST_DEVICE", "cpu")  # bench/gpu_check.sh: cuda

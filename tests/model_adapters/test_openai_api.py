@@ -314,3 +314,31 @@ def test_an_html_page_in_a_200_keeps_its_text_and_is_retried(server: OpenAIWireS
     assert response.error is not None and response.error.retryable and response.attempts == 4
     assert "502 Bad Gateway" in response.error.message and "upstream connect error" in response.error.message
     assert "color:red" not in response.error.message
+
+
+def test_the_prepared_body_means_what_the_sdk_would_send() -> None:
+    """`chat_body` splices each image's data URL into the serialised small part; parsed back it is
+    the body `chat.completions.create(model=..., messages=chat_messages(...), **fields)` describes,
+    for text with quotes, backslashes, newlines and non-ASCII characters."""
+    import json
+
+    text = 'Is the "red" \\ object\nthe same as the one in Image 2? Ünïcode → ok'
+    prompt = make_prompt(3, text=text)
+    fields = {"max_completion_tokens": 64, "temperature": 0.0, "seed": 7}
+    body = openai_api.chat_body("gpt-4o", prompt, "high", fields)
+    expected = {"model": "gpt-4o", "messages": openai_api.chat_messages(prompt, "high"), **fields}
+    assert json.loads(body) == expected
+    with_text = openai_api.chat_body("gpt-4o", prompt, None, fields, text="other text")
+    assert json.loads(with_text)["messages"][-1]["content"][-1] == {"type": "text", "text": "other text"}
+
+
+def test_the_image_slot_marker_in_a_prompt_is_kept_or_refused_never_mangled() -> None:
+    import json
+
+    inside = make_prompt(1, text=f"look: {openai_api._IMAGE_SLOT}")
+    assert json.loads(openai_api.chat_body("gpt-4o", inside, "high", {}))["messages"][-1]["content"][-1]["text"] == (
+        f"look: {openai_api._IMAGE_SLOT}"
+    )
+    whole = make_prompt(1, system=openai_api._IMAGE_SLOT)  # the only way to collide: the token as a whole string
+    with pytest.raises(ValueError, match="slot marker"):
+        openai_api.chat_body("gpt-4o", whole, "high", {})

@@ -10,8 +10,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +125,24 @@ def cli_run_args(model: str, base_url: str, root: Path, out: Path, cache: Path, 
         str(concurrency),
         "--no-progress",
     ]
+
+
+def write_two_view_crossviewbench(data: Path, rows: Callable[[list[str]], list[dict[str, Any]]]) -> None:
+    """A CrossViewBench folder `data/crossviewbench` with two generated views; `rows(images)` gives
+    its JSONL records (tests.tasks.builders.cvb_record)."""
+    from tests.tasks.builders import write_image, write_jsonl
+
+    folder = data / "crossviewbench"
+    images = ["images/a.png", "images/b.png"]
+    write_image(folder / images[0], seed=1)
+    write_image(folder / images[1], seed=2)
+    write_jsonl(folder / "crossviewbench.jsonl", rows(images))
+
+
+def run_on_crossviewbench(
+    model: str, base_url: str, data: Path, run_dir: Path, env: dict[str, str], cwd: Path, *extra: str
+) -> None:
+    """`cvbench run` (no cache, no progress) on the CrossViewBench task under `data`; it must succeed."""
+    args = ["run", "--model", model, "--base-url", base_url, "--task", "crossviewbench", "--data-dir", str(data)]
+    done = cvbench([*args, "--out", str(run_dir), "--no-cache", "--no-progress", *extra], env, cwd)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -1,6 +1,6 @@
 """Crash safety of `cvbench run`: SIGKILL at seeded random points, then the same command.
 
-(`tests/harness/test_runner.py::test_kill_9_mid_run_then_resume` kills once, without faults;
+(`tests/runner/test_runner.py::test_kill_9_mid_run_then_resume` kills once, without faults;
 this kills repeatedly at seeded points while the server injects faults and the response cache
 is shared, and adds two concurrent runs on one cache.)
 """

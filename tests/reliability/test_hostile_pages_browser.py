@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import cli_env, cvbench
-from tests.tasks.builders import cvb_record, write_image, write_jsonl
+from tests.reliability.conftest import cli_env, cvbench, run_on_crossviewbench, write_two_view_crossviewbench
+from tests.tasks.builders import cvb_record
 from tests.wire.faults import FaultInjectingServer, deterministic_letter
 from tests.wire.server import Fault, ReceivedRequest
 
@@ -71,13 +71,9 @@ def hostile_answer(request: ReceivedRequest) -> str:
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     tmp = tmp_path_factory.mktemp("hostile")
-    folder = tmp / "data" / "crossviewbench"
-    images = ["images/a.png", "images/b.png"]
-    write_image(folder / images[0], seed=1)
-    write_image(folder / images[1], seed=2)
-    write_jsonl(
-        folder / "crossviewbench.jsonl",
-        [
+    write_two_view_crossviewbench(
+        tmp / "data",
+        lambda images: [
             cvb_record(
                 f"{ID_PAYLOAD}{i}",
                 images,
@@ -92,28 +88,8 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     run_dir = tmp / LABEL_PAYLOAD
     with FaultInjectingServer(None, answer=hostile_answer) as server:
         server.add_faults(Fault(status=400, message=f"bad request {payload(FIELDS['error text'])}"))
-        done = cvbench(
-            [
-                "run",
-                "--model",
-                f"openai-compatible:{payload(FIELDS['model name'])}",
-                "--base-url",
-                server.base_url(),
-                "--task",
-                "crossviewbench",
-                "--data-dir",
-                str(tmp / "data"),
-                "--out",
-                str(run_dir),
-                "--no-cache",
-                "--no-progress",
-                "--concurrency",
-                "1",
-            ],
-            env,
-            tmp,
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        model = f"openai-compatible:{payload(FIELDS['model name'])}"
+        run_on_crossviewbench(model, server.base_url(), tmp / "data", run_dir, env, tmp, "--concurrency", "1")
     for step in (
         ["report", str(run_dir), "--out", str(tmp / "report")],
         [

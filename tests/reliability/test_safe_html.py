@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import cli_env, cvbench
-from tests.tasks.builders import cvb_record, write_image, write_jsonl
+from tests.reliability.conftest import cli_env, cvbench, run_on_crossviewbench, write_two_view_crossviewbench
+from tests.tasks.builders import cvb_record
 from tests.wire.faults import FaultInjectingServer, deterministic_letter
 from tests.wire.server import ReceivedRequest
 
@@ -109,13 +109,9 @@ def hostile_answer(request: ReceivedRequest) -> str:
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> list[Page]:
     tmp = tmp_path_factory.mktemp("safe-html")
-    folder = tmp / "data" / "crossviewbench"
-    images = ["images/a.png", "images/b.png"]
-    write_image(folder / images[0], seed=1)
-    write_image(folder / images[1], seed=2)
-    write_jsonl(
-        folder / "crossviewbench.jsonl",
-        [
+    write_two_view_crossviewbench(
+        tmp / "data",
+        lambda images: [
             cvb_record(
                 f"{SAMPLE_PAYLOAD}{i}",
                 images,
@@ -129,26 +125,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> list[Page]:
     env = cli_env(tmp)
     with FaultInjectingServer(None, answer=hostile_answer) as server:
         run_dir = tmp / "run"
-        done = cvbench(
-            [
-                "run",
-                "--model",
-                f"openai-compatible:{MODEL_NAME}",
-                "--base-url",
-                server.base_url(),
-                "--task",
-                "crossviewbench",
-                "--data-dir",
-                str(tmp / "data"),
-                "--out",
-                str(run_dir),
-                "--no-cache",
-                "--no-progress",
-            ],
-            env,
-            tmp,
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        run_on_crossviewbench(f"openai-compatible:{MODEL_NAME}", server.base_url(), tmp / "data", run_dir, env, tmp)
     for step in (
         ["report", str(run_dir), "--out", str(tmp / "report")],
         ["leaderboard", "build", str(run_dir), "--out", str(tmp / "site"), "--samples-per-evaluation", "0"],

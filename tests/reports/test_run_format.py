@@ -152,3 +152,15 @@ def test_results_value_answers_metric_lookups(factory_runs: list[Path]) -> None:
     results = Results.from_json(json.loads((factory_runs[0] / "results.json").read_text(encoding="utf-8")))
     assert results.metric("mmvm", "4", "overall") == results.evaluations["mmvm@4"].overall
     assert results.metric("mmvm", "5", "overall") is None
+
+
+def test_a_key_left_out_stays_out_until_a_value_is_set(factory_runs: list[Path], tmp_path: Path) -> None:
+    """Reading keeps which optional keys a file left out; one set since (a resume's `resumed`) is written."""
+    from dataclasses import replace
+
+    config = read_config(factory_runs[0])
+    assert "resumed" not in json.loads((factory_runs[0] / "config.json").read_text())
+    write_config(tmp_path, config)
+    assert "resumed" not in json.loads((tmp_path / "config.json").read_text())
+    write_config(tmp_path, replace(config, resumed=("2026-12-05T10:00:00Z",)))
+    assert json.loads((tmp_path / "config.json").read_text())["resumed"] == ["2026-12-05T10:00:00Z"]

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from cvbench.core.types import CATEGORY_NAMES, CUE_CODES, TASK_TYPES
+from cvbench.reports.slice_names import slice_label, slice_sort_key
 from cvbench.reports.tables import (
     Cell,
     Row,
@@ -13,8 +14,6 @@ from cvbench.reports.tables import (
     overlap_ranks,
     rank_rows,
     size_bucket,
-    slice_label,
-    slice_sort_key,
     tables_for_runs,
 )
 from cvbench.rundir.format import MetricSummary, load_run

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class LoadedView:
 
     @property
     def scale(self) -> float:
-        return self.image.shape[1] / self.original.shape[1]
+        return float(self.image.shape[1] / self.original.shape[1])
 
 
 def load_view(
@@ -107,7 +107,7 @@ def _keep_something(shown: np.ndarray, full: np.ndarray, target: tuple[int, int]
         x = min(int(point[0] * target[1] / full.shape[1]), target[1] - 1)
         y = min(int(point[1] * target[0] / full.shape[0]), target[0] - 1)
         out[y, x] = True
-    return out
+    return cast("np.ndarray", out)
 
 
 @dataclass(frozen=True)

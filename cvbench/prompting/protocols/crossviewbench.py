@@ -188,7 +188,6 @@ def build_crossviewbench(
 ) -> ProtocolOutput:
     """The CrossViewBench prompt for one sample in mode "overlay" | "native"."""
     _check(sample)
-    labels = tuple(f"Image {k + 1}" for k in range(len(sample.views)))
     base: dict[str, Any] = {
         "protocol": PROTOCOL_ID,
         "benchmark": "crossviewbench",
@@ -207,52 +206,66 @@ def build_crossviewbench(
             f"sample {sample.sample_id}: CrossViewBench has no pre-rendered images; use mode overlay or native"
         )
     if mode == "native":
-        # native models get every object; as upstream, only a referenced empty mask fails a sample
-        loaded = [_load(sample, v, policy, None, allow_empty=True) for v in range(len(sample.views))]
-        problem = empty_reference_problem([lv.full_masks for lv in loaded], sample.region_refs, sample.task_type)
-        if problem is not None:
-            raise ProtocolError(f"sample {sample.sample_id}: {problem}")
-        empty = [[v, k] for v, lv in enumerate(loaded) for k, m in enumerate(lv.full_masks) if not m.any()]
-        native = NativeRegions(
-            views=tuple(
-                NativeView(
-                    view_id=v.view_id,
-                    image=lv.original,
-                    masks=lv.full_masks,
-                    region_ids=tuple(r.region_id for r in v.regions),
-                )
-                for v, lv in zip(sample.views, loaded)
-            ),
-            refs=sample.region_refs,
-            token_counts=sample.region_token_counts,
-        )
-        record = {
-            **base,
-            "style": None,
-            "alpha": None,
-            "thickness": None,
-            "colours": [],
-            "question": f"upstream, {REGION_PLACEHOLDER} kept",
-            "region_token_counts": list(sample.region_token_counts) if sample.region_token_counts else None,
-            "warnings": [w for lv in loaded for w in lv.warnings],
-        }
-        if empty:
-            record["empty_masks"] = empty
-        return ProtocolOutput(
-            text=prompt_text(sample.question, sample.options),
-            views=tuple(lv.image for lv in loaded),
-            view_labels=labels,
-            options=sample.options,
-            answer=sample.answer,
-            native=native,
-            record=record,
-        )
+        return _native_output(sample, base, policy)
     if mode != "overlay":
         raise ProtocolError(f"sample {sample.sample_id}: unknown mode {mode!r}")
     if style not in STYLES:
         hint = " ('upstream' is the MMVM authors' drawing rule, for MMVM only)" if style == "upstream" else ""
         raise ProtocolError(f"unknown style {style!r} for CrossViewBench; expected one of {', '.join(STYLES)}{hint}")
+    return _overlay_output(sample, base, style, alpha, thickness, policy)
 
+
+def _view_labels(sample: Sample) -> tuple[str, ...]:
+    return tuple(f"Image {k + 1}" for k in range(len(sample.views)))
+
+
+def _native_output(sample: Sample, base: dict[str, Any], policy: ImagePolicy) -> ProtocolOutput:
+    """Native models get every object; as upstream, only a referenced empty mask fails a sample."""
+    loaded = [_load(sample, v, policy, None, allow_empty=True) for v in range(len(sample.views))]
+    problem = empty_reference_problem([lv.full_masks for lv in loaded], sample.region_refs, sample.task_type)
+    if problem is not None:
+        raise ProtocolError(f"sample {sample.sample_id}: {problem}")
+    empty = [[v, k] for v, lv in enumerate(loaded) for k, m in enumerate(lv.full_masks) if not m.any()]
+    native = NativeRegions(
+        views=tuple(
+            NativeView(
+                view_id=v.view_id,
+                image=lv.original,
+                masks=lv.full_masks,
+                region_ids=tuple(r.region_id for r in v.regions),
+            )
+            for v, lv in zip(sample.views, loaded)
+        ),
+        refs=sample.region_refs,
+        token_counts=sample.region_token_counts,
+    )
+    record = {
+        **base,
+        "style": None,
+        "alpha": None,
+        "thickness": None,
+        "colours": [],
+        "question": f"upstream, {REGION_PLACEHOLDER} kept",
+        "region_token_counts": list(sample.region_token_counts) if sample.region_token_counts else None,
+        "warnings": [w for lv in loaded for w in lv.warnings],
+    }
+    if empty:
+        record["empty_masks"] = empty
+    return ProtocolOutput(
+        text=prompt_text(sample.question, sample.options),
+        views=tuple(lv.image for lv in loaded),
+        view_labels=_view_labels(sample),
+        options=sample.options,
+        answer=sample.answer,
+        native=native,
+        record=record,
+    )
+
+
+def _overlay_output(
+    sample: Sample, base: dict[str, Any], style: str, alpha: float, thickness: int, policy: ImagePolicy
+) -> ProtocolOutput:
+    """Every referenced region drawn in its named colour; each placeholder rewritten to name it."""
     slots = assign_colours(sample.region_refs)
     if len(slots) > MAX_NAMED_REGIONS:
         raise ProtocolError(
@@ -275,25 +288,49 @@ def build_crossviewbench(
             rendered.append(lv.image)
             continue
         marked_views.append(v)
-        px = scaled_thickness(thickness, lv.image.shape[:2])
-        colours = [NAMED_PALETTE[slot].rgb for _, slot in here]
-        tags = [str(slot + 1) for _, slot in here] if style == "marks" else None
-        rendered.append(
-            draw_regions(
-                lv.image,
-                lv.masks,
-                colours,
-                style,
-                alpha=alpha,
-                thickness=px,
-                tags=tags,
-                font=tag_font(lv.image.shape[:2]),
-            )
-        )
-    colour_records = []
+        rendered.append(_draw_view(lv, [slot for _, slot in here], style, alpha, thickness))
+    record = {
+        **base,
+        "style": style,
+        "alpha": alpha if style in ("mask", "marks") else None,
+        "thickness": thickness,
+        "thickness_px": [scaled_thickness(thickness, img.shape[:2]) for img in rendered],
+        "colours": _colour_records(sample, slots),
+        "wording": PHRASES[style],
+        "phrases": phrases,
+        "marked_views": marked_views,
+        "question": f"upstream, each {REGION_PLACEHOLDER} rewritten in order",
+        "warnings": warnings,
+    }
+    return ProtocolOutput(
+        text=prompt_text(rewrite_question(sample.question, phrases), sample.options),
+        views=tuple(rendered),
+        view_labels=_view_labels(sample),
+        options=sample.options,
+        answer=sample.answer,
+        record=record,
+    )
+
+
+def _draw_view(lv: LoadedView, slots: list[int], style: str, alpha: float, thickness: int) -> np.ndarray:
+    return draw_regions(
+        lv.image,
+        lv.masks,
+        [NAMED_PALETTE[slot].rgb for slot in slots],
+        style,
+        alpha=alpha,
+        thickness=scaled_thickness(thickness, lv.image.shape[:2]),
+        tags=[str(slot + 1) for slot in slots] if style == "marks" else None,
+        font=tag_font(lv.image.shape[:2]),
+    )
+
+
+def _colour_records(sample: Sample, slots: dict[tuple[int, int], int]) -> list[dict[str, Any]]:
+    """Which colour (and number) names which region, and which placeholders it replaced."""
+    records = []
     for (view_index, region_index), slot in slots.items():
         view = sample.views[view_index]
-        colour_records.append(
+        records.append(
             {
                 **NAMED_PALETTE[slot].as_dict(),
                 "number": slot + 1,
@@ -308,24 +345,4 @@ def build_crossviewbench(
                 ],
             }
         )
-    record = {
-        **base,
-        "style": style,
-        "alpha": alpha if style in ("mask", "marks") else None,
-        "thickness": thickness,
-        "thickness_px": [scaled_thickness(thickness, img.shape[:2]) for img in rendered],
-        "colours": colour_records,
-        "wording": PHRASES[style],
-        "phrases": phrases,
-        "marked_views": marked_views,
-        "question": f"upstream, each {REGION_PLACEHOLDER} rewritten in order",
-        "warnings": warnings,
-    }
-    return ProtocolOutput(
-        text=prompt_text(rewrite_question(sample.question, phrases), sample.options),
-        views=tuple(rendered),
-        view_labels=labels,
-        options=sample.options,
-        answer=sample.answer,
-        record=record,
-    )
+    return records

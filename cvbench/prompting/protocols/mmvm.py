@@ -253,8 +253,6 @@ def build_mmvm(
     """The MMVM prompt for one sample in mode "prerendered" | "overlay" | "native"."""
     selection = select_candidates(sample, setting, seed)
     cand_view = sample.views[-1]
-    query_views = sample.views[:-1]
-    labels = tuple(f"Image {k + 1}" for k in range(len(sample.views)))
     base: dict[str, Any] = {
         "protocol": PROTOCOL_ID,
         "benchmark": "mmvm",
@@ -270,52 +268,82 @@ def build_mmvm(
     if selection.subset and len(selection.ids) > MAX_ID_OPTIONS:
         base["option_ids_rule"] = "upstream: first 25 of a seeded shuffle of the ids, sorted"
     if mode == "prerendered":
-        if selection.subset:
-            raise ProtocolError(
-                f"sample {sample.sample_id}: setting {setting} keeps {setting} of "
-                f"{selection.total} candidates, but prerendered mode can only show the shipped overlays "
-                f"with all of them; use mode overlay or native for candidate settings"
-            )
-        if not sample.prerendered_question:
-            raise ProtocolError(f"sample {sample.sample_id}: no pre-rendered question (TSV 'question') to show")
-        shipped = tuple(_read_shipped(sample, i) for i in range(len(sample.views)))
-        ids = [r.region_id for r in cand_view.regions]
-        record = {
-            **base,
-            "style": "upstream-prerendered",
-            "alpha": None,
-            "thickness": None,
-            "query_colour": {"name": "cyan", "rgb": list(QUERY_CYAN)},
-            "colours": [],
-            "colours_note": "drawn upstream (distinctipy, unseeded); not known to cvbench",
-            "ids_shown": sorted(ids, key=id_order_key),
-            "id_map": {i: i for i in ids},
-            "question": "upstream TSV 'question' verbatim",
-            "shipped_images": [f"{s.path.parent.name}/{s.path.name}" for s in shipped],
-        }
-        return ProtocolOutput(
-            text=sample.prerendered_question,
-            views=shipped,
-            view_labels=labels,
-            options=sample.options,
-            answer=sample.answer,
-            record=record,
-        )
+        return _prerendered_output(sample, base, selection, setting)
     if mode not in ("overlay", "native"):
         raise ProtocolError(f"sample {sample.sample_id}: unknown mode {mode!r}")
     if style not in MMVM_STYLES:
         raise ProtocolError(f"unknown style {style!r}; expected one of {', '.join(MMVM_STYLES)}")
+    return _drawn_output(sample, base, selection, mode, style, alpha, thickness, policy, seed, setting)
 
-    loaded_queries: list[LoadedView] = []
-    for v in query_views:
-        try:
-            loaded_queries.append(load_view(v, policy, [0]))
-        except ProtocolError as exc:
-            raise ProtocolError(f"sample {sample.sample_id}: {exc}") from exc
+
+def _view_labels(sample: Sample) -> tuple[str, ...]:
+    return tuple(f"Image {k + 1}" for k in range(len(sample.views)))
+
+
+def _prerendered_output(
+    sample: Sample, base: dict[str, Any], selection: CandidateSelection, setting: str
+) -> ProtocolOutput:
+    """The shipped overlays and the TSV question, verbatim (only with every candidate)."""
+    if selection.subset:
+        raise ProtocolError(
+            f"sample {sample.sample_id}: setting {setting} keeps {setting} of "
+            f"{selection.total} candidates, but prerendered mode can only show the shipped overlays "
+            f"with all of them; use mode overlay or native for candidate settings"
+        )
+    if not sample.prerendered_question:
+        raise ProtocolError(f"sample {sample.sample_id}: no pre-rendered question (TSV 'question') to show")
+    shipped = tuple(_read_shipped(sample, i) for i in range(len(sample.views)))
+    ids = [r.region_id for r in sample.views[-1].regions]
+    record = {
+        **base,
+        "style": "upstream-prerendered",
+        "alpha": None,
+        "thickness": None,
+        "query_colour": {"name": "cyan", "rgb": list(QUERY_CYAN)},
+        "colours": [],
+        "colours_note": "drawn upstream (distinctipy, unseeded); not known to cvbench",
+        "ids_shown": sorted(ids, key=id_order_key),
+        "id_map": {i: i for i in ids},
+        "question": "upstream TSV 'question' verbatim",
+        "shipped_images": [f"{s.path.parent.name}/{s.path.name}" for s in shipped],
+    }
+    return ProtocolOutput(
+        text=sample.prerendered_question,
+        views=shipped,
+        view_labels=_view_labels(sample),
+        options=sample.options,
+        answer=sample.answer,
+        record=record,
+    )
+
+
+def _load_views(
+    sample: Sample, selection: CandidateSelection, policy: ImagePolicy
+) -> tuple[list[LoadedView], LoadedView]:
+    """The query views (their one region) and the candidate view (the kept candidates)."""
     try:
-        cand = load_view(cand_view, policy, selection.indices)
+        queries = [load_view(v, policy, [0]) for v in sample.views[:-1]]
+        cand = load_view(sample.views[-1], policy, selection.indices)
     except ProtocolError as exc:
         raise ProtocolError(f"sample {sample.sample_id}: {exc}") from exc
+    return queries, cand
+
+
+def _drawn_output(
+    sample: Sample,
+    base: dict[str, Any],
+    selection: CandidateSelection,
+    mode: str,
+    style: str,
+    alpha: float,
+    thickness: int,
+    policy: ImagePolicy,
+    seed: int,
+    setting: str,
+) -> ProtocolOutput:
+    """Overlay and native modes: the query in cyan, the kept candidates in seeded colours with their ids."""
+    cand_view = sample.views[-1]
+    loaded_queries, cand = _load_views(sample, selection, policy)
 
     def colour_rng() -> np.random.Generator:
         return rng_for(seed, sample.sample_id, "mmvm-colours", setting)
@@ -343,19 +371,6 @@ def build_mmvm(
             colours=colours,
         )
     kept_region_ids = [cand_view.regions[i].region_id for i in selection.indices]
-    native: NativeRegions | None = None
-    if mode == "native":
-        order = tuple(sorted(range(len(selection.ids)), key=lambda j: id_order_key(selection.ids[j])))
-        native_views = tuple(
-            NativeView(
-                view_id=v.view_id, image=q.original, masks=(q.full_masks[0],), region_ids=(v.regions[0].region_id,)
-            )
-            for v, q in zip(query_views, loaded_queries)
-        )
-        native_views += (
-            NativeView(view_id=cand_view.view_id, image=cand.original, masks=cand.full_masks, region_ids=selection.ids),
-        )
-        native = NativeRegions(views=native_views, refs=(), query=RegionRef(0, 0), candidate_order=order)
     shown_hw = [list(q.image.shape[:2]) for q in loaded_queries] + [list(cand.image.shape[:2])]
     record = {
         **base,
@@ -388,9 +403,25 @@ def build_mmvm(
     return ProtocolOutput(
         text=mmvm_question(selection.options, style),
         views=tuple(rendered_queries) + (rendered_cand,),
-        view_labels=labels,
+        view_labels=_view_labels(sample),
         options=selection.options,
         answer=selection.answer,
-        native=native,
+        native=_native_regions(sample, selection, loaded_queries, cand) if mode == "native" else None,
         record=record,
     )
+
+
+def _native_regions(
+    sample: Sample, selection: CandidateSelection, queries: list[LoadedView], cand: LoadedView
+) -> NativeRegions:
+    """Every view at its original size with its masks; the candidates listed in id order."""
+    order = tuple(sorted(range(len(selection.ids)), key=lambda j: id_order_key(selection.ids[j])))
+    views = tuple(
+        NativeView(view_id=v.view_id, image=q.original, masks=(q.full_masks[0],), region_ids=(v.regions[0].region_id,))
+        for v, q in zip(sample.views[:-1], queries)
+    )
+    cand_view = sample.views[-1]
+    views += (
+        NativeView(view_id=cand_view.view_id, image=cand.original, masks=cand.full_masks, region_ids=selection.ids),
+    )
+    return NativeRegions(views=views, refs=(), query=RegionRef(0, 0), candidate_order=order)

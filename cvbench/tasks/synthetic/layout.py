@@ -80,7 +80,10 @@ def footprint(obj: SceneObject) -> Footprint:
 def random_shape(rng: np.random.Generator, scale: float = 1.0) -> tuple[Shape, str]:
     """A random shape and its pose style ("upright" | "lying")."""
     kind = rng.choice(["box", "box", "box", "cylinder", "cylinder", "sphere", "cone", "lying"])
-    u = lambda lo, hi: float(rng.uniform(lo, hi)) * scale
+
+    def u(lo: float, hi: float) -> float:
+        return float(rng.uniform(lo, hi)) * scale
+
     if kind == "box":
         return Shape("box", (u(0.16, 0.42), u(0.16, 0.42), u(0.14, 0.42))), "upright"
     if kind == "cylinder":

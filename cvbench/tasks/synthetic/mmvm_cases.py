@@ -10,6 +10,7 @@ among unique landmark objects).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
         base = replace(base, scale=1.3)
     looks = [base] * n
 
-    def others(values: list, query_value):  # type: ignore[no-untyped-def]
+    def others(values: list[Any], query_value: Any) -> list[Any]:
         return [v for v in values if v != query_value]
 
     for cue in cues:
@@ -223,7 +224,7 @@ def design_case(
         free = order
     cand_cells = free[: n - (1 if use_rp else 0)]
     if use_rp:
-        cand_cells.insert(q, query_cell)  # type: ignore[arg-type]
+        cand_cells.insert(q, query_cell)
     else:
         cand_cells = free[:n]
 

@@ -8,6 +8,7 @@ that the full, unoccluded projection of a partly out-of-frame object is still me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class RenderedView:
     frame_rects: tuple[tuple[int, int, int, int], ...]  # per object: (x0, y0, x1, y1) in frame holding its projection
 
     def visible_mask(self, index: int) -> np.ndarray:
-        return self.ids == index
+        return cast("np.ndarray", self.ids == index)
 
 
 def render_view(scene: Scene, cam: Camera) -> RenderedView:
@@ -137,7 +138,7 @@ def _object_albedo(obj: SceneObject, local_pts: np.ndarray, local_n: np.ndarray)
     ink = _decal_coverage(obj, local_pts, local_n)
     lum = float(base @ np.array([0.299, 0.587, 0.114]))
     ink_colour = np.array([0.06, 0.06, 0.07]) if lum > 0.45 else np.array([0.97, 0.97, 0.95])
-    return col * (1 - ink[:, None]) + ink_colour * ink[:, None]
+    return cast("np.ndarray", col * (1 - ink[:, None]) + ink_colour * ink[:, None])
 
 
 def _decal_coverage(obj: SceneObject, p: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -191,7 +192,7 @@ def _shade_objects(normals: np.ndarray, dirs: np.ndarray, light: np.ndarray) -> 
     half = light - dirs
     half /= np.maximum(np.sqrt(np.einsum("ij,ij->i", half, half)), 1e-9)[:, None]
     spec = 0.18 * np.clip(np.einsum("ij,ij->i", normals, half), 0.0, None) ** 24
-    return 0.46 + 0.5 * diffuse + sky_fill + spec
+    return cast("np.ndarray", 0.46 + 0.5 * diffuse + sky_fill + spec)
 
 
 def _ground_colour(scene: Scene, pts: np.ndarray) -> np.ndarray:
@@ -245,4 +246,4 @@ def _sky_colour(dirs: np.ndarray) -> np.ndarray:
     up = np.clip(dirs[:, 2], 0.0, 1.0)[:, None]
     horizon = np.array([0.86, 0.89, 0.93], dtype=np.float64)
     zenith = np.array([0.55, 0.68, 0.86], dtype=np.float64)
-    return horizon * (1 - up) + zenith * up
+    return cast("np.ndarray", horizon * (1 - up) + zenith * up)

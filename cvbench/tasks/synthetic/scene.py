@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class SceneObject:
         """The 8 corners of the canonical bounding box, in world coordinates."""
         h = self.shape.half_extents()
         signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
-        return (signs * h) @ self.R.T + self.c
+        return cast("np.ndarray", (signs * h) @ self.R.T + self.c)
 
     def top_z(self) -> float:
         return (
@@ -81,7 +82,7 @@ class SceneObject:
         return signed_distance(self.shape, (world_pts - self.c) @ self.R)
 
     def surface(self, spacing: float = 0.015) -> np.ndarray:
-        return surface_points(self.shape, spacing) @ self.R.T + self.c
+        return cast("np.ndarray", surface_points(self.shape, spacing) @ self.R.T + self.c)
 
 
 def yaw_matrix(yaw: float) -> tuple[tuple[float, float, float], ...]:
@@ -130,7 +131,7 @@ class Camera:
         return np.stack([r, d, f])
 
     def to_camera(self, pts: np.ndarray) -> np.ndarray:
-        return (np.atleast_2d(pts) - np.array(self.position)) @ self.basis().T
+        return cast("np.ndarray", (np.atleast_2d(pts) - np.array(self.position)) @ self.basis().T)
 
     def project(self, pts: np.ndarray) -> np.ndarray:
         """Pixel coordinates (x, y) of world points (continuous; pixel centres at +0.5)."""
@@ -146,7 +147,7 @@ class Camera:
         cx: np.ndarray = ((xs + 0.5 - self.width / 2) / self.focal).astype(dtype)
         cy: np.ndarray = ((ys + 0.5 - self.height / 2) / self.focal).astype(dtype)
         d = cx[..., None] * b[0] + cy[..., None] * b[1] + b[2]
-        return d / np.sqrt(np.einsum("...i,...i->...", d, d))[..., None]
+        return cast("np.ndarray", d / np.sqrt(np.einsum("...i,...i->...", d, d))[..., None])
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ vectorised over rays or points.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def intersect(shape: Shape, origin: np.ndarray, dirs: np.ndarray) -> Hits:
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.where(np.abs(b) < _EPS, np.where(b < 0, -_EPS, _EPS), b)
-    return a / b
+    return cast("np.ndarray", a / b)
 
 
 def _box(h: np.ndarray, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +183,7 @@ def signed_distance(shape: Shape, p: np.ndarray) -> np.ndarray:
     if shape.kind == "box":
         return _box_sdf(p, np.array(shape.dims))
     if shape.kind == "sphere":
-        return np.linalg.norm(p, axis=1) - shape.dims[0]
+        return cast("np.ndarray", np.linalg.norm(p, axis=1) - shape.dims[0])
     r, hh = shape.dims
     q = np.stack([np.hypot(p[:, 0], p[:, 1]), p[:, 2]], axis=1)  # (radius, height) profile plane
     if shape.kind == "cylinder":
@@ -195,7 +196,7 @@ def _box_sdf(p: np.ndarray, h: np.ndarray) -> np.ndarray:
     q = np.abs(p) - h
     outside = np.linalg.norm(np.maximum(q, 0.0), axis=1)
     inside = np.minimum(q.max(axis=1), 0.0)
-    return outside + inside
+    return cast("np.ndarray", outside + inside)
 
 
 def _polygon_sdf(p: np.ndarray, verts: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cvbench.core.types import REGION_PLACEHOLDER, TASK_TYPES, Capabilities, Sample
-from cvbench.model_adapters.baselines import heuristic_answer, ref_names
+from cvbench.model_adapters.mask_heuristic import heuristic_answer, ref_names
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.tasks.crossviewbench import iter_crossviewbench
 from cvbench.tasks.synthetic.questions import TEMPLATES, question_text

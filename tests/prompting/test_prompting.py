@@ -16,11 +16,7 @@ from cvbench.prompting.build import (
     resolve_mode,
 )
 from cvbench.prompting.encoding import ImagePolicy
-
-try:
-    from .test_protocol_data import make_cvb_sample, make_mmvm_sample
-except ImportError:
-    from test_protocol_data import make_cvb_sample, make_mmvm_sample
+from tests.prompting.test_protocol_data import make_cvb_sample, make_mmvm_sample
 
 MULTI = Capabilities()
 SINGLE = Capabilities(max_images=1)

@@ -102,8 +102,8 @@ def test_build_or_fetch_renders_once(tiny_data: Any, tmp_path: Path) -> None:
     second = build_or_fetch(build, key, store, lambda p: jsonable(dict(p.protocol)))
     assert len(calls) == 1 and not first.stored and second.stored
     assert second.prompt.content_digest() == first.prompt.content_digest()
-    # warmed in the worker: the body's data URLs are ready before the event loop sees the prompt
-    assert all("data_url" in vars(i) and "sha256" in vars(i) for i in second.prompt.images)
+    # warmed in the worker: the data URLs (JSON literals) and identities are ready before the event loop sees the prompt
+    assert all("data_url_json" in vars(i) and "sha256" in vars(i) for i in second.prompt.images)
     assert usable_cores() >= 1
 
 

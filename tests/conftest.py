@@ -1,4 +1,4 @@
-"""Fixtures for the runner tests: a tiny CrossViewBench-format dataset written on the fly,
+"""Shared fixtures: a tiny CrossViewBench-format dataset written on the fly,
 registered as the task `tiny-cvb` through $CVBENCH_TASK_DIRS, and a response cache path."""
 
 from __future__ import annotations

@@ -7,11 +7,7 @@ import numpy as np
 import pytest
 
 from cvbench.imaging import render as R
-
-try:
-    from .test_protocol_data import ellipse_mask, grid_masks, textured_image
-except ImportError:  # collected without a package
-    from test_protocol_data import ellipse_mask, grid_masks, textured_image
+from tests.prompting.test_protocol_data import ellipse_mask, grid_masks, textured_image
 
 WHITE_LAB = R.srgb_to_lab([255, 255, 255])
 CYAN_LAB = R.srgb_to_lab(R.QUERY_CYAN)

@@ -27,11 +27,7 @@ from cvbench.prompting.protocols.mmvm import (
     select_candidates,
     upstream_option_ids,
 )
-
-try:
-    from .test_protocol_data import make_cvb_sample, make_mmvm_sample
-except ImportError:
-    from test_protocol_data import make_cvb_sample, make_mmvm_sample
+from tests.prompting.test_protocol_data import make_cvb_sample, make_mmvm_sample
 
 BUILD = {"alpha": 0.4, "thickness": 2, "policy": ImagePolicy(), "style": "contour"}
 

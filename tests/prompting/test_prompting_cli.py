@@ -20,16 +20,12 @@ from cvbench.prompting.protocols.mmvm import (
     render_candidate_view,
     render_query_view,
 )
-
-try:
-    from .test_protocol_data import (
-        ellipse_mask,
-        grid_masks,
-        textured_image,
-        write_image,
-    )
-except ImportError:
-    from test_protocol_data import ellipse_mask, grid_masks, textured_image, write_image
+from tests.prompting.test_protocol_data import (
+    ellipse_mask,
+    grid_masks,
+    textured_image,
+    write_image,
+)
 
 HW = (240, 320)
 

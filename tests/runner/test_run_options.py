@@ -1,3 +1,7 @@
+from pathlib import Path
+
+import pytest
+
 from cvbench.model_adapters.registry import recommended_max_tokens
 from cvbench.runner.options import DEFAULT_MAX_TOKENS, RunOptions, effective_max_tokens, parse_model_option
 
@@ -91,3 +95,42 @@ def test_the_default_run_folder_never_holds_a_url_password() -> None:
         RunOptions(model="lmms:qwen2_vl,base_url=http://u:PLANTEDpw@host:8000/v1", tasks=("synth-mmvm",))
     )
     assert "PLANTEDpw" not in str(out) and out.parts[0] == "runs"
+
+
+def test_every_identity_field_of_the_run_config_names_the_out_dir() -> None:
+    from cvbench.rundir.config import RunConfig
+    from cvbench.rundir.schema import identity_keys
+    from cvbench.runner.options import IDENTITY_LABELS
+
+    labelled = [key for key, _ in IDENTITY_LABELS]
+    assert sorted(labelled) == sorted(identity_keys(RunConfig)), "an identity field without its out-dir label"
+
+
+def test_options_that_change_the_identity_change_the_out_dir() -> None:
+    from cvbench.runner.options import RunOptions, default_out_dir
+    from cvbench.runner.pricing import Price
+
+    base = RunOptions(model="random", tasks=("synth-mmvm",))
+    variants = [
+        RunOptions(model="random", tasks=("synth-mmvm",), max_tokens=64),
+        RunOptions(model="random", tasks=("synth-mmvm",), option_logprobs=True),
+        RunOptions(model="random", tasks=("synth-mmvm",), judge="first-option"),
+        RunOptions(model="random", tasks=("synth-mmvm",), price=Price(1.0, 2.0)),
+        RunOptions(model="random", tasks=("synth-mmvm",), candidates=("4",)),
+        RunOptions(model="random", tasks=("synth-mmvm",), ablation="images"),
+    ]
+    names = {default_out_dir(v) for v in variants}
+    assert default_out_dir(base) not in names and len(names) == len(variants)
+    # what is not identity (requests in flight, the cache, saving images) keeps the folder
+    same = RunOptions(model="random", tasks=("synth-mmvm",), concurrency=7, use_cache=False, save_images=False)
+    assert default_out_dir(same) == default_out_dir(base)
+
+
+def test_the_python_api_refuses_candidates_on_a_crossviewbench_only_run(tmp_path: Path) -> None:
+    from cvbench.runner.options import RunError, RunOptions
+    from cvbench.runner.session import Runner
+
+    options = RunOptions(model="random", tasks=("synth-crossviewbench",), candidates=("4",), out=tmp_path / "r")
+    with pytest.raises(RunError, match="--candidates"):
+        Runner(options).execute()
+    assert not (tmp_path / "r").exists()

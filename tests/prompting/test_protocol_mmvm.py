@@ -14,21 +14,12 @@ from cvbench.imaging.masks import decode_region
 from cvbench.prompting.encoding import ImagePolicy
 from cvbench.prompting.protocols import ProtocolError
 from cvbench.prompting.protocols import mmvm as P
-
-try:
-    from .test_protocol_data import (
-        ellipse_mask,
-        grid_masks,
-        make_mmvm_sample,
-        textured_image,
-    )
-except ImportError:
-    from test_protocol_data import (
-        ellipse_mask,
-        grid_masks,
-        make_mmvm_sample,
-        textured_image,
-    )
+from tests.prompting.test_protocol_data import (
+    ellipse_mask,
+    grid_masks,
+    make_mmvm_sample,
+    textured_image,
+)
 
 BUILD = {"style": "contour", "alpha": 0.4, "thickness": 2, "policy": ImagePolicy(), "seed": 0}
 

@@ -16,7 +16,8 @@ from cvbench.core.types import (
     Request,
     TaskFacts,
 )
-from cvbench.model_adapters.baselines import make_first_option, make_mask_heuristic, make_random, ref_names
+from cvbench.model_adapters.baselines import make_first_option, make_random
+from cvbench.model_adapters.mask_heuristic import make_mask_heuristic, ref_names
 from cvbench.model_adapters.registry import ModelOptions
 from cvbench.model_adapters.resolve import resolve_model
 from cvbench.scoring.parsing import parse_answer

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.analysis import compare as C
+from cvbench.analysis import paired_tests as T
 from cvbench.cli import cli
 from cvbench.core.seeding import rng_for
 from cvbench.rundir.format import SAMPLES_FILE, SampleRecord, write_json_atomic
@@ -171,47 +172,47 @@ def by_name(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ],
 )
 def test_exact_mcnemar_matches_hand_computed_binomial(a_only: int, b_only: int, expected: float) -> None:
-    assert C.exact_mcnemar_p(a_only, b_only) == pytest.approx(expected, rel=1e-15, abs=0)
+    assert T.exact_mcnemar_p(a_only, b_only) == pytest.approx(expected, rel=1e-15, abs=0)
 
 
 def test_exact_mcnemar_large_counts_exact_against_fractions() -> None:
     a_only, b_only = 530, 470
     m = a_only + b_only
     tail = Fraction(sum(math.comb(m, k) for k in range(b_only + 1)), 2**m)
-    assert C.exact_mcnemar_p(a_only, b_only) == pytest.approx(float(2 * tail), rel=1e-12)
-    assert 0.05 < C.exact_mcnemar_p(a_only, b_only) < 0.07  # close to the normal approximation's 0.058
+    assert T.exact_mcnemar_p(a_only, b_only) == pytest.approx(float(2 * tail), rel=1e-12)
+    assert 0.05 < T.exact_mcnemar_p(a_only, b_only) < 0.07  # close to the normal approximation's 0.058
 
 
 def test_mcnemar_is_symmetric_and_rejects_negative_counts() -> None:
-    assert C.exact_mcnemar_p(9, 2) == C.exact_mcnemar_p(2, 9)
+    assert T.exact_mcnemar_p(9, 2) == T.exact_mcnemar_p(2, 9)
     with pytest.raises(ValueError):
-        C.exact_mcnemar_p(-1, 3)
+        T.exact_mcnemar_p(-1, 3)
 
 
 def test_holm_adjustment_by_hand() -> None:
     # sorted: 0.01*3 = 0.03; 0.03*2 = 0.06; 0.04*1 = 0.04 -> monotone 0.06
-    assert C.holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert C.holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    assert C.holm_adjust([]) == []
+    assert T.holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert T.holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert T.holm_adjust([]) == []
 
 
 def test_minimum_detectable_drop_inverts_connor_formula() -> None:
     psi, delta, alpha, power = 0.2, 0.05, 0.05, 0.8
     z_a, z_b = 1.959963984540054, 0.8416212335729143
     n = (z_a * math.sqrt(psi) + z_b * math.sqrt(psi - delta**2)) ** 2 / delta**2  # about 624
-    mde = C.minimum_detectable_drop(round(n), psi, alpha, power)
+    mde = T.minimum_detectable_drop(round(n), psi, alpha, power)
     assert mde.drop == pytest.approx(delta, abs=2e-4)
     assert mde.exact_floor == pytest.approx(6 / round(n))
     # more pairs -> a smaller detectable drop; more discordance -> a larger one
-    assert C.minimum_detectable_drop(4 * round(n), psi, alpha).drop < mde.drop  # type: ignore[operator]
-    assert C.minimum_detectable_drop(round(n), 0.4, alpha).drop > mde.drop  # type: ignore[operator]
+    assert T.minimum_detectable_drop(4 * round(n), psi, alpha).drop < mde.drop  # type: ignore[operator]
+    assert T.minimum_detectable_drop(round(n), 0.4, alpha).drop > mde.drop  # type: ignore[operator]
 
 
 def test_minimum_detectable_drop_without_discordance_is_the_exact_floor() -> None:
-    assert C.min_discordant_for_significance(0.05) == 6  # p(5, 0) = 0.0625, p(6, 0) = 0.03125
-    mde = C.minimum_detectable_drop(300, 0.0, 0.05)
+    assert T.min_discordant_for_significance(0.05) == 6  # p(5, 0) = 0.0625, p(6, 0) = 0.03125
+    mde = T.minimum_detectable_drop(300, 0.0, 0.05)
     assert mde.drop == pytest.approx(6 / 300) and "exact-test floor" in mde.note
-    assert C.minimum_detectable_drop(0, 0.0, 0.05).drop is None
+    assert T.minimum_detectable_drop(0, 0.0, 0.05).drop is None
 
 
 def test_paired_bootstrap_is_deterministic_and_seeded() -> None:
@@ -220,12 +221,12 @@ def test_paired_bootstrap_is_deterministic_and_seeded() -> None:
     b = rng.random(300) < 0.6
     clusters = [f"s{i % 25}" for i in range(300)]
     kw = {"n_boot": 500, "level": 0.95, "label": "x"}
-    first = C.paired_cluster_bootstrap(a, b, clusters, seed=1, **kw)  # type: ignore[arg-type]
-    assert first == C.paired_cluster_bootstrap(a, b, clusters, seed=1, **kw)  # type: ignore[arg-type]
-    assert first != C.paired_cluster_bootstrap(a, b, clusters, seed=2, **kw)  # type: ignore[arg-type]
+    first = T.paired_cluster_bootstrap(a, b, clusters, seed=1, **kw)  # type: ignore[arg-type]
+    assert first == T.paired_cluster_bootstrap(a, b, clusters, seed=1, **kw)  # type: ignore[arg-type]
+    assert first != T.paired_cluster_bootstrap(a, b, clusters, seed=2, **kw)  # type: ignore[arg-type]
     diff = b.mean() - a.mean()
     assert first[0] < diff < first[1]
-    assert C.paired_cluster_bootstrap(a, a, clusters, seed=1, **kw) == (0.0, 0.0)  # type: ignore[arg-type]
+    assert T.paired_cluster_bootstrap(a, a, clusters, seed=1, **kw) == (0.0, 0.0)  # type: ignore[arg-type]
 
 
 def test_paired_bootstrap_interval_is_wider_with_correlated_clusters() -> None:
@@ -233,10 +234,10 @@ def test_paired_bootstrap_interval_is_wider_with_correlated_clusters() -> None:
     # one that treats the 240 records as independent (one cluster per record)
     a = np.ones(240, dtype=bool)
     b = np.repeat(np.arange(24) % 2 == 0, 10)
-    clustered = C.paired_cluster_bootstrap(
+    clustered = T.paired_cluster_bootstrap(
         a, b, [str(i // 10) for i in range(240)], n_boot=1000, level=0.95, seed=0, label="c"
     )
-    independent = C.paired_cluster_bootstrap(
+    independent = T.paired_cluster_bootstrap(
         a, b, [str(i) for i in range(240)], n_boot=1000, level=0.95, seed=0, label="c"
     )
     assert clustered[1] - clustered[0] > 2 * (independent[1] - independent[0])
@@ -507,9 +508,9 @@ def test_failed_model_calls_count_as_wrong_and_are_called_out(tmp_path: Path) ->
 
 
 def test_minimum_detectable_drop_with_fewer_pairs_than_the_exact_test_needs() -> None:
-    mde = C.minimum_detectable_drop(5, 0.4, 0.05)
+    mde = T.minimum_detectable_drop(5, 0.4, 0.05)
     assert mde.drop is None and "needs at least 6 discordant pairs" in mde.note
-    assert C.minimum_detectable_drop(6, 0.0, 0.05).drop == pytest.approx(1.0)
+    assert T.minimum_detectable_drop(6, 0.0, 0.05).drop == pytest.approx(1.0)
 
 
 def test_newcombe_paired_interval_never_collapses_and_matches_a_hand_computation() -> None:

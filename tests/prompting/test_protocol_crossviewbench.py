@@ -13,11 +13,7 @@ from cvbench.imaging.render import NAMED_PALETTE
 from cvbench.prompting.encoding import ImagePolicy
 from cvbench.prompting.protocols import ProtocolError
 from cvbench.prompting.protocols import crossviewbench as P
-
-try:
-    from .test_protocol_data import make_cvb_sample
-except ImportError:
-    from test_protocol_data import make_cvb_sample
+from tests.prompting.test_protocol_data import make_cvb_sample
 
 BUILD = {"alpha": 0.4, "thickness": 2, "policy": ImagePolicy()}
 RED, BLUE, GREEN = (c.rgb for c in NAMED_PALETTE[:3])

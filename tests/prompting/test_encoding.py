@@ -8,11 +8,7 @@ import pytest
 from PIL import Image
 
 from cvbench.prompting import encoding as E
-
-try:
-    from .test_protocol_data import textured_image
-except ImportError:
-    from test_protocol_data import textured_image
+from tests.prompting.test_protocol_data import textured_image
 
 
 def _png_chunks(data: bytes) -> list[bytes]:

@@ -162,61 +162,68 @@ def test_errors_are_recorded_not_cached_and_retried(tiny_data: Any, tmp_path: Pa
     assert second.results["overall"] == reference.results["overall"]
 
 
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+def cli_run_args(tiny_data: Any, server: Any, concurrency: int, *extra: str) -> list[str]:
+    """`cvbench run` against the loopback OpenAI-compatible server, no cache, no progress bar."""
+    return [
+        "run",
+        "--model",
+        "openai-compatible:tiny",
+        "--base-url",
+        server.base_url,
+        "--task",
+        tiny_data.task,
+        "--data-dir",
+        str(tiny_data.root),
+        "--no-cache",
+        "--concurrency",
+        str(concurrency),
+        "--no-progress",
+        *extra,
+    ]
+
+
 def test_kill_9_mid_run_then_resume(tiny_data: Any, tmp_path: Path, make_fake_openai: Any) -> None:
     server = make_fake_openai(delay_s=0.15)
-    if True:
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        args = [
-            "run",
-            "--model",
-            "openai-compatible:tiny",
-            "--base-url",
-            server.base_url,
-            "--task",
-            tiny_data.task,
-            "--data-dir",
-            str(tiny_data.root),
-            "--no-cache",
-            "--concurrency",
-            "2",
-            "--no-progress",
-        ]
-        run_tiny(
-            tiny_data,
-            tmp_path / "ref",
-            model="openai-compatible:tiny",
-            base_urls=(server.base_url,),
-            concurrency=2,
-            n_resamples=2000,
-        )  # the uninterrupted reference, in-process
-        server.counts.clear()
+    env = cli_env()
+    args = cli_run_args(tiny_data, server, 2)
+    run_tiny(
+        tiny_data,
+        tmp_path / "ref",
+        model="openai-compatible:tiny",
+        base_urls=(server.base_url,),
+        concurrency=2,
+        n_resamples=2000,
+    )  # the uninterrupted reference, in-process
+    server.counts.clear()
 
-        out = tmp_path / "run"
-        proc = cli([*args, "--out", str(out)], env)
-        deadline = time.monotonic() + 60
-        while server.total < 8 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.kill()  # SIGKILL: no cleanup at all
-        proc.wait(timeout=30)
-        assert server.total < tiny_data.n_valid, "the run finished before it could be killed"
-        finished = {server.key_of(r.image_sha256) for r in iter_records(out) if r.parse_status == "parsed"}
-        assert finished, "nothing was written before the kill"
-        assert not (out / "results.json").exists()
+    out = tmp_path / "run"
+    proc = cli([*args, "--out", str(out)], env)
+    deadline = time.monotonic() + 60
+    while server.total < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: no cleanup at all
+    proc.wait(timeout=30)
+    assert server.total < tiny_data.n_valid, "the run finished before it could be killed"
+    finished = {server.key_of(r.image_sha256) for r in iter_records(out) if r.parse_status == "parsed"}
+    assert finished, "nothing was written before the kill"
+    assert not (out / "results.json").exists()
 
-        resumed = cli([*args, "--out", str(out)], env)
-        assert resumed.wait(timeout=120) == 0, resumed.stdout.read() if resumed.stdout else ""
-        for key in finished:
-            assert server.counts[key] == 1, "a finished sample was sent again"
-        assert records_without_timings(out) == records_without_timings(tmp_path / "ref")
-        final = json.loads((out / "results.json").read_text())
-        reference = json.loads((tmp_path / "ref" / "results.json").read_text())
-        assert final["status"] == "complete"
-        assert (
-            final["overall"] == reference["overall"] and final["evaluations"].keys() == reference["evaluations"].keys()
-        )
-        for key, ev in reference["evaluations"].items():
-            assert final["evaluations"][key]["overall"] == ev["overall"]
-            assert final["evaluations"][key]["slices"] == ev["slices"]
+    resumed = cli([*args, "--out", str(out)], env)
+    assert resumed.wait(timeout=120) == 0, resumed.stdout.read() if resumed.stdout else ""
+    for key in finished:
+        assert server.counts[key] == 1, "a finished sample was sent again"
+    assert records_without_timings(out) == records_without_timings(tmp_path / "ref")
+    final = json.loads((out / "results.json").read_text())
+    reference = json.loads((tmp_path / "ref" / "results.json").read_text())
+    assert final["status"] == "complete"
+    assert final["overall"] == reference["overall"] and final["evaluations"].keys() == reference["evaluations"].keys()
+    for key, ev in reference["evaluations"].items():
+        assert final["evaluations"][key]["overall"] == ev["overall"]
+        assert final["evaluations"][key]["slices"] == ev["slices"]
 
 
 def reference_run_then_hold_the_first_sample(tiny_data: Any, ref: Path, server: Any) -> tuple[str, threading.Event]:
@@ -238,25 +245,9 @@ def test_records_behind_a_hung_request_survive_kill_9(tiny_data: Any, tmp_path: 
     hung, release = reference_run_then_hold_the_first_sample(tiny_data, tmp_path / "ref", server)
     server.counts.clear()
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = cli_env()
     out = tmp_path / "run"
-    args = [
-        "run",
-        "--model",
-        "openai-compatible:tiny",
-        "--base-url",
-        server.base_url,
-        "--task",
-        tiny_data.task,
-        "--data-dir",
-        str(tiny_data.root),
-        "--no-cache",
-        "--concurrency",
-        "4",
-        "--no-progress",
-        "--out",
-        str(out),
-    ]
+    args = cli_run_args(tiny_data, server, 4, "--out", str(out))
     proc = cli(args, env)
     try:
         deadline = time.monotonic() + 60
@@ -306,41 +297,24 @@ def test_out_of_order_completions_are_written_in_input_order(
 
 def test_sigint_writes_cancelled_results_and_resumes(tiny_data: Any, tmp_path: Path, make_fake_openai: Any) -> None:
     server = make_fake_openai(delay_s=0.15)
-    if True:
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        args = [
-            "run",
-            "--model",
-            "openai-compatible:tiny",
-            "--base-url",
-            server.base_url,
-            "--task",
-            tiny_data.task,
-            "--data-dir",
-            str(tiny_data.root),
-            "--no-cache",
-            "--concurrency",
-            "2",
-            "--no-progress",
-            "--out",
-            str(tmp_path / "run"),
-        ]
-        proc = cli(args, env)
-        deadline = time.monotonic() + 60
-        while server.total < 6 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
-        results = json.loads((tmp_path / "run" / "results.json").read_text())
-        assert results["status"] == "cancelled"
-        done = list(iter_records(tmp_path / "run"))
-        assert 0 < len(done) < tiny_data.n_total
-        sent_before = server.total
-        assert sent_before == sum(1 for r in done if r.parse_status != "invalid")  # in-flight ones were finished
-        again = cli(args, env)
-        assert again.wait(timeout=120) == 0
-        assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "complete"
-        assert server.total == tiny_data.n_valid
+    env = cli_env()
+    args = cli_run_args(tiny_data, server, 2, "--out", str(tmp_path / "run"))
+    proc = cli(args, env)
+    deadline = time.monotonic() + 60
+    while server.total < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["status"] == "cancelled"
+    done = list(iter_records(tmp_path / "run"))
+    assert 0 < len(done) < tiny_data.n_total
+    sent_before = server.total
+    assert sent_before == sum(1 for r in done if r.parse_status != "invalid")  # in-flight ones were finished
+    again = cli(args, env)
+    assert again.wait(timeout=120) == 0
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "complete"
+    assert server.total == tiny_data.n_valid
 
 
 def test_shards_merge_to_the_whole_run(tiny_data: Any, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from cvbench.core.types import (
 )
 from cvbench.runner.options import RunOptions
 from cvbench.runner.session import Runner
-from tests.harness.conftest import TinyData
+from tests.conftest import TinyData
 
 FORBIDDEN = {"answer", "protocol", "gold", "target", "answer_region_id", "correct"}
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvbench.analysis.compare import exact_mcnemar_p
+from cvbench.analysis.paired_tests import exact_mcnemar_p
 from cvbench.runner.options import RunOptions
 from cvbench.runner.session import Runner
 from cvbench.scoring import stats

@@ -1,0 +1,172 @@
+"""Request bodies prepared off the event loop (`prepare_body`, `Request.body`) reach the server as
+the same document the SDK's `chat.completions.create` sends, with the same headers, through the
+official SDK against a loopback server; a prepared body is sent verbatim."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from cvbench.core.types import ModelInfo, RenderedPrompt
+from cvbench.model_adapters import openai_api, openai_compatible
+from cvbench.model_adapters.registry import ModelOptions
+from cvbench.runner.prompt_pool import build_or_fetch
+from tests.model_adapters.api_helpers import (
+    TEST_KEYS,
+    fast_options,
+    isolate_keys,
+    make_prompt,
+    make_request,
+    run,
+)
+from tests.wire import Fault, OpenAIWireServer
+
+# headers that differ per request by design (retry bookkeeping, body length of the same document)
+VOLATILE = {"content-length", "x-stainless-retry-count", "x-stainless-read-timeout", "x-stainless-timeout"}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    isolate_keys(monkeypatch, tmp_path, OPENAI_API_KEY=TEST_KEYS["OPENAI_API_KEY"])
+    with OpenAIWireServer(answer="B", served_model="gpt-4o-2024-08-06") as s:
+        yield s
+
+
+def sdk_and_prepared(adapter: Any, request: Any, **create_extra: Any) -> tuple[Any, Any]:
+    """Send `request` once through `chat.completions.create` (the document built by the SDK) and
+    once through the adapter with the body prepared beforehand; returns both received requests."""
+
+    async def go() -> None:
+        try:
+            client = adapter._client(adapter.base_url or adapter.pool.endpoints[0].url)
+            args = adapter.request_arguments(request)
+            text = create_extra.pop("text", None)
+            messages = openai_api.chat_messages(request.prompt, adapter.image_detail, text)
+            await client.chat.completions.create(model=adapter.model_name, messages=messages, **args)
+            prepared = replace(request, body=adapter.prepare_body(request))
+            response = await adapter.generate(prepared)
+            assert response.ok, response.error
+        finally:
+            await adapter.aclose()
+
+    run(go())
+    return tuple(server_requests(adapter))
+
+
+def server_requests(adapter: Any) -> list[Any]:
+    return adapter._test_server.requests
+
+
+def headers_of(received: Any) -> dict[str, str]:
+    return {k: v for k, v in received.headers.items() if k not in VOLATILE}
+
+
+def test_openai_prepared_body_is_the_sdk_document(server: OpenAIWireServer) -> None:
+    adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
+    adapter._test_server = server
+    request = make_request("openai:gpt-4o", make_prompt(3), max_tokens=123, seed=7, top_p=0.5)
+    by_sdk, prepared = sdk_and_prepared(adapter, request)
+    assert prepared.body == by_sdk.body
+    assert prepared.path == by_sdk.path and prepared.method == by_sdk.method == "POST"
+    assert headers_of(prepared) == headers_of(by_sdk)
+    assert prepared.headers["content-type"] == "application/json"
+    assert prepared.headers["authorization"] == f"Bearer {TEST_KEYS['OPENAI_API_KEY']}"
+    assert [i.data for i in prepared.images] == [i.data for i in request.prompt.images]
+
+
+def test_reasoning_model_body_matches_too(server: OpenAIWireServer) -> None:
+    adapter = openai_api.make_adapter("o3", fast_options(extra={"base_url": server.base_url()}))
+    adapter._test_server = server
+    request = make_request("openai:o3", make_prompt(2, system=None), max_tokens=50)
+    by_sdk, prepared = sdk_and_prepared(adapter, request)
+    assert prepared.body == by_sdk.body
+    assert "temperature" not in prepared.body and prepared.body["reasoning_effort"]
+
+
+def test_text_with_json_specials_and_unicode_survives(server: OpenAIWireServer) -> None:
+    text = 'Quote " backslash \\ newline \n tab \t nul \x00 emoji \U0001f600 accents éü </script>'
+    adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
+    adapter._test_server = server
+    request = make_request("openai:gpt-4o", make_prompt(1, system='sys "x"\n', text=text))
+    by_sdk, prepared = sdk_and_prepared(adapter, request)
+    assert prepared.body == by_sdk.body
+    assert prepared.text == text and prepared.system == 'sys "x"\n'
+
+
+def test_openai_compatible_logprob_body_matches_the_sdk(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    isolate_keys(monkeypatch, tmp_path)
+    with OpenAIWireServer(answer="B", top_logprobs={"B": -0.1, "A": -2.3}) as s:
+        options = replace(fast_options(), base_urls=(s.base_url(),))
+        adapter = openai_compatible.make_adapter("qwen", options)
+        adapter._test_server = s
+        request = make_request(adapter.info.model_id, make_prompt(2), option_logprobs=True)
+        text = f"{request.prompt.text}\n{openai_compatible.LETTER_INSTRUCTION}"
+        by_sdk, prepared = sdk_and_prepared(adapter, request, text=text)
+    assert prepared.body == by_sdk.body
+    assert prepared.body["logprobs"] is True and prepared.body["max_tokens"] == 1
+    assert prepared.text.endswith(openai_compatible.LETTER_INSTRUCTION)
+
+
+def test_a_prepared_body_is_sent_verbatim(server: OpenAIWireServer) -> None:
+    adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
+    request = make_request("openai:gpt-4o", make_prompt(1))
+    other = make_request("openai:gpt-4o", make_prompt(2, text="a different question"))
+    body = adapter.prepare_body(other)
+    assert json.loads(body)["messages"][-1]["content"][-1]["text"] == "a different question"
+
+    async def go() -> Any:
+        try:
+            return await adapter.generate(replace(request, body=body))
+        finally:
+            await adapter.aclose()
+
+    assert run(go()).ok
+    [received] = server.requests
+    assert received.text == "a different question" and len(received.images) == 2
+
+
+def test_retries_resend_the_prepared_body(server: OpenAIWireServer) -> None:
+    server.add_faults(Fault(status=500), Fault(status=503))
+    adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
+    request = make_request("openai:gpt-4o", make_prompt(2))
+    prepared = replace(request, body=adapter.prepare_body(request))
+
+    async def go() -> Any:
+        try:
+            return await adapter.generate(prepared)
+        finally:
+            await adapter.aclose()
+
+    response = run(go())
+    assert response.ok and response.attempts == 3
+    assert len(server.requests) == 3
+    assert server.requests[0].body == server.requests[2].body
+
+
+def test_the_prompt_worker_prepares_the_body() -> None:
+    """`build_or_fetch` runs in the prompt pool; the body comes out of it, built in that thread."""
+    info = ModelInfo("openai-compatible:m", "m", "open", None, "openai-compatible")
+    adapter = openai_compatible.OpenAICompatibleAdapter(
+        info, ModelOptions(), "m", ("http://127.0.0.1:9/v1",), None, None
+    )
+    prompt = make_prompt(2)
+    threads: list[str] = []
+
+    def prepare(rendered: Any) -> bytes:
+        threads.append(threading.current_thread().name)
+        return adapter.prepare_body(make_request("openai-compatible:m", rendered.prompt))
+
+    rendered = RenderedPrompt(prompt=prompt, answer="A", protocol={})
+    with ThreadPoolExecutor(1, thread_name_prefix="cvbench-prompt") as pool:
+        built = pool.submit(build_or_fetch, lambda: rendered, None, None, lambda r: {}, prepare).result()
+    assert threads and threads[0].startswith("cvbench-prompt")
+    assert built.body is not None
+    document = json.loads(built.body)
+    assert document["model"] == "m"
+    urls = [part["image_url"]["url"] for part in document["messages"][-1]["content"] if part["type"] == "image_url"]
+    assert urls == [image.data_url for image in prompt.images]
