@@ -1,0 +1,271 @@
+"""Q9-Q16: sizes, sides, left-right order and depth across the views."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cvbench.tasks.synthetic.facts import SceneFacts
+from cvbench.tasks.synthetic.questions.common import (
+    YES_NO,
+    Ask,
+    Draft,
+    Ref,
+    _cam_pairs,
+    _lookalike_ok,
+    _pairs,
+    _place,
+    _refable,
+    _seen,
+    _shuffled,
+    _with_anchors,
+    twins,
+    visible_twins,
+)
+from cvbench.tasks.synthetic.questions.wording import question_text
+
+
+def q9(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        ref_b = _refable(f, b)
+        for q in _shuffled(rng, _refable(f, a)):
+            pool = sorted((o for o in ref_b if o != q), key=lambda o: f.centre_distance(q, o))
+            if len(pool) < 4:
+                continue
+            d = [f.centre_distance(q, o) for o in pool]
+            if d[0] > 0.75 * d[1]:
+                continue
+            # look-alike variant: the query has an unmarked look-alike in the second image, so
+            # finding the query there (and what is near it) takes the layout, not colour
+            anchors = _lookalike_ok(f, (q,), (a, b), ask.lookalike)
+            mates = set(twins(f, q))
+            if anchors is None:
+                continue
+            rest = [o for o in _shuffled(rng, pool[1:]) if not (ask.lookalike and o in mates)]
+            if len(rest) < 3 or (ask.lookalike and not mates & set(ref_b)):
+                continue
+            cands = _place(pool[0], rest[:3], target)
+            text = question_text("Q9", ask.wording)
+            return Draft(
+                "Q9",
+                (a, b),
+                text,
+                tuple(f"candidate {k + 1}" for k in range(4)),
+                target,
+                (Ref(a, q),) + tuple(Ref(b, c) for c in cands),
+                _with_anchors(
+                    {
+                        "query": q,
+                        "candidates": cands,
+                        "centre_distances": [round(f.centre_distance(q, c), 4) for c in cands],
+                    },
+                    anchors,
+                ),
+                ask.lookalike,
+                ask.wording,
+            )
+    return None
+
+
+def _measurable_both(f: SceneFacts, a: int, b: int) -> list[str]:
+    return sorted(
+        o for o in set(_refable(f, a)) & set(_refable(f, b)) if _seen(f, a, o).measurable and _seen(f, b, o).measurable
+    )
+
+
+def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        for q in _shuffled(rng, _measurable_both(f, a, b)):
+            ratio = _seen(f, b, q).apparent_size / _seen(f, a, q).apparent_size
+            if (target == 0 and ratio >= 1.25) or (target == 1 and ratio <= 0.8):
+                text = question_text("Q10", ask.wording)
+                return Draft(
+                    "Q10",
+                    (a, b),
+                    text,
+                    YES_NO,
+                    target,
+                    (Ref(a, q), Ref(b, q)),
+                    {"object": q, "size_ratio_second_to_first": round(ratio, 4)},
+                )
+    return None
+
+
+def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        objs = [o for o in _refable(f, a) if _seen(f, a, o).measurable]
+        if len(objs) < 4:
+            continue
+        frac = {o: _seen(f, a, o).visible_fraction for o in objs}
+        order = sorted(_shuffled(rng, objs), key=lambda o: frac[o])
+        least = order[0]
+        if frac[least] > 0.75:
+            continue
+        others = [o for o in order[1:] if frac[o] >= frac[least] + 0.2]
+        if len(others) < 3:
+            continue
+        cands = _place(least, _shuffled(rng, others)[:3], target)
+        text = question_text("Q11", ask.wording)
+        return Draft(
+            "Q11",
+            (a, b),
+            text,
+            tuple(f"object {k + 1}" for k in range(4)),
+            target,
+            tuple(Ref(a, c) for c in cands),
+            {"objects": cands, "visible_fractions": [round(frac[c], 4) for c in cands]},
+        )
+    return None
+
+
+def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        for q in _shuffled(rng, _measurable_both(f, a, b)):
+            fa, fb = _seen(f, a, q).visible_fraction, _seen(f, b, q).visible_fraction
+            if abs(fa - fb) < 0.3 or (0 if fa > fb else 1) != target:
+                continue
+            text = question_text("Q12", ask.wording)
+            return Draft(
+                "Q12",
+                (a, b),
+                text,
+                ("the first image", "the second image"),
+                target,
+                (Ref(a, q), Ref(b, q)),
+                {"object": q, "visible_fraction_first": round(fa, 4), "visible_fraction_second": round(fb, 4)},
+            )
+    return None
+
+
+def q13(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        for p, q in _pairs(rng, _both_refable(f, a, b)):
+            if visible_twins(f, p, (a, b)) or visible_twins(f, q, (a, b)):
+                continue
+            dxa = _seen(f, a, q).centre_px[0] - _seen(f, a, p).centre_px[0]
+            dxb = _seen(f, b, q).centre_px[0] - _seen(f, b, p).centre_px[0]
+            if min(abs(dxa), abs(dxb)) < 30:
+                continue
+            left, right = (p, q) if dxa > 0 else (q, p)
+            flipped = (dxa > 0) != (dxb > 0)
+            if (0 if flipped else 1) != target:
+                continue
+            text = question_text("Q13", ask.wording)
+            return Draft(
+                "Q13",
+                (a, b),
+                text,
+                YES_NO,
+                target,
+                (Ref(a, left), Ref(a, right)),
+                {
+                    "left_in_first": left,
+                    "right_in_first": right,
+                    "centre_x_first": [round(_seen(f, a, o).centre_px[0], 2) for o in (left, right)],
+                    "centre_x_second": [round(_seen(f, b, o).centre_px[0], 2) for o in (left, right)],
+                },
+            )
+    return None
+
+
+def _both_refable(f: SceneFacts, a: int, b: int) -> list[str]:
+    return sorted(set(_refable(f, a)) & set(_refable(f, b)))
+
+
+def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        pairs = _pairs(rng, _both_refable(f, a, b))
+        if ask.lookalike:  # pairs of look-alikes first: then only the question's order says which is which
+            pairs = sorted(pairs, key=lambda pq: pq[1] not in twins(f, pq[0]))
+        for p, q in pairs:
+            lookalike_facts = _lookalike_ok(f, (p, q), (a, b), ask.lookalike, need_anchor=False)
+            if lookalike_facts is None:
+                continue
+            disp = {
+                o: float(
+                    np.hypot(
+                        _seen(f, b, o).centre_px[0] - _seen(f, a, o).centre_px[0],
+                        _seen(f, b, o).centre_px[1] - _seen(f, a, o).centre_px[1],
+                    )
+                )
+                for o in (p, q)
+            }
+            big, small = (p, q) if disp[p] > disp[q] else (q, p)
+            if disp[big] < 1.5 * disp[small] or disp[big] < 60:
+                continue
+            first, second = (big, small) if target == 0 else (small, big)
+            text = question_text("Q14", ask.wording)
+            return Draft(
+                "Q14",
+                (a, b),
+                text,
+                ("the first object", "the second object"),
+                target,
+                (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
+                _with_anchors(
+                    {"objects": [first, second], "displacement_px": [round(disp[first], 2), round(disp[second], 2)]},
+                    lookalike_facts,
+                ),
+                ask.lookalike,
+                ask.wording,
+            )
+    return None
+
+
+def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        for p, q in _pairs(rng, _both_refable(f, a, b)):
+            if visible_twins(f, p, (a, b)) or visible_twins(f, q, (a, b)):
+                continue
+            za = _seen(f, a, q).depth - _seen(f, a, p).depth
+            zb = _seen(f, b, q).depth - _seen(f, b, p).depth
+            if min(abs(za), abs(zb)) < 0.4:
+                continue
+            near, far = (p, q) if za > 0 else (q, p)
+            same = (za > 0) == (zb > 0)
+            if (0 if same else 1) != target:
+                continue
+            text = question_text("Q15", ask.wording)
+            return Draft(
+                "Q15",
+                (a, b),
+                text,
+                YES_NO,
+                target,
+                (Ref(a, near), Ref(a, far)),
+                {
+                    "nearer_in_first": near,
+                    "farther_in_first": far,
+                    "depth_first": [round(_seen(f, a, o).depth, 4) for o in (near, far)],
+                    "depth_second": [round(_seen(f, b, o).depth, 4) for o in (near, far)],
+                },
+            )
+    return None
+
+
+def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        for p, q in _pairs(rng, _measurable_both(f, a, b)):
+            growth = {o: _seen(f, b, o).apparent_size / _seen(f, a, o).apparent_size for o in (p, q)}
+            big, small = (p, q) if growth[p] > growth[q] else (q, p)
+            if growth[big] < 1.3 * growth[small]:
+                continue
+            first, second = (big, small) if target == 0 else (small, big)
+            text = question_text("Q16", ask.wording)
+            return Draft(
+                "Q16",
+                (a, b),
+                text,
+                ("the first object", "the second object"),
+                target,
+                (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
+                {"objects": [first, second], "size_growth": [round(growth[first], 4), round(growth[second], 4)]},
+            )
+    return None
