@@ -11,6 +11,9 @@ difference. The gate fails only when B is significantly worse than A on a named 
 Everything here is a pure function over records and configs except `compare_runs` (loading
 run directories). The statistics are in `paired_tests`, the outputs (messages, JSON, Markdown,
 terminal) in `compare_output`. Formulas are documented in docs/ci.md.
+
+Over 500 lines: the comparison's value types and the pure function that builds them from records
+are read together; statistics and presentation are already in their own modules.
 """
 
 from __future__ import annotations

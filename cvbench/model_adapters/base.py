@@ -20,6 +20,10 @@ wraps it:
   `ModelOptions.concurrency`;
 - a failure never raises out of `generate`: it comes back as `Response(error=ModelError(...))`
   with its message scrubbed of secrets.
+
+Over 500 lines: the retry loop, backoff, adaptive concurrency and the mapping of each provider
+SDK's exceptions to error kinds are one contract that every API adapter inherits, and are read
+together; the options are declared in api_options.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@ prompts are built in a thread pool off the event loop; model calls run concurren
 `concurrency`); the response cache is consulted first and every successful response is committed
 as it arrives; one writer appends each record the moment it finishes; a rerun whose answers are
 cached skips rendering through the prompt-digest cache; SIGINT/SIGTERM stop taking new samples.
+
+Over 500 lines: `RunSession` is one object whose methods share its fields (the job stream, the
+in-flight set, the writer, the caches, the stop flags); what needs none of them already lives in
+jobs, records, writer, merge, prompt_pool and render_store.
 """
 
 from __future__ import annotations
