@@ -4,6 +4,8 @@ written as `crossviewbench.jsonl` + `images/<scene>/<camera>.png` in the upstrea
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,17 @@ from cvbench.tasks.synthetic.questions import (
 )
 from cvbench.tasks.synthetic.scene import Camera, SceneObject
 
+log = logging.getLogger(__name__)
+
 DATASET = "cvbench-synth"
 JSONL_NAME = "crossviewbench.jsonl"
 GENERATOR_VERSION = "cvbench-synth-cvb/3"
 MAX_PER_SCENE = 6
 MAX_SAME_TYPE_PER_SCENE = 1
 MAX_NEW_SCENES_PER_QUESTION = 80
+# after this many new scenes without a fitting question, the shortcut constraint is dropped for
+# that question (logged): a rare combination must not stall generation
+RELAX_SHORTCUT_AFTER = 30
 
 
 class SynthesisError(RuntimeError):
@@ -55,17 +62,23 @@ def balanced_targets(n: int, n_options: int, rng: np.random.Generator) -> list[i
     return [base[i] for i in rng.permutation(n)]
 
 
-def plan_questions(per_type: int, seed: int) -> list[tuple[str, int, Ask]]:
+def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None) -> list[tuple[str, int, Ask]]:
     """(task type, index within type, what to ask), interleaved in a seeded order. Answer indices
-    and wordings are balanced per type; LOOKALIKE_TYPES always have look-alike distractors."""
+    and wordings are balanced per type; LOOKALIKE_TYPES always have look-alike distractors; the
+    pixel shortcut (questions/shortcut.py) must pick the answer in 1 of every N_OPTIONS questions
+    of a type and miss it in the rest, each answer index equally often either way."""
     items: list[tuple[str, int, Ask]] = []
-    for qtype in TASK_TYPES:
-        targets = balanced_targets(per_type, N_OPTIONS[qtype], rng_for(seed, "cvb-targets", qtype))
+    for qtype in TASK_TYPES if types is None else types:
+        n = N_OPTIONS[qtype]
+        # one draw over (answer index, shortcut level): level 0 = the shortcut picks the answer
+        combos = balanced_targets(per_type, n * n, rng_for(seed, "cvb-targets", qtype))
         wordings = balanced_targets(per_type, len(TEMPLATES[qtype]), rng_for(seed, "cvb-wording", qtype))
         # every correspondence question has look-alike distractors: without them the colour
         # histogram alone finds the object (the mask-heuristic solved 87% of the plain ones)
-        flags = [qtype in LOOKALIKE_TYPES] * per_type
-        items.extend((qtype, i, Ask(t, flag, w)) for i, (t, flag, w) in enumerate(zip(targets, flags, wordings)))
+        flag = qtype in LOOKALIKE_TYPES
+        items.extend(
+            (qtype, i, Ask(c % n, flag, w, shortcut_hit=c // n == 0)) for i, (c, w) in enumerate(zip(combos, wordings))
+        )
     order = rng_for(seed, "cvb-order").permutation(len(items))
     return [items[i] for i in order]
 
@@ -82,12 +95,14 @@ def _finish(draft: Draft, f: SceneFacts, ask: Ask) -> Draft:
     return replace(draft, lookalike=lookalike, wording=ask.wording)
 
 
-def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) -> list[_SceneSlot]:
+def build_scenes(
+    per_type: int, seed: int, width: int = 640, height: int = 480, types: Sequence[str] | None = None
+) -> list[_SceneSlot]:
     """Scenes with their questions. Each question goes to the first scene (in creation order) that
     has room and can ask it with the planned answer; new scenes are made only when none can."""
     slots: list[_SceneSlot] = []
     n_made = 0
-    for qtype, i, ask in plan_questions(per_type, seed):
+    for qtype, i, ask in plan_questions(per_type, seed, types):
         sample_id = f"synth-{qtype.lower()}-{i:04d}"
         draft = None
         for slot in slots:
@@ -103,6 +118,14 @@ def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) 
                 break
         tries = 0
         while draft is None:
+            if tries == RELAX_SHORTCUT_AFTER and ask.shortcut_hit is not None:
+                log.info(
+                    "%s: no shortcut-%s question in %d new scenes; asked unconstrained",
+                    sample_id,
+                    "hit" if ask.shortcut_hit else "miss",
+                    tries,
+                )
+                ask = replace(ask, shortcut_hit=None)
             if tries >= MAX_NEW_SCENES_PER_QUESTION:
                 raise SynthesisError(
                     f"no scene among {tries} new ones could ask {qtype} with answer index {ask.target}"
@@ -121,13 +144,14 @@ def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) 
     return [s for s in slots if s.drafts]
 
 
-def generate_crossviewbench(out_dir: Path, per_type: int, seed: int) -> Path:
-    """Write `out_dir/crossviewbench.jsonl` and `out_dir/images/`; returns the jsonl path."""
+def generate_crossviewbench(out_dir: Path, per_type: int, seed: int, types: Sequence[str] | None = None) -> Path:
+    """Write `out_dir/crossviewbench.jsonl` and `out_dir/images/`; returns the jsonl path. `types`
+    (default: all 17) limits the set to some task types, for quick validity checks."""
     if per_type < 1:
         raise ValueError(f"per_type must be at least 1, got {per_type}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    slots = build_scenes(per_type, seed)
+    slots = build_scenes(per_type, seed, types=types)
     records: list[dict[str, Any]] = []
     for slot in slots:
         listing = _object_listing(slot.facts, seed)
@@ -141,7 +165,10 @@ def generate_crossviewbench(out_dir: Path, per_type: int, seed: int) -> Path:
     path = out_dir / JSONL_NAME
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n" for rec in records)
-    write_folder_manifest(out_dir, {"set": "crossviewbench", "seed": seed, "per_type": per_type})
+    params: dict[str, Any] = {"set": "crossviewbench", "seed": seed, "per_type": per_type}
+    if types is not None:
+        params["types"] = list(types)
+    write_folder_manifest(out_dir, params)
     return path
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -63,6 +63,8 @@ class Ask:
     target: int  # index of the option that must be correct
     lookalike: bool = False  # the key object must have a visible look-alike (LOOKALIKE_TYPES only)
     wording: int = 0  # index into TEMPLATES[task type]
+    # whether the pixel shortcut (shortcut.py) must pick the correct option; None: no constraint
+    shortcut_hit: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Draft:
 
 
 Generator = Callable[[SceneFacts, np.random.Generator, Ask], "Draft | None"]
+# a type's question source: every exact question the scene offers for the ask, in seeded order
+DraftSource = Callable[[SceneFacts, np.random.Generator, Ask], Iterator[Draft]]
 
 
 def _seen(f: SceneFacts, cam: int, oid: str) -> ObjectInView:

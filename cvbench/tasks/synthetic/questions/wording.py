@@ -183,18 +183,17 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q14": (
         (
-            "Two objects are marked in both images: {r} and {r} in the first image, and the same two objects, in "
-            "the same order, as {r} and {r} in the second image. Which of the two objects shifts more in image "
-            "position (pixels) between the first and the second image?"
+            "Two objects are marked in the first image: first {r}, then {r}. Find the same two objects in the "
+            "second image, where they are not marked. Which of the two shifts more in image position (pixels) "
+            "between the first and the second image?"
         ),
         (
-            "The same two objects are marked in both images, in the same order: {r} and {r} in the first image, "
-            "{r} and {r} in the second image. Which of the two moves farther in pixel position from the first "
-            "image to the second?"
+            "The first image marks two objects, first {r} and second {r}. Locate both in the second image (they "
+            "are unmarked there). Which of them moves farther in pixel position from the first image to the second?"
         ),
         (
-            "Two objects are marked in each image ({r} and {r} in the first, the same two in the same order as "
-            "{r} and {r} in the second). Which object's image position changes more between the two images?"
+            "Two objects are marked in the first image ({r} first, {r} second). Which of them changes its image "
+            "position more in the second image, where they are not marked?"
         ),
     ),
     "Q15": (

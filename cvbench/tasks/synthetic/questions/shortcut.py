@@ -1,0 +1,245 @@
+"""What a pixel shortcut answers: per task type, the option that a region-statistics reader
+picks from the two images alone (colour histogram and mean colour, mask area, centroid, box,
+convex fill, border contact), with no cross-view reasoning.
+
+The planner draws, per question, whether this shortcut must pick the correct option (with
+probability 1/options, so it scores chance) or must not; the generators only ask questions that
+fit (`fits`). The answers still come from the scene geometry alone: the shortcut only decides
+which of the exact questions a scene offers is asked. The reader mirrors the `mask-heuristic`
+baseline's cues and rules (docs/running.md) over the same original pixels and visible masks
+that a run hands to a native-region model; it is written here from the scene facts because the
+tasks layer may not import model adapters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cvbench.tasks.synthetic.facts import SceneFacts
+from cvbench.tasks.synthetic.questions.common import Draft
+
+SAME_OBJECT = 0.45  # similarity above which two regions count as one object
+_HIST_BINS = (12, 4, 4)
+
+
+@dataclass(frozen=True)
+class Region:
+    area: float  # share of the image
+    centroid: tuple[float, float]  # fractions of width, height
+    bbox: tuple[float, float, float, float]  # fractions
+    fill: float  # area / convex hull area
+    border: bool
+    hist: np.ndarray
+    lab: np.ndarray
+    aspect: float
+
+    @property
+    def bottom(self) -> float:
+        return self.bbox[3]
+
+    @property
+    def completeness(self) -> float:
+        return self.fill - (0.25 if self.border else 0.0)
+
+
+def _region(image: np.ndarray, ids: np.ndarray, index: int) -> Region:
+    h, w = ids.shape
+    ys, xs = np.nonzero(ids == index)
+    x1, x2, y1, y2 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    crop = (ids[y1 : y2 + 1, x1 : x2 + 1] == index).astype(np.uint8)
+    contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = float(cv2.contourArea(cv2.convexHull(np.concatenate(contours)))) if contours else 0.0
+    fill = min(1.0, xs.size / hull) if hull > 0 else 1.0
+    pixels = image[ys, xs].reshape(-1, 1, 3).astype(np.uint8)
+    hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(float)
+    hist, _ = np.histogramdd(hsv, bins=_HIST_BINS, range=((0, 180), (0, 256), (0, 256)))
+    hist = hist.reshape(-1) / max(1.0, hist.sum())
+    lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float).mean(axis=0)
+    return Region(
+        xs.size / float(h * w),
+        (float(xs.mean()) / w, float(ys.mean()) / h),
+        (x1 / w, y1 / h, (x2 + 1) / w, (y2 + 1) / h),
+        fill,
+        x1 == 0 or y1 == 0 or x2 == w - 1 or y2 == h - 1,
+        hist,
+        lab,
+        float((y2 - y1 + 1) / (x2 - x1 + 1)),
+    )
+
+
+def similarity(a: Region, b: Region) -> float:
+    inter = float(np.minimum(a.hist, b.hist).sum())
+    colour = float(np.linalg.norm(a.lab - b.lab)) / 100.0
+    shape = abs(np.log(max(a.aspect, 1e-3)) - np.log(max(b.aspect, 1e-3)))
+    return float(inter - 0.5 * colour - 0.15 * shape)
+
+
+class _Reader:
+    """Regions of one draft's two views (cached on the scene facts)."""
+
+    def __init__(self, f: SceneFacts, d: Draft) -> None:
+        self.f, self.d = f, d
+        self.cams = d.cams
+
+    def region(self, cam: int, oid: str) -> Region:
+        key = ("region", cam, oid)
+        if key not in self.f.cache:
+            view = self.f.views[cam]
+            self.f.cache[key] = _region(view.image, view.ids, self.f.index_of(oid))
+        region = self.f.cache[key]
+        assert isinstance(region, Region)
+        return region
+
+    def listed(self, cam: int) -> list[str]:
+        return [o.object_id for o in self.f.scene.objects if self.f.seen[cam][o.object_id].visible_px > 0]
+
+    def ref(self, k: int) -> Region:
+        r = self.d.refs[k]
+        return self.region(r.cam, r.object_id)
+
+    def view_of(self, k: int) -> int:
+        return self.cams.index(self.d.refs[k].cam)
+
+    def best_match(self, feat: Region, view: int, exclude: Sequence[str] = ()) -> tuple[str | None, float]:
+        cam = self.cams[view]
+        best, best_sim = None, float("-inf")
+        for oid in self.listed(cam):
+            if oid in exclude:
+                continue
+            sim = similarity(feat, self.region(cam, oid))
+            if sim > best_sim:
+                best, best_sim = oid, sim
+        return best, best_sim
+
+    def counterpart(self, k: int) -> Region:
+        """Ref k in the other view: the ref at the same place among the other view's refs, else the
+        best appearance match there."""
+        v = self.view_of(k)
+        n = len(self.d.refs)
+        mine = [j for j in range(n) if self.view_of(j) == v]
+        theirs = [j for j in range(n) if self.view_of(j) != v]
+        if theirs and len(theirs) == len(mine):
+            return self.ref(theirs[mine.index(k)])
+        oid, _ = self.best_match(self.ref(k), 1 - v)
+        return self.region(self.cams[1 - v], oid) if oid is not None else self.ref(k)
+
+    def split(self) -> tuple[int, list[int]]:
+        """(query, candidates): the ref alone in its view, and the refs of the other view."""
+        views = [self.view_of(k) for k in range(len(self.d.refs))]
+        singles = [v for v in (0, 1) if views.count(v) == 1]
+        query = views.index(singles[0]) if len(singles) == 1 and len(set(views)) > 1 else 0
+        cands = [k for k in range(len(views)) if views[k] != views[query]]
+        return query, cands or [k for k in range(len(views)) if k != query]
+
+
+def _argmax(values: Sequence[float]) -> int:
+    return int(np.argmax(values))
+
+
+def _bbox_overlap(c: Region, t: Region) -> float:
+    ix = max(0.0, min(c.bbox[2], t.bbox[2]) - max(c.bbox[0], t.bbox[0]))
+    iy = max(0.0, min(c.bbox[3], t.bbox[3]) - max(c.bbox[1], t.bbox[1]))
+    return ix * iy / max(1e-9, (t.bbox[2] - t.bbox[0]) * (t.bbox[3] - t.bbox[1]))
+
+
+def _touch(a: Region, b: Region) -> bool:
+    gap = 0.02
+    meet = not (
+        a.bbox[2] + gap < b.bbox[0]
+        or b.bbox[2] + gap < a.bbox[0]
+        or a.bbox[3] + gap < b.bbox[1]
+        or b.bbox[3] + gap < a.bbox[1]
+    )
+    stacked = abs(a.bottom - b.bbox[1]) < 0.04 or abs(b.bottom - a.bbox[1]) < 0.04
+    return meet and (stacked or abs(a.bottom - b.bottom) < 0.04)
+
+
+_PAIR = re.compile(r"object 1 is ([XYZ]) and object 2 is ([XYZ])")
+
+
+def shortcut_pick(f: SceneFacts, d: Draft) -> int:
+    """The option index the pixel shortcut picks for this draft (0 where it has no rule)."""
+    r = _Reader(f, d)
+    t = d.task_type
+    if t in ("Q1", "Q2", "Q3"):
+        q, cands = r.split()
+        sims = [similarity(r.ref(q), r.ref(c)) for c in cands]
+        best = _argmax(sims)
+        if sims[best] < SAME_OBJECT and "none of them" in d.options:
+            return d.options.index("none of them")
+        return best
+    if t == "Q4":
+        scores = []
+        for text in d.options:
+            m = _PAIR.search(text)
+            assert m is not None, text
+            x, y = (2 + "XYZ".index(g) for g in m.groups())
+            scores.append(similarity(r.ref(0), r.ref(x)) + similarity(r.ref(1), r.ref(y)))
+        return _argmax(scores)
+    if t == "Q5":
+        match, _ = r.best_match(r.ref(0), r.view_of(1))
+        same = similarity(r.ref(0), r.ref(1)) >= SAME_OBJECT and match == d.refs[1].object_id
+        return 0 if same else 1
+    if t == "Q6":
+        _, sim = r.best_match(r.ref(0), 1 - r.view_of(0))
+        return 0 if sim >= SAME_OBJECT else 1
+    if t == "Q7":
+        return int(np.argmin([r.best_match(r.ref(k), 1 - r.view_of(k))[1] for k in range(len(d.refs))]))
+    if t in ("Q8", "Q9"):
+        return _located(r, t)
+    return _geometric(r, t)
+
+
+def _located(r: _Reader, t: str) -> int:
+    """Q8 / Q9: find the query among the candidates' view (best match outside them), then the
+    candidate whose box overlaps it most (Q8, a lower bottom edge counts extra) or whose centroid
+    is nearest (Q9)."""
+    q, cands = r.split()
+    view = r.view_of(cands[0])
+    oid, _ = r.best_match(r.ref(q), view, exclude=[r.d.refs[c].object_id for c in cands])
+    target = r.region(r.cams[view], oid) if oid is not None else r.ref(q)
+    if t == "Q8":
+        scores = [_bbox_overlap(r.ref(c), target) + (0.1 if r.ref(c).bottom > target.bottom else 0.0) for c in cands]
+        return _argmax(scores)
+    dist = [float(np.hypot(*(np.array(r.ref(c).centroid) - np.array(target.centroid)))) for c in cands]
+    return int(np.argmin(dist))
+
+
+def _geometric(r: _Reader, t: str) -> int:
+    d = r.d
+    if t in ("Q10", "Q12"):
+        a, b = r.ref(0), r.counterpart(0)
+        if t == "Q10":
+            return 0 if b.area / max(a.area, 1e-9) > 1.0 else 1
+        return 0 if a.completeness >= b.completeness else 1  # the question asks for the larger share
+    if t == "Q11":
+        return int(np.argmin([r.ref(k).completeness for k in range(len(d.refs))]))
+    if t in ("Q14", "Q16"):
+        pool = [k for k in range(len(d.refs)) if r.view_of(k) == r.view_of(0)]
+        if t == "Q14":
+            moves = [
+                float(np.hypot(*(np.array(r.ref(k).centroid) - np.array(r.counterpart(k).centroid)))) for k in pool
+            ]
+            return _argmax(moves)
+        return _argmax([r.counterpart(k).area / max(r.ref(k).area, 1e-9) for k in pool])
+    a1, b1, a2, b2 = r.ref(0), r.ref(1), r.counterpart(0), r.counterpart(1)
+    if t == "Q13":
+        flipped = np.sign(a1.centroid[0] - b1.centroid[0]) != np.sign(a2.centroid[0] - b2.centroid[0])
+        return 0 if flipped else 1
+    if t == "Q15":
+        same = np.sign(a1.bottom - b1.bottom) == np.sign(a2.bottom - b2.bottom)
+        return 0 if same else 1
+    if t == "Q17":
+        return 0 if _touch(a1, b1) and _touch(a2, b2) else 1
+    raise ValueError(f"no shortcut reader for task type {t!r}")
+
+
+def fits(f: SceneFacts, d: Draft, hit: bool | None) -> bool:
+    """Whether the draft fits the plan: the shortcut picks the answer (`hit` True), misses it
+    (False), or either (None)."""
+    return hit is None or (shortcut_pick(f, d) == d.answer_index) == hit
