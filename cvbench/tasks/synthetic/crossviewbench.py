@@ -39,9 +39,10 @@ GENERATOR_VERSION = "cvbench-synth-cvb/3"
 MAX_PER_SCENE = 6
 MAX_SAME_TYPE_PER_SCENE = 1
 MAX_NEW_SCENES_PER_QUESTION = 80
-# after this many new scenes without a fitting question, the shortcut constraint is dropped for
-# that question (logged): a rare combination must not stall generation
-RELAX_SHORTCUT_AFTER = 30
+# after these many new scenes without a fitting question, the shortcut constraint is relaxed for
+# that question (logged): first any rank but the shortcut's pick (a planned miss stays a miss), then
+# none; a rare combination (e.g. the true object as the least alike of four) must not stall generation
+RELAX_SHORTCUT_AFTER = (20, 40)
 
 
 class SynthesisError(RuntimeError):
@@ -62,22 +63,34 @@ def balanced_targets(n: int, n_options: int, rng: np.random.Generator) -> list[i
     return [base[i] for i in rng.permutation(n)]
 
 
+def _balanced_ranks(targets: list[int], n: int, rng: np.random.Generator) -> list[int]:
+    """A rank per question, each rank as often as possible overall and within each answer index
+    (counts differ by at most one): consecutive ranks along the questions grouped by answer."""
+    start = int(rng.integers(0, n))
+    ranks = [0] * len(targets)
+    for pos, i in enumerate(sorted(range(len(targets)), key=lambda k: targets[k])):
+        ranks[i] = (start + pos) % n
+    return ranks
+
+
 def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None) -> list[tuple[str, int, Ask]]:
     """(task type, index within type, what to ask), interleaved in a seeded order. Answer indices
     and wordings are balanced per type; LOOKALIKE_TYPES always have look-alike distractors; the
-    pixel shortcut (questions/shortcut.py) must pick the answer in 1 of every N_OPTIONS questions
-    of a type and miss it in the rest, each answer index equally often either way."""
+    correct option's rank in the pixel shortcut's preference order (questions/shortcut.py; rank 0:
+    the shortcut picks it) is balanced too, independently of the answer index, so the shortcut,
+    and any rule that takes its second or last choice, scores chance."""
     items: list[tuple[str, int, Ask]] = []
     for qtype in TASK_TYPES if types is None else types:
         n = N_OPTIONS[qtype]
-        # one draw over (answer index, shortcut level): level 0 = the shortcut picks the answer
-        combos = balanced_targets(per_type, n * n, rng_for(seed, "cvb-targets", qtype))
+        targets = balanced_targets(per_type, n, rng_for(seed, "cvb-targets", qtype))
+        ranks = _balanced_ranks(targets, n, rng_for(seed, "cvb-shortcut-rank", qtype))
         wordings = balanced_targets(per_type, len(TEMPLATES[qtype]), rng_for(seed, "cvb-wording", qtype))
         # every correspondence question has look-alike distractors: without them the colour
         # histogram alone finds the object (the mask-heuristic solved 87% of the plain ones)
         flag = qtype in LOOKALIKE_TYPES
         items.extend(
-            (qtype, i, Ask(c % n, flag, w, shortcut_hit=c // n == 0)) for i, (c, w) in enumerate(zip(combos, wordings))
+            (qtype, i, Ask(t, flag, w, shortcut_ranks=(r,)))
+            for i, (t, r, w) in enumerate(zip(targets, ranks, wordings))
         )
     order = rng_for(seed, "cvb-order").permutation(len(items))
     return [items[i] for i in order]
@@ -93,6 +106,12 @@ def _finish(draft: Draft, f: SceneFacts, ask: Ask) -> Draft:
         return replace(draft, wording=ask.wording)
     lookalike = any(visible_twins(f, r.object_id, draft.cams) for r in draft.refs)
     return replace(draft, lookalike=lookalike, wording=ask.wording)
+
+
+def _relaxed(ask: Ask, n_options: int) -> Ask:
+    ranks = ask.shortcut_ranks
+    wider = tuple(range(1, n_options)) if ranks is not None and 0 not in ranks and len(ranks) == 1 else None
+    return replace(ask, shortcut_ranks=wider)
 
 
 def build_scenes(
@@ -118,14 +137,9 @@ def build_scenes(
                 break
         tries = 0
         while draft is None:
-            if tries == RELAX_SHORTCUT_AFTER and ask.shortcut_hit is not None:
-                log.info(
-                    "%s: no shortcut-%s question in %d new scenes; asked unconstrained",
-                    sample_id,
-                    "hit" if ask.shortcut_hit else "miss",
-                    tries,
-                )
-                ask = replace(ask, shortcut_hit=None)
+            if tries in RELAX_SHORTCUT_AFTER and ask.shortcut_ranks is not None:
+                ask = _relaxed(ask, N_OPTIONS[qtype])
+                log.info("%s: no fitting question in %d new scenes; now ranks %s", sample_id, tries, ask.shortcut_ranks)
             if tries >= MAX_NEW_SCENES_PER_QUESTION:
                 raise SynthesisError(
                     f"no scene among {tries} new ones could ask {qtype} with answer index {ask.target}"

@@ -44,7 +44,7 @@ from cvbench.tasks.synthetic.questions.common import (
 from cvbench.tasks.synthetic.questions.correspondence import q1, q2, q3, q4, q5
 from cvbench.tasks.synthetic.questions.geometric import q9, q10, q11, q12, q13, q14, q15, q16
 from cvbench.tasks.synthetic.questions.physical import q17
-from cvbench.tasks.synthetic.questions.shortcut import fits, shortcut_pick
+from cvbench.tasks.synthetic.questions.shortcut import fits, shortcut_pick, shortcut_ranking
 from cvbench.tasks.synthetic.questions.visibility import q6, q7, q8
 from cvbench.tasks.synthetic.questions.wording import TEMPLATES, question_text
 
@@ -58,7 +58,7 @@ def _first_fitting(source: DraftSource) -> Generator:
         for n, draft in enumerate(source(f, rng, ask)):
             if n >= MAX_DRAFTS_PER_SCENE:
                 break
-            if fits(f, draft, ask.shortcut_hit):
+            if fits(f, draft, ask.shortcut_ranks):
                 return draft
         return None
 
@@ -110,6 +110,7 @@ __all__ = [
     "fits",
     "question_text",
     "shortcut_pick",
+    "shortcut_ranking",
     "twins",
     "visible_twins",
 ]

@@ -63,8 +63,9 @@ class Ask:
     target: int  # index of the option that must be correct
     lookalike: bool = False  # the key object must have a visible look-alike (LOOKALIKE_TYPES only)
     wording: int = 0  # index into TEMPLATES[task type]
-    # whether the pixel shortcut (shortcut.py) must pick the correct option; None: no constraint
-    shortcut_hit: bool | None = None
+    # the ranks the correct option may hold in the pixel shortcut's preference order (shortcut.py;
+    # 0: the shortcut picks it); None: no constraint
+    shortcut_ranks: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -137,10 +137,6 @@ class _Reader:
         return query, cands or [k for k in range(len(views)) if k != query]
 
 
-def _argmax(values: Sequence[float]) -> int:
-    return int(np.argmax(values))
-
-
 def _bbox_overlap(c: Region, t: Region) -> float:
     ix = max(0.0, min(c.bbox[2], t.bbox[2]) - max(c.bbox[0], t.bbox[0]))
     iy = max(0.0, min(c.bbox[3], t.bbox[3]) - max(c.bbox[1], t.bbox[1]))
@@ -162,17 +158,25 @@ def _touch(a: Region, b: Region) -> bool:
 _PAIR = re.compile(r"object 1 is ([XYZ]) and object 2 is ([XYZ])")
 
 
-def shortcut_pick(f: SceneFacts, d: Draft) -> int:
-    """The option index the pixel shortcut picks for this draft (0 where it has no rule)."""
+def _by(scores: Sequence[float], descending: bool = True) -> list[int]:
+    """Indices in preference order: best score first, ties to the earlier index (as argmax/argmin)."""
+    return sorted(range(len(scores)), key=lambda k: -scores[k] if descending else scores[k])
+
+
+def _binary(pick: int) -> list[int]:
+    return [pick, 1 - pick]
+
+
+def shortcut_ranking(f: SceneFacts, d: Draft) -> list[int]:
+    """Every option index, in the order the pixel shortcut prefers them (first: its answer)."""
     r = _Reader(f, d)
     t = d.task_type
     if t in ("Q1", "Q2", "Q3"):
         q, cands = r.split()
-        sims = [similarity(r.ref(q), r.ref(c)) for c in cands]
-        best = _argmax(sims)
-        if sims[best] < SAME_OBJECT and "none of them" in d.options:
-            return d.options.index("none of them")
-        return best
+        scores = [similarity(r.ref(q), r.ref(c)) for c in cands]
+        if "none of them" in d.options:  # chosen when no candidate clears the same-object bar
+            scores.insert(d.options.index("none of them"), SAME_OBJECT)
+        return _by(scores)
     if t == "Q4":
         scores = []
         for text in d.options:
@@ -180,22 +184,27 @@ def shortcut_pick(f: SceneFacts, d: Draft) -> int:
             assert m is not None, text
             x, y = (2 + "XYZ".index(g) for g in m.groups())
             scores.append(similarity(r.ref(0), r.ref(x)) + similarity(r.ref(1), r.ref(y)))
-        return _argmax(scores)
+        return _by(scores)
     if t == "Q5":
         match, _ = r.best_match(r.ref(0), r.view_of(1))
         same = similarity(r.ref(0), r.ref(1)) >= SAME_OBJECT and match == d.refs[1].object_id
-        return 0 if same else 1
+        return _binary(0 if same else 1)
     if t == "Q6":
         _, sim = r.best_match(r.ref(0), 1 - r.view_of(0))
-        return 0 if sim >= SAME_OBJECT else 1
-    if t == "Q7":
-        return int(np.argmin([r.best_match(r.ref(k), 1 - r.view_of(k))[1] for k in range(len(d.refs))]))
+        return _binary(0 if sim >= SAME_OBJECT else 1)
+    if t == "Q7":  # the object whose best match in the other view is weakest
+        return _by([r.best_match(r.ref(k), 1 - r.view_of(k))[1] for k in range(len(d.refs))], descending=False)
     if t in ("Q8", "Q9"):
         return _located(r, t)
     return _geometric(r, t)
 
 
-def _located(r: _Reader, t: str) -> int:
+def shortcut_pick(f: SceneFacts, d: Draft) -> int:
+    """The option index the pixel shortcut picks for this draft."""
+    return shortcut_ranking(f, d)[0]
+
+
+def _located(r: _Reader, t: str) -> list[int]:
     """Q8 / Q9: find the query among the candidates' view (best match outside them), then the
     candidate whose box overlaps it most (Q8, a lower bottom edge counts extra) or whose centroid
     is nearest (Q9)."""
@@ -205,41 +214,41 @@ def _located(r: _Reader, t: str) -> int:
     target = r.region(r.cams[view], oid) if oid is not None else r.ref(q)
     if t == "Q8":
         scores = [_bbox_overlap(r.ref(c), target) + (0.1 if r.ref(c).bottom > target.bottom else 0.0) for c in cands]
-        return _argmax(scores)
+        return _by(scores)
     dist = [float(np.hypot(*(np.array(r.ref(c).centroid) - np.array(target.centroid)))) for c in cands]
-    return int(np.argmin(dist))
+    return _by(dist, descending=False)
 
 
-def _geometric(r: _Reader, t: str) -> int:
+def _geometric(r: _Reader, t: str) -> list[int]:
     d = r.d
     if t in ("Q10", "Q12"):
         a, b = r.ref(0), r.counterpart(0)
         if t == "Q10":
-            return 0 if b.area / max(a.area, 1e-9) > 1.0 else 1
-        return 0 if a.completeness >= b.completeness else 1  # the question asks for the larger share
+            return _binary(0 if b.area / max(a.area, 1e-9) > 1.0 else 1)
+        return _binary(0 if a.completeness >= b.completeness else 1)  # the question asks for the larger share
     if t == "Q11":
-        return int(np.argmin([r.ref(k).completeness for k in range(len(d.refs))]))
+        return _by([r.ref(k).completeness for k in range(len(d.refs))], descending=False)
     if t in ("Q14", "Q16"):
         pool = [k for k in range(len(d.refs)) if r.view_of(k) == r.view_of(0)]
         if t == "Q14":
             moves = [
                 float(np.hypot(*(np.array(r.ref(k).centroid) - np.array(r.counterpart(k).centroid)))) for k in pool
             ]
-            return _argmax(moves)
-        return _argmax([r.counterpart(k).area / max(r.ref(k).area, 1e-9) for k in pool])
+            return _by(moves)
+        return _by([r.counterpart(k).area / max(r.ref(k).area, 1e-9) for k in pool])
     a1, b1, a2, b2 = r.ref(0), r.ref(1), r.counterpart(0), r.counterpart(1)
     if t == "Q13":
         flipped = np.sign(a1.centroid[0] - b1.centroid[0]) != np.sign(a2.centroid[0] - b2.centroid[0])
-        return 0 if flipped else 1
+        return _binary(0 if flipped else 1)
     if t == "Q15":
         same = np.sign(a1.bottom - b1.bottom) == np.sign(a2.bottom - b2.bottom)
-        return 0 if same else 1
+        return _binary(0 if same else 1)
     if t == "Q17":
-        return 0 if _touch(a1, b1) and _touch(a2, b2) else 1
+        return _binary(0 if _touch(a1, b1) and _touch(a2, b2) else 1)
     raise ValueError(f"no shortcut reader for task type {t!r}")
 
 
-def fits(f: SceneFacts, d: Draft, hit: bool | None) -> bool:
-    """Whether the draft fits the plan: the shortcut picks the answer (`hit` True), misses it
-    (False), or either (None)."""
-    return hit is None or (shortcut_pick(f, d) == d.answer_index) == hit
+def fits(f: SceneFacts, d: Draft, ranks: tuple[int, ...] | None) -> bool:
+    """Whether the draft fits the plan: the correct option holds one of `ranks` in the shortcut's
+    preference order (0: the shortcut picks it); None: any."""
+    return ranks is None or shortcut_ranking(f, d).index(d.answer_index) in ranks
