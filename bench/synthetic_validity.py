@@ -37,6 +37,8 @@ from cvbench.scoring.stats import wilson
 from cvbench.tasks.registry import get_task
 from cvbench.tasks.synthetic import generate_crossviewbench, generate_mmvm
 
+from bench.heldout_shortcut import heldout_results
+
 BASELINES = ("random", "first-option", "mask-heuristic", "text-only")
 TASKS = ("synth-crossviewbench", "synth-mmvm")
 GROUP_MARGIN = 0.10  # every type / cue: the interval's lower bound below chance + 10 points
@@ -46,9 +48,11 @@ RESULTS = REPO_ROOT / "bench" / "results" / "synthetic_validity.json"
 
 def summarise(records: Iterable[SampleRecord]) -> dict[str, Any]:
     recs = list(records)
-    n = len(recs)
-    correct = sum(r.correct for r in recs)
-    chance = sum(r.chance for r in recs) / n if n else 0.0
+    return summary(sum(r.correct for r in recs), len(recs), sum(r.chance for r in recs))
+
+
+def summary(correct: int, n: int, chance_sum: float) -> dict[str, Any]:
+    chance = chance_sum / n if n else 0.0
     low, high = wilson(correct, n) if n else (0.0, 0.0)
     acc = correct / n if n else 0.0
     return {
@@ -112,6 +116,20 @@ def evaluate(model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS) -
     return result
 
 
+HELDOUT = "heldout-shortcut"  # bench/heldout_shortcut.py: a pixel rule the generator does not steer by
+
+
+def heldout(jsonl: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    per_type = heldout_results(jsonl)
+    total = summary(*(sum(x) for x in zip(*((c, n, ch * n) for c, n, ch in per_type.values()))))
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "overall": {"crossviewbench": total},
+        "task_type": {t: summary(c, n, ch * n) for t, (c, n, ch) in sorted(per_type.items())},
+    }
+
+
 def misses(results: dict[str, Any]) -> list[str]:
     """Every group or overall figure that misses its target, as readable lines."""
     lines = []
@@ -166,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 generate_mmvm(folder, args.per_type, args.seed)
             seconds[task] = round(time.perf_counter() - started, 1)
         results = {m: evaluate(m, data, work, tasks) for m in args.models.split(",")}
+        if "synth-crossviewbench" in tasks:
+            results[HELDOUT] = heldout(data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl")
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
         "data": {"seed": args.seed, "per_type": args.per_type, "per_cue": args.per_type, "types": types},

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 DATASET = "cvbench-synth"
 JSONL_NAME = "crossviewbench.jsonl"
-GENERATOR_VERSION = "cvbench-synth-cvb/3"
+GENERATOR_VERSION = "cvbench-synth-cvb/4"
 MAX_PER_SCENE = 6
 MAX_SAME_TYPE_PER_SCENE = 1
 MAX_NEW_SCENES_PER_QUESTION = 80
