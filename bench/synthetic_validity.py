@@ -31,13 +31,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.heldout_shortcut import heldout_results
 from cvbench.rundir.format import SampleRecord, iter_records
 from cvbench.runner.session import RunOptions, run
 from cvbench.scoring.stats import wilson
 from cvbench.tasks.registry import get_task
 from cvbench.tasks.synthetic import generate_crossviewbench, generate_mmvm
-
-from bench.heldout_shortcut import heldout_results
 
 BASELINES = ("random", "first-option", "mask-heuristic", "text-only")
 TASKS = ("synth-crossviewbench", "synth-mmvm")
