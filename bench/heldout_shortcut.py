@@ -105,7 +105,7 @@ def heldout_choice(record: dict[str, Any], root: Path) -> int:
         target = rest[_match(refs[0], rest)[0]] if rest else refs[0]
         return int(np.argmin([float(np.linalg.norm(c.centre - target.centre)) for c in cands]))
     if t == "Q10":
-        return 0 if refs[1].diag > refs[0].diag else 1
+        return 0 if other[_match(refs[0], other)[0]].diag > refs[0].diag else 1
     if t == "Q11":
         return int(np.argmin([r.solidity for r in refs]))
     if t == "Q12":

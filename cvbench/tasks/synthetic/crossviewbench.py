@@ -40,9 +40,10 @@ MAX_PER_SCENE = 6
 MAX_SAME_TYPE_PER_SCENE = 1
 MAX_NEW_SCENES_PER_QUESTION = 80
 # after these many new scenes without a fitting question, the shortcut constraint is relaxed for
-# that question (logged): first any rank but the shortcut's pick (a planned miss stays a miss), then
-# none; a rare combination (e.g. the true object as the least alike of four) must not stall generation
-RELAX_SHORTCUT_AFTER = (20, 40)
+# that question (logged): first the related cues need not agree (shortcut.box_agrees), then any
+# rank but the shortcut's pick (a planned miss stays a miss), then none; a rare combination (e.g.
+# the true object as the least alike of four) must not stall generation
+RELAX_SHORTCUT_AFTER = (10, 20, 40)
 
 
 class SynthesisError(RuntimeError):
@@ -109,8 +110,11 @@ def _finish(draft: Draft, f: SceneFacts, ask: Ask) -> Draft:
 
 
 def _relaxed(ask: Ask, n_options: int) -> Ask:
+    if ask.shortcut_strict:
+        return replace(ask, shortcut_strict=False)
     ranks = ask.shortcut_ranks
-    wider = tuple(range(1, n_options)) if ranks is not None and 0 not in ranks and len(ranks) == 1 else None
+    misses = tuple(range(1, n_options))
+    wider = misses if ranks is not None and 0 not in ranks and ranks != misses else None
     return replace(ask, shortcut_ranks=wider)
 
 
@@ -139,7 +143,13 @@ def build_scenes(
         while draft is None:
             if tries in RELAX_SHORTCUT_AFTER and ask.shortcut_ranks is not None:
                 ask = _relaxed(ask, N_OPTIONS[qtype])
-                log.info("%s: no fitting question in %d new scenes; now ranks %s", sample_id, tries, ask.shortcut_ranks)
+                log.info(
+                    "%s: no fitting question in %d new scenes; now ranks %s%s",
+                    sample_id,
+                    tries,
+                    ask.shortcut_ranks,
+                    "" if ask.shortcut_strict else " (box cues free)",
+                )
             if tries >= MAX_NEW_SCENES_PER_QUESTION:
                 raise SynthesisError(
                     f"no scene among {tries} new ones could ask {qtype} with answer index {ask.target}"

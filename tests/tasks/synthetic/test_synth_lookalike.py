@@ -68,9 +68,16 @@ def test_every_lookalike_type_question_has_lookalikes(records: list[dict[str, An
 def _key_objects(r: dict[str, Any]) -> list[str]:
     """The objects a person must find again in the other image."""
     ro = r["metadata"]["region_objects"]
-    return {"Q1": ro[:1], "Q2": ro[:1], "Q3": ro[3:4], "Q4": ro[:2], "Q5": ro[:1], "Q9": ro[:1], "Q14": ro[:2]}[
-        r["question_type"]
-    ]
+    return {
+        "Q1": ro[:1],
+        "Q2": ro[:1],
+        "Q3": ro[3:4],
+        "Q4": ro[:2],
+        "Q5": ro[:1],
+        "Q9": ro[:1],
+        "Q10": ro[:1],
+        "Q14": ro[:2],
+    }[r["question_type"]]
 
 
 def _look(o: dict[str, Any]) -> tuple[Any, ...]:
@@ -135,6 +142,7 @@ def _keys_of(d: Draft) -> list[str]:
         "Q4": lambda: f["first_image_objects"],
         "Q5": lambda: [f["first"]],
         "Q9": lambda: [f["query"]],
+        "Q10": lambda: [f["object"]],
         "Q14": lambda: f["objects"],
         "Q6": lambda: [f["object"]],
         "Q7": lambda: f["objects"],

@@ -58,7 +58,7 @@ def _first_fitting(source: DraftSource) -> Generator:
         for n, draft in enumerate(source(f, rng, ask)):
             if n >= MAX_DRAFTS_PER_SCENE:
                 break
-            if fits(f, draft, ask.shortcut_ranks):
+            if fits(f, draft, ask.shortcut_ranks, ask.shortcut_strict):
                 return draft
         return None
 

@@ -75,9 +75,14 @@ def _measurable_both(f: SceneFacts, a: int, b: int) -> list[str]:
 
 
 def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Marked in the first image only, with a visible look-alike (and an anchor): marked in both
+    images, the visible extent all but gives the answer away."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for q in _shuffled(rng, _measurable_both(f, a, b)):
+            anchors = _lookalike_ok(f, (q,), (a, b), ask.lookalike)
+            if anchors is None:
+                continue
             ratio = _seen(f, b, q).apparent_size / _seen(f, a, q).apparent_size
             if (target == 0 and ratio >= 1.25) or (target == 1 and ratio <= 0.8):
                 text = question_text("Q10", ask.wording)
@@ -87,8 +92,10 @@ def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                     text,
                     YES_NO,
                     target,
-                    (Ref(a, q), Ref(b, q)),
-                    {"object": q, "size_ratio_second_to_first": round(ratio, 4)},
+                    (Ref(a, q),),
+                    _with_anchors({"object": q, "size_ratio_second_to_first": round(ratio, 4)}, anchors),
+                    ask.lookalike,
+                    ask.wording,
                 )
 
 

@@ -14,7 +14,7 @@ tasks layer may not import model adapters.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -248,7 +248,31 @@ def _geometric(r: _Reader, t: str) -> list[int]:
     raise ValueError(f"no shortcut reader for task type {t!r}")
 
 
-def fits(f: SceneFacts, d: Draft, ranks: tuple[int, ...] | None) -> bool:
+def box_agrees(f: SceneFacts, d: Draft) -> bool:
+    """Q16: the visible box's width and height each change the way the visible mask's area
+    does (for every object asked about), so that steering by the mask area does not leave the box
+    as the tell: any visible-extent statistic that grows with width and height (box area, diagonal)
+    then says the same as the mask, and a planned miss shrinks the whole visible extent."""
+    if d.task_type != "Q16":  # Q10 marks its object in one image only: no box to read there
+        return True
+    r = _Reader(f, d)
+    pool = [k for k in range(len(d.refs)) if r.view_of(k) == r.view_of(0)]
+
+    def growth(size: Callable[[Region], float]) -> list[float]:
+        return [size(r.counterpart(k)) / max(size(r.ref(k)), 1e-9) for k in pool]
+
+    cues = [
+        growth(lambda x: x.area),
+        growth(lambda x: x.bbox[2] - x.bbox[0]),
+        growth(lambda x: x.bbox[3] - x.bbox[1]),
+    ]
+    return len({_by(g)[0] for g in cues}) == 1
+
+
+def fits(f: SceneFacts, d: Draft, ranks: tuple[int, ...] | None, strict: bool = True) -> bool:
     """Whether the draft fits the plan: the correct option holds one of `ranks` in the shortcut's
-    preference order (0: the shortcut picks it); None: any."""
-    return ranks is None or shortcut_ranking(f, d).index(d.answer_index) in ranks
+    preference order (0: the shortcut picks it; None: any), and, if `strict`, the visible box
+    tells the same as the mask (`box_agrees`)."""
+    if ranks is None:
+        return True
+    return shortcut_ranking(f, d).index(d.answer_index) in ranks and (not strict or box_agrees(f, d))

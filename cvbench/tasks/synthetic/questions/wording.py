@@ -126,17 +126,14 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q10": (
         (
-            "The same object is marked in both images: {r} in the first image and {r} in the second. Does it "
-            "appear larger in the second image than in the first?"
+            "The object {r} is marked in the first image. Find the same object in the second image, where it is "
+            "not marked. Does it appear larger in the second image than in the first?"
         ),
         (
-            "The same object appears as {r} in the first image and as {r} in the second image. Is it bigger in "
-            "the second image than in the first?"
+            "Look at {r} in the first image and locate the same physical object in the second image (it is "
+            "unmarked there). Is it bigger in the second image than in the first?"
         ),
-        (
-            "Compare {r} in the first image with {r} in the second image (the same object). Does the object look "
-            "larger in the second image?"
-        ),
+        ("{r} is marked in the first image only. Does this object look larger in the second image than in the first?"),
     ),
     "Q11": (
         (
