@@ -109,7 +109,7 @@ def heldout_choice(record: dict[str, Any], root: Path) -> int:
     if t == "Q11":
         return int(np.argmin([r.solidity for r in refs]))
     if t == "Q12":
-        return 0 if refs[0].solidity >= refs[1].solidity else 1
+        return 0 if refs[0].solidity >= other[_match(refs[0], other)[0]].solidity else 1
     if t == "Q16":
         return 0 if refs[2].diag / refs[0].diag > refs[3].diag / refs[1].diag else 1
     a2, b2 = other[_match(refs[0], other)[0]], other[_match(refs[1], other)[0]]

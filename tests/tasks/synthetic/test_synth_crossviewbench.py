@@ -221,7 +221,8 @@ def expected_answer(r: dict[str, Any]) -> str:
         fr = [g(o, first, "visible_fraction") for o in ro]
         return one([x == min(fr) for x in fr])
     if t == "Q12":
-        return "A" if g(ro[0], first, "visible_fraction") > g(ro[1], second, "visible_fraction") else "B"
+        assert len(ro) == 1  # marked in the first image only
+        return "A" if g(ro[0], first, "visible_fraction") > g(ro[0], second, "visible_fraction") else "B"
     if t == "Q13":
         xa = [_project(cams[first], centre(o))[0] for o in ro]
         xb = [_project(cams[second], centre(o))[0] for o in ro]

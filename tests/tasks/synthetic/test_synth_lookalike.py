@@ -76,6 +76,7 @@ def _key_objects(r: dict[str, Any]) -> list[str]:
         "Q5": ro[:1],
         "Q9": ro[:1],
         "Q10": ro[:1],
+        "Q12": ro[:1],
         "Q14": ro[:2],
     }[r["question_type"]]
 
@@ -143,6 +144,7 @@ def _keys_of(d: Draft) -> list[str]:
         "Q5": lambda: [f["first"]],
         "Q9": lambda: [f["query"]],
         "Q10": lambda: [f["object"]],
+        "Q12": lambda: [f["object"]],
         "Q14": lambda: f["objects"],
         "Q6": lambda: [f["object"]],
         "Q7": lambda: f["objects"],

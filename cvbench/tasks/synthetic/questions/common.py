@@ -21,7 +21,7 @@ ANCHOR_MAX_DIST = 1.0  # an anchor's centre lies at most this far from the key o
 ANCHOR_RATIO = 0.6  # ... and at most this share of its distance to any look-alike of the key object
 ANCHOR_MIN_PX = 200  # ... and shows at least this many pixels in both views
 # task types asked with and without look-alike distractors (about half each)
-LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q9", "Q10", "Q14")
+LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q9", "Q10", "Q12", "Q14")
 # task types that mark an object in one image only and need it found again in the other: their
 # objects never have a visible look-alike (that would make them ambiguous)
 UNMISTAKABLE_TYPES: tuple[str, ...] = ("Q6", "Q7", "Q8", "Q13", "Q15", "Q17")

@@ -127,9 +127,13 @@ def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
 
 
 def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Marked in the first image only, with a visible look-alike (and an anchor), like Q10."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for q in _shuffled(rng, _measurable_both(f, a, b)):
+            anchors = _lookalike_ok(f, (q,), (a, b), ask.lookalike)
+            if anchors is None:
+                continue
             fa, fb = _seen(f, a, q).visible_fraction, _seen(f, b, q).visible_fraction
             if abs(fa - fb) < 0.3 or (0 if fa > fb else 1) != target:
                 continue
@@ -140,8 +144,13 @@ def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 text,
                 ("the first image", "the second image"),
                 target,
-                (Ref(a, q), Ref(b, q)),
-                {"object": q, "visible_fraction_first": round(fa, 4), "visible_fraction_second": round(fb, 4)},
+                (Ref(a, q),),
+                _with_anchors(
+                    {"object": q, "visible_fraction_first": round(fa, 4), "visible_fraction_second": round(fb, 4)},
+                    anchors,
+                ),
+                ask.lookalike,
+                ask.wording,
             )
 
 

@@ -152,16 +152,16 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q12": (
         (
-            "The same object is marked in both images: {r} in the first image and {r} in the second. In which "
-            "image is a larger share of the object visible (less of it hidden or cut off)?"
+            "The object {r} is marked in the first image. Find the same object in the second image, where it is "
+            "not marked. In which image is a larger share of the object visible (less of it hidden or cut off)?"
         ),
         (
-            "The same object is marked as {r} in the first image and as {r} in the second image. Which image "
-            "shows a bigger share of this object (less occluded or cut off)?"
+            "Look at {r} in the first image and locate the same physical object in the second image (it is "
+            "unmarked there). Which image shows a bigger share of this object (less occluded or cut off)?"
         ),
         (
-            "Compare {r} in the first image with {r} in the second image (the same object). In which image is "
-            "more of the object visible?"
+            "{r} is marked in the first image only. In which image, the first or the second, is more of this "
+            "object visible?"
         ),
     ),
     "Q13": (
