@@ -17,7 +17,7 @@ import numpy as np
 
 from cvbench.core.seeding import rng_for
 from cvbench.core.types import CUE_BY_CODE, CUE_CODES, Option
-from cvbench.imaging.masks import mask_to_polygons
+from cvbench.imaging.masks import mask_to_polygons, polygons_to_mask
 from cvbench.tasks.mmvm_marks import (
     MAX_ID_OPTIONS,
     NONE_OF_THE_ABOVE,
@@ -114,11 +114,18 @@ def _visible(facts: SceneFacts, design: CaseDesign) -> bool:
     return all(facts.seen[1][c].visible_px >= MIN_CANDIDATE_PX for c in design.candidates)
 
 
+def _as_written(mask: np.ndarray) -> np.ndarray:
+    """The mask a reader of the case files gets back from its polygons."""
+    return polygons_to_mask(mask_to_polygons(mask), *mask.shape)
+
+
 def _ranks(facts: SceneFacts, design: CaseDesign, balances: list[tuple[float, float, float]]) -> list[int]:
     """Per white balance: the match's rank under the appearance shortcut."""
     query_view, cand_view = facts.views[0], facts.views[1]
-    query = appearance(jpeg_round_trip(query_view.image), query_view.visible_mask(facts.index_of(design.query)))
-    regions = [np.nonzero(cand_view.visible_mask(facts.index_of(c))) for c in design.candidates]
+    query = appearance(
+        jpeg_round_trip(query_view.image), _as_written(query_view.visible_mask(facts.index_of(design.query)))
+    )
+    regions = [np.nonzero(_as_written(cand_view.visible_mask(facts.index_of(c)))) for c in design.candidates]
     match = design.candidates.index(design.query)
     ranks = []
     for gains in balances:
