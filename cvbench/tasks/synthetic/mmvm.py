@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ MIN_QUERY_FRACTION = 0.6  # the query is at least this complete in both views
 MAX_LAYOUT_ATTEMPTS = 25
 RANK_LAYOUTS = 6  # layouts (that keep everything visible) tried to put the match at its planned rank
 WHITE_BALANCES = 12  # candidate-view white balances tried per layout (the first is neutral)
+RANK_SLACK_DIVISOR = 12  # a reached rank within n // 12 of the planned one is kept (rank_miss)
 
 
 class CaseLayoutError(RuntimeError):
@@ -119,26 +120,34 @@ def _as_written(mask: np.ndarray) -> np.ndarray:
     return polygons_to_mask(mask_to_polygons(mask), *mask.shape)
 
 
-def _ranks(facts: SceneFacts, design: CaseDesign, balances: list[tuple[float, float, float]]) -> list[int]:
-    """Per white balance: the match's rank under the appearance shortcut."""
+def _ranks(
+    facts: SceneFacts, design: CaseDesign, balances: list[tuple[float, float, float]]
+) -> Iterator[tuple[tuple[float, float, float], int]]:
+    """Per white balance (lazily): the match's rank under the appearance shortcut."""
     query_view, cand_view = facts.views[0], facts.views[1]
     query = appearance(
         jpeg_round_trip(query_view.image), _as_written(query_view.visible_mask(facts.index_of(design.query)))
     )
     regions = [np.nonzero(_as_written(cand_view.visible_mask(facts.index_of(c)))) for c in design.candidates]
     match = design.candidates.index(design.query)
-    ranks = []
     for gains in balances:
         image = jpeg_round_trip(apply_white_balance(cand_view.image, gains))
-        ranks.append(match_rank(query, [appearance_at(image, ys, xs) for ys, xs in regions], match))
-    return ranks
+        yield gains, match_rank(query, [appearance_at(image, ys, xs) for ys, xs in regions], match)
+
+
+def rank_miss(rank: int, planned: int, n: int) -> int:
+    """How far a reached rank is from the planned one; 0 within n // RANK_SLACK_DIVISOR, but a
+    hit (rank 0) and a miss never count as the same."""
+    if (rank == 0) != (planned == 0):
+        return n
+    return max(0, abs(rank - planned) - n // RANK_SLACK_DIVISOR)
 
 
 def build_case(case_id: str, cues: tuple[str, ...], n: int, seed: int, rank_u: float = 0.0) -> BuiltCase:
     """Render a case, re-drawing the layout until the query is clearly visible in both views and
     every candidate in the candidate view; among up to RANK_LAYOUTS such layouts and their white
     balances, keep the first whose match the appearance shortcut ranks at the planned rank
-    (floor(rank_u * n)), else the closest."""
+    (floor(rank_u * n), within rank_miss's slack), else the closest."""
     planned = min(n - 1, int(rank_u * n))
     best: tuple[int, CaseDesign, SceneFacts, tuple[float, float, float], int] | None = None
     layouts = 0
@@ -150,10 +159,12 @@ def build_case(case_id: str, cues: tuple[str, ...], n: int, seed: int, rank_u: f
         if not _visible(facts, design):
             continue
         layouts += 1
-        balances = white_balances(seed, case_id, attempt)
-        for gains, rank in zip(balances, _ranks(facts, design, balances)):
-            if best is None or abs(rank - planned) < best[0]:
-                best = (abs(rank - planned), design, facts, gains, rank)
+        for gains, rank in _ranks(facts, design, white_balances(seed, case_id, attempt)):
+            miss = rank_miss(rank, planned, n)
+            if best is None or miss < best[0]:
+                best = (miss, design, facts, gains, rank)
+            if miss == 0:
+                break
         if best is not None and (best[0] == 0 or layouts >= RANK_LAYOUTS):
             break
     if best is None:
