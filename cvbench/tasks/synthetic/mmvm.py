@@ -2,6 +2,13 @@
 
 Overlays and question text come from the MMVM protocol module, so the synthetic cases look
 exactly like the ones cvbench renders for the official benchmark.
+
+Shortcut resistance (issue 23): the candidates are look-alikes (mmvm_cases.py), the candidate view
+has its own light and white balance, and per case the generator keeps the layout and white
+balance under which an appearance-statistics reader (mmvm_shortcut.py: colour histogram, mean
+colour, box aspect) ranks the true match at a rank planned uniformly over 0..n-1, so that reader
+finds the match with chance probability at every candidate setting. The query's id, and so the
+answer letter, is spread evenly over the positions. The answer itself is always the query object.
 """
 
 from __future__ import annotations
