@@ -25,6 +25,7 @@ import numpy as np
 from cvbench.core.seeding import rng_for
 from cvbench.core.types import CUE_BY_CODE, CUE_CODES, Option
 from cvbench.imaging.masks import mask_to_polygons, polygons_to_mask
+from cvbench.imaging.region_stats import appearance_at
 from cvbench.tasks.mmvm_marks import (
     MAX_ID_OPTIONS,
     NONE_OF_THE_ABOVE,
@@ -43,7 +44,7 @@ from cvbench.tasks.synthetic.mmvm_cases import (
     choose_cues,
     design_case,
 )
-from cvbench.tasks.synthetic.mmvm_shortcut import appearance, appearance_at, jpeg_round_trip, match_rank
+from cvbench.tasks.synthetic.mmvm_shortcut import appearance, jpeg_round_trip, match_rank
 
 TSV_NAME = "mllm_match_eval_full.tsv"
 CASE_FACTS = "synth_case.json"  # extra file per case: the generator's facts (loaders ignore it)

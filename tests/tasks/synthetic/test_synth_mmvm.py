@@ -17,7 +17,8 @@ from PIL import Image
 from cvbench.cli import cli
 from cvbench.core.types import CUE_CODES, CUES, OPTION_LETTERS, Capabilities, NativeRegions, Sample
 from cvbench.imaging.masks import polygons_to_mask
-from cvbench.model_adapters.mask_heuristic import appearance_similarity, heuristic_answer, region_features
+from cvbench.imaging.region_stats import appearance_similarity, region_features
+from cvbench.model_adapters.mask_heuristic import heuristic_answer
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.prompting.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE, mmvm_options
 from cvbench.tasks.mmvm import iter_mmvm
