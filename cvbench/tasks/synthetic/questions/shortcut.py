@@ -6,77 +6,24 @@ The planner draws, per question, whether this shortcut must pick the correct opt
 probability 1/options, so it scores chance) or must not; the generators only ask questions that
 fit (`fits`). The answers still come from the scene geometry alone: the shortcut only decides
 which of the exact questions a scene offers is asked. The reader mirrors the `mask-heuristic`
-baseline's cues and rules (docs/running.md) over the same original pixels and visible masks
-that a run hands to a native-region model; it is written here from the scene facts because the
-tasks layer may not import model adapters.
+baseline's rules (docs/running.md) over the same region statistics (imaging/region_stats.py),
+original pixels and visible masks that a run hands to a native-region model; the rules are
+written here from the scene facts because the tasks layer may not import model adapters.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from cvbench.imaging.region_stats import SAME_OBJECT_THRESHOLD as SAME_OBJECT
+from cvbench.imaging.region_stats import RegionFeatures as Region
+from cvbench.imaging.region_stats import appearance_similarity as similarity
+from cvbench.imaging.region_stats import region_features
 from cvbench.tasks.synthetic.facts import SceneFacts
 from cvbench.tasks.synthetic.questions.common import Draft
-
-SAME_OBJECT = 0.45  # similarity above which two regions count as one object
-_HIST_BINS = (12, 4, 4)
-
-
-@dataclass(frozen=True)
-class Region:
-    area: float  # share of the image
-    centroid: tuple[float, float]  # fractions of width, height
-    bbox: tuple[float, float, float, float]  # fractions
-    fill: float  # area / convex hull area
-    border: bool
-    hist: np.ndarray
-    lab: np.ndarray
-    aspect: float
-
-    @property
-    def bottom(self) -> float:
-        return self.bbox[3]
-
-    @property
-    def completeness(self) -> float:
-        return self.fill - (0.25 if self.border else 0.0)
-
-
-def _region(image: np.ndarray, ids: np.ndarray, index: int) -> Region:
-    h, w = ids.shape
-    ys, xs = np.nonzero(ids == index)
-    x1, x2, y1, y2 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
-    crop = (ids[y1 : y2 + 1, x1 : x2 + 1] == index).astype(np.uint8)
-    contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull = float(cv2.contourArea(cv2.convexHull(np.concatenate(contours)))) if contours else 0.0
-    fill = min(1.0, xs.size / hull) if hull > 0 else 1.0
-    pixels = image[ys, xs].reshape(-1, 1, 3).astype(np.uint8)
-    hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(float)
-    hist, _ = np.histogramdd(hsv, bins=_HIST_BINS, range=((0, 180), (0, 256), (0, 256)))
-    hist = hist.reshape(-1) / max(1.0, hist.sum())
-    lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float).mean(axis=0)
-    return Region(
-        xs.size / float(h * w),
-        (float(xs.mean()) / w, float(ys.mean()) / h),
-        (x1 / w, y1 / h, (x2 + 1) / w, (y2 + 1) / h),
-        fill,
-        x1 == 0 or y1 == 0 or x2 == w - 1 or y2 == h - 1,
-        hist,
-        lab,
-        float((y2 - y1 + 1) / (x2 - x1 + 1)),
-    )
-
-
-def similarity(a: Region, b: Region) -> float:
-    inter = float(np.minimum(a.hist, b.hist).sum())
-    colour = float(np.linalg.norm(a.lab - b.lab)) / 100.0
-    shape = abs(np.log(max(a.aspect, 1e-3)) - np.log(max(b.aspect, 1e-3)))
-    return float(inter - 0.5 * colour - 0.15 * shape)
 
 
 class _Reader:
@@ -90,7 +37,7 @@ class _Reader:
         key = ("region", cam, oid)
         if key not in self.f.cache:
             view = self.f.views[cam]
-            self.f.cache[key] = _region(view.image, view.ids, self.f.index_of(oid))
+            self.f.cache[key] = region_features(view.image, view.ids == self.f.index_of(oid))
         region = self.f.cache[key]
         assert isinstance(region, Region)
         return region
