@@ -151,8 +151,32 @@ def misses(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def combine(paths: Sequence[Path]) -> dict[str, Any]:
+    """One report from halves measured apart (e.g. `--tasks synth-crossviewbench` and `--tasks
+    synth-mmvm`): each baseline's figures joined, each half's data, machine and load kept."""
+    halves = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    results: dict[str, Any] = {}
+    for half in halves:
+        for model, res in half["results"].items():
+            merged = results.setdefault(model, {"seconds": 0.0, "overall": {}})
+            merged["seconds"] = round(merged["seconds"] + res.get("seconds", 0.0), 1)
+            for key, value in res.items():
+                if key != "seconds":
+                    merged.setdefault(key, {}).update(value)
+    report = {k: v for k, v in halves[0].items() if k in ("schema", "targets")}
+    report["halves"] = {
+        str(p.name): {k: half[k] for k in ("data", "generation_seconds", "machine", "load_avg")}
+        for p, half in zip(paths, halves)
+    }
+    report["generation_seconds"] = {k: v for half in halves for k, v in half["generation_seconds"].items()}
+    report["results"] = results
+    report["misses"] = misses(results)
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--combine", nargs="+", type=Path, help="join reports measured apart into --out (measures nothing)")
     ap.add_argument("--per-type", type=int, default=50, help="questions per task type and MMVM cases per cue")
     ap.add_argument("--seed", type=int, default=7, help="data seed (not the built-in 0)")
     ap.add_argument("--models", default=",".join(BASELINES))
@@ -164,6 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    if args.combine:
+        combined = combine(args.combine)
+        args.out.write_text(json.dumps(combined, indent=2) + "\n", encoding="utf-8")
+        print(f"{len(combined['misses'])} misses; written to {args.out}")
+        for line in combined["misses"]:
+            print("  " + line)
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the generator says when it relaxes
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cvbench-validity-") as tmp:
