@@ -38,16 +38,17 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def sdk_and_prepared(adapter: Any, request: Any, **create_extra: Any) -> tuple[Any, Any]:
-    """Send `request` once through `chat.completions.create` (the document built by the SDK) and
-    once through the adapter with the body prepared beforehand; returns both received requests."""
+    """Send `request` once through the sync client's `chat.completions.create` (the document built
+    by the SDK; prepared bodies are sent by the same sync client on a sender thread) and once
+    through the adapter with the body prepared beforehand; returns both received requests."""
 
     async def go() -> None:
         try:
-            client = adapter._client(adapter.base_url or adapter.pool.endpoints[0].url)
+            client = adapter._sync_client(adapter.base_url or adapter.pool.endpoints[0].url)
             args = adapter.request_arguments(request)
             text = create_extra.pop("text", None)
             messages = openai_api.chat_messages(request.prompt, adapter.image_detail, text)
-            await client.chat.completions.create(model=adapter.model_name, messages=messages, **args)
+            client.chat.completions.create(model=adapter.model_name, messages=messages, **args)
             prepared = replace(request, body=adapter.prepare_body(request))
             response = await adapter.generate(prepared)
             assert response.ok, response.error
