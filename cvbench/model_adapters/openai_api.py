@@ -16,9 +16,6 @@ sent, and the tokens added to the answer budget for reasoning; see `reasoning.py
 from __future__ import annotations
 
 import base64
-import inspect
-import json
-import secrets
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -59,6 +56,7 @@ from cvbench.model_adapters.reasoning import (
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
 from cvbench.model_adapters.thread_sender import ThreadSender
+from cvbench.model_adapters.wire_body import IMAGE_SLOT, data_url_literal, splice_images, takes_raw_body
 
 IMAGE_DETAILS = ("high", "low", "auto")
 KEY_VARS = ("OPENAI_API_KEY",)
@@ -104,40 +102,14 @@ def chat_messages(
     return messages
 
 
-# A per-process token that cannot occur in a prompt by chance: marks where each image's data URL
-# goes in the serialised body.
-_IMAGE_SLOT = f"cvbench-image-slot-{secrets.token_hex(16)}"
-_IMAGE_SLOT_JSON = json.dumps(_IMAGE_SLOT).encode("ascii")
-
-
 def chat_body(
     model: str, prompt: Prompt, detail: str | None, fields: Mapping[str, Any], text: str | None = None
 ) -> bytes:
     """The chat-completion request body as JSON bytes, equal in meaning to what the SDK would send
-    for `create(model=..., messages=chat_messages(...), **fields)`. Only the small part is
-    serialised; each image's data URL (a JSON string literal prepared in the prompt pool, off the
-    event loop) is spliced in as bytes, so megabytes of base64 are never re-encoded on the event
-    loop (docs/performance.md)."""
-    messages = chat_messages(prompt, detail, text, url_of=lambda _: _IMAGE_SLOT)
-    skeleton = json.dumps({"model": model, "messages": messages, **fields}, separators=(",", ":")).encode("ascii")
-    pieces = skeleton.split(_IMAGE_SLOT_JSON)
-    if len(pieces) != len(prompt.images) + 1:  # the slot token in the prompt text itself: impossible by chance
-        raise ValueError("image slot marker found in the prompt text")
-    out = [pieces[0]]
-    for image, piece in zip(prompt.images, pieces[1:]):
-        out += [image.data_url_json, piece]
-    return b"".join(out)
-
-
-def takes_raw_body(client: Any) -> bool:
-    """Whether this SDK's client (or client class) sends a ready request body
-    (`client.post(..., content=bytes)`, the SDK's documented way to make a custom request; newer
-    releases take `content`)."""
-    post = getattr(client, "post", None)
-    try:
-        return post is not None and "content" in inspect.signature(post).parameters
-    except (TypeError, ValueError):
-        return False
+    for `create(model=..., messages=chat_messages(...), **fields)`; the images' data URLs are
+    spliced in as prepared bytes (`wire_body`)."""
+    messages = chat_messages(prompt, detail, text, url_of=lambda _: IMAGE_SLOT)
+    return splice_images({"model": model, "messages": messages, **fields}, prompt.images, data_url_literal)
 
 
 def post_chat(client: Any, body: bytes) -> Any:

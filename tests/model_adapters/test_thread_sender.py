@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from cvbench.model_adapters import openai_api, openai_compatible
+from cvbench.model_adapters import anthropic_api, openai_api, openai_compatible
 from cvbench.model_adapters.thread_sender import ThreadSender
 from tests.model_adapters.api_helpers import TEST_KEYS, fast_options, isolate_keys, make_prompt, make_request, run
-from tests.wire import Fault, OpenAIWireServer
+from tests.wire import AnthropicWireServer, Fault, OpenAIWireServer
 
 
 class Boom(Exception):
@@ -191,3 +191,25 @@ def test_openai_compatible_sends_from_a_sender_thread_and_fails_over(
         assert response.ok and response.text == "C"
         assert [e.served for e in adapter.pool.endpoints] == [0, 1]
         assert adapter.pool.endpoints[0].down_until > 0
+
+
+def test_anthropic_body_is_written_to_the_socket_by_a_sender_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    isolate_keys(monkeypatch, tmp_path, ANTHROPIC_API_KEY=TEST_KEYS["ANTHROPIC_API_KEY"])
+    with AnthropicWireServer(answer="B") as server:
+        adapter = anthropic_api.make_adapter("claude-sonnet-4-6", fast_options(extra={"base_url": server.base_url()}))
+        request = make_request("anthropic:claude-sonnet-4-6", make_prompt(2))  # body built in `generate`
+
+        async def go() -> Any:
+            try:
+                return await adapter.generate(request)
+            finally:
+                await adapter.aclose()
+
+        responses: list[Any] = []
+        port = int(server.base_url().split(":")[2].split("/")[0])
+        names = sending_threads(port, lambda: responses.append(run(go())))
+        assert responses[0].ok and responses[0].text == "B"
+        assert [i.data for i in server.requests[0].images] == [i.data for i in request.prompt.images]
+    assert names and all(n.startswith("cvbench-send-") for n in names), names
