@@ -258,3 +258,53 @@ def test_anthropic_body_is_prepared_in_the_worker_and_resent_on_retry(anthropic_
     assert response.ok and response.attempts == 2 and response.text == "The answer is B."
     first, second = anthropic_server.requests
     assert first.body == second.body and [i.data for i in second.images] == [i.data for i in prompt.images]
+
+
+# ------------------------------------------------------------------------------ SDKs without raw bodies
+
+
+def test_an_sdk_without_raw_bodies_gets_no_prepared_body_and_create_sends_the_same_document(
+    server: OpenAIWireServer,
+) -> None:
+    """openai releases whose `post` has no `content=` (the adapter checks the signature once):
+    nothing is prepared in the worker (it would be built for nothing) and the async
+    `chat.completions.create` sends the document the prepared body would have been."""
+    adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
+    request = make_request("openai:gpt-4o", make_prompt(2), max_tokens=60)
+    body = adapter.prepare_body(request)
+    assert body is not None
+    adapter._raw_body = False  # what `takes_raw_body` finds on such a release
+    assert adapter.prepare_body(request) is None
+
+    async def go() -> Any:
+        try:
+            return await adapter.generate(request)
+        finally:
+            await adapter.aclose()
+
+    assert run(go()).ok
+    [received] = server.requests
+    assert received.body == json.loads(body)
+    assert received.headers["x-stainless-async"].startswith("async")  # the async client sent it
+
+
+def test_anthropic_sdk_without_raw_bodies_uses_create(anthropic_server: AnthropicWireServer) -> None:
+    adapter = anthropic_api.make_adapter(
+        "claude-sonnet-4-6", fast_options(extra={"base_url": anthropic_server.base_url()})
+    )
+    request = make_request("anthropic:claude-sonnet-4-6", make_prompt(2), top_p=0.5)
+    body = adapter.prepare_body(request)
+    assert body is not None
+    adapter._raw_body = False
+    assert adapter.prepare_body(request) is None
+
+    async def go() -> Any:
+        try:
+            return await adapter.generate(request)
+        finally:
+            await adapter.aclose()
+
+    assert run(go()).ok
+    [received] = anthropic_server.requests
+    assert received.body == json.loads(body)
+    assert received.headers["x-stainless-async"].startswith("async")
