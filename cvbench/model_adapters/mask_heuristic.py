@@ -22,6 +22,12 @@ import cv2
 import numpy as np
 
 from cvbench.core.types import Capabilities, ModelInfo, NativeRegions, Option, Prompt, Request, Response
+from cvbench.imaging.region_stats import (
+    SAME_OBJECT_THRESHOLD,
+    RegionFeatures,
+    appearance_similarity,
+    region_features,
+)
 from cvbench.model_adapters.baselines import _Baseline
 from cvbench.model_adapters.registry import ModelOptions
 
@@ -32,74 +38,8 @@ def make_mask_heuristic(model_name: str, options: ModelOptions) -> MaskHeuristic
     return MaskHeuristicBaseline()
 
 
-# ======================================================================================
-# mask-heuristic: features of one region
-# ======================================================================================
-
-
-@dataclass(frozen=True)
-class RegionFeatures:
-    area: float  # fraction of the image
-    centroid: tuple[float, float]  # (x, y) as fractions of width, height
-    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 as fractions
-    fill: float  # area / convex hull area (occlusion and truncation lower it)
-    border: bool  # touches the image border (truncated by the frame)
-    hist: np.ndarray  # normalised hue-saturation-value histogram of the object's pixels
-    mean_lab: np.ndarray  # mean CIELAB colour
-    aspect: float  # bbox height / width (log scale compared)
-
-    @property
-    def bottom(self) -> float:
-        return self.bbox[3]
-
-    @property
-    def completeness(self) -> float:
-        return self.fill - (0.25 if self.border else 0.0)
-
-
-_HIST_BINS = (12, 4, 4)
-
-
-def region_features(image: np.ndarray, mask: np.ndarray) -> RegionFeatures:
-    h, w = mask.shape[:2]
-    m = mask.astype(bool)
-    ys, xs = np.nonzero(m)
-    if xs.size == 0:
-        return RegionFeatures(
-            0.0, (0.5, 0.5), (0.5, 0.5, 0.5, 0.5), 0.0, False, np.zeros(int(np.prod(_HIST_BINS))), np.zeros(3), 1.0
-        )
-    area = xs.size / float(h * w)
-    x1, x2, y1, y2 = xs.min(), xs.max(), ys.min(), ys.max()
-    contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull_area = float(cv2.contourArea(cv2.convexHull(np.concatenate(contours)))) if contours else 0.0
-    fill = min(1.0, xs.size / hull_area) if hull_area > 0 else 1.0
-    border = bool(x1 == 0 or y1 == 0 or x2 == w - 1 or y2 == h - 1)
-    pixels = image[m].reshape(-1, 1, 3).astype(np.uint8)
-    hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(float)
-    hist, _ = np.histogramdd(hsv, bins=_HIST_BINS, range=((0, 180), (0, 256), (0, 256)))
-    hist = hist.reshape(-1) / max(1.0, hist.sum())
-    lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float).mean(axis=0)
-    return RegionFeatures(
-        area=area,
-        centroid=(float(xs.mean()) / w, float(ys.mean()) / h),
-        bbox=(x1 / w, y1 / h, (x2 + 1) / w, (y2 + 1) / h),
-        fill=fill,
-        border=border,
-        hist=hist,
-        mean_lab=lab,
-        aspect=float((y2 - y1 + 1) / (x2 - x1 + 1)),
-    )
-
-
-def appearance_similarity(a: RegionFeatures, b: RegionFeatures) -> float:
-    """Colour-histogram intersection, minus mean-colour distance and shape (aspect) difference."""
-    inter = float(np.minimum(a.hist, b.hist).sum())
-    colour = float(np.linalg.norm(a.mean_lab - b.mean_lab)) / 100.0
-    shape = abs(np.log(max(a.aspect, 1e-3)) - np.log(max(b.aspect, 1e-3)))
-    return float(inter - 0.5 * colour - 0.15 * shape)
-
-
-SAME_OBJECT_THRESHOLD = 0.45  # similarity above which two regions are taken to be one object
+# the region statistics it reads are cvbench/imaging/region_stats.py (shared with the synthetic
+# generators, which place every answer where these statistics do not give it away)
 
 
 # ======================================================================================
@@ -206,7 +146,7 @@ def entity_letter(
         if len(words) == 1:
             colour_of[o.letter] = words[0]
     if len(colour_of) >= 2 and len(set(colour_of.values())) == len(colour_of):
-        target = nearest_colour_name(entities[best].mean_lab)
+        target = nearest_colour_name(entities[best].lab)
         hits = [letter for letter, c in colour_of.items() if c == target or {c, target} == {"grey", "gray"}]
         if len(hits) == 1:
             return hits[0]

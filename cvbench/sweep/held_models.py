@@ -10,6 +10,7 @@ loop, and they cost nothing to make.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,30 +35,46 @@ class HeldAdapter:
 
 
 class HeldModels:
+    """Safe to share between the threads of one worker (a Ray actor with `max_concurrency` > 1):
+    two units asking for the same in-process model at once get the one loaded copy; the second
+    waits for the first's load instead of loading it again. Different models load in parallel."""
+
     def __init__(self) -> None:
         self._held: dict[str, ModelAdapter] = {}
+        self._loading: dict[str, threading.Lock] = {}  # one lock per model key, held while it loads
+        self._lock = threading.Lock()  # guards the three dicts
         self.loads: dict[str, int] = {}  # model spec -> times it was loaded in this process
 
     def resolve(self, spec: str, options: ModelOptions) -> Any:
         """The Runner's `resolve_model`: a held adapter for an in-process model, else a fresh one."""
-        held = in_process(spec, options.base_urls)
+        if not in_process(spec, options.base_urls):
+            return _resolve(spec, options)
         key = f"{spec}\0{options!r}"
-        if held and key in self._held:
-            return HeldAdapter(self._held[key])
-        try:
-            adapter = resolve_model(spec, options)
-        except (ModelResolutionError, ImportError) as exc:
-            raise RunError(str(exc)) from None
-        if not held:
-            return adapter
-        self._held[key] = adapter
-        self.loads[spec] = self.loads.get(spec, 0) + 1
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                adapter = self._held.get(key)
+            if adapter is None:
+                adapter = _resolve(spec, options)  # outside self._lock: minutes for a real model
+                with self._lock:
+                    self._held[key] = adapter
+                    self.loads[spec] = self.loads.get(spec, 0) + 1
         return HeldAdapter(adapter)
 
     def counts(self) -> Mapping[str, int]:
-        return dict(self.loads)
+        with self._lock:
+            return dict(self.loads)
 
     async def close(self) -> None:
-        held, self._held = self._held, {}
+        with self._lock:
+            held, self._held = self._held, {}
         for adapter in held.values():
             await adapter.aclose()
+
+
+def _resolve(spec: str, options: ModelOptions) -> Any:
+    try:
+        return resolve_model(spec, options)
+    except (ModelResolutionError, ImportError) as exc:
+        raise RunError(str(exc)) from None

@@ -5,10 +5,13 @@ by one Ray actor, is loaded once; the local sweep's run folders equal those of `
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from cvbench.model_adapters.registry import ModelOptions
+from cvbench.sweep.held_models import HeldModels
 from tests.reliability.conftest import SynthBase
 from tests.sweep.conftest import (
     RayCluster,
@@ -90,3 +93,14 @@ def test_one_ray_actor_loads_the_model_once_for_all_its_units(
     assert list(loads.values()) == [{f"hf:{tiny_model}": 1}]
     # the same records as the local executor's are checked there; here: every run complete
     assert len(list(out.glob("*/*/results.json"))) == len(STYLES) * 3  # each run and its 2 shards
+
+
+def test_threads_of_one_worker_share_one_load(tiny_model: Path) -> None:
+    """A Ray actor runs `units_per_worker` units in threads: units asking for the same in-process
+    model at once get the one loaded copy (the second waits for the first's load)."""
+    models = HeldModels()
+    options = ModelOptions(extra={"device": "cpu"})
+    with ThreadPoolExecutor(4) as pool:
+        adapters = list(pool.map(lambda _: models.resolve(f"hf:{tiny_model}", options), range(4)))
+    assert models.counts() == {f"hf:{tiny_model}": 1}
+    assert len({id(a._inner) for a in adapters}) == 1

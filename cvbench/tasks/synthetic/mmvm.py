@@ -2,14 +2,21 @@
 
 Overlays and question text come from the MMVM protocol module, so the synthetic cases look
 exactly like the ones cvbench renders for the official benchmark.
+
+Shortcut resistance (issue 23): the candidates are look-alikes (mmvm_cases.py), the candidate view
+has its own light and white balance, and per case the generator keeps the layout and white
+balance under which an appearance-statistics reader (mmvm_shortcut.py: colour histogram, mean
+colour, box aspect) ranks the true match at a rank planned uniformly over 0..n-1, so that reader
+finds the match with chance probability at every candidate setting. The query's id, and so the
+answer letter, is spread evenly over the positions. The answer itself is always the query object.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +24,8 @@ import numpy as np
 
 from cvbench.core.seeding import rng_for
 from cvbench.core.types import CUE_BY_CODE, CUE_CODES, Option
-from cvbench.imaging.masks import mask_to_polygons
+from cvbench.imaging.masks import mask_to_polygons, polygons_to_mask
+from cvbench.imaging.region_stats import appearance_at
 from cvbench.tasks.mmvm_marks import (
     MAX_ID_OPTIONS,
     NONE_OF_THE_ABOVE,
@@ -36,10 +44,11 @@ from cvbench.tasks.synthetic.mmvm_cases import (
     choose_cues,
     design_case,
 )
+from cvbench.tasks.synthetic.mmvm_shortcut import appearance, jpeg_round_trip, match_rank
 
 TSV_NAME = "mllm_match_eval_full.tsv"
 CASE_FACTS = "synth_case.json"  # extra file per case: the generator's facts (loaders ignore it)
-GENERATOR_VERSION = "cvbench-synth-mmvm/2"
+GENERATOR_VERSION = "cvbench-synth-mmvm/3"
 CASES_DIR = "match_bench"
 TSV_COLUMNS = (
     "index",
@@ -59,6 +68,9 @@ MIN_CANDIDATE_PX = 150  # every marked candidate shows at least this many pixels
 MIN_QUERY_PX = 400
 MIN_QUERY_FRACTION = 0.6  # the query is at least this complete in both views
 MAX_LAYOUT_ATTEMPTS = 25
+RANK_LAYOUTS = 6  # layouts (that keep everything visible) tried to put the match at its planned rank
+WHITE_BALANCES = 12  # candidate-view white balances tried per layout (the first is neutral)
+RANK_SLACK_DIVISOR = 12  # a reached rank within n // 12 of the planned one is kept (rank_miss)
 
 
 class CaseLayoutError(RuntimeError):
@@ -68,38 +80,123 @@ class CaseLayoutError(RuntimeError):
 @dataclass(frozen=True)
 class BuiltCase:
     design: CaseDesign
-    facts: SceneFacts
+    facts: SceneFacts  # views[1].image already carries the white balance
     query_cam: int
     cand_cam: int
+    planned_rank: int  # where the appearance shortcut was to rank the match (0: first)
+    shortcut_rank: int  # where it does rank it
+    white_balance: tuple[float, float, float]  # RGB gains of the candidate view
 
 
-def build_case(case_id: str, cues: tuple[str, ...], n: int, seed: int) -> BuiltCase:
+def render_case(design: CaseDesign) -> SceneFacts:
+    """Both views, the candidate view under its own light."""
+    scene = design.scene
+    first = scene_facts(replace(scene, cameras=scene.cameras[:1]), with_gaps=False)
+    second = scene_facts(replace(scene, cameras=scene.cameras[1:2], light=design.cand_light), with_gaps=False)
+    return SceneFacts(scene, first.views + second.views, first.seen + second.seen, {})
+
+
+def white_balances(seed: int, case_id: str, attempt: int) -> list[tuple[float, float, float]]:
+    """Camera white balances and exposures for the candidate view: neutral first, then seeded
+    draws (each channel within about +-25%, as between two cameras or times of day)."""
+    rng = rng_for(seed, "mmvm-white-balance", case_id, attempt)
+    out = [(1.0, 1.0, 1.0)]
+    for _ in range(WHITE_BALANCES - 1):
+        gains = np.exp(rng.normal(0.0, 0.1, 3) + rng.uniform(-0.15, 0.15))
+        out.append((float(gains[0]), float(gains[1]), float(gains[2])))
+    return out
+
+
+def apply_white_balance(image: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    if gains == (1.0, 1.0, 1.0):
+        return image
+    out: np.ndarray = np.clip(image.astype(np.float64) * np.array(gains) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _visible(facts: SceneFacts, design: CaseDesign) -> bool:
+    q_a, q_b = facts.seen[0][design.query], facts.seen[1][design.query]
+    if min(q_a.visible_px, q_b.visible_px) < MIN_QUERY_PX:
+        return False
+    if min(q_a.visible_fraction, q_b.visible_fraction) < MIN_QUERY_FRACTION:
+        return False
+    return all(facts.seen[1][c].visible_px >= MIN_CANDIDATE_PX for c in design.candidates)
+
+
+def _as_written(mask: np.ndarray) -> np.ndarray:
+    """The mask a reader of the case files gets back from its polygons."""
+    return polygons_to_mask(mask_to_polygons(mask), *mask.shape)
+
+
+def _ranks(
+    facts: SceneFacts, design: CaseDesign, balances: list[tuple[float, float, float]]
+) -> Iterator[tuple[tuple[float, float, float], int]]:
+    """Per white balance (lazily): the match's rank under the appearance shortcut."""
+    query_view, cand_view = facts.views[0], facts.views[1]
+    query = appearance(
+        jpeg_round_trip(query_view.image), _as_written(query_view.visible_mask(facts.index_of(design.query)))
+    )
+    regions = [np.nonzero(_as_written(cand_view.visible_mask(facts.index_of(c)))) for c in design.candidates]
+    match = design.candidates.index(design.query)
+    for gains in balances:
+        image = jpeg_round_trip(apply_white_balance(cand_view.image, gains))
+        yield gains, match_rank(query, [appearance_at(image, ys, xs) for ys, xs in regions], match)
+
+
+def rank_miss(rank: int, planned: int, n: int) -> int:
+    """How far a reached rank is from the planned one; 0 within n // RANK_SLACK_DIVISOR, but a
+    hit (rank 0) and a miss never count as the same."""
+    if (rank == 0) != (planned == 0):
+        return n
+    return max(0, abs(rank - planned) - n // RANK_SLACK_DIVISOR)
+
+
+def build_case(case_id: str, cues: tuple[str, ...], n: int, seed: int, rank_u: float = 0.0) -> BuiltCase:
     """Render a case, re-drawing the layout until the query is clearly visible in both views and
-    every candidate in the candidate view."""
+    every candidate in the candidate view; among up to RANK_LAYOUTS such layouts and their white
+    balances, keep the first whose match the appearance shortcut ranks at the planned rank
+    (floor(rank_u * n), within rank_miss's slack), else the closest."""
+    planned = min(n - 1, int(rank_u * n))
+    best: tuple[int, CaseDesign, SceneFacts, tuple[float, float, float], int] | None = None
+    layouts = 0
     for attempt in range(MAX_LAYOUT_ATTEMPTS):
         design = design_case(
             case_id, cues, n, rng_for(seed, "mmvm-looks", case_id), rng_for(seed, "mmvm-layout", case_id, attempt)
         )
-        facts = scene_facts(design.scene, with_gaps=False)
-        q_a, q_b = facts.seen[0][design.query], facts.seen[1][design.query]
-        if min(q_a.visible_px, q_b.visible_px) < MIN_QUERY_PX:
+        facts = render_case(design)
+        if not _visible(facts, design):
             continue
-        if min(q_a.visible_fraction, q_b.visible_fraction) < MIN_QUERY_FRACTION:
-            continue
-        if all(facts.seen[1][c].visible_px >= MIN_CANDIDATE_PX for c in design.candidates):
-            return BuiltCase(design, facts, 0, 1)
-    raise CaseLayoutError(
-        f"{case_id}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts kept the query and all {n} candidates visible"
-    )
+        layouts += 1
+        for gains, rank in _ranks(facts, design, white_balances(seed, case_id, attempt)):
+            miss = rank_miss(rank, planned, n)
+            if best is None or miss < best[0]:
+                best = (miss, design, facts, gains, rank)
+            if miss == 0:
+                break
+        if best is not None and (best[0] == 0 or layouts >= RANK_LAYOUTS):
+            break
+    if best is None:
+        raise CaseLayoutError(
+            f"{case_id}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts kept the query and all {n} candidates visible"
+        )
+    _, design, facts, gains, rank = best
+    views = (facts.views[0], replace(facts.views[1], image=apply_white_balance(facts.views[1].image, gains)))
+    return BuiltCase(design, replace(facts, views=views), 0, 1, planned, rank, gains)
 
 
-def draw_ids(seed: int, case_id: str, n: int) -> list[int]:
+def draw_ids(
+    seed: int, case_id: str, n: int, query_index: int | None = None, answer_u: float | None = None
+) -> list[int]:
     """A seeded shuffle of 1..n for the candidates (upstream's shuffle is the same, unseeded).
-    With more than 25 candidates the query's id can be one that is not listed as an option, and
-    the answer is then "None of the above", as in the official set."""
-    # the trailing 0 keeps the draws of version 1 (which re-drew with 1, 2, ... when the query's id
-    # was above 25): every case that needed no re-draw keeps its ids
-    return [int(v) + 1 for v in rng_for(seed, "mmvm-ids", case_id, 0).permutation(n)]
+    With `query_index` and `answer_u` the query's id is 1 + floor(answer_u * n) (the plan spreads
+    answer_u evenly over a cue's cases, so the answer positions are balanced), swapped in from
+    wherever the shuffle put it. With more than 25 candidates the query's id can be one that is
+    not listed as an option, and the answer is then "None of the above", as in the official set."""
+    ids = [int(v) + 1 for v in rng_for(seed, "mmvm-ids", case_id, 0).permutation(n)]
+    if query_index is not None and answer_u is not None:
+        j = ids.index(1 + min(n - 1, int(answer_u * n)))
+        ids[j], ids[query_index] = ids[query_index], ids[j]
+    return ids
 
 
 def answer_letter(options: Sequence[Option], query_id: int) -> str:
@@ -118,7 +215,7 @@ def _annotation(mask: np.ndarray, ident: int) -> dict[str, Any]:
     return {"height": int(h), "width": int(w), "segmentation": mask_to_polygons(mask), "id": int(ident)}
 
 
-def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
+def write_case(out_dir: Path, built: BuiltCase, seed: int, answer_u: float | None = None) -> dict[str, Any]:
     """Write the case folder; returns the TSV row (without `index`)."""
     d, f = built.design, built.facts
     case_rel = f"{CASES_DIR}/{d.case_id}"
@@ -126,8 +223,9 @@ def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
     query_view, cand_view = f.views[built.query_cam], f.views[built.cand_cam]
     query_mask = query_view.visible_mask(f.index_of(d.query))
     cand_masks = [cand_view.visible_mask(f.index_of(c)) for c in d.candidates]
-    ids = draw_ids(seed, d.case_id, len(d.candidates))
-    query_id = ids[d.candidates.index(d.query)]
+    query_index = d.candidates.index(d.query)
+    ids = draw_ids(seed, d.case_id, len(d.candidates), query_index, answer_u)
+    query_id = ids[query_index]
 
     write_jpeg(folder / "FRAME00_ORI.jpg", query_view.image)
     write_jpeg(folder / "FRAME00.jpg", render_query_view(query_view.image, query_mask))
@@ -140,7 +238,7 @@ def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
     by_id = sorted(zip(ids, cand_masks), key=lambda t: t[0])
     write_json(folder / "FRAME01_CAND.json", [_annotation(m, i) for i, m in by_id])
 
-    write_json(folder / CASE_FACTS, _case_facts(d, f, built.cand_cam, ids, query_id))
+    write_json(folder / CASE_FACTS, _case_facts(built, ids, query_id))
 
     options = mmvm_options(ids)
     answer = answer_letter(options, query_id)
@@ -161,10 +259,12 @@ def write_case(out_dir: Path, built: BuiltCase, seed: int) -> dict[str, Any]:
     }
 
 
-def _case_facts(d: CaseDesign, f: SceneFacts, cand_cam: int, ids: list[int], query_id: int) -> dict[str, Any]:
+def _case_facts(built: BuiltCase, ids: list[int], query_id: int) -> dict[str, Any]:
     """What each drawn id is (its look, 3D placement and visibility), which one is the query (the
-    TSV cannot say when the answer is "None of the above") and the landmarks: the facts behind
-    the case's cues, for audits."""
+    TSV cannot say when the answer is "None of the above"), the landmarks, the two lights and the
+    candidate view's white balance: the facts behind the case's cues, for audits; and where the
+    appearance shortcut ranks the match (planned and reached)."""
+    d, f, cand_cam = built.design, built.facts, built.cand_cam
     candidates = []
     for oid, ident in sorted(zip(d.candidates, ids), key=lambda t: t[1]):
         look, obj = d.looks[oid], d.scene.obj(oid)
@@ -194,17 +294,37 @@ def _case_facts(d: CaseDesign, f: SceneFacts, cand_cam: int, ids: list[int], que
         "query_id": query_id,
         "candidates": candidates,
         "landmarks": landmarks,
+        "lights": [[round(v, 4) for v in d.scene.light], [round(v, 4) for v in d.cand_light]],
+        "white_balance": [round(v, 4) for v in built.white_balance],
+        "shortcut_rank": {"planned": built.planned_rank, "reached": built.shortcut_rank},
     }
 
 
-def plan_cases(per_cue: int, seed: int) -> list[tuple[str, tuple[str, ...], int]]:
-    """(case id, cues, candidate count) for every case, cue by cue in CUE_CODES order."""
-    plan: list[tuple[str, tuple[str, ...], int]] = []
+@dataclass(frozen=True)
+class PlannedCase:
+    case_id: str
+    cues: tuple[str, ...]
+    n: int  # candidates
+    rank_u: float  # in [0, 1): where the appearance shortcut is to rank the match (build_case)
+    answer_u: float  # in [0, 1): which id the query gets (draw_ids)
+
+
+def _strata(seed: int, cue: str, what: str, count: int) -> list[float]:
+    """`count` values in [0, 1), one in each of `count` equal strata, in a seeded order."""
+    rng = rng_for(seed, "mmvm-strata", cue, what)
+    return [(int(k) + float(rng.uniform(0, 1))) / count for k in rng.permutation(count)]
+
+
+def plan_cases(per_cue: int, seed: int) -> list[PlannedCase]:
+    """Every case, cue by cue in CUE_CODES order. Within a cue the match's shortcut rank and the
+    answer's position are each spread evenly over the cases (stratified), independently."""
+    plan: list[PlannedCase] = []
     for cue in CUE_CODES:
+        ranks, answers = _strata(seed, cue, "rank", per_cue), _strata(seed, cue, "answer", per_cue)
         for k in range(per_cue):
-            case_id = f"case_{len(plan):04d}"
             rng = rng_for(seed, "mmvm-plan", cue, k)
-            plan.append((case_id, choose_cues(cue, rng), candidate_count(cue, k, rng)))
+            cues, n = choose_cues(cue, rng), candidate_count(cue, k, rng)
+            plan.append(PlannedCase(f"case_{len(plan):04d}", cues, n, ranks[k], answers[k]))
     return plan
 
 
@@ -215,9 +335,9 @@ def generate_mmvm(out_dir: Path, per_cue: int, seed: int) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for index, (case_id, cues, n) in enumerate(plan_cases(per_cue, seed)):
-        built = build_case(case_id, cues, n, seed)
-        rows.append({"index": str(index), **write_case(out_dir, built, seed)})
+    for index, case in enumerate(plan_cases(per_cue, seed)):
+        built = build_case(case.case_id, case.cues, case.n, seed, case.rank_u)
+        rows.append({"index": str(index), **write_case(out_dir, built, seed, case.answer_u)})
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(TSV_COLUMNS)

@@ -5,13 +5,21 @@ candidate has; every attribute outside the list is the same for all candidates, 
 cues are the designed ways to pick the query out (CL colour, SZ size, SP shape or posture, TM
 printed text, OM printed marker, OO orientation, BR what sits on top of it, RP its neighbour
 among unique landmark objects).
+
+Colours are exact shades ("#rrggbb"), not a dozen named colours: with CL the other candidates
+wear nearby shades of the query's colour (each at least MIN_SHADE_DELTA_E away in CIELAB, a
+difference a person sees side by side), so that colour statistics alone do not single it out
+once the light changes. The two views are lit from different directions (photos taken at other
+times); the candidate view's white balance is set per case by the generator (mmvm.py).
 """
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 from cvbench.core.types import CUE_CODES
@@ -21,6 +29,7 @@ from cvbench.tasks.synthetic.scene import (
     Decal,
     Scene,
     SceneObject,
+    colour_rgb,
     lying_matrix,
     yaw_matrix,
 )
@@ -59,6 +68,8 @@ SECONDARY: dict[str, tuple[str, ...]] = {
 SECONDARY_PROBABILITY = 0.3
 MAX_CANDIDATES: dict[str, int] = {"TM": 10, "OM": 14, "BR": 20}
 COUNT_BUCKETS: tuple[tuple[int, int], ...] = ((2, 4), (5, 8), (9, 12), (13, 25), (26, 37))
+MIN_SHADE_DELTA_E = 20.0  # CL: every other candidate's shade is at least this far from the query's (CIELAB)
+MAX_SHADE_DELTA_E = 45.0  # ... and at most this far, so that colour statistics confuse them under another light
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class CaseDesign:
     candidates: tuple[str, ...]  # object ids of the look-alike candidates (query included)
     landmark_of_query: str | None  # RP: the landmark the query stands next to
     looks: dict[str, Look]  # candidate object id -> look
+    cand_light: tuple[float, float, float]  # light of the candidate view (scene.light lights the query view)
 
 
 def candidate_count(cue: str, k: int, rng: np.random.Generator) -> int:
@@ -98,6 +110,45 @@ def choose_cues(cue: str, rng: np.random.Generator) -> tuple[str, ...]:
     return (cue,)
 
 
+def _hex(rgb: tuple[float, float, float]) -> str:
+    r, g, b = (round(255 * min(1.0, max(0.0, v))) for v in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _lab(colour: str) -> np.ndarray:
+    px = np.array([[colour_rgb(colour)]], dtype=np.uint8)
+    lab = cv2.cvtColor(px, cv2.COLOR_RGB2LAB).reshape(3).astype(np.float64)
+    return np.array([lab[0] * 100.0 / 255.0, lab[1] - 128.0, lab[2] - 128.0])
+
+
+def delta_e(a: str, b: str) -> float:
+    """CIE76 colour difference of two colours."""
+    return float(np.linalg.norm(_lab(a) - _lab(b)))
+
+
+def random_shade(rng: np.random.Generator) -> str:
+    """A saturated, mid-bright colour of any hue."""
+    h, s, v = float(rng.uniform(0, 1)), float(rng.uniform(0.45, 0.85)), float(rng.uniform(0.55, 0.9))
+    return _hex(colorsys.hsv_to_rgb(h, s, v))
+
+
+def nearby_shade(colour: str, rng: np.random.Generator) -> str:
+    """Another shade MIN_SHADE_DELTA_E..MAX_SHADE_DELTA_E away from `colour`: a little other hue,
+    saturation and brightness."""
+    h, s, v = colorsys.rgb_to_hsv(*(c / 255.0 for c in colour_rgb(colour)))
+    for _ in range(200):
+        shade = _hex(
+            colorsys.hsv_to_rgb(
+                (h + float(rng.uniform(-0.09, 0.09))) % 1.0,
+                min(0.95, max(0.2, s + float(rng.uniform(-0.25, 0.25)))),
+                min(0.95, max(0.3, v + float(rng.uniform(-0.22, 0.22)))),
+            )
+        )
+        if MIN_SHADE_DELTA_E <= delta_e(shade, colour) <= MAX_SHADE_DELTA_E:
+            return shade
+    raise RuntimeError(f"no shade near {colour} in 200 draws")  # not reached for random_shade colours
+
+
 def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator) -> list[Look]:
     """Looks for n candidates where candidate q is unique in every cue attribute and all
     candidates share every other attribute."""
@@ -112,7 +163,7 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
         base_variant = str(rng.choice(FLAT_TOPPED))
     else:
         base_variant = str(rng.choice([v for v in VARIANTS if v != "slab"]))
-    base = Look(base_variant, str(rng.choice(colours)), 1.0, float(rng.uniform(0, np.pi)))
+    base = Look(base_variant, random_shade(rng), 1.0, float(rng.uniform(0, np.pi)))
     if "TM" in cues or "OM" in cues:
         base = replace(base, scale=1.3)
     looks = [base] * n
@@ -122,9 +173,8 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
 
     for cue in cues:
         if cue == "CL":
-            qv = str(rng.choice(colours))
-            pool = others(colours, qv)
-            looks = [replace(lk, colour=qv if i == q else str(rng.choice(pool))) for i, lk in enumerate(looks)]
+            qv = looks[q].colour
+            looks = [replace(lk, colour=qv if i == q else nearby_shade(qv, rng)) for i, lk in enumerate(looks)]
         elif cue == "SZ":
             qi = int(rng.integers(0, len(SIZE_LEVELS)))
             pool = [s for j, s in enumerate(SIZE_LEVELS) if j != qi]
@@ -289,8 +339,28 @@ def design_case(
         )
     light = np.array([float(attempt_rng.uniform(-0.5, 0.5)), float(attempt_rng.uniform(-0.5, 0.5)), 1.0])
     light /= np.linalg.norm(light)
+    cand_light = _other_light(attempt_rng)
     ground = GROUND_STYLES[int(attempt_rng.integers(0, len(GROUND_STYLES)))]
     scene = Scene(case_id, tuple(objects), tuple(cams), (float(light[0]), float(light[1]), float(light[2])), ground)
     return CaseDesign(
-        case_id, cues, scene, cand_ids[q], tuple(cand_ids), landmark_ids[0] if landmark_ids else None, look_by_id
+        case_id,
+        cues,
+        scene,
+        cand_ids[q],
+        tuple(cand_ids),
+        landmark_ids[0] if landmark_ids else None,
+        look_by_id,
+        cand_light,
+    )
+
+
+def _other_light(rng: np.random.Generator) -> tuple[float, float, float]:
+    """The candidate view's light: from another side and height than the query view's (which is
+    within about 35 degrees of overhead), so that every face's shading changes between the views."""
+    azimuth = float(rng.uniform(0, 2 * np.pi))
+    elevation = float(rng.uniform(np.radians(25), np.radians(50)))
+    return (
+        float(np.cos(elevation) * np.cos(azimuth)),
+        float(np.cos(elevation) * np.sin(azimuth)),
+        float(np.sin(elevation)),
     )

@@ -12,7 +12,7 @@ from typing import cast
 
 import numpy as np
 
-from cvbench.tasks.synthetic.scene import COLOURS, Camera, Scene, SceneObject
+from cvbench.tasks.synthetic.scene import Camera, Scene, SceneObject, colour_rgb
 from cvbench.tasks.synthetic.shapes import intersect
 from cvbench.tasks.synthetic.textures import decal_texture
 
@@ -131,7 +131,7 @@ def _rect(cam: Camera, obj: SceneObject, pad_x: int, pad_y: int) -> tuple[int, i
 
 
 def _object_albedo(obj: SceneObject, local_pts: np.ndarray, local_n: np.ndarray) -> np.ndarray:
-    base = np.array(COLOURS[obj.colour], dtype=np.float64) / 255.0
+    base = np.array(colour_rgb(obj.colour), dtype=np.float64) / 255.0
     col = np.repeat(base[None, :], local_pts.shape[0], axis=0)
     if obj.decal is None or local_pts.shape[0] == 0:
         return col

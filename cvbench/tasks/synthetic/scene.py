@@ -26,6 +26,19 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (40, 40, 44),
 }
 
+
+def colour_rgb(colour: str) -> tuple[int, int, int]:
+    """RGB of a COLOURS name, or of an exact "#rrggbb" shade (the MMVM generator's look-alike colours)."""
+    if colour in COLOURS:
+        return COLOURS[colour]
+    if len(colour) == 7 and colour[0] == "#":
+        try:
+            return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
+        except ValueError:
+            pass
+    raise ValueError(f"unknown colour {colour!r}: expected one of {', '.join(COLOURS)} or '#rrggbb'")
+
+
 SHAPE_NOUNS = {"box": "box", "cylinder": "cylinder", "sphere": "ball", "cone": "cone"}
 
 
@@ -43,7 +56,7 @@ class SceneObject:
     shape: Shape
     centre: tuple[float, float, float]  # world position of the canonical frame's origin
     rotation: tuple[tuple[float, float, float], ...]  # 3x3, local -> world
-    colour: str  # key of COLOURS
+    colour: str  # key of COLOURS, or "#rrggbb" (colour_rgb)
     decal: Decal | None = None
     support: str | None = None  # object_id of the object it rests on (None: the ground)
 

@@ -1,4 +1,5 @@
-"""The synthetic MMVM set: upstream layout, protocol overlays, and a query that its cue picks out."""
+"""The synthetic MMVM set: upstream layout, protocol overlays, a query that its cue picks out, and
+an appearance shortcut (the real mask-heuristic) that ranks the match where the plan says."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cvbench.cli import cli
-from cvbench.core.types import CUE_CODES, CUES, OPTION_LETTERS, Sample
+from cvbench.core.types import CUE_CODES, CUES, OPTION_LETTERS, Capabilities, NativeRegions, Sample
 from cvbench.imaging.masks import polygons_to_mask
+from cvbench.imaging.region_stats import appearance_similarity, region_features
+from cvbench.model_adapters.mask_heuristic import heuristic_answer
+from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.prompting.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE, mmvm_options
 from cvbench.tasks.mmvm import iter_mmvm
 from cvbench.tasks.synthetic import generate_mmvm
-from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS, answer_letter, draw_ids
+from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS, answer_letter, draw_ids, plan_cases, rank_miss
+from cvbench.tasks.synthetic.mmvm_cases import MAX_SHADE_DELTA_E, MIN_SHADE_DELTA_E
 
 from .conftest import MMVM_PER_CUE, MMVM_SEED
 
@@ -129,6 +134,16 @@ def _nonzero_diff(values: list[float], query: float, rel: float) -> bool:
     return all(abs(v - query) > rel * max(abs(query), 1e-9) for v in values)
 
 
+def _lab(hex_colour: str) -> np.ndarray:
+    """CIELAB (D65) of an sRGB "#rrggbb", from the published formulas (not the generator's cv2 path)."""
+    rgb = np.array([int(hex_colour[k : k + 2], 16) / 255.0 for k in (1, 3, 5)])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
 def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
     for r in rows:
         case = _case_dir(mmvm_tsv, r)
@@ -139,8 +154,10 @@ def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], m
         q = by_id[facts["query_id"]]
         others = [c for i, c in by_id.items() if i != q["id"]]
         for cue in cues:
-            if cue == "CL":
-                assert all(c["colour"] != q["colour"] for c in others)
+            if cue == "CL":  # other shades of the query's colour, each clearly told apart from it
+                for c in others:
+                    diff = float(np.linalg.norm(_lab(c["colour"]) - _lab(q["colour"])))
+                    assert MIN_SHADE_DELTA_E - 1.5 <= diff <= MAX_SHADE_DELTA_E + 1.5, (r["index"], c, q)
             elif cue == "SZ":  # same kind of object, clearly another size (30% or more in every dimension)
                 for c in others:
                     ratio = np.array(c["size"]) / np.array(q["size"])
@@ -245,3 +262,56 @@ def test_the_cli_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["data", "synth", "--benchmark", "crossviewbench", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "not empty" in result.output
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def _heuristic_rank(native: NativeRegions, match_index: int) -> int:
+    """How many candidates the mask-heuristic's own similarity puts at or above the match."""
+    assert native.query is not None
+    qv = native.views[native.query.view_index]
+    query = region_features(qv.image, qv.masks[native.query.region_index])
+    cand_view = native.views[-1]
+    sims = [appearance_similarity(query, region_features(cand_view.image, m)) for m in cand_view.masks]
+    return sum(1 for i, v in enumerate(sims) if i != match_index and v >= sims[match_index])
+
+
+def test_the_real_mask_heuristic_ranks_the_match_where_the_case_says(mmvm_tsv: Path) -> None:
+    """The generator steers by a mirror of the heuristic's statistics; read back from the written
+    files through the real prompt path, the real heuristic ranks the match exactly where
+    synth_case.json says, and it answers correctly exactly when that rank is 0."""
+    samples = [s for s in iter_mmvm(mmvm_tsv, mmvm_tsv.parent) if isinstance(s, Sample)]
+    reached, hits = [], 0
+    for sample, row in zip(samples, _rows(mmvm_tsv)):
+        facts = json.loads((_case_dir(mmvm_tsv, row) / "synth_case.json").read_text())
+        rendered = build_prompt(sample, PromptSettings(mode="native"), Capabilities(native_regions=True))
+        native = rendered.prompt.native
+        assert native is not None
+        match = list(native.views[-1].region_ids).index(str(facts["query_id"]))
+        rank = _heuristic_rank(native, match)
+        assert rank == facts["shortcut_rank"]["reached"], sample.sample_id
+        letter, how = heuristic_answer(rendered.prompt)
+        if sample.answer_region_id is not None:
+            assert (letter == sample.answer) == (rank == 0), (sample.sample_id, how)
+        reached.append(rank_miss(rank, facts["shortcut_rank"]["planned"], len(facts["candidates"])))
+        hits += rank == 0
+    assert sum(miss == 0 for miss in reached) >= 0.75 * len(reached), reached
+    assert 0 < hits < len(reached)
+
+
+def test_the_plan_spreads_shortcut_ranks_and_answer_positions_evenly_per_cue() -> None:
+    per_cue = 20
+    plan = plan_cases(per_cue, 3)
+    for cue in CUE_CODES:
+        cases = [c for c in plan if c.cues[0] == cue]
+        assert len(cases) == per_cue
+        for values in ([c.rank_u for c in cases], [c.answer_u for c in cases]):
+            assert sorted(int(v * per_cue) for v in values) == list(range(per_cue))  # one per stratum
+        assert [c.rank_u for c in cases] != [c.answer_u for c in cases]
+
+
+def test_the_query_id_follows_the_planned_answer_position() -> None:
+    for n in (2, 5, 13, 37):
+        for k in range(40):
+            u = (k + 0.5) / 40
+            ids = draw_ids(0, f"case_{k:04d}", n, k % n, u)
+            assert sorted(ids) == list(range(1, n + 1))
+            assert ids[k % n] == 1 + int(u * n)
