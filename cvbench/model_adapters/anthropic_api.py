@@ -262,7 +262,10 @@ class AnthropicAdapter(ApiAdapter):
         return read_message(await client.messages.create(**args), output_limit)
 
     async def aclose(self) -> None:
-        self._sender.close()
+        # a closed adapter may be used again (as before: its clients are made anew); its
+        # sender's threads end, a fresh sender starts threads on demand
+        sender, self._sender = self._sender, ThreadSender(self._sender.name, self._sender.max_threads)
+        sender.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()

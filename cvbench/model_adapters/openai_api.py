@@ -353,7 +353,10 @@ class OpenAIChatAdapter(ApiAdapter):
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
         sync_clients, self._sync_clients = self._sync_clients, {}
-        self._sender.close()
+        # a closed adapter may be used again (as before: its clients are made anew); its
+        # sender's threads end, a fresh sender starts threads on demand
+        sender, self._sender = self._sender, ThreadSender(self._sender.name, self._sender.max_threads)
+        sender.close()
         for client in clients.values():
             await client.close()
         for sync_client in sync_clients.values():

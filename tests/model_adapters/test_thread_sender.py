@@ -213,3 +213,22 @@ def test_anthropic_body_is_written_to_the_socket_by_a_sender_thread(
         assert responses[0].ok and responses[0].text == "B"
         assert [i.data for i in server.requests[0].images] == [i.data for i in request.prompt.images]
     assert names and all(n.startswith("cvbench-send-") for n in names), names
+
+
+def test_a_closed_adapter_can_be_used_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """`aclose` ends the sender's threads; the adapter still works afterwards (a new event loop,
+    new clients, a new sender), as it did with async clients only."""
+    isolate_keys(monkeypatch, tmp_path, OPENAI_API_KEY=TEST_KEYS["OPENAI_API_KEY"])
+    with OpenAIWireServer(answer="A") as server:
+        adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
+        request = make_request("openai:gpt-4o", make_prompt(1))
+
+        async def once() -> Any:
+            try:
+                return await adapter.generate(request)
+            finally:
+                await adapter.aclose()
+
+        assert run(once()).ok
+        assert run(once()).ok
+        assert len(server.requests) == 2
