@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -30,6 +31,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.heldout_shortcut import heldout_results
 from cvbench.rundir.format import SampleRecord, iter_records
 from cvbench.runner.session import RunOptions, run
 from cvbench.scoring.stats import wilson
@@ -45,9 +47,11 @@ RESULTS = REPO_ROOT / "bench" / "results" / "synthetic_validity.json"
 
 def summarise(records: Iterable[SampleRecord]) -> dict[str, Any]:
     recs = list(records)
-    n = len(recs)
-    correct = sum(r.correct for r in recs)
-    chance = sum(r.chance for r in recs) / n if n else 0.0
+    return summary(sum(r.correct for r in recs), len(recs), sum(r.chance for r in recs))
+
+
+def summary(correct: int, n: int, chance_sum: float) -> dict[str, Any]:
+    chance = chance_sum / n if n else 0.0
     low, high = wilson(correct, n) if n else (0.0, 0.0)
     acc = correct / n if n else 0.0
     return {
@@ -111,6 +115,20 @@ def evaluate(model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS) -
     return result
 
 
+HELDOUT = "heldout-shortcut"  # bench/heldout_shortcut.py: a pixel rule the generator does not steer by
+
+
+def heldout(jsonl: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    per_type = heldout_results(jsonl)
+    total = summary(*(sum(x) for x in zip(*((c, n, ch * n) for c, n, ch in per_type.values()))))
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "overall": {"crossviewbench": total},
+        "task_type": {t: summary(c, n, ch * n) for t, (c, n, ch) in sorted(per_type.items())},
+    }
+
+
 def misses(results: dict[str, Any]) -> list[str]:
     """Every group or overall figure that misses its target, as readable lines."""
     lines = []
@@ -139,26 +157,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7, help="data seed (not the built-in 0)")
     ap.add_argument("--models", default=",".join(BASELINES))
     ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: synth-crossviewbench, synth-mmvm")
+    ap.add_argument(
+        "--types",
+        default=None,
+        help="comma-separated CrossViewBench task types (e.g. Q7,Q8): generate and measure only these (quick checks)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the generator says when it relaxes
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cvbench-validity-") as tmp:
         work = Path(tmp)
         data = work / "data"
         tasks = args.tasks.split(",")
+        types = args.types.split(",") if args.types else None
+        if types is not None and tasks != ["synth-crossviewbench"]:
+            raise SystemExit("--types needs --tasks synth-crossviewbench")
         seconds: dict[str, float] = {}
         for task in tasks:
             started = time.perf_counter()
             folder = data / get_task(task).data_subdir
             if task == "synth-crossviewbench":
-                generate_crossviewbench(folder, args.per_type, args.seed)
+                generate_crossviewbench(folder, args.per_type, args.seed, types)
             else:
                 generate_mmvm(folder, args.per_type, args.seed)
             seconds[task] = round(time.perf_counter() - started, 1)
         results = {m: evaluate(m, data, work, tasks) for m in args.models.split(",")}
+        if "synth-crossviewbench" in tasks:
+            results[HELDOUT] = heldout(data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl")
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
-        "data": {"seed": args.seed, "per_type": args.per_type, "per_cue": args.per_type},
+        "data": {"seed": args.seed, "per_type": args.per_type, "per_cue": args.per_type, "types": types},
         "targets": {
             "group": "every type, cue and cue@setting: Wilson 95% lower bound < chance + 0.10",
             "overall": "per benchmark: accuracy <= chance + 0.05",
@@ -175,6 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for model, res in results.items():
         for bench, s in res["overall"].items():
             print(f"{model:15s} {bench:15s} {100 * s['accuracy']:5.1f}% (chance {100 * s['chance']:.1f}%)")
+    for model, res in results.items():
+        by_type = res.get("task_type", {})
+        cells = [f"{t} {100 * (s['accuracy'] - s['chance']):+.0f}" for t, s in by_type.items()]
+        if cells:
+            print(f"{model:15s} vs chance: " + ", ".join(cells))
     print(f"{len(report['misses'])} misses; written to {args.out}")
     for line in report["misses"]:
         print("  " + line)

@@ -4,6 +4,8 @@ written as `crossviewbench.jsonl` + `images/<scene>/<camera>.png` in the upstrea
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,19 @@ from cvbench.tasks.synthetic.questions import (
 )
 from cvbench.tasks.synthetic.scene import Camera, SceneObject
 
+log = logging.getLogger(__name__)
+
 DATASET = "cvbench-synth"
 JSONL_NAME = "crossviewbench.jsonl"
-GENERATOR_VERSION = "cvbench-synth-cvb/3"
+GENERATOR_VERSION = "cvbench-synth-cvb/4"
 MAX_PER_SCENE = 6
 MAX_SAME_TYPE_PER_SCENE = 1
 MAX_NEW_SCENES_PER_QUESTION = 80
+# after these many new scenes without a fitting question, the shortcut constraint is relaxed for
+# that question (logged): first the related cues need not agree (shortcut.box_agrees), then any
+# rank but the shortcut's pick (a planned miss stays a miss), then none; a rare combination (e.g.
+# the true object as the least alike of four) must not stall generation
+RELAX_SHORTCUT_AFTER = (10, 20, 40)
 
 
 class SynthesisError(RuntimeError):
@@ -55,17 +64,35 @@ def balanced_targets(n: int, n_options: int, rng: np.random.Generator) -> list[i
     return [base[i] for i in rng.permutation(n)]
 
 
-def plan_questions(per_type: int, seed: int) -> list[tuple[str, int, Ask]]:
+def _balanced_ranks(targets: list[int], n: int, rng: np.random.Generator) -> list[int]:
+    """A rank per question, each rank as often as possible overall and within each answer index
+    (counts differ by at most one): consecutive ranks along the questions grouped by answer."""
+    start = int(rng.integers(0, n))
+    ranks = [0] * len(targets)
+    for pos, i in enumerate(sorted(range(len(targets)), key=lambda k: targets[k])):
+        ranks[i] = (start + pos) % n
+    return ranks
+
+
+def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None) -> list[tuple[str, int, Ask]]:
     """(task type, index within type, what to ask), interleaved in a seeded order. Answer indices
-    and wordings are balanced per type; LOOKALIKE_TYPES always have look-alike distractors."""
+    and wordings are balanced per type; LOOKALIKE_TYPES always have look-alike distractors; the
+    correct option's rank in the pixel shortcut's preference order (questions/shortcut.py; rank 0:
+    the shortcut picks it) is balanced too, independently of the answer index, so the shortcut,
+    and any rule that takes its second or last choice, scores chance."""
     items: list[tuple[str, int, Ask]] = []
-    for qtype in TASK_TYPES:
-        targets = balanced_targets(per_type, N_OPTIONS[qtype], rng_for(seed, "cvb-targets", qtype))
+    for qtype in TASK_TYPES if types is None else types:
+        n = N_OPTIONS[qtype]
+        targets = balanced_targets(per_type, n, rng_for(seed, "cvb-targets", qtype))
+        ranks = _balanced_ranks(targets, n, rng_for(seed, "cvb-shortcut-rank", qtype))
         wordings = balanced_targets(per_type, len(TEMPLATES[qtype]), rng_for(seed, "cvb-wording", qtype))
         # every correspondence question has look-alike distractors: without them the colour
         # histogram alone finds the object (the mask-heuristic solved 87% of the plain ones)
-        flags = [qtype in LOOKALIKE_TYPES] * per_type
-        items.extend((qtype, i, Ask(t, flag, w)) for i, (t, flag, w) in enumerate(zip(targets, flags, wordings)))
+        flag = qtype in LOOKALIKE_TYPES
+        items.extend(
+            (qtype, i, Ask(t, flag, w, shortcut_ranks=(r,)))
+            for i, (t, r, w) in enumerate(zip(targets, ranks, wordings))
+        )
     order = rng_for(seed, "cvb-order").permutation(len(items))
     return [items[i] for i in order]
 
@@ -82,12 +109,23 @@ def _finish(draft: Draft, f: SceneFacts, ask: Ask) -> Draft:
     return replace(draft, lookalike=lookalike, wording=ask.wording)
 
 
-def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) -> list[_SceneSlot]:
+def _relaxed(ask: Ask, n_options: int) -> Ask:
+    if ask.shortcut_strict:
+        return replace(ask, shortcut_strict=False)
+    ranks = ask.shortcut_ranks
+    misses = tuple(range(1, n_options))
+    wider = misses if ranks is not None and 0 not in ranks and ranks != misses else None
+    return replace(ask, shortcut_ranks=wider)
+
+
+def build_scenes(
+    per_type: int, seed: int, width: int = 640, height: int = 480, types: Sequence[str] | None = None
+) -> list[_SceneSlot]:
     """Scenes with their questions. Each question goes to the first scene (in creation order) that
     has room and can ask it with the planned answer; new scenes are made only when none can."""
     slots: list[_SceneSlot] = []
     n_made = 0
-    for qtype, i, ask in plan_questions(per_type, seed):
+    for qtype, i, ask in plan_questions(per_type, seed, types):
         sample_id = f"synth-{qtype.lower()}-{i:04d}"
         draft = None
         for slot in slots:
@@ -103,6 +141,15 @@ def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) 
                 break
         tries = 0
         while draft is None:
+            if tries in RELAX_SHORTCUT_AFTER and ask.shortcut_ranks is not None:
+                ask = _relaxed(ask, N_OPTIONS[qtype])
+                log.info(
+                    "%s: no fitting question in %d new scenes; now ranks %s%s",
+                    sample_id,
+                    tries,
+                    ask.shortcut_ranks,
+                    "" if ask.shortcut_strict else " (box cues free)",
+                )
             if tries >= MAX_NEW_SCENES_PER_QUESTION:
                 raise SynthesisError(
                     f"no scene among {tries} new ones could ask {qtype} with answer index {ask.target}"
@@ -121,13 +168,14 @@ def build_scenes(per_type: int, seed: int, width: int = 640, height: int = 480) 
     return [s for s in slots if s.drafts]
 
 
-def generate_crossviewbench(out_dir: Path, per_type: int, seed: int) -> Path:
-    """Write `out_dir/crossviewbench.jsonl` and `out_dir/images/`; returns the jsonl path."""
+def generate_crossviewbench(out_dir: Path, per_type: int, seed: int, types: Sequence[str] | None = None) -> Path:
+    """Write `out_dir/crossviewbench.jsonl` and `out_dir/images/`; returns the jsonl path. `types`
+    (default: all 17) limits the set to some task types, for quick validity checks."""
     if per_type < 1:
         raise ValueError(f"per_type must be at least 1, got {per_type}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    slots = build_scenes(per_type, seed)
+    slots = build_scenes(per_type, seed, types=types)
     records: list[dict[str, Any]] = []
     for slot in slots:
         listing = _object_listing(slot.facts, seed)
@@ -141,7 +189,10 @@ def generate_crossviewbench(out_dir: Path, per_type: int, seed: int) -> Path:
     path = out_dir / JSONL_NAME
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n" for rec in records)
-    write_folder_manifest(out_dir, {"set": "crossviewbench", "seed": seed, "per_type": per_type})
+    params: dict[str, Any] = {"set": "crossviewbench", "seed": seed, "per_type": per_type}
+    if types is not None:
+        params["types"] = list(types)
+    write_folder_manifest(out_dir, params)
     return path
 
 

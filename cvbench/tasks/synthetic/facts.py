@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -59,6 +59,8 @@ class SceneFacts:
     views: tuple[RenderedView, ...]
     seen: tuple[dict[str, ObjectInView], ...]  # per camera: object id -> facts
     gaps: dict[tuple[str, str], float]  # sorted id pair -> 3D surface gap (0 = touching)
+    # derived per-view region statistics, filled on first use by the question generators
+    cache: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
 
     def gap(self, a: str, b: str) -> float:
         return self.gaps[(a, b) if a < b else (b, a)]

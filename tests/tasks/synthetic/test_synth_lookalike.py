@@ -68,9 +68,17 @@ def test_every_lookalike_type_question_has_lookalikes(records: list[dict[str, An
 def _key_objects(r: dict[str, Any]) -> list[str]:
     """The objects a person must find again in the other image."""
     ro = r["metadata"]["region_objects"]
-    return {"Q1": ro[:1], "Q2": ro[:1], "Q3": ro[3:4], "Q4": ro[:2], "Q5": ro[:1], "Q9": ro[:1], "Q14": ro[:2]}[
-        r["question_type"]
-    ]
+    return {
+        "Q1": ro[:1],
+        "Q2": ro[:1],
+        "Q3": ro[3:4],
+        "Q4": ro[:2],
+        "Q5": ro[:1],
+        "Q9": ro[:1],
+        "Q10": ro[:1],
+        "Q12": ro[:1],
+        "Q14": ro[:2],
+    }[r["question_type"]]
 
 
 def _look(o: dict[str, Any]) -> tuple[Any, ...]:
@@ -104,8 +112,6 @@ def test_every_lookalike_question_is_solvable_by_the_layout(records: list[dict[s
             assert any(md["geometry"][m][views[1]]["visible_px"] > 0 for m in listed[ro[0]])
         if t == "Q9":  # the query's look-alike is in the second image, unmarked
             assert any(md["geometry"][m][views[1]]["visible_px"] > 0 and m not in ro for m in listed[ro[0]])
-        if t == "Q14":
-            continue  # the question itself names the correspondence ("in the same order")
         # every key object with a look-alike has an anchor that tells it apart
         anchors = md["facts"]["anchors"]
         assert set(anchors) == set(listed)
@@ -137,6 +143,8 @@ def _keys_of(d: Draft) -> list[str]:
         "Q4": lambda: f["first_image_objects"],
         "Q5": lambda: [f["first"]],
         "Q9": lambda: [f["query"]],
+        "Q10": lambda: [f["object"]],
+        "Q12": lambda: [f["object"]],
         "Q14": lambda: f["objects"],
         "Q6": lambda: [f["object"]],
         "Q7": lambda: f["objects"],

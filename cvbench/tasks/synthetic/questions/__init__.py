@@ -18,6 +18,9 @@ category: correspondence (Q1-Q5), visibility (Q6-Q8), geometric (Q9-Q16), physic
 
 from __future__ import annotations
 
+import numpy as np
+
+from cvbench.tasks.synthetic.facts import SceneFacts
 from cvbench.tasks.synthetic.questions.common import (
     ANCHOR_MAX_DIST,
     ANCHOR_MIN_PX,
@@ -31,6 +34,7 @@ from cvbench.tasks.synthetic.questions.common import (
     YES_NO,
     Ask,
     Draft,
+    DraftSource,
     Generator,
     Ref,
     anchor_for,
@@ -40,10 +44,29 @@ from cvbench.tasks.synthetic.questions.common import (
 from cvbench.tasks.synthetic.questions.correspondence import q1, q2, q3, q4, q5
 from cvbench.tasks.synthetic.questions.geometric import q9, q10, q11, q12, q13, q14, q15, q16
 from cvbench.tasks.synthetic.questions.physical import q17
+from cvbench.tasks.synthetic.questions.shortcut import fits, shortcut_pick, shortcut_ranking
 from cvbench.tasks.synthetic.questions.visibility import q6, q7, q8
 from cvbench.tasks.synthetic.questions.wording import TEMPLATES, question_text
 
-GENERATORS: dict[str, Generator] = {
+MAX_DRAFTS_PER_SCENE = 400  # questions of one type tried on one scene before it is given up
+
+
+def _first_fitting(source: DraftSource) -> Generator:
+    """The first question of `source` that fits the ask's shortcut constraint (shortcut.py)."""
+
+    def generate(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+        for n, draft in enumerate(source(f, rng, ask)):
+            if n >= MAX_DRAFTS_PER_SCENE:
+                break
+            if fits(f, draft, ask.shortcut_ranks, ask.shortcut_strict):
+                return draft
+        return None
+
+    generate.__name__ = source.__name__
+    return generate
+
+
+SOURCES: dict[str, DraftSource] = {
     "Q1": q1,
     "Q2": q2,
     "Q3": q3,
@@ -62,6 +85,7 @@ GENERATORS: dict[str, Generator] = {
     "Q16": q16,
     "Q17": q17,
 }
+GENERATORS: dict[str, Generator] = {qtype: _first_fitting(source) for qtype, source in SOURCES.items()}
 
 __all__ = [
     "ANCHOR_MAX_DIST",
@@ -73,15 +97,20 @@ __all__ = [
     "LOOKALIKE_TYPES",
     "MIN_REF_PX",
     "N_OPTIONS",
+    "SOURCES",
     "TEMPLATES",
     "UNMISTAKABLE_TYPES",
     "YES_NO",
     "Ask",
     "Draft",
+    "DraftSource",
     "Generator",
     "Ref",
     "anchor_for",
+    "fits",
     "question_text",
+    "shortcut_pick",
+    "shortcut_ranking",
     "twins",
     "visible_twins",
 ]

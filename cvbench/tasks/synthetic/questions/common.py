@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ ANCHOR_MAX_DIST = 1.0  # an anchor's centre lies at most this far from the key o
 ANCHOR_RATIO = 0.6  # ... and at most this share of its distance to any look-alike of the key object
 ANCHOR_MIN_PX = 200  # ... and shows at least this many pixels in both views
 # task types asked with and without look-alike distractors (about half each)
-LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q9", "Q14")
+LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q9", "Q10", "Q12", "Q14")
 # task types that mark an object in one image only and need it found again in the other: their
 # objects never have a visible look-alike (that would make them ambiguous)
 UNMISTAKABLE_TYPES: tuple[str, ...] = ("Q6", "Q7", "Q8", "Q13", "Q15", "Q17")
@@ -63,6 +63,11 @@ class Ask:
     target: int  # index of the option that must be correct
     lookalike: bool = False  # the key object must have a visible look-alike (LOOKALIKE_TYPES only)
     wording: int = 0  # index into TEMPLATES[task type]
+    # the ranks the correct option may hold in the pixel shortcut's preference order (shortcut.py;
+    # 0: the shortcut picks it); None: no constraint
+    shortcut_ranks: tuple[int, ...] | None = None
+    # ... and the related cues agree with it (shortcut.box_agrees)
+    shortcut_strict: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Draft:
 
 
 Generator = Callable[[SceneFacts, np.random.Generator, Ask], "Draft | None"]
+# a type's question source: every exact question the scene offers for the ask, in seeded order
+DraftSource = Callable[[SceneFacts, np.random.Generator, Ask], Iterator[Draft]]
 
 
 def _seen(f: SceneFacts, cam: int, oid: str) -> ObjectInView:

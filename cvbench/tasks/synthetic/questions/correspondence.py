@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import permutations
 
 import numpy as np
@@ -24,7 +25,7 @@ from cvbench.tasks.synthetic.questions.common import (
 from cvbench.tasks.synthetic.questions.wording import question_text
 
 
-def q1(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q1(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
         for q in _shuffled(rng, sorted(set(_refable(f, a)) & set(ref_b))):
@@ -33,7 +34,7 @@ def q1(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if len(pool) < 3 or anchors is None or (ask.lookalike and not set(twins(f, q)) & set(pool)):
                 continue
             cands = _place(q, _similar_first(f, q, pool, rng)[:3], ask.target)
-            return Draft(
+            yield Draft(
                 "Q1",
                 (a, b),
                 question_text("Q1", ask.wording),
@@ -44,10 +45,9 @@ def q1(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 ask.lookalike,
                 ask.wording,
             )
-    return None
 
 
-def q2(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q2(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
         for q in _shuffled(rng, sorted(set(_refable(f, a)) & set(ref_b))):
@@ -56,7 +56,7 @@ def q2(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if not pool or anchors is None or (ask.lookalike and not set(twins(f, q)) & set(pool)):
                 continue
             cands = _place(q, _similar_first(f, q, pool, rng)[:1], ask.target)
-            return Draft(
+            yield Draft(
                 "Q2",
                 (a, b),
                 question_text("Q2", ask.wording),
@@ -67,10 +67,9 @@ def q2(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 ask.lookalike,
                 ask.wording,
             )
-    return None
 
 
-def q3(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q3(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     for a, b in _cam_pairs(f, rng):
         ref_a = _refable(f, a)
         for q in _shuffled(rng, _refable(f, b)):
@@ -86,7 +85,7 @@ def q3(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 if len(pool) < 3:
                     continue
                 cands = _similar_first(f, q, pool, rng)[:3]
-            return Draft(
+            yield Draft(
                 "Q3",
                 (a, b),
                 question_text("Q3", ask.wording),
@@ -97,10 +96,9 @@ def q3(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 ask.lookalike,
                 ask.wording,
             )
-    return None
 
 
-def q4(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q4(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     labels = ("X", "Y", "Z")
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
@@ -127,7 +125,7 @@ def q4(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
         chosen = _place(correct, [wrong[int(i)] for i in rng.permutation(len(wrong))[:3]], ask.target)
         options = tuple(f"object 1 is {m[0]} and object 2 is {m[1]}" for m in chosen)
         refs = (Ref(a, p1), Ref(a, p2)) + tuple(Ref(b, c) for c in cands)
-        return Draft(
+        yield Draft(
             "Q4",
             (a, b),
             question_text("Q4", ask.wording),
@@ -138,10 +136,9 @@ def q4(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             ask.lookalike,
             ask.wording,
         )
-    return None
 
 
-def q5(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q5(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
         for q in _shuffled(rng, _refable(f, a)):
@@ -160,7 +157,7 @@ def q5(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 if not pool:
                     continue
                 other = _similar_first(f, q, pool, rng)[0]
-            return Draft(
+            yield Draft(
                 "Q5",
                 (a, b),
                 question_text("Q5", ask.wording),
@@ -171,4 +168,3 @@ def q5(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 ask.lookalike,
                 ask.wording,
             )
-    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from cvbench.tasks.synthetic.facts import SceneFacts
@@ -24,7 +26,7 @@ from cvbench.tasks.synthetic.questions.common import (
 from cvbench.tasks.synthetic.questions.wording import question_text
 
 
-def q9(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q9(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
@@ -46,7 +48,7 @@ def q9(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 continue
             cands = _place(pool[0], rest[:3], target)
             text = question_text("Q9", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q9",
                 (a, b),
                 text,
@@ -64,7 +66,6 @@ def q9(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 ask.lookalike,
                 ask.wording,
             )
-    return None
 
 
 def _measurable_both(f: SceneFacts, a: int, b: int) -> list[str]:
@@ -73,26 +74,32 @@ def _measurable_both(f: SceneFacts, a: int, b: int) -> list[str]:
     )
 
 
-def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Marked in the first image only, with a visible look-alike (and an anchor): marked in both
+    images, the visible extent all but gives the answer away."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for q in _shuffled(rng, _measurable_both(f, a, b)):
+            anchors = _lookalike_ok(f, (q,), (a, b), ask.lookalike)
+            if anchors is None:
+                continue
             ratio = _seen(f, b, q).apparent_size / _seen(f, a, q).apparent_size
             if (target == 0 and ratio >= 1.25) or (target == 1 and ratio <= 0.8):
                 text = question_text("Q10", ask.wording)
-                return Draft(
+                yield Draft(
                     "Q10",
                     (a, b),
                     text,
                     YES_NO,
                     target,
-                    (Ref(a, q), Ref(b, q)),
-                    {"object": q, "size_ratio_second_to_first": round(ratio, 4)},
+                    (Ref(a, q),),
+                    _with_anchors({"object": q, "size_ratio_second_to_first": round(ratio, 4)}, anchors),
+                    ask.lookalike,
+                    ask.wording,
                 )
-    return None
 
 
-def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         objs = [o for o in _refable(f, a) if _seen(f, a, o).measurable]
@@ -108,7 +115,7 @@ def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             continue
         cands = _place(least, _shuffled(rng, others)[:3], target)
         text = question_text("Q11", ask.wording)
-        return Draft(
+        yield Draft(
             "Q11",
             (a, b),
             text,
@@ -117,30 +124,37 @@ def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             tuple(Ref(a, c) for c in cands),
             {"objects": cands, "visible_fractions": [round(frac[c], 4) for c in cands]},
         )
-    return None
 
 
-def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Marked in the first image only, with a visible look-alike (and an anchor), like Q10."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for q in _shuffled(rng, _measurable_both(f, a, b)):
+            anchors = _lookalike_ok(f, (q,), (a, b), ask.lookalike)
+            if anchors is None:
+                continue
             fa, fb = _seen(f, a, q).visible_fraction, _seen(f, b, q).visible_fraction
             if abs(fa - fb) < 0.3 or (0 if fa > fb else 1) != target:
                 continue
             text = question_text("Q12", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q12",
                 (a, b),
                 text,
                 ("the first image", "the second image"),
                 target,
-                (Ref(a, q), Ref(b, q)),
-                {"object": q, "visible_fraction_first": round(fa, 4), "visible_fraction_second": round(fb, 4)},
+                (Ref(a, q),),
+                _with_anchors(
+                    {"object": q, "visible_fraction_first": round(fa, 4), "visible_fraction_second": round(fb, 4)},
+                    anchors,
+                ),
+                ask.lookalike,
+                ask.wording,
             )
-    return None
 
 
-def q13(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q13(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for p, q in _pairs(rng, _both_refable(f, a, b)):
@@ -155,7 +169,7 @@ def q13(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if (0 if flipped else 1) != target:
                 continue
             text = question_text("Q13", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q13",
                 (a, b),
                 text,
@@ -169,21 +183,22 @@ def q13(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                     "centre_x_second": [round(_seen(f, b, o).centre_px[0], 2) for o in (left, right)],
                 },
             )
-    return None
 
 
 def _both_refable(f: SceneFacts, a: int, b: int) -> list[str]:
     return sorted(set(_refable(f, a)) & set(_refable(f, b)))
 
 
-def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         pairs = _pairs(rng, _both_refable(f, a, b))
-        if ask.lookalike:  # pairs of look-alikes first: then only the question's order says which is which
+        if ask.lookalike:  # pairs of look-alikes first: only the layout (anchors) tells them apart
             pairs = sorted(pairs, key=lambda pq: pq[1] not in twins(f, pq[0]))
         for p, q in pairs:
-            lookalike_facts = _lookalike_ok(f, (p, q), (a, b), ask.lookalike, need_anchor=False)
+            # marked in the first image only: each must be found again in the second, so every
+            # one with a visible look-alike needs an anchor
+            lookalike_facts = _lookalike_ok(f, (p, q), (a, b), ask.lookalike)
             if lookalike_facts is None:
                 continue
             disp = {
@@ -200,13 +215,13 @@ def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 continue
             first, second = (big, small) if target == 0 else (small, big)
             text = question_text("Q14", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q14",
                 (a, b),
                 text,
                 ("the first object", "the second object"),
                 target,
-                (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
+                (Ref(a, first), Ref(a, second)),
                 _with_anchors(
                     {"objects": [first, second], "displacement_px": [round(disp[first], 2), round(disp[second], 2)]},
                     lookalike_facts,
@@ -214,10 +229,9 @@ def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 ask.lookalike,
                 ask.wording,
             )
-    return None
 
 
-def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for p, q in _pairs(rng, _both_refable(f, a, b)):
@@ -232,7 +246,7 @@ def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if (0 if same else 1) != target:
                 continue
             text = question_text("Q15", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q15",
                 (a, b),
                 text,
@@ -246,10 +260,9 @@ def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                     "depth_second": [round(_seen(f, b, o).depth, 4) for o in (near, far)],
                 },
             )
-    return None
 
 
-def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for p, q in _pairs(rng, _measurable_both(f, a, b)):
@@ -259,7 +272,7 @@ def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 continue
             first, second = (big, small) if target == 0 else (small, big)
             text = question_text("Q16", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q16",
                 (a, b),
                 text,
@@ -268,4 +281,3 @@ def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
                 {"objects": [first, second], "size_growth": [round(growth[first], 4), round(growth[second], 4)]},
             )
-    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from cvbench.tasks.synthetic.facts import SceneFacts
@@ -20,7 +22,7 @@ from cvbench.tasks.synthetic.questions.common import (
 from cvbench.tasks.synthetic.questions.wording import question_text
 
 
-def q17(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q17(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         view = f.views[a]
@@ -37,7 +39,7 @@ def q17(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             if (0 if touching else 1) != target:
                 continue
             text = question_text("Q17", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q17",
                 (a, b),
                 text,
@@ -46,4 +48,3 @@ def q17(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 (Ref(a, p), Ref(a, q)),
                 {"objects": [p, q], "surface_gap": round(gap, 4) + 0.0, "projection_overlap_px": overlap},
             )
-    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from cvbench.tasks.synthetic.facts import SceneFacts
@@ -21,7 +23,7 @@ from cvbench.tasks.synthetic.questions.common import (
 from cvbench.tasks.synthetic.questions.wording import question_text
 
 
-def q6(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q6(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for q in _shuffled(rng, _refable(f, a)):
@@ -30,13 +32,10 @@ def q6(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                 continue
             if (target == 0 and vis_b >= MIN_REF_PX) or (target == 1 and vis_b == 0):
                 text = question_text("Q6", ask.wording)
-                return Draft(
-                    "Q6", (a, b), text, YES_NO, target, (Ref(a, q),), {"object": q, "visible_px_second": vis_b}
-                )
-    return None
+                yield Draft("Q6", (a, b), text, YES_NO, target, (Ref(a, q),), {"object": q, "visible_px_second": vis_b})
 
 
-def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         ref_a = [o for o in _refable(f, a) if not visible_twins(f, o, (a, b))]
@@ -47,7 +46,7 @@ def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
         q = _shuffled(rng, absent)[0]
         cands = _place(q, _shuffled(rng, present)[:3], target)
         text = question_text("Q7", ask.wording)
-        return Draft(
+        yield Draft(
             "Q7",
             (a, b),
             text,
@@ -56,10 +55,9 @@ def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             tuple(Ref(a, c) for c in cands),
             {"absent": q, "objects": cands},
         )
-    return None
 
 
-def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
+def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
@@ -84,7 +82,7 @@ def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
             )
             cands = _place(occ, near[:3], target)
             text = question_text("Q8", ask.wording)
-            return Draft(
+            yield Draft(
                 "Q8",
                 (a, b),
                 text,
@@ -99,4 +97,3 @@ def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Draft | None:
                     "candidates": cands,
                 },
             )
-    return None

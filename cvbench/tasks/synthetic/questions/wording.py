@@ -126,17 +126,14 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q10": (
         (
-            "The same object is marked in both images: {r} in the first image and {r} in the second. Does it "
-            "appear larger in the second image than in the first?"
+            "The object {r} is marked in the first image. Find the same object in the second image, where it is "
+            "not marked. Does it appear larger in the second image than in the first?"
         ),
         (
-            "The same object appears as {r} in the first image and as {r} in the second image. Is it bigger in "
-            "the second image than in the first?"
+            "Look at {r} in the first image and locate the same physical object in the second image (it is "
+            "unmarked there). Is it bigger in the second image than in the first?"
         ),
-        (
-            "Compare {r} in the first image with {r} in the second image (the same object). Does the object look "
-            "larger in the second image?"
-        ),
+        ("{r} is marked in the first image only. Does this object look larger in the second image than in the first?"),
     ),
     "Q11": (
         (
@@ -155,16 +152,16 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q12": (
         (
-            "The same object is marked in both images: {r} in the first image and {r} in the second. In which "
-            "image is a larger share of the object visible (less of it hidden or cut off)?"
+            "The object {r} is marked in the first image. Find the same object in the second image, where it is "
+            "not marked. In which image is a larger share of the object visible (less of it hidden or cut off)?"
         ),
         (
-            "The same object is marked as {r} in the first image and as {r} in the second image. Which image "
-            "shows a bigger share of this object (less occluded or cut off)?"
+            "Look at {r} in the first image and locate the same physical object in the second image (it is "
+            "unmarked there). Which image shows a bigger share of this object (less occluded or cut off)?"
         ),
         (
-            "Compare {r} in the first image with {r} in the second image (the same object). In which image is "
-            "more of the object visible?"
+            "{r} is marked in the first image only. In which image, the first or the second, is more of this "
+            "object visible?"
         ),
     ),
     "Q13": (
@@ -183,18 +180,17 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q14": (
         (
-            "Two objects are marked in both images: {r} and {r} in the first image, and the same two objects, in "
-            "the same order, as {r} and {r} in the second image. Which of the two objects shifts more in image "
-            "position (pixels) between the first and the second image?"
+            "Two objects are marked in the first image: first {r}, then {r}. Find the same two objects in the "
+            "second image, where they are not marked. Which of the two shifts more in image position (pixels) "
+            "between the first and the second image?"
         ),
         (
-            "The same two objects are marked in both images, in the same order: {r} and {r} in the first image, "
-            "{r} and {r} in the second image. Which of the two moves farther in pixel position from the first "
-            "image to the second?"
+            "The first image marks two objects, first {r} and second {r}. Locate both in the second image (they "
+            "are unmarked there). Which of them moves farther in pixel position from the first image to the second?"
         ),
         (
-            "Two objects are marked in each image ({r} and {r} in the first, the same two in the same order as "
-            "{r} and {r} in the second). Which object's image position changes more between the two images?"
+            "Two objects are marked in the first image ({r} first, {r} second). Which of them changes its image "
+            "position more in the second image, where they are not marked?"
         ),
     ),
     "Q15": (
