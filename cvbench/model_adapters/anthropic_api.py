@@ -14,6 +14,8 @@ temperature/top_p (not compatible with thinking). Thinking blocks go to `Respons
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from cvbench.core.secrets import find_secret
@@ -22,6 +24,7 @@ from cvbench.core.types import (
     ModelError,
     ModelInfo,
     Prompt,
+    PromptImage,
     Request,
     Response,
     Usage,
@@ -51,6 +54,8 @@ from cvbench.model_adapters.reasoning import (
     anthropic_can_think,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
+from cvbench.model_adapters.thread_sender import ThreadSender
+from cvbench.model_adapters.wire_body import IMAGE_SLOT, base64_literal, splice_images, takes_raw_body
 
 KEY_VARS = ("ANTHROPIC_API_KEY",)
 ACCEPTED_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -67,9 +72,7 @@ OPTIONS: tuple[OptionSpec, ...] = COMMON_API_OPTIONS + (
 )
 
 
-def message_content(prompt: Prompt) -> list[dict[str, Any]]:
-    """The user turn: one base64 image block per image, in order, then the text block."""
-    blocks: list[dict[str, Any]] = []
+def _check_formats(prompt: Prompt) -> None:
     for image in prompt.images:
         if image.mime not in ACCEPTED_MIME:
             raise AttemptError(
@@ -77,18 +80,45 @@ def message_content(prompt: Prompt) -> list[dict[str, Any]]:
                     "invalid_request", f"{image.label}: Anthropic accepts {', '.join(ACCEPTED_MIME)}, not {image.mime}"
                 )
             )
+
+
+def message_content(prompt: Prompt, data_of: Callable[[PromptImage], str] | None = None) -> list[dict[str, Any]]:
+    """The user turn: one base64 image block per image, in order, then the text block. `data_of`
+    gives each image's base64 text (default: the image's own)."""
+    _check_formats(prompt)
+    blocks: list[dict[str, Any]] = []
+    for image in prompt.images:
         blocks.append(
             {
                 "type": "image",
                 "source": {
                     "type": "base64",
                     "media_type": image.mime,
-                    "data": image.base64,
+                    "data": data_of(image) if data_of is not None else image.base64,
                 },
             }
         )
     blocks.append({"type": "text", "text": prompt.text})
     return blocks
+
+
+def messages_body(fields: Mapping[str, Any], prompt: Prompt) -> bytes:
+    """The Messages request body as JSON bytes, the document `messages.create(messages=...,
+    **fields)` sends (sampling fields in the body, as the SDK's `extra_body` puts them); each
+    image's base64 text is spliced in as prepared bytes (`wire_body`)."""
+    messages = [{"role": "user", "content": message_content(prompt, lambda _: IMAGE_SLOT)}]
+    return splice_images({**fields, "messages": messages}, prompt.images, base64_literal)
+
+
+def post_messages(client: Any, body: bytes) -> Any:
+    """A prepared Messages body sent by the SDK's sync client (its headers, authentication,
+    timeout and errors, as for `messages.create`), the reply parsed into a `Message`. Runs on a
+    sender thread (`thread_sender`), off the event loop."""
+    from anthropic.types import Message
+
+    return client.post(
+        "/v1/messages", cast_to=Message, content=body, options={"headers": {"Content-Type": "application/json"}}
+    )
 
 
 def read_message(message: Any, output_limit: int | None = None) -> Response:
@@ -148,7 +178,10 @@ class AnthropicAdapter(ApiAdapter):
         self.model_name = model_name
         self.base_url = base_url
         self._api_key = api_key
-        self._client: Any = None
+        self._client: Any = None  # async: `messages.create` (SDKs without raw bodies)
+        self._sync_client: Any = None  # sync: prepared bodies, called on the sender's threads
+        self._raw_body: bool | None = None  # whether the SDK takes a prepared body (checked once)
+        self._sender = ThreadSender("cvbench-send", 2 * int(options.concurrency) + 2)
         self.send_temperature = send_temperature
         self.reasoning = reasoning or Reasoning(enabled=False)
         self.image_contract = contract_for("anthropic")
@@ -163,25 +196,36 @@ class AnthropicAdapter(ApiAdapter):
         }
 
     def client(self) -> Any:
+        """The SDK's async client (`messages.create`, for SDKs that cannot send a prepared body)."""
         if self._client is None:
             anthropic = require("anthropic", "anthropic", "the Anthropic adapter")
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.policy.timeout_s
-            )
+            self._client = anthropic.AsyncAnthropic(**self._client_options())
         return self._client
 
-    async def _attempt(self, request: Request) -> Response:
+    def sync_client(self) -> Any:
+        """The SDK's sync client, shared by the sender threads; created on the event loop's thread."""
+        if self._sync_client is None:
+            anthropic = require("anthropic", "anthropic", "the Anthropic adapter")
+            self._sync_client = anthropic.Anthropic(**self._client_options())
+        return self._sync_client
+
+    def _client_options(self) -> dict[str, Any]:
+        return {"api_key": self._api_key, "base_url": self.base_url, "max_retries": 0, "timeout": self.policy.timeout_s}
+
+    def sends_raw_body(self) -> bool:
+        """Whether the installed SDK sends a prepared body (else `messages.create` builds its own)."""
+        if self._raw_body is None:
+            anthropic = require("anthropic", "anthropic", "the Anthropic adapter")
+            self._raw_body = takes_raw_body(anthropic.Anthropic)
+        return self._raw_body
+
+    def request_fields(self, request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the `messages.create` keywords but `messages`, the sampling fields) of a request."""
         config = request.config
-        client = self.client()
         thinking = self.reasoning
-        output_limit = thinking.output_limit(config.max_tokens)
-        args: dict[str, Any] = {
-            "model": self.model_name,
-            "max_tokens": output_limit,
-            "messages": [{"role": "user", "content": message_content(request.prompt)}],
-        }
+        fields: dict[str, Any] = {"model": self.model_name, "max_tokens": thinking.output_limit(config.max_tokens)}
         if request.prompt.system:
-            args["system"] = request.prompt.system
+            fields["system"] = request.prompt.system
         sampling: dict[str, Any] = {}
         if thinking.enabled:
             sampling["thinking"] = {"type": "enabled", "budget_tokens": thinking.thinking_budget}
@@ -189,6 +233,25 @@ class AnthropicAdapter(ApiAdapter):
             sampling["temperature"] = config.temperature
         if config.top_p is not None and not thinking.enabled:
             sampling["top_p"] = config.top_p
+        return fields, sampling
+
+    def prepare_body(self, request: Request) -> bytes | None:
+        """The request's whole wire body, built in the runner's prompt pool (`Request.body`); None
+        where the SDK cannot send a prepared body."""
+        if not self.sends_raw_body():
+            return None
+        fields, sampling = self.request_fields(request)
+        return messages_body({**fields, **sampling}, request.prompt)
+
+    async def _attempt(self, request: Request) -> Response:
+        fields, sampling = self.request_fields(request)
+        output_limit = fields["max_tokens"]
+        if self.sends_raw_body():
+            body = request.body if request.body is not None else messages_body({**fields, **sampling}, request.prompt)
+            message = await self._sender.call(partial(post_messages, self.sync_client(), body))
+            return read_message(message, output_limit)
+        client = self.client()
+        args = {**fields, "messages": [{"role": "user", "content": message_content(request.prompt)}]}
         # Recent SDK releases dropped the sampling keywords from `create`; the API fields still
         # exist, so they travel in the body either way.
         accepted = _create_keywords(client)
@@ -199,9 +262,16 @@ class AnthropicAdapter(ApiAdapter):
         return read_message(await client.messages.create(**args), output_limit)
 
     async def aclose(self) -> None:
+        # a closed adapter may be used again (as before: its clients are made anew); its
+        # sender's threads end, a fresh sender starts threads on demand
+        sender, self._sender = self._sender, ThreadSender(self._sender.name, self._sender.max_threads)
+        sender.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+        if self._sync_client is not None:
+            sync_client, self._sync_client = self._sync_client, None
+            sync_client.close()
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> AnthropicAdapter:

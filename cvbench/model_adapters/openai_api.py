@@ -16,10 +16,8 @@ sent, and the tokens added to the answer budget for reasoning; see `reasoning.py
 from __future__ import annotations
 
 import base64
-import inspect
-import json
-import secrets
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from cvbench.core.secrets import find_secret
@@ -57,6 +55,8 @@ from cvbench.model_adapters.reasoning import (
     openai_reasons,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
+from cvbench.model_adapters.thread_sender import ThreadSender
+from cvbench.model_adapters.wire_body import IMAGE_SLOT, data_url_literal, splice_images, takes_raw_body
 
 IMAGE_DETAILS = ("high", "low", "auto")
 KEY_VARS = ("OPENAI_API_KEY",)
@@ -102,47 +102,23 @@ def chat_messages(
     return messages
 
 
-# A per-process token that cannot occur in a prompt by chance: marks where each image's data URL
-# goes in the serialised body.
-_IMAGE_SLOT = f"cvbench-image-slot-{secrets.token_hex(16)}"
-_IMAGE_SLOT_JSON = json.dumps(_IMAGE_SLOT).encode("ascii")
-
-
 def chat_body(
     model: str, prompt: Prompt, detail: str | None, fields: Mapping[str, Any], text: str | None = None
 ) -> bytes:
     """The chat-completion request body as JSON bytes, equal in meaning to what the SDK would send
-    for `create(model=..., messages=chat_messages(...), **fields)`. Only the small part is
-    serialised; each image's data URL (a JSON string literal prepared in the prompt pool, off the
-    event loop) is spliced in as bytes, so megabytes of base64 are never re-encoded on the event
-    loop (docs/performance.md)."""
-    messages = chat_messages(prompt, detail, text, url_of=lambda _: _IMAGE_SLOT)
-    skeleton = json.dumps({"model": model, "messages": messages, **fields}, separators=(",", ":")).encode("ascii")
-    pieces = skeleton.split(_IMAGE_SLOT_JSON)
-    if len(pieces) != len(prompt.images) + 1:  # the slot token in the prompt text itself: impossible by chance
-        raise ValueError("image slot marker found in the prompt text")
-    out = [pieces[0]]
-    for image, piece in zip(prompt.images, pieces[1:]):
-        out += [image.data_url_json, piece]
-    return b"".join(out)
+    for `create(model=..., messages=chat_messages(...), **fields)`; the images' data URLs are
+    spliced in as prepared bytes (`wire_body`)."""
+    messages = chat_messages(prompt, detail, text, url_of=lambda _: IMAGE_SLOT)
+    return splice_images({"model": model, "messages": messages, **fields}, prompt.images, data_url_literal)
 
 
-def takes_raw_body(client: Any) -> bool:
-    """Whether this SDK's client sends a ready request body (`client.post(..., content=bytes)`,
-    the SDK's documented way to make a custom request; newer releases take `content`)."""
-    post = getattr(client, "post", None)
-    try:
-        return post is not None and "content" in inspect.signature(post).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-async def post_chat(client: Any, body: bytes) -> Any:
-    """A prepared chat-completion body sent by the SDK (its headers, timeout and errors, as for
-    `chat.completions.create`), the reply parsed into a `ChatCompletion`."""
+def post_chat(client: Any, body: bytes) -> Any:
+    """A prepared chat-completion body sent by the SDK's sync client (its headers, timeout and
+    errors, as for `chat.completions.create`), the reply parsed into a `ChatCompletion`. Runs on a
+    sender thread (`thread_sender`), off the event loop."""
     from openai.types.chat import ChatCompletion
 
-    return await client.post(
+    return client.post(
         "/chat/completions",
         cast_to=ChatCompletion,
         content=body,
@@ -282,51 +258,79 @@ class OpenAIChatAdapter(ApiAdapter):
         # the OpenAI API's image limits; another server speaking the protocol has its own (None: unknown)
         self.image_contract = contract_for("openai") if info.provider == "openai" else None
         self._api_key = api_key
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, Any] = {}  # async clients: the SDK's `create` (old SDKs without raw bodies)
+        self._sync_clients: dict[str, Any] = {}  # sync clients, called on the sender's threads
         self._raw_body: bool | None = None  # whether the SDK takes a prepared body (checked once)
+        # one thread per request in flight; a timed-out attempt's thread may outlive its slot
+        self._sender = ThreadSender("cvbench-send", 2 * int(options.concurrency) + 2)
+
+    def _client_options(self, base_url: str | None) -> dict[str, Any]:
+        return {
+            "api_key": self._api_key or "EMPTY",
+            "base_url": base_url,
+            "max_retries": 0,
+            "timeout": self.policy.timeout_s,
+            "default_headers": self.extra_headers or None,
+        }
 
     def _client(self, base_url: str | None) -> Any:
+        """The SDK's async client for `base_url` (its `chat.completions.create`)."""
         key = base_url or ""
         client = self._clients.get(key)
         if client is None:
             openai = require("openai", "openai", "the OpenAI adapter")
-            client = openai.AsyncOpenAI(
-                api_key=self._api_key or "EMPTY",
-                base_url=base_url,
-                max_retries=0,
-                timeout=self.policy.timeout_s,
-                default_headers=self.extra_headers or None,
-            )
+            client = openai.AsyncOpenAI(**self._client_options(base_url))
             self._clients[key] = client
-            if self._raw_body is None:
-                self._raw_body = takes_raw_body(client)
         return client
+
+    def _sync_client(self, base_url: str | None) -> Any:
+        """The SDK's sync client for `base_url`, shared by the sender threads (its connection pool
+        is thread-safe); created on the event loop's thread."""
+        key = base_url or ""
+        client = self._sync_clients.get(key)
+        if client is None:
+            openai = require("openai", "openai", "the OpenAI adapter")
+            client = openai.OpenAI(**self._client_options(base_url))
+            self._sync_clients[key] = client
+        return client
+
+    def sends_raw_body(self) -> bool:
+        """Whether the installed SDK sends a prepared body (else `create` builds its own)."""
+        if self._raw_body is None:
+            openai = require("openai", "openai", "the OpenAI adapter")
+            self._raw_body = takes_raw_body(openai.OpenAI)
+        return self._raw_body
 
     async def _chat(
         self,
-        client: Any,
+        base_url: str | None,
         prompt: Prompt,
         fields: Mapping[str, Any],
         text: str | None = None,
         body: bytes | None = None,
     ) -> Any:
         """One chat completion of `prompt` with the request `fields`: a prepared body where the SDK
-        takes one (`body`, built in the prompt pool, else `chat_body` here), else the SDK's own
-        `chat.completions.create`."""
-        if self._raw_body:
+        takes one (`body`, built in the prompt pool, else `chat_body` here), sent by the sync
+        client on a sender thread; else the SDK's own async `chat.completions.create`."""
+        if self.sends_raw_body():
             if body is None:
                 body = chat_body(self.model_name, prompt, self.image_detail, fields, text)
-            return await post_chat(client, body)
+            client = self._sync_client(base_url)
+            return await self._sender.call(partial(post_chat, client, body))
         messages = chat_messages(prompt, self.image_detail, text)
-        return await client.chat.completions.create(model=self.model_name, messages=messages, **fields)
+        create = self._client(base_url).chat.completions.create
+        return await create(model=self.model_name, messages=messages, **fields)
 
     def request_arguments(self, request: Request) -> dict[str, Any]:
         """Every body field but `model` and `messages`."""
         return sampling_arguments(request, self.max_tokens_field, self.send_temperature, self.reasoning)
 
-    def prepare_body(self, request: Request) -> bytes:
+    def prepare_body(self, request: Request) -> bytes | None:
         """The request's whole wire body; the runner calls this in its prompt pool and passes the
-        bytes as `Request.body`, so that the event loop only sends them."""
+        bytes as `Request.body`, so that the event loop only sends them. None where the SDK cannot
+        send a prepared body (it would be built for nothing)."""
+        if not self.sends_raw_body():
+            return None
         return chat_body(self.model_name, request.prompt, self.image_detail, self.request_arguments(request))
 
     def provider_settings(self) -> dict[str, Any]:
@@ -341,16 +345,22 @@ class OpenAIChatAdapter(ApiAdapter):
         }
 
     async def _attempt(self, request: Request) -> Response:
-        client = self._client(self.base_url)
         args = self.request_arguments(request)
-        completion = await self._chat(client, request.prompt, args, body=request.body)
+        completion = await self._chat(self.base_url, request.prompt, args, body=request.body)
         _, response = read_completion(completion, args[self.max_tokens_field])
         return response
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
+        sync_clients, self._sync_clients = self._sync_clients, {}
+        # a closed adapter may be used again (as before: its clients are made anew); its
+        # sender's threads end, a fresh sender starts threads on demand
+        sender, self._sender = self._sender, ThreadSender(self._sender.name, self._sender.max_threads)
+        sender.close()
         for client in clients.values():
             await client.close()
+        for sync_client in sync_clients.values():
+            sync_client.close()
 
 
 def image_detail_option(extra: Mapping[str, Any]) -> str:

@@ -159,7 +159,7 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
         endpoint = self.pool.pick()
         endpoint.in_flight += 1
         try:
-            response = await self._call(self._client(endpoint.url), request)
+            response = await self._call(endpoint.url, request)
         except AttemptError:
             raise
         except Exception as exc:
@@ -183,14 +183,16 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
         """The user text with the letter instruction when scoring options by log-probability."""
         return f"{request.prompt.text}\n{LETTER_INSTRUCTION}" if request.config.option_logprobs else None
 
-    def prepare_body(self, request: Request) -> bytes:
+    def prepare_body(self, request: Request) -> bytes | None:
+        if not self.sends_raw_body():
+            return None
         fields = self.request_arguments(request)
         return chat_body(self.model_name, request.prompt, self.image_detail, fields, self.letter_text(request))
 
-    async def _call(self, client: Any, request: Request) -> Response:
+    async def _call(self, base_url: str, request: Request) -> Response:
         prompt = request.prompt
         args = self.request_arguments(request)
-        completion = await self._chat(client, prompt, args, self.letter_text(request), request.body)
+        completion = await self._chat(base_url, prompt, args, self.letter_text(request), request.body)
         if not request.config.option_logprobs:
             return read_completion(completion, args[self.max_tokens_field])[1]
         choice, response = read_completion(completion)

@@ -9,7 +9,7 @@ once, so memory stays flat however many cores there are.
 
 In the worker, after the prompt is built or read from the render store, the images' identity
 digests and base64 text are computed (`warm`), and an adapter that prepares its own wire body
-(`prepare_body(request) -> bytes`, the OpenAI-protocol adapters) builds it there too
+(`prepare_body(request) -> bytes | None`, the OpenAI-protocol and Anthropic adapters) builds it there too
 (`Request.body`): the event loop only sends finished bytes.
 """
 

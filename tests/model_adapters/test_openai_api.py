@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cvbench.core.types import Response
-from cvbench.model_adapters import openai_api
+from cvbench.model_adapters import anthropic_api, openai_api, wire_body
 from cvbench.model_adapters.registry import ModelResolutionError
 from tests.model_adapters.api_helpers import (
     TEST_KEYS,
@@ -335,10 +335,14 @@ def test_the_prepared_body_means_what_the_sdk_would_send() -> None:
 def test_the_image_slot_marker_in_a_prompt_is_kept_or_refused_never_mangled() -> None:
     import json
 
-    inside = make_prompt(1, text=f"look: {openai_api._IMAGE_SLOT}")
+    inside = make_prompt(1, text=f"look: {wire_body.IMAGE_SLOT}")
     assert json.loads(openai_api.chat_body("gpt-4o", inside, "high", {}))["messages"][-1]["content"][-1]["text"] == (
-        f"look: {openai_api._IMAGE_SLOT}"
+        f"look: {wire_body.IMAGE_SLOT}"
     )
-    whole = make_prompt(1, system=openai_api._IMAGE_SLOT)  # the only way to collide: the token as a whole string
+    whole = make_prompt(1, system=wire_body.IMAGE_SLOT)  # the only way to collide: the token as a whole string
     with pytest.raises(ValueError, match="slot marker"):
         openai_api.chat_body("gpt-4o", whole, "high", {})
+    with pytest.raises(ValueError, match="slot marker"):  # the Anthropic body shares the splice
+        anthropic_api.messages_body({"model": "m", "max_tokens": 5, "system": wire_body.IMAGE_SLOT}, whole)
+    body = anthropic_api.messages_body({"model": "m", "max_tokens": 5}, inside)
+    assert json.loads(body)["messages"][0]["content"][-1]["text"] == f"look: {wire_body.IMAGE_SLOT}"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cvbench.core.types import ModelInfo, RenderedPrompt
-from cvbench.model_adapters import openai_api, openai_compatible
+from cvbench.model_adapters import anthropic_api, openai_api, openai_compatible
 from cvbench.model_adapters.registry import ModelOptions
 from cvbench.runner.prompt_pool import build_or_fetch
 from tests.model_adapters.api_helpers import (
@@ -24,7 +24,7 @@ from tests.model_adapters.api_helpers import (
     make_request,
     run,
 )
-from tests.wire import Fault, OpenAIWireServer
+from tests.wire import AnthropicWireServer, Fault, OpenAIWireServer
 
 # headers that differ per request by design (retry bookkeeping, body length of the same document)
 VOLATILE = {"content-length", "x-stainless-retry-count", "x-stainless-read-timeout", "x-stainless-timeout"}
@@ -38,16 +38,17 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 
 def sdk_and_prepared(adapter: Any, request: Any, **create_extra: Any) -> tuple[Any, Any]:
-    """Send `request` once through `chat.completions.create` (the document built by the SDK) and
-    once through the adapter with the body prepared beforehand; returns both received requests."""
+    """Send `request` once through the sync client's `chat.completions.create` (the document built
+    by the SDK; prepared bodies are sent by the same sync client on a sender thread) and once
+    through the adapter with the body prepared beforehand; returns both received requests."""
 
     async def go() -> None:
         try:
-            client = adapter._client(adapter.base_url or adapter.pool.endpoints[0].url)
+            client = adapter._sync_client(adapter.base_url or adapter.pool.endpoints[0].url)
             args = adapter.request_arguments(request)
             text = create_extra.pop("text", None)
             messages = openai_api.chat_messages(request.prompt, adapter.image_detail, text)
-            await client.chat.completions.create(model=adapter.model_name, messages=messages, **args)
+            client.chat.completions.create(model=adapter.model_name, messages=messages, **args)
             prepared = replace(request, body=adapter.prepare_body(request))
             response = await adapter.generate(prepared)
             assert response.ok, response.error
@@ -170,3 +171,140 @@ def test_the_prompt_worker_prepares_the_body() -> None:
     assert document["model"] == "m"
     urls = [part["image_url"]["url"] for part in document["messages"][-1]["content"] if part["type"] == "image_url"]
     assert urls == [image.data_url for image in prompt.images]
+
+
+# ------------------------------------------------------------------------------ Anthropic
+
+
+@pytest.fixture
+def anthropic_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    isolate_keys(monkeypatch, tmp_path, ANTHROPIC_API_KEY=TEST_KEYS["ANTHROPIC_API_KEY"])
+    with AnthropicWireServer(answer="The answer is B.") as s:
+        yield s
+
+
+def anthropic_sdk_and_prepared(adapter: Any, request: Any, server: Any) -> tuple[Any, Any]:
+    """The sync SDK's `messages.create` document, then the adapter's prepared body (as the SDK
+    call the adapter made before: sampling fields in `extra_body` where `create` lacks them)."""
+
+    async def go() -> None:
+        try:
+            fields, sampling = adapter.request_fields(request)
+            content = anthropic_api.message_content(request.prompt)
+            adapter.sync_client().messages.create(
+                messages=[{"role": "user", "content": content}], extra_body=sampling, **fields
+            )
+            prepared = replace(request, body=adapter.prepare_body(request))
+            response = await adapter.generate(prepared)
+            assert response.ok, response.error
+        finally:
+            await adapter.aclose()
+
+    run(go())
+    by_sdk, prepared = server.requests
+    return by_sdk, prepared
+
+
+def test_anthropic_prepared_body_is_the_sdk_document(anthropic_server: AnthropicWireServer) -> None:
+    adapter = anthropic_api.make_adapter(
+        "claude-sonnet-4-6", fast_options(extra={"base_url": anthropic_server.base_url()})
+    )
+    request = make_request("anthropic:claude-sonnet-4-6", make_prompt(3), max_tokens=99, top_p=0.5)
+    by_sdk, prepared = anthropic_sdk_and_prepared(adapter, request, anthropic_server)
+    assert prepared.body == by_sdk.body
+    assert prepared.path == by_sdk.path == "/v1/messages"
+    assert headers_of(prepared) == headers_of(by_sdk)
+    assert prepared.headers["content-type"] == "application/json"
+    assert prepared.body["temperature"] == 0.0 and prepared.body["top_p"] == 0.5
+    assert [i.data for i in prepared.images] == [i.data for i in request.prompt.images]
+
+
+def test_anthropic_thinking_body_and_text_specials_match(anthropic_server: AnthropicWireServer) -> None:
+    text = 'Quote " backslash \\ nul \x00 emoji \U0001f600 </script>'
+    options = fast_options(extra={"base_url": anthropic_server.base_url(), "thinking": True})
+    adapter = anthropic_api.make_adapter("claude-sonnet-4-6", options)
+    request = make_request("anthropic:claude-sonnet-4-6", make_prompt(2, system='sys "x"\n', text=text))
+    by_sdk, prepared = anthropic_sdk_and_prepared(adapter, request, anthropic_server)
+    assert prepared.body == by_sdk.body
+    assert prepared.body["thinking"]["type"] == "enabled" and "temperature" not in prepared.body
+    assert prepared.text == text and prepared.system == 'sys "x"\n'
+
+
+def test_anthropic_body_is_prepared_in_the_worker_and_resent_on_retry(anthropic_server: AnthropicWireServer) -> None:
+    anthropic_server.add_faults(Fault(status=529))
+    adapter = anthropic_api.make_adapter(
+        "claude-sonnet-4-6", fast_options(extra={"base_url": anthropic_server.base_url()})
+    )
+    prompt = make_prompt(2)
+    threads: list[str] = []
+
+    def prepare(rendered: Any) -> bytes | None:
+        threads.append(threading.current_thread().name)
+        return adapter.prepare_body(make_request("anthropic:claude-sonnet-4-6", rendered.prompt))
+
+    rendered = RenderedPrompt(prompt=prompt, answer="A", protocol={})
+    with ThreadPoolExecutor(1, thread_name_prefix="cvbench-prompt") as pool:
+        built = pool.submit(build_or_fetch, lambda: rendered, None, None, lambda r: {}, prepare).result()
+    assert threads == ["cvbench-prompt_0"] and built.body is not None
+
+    async def go() -> Any:
+        try:
+            request = make_request("anthropic:claude-sonnet-4-6", prompt)
+            return await adapter.generate(replace(request, body=built.body))
+        finally:
+            await adapter.aclose()
+
+    response = run(go())
+    assert response.ok and response.attempts == 2 and response.text == "The answer is B."
+    first, second = anthropic_server.requests
+    assert first.body == second.body and [i.data for i in second.images] == [i.data for i in prompt.images]
+
+
+# ------------------------------------------------------------------------------ SDKs without raw bodies
+
+
+def test_an_sdk_without_raw_bodies_gets_no_prepared_body_and_create_sends_the_same_document(
+    server: OpenAIWireServer,
+) -> None:
+    """openai releases whose `post` has no `content=` (the adapter checks the signature once):
+    nothing is prepared in the worker (it would be built for nothing) and the async
+    `chat.completions.create` sends the document the prepared body would have been."""
+    adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
+    request = make_request("openai:gpt-4o", make_prompt(2), max_tokens=60)
+    body = adapter.prepare_body(request)
+    assert body is not None
+    adapter._raw_body = False  # what `takes_raw_body` finds on such a release
+    assert adapter.prepare_body(request) is None
+
+    async def go() -> Any:
+        try:
+            return await adapter.generate(request)
+        finally:
+            await adapter.aclose()
+
+    assert run(go()).ok
+    [received] = server.requests
+    assert received.body == json.loads(body)
+    assert received.headers["x-stainless-async"].startswith("async")  # the async client sent it
+
+
+def test_anthropic_sdk_without_raw_bodies_uses_create(anthropic_server: AnthropicWireServer) -> None:
+    adapter = anthropic_api.make_adapter(
+        "claude-sonnet-4-6", fast_options(extra={"base_url": anthropic_server.base_url()})
+    )
+    request = make_request("anthropic:claude-sonnet-4-6", make_prompt(2), top_p=0.5)
+    body = adapter.prepare_body(request)
+    assert body is not None
+    adapter._raw_body = False
+    assert adapter.prepare_body(request) is None
+
+    async def go() -> Any:
+        try:
+            return await adapter.generate(request)
+        finally:
+            await adapter.aclose()
+
+    assert run(go()).ok
+    [received] = anthropic_server.requests
+    assert received.body == json.loads(body)
+    assert received.headers["x-stainless-async"].startswith("async")
