@@ -133,7 +133,11 @@ LAZY_IMPORTERS = ("cvbench.cli", "cvbench.sweep.cli")
 # the modules whose source the prompt cache hashes (tests/runner/test_prompt_cache.py).
 LAZY_IMPORTS = {
     ("cvbench/tasks/loading.py", "cvbench.tasks", ("synthetic",)),
-    ("cvbench/tasks/loading.py", "cvbench.tasks.synthetic.manifest", ("ManifestMismatch", "verify_synthetic")),
+    (
+        "cvbench/tasks/loading.py",
+        "cvbench.tasks.synthetic.manifest",
+        ("ManifestMismatch", "stale_builtin_version", "verify_synthetic"),
+    ),
 }
 
 

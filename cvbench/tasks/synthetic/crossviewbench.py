@@ -15,6 +15,7 @@ import numpy as np
 from cvbench.core.seeding import rng_for
 from cvbench.core.types import OPTION_LETTERS, TASK_TYPES
 from cvbench.imaging.masks import bbox, encode_rle
+from cvbench.tasks.synthetic.builtin import CVB_GENERATOR_VERSION
 from cvbench.tasks.synthetic.facts import GAP_EXACT_BELOW, SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_png
 from cvbench.tasks.synthetic.layout import crossview_scene
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DATASET = "cvbench-synth"
 JSONL_NAME = "crossviewbench.jsonl"
-GENERATOR_VERSION = "cvbench-synth-cvb/4"
+GENERATOR_VERSION = CVB_GENERATOR_VERSION
 MAX_PER_SCENE = 6
 MAX_SAME_TYPE_PER_SCENE = 1
 MAX_NEW_SCENES_PER_QUESTION = 80
@@ -189,7 +190,7 @@ def generate_crossviewbench(out_dir: Path, per_type: int, seed: int, types: Sequ
     path = out_dir / JSONL_NAME
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n" for rec in records)
-    params: dict[str, Any] = {"set": "crossviewbench", "seed": seed, "per_type": per_type}
+    params: dict[str, Any] = {"set": "crossviewbench", "seed": seed, "per_type": per_type, "version": GENERATOR_VERSION}
     if types is not None:
         params["types"] = list(types)
     write_folder_manifest(out_dir, params)

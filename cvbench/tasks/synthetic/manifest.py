@@ -36,6 +36,8 @@ from cvbench.tasks.synthetic.builtin import (
     BUILTIN_CVB_PER_TYPE,
     BUILTIN_MMVM_PER_CUE,
     BUILTIN_SEED,
+    CVB_GENERATOR_VERSION,
+    MMVM_GENERATOR_VERSION,
 )
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -99,9 +101,41 @@ def write_folder_manifest(folder: Path, generator: dict[str, Any]) -> Path:
 
 def builtin_generators() -> dict[str, dict[str, Any]]:
     return {
-        "synth-crossviewbench": {"set": "crossviewbench", "seed": BUILTIN_SEED, "per_type": BUILTIN_CVB_PER_TYPE},
-        "synth-mmvm": {"set": "mmvm", "seed": BUILTIN_SEED, "per_cue": BUILTIN_MMVM_PER_CUE},
+        "synth-crossviewbench": {
+            "set": "crossviewbench",
+            "seed": BUILTIN_SEED,
+            "per_type": BUILTIN_CVB_PER_TYPE,
+            "version": CVB_GENERATOR_VERSION,
+        },
+        "synth-mmvm": {
+            "set": "mmvm",
+            "seed": BUILTIN_SEED,
+            "per_cue": BUILTIN_MMVM_PER_CUE,
+            "version": MMVM_GENERATOR_VERSION,
+        },
     }
+
+
+def stale_builtin_version(name: str, folder: Path) -> str | None:
+    """The generator version of a built-in set on disk that another cvbench version generated
+    (its manifest names the built-in parameters and another or no version), else None. Such a
+    folder is cvbench's own output from before an upgrade, not a set whose files were changed."""
+    builtin = builtin_generators().get(name)
+    path = folder / MANIFEST_NAME
+    if builtin is None or not path.is_file():
+        return None
+    try:
+        generator = json.loads(path.read_text(encoding="utf-8")).get("generator")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(generator, dict):
+        return None
+    same_parameters = {k: v for k, v in generator.items() if k != "version"} == {
+        k: v for k, v in builtin.items() if k != "version"
+    }
+    if not same_parameters or generator.get("version") == builtin["version"]:
+        return None
+    return str(generator.get("version") or "an unversioned generator")
 
 
 @lru_cache(maxsize=1)

@@ -35,6 +35,7 @@ from cvbench.tasks.mmvm_marks import (
     render_candidate_view,
     render_query_view,
 )
+from cvbench.tasks.synthetic.builtin import MMVM_GENERATOR_VERSION
 from cvbench.tasks.synthetic.facts import SceneFacts, scene_facts
 from cvbench.tasks.synthetic.io import write_jpeg, write_json
 from cvbench.tasks.synthetic.manifest import write_folder_manifest
@@ -48,7 +49,7 @@ from cvbench.tasks.synthetic.mmvm_shortcut import appearance, jpeg_round_trip, m
 
 TSV_NAME = "mllm_match_eval_full.tsv"
 CASE_FACTS = "synth_case.json"  # extra file per case: the generator's facts (loaders ignore it)
-GENERATOR_VERSION = "cvbench-synth-mmvm/3"
+GENERATOR_VERSION = MMVM_GENERATOR_VERSION
 CASES_DIR = "match_bench"
 TSV_COLUMNS = (
     "index",
@@ -345,5 +346,5 @@ def generate_mmvm(out_dir: Path, per_cue: int, seed: int) -> Path:
         writer.writerow([row[c] for c in TSV_COLUMNS])
     path = out_dir / TSV_NAME
     path.write_text(buf.getvalue(), encoding="utf-8", newline="")
-    write_folder_manifest(out_dir, {"set": "mmvm", "seed": seed, "per_cue": per_cue})
+    write_folder_manifest(out_dir, {"set": "mmvm", "seed": seed, "per_cue": per_cue, "version": GENERATOR_VERSION})
     return path
