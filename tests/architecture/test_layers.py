@@ -136,7 +136,7 @@ LAZY_IMPORTS = {
     (
         "cvbench/tasks/loading.py",
         "cvbench.tasks.synthetic.manifest",
-        ("ManifestMismatch", "stale_builtin_version", "verify_synthetic"),
+        ("ManifestMismatch", "builtin_generators", "stale_builtin_version", "verify_synthetic"),
     ),
 }
 

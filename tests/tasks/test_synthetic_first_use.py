@@ -52,7 +52,7 @@ def test_a_built_in_set_from_another_generator_version_is_kept_aside_and_generat
     (folder / MANIFEST_NAME).write_text(json.dumps({"schema": MANIFEST_SCHEMA, "generator": generator, "files": {}}))
     items = list(iter_task_samples(spec, tmp_path))
     assert items and all(isinstance(s, Sample) for s in items)
-    kept = tmp_path / "synth-mmvm.an-unversioned-generator"
+    kept = tmp_path / "synth-mmvm.unversioned"
     assert (kept / spec.data_file).read_text() == "index\tquestion\n0\told\n"
     assert json.loads((folder / MANIFEST_NAME).read_text())["generator"] == builtin_generators()["synth-mmvm"]
     assert verify_path(folder).passed

@@ -135,7 +135,7 @@ def stale_builtin_version(name: str, folder: Path) -> str | None:
     }
     if not same_parameters or generator.get("version") == builtin["version"]:
         return None
-    return str(generator.get("version") or "an unversioned generator")
+    return str(generator.get("version") or "unversioned")
 
 
 @lru_cache(maxsize=1)
