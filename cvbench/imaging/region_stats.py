@@ -90,6 +90,29 @@ def region_features(image: np.ndarray, mask: np.ndarray) -> RegionFeatures:
     )
 
 
+def box_cover(cover: RegionFeatures, target: RegionFeatures) -> float:
+    """The share of `target`'s box that `cover`'s box overlaps."""
+    a, t = cover.bbox, target.bbox
+    ix = max(0.0, min(a[2], t[2]) - max(a[0], t[0]))
+    iy = max(0.0, min(a[3], t[3]) - max(a[1], t[1]))
+    return ix * iy / max(1e-9, (t[2] - t[0]) * (t[3] - t[1]))
+
+
+def boxes_in_contact(a: RegionFeatures, b: RegionFeatures) -> bool:
+    """The two boxes meet (within 2% of the image) and their bottom edges are level (both on the
+    ground) or one's bottom sits on the other's top."""
+    gap = 0.02
+    meet = not (
+        a.bbox[2] + gap < b.bbox[0]
+        or b.bbox[2] + gap < a.bbox[0]
+        or a.bbox[3] + gap < b.bbox[1]
+        or b.bbox[3] + gap < a.bbox[1]
+    )
+    stacked = abs(a.bottom - b.bbox[1]) < 0.04 or abs(b.bottom - a.bbox[1]) < 0.04
+    level = abs(a.bottom - b.bottom) < 0.04
+    return meet and (stacked or level)
+
+
 def appearance_similarity(a: Appearance, b: Appearance) -> float:
     """Colour-histogram intersection, minus mean-colour distance and shape (aspect) difference."""
     inter = float(np.minimum(a.hist, b.hist).sum())

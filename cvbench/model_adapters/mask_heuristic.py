@@ -26,6 +26,8 @@ from cvbench.imaging.region_stats import (
     SAME_OBJECT_THRESHOLD,
     RegionFeatures,
     appearance_similarity,
+    box_cover,
+    boxes_in_contact,
     region_features,
 )
 from cvbench.model_adapters.baselines import _Baseline
@@ -358,10 +360,7 @@ def rule_occluder(scene: Scene) -> str | None:
 
     def score(k: int) -> float:
         c = scene.ref(k)
-        ix = max(0.0, min(c.bbox[2], target.bbox[2]) - max(c.bbox[0], target.bbox[0]))
-        iy = max(0.0, min(c.bbox[3], target.bbox[3]) - max(c.bbox[1], target.bbox[1]))
-        overlap = ix * iy / max(1e-9, (target.bbox[2] - target.bbox[0]) * (target.bbox[3] - target.bbox[1]))
-        return overlap + (0.1 if c.bottom > target.bottom else 0.0)
+        return box_cover(c, target) + (0.1 if c.bottom > target.bottom else 0.0)
 
     return scene.letter_for(cands, max(cands, key=score))
 
@@ -466,19 +465,9 @@ def rule_contact(scene: Scene) -> str | None:
     if len(scene.refs) < 2:
         return None
 
-    def contact(a: RegionFeatures, b: RegionFeatures) -> bool:
-        gap = 0.02
-        meet = not (
-            a.bbox[2] + gap < b.bbox[0]
-            or b.bbox[2] + gap < a.bbox[0]
-            or a.bbox[3] + gap < b.bbox[1]
-            or b.bbox[3] + gap < a.bbox[1]
-        )
-        stacked = abs(a.bottom - b.bbox[1]) < 0.04 or abs(b.bottom - a.bbox[1]) < 0.04
-        level = abs(a.bottom - b.bottom) < 0.04
-        return meet and (stacked or level)
-
-    touching = contact(scene.ref(0), scene.ref(1)) and contact(scene.counterpart(0), scene.counterpart(1))
+    touching = boxes_in_contact(scene.ref(0), scene.ref(1)) and boxes_in_contact(
+        scene.counterpart(0), scene.counterpart(1)
+    )
     return yes_no_letter(scene.options, touching)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from cvbench.imaging.region_stats import SAME_OBJECT_THRESHOLD as SAME_OBJECT
 from cvbench.imaging.region_stats import RegionFeatures as Region
 from cvbench.imaging.region_stats import appearance_similarity as similarity
-from cvbench.imaging.region_stats import region_features
+from cvbench.imaging.region_stats import box_cover, boxes_in_contact, region_features
 from cvbench.tasks.synthetic.facts import SceneFacts
 from cvbench.tasks.synthetic.questions.common import Draft
 
@@ -84,24 +84,6 @@ class _Reader:
         return query, cands or [k for k in range(len(views)) if k != query]
 
 
-def _bbox_overlap(c: Region, t: Region) -> float:
-    ix = max(0.0, min(c.bbox[2], t.bbox[2]) - max(c.bbox[0], t.bbox[0]))
-    iy = max(0.0, min(c.bbox[3], t.bbox[3]) - max(c.bbox[1], t.bbox[1]))
-    return ix * iy / max(1e-9, (t.bbox[2] - t.bbox[0]) * (t.bbox[3] - t.bbox[1]))
-
-
-def _touch(a: Region, b: Region) -> bool:
-    gap = 0.02
-    meet = not (
-        a.bbox[2] + gap < b.bbox[0]
-        or b.bbox[2] + gap < a.bbox[0]
-        or a.bbox[3] + gap < b.bbox[1]
-        or b.bbox[3] + gap < a.bbox[1]
-    )
-    stacked = abs(a.bottom - b.bbox[1]) < 0.04 or abs(b.bottom - a.bbox[1]) < 0.04
-    return meet and (stacked or abs(a.bottom - b.bottom) < 0.04)
-
-
 _PAIR = re.compile(r"object 1 is ([XYZ]) and object 2 is ([XYZ])")
 
 
@@ -160,7 +142,7 @@ def _located(r: _Reader, t: str) -> list[int]:
     oid, _ = r.best_match(r.ref(q), view, exclude=[r.d.refs[c].object_id for c in cands])
     target = r.region(r.cams[view], oid) if oid is not None else r.ref(q)
     if t == "Q8":
-        scores = [_bbox_overlap(r.ref(c), target) + (0.1 if r.ref(c).bottom > target.bottom else 0.0) for c in cands]
+        scores = [box_cover(r.ref(c), target) + (0.1 if r.ref(c).bottom > target.bottom else 0.0) for c in cands]
         return _by(scores)
     dist = [float(np.hypot(*(np.array(r.ref(c).centroid) - np.array(target.centroid)))) for c in cands]
     return _by(dist, descending=False)
@@ -191,7 +173,7 @@ def _geometric(r: _Reader, t: str) -> list[int]:
         same = np.sign(a1.bottom - b1.bottom) == np.sign(a2.bottom - b2.bottom)
         return _binary(0 if same else 1)
     if t == "Q17":
-        return _binary(0 if _touch(a1, b1) and _touch(a2, b2) else 1)
+        return _binary(0 if boxes_in_contact(a1, b1) and boxes_in_contact(a2, b2) else 1)
     raise ValueError(f"no shortcut reader for task type {t!r}")
 
 
