@@ -275,24 +275,19 @@ class OpenAIChatAdapter(ApiAdapter):
 
     def _client(self, base_url: str | None) -> Any:
         """The SDK's async client for `base_url` (its `chat.completions.create`)."""
-        key = base_url or ""
-        client = self._clients.get(key)
-        if client is None:
-            openai = require("openai", "openai", "the OpenAI adapter")
-            client = openai.AsyncOpenAI(**self._client_options(base_url))
-            self._clients[key] = client
-        return client
+        return self._cached_client(self._clients, "AsyncOpenAI", base_url)
 
     def _sync_client(self, base_url: str | None) -> Any:
         """The SDK's sync client for `base_url`, shared by the sender threads (its connection pool
         is thread-safe); created on the event loop's thread."""
+        return self._cached_client(self._sync_clients, "OpenAI", base_url)
+
+    def _cached_client(self, clients: dict[str, Any], kind: str, base_url: str | None) -> Any:
         key = base_url or ""
-        client = self._sync_clients.get(key)
-        if client is None:
+        if key not in clients:
             openai = require("openai", "openai", "the OpenAI adapter")
-            client = openai.OpenAI(**self._client_options(base_url))
-            self._sync_clients[key] = client
-        return client
+            clients[key] = getattr(openai, kind)(**self._client_options(base_url))
+        return clients[key]
 
     def sends_raw_body(self) -> bool:
         """Whether the installed SDK sends a prepared body (else `create` builds its own)."""
