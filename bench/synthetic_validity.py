@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.heldout_shortcut import heldout_results
+from bench.heldout_shortcut_mmvm import heldout_mmvm
 from cvbench.rundir.format import SampleRecord, iter_records
 from cvbench.runner.session import RunOptions, run
 from cvbench.scoring.stats import wilson
@@ -187,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated CrossViewBench task types (e.g. Q7,Q8): generate and measure only these (quick checks)",
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--probe-train-per-cue", type=int, default=12, help="MMVM cases per cue the probe learns from")
     args = ap.parse_args(argv)
     if args.combine:
         combined = combine(args.combine)
@@ -216,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = {m: evaluate(m, data, work, tasks) for m in args.models.split(",")}
         if "synth-crossviewbench" in tasks:
             results[HELDOUT] = heldout(data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl")
+        if "synth-mmvm" in tasks:  # held-out MMVM rules and a probe trained on seed + 1 (heldout_shortcut_mmvm.py)
+            mmvm_tsv = data / get_task("synth-mmvm").data_subdir / "mllm_match_eval_full.tsv"
+            results.update(heldout_mmvm(mmvm_tsv, args.seed, args.probe_train_per_cue, summary))
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
         "data": {"seed": args.seed, "per_type": args.per_type, "per_cue": args.per_type, "types": types},
