@@ -28,7 +28,13 @@ from cvbench.runner.jobs import Job
 from cvbench.runner.jsonable import jsonable
 from cvbench.runner.prompt_cache import SCHEMA as PROMPT_SCHEMA
 from cvbench.runner.prompt_cache import PromptDigestCache, PromptKeys, code_identity, prompt_key
-from cvbench.runner.records import RecordWriter, answered_fields, answered_record, score_response
+from cvbench.runner.records import (
+    _REDACTION_TRIGGERS,
+    RecordWriter,
+    answered_fields,
+    answered_record,
+    score_response,
+)
 from cvbench.scoring.metrics import compute_results, scored_record
 from cvbench.tasks.loading import iter_task_samples
 from cvbench.tasks.registry import get_task
@@ -184,6 +190,10 @@ def test_clean_protocol_is_spliced_and_a_triggered_one_is_walked() -> None:
     for protocol in ({"k": "sk-secret-value-123"}, {"api_key": 1}, {"u": "http://h"}, {"n": float("nan")}):
         assert writer._untouched(protocol) is None
     assert RecordWriter(['with"quote'])._untouched({"style": "mask"}) is None
+    ordinary = {k: v for k, v in _plain(_record(1)).items() if k != "usage"}
+    assert writer._untouched(ordinary) == json.dumps(ordinary, ensure_ascii=False, sort_keys=True)
+    for trigger in _REDACTION_TRIGGERS:  # each word the check names is looked for, in any case
+        assert writer._untouched({"v": f"a{trigger.upper()}b"}) is None, trigger
 
 
 def test_answered_fields_are_the_answered_records_fields() -> None:
