@@ -36,13 +36,24 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA_DIR, PYTHON, REPO_ROOT, InstantServer, ProcessStats, build_dataset, machine, write_result
+from common import (
+    DATA_DIR,
+    PYTHON,
+    REPO_ROOT,
+    InstantServer,
+    ProcessStats,
+    _tree_rss,
+    build_dataset,
+    machine,
+    write_result,
+)
 
 TIMINGS = ("latency_s", "cached")
 
@@ -64,16 +75,33 @@ def checkout(rev: str, dest: Path) -> Path:
 
 
 def measure(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> ProcessStats:
-    """Wall, CPU (wait4) and the kernel's peak RSS of one process run in `cwd`."""
+    """Wall, CPU (wait4) and peak RSS of one process run in `cwd`: the RSS polled from /proc (the
+    kernel's ru_maxrss of a child starts from this process's size at the fork)."""
     with open(log, "w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+        peak = 0
+        done = threading.Event()
+
+        def poll() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _tree_rss(proc.pid))
+                done.wait(0.1)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    rss = usage.ru_maxrss * 1024
+        done.set()
+        poller.join()
     return ProcessStats(
-        wall_s=wall, user_s=usage.ru_utime, sys_s=usage.ru_stime, peak_rss_bytes=rss, max_rss_bytes=rss, returncode=code
+        wall_s=wall,
+        user_s=usage.ru_utime,
+        sys_s=usage.ru_stime,
+        peak_rss_bytes=peak,
+        max_rss_bytes=usage.ru_maxrss * 1024,
+        returncode=os.waitstatus_to_exitcode(status),
     )
 
 
@@ -106,15 +134,21 @@ def run_argv(data_root: Path, out: Path, cache: Path, base_url: str) -> list[str
     ]
 
 
-def lines_without_timings(path: Path) -> list[dict[str, Any]]:
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            data = json.loads(line)
-            for key in TIMINGS:
-                data.pop(key, None)
-            out.append(data)
-    return out
+def same_without_timings(a: Path, b: Path) -> bool:
+    """Two samples.jsonl files hold the same records apart from `latency_s` and `cached`
+    (streamed: this process stays small, see `measure`)."""
+
+    def strip(line: str) -> dict[str, Any]:
+        data = json.loads(line)
+        for key in TIMINGS:
+            data.pop(key, None)
+        return data
+
+    with open(a, encoding="utf-8") as fa, open(b, encoding="utf-8") as fb:
+        for x, y in zip(fa, fb, strict=False):
+            if strip(x) != strip(y):
+                return False
+        return fa.readline() == fb.readline() == ""
 
 
 def figures(stats: ProcessStats, n: int, load: list[float]) -> dict[str, Any]:
@@ -124,7 +158,7 @@ def figures(stats: ProcessStats, n: int, load: list[float]) -> dict[str, Any]:
         "user_s": round(stats.user_s, 3),
         "sys_s": round(stats.sys_s, 3),
         "cpu_ms_per_sample": round(stats.cpu_s / n * 1000, 4),
-        "max_rss_mib": round(stats.max_rss_bytes / 2**20, 1),
+        "peak_rss_mib": round(stats.peak_rss_bytes / 2**20, 1),
         "loadavg_before": [round(x, 2) for x in load],
     }
 
@@ -205,17 +239,14 @@ def main() -> int:
                 if results["usage"]["cached"] != answered:
                     raise SystemExit(f"{name}: not warm ({results['usage']['cached']} of {answered} cached)")
                 row = {"tree": name, "round": r, **figures(stats, n, load)}
-                row["records_equal_to_first_run"] = lines_without_timings(
-                    out / "samples.jsonl"
-                ) == lines_without_timings(reference[name] / "samples.jsonl")
+                first = reference[name] / "samples.jsonl"
+                row["records_equal_to_first_run"] = same_without_timings(out / "samples.jsonl", first)
                 shutil.copyfile(out / "samples.jsonl", work / f"{name}-warm-samples.jsonl")
                 shutil.copyfile(out / "results.json", work / f"{name}-warm-results.json")
                 result["runs"].append(row)
                 print(json.dumps(row), flush=True)
         result["server"] = server.stats
-    same_lines = lines_without_timings(work / "baseline-warm-samples.jsonl") == lines_without_timings(
-        work / "current-warm-samples.jsonl"
-    )
+    same_lines = same_without_timings(work / "baseline-warm-samples.jsonl", work / "current-warm-samples.jsonl")
     same_results = json.loads((work / "baseline-warm-results.json").read_text()) == json.loads(
         (work / "current-warm-results.json").read_text()
     )
@@ -226,11 +257,11 @@ def main() -> int:
         rows = [row for row in result["runs"] if row["tree"] == name]
         medians[name] = {
             key: round(statistics.median(row[key] for row in rows), 4)
-            for key in ("wall_s", "cpu_s", "cpu_ms_per_sample", "max_rss_mib")
+            for key in ("wall_s", "cpu_s", "cpu_ms_per_sample", "peak_rss_mib")
         }
     result["baseline"], result["current"] = medians["baseline"], medians["current"]
     result["ratio_current_over_baseline"] = {
-        key: round(medians["current"][key] / medians["baseline"][key], 3) for key in ("wall_s", "cpu_s")
+        key: round(medians["current"][key] / medians["baseline"][key], 3) for key in ("wall_s", "cpu_s", "peak_rss_mib")
     }
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     path = write_result(f"warm-{n}" + ("-no-bytecode" if args.no_bytecode_cache else ""), result)
