@@ -245,7 +245,7 @@ def main() -> int:
                 shutil.copyfile(out / "results.json", work / f"{name}-warm-results.json")
                 result["runs"].append(row)
                 print(json.dumps(row), flush=True)
-        result["server"] = server.stats
+    result["server"] = server.stats  # requests the instant server got (known once it has stopped)
     same_lines = same_without_timings(work / "baseline-warm-samples.jsonl", work / "current-warm-samples.jsonl")
     same_results = json.loads((work / "baseline-warm-results.json").read_text()) == json.loads(
         (work / "current-warm-results.json").read_text()
