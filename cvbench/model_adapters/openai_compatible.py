@@ -10,7 +10,9 @@
   log-probabilities yields the plain one-token answer and no scores.
 - The API key is optional: `CVBENCH_VLLM_API_KEY`, else `OPENAI_API_KEY`, from the environment, else from
   `.env` (the environment always wins), else none.
-- Images: base64 data URLs, no `detail` field unless `extra["image_detail"]` is set.
+- Images: base64 data URLs, no `detail` field unless `extra["image_detail"]` is set; JPEG q90 4:4:4
+  by default (`--image-format png` for lossless), the contract `image_policy.CONTRACTS["openai-compatible"]`
+  (vLLM, SGLang, TGI, llama.cpp and LMDeploy all decode JPEG data URLs; sources there).
 """
 
 from __future__ import annotations
