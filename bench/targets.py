@@ -22,7 +22,7 @@ TARGETS: dict[str, tuple[str, str, str, float]] = {
     "vs_lmms_cpu_ratio": ("vs-lmms.json", "vs_lmms_cpu_ratio", ">=", 10.0),
     "vs_lmms_rss_ratio": ("vs-lmms.json", "vs_lmms_rss_ratio", ">=", 3.0),
     "peak_rss_mib_17000": ("throughput-17000-thumbnails.json", "cold.peak_rss_mib_tree", "<=", 1024.0),
-    "warm_rerun_s_17000": ("throughput-17000-thumbnails.json", "warm.wall_s", "<=", 15.0),
+    "warm_rerun_s_17000": ("warm-17000.json", "current.wall_s", "<=", 15.0),  # median, bench/warm_rerun.py
     "render_37_candidates_1080p_ms": ("render.json", "results.candidate_view.median_ms", "<=", 100.0),
 }
 # Shown beside the targets, not targets: the same figures on the noisy stress views (per-pixel

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.rundir.format import iter_records
+from cvbench.runner.cache import CacheError
 from cvbench.runner.jsonable import jsonable
 from cvbench.runner.options import RunOptions
 from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
@@ -182,3 +185,34 @@ def test_code_identity_covers_every_module_the_prompt_path_imports() -> None:
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     covered = {str(p) for p in prompt_code_files()}
     assert loaded and {str(Path(f).resolve()) for f in loaded} <= covered
+
+
+def test_partly_warm_cache_asks_only_what_it_lacks(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
+    """Half the answers gone from the cache: the rerun serves the rest from the batched look-ups,
+    renders and asks only the missing ones, and writes the same records in the same order."""
+    cache = tmp_path / "cache.sqlite"
+    cold = run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False)
+    sent = fake_openai.total
+    with sqlite3.connect(cache) as db:
+        keys = [row[0] for row in db.execute("SELECT key FROM responses ORDER BY key")]
+        db.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in keys[::2]])
+    warm = run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False)
+    assert fake_openai.total - sent == len(keys[::2])
+    assert warm.results["overall"] == cold.results["overall"]
+    assert lines_without_timings(tmp_path / "warm") == lines_without_timings(tmp_path / "cold")
+    cached = [r.cached for r in iter_records(tmp_path / "warm") if r.parse_status != "invalid"]
+    assert cached.count(True) == len(keys) - len(keys[::2]) and cached.count(False) == len(keys[::2])
+
+
+def test_damaged_cached_answer_stops_the_rerun_naming_the_cache(
+    tiny_data: Any, tmp_path: Path, fake_openai: Any
+) -> None:
+    """A response row that no longer decodes is never served as an answer: the batched look-up
+    stops the run with an error naming the cache file."""
+    cache = tmp_path / "cache.sqlite"
+    run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False)
+    with sqlite3.connect(cache) as db:
+        db.execute("UPDATE responses SET response = '{\"text\": ' WHERE rowid = (SELECT MIN(rowid) FROM responses)")
+    with pytest.raises(CacheError, match=re.escape(str(cache))) as info:
+        run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False)
+    assert "response cache" in str(info.value)
