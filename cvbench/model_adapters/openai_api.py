@@ -43,6 +43,7 @@ from cvbench.model_adapters.base import (
     malformed,
     refused,
     require,
+    require_installed,
     unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
@@ -381,7 +382,7 @@ def openai_reasoning(model_name: str, opts: Mapping[str, Any], default_on: bool)
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> OpenAIChatAdapter:
-    require("openai", "openai", "the OpenAI adapter")
+    require_installed("openai", "openai", "the OpenAI adapter")
     opts = read_options(options.extra, OPTIONS, f"openai:{model_name}")
     reasons = openai_reasons(model_name)
     secret = find_secret(KEY_VARS)

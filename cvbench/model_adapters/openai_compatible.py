@@ -28,7 +28,7 @@ from typing import Any
 from cvbench.core.secrets import find_secret
 from cvbench.core.types import Capabilities, ModelInfo, Option, Request, Response
 from cvbench.model_adapters.api_options import OptionSpec, read_options
-from cvbench.model_adapters.base import AttemptError, malformed, require
+from cvbench.model_adapters.base import AttemptError, malformed, require_installed
 from cvbench.model_adapters.openai_api import (
     CHAT_OPTIONS,
     OpenAIChatAdapter,
@@ -214,7 +214,7 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> OpenAICompatibleAdapter:
-    require("openai", "openai", "the OpenAI-compatible adapter")
+    require_installed("openai", "openai", "the OpenAI-compatible adapter")
     urls = endpoint_urls(options)
     if not urls:
         raise ModelResolutionError(
