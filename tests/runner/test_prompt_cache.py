@@ -133,25 +133,28 @@ def test_run_that_saves_images_renders_what_its_directory_lacks(
     sent = fake_openai.total
     run(tiny_data, tmp_path / "b", fake_openai, cache, save_images=True)
     assert fake_openai.total == sent
-    images_a = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "images").rglob("*.png"))
-    images_b = sorted(p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b" / "images").rglob("*.png"))
+    # the saved files carry the policy's extension (JPEG by default for openai-compatible)
+    images_a = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "images").rglob("*.*"))
+    images_b = sorted(p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b" / "images").rglob("*.*"))
     assert images_a and images_a == images_b
     for r in iter_records(tmp_path / "b"):
         for sha in r.image_sha256:
-            assert (tmp_path / "b" / "images" / sha[:2] / f"{sha}.png").is_file()
+            assert len(list((tmp_path / "b" / "images" / sha[:2]).glob(f"{sha}.*"))) == 1
     assert lines_without_timings(tmp_path / "a") == lines_without_timings(tmp_path / "b")
 
 
 def test_changed_image_is_rendered_and_asked_again(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
+    # lossless, so that one changed source pixel is a changed image on the wire (JPEG q90 may
+    # quantise a single pixel away, and then the same sent pixels rightly reuse the answer)
     cache = tmp_path / "cache.sqlite"
-    run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False)
+    run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False, image_format="png")
     sent = fake_openai.total
     before = {r.sample_id: r for r in iter_records(tmp_path / "cold")}
     image = tiny_data.root / tiny_data.task / "images" / "s5_a.png"
     pixels = np.asarray(Image.open(image)).copy()
     pixels[-1, -1] = 255 - pixels[-1, -1]  # one pixel: the fingerprint (names only) cannot see it
     Image.fromarray(pixels).save(image)
-    run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False)
+    run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False, image_format="png")
     assert fake_openai.total == sent + 1  # exactly the sample that shows the changed image
     after = {r.sample_id: r for r in iter_records(tmp_path / "warm")}
     assert after["s5"].image_sha256[0] != before["s5"].image_sha256[0] and not after["s5"].cached
