@@ -31,7 +31,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.heldout_shortcut import heldout_results
+from bench.heldout_shortcut import heldout_results, probe_results
 from cvbench.rundir.format import SampleRecord, iter_records
 from cvbench.runner.session import RunOptions, run
 from cvbench.scoring.stats import wilson
@@ -116,11 +116,13 @@ def evaluate(model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS) -
 
 
 HELDOUT = "heldout-shortcut"  # bench/heldout_shortcut.py: a pixel rule the generator does not steer by
+PROBE = "heldout-probe"  # bench/heldout_shortcut.py: a classifier over region statistics, fitted on another seed
 
 
-def heldout(jsonl: Path) -> dict[str, Any]:
+def heldout(jsonl: Path, train: Path | None = None) -> dict[str, Any]:
+    """The held-out rule on `jsonl`, or (with `train`) the probe fitted on `train` and scored on it."""
     started = time.perf_counter()
-    per_type = heldout_results(jsonl)
+    per_type = heldout_results(jsonl) if train is None else probe_results(train, jsonl)
     total = summary(*(sum(x) for x in zip(*((c, n, ch * n) for c, n, ch in per_type.values()))))
     return {
         "seconds": round(time.perf_counter() - started, 1),
@@ -186,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="comma-separated CrossViewBench task types (e.g. Q7,Q8): generate and measure only these (quick checks)",
     )
+    ap.add_argument(
+        "--probe-seed",
+        type=int,
+        default=8,
+        help="seed of a second CrossViewBench set that the held-out probe is fitted on (-1: no probe)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     if args.combine:
@@ -215,10 +223,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds[task] = round(time.perf_counter() - started, 1)
         results = {m: evaluate(m, data, work, tasks) for m in args.models.split(",")}
         if "synth-crossviewbench" in tasks:
-            results[HELDOUT] = heldout(data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl")
+            jsonl = data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl"
+            results[HELDOUT] = heldout(jsonl)
+            if args.probe_seed >= 0:
+                if args.probe_seed == args.seed:
+                    raise SystemExit("--probe-seed must differ from --seed (the probe is scored on unseen scenes)")
+                started = time.perf_counter()
+                train = generate_crossviewbench(work / "probe-train", args.per_type, args.probe_seed, types)
+                seconds["probe-train-crossviewbench"] = round(time.perf_counter() - started, 1)
+                results[PROBE] = heldout(jsonl, train)
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
-        "data": {"seed": args.seed, "per_type": args.per_type, "per_cue": args.per_type, "types": types},
+        "data": {
+            "seed": args.seed,
+            "per_type": args.per_type,
+            "per_cue": args.per_type,
+            "types": types,
+            "probe_train_seed": args.probe_seed if "synth-crossviewbench" in tasks and args.probe_seed >= 0 else None,
+        },
         "targets": {
             "group": "every type, cue and cue@setting: Wilson 95% lower bound < chance + 0.10",
             "overall": "per benchmark: accuracy <= chance + 0.05",
