@@ -132,7 +132,13 @@ def save_tiny_qwen2vl(folder: Path) -> Path:
     return folder
 
 
-def request(option_logprobs: bool) -> Any:
+def never_encoded(pixels: Any) -> bytes:
+    raise RuntimeError("an in-process model asked for encoded image bytes")
+
+
+def request(option_logprobs: bool, pixels_only: bool = False) -> Any:
+    """Three PNG images; with `pixels_only`, deferred images as the runner gives in-process models
+    (`takes_pixels`): their bytes may never be asked for."""
     from PIL import Image
 
     from cvbench.core.types import (
@@ -145,8 +151,12 @@ def request(option_logprobs: bool) -> Any:
 
     images = []
     for k in range(3):
+        pixels = np.full((96, 128, 3), 60 * k, np.uint8)
+        if pixels_only:
+            images.append(PromptImage.deferred(pixels, never_encoded, "image/png", f"Image {k + 1}", f"px{k}"))
+            continue
         buffer = io.BytesIO()
-        Image.fromarray(np.full((96, 128, 3), 60 * k, np.uint8)).save(buffer, "PNG")
+        Image.fromarray(pixels).save(buffer, "PNG")
         images.append(PromptImage(buffer.getvalue(), "image/png", 128, 96, f"Image {k + 1}"))
     options = (Option("A", "yes"), Option("B", "no"), Option("C", "maybe"))
     prompt = Prompt(
@@ -159,10 +169,13 @@ def request(option_logprobs: bool) -> Any:
     return Request("tiny", prompt, GenerationConfig(max_tokens=4, option_logprobs=option_logprobs))
 
 
-async def both(adapter: Any) -> tuple[Any, Any]:
+async def both(adapter: Any, pixels_only: bool = False) -> tuple[Any, Any]:
     """A text request and an option-scored one, in one event loop (the adapter's client lives in it)."""
     try:
-        return await adapter.generate(request(False)), await adapter.generate(request(True))
+        return (
+            await adapter.generate(request(False, pixels_only)),
+            await adapter.generate(request(True, pixels_only)),
+        )
     finally:
         await adapter.aclose()
 
@@ -248,10 +261,10 @@ def in_process(model_dir: Path) -> str:
         str(model_dir),
         ModelOptions(extra={"max_model_len": 2048, "max_images": 4, "enforce_eager": True, "dtype": "bfloat16"}),
     )
-    text, scored = asyncio.run(both(adapter))
+    text, scored = asyncio.run(both(adapter, pixels_only=True))
     if not text.ok or not scored.ok:
         raise RuntimeError(f"text: {text.error}; scored: {scored.error}")
-    return f"text={text.text!r}, option_scores={dict(scored.option_scores or {})}"
+    return f"text={text.text!r}, option_scores={dict(scored.option_scores or {})} (images as pixels, never encoded)"
 
 
 def transformers_path(model_dir: Path, device: str) -> str:

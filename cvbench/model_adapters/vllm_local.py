@@ -1,7 +1,9 @@
 """In-process vLLM backend: `vllm:ORG/NAME` (or `vllm:/path/to/saved/model`), on a CUDA GPU.
 
 One `vllm.LLM` engine; each request becomes one chat (OpenAI-style messages: the prompt's
-images in order as data-URL image parts, then its text) passed to `LLM.chat`. Concurrent
+images in order as `image_pil` parts, then its text) passed to `LLM.chat`. The parts carry
+decoded images: an image cvbench rendered goes in as its pixels, never encoded to bytes and
+decoded again by vLLM (vLLM >= 0.9.2 accepts PIL images in `LLM.chat`, vllm-project/vllm#19635). Concurrent
 `generate` calls are collected into batches and run in one worker thread, so the event loop
 stays free while vLLM schedules the batch on the GPU.
 
@@ -16,7 +18,6 @@ For a vLLM server (`vllm serve`) use the `openai-compatible` provider instead.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ from cvbench.model_adapters.local_common import (
     answer_in_batch,
     best_letter,
     check_known_options,
+    decode_prompt_image,
     letter_token_ids,
     option_bool,
     option_float,
@@ -80,9 +82,9 @@ def vllm_cpu_platform() -> bool:
 
 
 def image_part(image: PromptImage) -> dict[str, Any]:
-    """An OpenAI-style image part carrying the exact bytes as a data URL."""
-    encoded = base64.b64encode(image.data).decode("ascii")
-    return {"type": "image_url", "image_url": {"url": f"data:{image.mime};base64,{encoded}"}}
+    """A chat part carrying the image as the PIL image vLLM's processor reads: the pixels of a
+    rendered image as they are, else the decoded bytes (what vLLM would decode from a data URL)."""
+    return {"type": "image_pil", "image_pil": decode_prompt_image(image)}
 
 
 def vllm_messages(prompt: Prompt, answer_prefix: str | None = None) -> list[dict[str, Any]]:
@@ -149,6 +151,8 @@ def first_token_logprobs(completion: Any) -> dict[int, float]:
 
 class VllmAdapter:
     """A vision-language model served in-process by vLLM."""
+
+    takes_pixels = True  # images arrive as `image_pil` parts (`decode_prompt_image`), never encoded
 
     def __init__(self, model_name: str, options: ModelOptions) -> None:
         extra = dict(options.extra)

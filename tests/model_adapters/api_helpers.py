@@ -74,6 +74,18 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+def answer(adapter: Any, request: Request) -> Response:
+    """One request through an adapter that exists already, closed afterwards (a fresh event loop)."""
+
+    async def go() -> Response:
+        try:
+            return await adapter.generate(request)
+        finally:
+            await adapter.aclose()
+
+    return run(go())
+
+
 def generate_once(
     make_adapter: Callable[[str, ModelOptions], Any],
     model_name: str,
@@ -85,13 +97,7 @@ def generate_once(
     extra = {"base_url": base_url, **option_overrides.pop("extra", {})}
     adapter = make_adapter(model_name, fast_options(extra=extra, **option_overrides))
 
-    async def go() -> Response:
-        try:
-            return await adapter.generate(request or make_request(adapter.info.model_id))
-        finally:
-            await adapter.aclose()
-
-    return run(go()), adapter
+    return answer(adapter, request or make_request(adapter.info.model_id)), adapter
 
 
 def isolate_keys(monkeypatch: Any, tmp_path: Any, **keys: str) -> None:

@@ -18,6 +18,7 @@ from cvbench.model_adapters.registry import ModelOptions
 from cvbench.runner.prompt_pool import build_or_fetch
 from tests.model_adapters.api_helpers import (
     TEST_KEYS,
+    answer,
     fast_options,
     isolate_keys,
     make_prompt,
@@ -120,13 +121,7 @@ def test_a_prepared_body_is_sent_verbatim(server: OpenAIWireServer) -> None:
     body = adapter.prepare_body(other)
     assert json.loads(body)["messages"][-1]["content"][-1]["text"] == "a different question"
 
-    async def go() -> Any:
-        try:
-            return await adapter.generate(replace(request, body=body))
-        finally:
-            await adapter.aclose()
-
-    assert run(go()).ok
+    assert answer(adapter, replace(request, body=body)).ok
     [received] = server.requests
     assert received.text == "a different question" and len(received.images) == 2
 
@@ -137,13 +132,7 @@ def test_retries_resend_the_prepared_body(server: OpenAIWireServer) -> None:
     request = make_request("openai:gpt-4o", make_prompt(2))
     prepared = replace(request, body=adapter.prepare_body(request))
 
-    async def go() -> Any:
-        try:
-            return await adapter.generate(prepared)
-        finally:
-            await adapter.aclose()
-
-    response = run(go())
+    response = answer(adapter, prepared)
     assert response.ok and response.attempts == 3
     assert len(server.requests) == 3
     assert server.requests[0].body == server.requests[2].body
@@ -276,13 +265,7 @@ def test_an_sdk_without_raw_bodies_gets_no_prepared_body_and_create_sends_the_sa
     adapter._raw_body = False  # what `takes_raw_body` finds on such a release
     assert adapter.prepare_body(request) is None
 
-    async def go() -> Any:
-        try:
-            return await adapter.generate(request)
-        finally:
-            await adapter.aclose()
-
-    assert run(go()).ok
+    assert answer(adapter, request).ok
     [received] = server.requests
     assert received.body == json.loads(body)
     assert received.headers["x-stainless-async"].startswith("async")  # the async client sent it
@@ -298,13 +281,7 @@ def test_anthropic_sdk_without_raw_bodies_uses_create(anthropic_server: Anthropi
     adapter._raw_body = False
     assert adapter.prepare_body(request) is None
 
-    async def go() -> Any:
-        try:
-            return await adapter.generate(request)
-        finally:
-            await adapter.aclose()
-
-    assert run(go()).ok
+    assert answer(adapter, request).ok
     [received] = anthropic_server.requests
     assert received.body == json.loads(body)
     assert received.headers["x-stainless-async"].startswith("async")

@@ -14,7 +14,15 @@ import pytest
 
 from cvbench.model_adapters import anthropic_api, openai_api, openai_compatible
 from cvbench.model_adapters.thread_sender import ThreadSender
-from tests.model_adapters.api_helpers import TEST_KEYS, fast_options, isolate_keys, make_prompt, make_request, run
+from tests.model_adapters.api_helpers import (
+    TEST_KEYS,
+    answer,
+    fast_options,
+    isolate_keys,
+    make_prompt,
+    make_request,
+    run,
+)
 from tests.wire import AnthropicWireServer, Fault, OpenAIWireServer
 
 
@@ -151,15 +159,9 @@ def test_openai_prepared_body_is_written_to_the_socket_by_a_sender_thread(
         request = make_request("openai:gpt-4o", make_prompt(2))
         prepared = replace(request, body=adapter.prepare_body(request))
 
-        async def go() -> Any:
-            try:
-                return await adapter.generate(prepared)
-            finally:
-                await adapter.aclose()
-
         responses: list[Any] = []
         port = int(server.base_url().split(":")[2].split("/")[0])
-        names = sending_threads(port, lambda: responses.append(run(go())))
+        names = sending_threads(port, lambda: responses.append(answer(adapter, prepared)))
         assert responses[0].ok and responses[0].text == "B" and responses[0].attempts == 2
         assert len(server.requests) == 2 and server.requests[1].body == server.requests[0].body
     assert names and all(n.startswith("cvbench-send-") for n in names), names
@@ -181,13 +183,7 @@ def test_openai_compatible_sends_from_a_sender_thread_and_fails_over(
         request = make_request(adapter.info.model_id, make_prompt(1))
         prepared = replace(request, body=adapter.prepare_body(request))
 
-        async def go() -> Any:
-            try:
-                return await adapter.generate(prepared)
-            finally:
-                await adapter.aclose()
-
-        response = run(go())
+        response = answer(adapter, prepared)
         assert response.ok and response.text == "C"
         assert [e.served for e in adapter.pool.endpoints] == [0, 1]
         assert adapter.pool.endpoints[0].down_until > 0
@@ -201,15 +197,9 @@ def test_anthropic_body_is_written_to_the_socket_by_a_sender_thread(
         adapter = anthropic_api.make_adapter("claude-sonnet-4-6", fast_options(extra={"base_url": server.base_url()}))
         request = make_request("anthropic:claude-sonnet-4-6", make_prompt(2))  # body built in `generate`
 
-        async def go() -> Any:
-            try:
-                return await adapter.generate(request)
-            finally:
-                await adapter.aclose()
-
         responses: list[Any] = []
         port = int(server.base_url().split(":")[2].split("/")[0])
-        names = sending_threads(port, lambda: responses.append(run(go())))
+        names = sending_threads(port, lambda: responses.append(answer(adapter, request)))
         assert responses[0].ok and responses[0].text == "B"
         assert [i.data for i in server.requests[0].images] == [i.data for i in request.prompt.images]
     assert names and all(n.startswith("cvbench-send-") for n in names), names
@@ -223,12 +213,6 @@ def test_a_closed_adapter_can_be_used_again(monkeypatch: pytest.MonkeyPatch, tmp
         adapter = openai_api.make_adapter("gpt-4o", fast_options(extra={"base_url": server.base_url()}))
         request = make_request("openai:gpt-4o", make_prompt(1))
 
-        async def once() -> Any:
-            try:
-                return await adapter.generate(request)
-            finally:
-                await adapter.aclose()
-
-        assert run(once()).ok
-        assert run(once()).ok
+        assert answer(adapter, request).ok
+        assert answer(adapter, request).ok
         assert len(server.requests) == 2

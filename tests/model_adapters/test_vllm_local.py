@@ -5,12 +5,14 @@ vLLM itself needs a CUDA GPU, so the engine is not started here.
 
 from __future__ import annotations
 
-import base64
 import importlib.util
+import io
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from cvbench.core.types import GenerationConfig, Option, Prompt, PromptImage
 from cvbench.model_adapters.local_common import letter_token_ids, scores_from_top_logprobs
@@ -24,8 +26,16 @@ from cvbench.model_adapters.vllm_local import (
     vllm_messages,
 )
 
-PNG = PromptImage(b"\x89PNG fake bytes", "image/png", 4, 3, "Image 1")
-JPEG = PromptImage(b"\xff\xd8 jpeg bytes", "image/jpeg", 8, 6, "Image 2")
+
+def encoded(pixels: np.ndarray, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+PIXELS = np.random.default_rng(3).integers(0, 256, size=(3, 4, 3), dtype=np.uint8)
+PNG = PromptImage(encoded(PIXELS, "PNG"), "image/png", 4, 3, "Image 1")
+JPEG = PromptImage(encoded(np.full((6, 8, 3), 90, np.uint8), "JPEG"), "image/jpeg", 8, 6, "Image 2")
 OPTIONS = (Option("A", "1"), Option("B", "2"), Option("C", "None of the above choices are correct"))
 
 
@@ -40,24 +50,38 @@ def prompt(system: str | None = None) -> Prompt:
     )
 
 
-def test_messages_carry_the_exact_image_bytes_in_order_then_the_text() -> None:
+def test_messages_carry_the_decoded_images_in_order_then_the_text() -> None:
     messages = vllm_messages(prompt(system="Be brief."))
     assert messages[0] == {"role": "system", "content": "Be brief."}
     user = messages[1]
-    assert user["role"] == "user" and [p["type"] for p in user["content"]] == ["image_url", "image_url", "text"]
-    first = user["content"][0]["image_url"]["url"]
-    assert first.startswith("data:image/png;base64,")
-    assert base64.b64decode(first.split(",", 1)[1]) == PNG.data
-    assert user["content"][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert user["role"] == "user" and [p["type"] for p in user["content"]] == ["image_pil", "image_pil", "text"]
+    first, second = (part["image_pil"] for part in user["content"][:2])
+    assert first.mode == "RGB" and np.array_equal(np.asarray(first), PIXELS)
+    assert second.size == (8, 6) and np.array_equal(np.asarray(second), np.asarray(Image.open(io.BytesIO(JPEG.data))))
     assert user["content"][2] == {"type": "text", "text": "Which one?\nA. 1\nB. 2"}
     assert len(messages) == 2
+
+
+def test_a_rendered_image_reaches_the_engine_as_its_pixels_without_being_encoded() -> None:
+    def never(pixels: np.ndarray) -> bytes:
+        raise AssertionError("an in-process model must not encode the image")
+
+    deferred = PromptImage.deferred(PIXELS, never, "image/png", "Image 1", "identity")
+    part = image_part(deferred)
+    assert part["type"] == "image_pil" and np.array_equal(np.asarray(part["image_pil"]), PIXELS)
+    assert not deferred.encoded
+
+
+def test_undecodable_image_bytes_are_named() -> None:
+    with pytest.raises(ValueError, match="Image 3: image bytes"):
+        image_part(PromptImage(b"not an image", "image/png", 4, 3, "Image 3"))
 
 
 def test_scoring_messages_end_with_the_assistant_prefix_to_continue() -> None:
     messages = vllm_messages(prompt(), answer_prefix="Answer:")
     assert messages[-1] == {"role": "assistant", "content": "Answer:"}
     assert messages[0]["role"] == "user"
-    assert image_part(PNG)["type"] == "image_url"
+    assert image_part(PNG)["type"] == "image_pil"
 
 
 def test_engine_kwargs_from_options() -> None:
