@@ -115,9 +115,9 @@ Q11_TRIPLES_PER_ANSWER = 8  # distractor triples offered per candidate answer, l
 
 def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     """Any object at most 75% visible can be the answer when three others are each at least 0.2
-    more complete. How many of the distractors show fewer pixels than the answer is drawn
-    uniformly (0-3: small whole objects beside a large half-hidden one, so the visible size says
-    nothing), and distractors whose own silhouette fills its box least come first (whole cones,
+    more complete. How many of the distractors show fewer pixels than the answer is planned
+    (`Ask.size_rank`, evenly 0-3: small whole objects beside a large half-hidden one, so the
+    visible size says nothing), and distractors whose own silhouette fills its box least come first (whole cones,
     balls, lying cylinders: a hollow-looking region is no sign of missing parts, and an object cut
     straight by an occluder or the frame can look the most solid of the four)."""
     target = ask.target
@@ -131,11 +131,12 @@ def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             others = [o for o in _shuffled(rng, objs) if frac[o] >= frac[least] + 0.2]
             if len(others) < 3:
                 continue
-            # how many distractors show fewer pixels than the answer: drawn uniformly, so that
-            # the visible size carries no information (the hidden one is not just the smallest)
-            smaller = int(rng.integers(0, 4))
             px = {o: _seen(f, a, o).visible_px for o in objs}
-            triples = [t for t in combinations(others, 3) if sum(px[o] < px[least] for o in t) == smaller]
+            triples = [
+                t
+                for t in combinations(others, 3)
+                if ask.size_rank is None or sum(px[o] < px[least] for o in t) == ask.size_rank
+            ]
             triples.sort(key=lambda t: sum(fill[o] for o in t))
             for triple in triples[:Q11_TRIPLES_PER_ANSWER]:
                 cands = _place(least, _shuffled(rng, list(triple)), target)
