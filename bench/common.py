@@ -34,7 +34,16 @@ DATA_DIR = BENCH_DIR / ".data"
 RESULTS_DIR = BENCH_DIR / "results"
 PYTHON = sys.executable
 
-GENERATOR_VERSION = "cvbench-bench-cvb/1"
+# The bench views come in two kinds (`content`):
+# - "photo" (the default, and what the issue-18 targets are stated on): smooth shading, soft edges,
+#   surface texture and mild sensor noise; JPEG q90 4:4:4 of a 1280x720 view is ~100-200 KB, the
+#   range of real 720p photographs (see `photo_view`);
+# - "noisy" (a stress case): per-pixel Gaussian noise of sigma 12 over the whole view and 18 inside
+#   objects, ~440 KB per view at JPEG q90 4:4:4, far noisier than a camera frame. Kept byte for
+#   byte as it was (generator version 1), so earlier figures stay comparable.
+CONTENTS = ("photo", "noisy")
+GENERATOR_VERSIONS = {"photo": "cvbench-bench-cvb/2-photo", "noisy": "cvbench-bench-cvb/1"}
+GENERATOR_VERSION = GENERATOR_VERSIONS["noisy"]  # the name earlier scripts imported
 VIEW_HW = (720, 1280)
 POOL_SCENES = 48  # distinct image scenes; every record still has its own scene id
 VIEWS_PER_SCENE = 4
@@ -148,44 +157,117 @@ def _ensure_ignored() -> None:
         marker.write_text("*\n", encoding="utf-8")
 
 
-def _pool_view(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A photo-like 1280x720 view (gradient, per-pixel noise, textured shapes) and its objects'
-    visible masks (painted in order, later shapes occlude earlier ones)."""
+def _shape_layer(rng: np.random.Generator, k: int, hw: tuple[int, int]) -> np.ndarray:
+    """Object k's silhouette (polygon, ellipse or box by k % 3) as a 0/1 uint8 layer."""
     import cv2
 
+    h, w = hw
+    layer = np.zeros((h, w), dtype=np.uint8)
+    cx, cy = int(rng.integers(80, w - 80)), int(rng.integers(80, h - 80))
+    if k % 3 == 0:
+        pts = (np.array([cx, cy]) + rng.integers(-140, 140, size=(int(rng.integers(3, 8)), 2))).astype(np.int32)
+        cv2.fillPoly(layer, [cv2.convexHull(pts)], 1)
+    elif k % 3 == 1:
+        cv2.ellipse(
+            layer,
+            (cx, cy),
+            (int(rng.integers(25, 150)), int(rng.integers(25, 110))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1,
+            -1,
+        )
+    else:
+        bw, bh = int(rng.integers(30, 200)), int(rng.integers(30, 160))
+        layer[max(0, cy - bh // 2) : cy + bh // 2, max(0, cx - bw // 2) : cx + bw // 2] = 1
+    return layer
+
+
+def noisy_view(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The stress view (content "noisy"): a gradient under per-pixel noise of sigma 12, shapes
+    filled with sigma-18 noise; and its objects' visible masks (painted in order, later shapes
+    occlude earlier ones). The random draws are those of generator version 1, unchanged."""
     h, w = VIEW_HW
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     base = rng.uniform(40, 200, size=3).astype(np.float32)
     tilt = rng.uniform(-0.05, 0.05, size=(3, 2)).astype(np.float32)
     img = np.stack([base[c] + tilt[c, 0] * xx + tilt[c, 1] * yy for c in range(3)], axis=-1)
-    img += rng.normal(0, 12, size=(h, w, 3)).astype(np.float32)  # sensor-like noise: realistic PNG sizes
+    img += rng.normal(0, 12, size=(h, w, 3)).astype(np.float32)
     ids = np.zeros((h, w), dtype=np.int16)
     for k in range(1, OBJECTS_PER_VIEW + 1):
-        layer = np.zeros((h, w), dtype=np.uint8)
-        cx, cy = int(rng.integers(80, w - 80)), int(rng.integers(80, h - 80))
-        if k % 3 == 0:
-            pts = (np.array([cx, cy]) + rng.integers(-140, 140, size=(int(rng.integers(3, 8)), 2))).astype(np.int32)
-            cv2.fillPoly(layer, [cv2.convexHull(pts)], 1)
-        elif k % 3 == 1:
-            cv2.ellipse(
-                layer,
-                (cx, cy),
-                (int(rng.integers(25, 150)), int(rng.integers(25, 110))),
-                float(rng.uniform(0, 180)),
-                0,
-                360,
-                1,
-                -1,
-            )
-        else:
-            bw, bh = int(rng.integers(30, 200)), int(rng.integers(30, 160))
-            layer[max(0, cy - bh // 2) : cy + bh // 2, max(0, cx - bw // 2) : cx + bw // 2] = 1
+        sel = _shape_layer(rng, k, (h, w)).astype(bool)
         colour = rng.uniform(0, 255, size=3).astype(np.float32)
-        sel = layer.astype(bool)
         img[sel] = colour + rng.normal(0, 18, size=(int(sel.sum()), 3)).astype(np.float32)
         ids[sel] = k
     masks = [ids == k for k in range(1, OBJECTS_PER_VIEW + 1)]
     return np.clip(img, 0, 255).astype(np.uint8), [m for m in masks if m.any()]
+
+
+# What makes the photo-like view look like a camera frame, and why these amounts (chosen once by
+# eye and by JPEG size, not tuned to any timing): illumination that varies smoothly over the frame
+# (a coarse random field, upsampled); surfaces with fine texture (band-limited noise, amplitude
+# PHOTO_TEXTURE) and shading across each object; edges softened by a lens-like blur (sigma
+# PHOTO_BLUR px) after painting; sensor noise of sigma PHOTO_SENSOR_NOISE (cameras give ~1-3 at
+# base ISO). JPEG q90 4:4:4 of such a 1280x720 view is ~100-200 KB, like real 720p photographs.
+PHOTO_TEXTURE = 6.0
+PHOTO_BLUR = 1.2
+PHOTO_SENSOR_NOISE = 2.0
+
+
+def _smooth_field(rng: np.random.Generator, hw: tuple[int, int], cells: tuple[int, int], channels: int) -> np.ndarray:
+    """A smooth random field in [-1, 1]: a coarse grid of random values, upsampled bicubically."""
+    import cv2
+
+    coarse = rng.uniform(-1, 1, size=(cells[0], cells[1], channels)).astype(np.float32)
+    field = cv2.resize(coarse, (hw[1], hw[0]), interpolation=cv2.INTER_CUBIC)
+    return field.reshape(hw[0], hw[1], channels)
+
+
+def _texture(rng: np.random.Generator, hw: tuple[int, int], sigma: float) -> np.ndarray:
+    """Band-limited surface texture (one channel), unit amplitude: white noise blurred by `sigma`."""
+    import cv2
+
+    noise = rng.normal(0, 1, size=hw).astype(np.float32)
+    tex = cv2.GaussianBlur(noise, (0, 0), sigma)
+    return tex / max(float(tex.std()), 1e-6)
+
+
+def photo_view(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A photo-like 1280x720 view (content "photo", the default) and its objects' visible masks:
+    a floor/wall split under smooth illumination with fine texture, 9 shaded, textured objects
+    (same silhouettes as the noisy view's generator draws), a lens-like blur of the edges, and
+    mild sensor noise. The masks are the painted silhouettes (sharp, as annotators draw them)."""
+    import cv2
+
+    h, w = VIEW_HW
+    yy = np.mgrid[0:h, 0:w][0].astype(np.float32)
+    horizon = int(rng.integers(h // 3, 2 * h // 3))
+    wall, floor = rng.uniform(60, 200, size=(2, 3)).astype(np.float32)
+    img = np.where((yy < horizon)[..., None], wall, floor).astype(np.float32)
+    light = 1.0 + 0.25 * _smooth_field(rng, (h, w), (4, 6), 1)  # uneven illumination
+    img *= light
+    img += PHOTO_TEXTURE * _texture(rng, (h, w), 1.5)[..., None]
+    ids = np.zeros((h, w), dtype=np.int16)
+    for k in range(1, OBJECTS_PER_VIEW + 1):
+        sel = _shape_layer(rng, k, (h, w)).astype(bool)
+        colour = rng.uniform(20, 235, size=3).astype(np.float32)
+        angle = float(rng.uniform(0, 2 * np.pi))
+        ys, xs = np.nonzero(sel)
+        if len(ys) == 0:
+            continue
+        along = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle)
+        shade = 0.75 + 0.4 * (along - along.min()) / max(float(np.ptp(along)), 1.0)
+        tex = PHOTO_TEXTURE * _texture(rng, (h, w), 1.0)[ys, xs]
+        img[ys, xs] = colour * shade[:, None] * light[ys, xs] + tex[:, None]
+        ids[sel] = k
+    img = cv2.GaussianBlur(img, (0, 0), PHOTO_BLUR)
+    img += rng.normal(0, PHOTO_SENSOR_NOISE, size=img.shape).astype(np.float32)
+    masks = [ids == k for k in range(1, OBJECTS_PER_VIEW + 1)]
+    return np.clip(img, 0, 255).astype(np.uint8), [m for m in masks if m.any()]
+
+
+VIEW_MAKERS = {"photo": photo_view, "noisy": noisy_view}
 
 
 def _question(qtype: str, n_refs: int) -> tuple[str, list[str]]:
@@ -203,9 +285,14 @@ def _question(qtype: str, n_refs: int) -> tuple[str, list[str]]:
 THUMBNAIL_HW = (72, 128)
 
 
-def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: bool = False) -> Path:
-    """The bench set of `n` questions (n/17 per task type) under `root` (default bench/.data/cvb-<n>),
-    reused when already built by this generator version. Returns the data root for `--data-dir`.
+def build_dataset(
+    n: int, seed: int = 0, root: Path | None = None, thumbnails: bool = False, content: str = "photo"
+) -> Path:
+    """The bench set of `n` questions (n/17 per task type) under `root` (default
+    bench/.data/cvb-<n>-s<seed>-photo, or cvb-<n>-s<seed> for content "noisy"), reused when already
+    built by this generator version. Returns the data root for `--data-dir`.
+
+    `content`: "photo" (photo-like views, the default) or "noisy" (the stress views); see CONTENTS.
 
     A pool of POOL_SCENES x VIEWS_PER_SCENE images is rendered once (JPEG, like video frames);
     each record picks 2-4 views of one pool scene and distinct objects to reference, and gets its
@@ -221,26 +308,30 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
     from cvbench.core.types import TASK_TYPES
     from cvbench.imaging.masks import bbox, encode_rle
 
+    if content not in VIEW_MAKERS:
+        raise ValueError(f"content must be one of {', '.join(CONTENTS)}, got {content!r}")
+    version = GENERATOR_VERSIONS[content]
     _ensure_ignored()
-    root = Path(root) if root is not None else DATA_DIR / f"cvb-{n}-s{seed}{'-thumb' if thumbnails else ''}"
+    suffix = ("-photo" if content == "photo" else "") + ("-thumb" if thumbnails else "")
+    root = Path(root) if root is not None else DATA_DIR / f"cvb-{n}-s{seed}{suffix}"
     folder = root / "crossviewbench"
     stamp = folder / ".bench-generator.json"
-    want = {"generator": GENERATOR_VERSION, "n": n, "seed": seed}
+    want = {"generator": version, "n": n, "seed": seed}
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         return root
     folder.mkdir(parents=True, exist_ok=True)
     # the image pool is shared by every size of the set
-    pool_dir = DATA_DIR / f"pool-s{seed}"
+    pool_dir = DATA_DIR / (f"pool-s{seed}" if content == "noisy" else f"pool-{content}-s{seed}")
     pool_stamp = pool_dir / ".pool.json"
     objects_json: list[list[str]] = []  # [scene][view] -> JSON text of the view's `objects` list
-    if pool_stamp.exists() and json.loads(pool_stamp.read_text()).get("generator") == GENERATOR_VERSION:
+    if pool_stamp.exists() and json.loads(pool_stamp.read_text()).get("generator") == version:
         objects_json = json.loads(pool_stamp.read_text())["objects"]
     else:
         pool_dir.mkdir(parents=True, exist_ok=True)
         for s in range(POOL_SCENES):
             views = []
             for v in range(VIEWS_PER_SCENE):
-                img, masks = _pool_view(rng_for(seed, "bench-pool", s, v))
+                img, masks = VIEW_MAKERS[content](rng_for(seed, "bench-pool", s, v))
                 cv2.imwrite(
                     str(pool_dir / f"s{s:03d}_v{v}.jpg"),
                     cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
@@ -252,9 +343,9 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
                 ]
                 views.append(json.dumps(objs))
             objects_json.append(views)
-        pool_stamp.write_text(json.dumps({"generator": GENERATOR_VERSION, "objects": objects_json}))
+        pool_stamp.write_text(json.dumps({"generator": version, "objects": objects_json}))
     if thumbnails:
-        thumbs = DATA_DIR / f"pool-s{seed}-thumb"
+        thumbs = pool_dir.with_name(pool_dir.name + "-thumb")
         thumbs.mkdir(parents=True, exist_ok=True)
         for src in sorted(pool_dir.glob("*.jpg")):
             dst = thumbs / src.name
@@ -312,12 +403,46 @@ def build_dataset(n: int, seed: int = 0, root: Path | None = None, thumbnails: b
                 "region_refs": refs,
                 "dataset": "cvbench-bench",
                 "scene": f"bench-scene-{i:05d}",
-                "metadata": {"generator": GENERATOR_VERSION, "pool_scene": s},
+                "metadata": {"generator": version, "pool_scene": s},
             }
             fh.write(json.dumps(head)[:-1] + f', "views": [{views_text}]}}\n')
     os.replace(tmp, folder / "crossviewbench.jsonl")
     stamp.write_text(json.dumps(want))
     return root
+
+
+def add_content_argument(parser: Any) -> None:
+    """`--content photo|noisy` for a script that builds the bench set (argparse)."""
+    parser.add_argument(
+        "--content",
+        default="photo",
+        choices=CONTENTS,
+        help="bench views: photo-like (default; the targets are stated on these) or the noisy stress set",
+    )
+
+
+def view_jpeg_sizes(content: str, seed: int = 0, views: int = 8) -> dict[str, Any]:
+    """JPEG sizes of `views` bench views of `content` (what says whether the content is photo-like):
+    q90 4:4:4 (what cvbench sends) and q90 4:2:0 (what a camera writes), bytes per 1280x720 view."""
+    import io
+
+    from PIL import Image
+
+    from cvbench.core.seeding import rng_for
+
+    sizes: dict[str, list[int]] = {"q90_444": [], "q90_420": []}
+    for i in range(views):
+        img, _ = VIEW_MAKERS[content](rng_for(seed, "bench-pool", i // VIEWS_PER_SCENE, i % VIEWS_PER_SCENE))
+        for key, sub in (("q90_444", 0), ("q90_420", 2)):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG", quality=90, subsampling=sub)
+            sizes[key].append(len(buf.getvalue()))
+    return {
+        "generator": GENERATOR_VERSIONS[content],
+        "views": views,
+        **{f"jpeg_{k}_kb_median": round(float(np.median(v)) / 1000, 1) for k, v in sizes.items()},
+        **{f"jpeg_{k}_kb_range": [round(min(v) / 1000, 1), round(max(v) / 1000, 1)] for k, v in sizes.items()},
+    }
 
 
 # ------------------------------------------------------------------------------ the instant server
@@ -488,10 +613,16 @@ def main(argv: list[str]) -> int:
         asyncio.run(_serve(port, lambda p: print(f"port {p}", flush=True)))
         return 0
     if argv[:1] == ["data"]:
-        n = int(argv[1]) if len(argv) > 1 else 17000
-        print(build_dataset(n))
+        rest = argv[1:]
+        content = "photo"
+        if "--content" in rest:
+            i = rest.index("--content")
+            content = rest[i + 1]
+            del rest[i : i + 2]
+        n = int(rest[0]) if rest else 17000
+        print(build_dataset(n, content=content))
         return 0
-    print("usage: common.py serve [--port N] | data [N]", file=sys.stderr)
+    print("usage: common.py serve [--port N] | data [N] [--content photo|noisy]", file=sys.stderr)
     return 2
 
 

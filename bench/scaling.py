@@ -13,7 +13,10 @@ are also given with it counted as serial (`*_if_senders_serial`), the pessimisti
 runs interleaved with the current tree's, same data, same server, same load) and reports the
 ratios: before/after figures from one run, as the load on a shared machine moves.
 
-    python bench/scaling.py [--n 34,102] [--image-format jpeg] [--workers 1,2] [--baseline REV]
+    python bench/scaling.py [--n 34,102] [--image-format jpeg] [--workers 1,2] [--baseline REV] [--content noisy]
+
+The bench set is the photo-like one unless `--content noisy` (the stress set; result file
+`scaling-<format>-noisy.json`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import InstantServer, build_dataset, machine, write_result
+from common import InstantServer, add_content_argument, build_dataset, machine, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,6 +189,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n", default="34,102")
     parser.add_argument("--image-format", default="jpeg", choices=("jpeg", "png"))
     parser.add_argument("--workers", default="1,2")
+    add_content_argument(parser)
     parser.add_argument("--rounds", type=int, default=3, help="(small, large) pairs per tree; medians reported")
     parser.add_argument("--baseline", default=None, help="an earlier revision measured side by side")
     parser.add_argument(
@@ -193,9 +197,14 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     small, large = (int(x) for x in args.n.split(","))
-    root = build_dataset(large)
+    root = build_dataset(large, content=args.content)
     all_cores = sorted(os.sched_getaffinity(0))
-    result: dict[str, Any] = {"machine": machine(), "image_format": args.image_format, "sizes": [small, large]}
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "image_format": args.image_format,
+        "content": args.content,
+        "sizes": [small, large],
+    }
     variants: dict[str, dict[str, Any]] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -255,7 +264,8 @@ def main(argv: list[str]) -> int:
         print("current / baseline:", result["ratios_current_over_baseline"])
     ceiling = result["serial_ceiling_samples_per_s"]
     print(f"Amdahl bound: {result['amdahl_samples_per_s']} samples/s; serial ceiling {ceiling}")
-    print("written", write_result(f"scaling-{args.image_format}", result))
+    suffix = "-noisy" if args.content == "noisy" else ""
+    print("written", write_result(f"scaling-{args.image_format}{suffix}", result))
     return 0
 
 

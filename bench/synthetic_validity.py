@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.heldout_shortcut import heldout_results, probe_results
+from bench.heldout_shortcut_mmvm import heldout_mmvm
 from cvbench.core.types import TASK_TYPES
 from cvbench.rundir.format import SampleRecord, iter_records
 from cvbench.runner.session import RunOptions, run
@@ -222,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "and for a second folder --probe-seed): measured instead of generating them again",
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--probe-train-per-cue", type=int, default=12, help="MMVM cases per cue the probe learns from")
     args = ap.parse_args(argv)
     if args.combine:
         combined = combine(args.combine)
@@ -268,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     train = generate_crossviewbench(work / "probe-train", probe_per_type, args.probe_seed, types)
                     seconds["probe-train-crossviewbench"] = round(time.perf_counter() - started, 1)
                 results[PROBE] = heldout(jsonl, train)
+        if "synth-mmvm" in tasks:  # held-out MMVM rules and a probe trained on seed + 1 (heldout_shortcut_mmvm.py)
+            mmvm_tsv = data / get_task("synth-mmvm").data_subdir / "mllm_match_eval_full.tsv"
+            results.update(heldout_mmvm(mmvm_tsv, args.seed, args.probe_train_per_cue, summary))
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
         "data": {

@@ -44,6 +44,7 @@ from common import (
     PYTHON,
     InstantServer,
     ProcessStats,
+    add_content_argument,
     build_dataset,
     machine,
     run_measured,
@@ -209,6 +210,7 @@ def main() -> int:
         help="the run's --save-images (all writes every PNG: ~2 MB per view)",
     )
     parser.add_argument("--image-format", choices=("png", "jpeg"), default="png", help="the run's --image-format")
+    add_content_argument(parser)
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-warm", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the run directories (printed)")
@@ -224,7 +226,7 @@ def main() -> int:
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['loadavg_start']}", flush=True)
     t = time.perf_counter()
-    data_root = build_dataset(n, thumbnails=args.thumbnails)
+    data_root = build_dataset(n, thumbnails=args.thumbnails, content=args.content)
     print(f"data: {data_root} ({time.perf_counter() - t:.1f} s)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="cvbench-throughput-", dir=BENCH_DIR / ".data"))
     cache = work / "cache.sqlite"
@@ -232,6 +234,7 @@ def main() -> int:
         "benchmark": "throughput",
         "n": n,
         "thumbnails": args.thumbnails,
+        "content": args.content,
         "concurrency": args.concurrency,
         "save_images": args.save_images,
         "image_format": args.image_format,
@@ -301,6 +304,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     name = "throughput-quick" if args.quick else f"throughput-{n}"
     name += "-jpeg" if args.image_format == "jpeg" else ""
+    name += "-noisy" if args.content == "noisy" else ""
     path = write_result(name + ("-thumbnails" if args.thumbnails else ""), result)
     print(f"wrote {path}")
     return 0

@@ -1,15 +1,22 @@
 """cvbench against lmms-eval on the same work: the bench set's CrossViewBench questions, exported with
 `cvbench export-lmms`, answered by the same instant OpenAI-compatible server; lmms-eval with its
 default settings (`--model openai`, images re-encoded as its LMMS_IMAGE_ENCODE_FORMAT default,
-PNG) and `cvbench run --model openai-compatible` (PNG for a server without an image contract).
-Runs alternate (cvbench, lmms-eval, cvbench, lmms-eval, ...) so the shared machine's load falls
-on both alike; CPU seconds (wait4) and peak RSS of each process tree.
+PNG; the export at its defaults) and `cvbench run --model openai-compatible` at its defaults (the
+openai-compatible image contract: JPEG q90 4:4:4). Runs alternate (cvbench, lmms-eval, cvbench,
+lmms-eval, ...) so the shared machine's load falls on both alike; CPU seconds (wait4) and peak RSS
+of each process tree.
+
+`--n SMALL,LARGE` runs both harnesses at two sizes in each round: the ratio of the per-sample
+slopes, (CPU at LARGE - CPU at SMALL) / (LARGE - SMALL), is the ratio of a long run, where
+start-up (lmms-eval imports torch and friends: seconds of CPU) is amortised
+(`vs_lmms_cpu_ratio`); the ratio at LARGE with start-up included is reported beside it
+(`vs_lmms_cpu_ratio_incl_startup`). A single `--n N` gives only the latter.
 
 lmms-eval needs its own environment (requirements/lmms.lock; torch and friends): pass its
 Python with --lmms-python. Both harnesses get a fresh render store per run (no reuse between
 them or across rounds).
 
-    python bench/vs_lmms.py --lmms-python /path/to/lmms-venv/bin/python [--n 204] [--rounds 2]
+    python bench/vs_lmms.py --lmms-python /path/to/lmms-venv/bin/python [--n 34,204] [--rounds 2] [--content noisy]
 """
 
 from __future__ import annotations
@@ -27,7 +34,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import BENCH_DIR, PYTHON, REPO_ROOT, InstantServer, build_dataset, machine, run_measured, write_result
+from common import (
+    BENCH_DIR,
+    PYTHON,
+    REPO_ROOT,
+    InstantServer,
+    add_content_argument,
+    build_dataset,
+    machine,
+    run_measured,
+    write_result,
+)
 
 
 def lmms_available(python: str) -> str | None:
@@ -45,7 +62,7 @@ def lmms_available(python: str) -> str | None:
     return None if proc.returncode == 0 else f"{python}: {proc.stderr.strip().splitlines()[-1:]}"
 
 
-def cvbench_argv(root: Path, out: Path, base_url: str) -> list[str]:
+def cvbench_argv(root: Path, out: Path, base_url: str, n: int) -> list[str]:
     return [
         PYTHON,
         "-m",
@@ -66,10 +83,12 @@ def cvbench_argv(root: Path, out: Path, base_url: str) -> list[str]:
         "--save-images",
         "none",
         "--no-progress",
+        "--limit",
+        str(n),
     ]
 
 
-def lmms_argv(python: str, tasks: Path, out: Path, base_url: str) -> list[str]:
+def lmms_argv(python: str, tasks: Path, out: Path, base_url: str, n: int) -> list[str]:
     return [
         python,
         "-m",
@@ -84,6 +103,8 @@ def lmms_argv(python: str, tasks: Path, out: Path, base_url: str) -> list[str]:
         f"model_version=bench,base_url={base_url},api_key=bench,max_retries=1",
         "--output_path",
         str(out),
+        "--limit",
+        str(n),
     ]
 
 
@@ -97,52 +118,106 @@ def figures(stats: Any, n: int) -> dict[str, Any]:
     }
 
 
+def one_round(
+    r: int, n: int, root: Path, tasks: Path, work: Path, server: InstantServer, lmms_python: str | None
+) -> dict[str, Any]:
+    """cvbench, then lmms-eval (when available), on the first `n` samples; fresh render stores."""
+    row: dict[str, Any] = {"n": n}
+    env = dict(os.environ, CVBENCH_RENDER_STORE=str(work / f"renders-cvbench-{r}-{n}.sqlite"))
+    stats = run_measured(cvbench_argv(root, work / f"cvbench-{r}-{n}", server.base_url, n), env=env)
+    row["cvbench"] = figures(stats, n)
+    if lmms_python is not None:
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(REPO_ROOT),
+            OPENAI_API_KEY="bench",
+            CVBENCH_RENDER_STORE=str(work / f"renders-lmms-{r}-{n}.sqlite"),
+        )
+        stats = run_measured(lmms_argv(lmms_python, tasks, work / f"lmms-{r}-{n}", server.base_url, n), env=env)
+        row["lmms_eval"] = figures(stats, n)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def ratios(rows: list[dict[str, Any]], small: int | None, large: int) -> dict[str, Any]:
+    ok = [r for r in rows if "lmms_eval" in r and r["lmms_eval"]["returncode"] == 0 and r["cvbench"]["returncode"] == 0]
+    at_large = [r for r in ok if r["n"] == large]
+    if not at_large:
+        return {}
+
+    def total(rs: list[dict[str, Any]], who: str) -> float:
+        return sum(float(r[who]["cpu_s"]) for r in rs)
+
+    out: dict[str, Any] = {
+        "vs_lmms_cpu_ratio_incl_startup": round(total(at_large, "lmms_eval") / total(at_large, "cvbench"), 3),
+        "vs_lmms_rss_ratio": round(
+            max(r["lmms_eval"]["peak_rss_mib_tree"] for r in at_large)
+            / max(r["cvbench"]["peak_rss_mib_tree"] for r in at_large),
+            3,
+        ),
+    }
+    at_small = [r for r in ok if r["n"] == small]
+    if small is not None and at_small:
+        k = len(at_small) / len(at_large)  # rounds at each size (equal unless one failed)
+        per_sample = {}
+        for who in ("cvbench", "lmms_eval"):
+            slope = (total(at_large, who) / len(at_large) - total(at_small, who) / len(at_small)) / (large - small)
+            startup = total(at_small, who) / len(at_small) - slope * small
+            per_sample[who] = {"cpu_s_per_sample": round(slope, 5), "startup_cpu_s": round(startup, 2)}
+        out["marginal"] = per_sample
+        out["rounds_ratio"] = k
+        out["vs_lmms_cpu_ratio"] = round(
+            per_sample["lmms_eval"]["cpu_s_per_sample"] / per_sample["cvbench"]["cpu_s_per_sample"], 3
+        )
+    else:
+        out["vs_lmms_cpu_ratio"] = out["vs_lmms_cpu_ratio_incl_startup"]
+    return out
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lmms-python", required=True, help="the Python of an environment with lmms-eval")
-    parser.add_argument("--n", type=int, default=204)
+    parser.add_argument("--n", default="34,204", help="N, or SMALL,LARGE for the per-sample slope")
     parser.add_argument("--rounds", type=int, default=2)
+    add_content_argument(parser)
     args = parser.parse_args(argv)
     from cvbench.integrations.lmms_export import LmmsExportOptions, export_lmms
 
-    root = build_dataset(args.n)
-    result: dict[str, Any] = {"machine": machine(), "n": args.n, "rounds": [], "vs_lmms_cpu_ratio": None}
+    sizes = [int(x) for x in str(args.n).split(",")]
+    small, large = (sizes[0], sizes[-1]) if len(sizes) > 1 else (None, sizes[0])
+    root = build_dataset(large, content=args.content)
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "n": large,
+        "sizes": sizes,
+        "content": args.content,
+        "rounds": [],
+        "vs_lmms_cpu_ratio": None,
+    }
     missing = lmms_available(args.lmms_python)
     work = Path(tempfile.mkdtemp(prefix="cvbench-vs-lmms-", dir=BENCH_DIR / ".data"))
     tasks = work / "tasks"
     export_lmms(LmmsExportOptions(tasks=("crossviewbench",), out=tasks, data_dir=root))
     with InstantServer() as server:
         for r in range(args.rounds):
-            row: dict[str, Any] = {}
-            env = dict(os.environ, CVBENCH_RENDER_STORE=str(work / f"renders-cvbench-{r}.sqlite"))
-            stats = run_measured(cvbench_argv(root, work / f"cvbench-{r}", server.base_url), env=env)
-            row["cvbench"] = figures(stats, args.n)
-            if missing is None:
-                env = dict(
-                    os.environ,
-                    PYTHONPATH=str(REPO_ROOT),
-                    OPENAI_API_KEY="bench",
-                    CVBENCH_RENDER_STORE=str(work / f"renders-lmms-{r}.sqlite"),
-                )
-                stats = run_measured(lmms_argv(args.lmms_python, tasks, work / f"lmms-{r}", server.base_url), env=env)
-                row["lmms_eval"] = figures(stats, args.n)
-            result["rounds"].append(row)
-            print(json.dumps(row), flush=True)
-    ok = [r for r in result["rounds"] if "lmms_eval" in r and r["lmms_eval"]["returncode"] == 0]
+            for n in sizes:
+                row = one_round(r, n, root, tasks, work, server, None if missing else args.lmms_python)
+                row["loadavg"] = list(os.getloadavg())
+                result["rounds"].append(row)
+    result.update(ratios(result["rounds"], small, large))
+    ok = result.get("vs_lmms_cpu_ratio") is not None
     if ok:
-        cv = sum(r["cvbench"]["cpu_s"] for r in ok)
-        lm = sum(r["lmms_eval"]["cpu_s"] for r in ok)
-        result["vs_lmms_cpu_ratio"] = round(lm / cv, 3)
-        result["vs_lmms_rss_ratio"] = round(
-            max(r["lmms_eval"]["peak_rss_mib_tree"] for r in ok) / max(r["cvbench"]["peak_rss_mib_tree"] for r in ok),
-            3,
+        print(
+            f"lmms-eval / cvbench: CPU per sample {result['vs_lmms_cpu_ratio']}x "
+            f"(at {large} incl. start-up {result['vs_lmms_cpu_ratio_incl_startup']}x), "
+            f"peak RSS {result['vs_lmms_rss_ratio']}x"
         )
-        print(f"lmms-eval / cvbench: CPU {result['vs_lmms_cpu_ratio']}x, peak RSS {result['vs_lmms_rss_ratio']}x")
     else:
         result["lmms_missing"] = missing or "lmms-eval runs failed (see their return codes)"
         print(f"lmms-eval not measured: {result['lmms_missing']}")
     shutil.rmtree(work, ignore_errors=True)
-    print("written", write_result("vs-lmms", result))
+    suffix = "-noisy" if args.content == "noisy" else ""
+    print("written", write_result(f"vs-lmms{suffix}", result))
     return 0 if ok else 2
 
 

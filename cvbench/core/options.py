@@ -131,8 +131,8 @@ IMAGE_FORMAT = OptionDecl(
     "image_format",
     str,
     None,
-    "Encoding of the images sent to the model (default: the provider's, JPEG 4:4:4 q90 for API providers, "
-    "else png; png keeps them lossless).",
+    "Encoding of the images sent to the model (default: the provider's, JPEG 4:4:4 q90 for API providers "
+    "and OpenAI-compatible servers, else png; png keeps them lossless).",
     choices=("png", "jpeg"),
 )
 JPEG_QUALITY = OptionDecl("jpeg_quality", int, 90, "JPEG quality when images are sent as JPEG.", range=Range(1, 100))

@@ -64,8 +64,11 @@ def load_image(ref: ImageRef) -> np.ndarray:
         raise ImageError(f"{ref.path}: not a readable image ({exc})") from exc
 
 
-# OpenCV's JPEG decoder, as Pillow's: colour (grey replicated), EXIF orientation not applied
-_JPEG_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+# OpenCV's JPEG decoder, as Pillow's: colour (grey replicated), EXIF orientation not applied.
+# OpenCV >= 4.11 has libjpeg-turbo write RGB directly (IMREAD_COLOR_RGB): the same decoded values
+# in the other channel order, one pass over the image fewer than BGR + cvtColor (~0.4 ms a 720p view)
+_RGB_FLAG: int | None = getattr(cv2, "IMREAD_COLOR_RGB", None)
+_JPEG_FLAGS = (cv2.IMREAD_COLOR if _RGB_FLAG is None else _RGB_FLAG) | cv2.IMREAD_IGNORE_ORIENTATION
 
 
 def jpeg_rgb(data: bytes, mode: str) -> np.ndarray | None:
@@ -81,10 +84,10 @@ def jpeg_rgb(data: bytes, mode: str) -> np.ndarray | None:
     array is read-only, like Pillow's."""
     if mode not in ("RGB", "L"):
         return None
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _JPEG_FLAGS)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _JPEG_FLAGS)
+    if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.dtype != np.uint8:
         return None
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = decoded if _RGB_FLAG is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     rgb.flags.writeable = False
     return rgb
 

@@ -43,6 +43,7 @@ from cvbench.model_adapters.base import (
     malformed,
     refused,
     require,
+    require_installed,
     unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
@@ -275,7 +276,7 @@ class AnthropicAdapter(ApiAdapter):
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> AnthropicAdapter:
-    require("anthropic", "anthropic", "the Anthropic adapter")
+    require_installed("anthropic", "anthropic", "the Anthropic adapter")
     opts = read_options(options.extra, OPTIONS, f"anthropic:{model_name}")
     think = bool(opts.get("thinking", False))
     if think and not anthropic_can_think(model_name):

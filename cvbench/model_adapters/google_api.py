@@ -39,6 +39,7 @@ from cvbench.model_adapters.base import (
     malformed,
     refused,
     require,
+    require_installed,
     unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
@@ -226,7 +227,7 @@ class GoogleAdapter(ApiAdapter):
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> GoogleAdapter:
-    require("google.genai", "google", "the Google adapter")
+    require_installed("google.genai", "google", "the Google adapter")
     opts = read_options(options.extra, OPTIONS, f"google:{model_name}")
     reasoning = gemini_reasoning(model_name, opts)
     secret = find_secret(KEY_VARS)

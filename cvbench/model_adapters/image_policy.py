@@ -21,6 +21,17 @@ Sources (checked for this release):
   image in 2048x2048, then scales its short side to 768 px).
 - Google: ai.google.dev/gemini-api/docs/image-understanding (PNG, JPEG, WEBP, HEIC, HEIF;
   inline data up to 20 MB per request in total; images are tiled in 768x768 tiles).
+- An OpenAI-compatible server (`openai-compatible:`, documented for `vllm serve`) publishes no
+  image limits, so the contract has none; its formats are those every common server decodes
+  from a base64 `image_url` data URL (read in each server's source, 2026-12):
+  vLLM `vllm/multimodal/media/connector.py` (`MediaConnector._load_data_url`: any media type,
+  base64 only) and `media/image.py` (`ImageMediaIO.load_bytes`: `PIL.Image.open`, any format
+  Pillow reads); SGLang `python/sglang/srt/utils` (`load_image`: `data:` URLs through
+  `PIL.Image.open`); TGI `router/src/validation.rs` (`fetch_image`/`format_from_mimetype`: PNG,
+  JPEG, GIF, WebP, TIFF); llama.cpp `tools/server` (`data:image/...;base64` only, decoded by
+  `tools/mtmd/mtmd-helper.cpp` with stb_image: JPEG and PNG, no WebP); LMDeploy
+  `lmdeploy/vl/media/image.py` (`PIL.Image.open`). JPEG and PNG are accepted by all five, so the
+  default is JPEG (q90, 4:4:4) and `--image-format png` stays available.
 """
 
 from __future__ import annotations
@@ -125,6 +136,13 @@ CONTRACTS: dict[str, ImageContract] = {
         formats=("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"),
         max_request_bytes=20 * MB,
         source="ai.google.dev/gemini-api/docs/image-understanding",
+    ),
+    # no published limits (the server's own model decides the size); the formats every common
+    # server decodes from a data URL (the module docstring names the sources)
+    "openai-compatible": ImageContract(
+        provider="openai-compatible",
+        formats=("image/jpeg", "image/png"),
+        source="vLLM, SGLang, TGI, llama.cpp server, LMDeploy: image_url data URL decoding (see image_policy.py)",
     ),
 }
 

@@ -43,6 +43,7 @@ from cvbench.model_adapters.base import (
     malformed,
     refused,
     require,
+    require_installed,
     unreadable_body,
 )
 from cvbench.model_adapters.image_policy import contract_for
@@ -255,8 +256,9 @@ class OpenAIChatAdapter(ApiAdapter):
         self.max_tokens_field = max_tokens_field
         self.send_temperature = send_temperature  # reasoning models refuse one (recorded)
         self.reasoning = reasoning or Reasoning(enabled=False)
-        # the OpenAI API's image limits; another server speaking the protocol has its own (None: unknown)
-        self.image_contract = contract_for("openai") if info.provider == "openai" else None
+        # the OpenAI API's image limits, or what every common OpenAI-compatible server accepts
+        # (image_policy.CONTRACTS["openai-compatible"]: JPEG and PNG data URLs, JPEG by default)
+        self.image_contract = contract_for(info.provider)
         self._api_key = api_key
         self._clients: dict[str, Any] = {}  # async clients: the SDK's `create` (old SDKs without raw bodies)
         self._sync_clients: dict[str, Any] = {}  # sync clients, called on the sender's threads
@@ -380,7 +382,7 @@ def openai_reasoning(model_name: str, opts: Mapping[str, Any], default_on: bool)
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> OpenAIChatAdapter:
-    require("openai", "openai", "the OpenAI adapter")
+    require_installed("openai", "openai", "the OpenAI adapter")
     opts = read_options(options.extra, OPTIONS, f"openai:{model_name}")
     reasons = openai_reasons(model_name)
     secret = find_secret(KEY_VARS)

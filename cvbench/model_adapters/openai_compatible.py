@@ -10,7 +10,9 @@
   log-probabilities yields the plain one-token answer and no scores.
 - The API key is optional: `CVBENCH_VLLM_API_KEY`, else `OPENAI_API_KEY`, from the environment, else from
   `.env` (the environment always wins), else none.
-- Images: base64 data URLs, no `detail` field unless `extra["image_detail"]` is set.
+- Images: base64 data URLs, no `detail` field unless `extra["image_detail"]` is set; JPEG q90 4:4:4
+  by default (`--image-format png` for lossless), the contract `image_policy.CONTRACTS["openai-compatible"]`
+  (vLLM, SGLang, TGI, llama.cpp and LMDeploy all decode JPEG data URLs; sources there).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from cvbench.core.secrets import find_secret
 from cvbench.core.types import Capabilities, ModelInfo, Option, Request, Response
 from cvbench.model_adapters.api_options import OptionSpec, read_options
-from cvbench.model_adapters.base import AttemptError, malformed, require
+from cvbench.model_adapters.base import AttemptError, malformed, require_installed
 from cvbench.model_adapters.openai_api import (
     CHAT_OPTIONS,
     OpenAIChatAdapter,
@@ -212,7 +214,7 @@ class OpenAICompatibleAdapter(OpenAIChatAdapter):
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> OpenAICompatibleAdapter:
-    require("openai", "openai", "the OpenAI-compatible adapter")
+    require_installed("openai", "openai", "the OpenAI-compatible adapter")
     urls = endpoint_urls(options)
     if not urls:
         raise ModelResolutionError(

@@ -62,9 +62,10 @@ from cvbench.runner.options import (
     RunOutcome,
 )
 from cvbench.runner.progress import RunProgress
-from cvbench.runner.prompt_cache import PromptDigestCache, StoredPrompt, prompt_key
+from cvbench.runner.prompt_cache import PromptDigestCache, PromptKeys, StoredPrompt
 from cvbench.runner.prompt_pool import build_or_fetch, prompt_pool
 from cvbench.runner.records import (
+    answered_fields,
     answered_record,
     attempt_statistics,
     invalid_record,
@@ -166,6 +167,7 @@ class RunSession:
         self.digests: PromptDigestCache | None = None
         self.renders: RenderStore | None = None
         self.finished: set[str] = set()
+        self.prompt_keys: dict[str, PromptKeys] = {}  # per task
 
     # -- resources -----------------------------------------------------------------------
 
@@ -356,14 +358,14 @@ class RunSession:
     # -- what the caches already answer ----------------------------------------------------
 
     def render_key(self, job: Job, sample: Sample) -> str | None:
-        return prompt_key(
-            sample,
-            job.spec.name,
-            job.setting,
-            self.fingerprints.get(job.spec.name, ""),
-            self.settings_records[job.spec.name],
-            self.adapter.capabilities,
-        )
+        return self._prompt_keys(job.spec.name).key(sample, job.setting)
+
+    def _prompt_keys(self, task: str) -> PromptKeys:
+        keys = self.prompt_keys.get(task)
+        if keys is None:
+            fingerprint, settings = self.fingerprints.get(task, ""), self.settings_records[task]
+            keys = self.prompt_keys[task] = PromptKeys(task, fingerprint, settings, self.adapter.capabilities)
+        return keys
 
     def known_answers(self, chunk: Sequence[Job]) -> dict[int, Known]:
         """Per job index of the valid samples in `chunk`: (digest key, the prompt's digest, the
@@ -372,16 +374,10 @@ class RunSession:
         digests, cache = self.digests, self.cache
         assert digests is not None and cache is not None
         keys: dict[int, str | None] = {}
+        stats: dict[tuple[str, int | None], list[Any]] = {}  # image file identities, once per chunk
         for job in chunk:
             if isinstance(job.item, Sample) and job.record_id not in self.finished:
-                keys[job.index] = prompt_key(
-                    job.item,
-                    job.spec.name,
-                    job.setting,
-                    self.fingerprints.get(job.spec.name, ""),
-                    self.settings_records[job.spec.name],
-                    self.adapter.capabilities,
-                )
+                keys[job.index] = self._prompt_keys(job.spec.name).key(job.item, job.setting, stats)
         stored = digests.get_many([k for k in keys.values() if k is not None])
         usable: dict[int, tuple[StoredPrompt, str]] = {}
         for index, key in keys.items():
@@ -415,21 +411,27 @@ class RunSession:
         rendering nor a model: invalid samples, and samples whose prompt digest and response
         are both cached (unless the answer needs the judge). The rest go through `process`."""
         out: dict[int, tuple[str, metrics_mod.ScoredRecord]] = {}
+        lines = self.writer.records
         for job in chunk:
             if job.record_id in self.finished:
                 continue
-            record = self._cached_record(job, known)
-            if record is not None:
-                out[job.index] = self.writer.records.written(record)
+            if isinstance(job.item, InvalidSample):
+                out[job.index] = lines.written(invalid_record(job, job.item.reason))
+                continue
+            fields = self._cached_fields(job, known)
+            if fields is not None:
+                out[job.index] = lines.written_fields(fields)
         return out
 
-    def _cached_record(self, job: Job, known: Mapping[int, Known]) -> SampleRecord | None:
-        if isinstance(job.item, InvalidSample):
-            return invalid_record(job, job.item.reason)
+    def _cached_fields(self, job: Job, known: Mapping[int, Known]) -> dict[str, Any] | None:
+        """The record fields of a valid sample whose prompt digest and response are cached (the
+        prompt's protocol was decoded from the digest cache's JSON: plain)."""
         _, stored, hit = known.get(job.index, (None, None, None))
         if stored is None or hit is None:
             return None
         sample = job.item
+        if not isinstance(sample, Sample):
+            return None
         try:
             slices = sample_slices(sample, job.spec, job.setting)
         except SliceError:
@@ -437,8 +439,9 @@ class RunSession:
         parsed = score_response(hit, stored.rendered.prompt)
         if self.needs_judge(parsed, hit):
             return None
-        record = answered_record(job, sample, slices, stored.rendered, hit, parsed, True, None, self.options.price)
-        return replace(record, image_sha256=list(stored.image_sha256))
+        rendered, price, images = stored.rendered, self.options.price, stored.image_sha256
+        fields = answered_fields(job, sample, slices, rendered, hit, parsed, True, None, price, images, True)
+        return fields
 
     # -- the loop ------------------------------------------------------------------------
 

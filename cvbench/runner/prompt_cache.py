@@ -30,6 +30,7 @@ different `--cache` turn it off or move it with the responses.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -104,31 +105,65 @@ def prompt_key(
 ) -> str | None:
     """The digest-cache key of one sample's prompt; None when a file it names cannot be stat'ed
     (the prompt then fails or is rendered normally, never served from here)."""
-    files: list[list[Any]] = []
-    try:
-        for view in sample.views:
-            files.append(_file_identity(view.image.path) + [view.image.frame])
-            if view.prerendered is not None:
-                files.append(_file_identity(view.prerendered.path) + [view.prerendered.frame])
-    except OSError:
-        return None
-    payload = json.dumps(
-        {
-            "schema": SCHEMA,
-            "code": code_identity(),
-            "fingerprint": fingerprint,
-            "task": task,
-            "setting": setting,
-            "sample": sample.sample_id,
-            "source": [os.path.abspath(sample.source.file), sample.source.line, sample.source.item],
-            "files": files,
-            "settings": settings,
-            "capabilities": asdict(capabilities),
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return PromptKeys(task, fingerprint, settings, capabilities).key(sample, setting)
+
+
+class PromptKeys:
+    """`prompt_key` for the samples of one task under fixed settings and capabilities: the parts
+    that do not change from sample to sample are serialised once. The keys are `prompt_key`'s:
+    the SHA-256 of the same JSON text (keys sorted, default separators), written in pieces.
+
+    `key(sample, setting, stats)`: `stats` remembers each image file's identity for the caller's
+    batch (views share files: a 17,000-record set may name only a few hundred); a batch is looked
+    up within milliseconds, and a file replaced after that misses at the next run as before."""
+
+    def __init__(self, task: str, fingerprint: str, settings: Mapping[str, Any], capabilities: Capabilities) -> None:
+        dump = functools.partial(json.dumps, sort_keys=True, default=str)
+        # top-level keys in sorted order: capabilities, code, files, fingerprint, sample, schema,
+        # setting, settings, source, task
+        self._head = f'{{"capabilities": {dump(asdict(capabilities))}, "code": {dump(code_identity())}, "files": '
+        self._fingerprint = f', "fingerprint": {dump(fingerprint)}, "sample": '
+        self._schema = f', "schema": {dump(SCHEMA)}, "setting": '
+        self._settings = f', "settings": {dump(settings)}, "source": '
+        self._task = f', "task": {dump(task)}}}'
+        self._dump = dump
+
+    def key(
+        self, sample: Sample, setting: str, stats: dict[tuple[str, int | None], list[Any]] | None = None
+    ) -> str | None:
+        files: list[list[Any]] = []
+        try:
+            for view in sample.views:
+                files.append(_identity(view.image.path, view.image.frame, stats))
+                if view.prerendered is not None:
+                    files.append(_identity(view.prerendered.path, view.prerendered.frame, stats))
+        except OSError:
+            return None
+        dump = self._dump
+        source = [os.path.abspath(sample.source.file), sample.source.line, sample.source.item]
+        payload = "".join(
+            (
+                self._head,
+                dump(files),
+                self._fingerprint,
+                dump(sample.sample_id),
+                self._schema,
+                dump(setting),
+                self._settings,
+                dump(source),
+                self._task,
+            )
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _identity(path: Path, frame: int | None, stats: dict[tuple[str, int | None], list[Any]] | None) -> list[Any]:
+    if stats is None:
+        return _file_identity(path) + [frame]
+    known = stats.get((str(path), frame))
+    if known is None:
+        known = stats[(str(path), frame)] = _file_identity(path) + [frame]
+    return list(known)
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,9 @@ class RenderStore:
             raise RenderStoreError(
                 f"render store {self.path}: {exc}; delete the file or set CVBENCH_RENDER_STORE"
             ) from None
-        self._total = self._sum()
+        # the stored bytes, summed at the first put: SUM(size) reads every row's overflow pages
+        # (size follows the value), the whole file, which a run that only reads never needs
+        self._total: int | None = None
         self._puts = 0
 
     def _sum(self) -> int:
@@ -187,24 +189,25 @@ class RenderStore:
             return False
         checksum = hashlib.sha256(value).hexdigest()
         with self._lock:
+            total = self._sum() if self._total is None else self._total
             self._db.execute(
                 "INSERT OR REPLACE INTO renders (key, value, checksum, size, used) VALUES (?, ?, ?, ?, ?)",
                 (key, value, checksum, len(value), time.time()),
             )
-            self._total += len(value)
+            self._total = total = total + len(value)
             self._puts += 1
-            if self._puts % RESUM_EVERY == 0 or self._total > self.max_bytes:
-                self._total = self._sum()
-            if self._total > self.max_bytes:
-                self._evict()
+            if self._puts % RESUM_EVERY == 0 or total > self.max_bytes:
+                self._total = total = self._sum()
+            if total > self.max_bytes:
+                self._evict(total)
         return True
 
-    def _evict(self) -> None:
+    def _evict(self, total: int) -> None:
         target = int(self.max_bytes * EVICT_TO)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             freed = 0
-            over = self._total - target
+            over = total - target
             victims = []
             for key, size in self._db.execute("SELECT key, size FROM renders ORDER BY used ASC"):
                 if freed >= over:

@@ -241,7 +241,7 @@ def _parse_view(
     objects = raw.get("objects")
     if not isinstance(objects, list):
         raise RecordError(f"'{label}.objects' must be a list, got {_short(objects)}")
-    regions = tuple(_parse_object(o, f"{label}.objects[{j}]", j, notes) for j, o in enumerate(objects))
+    regions = tuple(_parse_object(o, label, j, notes) for j, o in enumerate(objects))
     extra = {k: v for k, v in raw.items() if k not in VIEW_KEYS}
     if extra:
         notes.setdefault("view_fields", {})[str(index)] = extra
@@ -311,30 +311,51 @@ def resolve_media(relative: str, data_root: Path, field: str) -> Path:
     raise RecordError(f"'{field}' {relative!r}: file not found (looked in {Path(data_root).absolute()} and {parent})")
 
 
-def _parse_object(raw: Any, label: str, index: int, notes: dict[str, Any]) -> Region:
+def _parse_object(raw: Any, view_label: str, index: int, notes: dict[str, Any]) -> Region:
+    # the common shape (a plain dict, 4 JSON numbers, only known keys) takes no generator, dict
+    # comprehension or label formatting: a warm rerun parses ~25 objects per record
     if not isinstance(raw, dict):
-        raise RecordError(f"'{label}' must be an object, got {_short(raw)}")
+        raise RecordError(f"'{_object_label(view_label, index)}' must be an object, got {_short(raw)}")
     rle = raw.get("mask_rle")
     if rle is not None and not isinstance(rle, dict):
         rle = None  # an unusable RLE falls back to the bbox, as upstream; decode_region warns about it
-        notes.setdefault("unusable_mask_rle", []).append(label)
+        notes.setdefault("unusable_mask_rle", []).append(_object_label(view_label, index))
     bbox = raw.get("bbox_xyxy")
     if bbox is not None:
-        if (
-            not isinstance(bbox, (list, tuple))
-            or len(bbox) != 4
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)
-        ):
-            raise RecordError(f"'{label}.bbox_xyxy' must be 4 numbers [x1, y1, x2, y2], got {_short(bbox)}")
-        bbox = tuple(float(v) for v in bbox)
+        bbox = _bbox(bbox, view_label, index)
     if rle is None and bbox is None:
-        raise RecordError(f"'{label}' has neither a 'mask_rle' nor a 'bbox_xyxy'")
+        raise RecordError(f"'{_object_label(view_label, index)}' has neither a 'mask_rle' nor a 'bbox_xyxy'")
     track_id = raw.get("track_id")
-    name = raw.get("name") if isinstance(raw.get("name"), str) else None
-    extra = {k: v for k, v in raw.items() if k not in OBJECT_KEYS}
-    if extra:
-        notes.setdefault("object_fields", {})[label] = extra
+    name = raw.get("name")
+    if not isinstance(name, str):
+        name = None
+    if not raw.keys() <= OBJECT_KEYS:
+        extra = {k: v for k, v in raw.items() if k not in OBJECT_KEYS}
+        notes.setdefault("object_fields", {})[_object_label(view_label, index)] = extra
     return Region(region_id=str(index) if track_id is None else str(track_id), rle=rle, bbox_xyxy=bbox, name=name)
+
+
+def _object_label(view_label: str, index: int) -> str:
+    return f"{view_label}.objects[{index}]"
+
+
+_NUMBER = (int, float)
+
+
+def _bbox(bbox: Any, view_label: str, index: int) -> tuple[float, float, float, float]:
+    if type(bbox) is list and len(bbox) == 4:
+        x1, y1, x2, y2 = bbox
+        if type(x1) in _NUMBER and type(y1) in _NUMBER and type(x2) in _NUMBER and type(y2) in _NUMBER:
+            return (float(x1), float(y1), float(x2), float(y2))
+    if (
+        not isinstance(bbox, (list, tuple))
+        or len(bbox) != 4
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in bbox)
+    ):
+        label = _object_label(view_label, index)
+        raise RecordError(f"'{label}.bbox_xyxy' must be 4 numbers [x1, y1, x2, y2], got {_short(bbox)}")
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    return (x1, y1, x2, y2)
 
 
 # ------------------------------------------------------------------------------ references

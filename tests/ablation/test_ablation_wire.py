@@ -55,6 +55,9 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 def run(server: OpenAIWireServer, root: Path, out: Path, cache: Path, *extra: str) -> list[dict[str, Any]]:
     args = ["run", "--model", "openai-compatible:wire", "--base-url", server.base_url(), "--task", TASKS]
     args += ["--data-dir", str(root), "--limit", str(LIMIT), "--out", str(out), "--cache", str(cache)]
+    # lossless: the checks compare the received pixels with the sources exactly (an
+    # openai-compatible server gets JPEG q90 by default)
+    args += ["--image-format", "png"]
     result = CliRunner().invoke(cli, [*args, "--concurrency", "1", "--no-progress", *extra])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return records(out)

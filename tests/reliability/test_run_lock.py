@@ -74,8 +74,9 @@ def test_second_run_on_a_busy_directory_is_refused_at_once(synth_base: SynthBase
     data = replicate(synth_base, tmp_path / "data", 40)
     env = cli_env(tmp_path)
     out = tmp_path / "run"
-    # every answer slow: the first run is still busy when the second starts
-    with FaultInjectingServer(FaultSchedule(seed=1, rate=1.0, mix={"slow": 1.0}, slow_s=0.15)) as server:
+    # every answer slow: the first run is still busy when the second starts (0.4 s: JPEG prompts
+    # render fast, and the second process's start-up takes seconds on a loaded machine)
+    with FaultInjectingServer(FaultSchedule(seed=1, rate=1.0, mix={"slow": 1.0}, slow_s=0.4)) as server:
         first = cvbench_popen(run_args(server, data.root, out, tmp_path / "a.db"), env, tmp_path)
         try:
             pid = wait_for_holder(out, first)

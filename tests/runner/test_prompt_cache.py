@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from cvbench.core.types import Capabilities, GenerationConfig, Request, Sample
 from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.rundir.format import iter_records
+from cvbench.runner.cache import CacheError
 from cvbench.runner.jsonable import jsonable
 from cvbench.runner.options import RunOptions
 from cvbench.runner.prompt_cache import DigestedPrompt, PromptDigestCache, prompt_key
@@ -130,25 +133,28 @@ def test_run_that_saves_images_renders_what_its_directory_lacks(
     sent = fake_openai.total
     run(tiny_data, tmp_path / "b", fake_openai, cache, save_images=True)
     assert fake_openai.total == sent
-    images_a = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "images").rglob("*.png"))
-    images_b = sorted(p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b" / "images").rglob("*.png"))
+    # the saved files carry the policy's extension (JPEG by default for openai-compatible)
+    images_a = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "images").rglob("*.*"))
+    images_b = sorted(p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b" / "images").rglob("*.*"))
     assert images_a and images_a == images_b
     for r in iter_records(tmp_path / "b"):
         for sha in r.image_sha256:
-            assert (tmp_path / "b" / "images" / sha[:2] / f"{sha}.png").is_file()
+            assert len(list((tmp_path / "b" / "images" / sha[:2]).glob(f"{sha}.*"))) == 1
     assert lines_without_timings(tmp_path / "a") == lines_without_timings(tmp_path / "b")
 
 
 def test_changed_image_is_rendered_and_asked_again(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
+    # lossless, so that one changed source pixel is a changed image on the wire (JPEG q90 may
+    # quantise a single pixel away, and then the same sent pixels rightly reuse the answer)
     cache = tmp_path / "cache.sqlite"
-    run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False)
+    run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False, image_format="png")
     sent = fake_openai.total
     before = {r.sample_id: r for r in iter_records(tmp_path / "cold")}
     image = tiny_data.root / tiny_data.task / "images" / "s5_a.png"
     pixels = np.asarray(Image.open(image)).copy()
     pixels[-1, -1] = 255 - pixels[-1, -1]  # one pixel: the fingerprint (names only) cannot see it
     Image.fromarray(pixels).save(image)
-    run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False)
+    run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False, image_format="png")
     assert fake_openai.total == sent + 1  # exactly the sample that shows the changed image
     after = {r.sample_id: r for r in iter_records(tmp_path / "warm")}
     assert after["s5"].image_sha256[0] != before["s5"].image_sha256[0] and not after["s5"].cached
@@ -179,3 +185,34 @@ def test_code_identity_covers_every_module_the_prompt_path_imports() -> None:
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     covered = {str(p) for p in prompt_code_files()}
     assert loaded and {str(Path(f).resolve()) for f in loaded} <= covered
+
+
+def test_partly_warm_cache_asks_only_what_it_lacks(tiny_data: Any, tmp_path: Path, fake_openai: Any) -> None:
+    """Half the answers gone from the cache: the rerun serves the rest from the batched look-ups,
+    renders and asks only the missing ones, and writes the same records in the same order."""
+    cache = tmp_path / "cache.sqlite"
+    cold = run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False)
+    sent = fake_openai.total
+    with sqlite3.connect(cache) as db:
+        keys = [row[0] for row in db.execute("SELECT key FROM responses ORDER BY key")]
+        db.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in keys[::2]])
+    warm = run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False)
+    assert fake_openai.total - sent == len(keys[::2])
+    assert warm.results["overall"] == cold.results["overall"]
+    assert lines_without_timings(tmp_path / "warm") == lines_without_timings(tmp_path / "cold")
+    cached = [r.cached for r in iter_records(tmp_path / "warm") if r.parse_status != "invalid"]
+    assert cached.count(True) == len(keys) - len(keys[::2]) and cached.count(False) == len(keys[::2])
+
+
+def test_damaged_cached_answer_stops_the_rerun_naming_the_cache(
+    tiny_data: Any, tmp_path: Path, fake_openai: Any
+) -> None:
+    """A response row that no longer decodes is never served as an answer: the batched look-up
+    stops the run with an error naming the cache file."""
+    cache = tmp_path / "cache.sqlite"
+    run(tiny_data, tmp_path / "cold", fake_openai, cache, save_images=False)
+    with sqlite3.connect(cache) as db:
+        db.execute("UPDATE responses SET response = '{\"text\": ' WHERE rowid = (SELECT MIN(rowid) FROM responses)")
+    with pytest.raises(CacheError, match=re.escape(str(cache))) as info:
+        run(tiny_data, tmp_path / "warm", fake_openai, cache, save_images=False)
+    assert "response cache" in str(info.value)

@@ -170,6 +170,24 @@ def test_store_is_bounded_least_recently_used_first(tiny_data: Any, tmp_path: Pa
     assert store.get("b") is None and store.get("a") is not None and store.get("d") is not None
 
 
+def test_reopened_store_counts_what_it_holds_before_its_first_put(tiny_data: Any, tmp_path: Path) -> None:
+    """The stored bytes are summed at the first put (a run that only reads never scans the file):
+    a second process's store still evicts for what the first one left."""
+    _, _, _, _, prompt = first_prompt(tiny_data)
+    protocol = jsonable(dict(prompt.protocol))
+    size = len(encode_prompt(prompt, protocol))
+    first = RenderStore(tmp_path / "r.sqlite", max_bytes=int(size * 3.5))
+    for k in ("a", "b", "c"):
+        first.put(k, prompt, protocol)
+    first.close()
+    reader = RenderStore(tmp_path / "r.sqlite", max_bytes=int(size * 3.5))
+    assert reader.get("a") is not None and reader.get("c") is not None  # reads need no total
+    reader.put("d", prompt, protocol)  # 4 x size > the limit: the least recently used goes
+    assert reader.stats().bytes <= reader.max_bytes
+    assert reader.get("b") is None and reader.get("a") is not None and reader.get("d") is not None
+    reader.close()
+
+
 def test_native_prompts_are_not_stored(tiny_data: Any, tmp_path: Path) -> None:
     _, _, _, key, prompt = first_prompt(
         tiny_data, PromptSettings(mode="native"), Capabilities(max_images=None, native_regions=True)

@@ -88,6 +88,52 @@ def test_rle_as_string_and_as_list_and_missing_rle_fall_back_to_bbox(root: Path)
 
 
 @pytest.mark.parametrize(
+    ("bbox", "error"),
+    [
+        ([1, 2, 3], "'views[1].objects[1].bbox_xyxy' must be 4 numbers [x1, y1, x2, y2], got [1, 2, 3]"),
+        ([1, 2, 3, True], "'views[1].objects[1].bbox_xyxy' must be 4 numbers [x1, y1, x2, y2], got [1, 2, 3, True]"),
+        ([1, "2", 3, 4], "'views[1].objects[1].bbox_xyxy' must be 4 numbers"),
+        ("1 2 3 4", "'views[1].objects[1].bbox_xyxy' must be 4 numbers"),
+        ({"x": 1}, "'views[1].objects[1].bbox_xyxy' must be 4 numbers"),
+    ],
+)
+def test_bad_bbox_is_invalid_naming_the_object(root: Path, bbox: object, error: str) -> None:
+    rec = cvb_record(1, IMGS)
+    rec["views"][1]["objects"][1]["bbox_xyxy"] = bbox
+    item = only(load(root, [rec]))
+    assert isinstance(item, InvalidSample) and error in item.reason
+
+
+def test_objects_keep_their_numbers_labels_and_extra_fields(root: Path) -> None:
+    """Integer and float boxes become float tuples; an unusable RLE, extra object keys and an
+    object without any region are reported with the object's label."""
+    rec = cvb_record(1, IMGS)
+    objects = rec["views"][1]["objects"]
+    objects[0]["bbox_xyxy"] = [2, 2.5, 19, 19.25]
+    objects[0]["name"] = "mug"
+    objects[0]["colour"] = "red"
+    objects[1]["mask_rle"] = "not a dict"
+    objects[1]["name"] = 5
+    s = only(load(root, [rec]))
+    assert isinstance(s, Sample)
+    regions = s.views[1].regions
+    assert regions[0].bbox_xyxy == (2.0, 2.5, 19.0, 19.25) and all(type(v) is float for v in regions[0].bbox_xyxy)
+    assert regions[0].name == "mug" and regions[1].name is None and regions[1].rle is None
+    notes = s.metadata["cvbench_loader"]
+    assert notes["object_fields"] == {"views[1].objects[0]": {"colour": "red"}}
+    assert notes["unusable_mask_rle"] == ["views[1].objects[1]"]
+    bare = cvb_record(2, IMGS)
+    bare["views"][0]["objects"][1] = {"track_id": "x"}
+    bare["views"][1]["objects"][0] = "nope"
+    reasons = [i.reason for i in load(root, [bare]) if isinstance(i, InvalidSample)]
+    assert reasons == ["'views[0].objects[1]' has neither a 'mask_rle' nor a 'bbox_xyxy'"]
+    only_bad = cvb_record(3, IMGS)
+    only_bad["views"][1]["objects"][0] = "nope"
+    item = only(load(root, [only_bad]))
+    assert isinstance(item, InvalidSample) and item.reason == "'views[1].objects[0]' must be an object, got 'nope'"
+
+
+@pytest.mark.parametrize(
     "refs",
     [
         [{"view_idx": 1, "obj_idx": 1}],

@@ -70,6 +70,8 @@ MAX_CANDIDATES: dict[str, int] = {"TM": 10, "OM": 14, "BR": 20}
 COUNT_BUCKETS: tuple[tuple[int, int], ...] = ((2, 4), (5, 8), (9, 12), (13, 25), (26, 37))
 MIN_SHADE_DELTA_E = 20.0  # CL: every other candidate's shade is at least this far from the query's (CIELAB)
 MAX_SHADE_DELTA_E = 45.0  # ... and at most this far, so that colour statistics confuse them under another light
+VIEW_DISTANCE = (0.9, 1.35)  # each view's camera distance, times the distance that frames the grid
+VIEW_AIM_SHIFT = 0.15  # each view aims up to this share of the grid's half extent off its centre
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,20 @@ class CaseDesign:
     landmark_of_query: str | None  # RP: the landmark the query stands next to
     looks: dict[str, Look]  # candidate object id -> look
     cand_light: tuple[float, float, float]  # light of the candidate view (scene.light lights the query view)
+    absent: bool = False  # the query was taken away before the candidate view was taken
+
+    @property
+    def marked(self) -> tuple[str, ...]:
+        """The candidates marked in the candidate view: every look-alike there (the query is not
+        there when it is absent)."""
+        return tuple(c for c in self.candidates if not (self.absent and c == self.query))
+
+    def cand_scene(self) -> Scene:
+        """The scene the candidate camera sees: without the query and what rests on it when absent."""
+        if not self.absent:
+            return self.scene
+        gone = {self.query} | {o.object_id for o in self.scene.objects if o.support == self.query}
+        return replace(self.scene, objects=tuple(o for o in self.scene.objects if o.object_id not in gone))
 
 
 def candidate_count(cue: str, k: int, rng: np.random.Generator) -> int:
@@ -242,10 +258,20 @@ def _footprint_radius(look: Look) -> float:
 
 
 def design_case(
-    case_id: str, cues: tuple[str, ...], n: int, rng: np.random.Generator, attempt_rng: np.random.Generator
+    case_id: str,
+    cues: tuple[str, ...],
+    n: int,
+    rng: np.random.Generator,
+    attempt_rng: np.random.Generator,
+    absent: bool = False,
 ) -> CaseDesign:
-    """The case's scene. `rng` fixes the looks; `attempt_rng` the layout and cameras (re-drawn
-    when a layout leaves a candidate too hidden)."""
+    """The case's scene with `n` marked candidates. `rng` fixes the looks; `attempt_rng` the
+    layout and cameras (re-drawn when a layout leaves a candidate too hidden). With `absent` the
+    scene holds one more look-alike, the query, which the candidate view does not show (taken away
+    between the photos); image size and layout follow the marked count either way, so nothing
+    but the scene's content tells the two kinds of case apart."""
+    shown = n
+    n = n + 1 if absent else n
     q = int(rng.integers(0, n))
     looks = design_looks(cues, n, q, rng)
     use_rp = "RP" in cues
@@ -260,8 +286,7 @@ def design_case(
     landmark_cells: list[tuple[int, int]] = []
     query_cell = None
     if use_rp:
-        interior = [cell for cell in order if 0 < cell[0] < rows - 1 and 0 < cell[1] < cols - 1]
-        l1 = interior[0] if interior else order[0]
+        l1 = order[0]  # any cell: an interior landmark would put the query nearer the middle than most
         near_l1 = [(l1[0] + dr, l1[1] + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
         near_l1 = [cell for cell in near_l1 if 0 <= cell[0] < rows and 0 <= cell[1] < cols]
         beside = [cell for cell in near_l1 if cell[0] == l1[0] or cell[1] == l1[1]]  # not diagonal
@@ -319,19 +344,22 @@ def design_case(
     half_extent = 0.5 * spacing * np.hypot(cols, rows)
     az = float(attempt_rng.uniform(0, 2 * np.pi))
     turn = float(attempt_rng.choice([-1.0, 1.0])) * float(attempt_rng.uniform(np.radians(40), np.radians(100)))
-    width, height = (640, 480) if n <= 8 else (800, 600) if n <= 25 else (1024, 768)
+    width, height = (640, 480) if shown <= 8 else (800, 600) if shown <= 25 else (1024, 768)
     cams = []
     for k, a in enumerate((az, az + turn)):
+        # each photo has its own framing: aim point and distance (so zoom) differ between the views,
+        # so that image position and apparent area do not carry over from one view to the other
         elev = float(attempt_rng.uniform(np.radians(38), np.radians(58)))
         hfov = 56.0
-        dist = half_extent / np.tan(np.radians(hfov / 2)) + 1.2
+        dist = (half_extent / np.tan(np.radians(hfov / 2)) + 1.2) * float(attempt_rng.uniform(*VIEW_DISTANCE))
+        aim = attempt_rng.uniform(-VIEW_AIM_SHIFT, VIEW_AIM_SHIFT, size=2) * half_extent
         cams.append(
             look_at_camera(
                 f"cam{k}",
                 a,
                 dist * float(np.cos(elev)),
                 dist * float(np.sin(elev)),
-                (0.0, 0.0, 0.15),
+                (float(aim[0]), float(aim[1]), 0.15),
                 width,
                 height,
                 hfov,
@@ -351,6 +379,7 @@ def design_case(
         landmark_ids[0] if landmark_ids else None,
         look_by_id,
         cand_light,
+        absent,
     )
 
 

@@ -23,7 +23,15 @@ from cvbench.prompting.build import PromptSettings, build_prompt
 from cvbench.prompting.protocols.mmvm import MMVM_QUESTION_BODY, NONE_OF_THE_ABOVE, mmvm_options
 from cvbench.tasks.mmvm import iter_mmvm
 from cvbench.tasks.synthetic import generate_mmvm
-from cvbench.tasks.synthetic.mmvm import TSV_COLUMNS, answer_letter, draw_ids, plan_cases, rank_miss
+from cvbench.tasks.synthetic.mmvm import (
+    TSV_COLUMNS,
+    answer_letter,
+    draw_ids,
+    none_share,
+    plan_cases,
+    planned_id,
+    rank_miss,
+)
 from cvbench.tasks.synthetic.mmvm_cases import MAX_SHADE_DELTA_E, MIN_SHADE_DELTA_E
 
 from .conftest import MMVM_PER_CUE, MMVM_SEED
@@ -62,8 +70,11 @@ def _answer_id(row: dict[str, str]) -> int | None:
     return None if text == NONE_OF_THE_ABOVE else int(text)
 
 
-def _query_id(tsv: Path, row: dict[str, str]) -> int:
-    return int(json.loads((_case_dir(tsv, row) / "synth_case.json").read_text())["query_id"])
+def _query_id(tsv: Path, row: dict[str, str]) -> int | None:
+    """The query's id; None when the query is absent from the candidate view."""
+    facts = json.loads((_case_dir(tsv, row) / "synth_case.json").read_text())
+    assert (facts["query_id"] is None) == facts["absent"]
+    return None if facts["absent"] else int(facts["query_id"])
 
 
 def test_every_cue_has_n_cases_and_counts_spread(rows: list[dict[str, str]], mmvm_tsv: Path) -> None:
@@ -102,7 +113,7 @@ def test_rows_and_case_files_follow_the_upstream_layout(rows: list[dict[str, str
         assert [line.split(". ", 1)[0] for line in lines] == list(OPTION_LETTERS[: len(lines)])
         assert ast.literal_eval(r["choices_head"]) == list(OPTION_LETTERS[: len(lines)])
         query_id = _query_id(mmvm_tsv, r)
-        assert query_id in ids
+        assert query_id is None or query_id in ids
         assert _answer_id(r) == (query_id if query_id in shown else None)
         assert r["question"] == MMVM_QUESTION_BODY + "\n" + "".join(line + "\n" for line in lines)
         assert r["pure_question"] == MMVM_QUESTION_BODY
@@ -151,8 +162,11 @@ def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], m
         cues = [CUES[i][0] for i in ast.literal_eval(r["match_type"])]
         assert facts["cues"] == cues
         by_id = {c["id"]: c for c in facts["candidates"]}
-        q = by_id[facts["query_id"]]
-        others = [c for i, c in by_id.items() if i != q["id"]]
+        q = facts["query"]  # its look, whether or not it is among the candidates
+        if not facts["absent"]:
+            listed = by_id[facts["query_id"]]
+            assert {k: listed[k] for k in q} == q
+        others = [c for i, c in by_id.items() if i != facts["query_id"]]
         for cue in cues:
             if cue == "CL":  # other shades of the query's colour, each clearly told apart from it
                 for c in others:
@@ -179,17 +193,18 @@ def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], m
                 assert all(c["attachment"] != q["attachment"] for c in others)
             elif cue == "RP":  # the only candidate standing next to the first landmark
                 mark = np.array(facts["landmarks"][0]["centre"][:2])
-                dist = {c["id"]: float(np.linalg.norm(np.array(c["centre"][:2]) - mark)) for c in by_id.values()}
-                assert all(dist[c["id"]] >= 1.5 * dist[q["id"]] for c in others)
+                dist = [float(np.linalg.norm(np.array(c["centre"][:2]) - mark)) for c in [q, *others]]
+                assert all(d >= 1.5 * dist[0] for d in dist[1:])
         # attributes outside the labels are shared by every candidate
         shared = {"variant": "SP", "colour": "CL", "scale": "SZ"}
+        everyone = [q, *others]
         for attr, cue in shared.items():
             if cue not in cues:
-                assert len({json.dumps(c[attr]) for c in by_id.values()}) == 1, (r["index"], attr)
+                assert len({json.dumps(c[attr]) for c in everyone}) == 1, (r["index"], attr)
         if "TM" not in cues and "OM" not in cues:
-            assert len({json.dumps(c["decal"]) for c in by_id.values()}) == 1
+            assert len({json.dumps(c["decal"]) for c in everyone}) == 1
         if "BR" not in cues:
-            assert all(c["attachment"] is None for c in by_id.values())
+            assert all(c["attachment"] is None for c in everyone)
         # every marked candidate is clearly visible
         assert all(c["visible_px_candidate_view"] >= 150 for c in by_id.values())
 
@@ -197,7 +212,6 @@ def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], m
 def test_the_answer_letters_spread_over_the_options(rows: list[dict[str, str]]) -> None:
     letters = Counter(r["answer"] for r in rows)
     assert len(letters) >= 5
-    assert all(_answer_id(r) is not None for r in rows if len(r["choices"].splitlines()) < 26)  # <= 24 candidates
 
 
 def test_ids_are_an_unconstrained_shuffle_so_large_cases_can_answer_none_of_the_above() -> None:
@@ -285,12 +299,16 @@ def test_the_real_mask_heuristic_ranks_the_match_where_the_case_says(mmvm_tsv: P
         rendered = build_prompt(sample, PromptSettings(mode="native"), Capabilities(native_regions=True))
         native = rendered.prompt.native
         assert native is not None
-        match = list(native.views[-1].region_ids).index(str(facts["query_id"]))
+        ranked = facts["shortcut_rank"]["of_id"]  # the query, or its stand-in when absent
+        assert ranked == (facts["query_id"] if not facts["absent"] else ranked)
+        match = list(native.views[-1].region_ids).index(str(ranked))
         rank = _heuristic_rank(native, match)
         assert rank == facts["shortcut_rank"]["reached"], sample.sample_id
         letter, how = heuristic_answer(rendered.prompt)
         if sample.answer_region_id is not None:
             assert (letter == sample.answer) == (rank == 0), (sample.sample_id, how)
+        elif facts["absent"]:
+            assert letter != sample.answer  # it always names a candidate
         reached.append(rank_miss(rank, facts["shortcut_rank"]["planned"], len(facts["candidates"])))
         hits += rank == 0
     assert sum(miss == 0 for miss in reached) >= 0.75 * len(reached), reached
@@ -314,4 +332,11 @@ def test_the_query_id_follows_the_planned_answer_position() -> None:
             u = (k + 0.5) / 40
             ids = draw_ids(0, f"case_{k:04d}", n, k % n, u)
             assert sorted(ids) == list(range(1, n + 1))
-            assert ids[k % n] == 1 + int(u * n)
+            assert ids[k % n] == planned_id(n, u)
+            if n <= 25:
+                assert ids[k % n] == 1 + int(u * n)
+    # above 25 candidates the first none_share(n) of positions are ids beyond the 25 listed
+    share = none_share(37)
+    beyond = [planned_id(37, (k + 0.5) / 1000) > 25 for k in range(1000)]
+    assert sum(beyond) == pytest.approx(1000 * share, abs=1)
+    assert {planned_id(37, (k + 0.5) / 1000) for k in range(1000)} == set(range(1, 38))
