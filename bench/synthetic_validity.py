@@ -179,6 +179,17 @@ def combine(paths: Sequence[Path]) -> dict[str, Any]:
     return report
 
 
+def _join(into: dict[str, Any], res: dict[str, Any]) -> None:
+    """One baseline's figures from two measurements: per-group tables joined, seconds added."""
+    for key, value in res.items():
+        if isinstance(value, dict):
+            into.setdefault(key, {}).update(value)
+        elif key == "seconds":
+            into[key] = round(into.get(key, 0.0) + value, 1)
+        else:
+            into[key] = value
+
+
 def _reused(folder: Path, seed: int, per_type: int, types: Sequence[str] | None) -> Path:
     """A CrossViewBench set generated before, checked to be the one asked for (its manifest)."""
     manifest = json.loads((folder / "MANIFEST.json").read_text(encoding="utf-8"))["generator"]
@@ -272,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results[PROBE] = heldout(jsonl, train)
         if "synth-mmvm" in tasks:  # held-out MMVM rules and a probe trained on seed + 1 (heldout_shortcut_mmvm.py)
             mmvm_tsv = data / get_task("synth-mmvm").data_subdir / "mllm_match_eval_full.tsv"
-            results.update(heldout_mmvm(mmvm_tsv, args.seed, args.probe_train_per_cue, summary))
+            for name, res in heldout_mmvm(mmvm_tsv, args.seed, args.probe_train_per_cue, summary).items():
+                _join(results.setdefault(name, {}), res)  # "heldout-probe" may already hold the CVB probe
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
         "data": {
