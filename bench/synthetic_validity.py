@@ -31,13 +31,15 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.heldout_shortcut import heldout_results
+from bench.heldout_shortcut import heldout_results, probe_results
 from bench.heldout_shortcut_mmvm import heldout_mmvm
+from cvbench.core.types import TASK_TYPES
 from cvbench.rundir.format import SampleRecord, iter_records
 from cvbench.runner.session import RunOptions, run
 from cvbench.scoring.stats import wilson
 from cvbench.tasks.registry import get_task
 from cvbench.tasks.synthetic import generate_crossviewbench, generate_mmvm
+from cvbench.tasks.synthetic.builtin import CVB_GENERATOR_VERSION
 
 BASELINES = ("random", "first-option", "mask-heuristic", "text-only")
 TASKS = ("synth-crossviewbench", "synth-mmvm")
@@ -117,11 +119,13 @@ def evaluate(model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS) -
 
 
 HELDOUT = "heldout-shortcut"  # bench/heldout_shortcut.py: a pixel rule the generator does not steer by
+PROBE = "heldout-probe"  # bench/heldout_shortcut.py: a classifier over region statistics, fitted on another seed
 
 
-def heldout(jsonl: Path) -> dict[str, Any]:
+def heldout(jsonl: Path, train: Path | None = None) -> dict[str, Any]:
+    """The held-out rule on `jsonl`, or (with `train`) the probe fitted on `train` and scored on it."""
     started = time.perf_counter()
-    per_type = heldout_results(jsonl)
+    per_type = heldout_results(jsonl) if train is None else probe_results(train, jsonl)
     total = summary(*(sum(x) for x in zip(*((c, n, ch * n) for c, n, ch in per_type.values()))))
     return {
         "seconds": round(time.perf_counter() - started, 1),
@@ -175,6 +179,28 @@ def combine(paths: Sequence[Path]) -> dict[str, Any]:
     return report
 
 
+def _join(into: dict[str, Any], res: dict[str, Any]) -> None:
+    """One baseline's figures from two measurements: per-group tables joined, seconds added."""
+    for key, value in res.items():
+        if isinstance(value, dict):
+            into.setdefault(key, {}).update(value)
+        elif key == "seconds":
+            into[key] = round(into.get(key, 0.0) + value, 1)
+        else:
+            into[key] = value
+
+
+def _reused(folder: Path, seed: int, per_type: int, types: Sequence[str] | None) -> Path:
+    """A CrossViewBench set generated before, checked to be the one asked for (its manifest)."""
+    manifest = json.loads((folder / "MANIFEST.json").read_text(encoding="utf-8"))["generator"]
+    want = {"set": "crossviewbench", "seed": seed, "per_type": per_type, "version": CVB_GENERATOR_VERSION}
+    got = {k: manifest.get(k) for k in want}
+    same_types = manifest.get("types") in ((None, list(TASK_TYPES)) if types is None else (list(types),))
+    if got != want or not same_types:
+        raise SystemExit(f"{folder / 'MANIFEST.json'}: generator {manifest}, expected {want} and types {types}")
+    return folder
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--combine", nargs="+", type=Path, help="join reports measured apart into --out (measures nothing)")
@@ -186,6 +212,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--types",
         default=None,
         help="comma-separated CrossViewBench task types (e.g. Q7,Q8): generate and measure only these (quick checks)",
+    )
+    ap.add_argument(
+        "--probe-seed",
+        type=int,
+        default=8,
+        help="seed of a second CrossViewBench set that the held-out probe is fitted on (-1: no probe)",
+    )
+    ap.add_argument(
+        "--probe-per-type",
+        type=int,
+        default=None,
+        help="questions per task type of the probe's training set (default: --per-type)",
+    )
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        nargs="+",
+        metavar="FOLDER",
+        help="CrossViewBench sets generated before (their MANIFEST.json must name --seed, --per-type, --types, "
+        "and for a second folder --probe-seed): measured instead of generating them again",
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--probe-train-per-cue", type=int, default=12, help="MMVM cases per cue the probe learns from")
@@ -207,9 +253,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if types is not None and tasks != ["synth-crossviewbench"]:
             raise SystemExit("--types needs --tasks synth-crossviewbench")
         seconds: dict[str, float] = {}
+        probe_per_type = args.probe_per_type or args.per_type
+        sizes = ((args.seed, args.per_type), (args.probe_seed, probe_per_type))
+        reuse = [_reused(p, s, n, types) for p, (s, n) in zip(args.reuse or [], sizes)]
         for task in tasks:
             started = time.perf_counter()
             folder = data / get_task(task).data_subdir
+            if task == "synth-crossviewbench" and reuse:
+                shutil.copytree(reuse[0], folder)
+                continue
             if task == "synth-crossviewbench":
                 generate_crossviewbench(folder, args.per_type, args.seed, types)
             else:
@@ -217,13 +269,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds[task] = round(time.perf_counter() - started, 1)
         results = {m: evaluate(m, data, work, tasks) for m in args.models.split(",")}
         if "synth-crossviewbench" in tasks:
-            results[HELDOUT] = heldout(data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl")
+            jsonl = data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl"
+            results[HELDOUT] = heldout(jsonl)
+            if args.probe_seed >= 0:
+                if args.probe_seed == args.seed:
+                    raise SystemExit("--probe-seed must differ from --seed (the probe is scored on unseen scenes)")
+                started = time.perf_counter()
+                if len(reuse) > 1:
+                    train = reuse[1] / "crossviewbench.jsonl"
+                else:
+                    train = generate_crossviewbench(work / "probe-train", probe_per_type, args.probe_seed, types)
+                    seconds["probe-train-crossviewbench"] = round(time.perf_counter() - started, 1)
+                results[PROBE] = heldout(jsonl, train)
         if "synth-mmvm" in tasks:  # held-out MMVM rules and a probe trained on seed + 1 (heldout_shortcut_mmvm.py)
             mmvm_tsv = data / get_task("synth-mmvm").data_subdir / "mllm_match_eval_full.tsv"
-            results.update(heldout_mmvm(mmvm_tsv, args.seed, args.probe_train_per_cue, summary))
+            for name, res in heldout_mmvm(mmvm_tsv, args.seed, args.probe_train_per_cue, summary).items():
+                _join(results.setdefault(name, {}), res)  # "heldout-probe" may already hold the CVB probe
     report = {
         "schema": "cvbench.bench.synthetic_validity/1",
-        "data": {"seed": args.seed, "per_type": args.per_type, "per_cue": args.per_type, "types": types},
+        "data": {
+            "seed": args.seed,
+            "per_type": args.per_type,
+            "per_cue": args.per_type,
+            "types": types,
+            "probe_train_seed": args.probe_seed if "synth-crossviewbench" in tasks and args.probe_seed >= 0 else None,
+            "probe_train_per_type": args.probe_per_type or args.per_type,
+            "generator": CVB_GENERATOR_VERSION if "synth-crossviewbench" in tasks else None,
+            "reused": [str(p) for p in args.reuse or []],
+        },
         "targets": {
             "group": "every type, cue and cue@setting: Wilson 95% lower bound < chance + 0.10",
             "overall": "per benchmark: accuracy <= chance + 0.05",

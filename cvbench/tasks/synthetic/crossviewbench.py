@@ -87,11 +87,13 @@ def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None)
         targets = balanced_targets(per_type, n, rng_for(seed, "cvb-targets", qtype))
         ranks = _balanced_ranks(targets, n, rng_for(seed, "cvb-shortcut-rank", qtype))
         wordings = balanced_targets(per_type, len(TEMPLATES[qtype]), rng_for(seed, "cvb-wording", qtype))
+        # Q11: how many distractors show fewer pixels than the answer, evenly 0-3, drawn apart from the rest
+        sizes = balanced_targets(per_type, n, rng_for(seed, "cvb-size-rank", qtype)) if qtype == "Q11" else None
         # every correspondence question has look-alike distractors: without them the colour
         # histogram alone finds the object (the mask-heuristic solved 87% of the plain ones)
         flag = qtype in LOOKALIKE_TYPES
         items.extend(
-            (qtype, i, Ask(t, flag, w, shortcut_ranks=(r,)))
+            (qtype, i, Ask(t, flag, w, shortcut_ranks=(r,), size_rank=None if sizes is None else sizes[i]))
             for i, (t, r, w) in enumerate(zip(targets, ranks, wordings))
         )
     order = rng_for(seed, "cvb-order").permutation(len(items))
@@ -116,7 +118,7 @@ def _relaxed(ask: Ask, n_options: int) -> Ask:
     ranks = ask.shortcut_ranks
     misses = tuple(range(1, n_options))
     wider = misses if ranks is not None and 0 not in ranks and ranks != misses else None
-    return replace(ask, shortcut_ranks=wider)
+    return replace(ask, shortcut_ranks=wider, size_rank=ask.size_rank if wider is not None else None)
 
 
 def build_scenes(

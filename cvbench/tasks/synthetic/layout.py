@@ -24,6 +24,7 @@ from cvbench.tasks.synthetic.shapes import Shape
 from cvbench.tasks.synthetic.textures import MARKERS
 
 MIN_GAP = 0.22
+NEAR_MISS_GAP = (0.22, 0.4)  # how far a near miss stands off the neighbour it nearly touches
 LOOKALIKE_SCENE_SHARE = 0.65  # scenes that get a group of appearance-identical objects
 LOOKALIKE_ANCHOR_GAP = (0.03, 0.12)  # footprint gap between a group member and the object it stands beside
 TEXT_LABELS: tuple[str, ...] = (
@@ -257,12 +258,12 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
             others = [f for f, o in zip(feet, objects) if o.object_id != sup.object_id]
             if cand.top_z() > 1.6 or not separated(footprint(cand), others):
                 continue
-        elif roll < 0.45 and ground_ids:  # touch an object standing on the ground
+        elif roll < 0.55 and ground_ids:  # touch an object standing on the ground, or nearly
             sup = objects[int(rng.choice(ground_ids))]
             touching = _touching(next_id(), shape, pose, sup, rng, colour, decal)
             if touching is None:
                 continue
-            cand = touching
+            cand = touching if roll < 0.4 else _moved_off(touching, sup, float(rng.uniform(*NEAR_MISS_GAP)))
             others = [f for f, o in zip(feet, objects) if o.object_id != sup.object_id and o.support != sup.object_id]
             if not separated(footprint(cand), others) or max(abs(cand.centre[0]), abs(cand.centre[1])) > area + 0.3:
                 continue
@@ -281,6 +282,16 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
     light /= np.linalg.norm(light)
     ground = GROUND_STYLES[int(rng.integers(0, len(GROUND_STYLES)))]
     return Scene(scene_id, tuple(objects), cams, (float(light[0]), float(light[1]), float(light[2])), ground)
+
+
+def _moved_off(obj: SceneObject, sup: SceneObject, gap: float) -> SceneObject:
+    """`obj` pushed `gap` further away from `sup` along the line between their centres: a near miss,
+    placed like a touching neighbour (so it overlaps `sup` in the images just as often) but not
+    touching; only depth tells them apart."""
+    away = np.array(obj.centre[:2]) - np.array(sup.centre[:2])
+    away /= max(float(np.linalg.norm(away)), 1e-9)
+    x, y = np.array(obj.centre[:2]) + away * gap
+    return replace(obj, centre=(float(x), float(y), obj.centre[2]))
 
 
 def _shrink_to(shape: Shape, max_half: float) -> Shape:

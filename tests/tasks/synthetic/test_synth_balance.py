@@ -43,6 +43,20 @@ def test_the_plan_balances_letters_wordings_and_lookalikes_at_validity_size(seed
         assert len(flagged) == len(asks), qtype  # every correspondence question has look-alike distractors
 
 
+@pytest.mark.parametrize("seed", [0, 7])
+def test_q11_plans_the_answers_place_in_the_visible_size_order_evenly(seed: int) -> None:
+    """How many Q11 distractors show fewer pixels than the answer is planned evenly over 0-3, so
+    the visible size does not point at the least complete object; no other type plans it."""
+    plan = plan_questions(VALIDITY_SIZE, seed)
+    sizes = [ask.size_rank for t, _, ask in plan if t == "Q11"]
+    assert all(s is not None for s in sizes)
+    assert _spread(Counter(s for s in sizes if s is not None), 4) <= 1
+    assert all(ask.size_rank is None for t, _, ask in plan if t != "Q11")
+    # drawn apart from the answer index: every size place occurs with more than one answer index
+    pairs = {(ask.size_rank, ask.target) for t, _, ask in plan if t == "Q11"}
+    assert all(len({i for s, i in pairs if s == k}) > 1 for k in range(4))
+
+
 def test_the_plan_order_does_not_group_types_or_answers() -> None:
     plan = plan_questions(VALIDITY_SIZE, 3)
     first_types = {t for t, _, _ in plan[:40]}

@@ -285,3 +285,23 @@ def test_another_seed_gives_other_questions(cvb_jsonl: Path, tmp_path: Path) -> 
     other = generate_crossviewbench(tmp_path / "other", 1, CVB_SEED + 1)
     assert other.read_text() != cvb_jsonl.read_text()
     assert len(_records(other)) == 17
+
+
+def _pixels(cam: dict[str, Any], obj: SceneObject) -> set[tuple[int, int]]:
+    """The in-frame pixels that an object's surface samples project to (stored camera only)."""
+    pts = [_project(cam, p) for p in obj.surface(0.01)]
+    return {(int(x), int(y)) for x, y, z in pts if z > 0 and 0 <= x < cam["width"] and 0 <= y < cam["height"]}
+
+
+def test_q17_pairs_overlap_in_both_images(records: list[dict[str, Any]]) -> None:
+    """Touching or not, a Q17 pair's projections overlap in both images: the second image's
+    overlap must not tell contact (a pair overlapping in one image only is seldom touching)."""
+    asked = [r for r in records if r["question_type"] == "Q17"]
+    assert asked
+    for r in asked:
+        md = r["metadata"]
+        p, q = (_object(md, o) for o in md["region_objects"])
+        for view in r["views"]:
+            cam = md["cameras"][view["view_id"]]
+            assert _pixels(cam, p) & _pixels(cam, q), (r["sample_id"], view["view_id"])
+        assert min(md["facts"]["projection_overlap_px"], md["facts"]["projection_overlap_px_second"]) >= 40

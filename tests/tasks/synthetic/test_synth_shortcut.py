@@ -5,8 +5,11 @@ questions), so the shortcut, or its second or last choice, scores chance."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from cvbench.core.types import TASK_TYPES, Capabilities, Sample
 from cvbench.model_adapters.mask_heuristic import heuristic_answer
@@ -46,14 +49,20 @@ def test_the_plan_balances_the_answers_shortcut_rank_and_its_index_together() ->
         assert max(counts) - min(counts) <= 1, (qtype, counts)
 
 
-def test_the_shortcut_reader_names_the_options_the_heuristic_picks_on_other_scenes() -> None:
+def test_the_shortcut_reader_names_the_options_the_heuristic_picks_on_other_scenes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """shortcut_pick on the drafts themselves (another seed and image size) matches the plan."""
     plan = {(t, i): ask.shortcut_ranks for t, i, ask in plan_questions(2, CVB_SEED + 5)}
-    for slot in build_scenes(2, CVB_SEED + 5, 320, 240):
+    with caplog.at_level(logging.INFO, logger="cvbench.tasks.synthetic.crossviewbench"):
+        slots = build_scenes(2, CVB_SEED + 5, 320, 240)
+    # after RELAX_SHORTCUT_AFTER[-1] new scenes any rank is accepted, and the generator says so
+    freed = {m.split(":", 1)[0] for m in caplog.messages if m.endswith("now ranks None (box cues free)")}
+    for slot in slots:
         for sample_id, d in slot.drafts:
             qtype, index = d.task_type, int(sample_id.rsplit("-", 1)[1])
             ranking = shortcut_ranking(slot.facts, d)
             assert sorted(ranking) == list(range(len(d.options))) and ranking[0] == shortcut_pick(slot.facts, d)
             rank, (planned,) = ranking.index(d.answer_index), plan[(qtype, index)]
             # a rare rank may be relaxed to "any but the shortcut's pick" (crossviewbench.RELAX_SHORTCUT_AFTER)
-            assert rank == planned or (rank > 0 and planned > 0), sample_id
+            assert rank == planned or (rank > 0 and planned > 0) or sample_id in freed, sample_id

@@ -68,6 +68,9 @@ class Ask:
     shortcut_ranks: tuple[int, ...] | None = None
     # ... and the related cues agree with it (shortcut.box_agrees)
     shortcut_strict: bool = True
+    # Q11: how many distractors show fewer pixels than the answer (planned evenly over 0-3, so the
+    # visible size carries no information); None: any
+    size_rank: int | None = None
 
 
 @dataclass(frozen=True)

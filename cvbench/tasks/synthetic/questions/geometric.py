@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import combinations
 
 import numpy as np
 
@@ -99,31 +100,60 @@ def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 )
 
 
+def silhouette_fill(f: SceneFacts, cam: int, oid: str) -> float:
+    """The object's own unoccluded silhouette (in frame) over its box: low for cones, balls, lying
+    cylinders and boxes seen corner-on, whole or not; occlusion plays no part in it."""
+    full = f.views[cam].full_masks[f.index_of(oid)]
+    ys, xs = np.nonzero(full)
+    if xs.size == 0:
+        return 0.0
+    return float(xs.size / ((xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)))
+
+
+Q11_TRIPLES_PER_ANSWER = 8  # distractor triples offered per candidate answer, least filled first
+
+
 def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Any object at most 75% visible can be the answer when three others are each at least 0.2
+    more complete. How many of the distractors show fewer pixels than the answer is planned
+    (`Ask.size_rank`, evenly 0-3: small whole objects beside a large half-hidden one, so the
+    visible size says nothing), and distractors whose own silhouette fills its box least come first (whole cones,
+    balls, lying cylinders: a hollow-looking region is no sign of missing parts, and an object cut
+    straight by an occluder or the frame can look the most solid of the four)."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         objs = [o for o in _refable(f, a) if _seen(f, a, o).measurable]
         if len(objs) < 4:
             continue
         frac = {o: _seen(f, a, o).visible_fraction for o in objs}
-        order = sorted(_shuffled(rng, objs), key=lambda o: frac[o])
-        least = order[0]
-        if frac[least] > 0.75:
-            continue
-        others = [o for o in order[1:] if frac[o] >= frac[least] + 0.2]
-        if len(others) < 3:
-            continue
-        cands = _place(least, _shuffled(rng, others)[:3], target)
-        text = question_text("Q11", ask.wording)
-        yield Draft(
-            "Q11",
-            (a, b),
-            text,
-            tuple(f"object {k + 1}" for k in range(4)),
-            target,
-            tuple(Ref(a, c) for c in cands),
-            {"objects": cands, "visible_fractions": [round(frac[c], 4) for c in cands]},
-        )
+        fill = {o: silhouette_fill(f, a, o) for o in objs}
+        for least in _shuffled(rng, [o for o in objs if frac[o] <= 0.75]):
+            others = [o for o in _shuffled(rng, objs) if frac[o] >= frac[least] + 0.2]
+            if len(others) < 3:
+                continue
+            px = {o: _seen(f, a, o).visible_px for o in objs}
+            triples = [
+                t
+                for t in combinations(others, 3)
+                if ask.size_rank is None or sum(px[o] < px[least] for o in t) == ask.size_rank
+            ]
+            triples.sort(key=lambda t: sum(fill[o] for o in t))
+            for triple in triples[:Q11_TRIPLES_PER_ANSWER]:
+                cands = _place(least, _shuffled(rng, list(triple)), target)
+                text = question_text("Q11", ask.wording)
+                yield Draft(
+                    "Q11",
+                    (a, b),
+                    text,
+                    tuple(f"object {k + 1}" for k in range(4)),
+                    target,
+                    tuple(Ref(a, c) for c in cands),
+                    {
+                        "objects": cands,
+                        "visible_fractions": [round(frac[c], 4) for c in cands],
+                        "silhouette_fills": [round(fill[c], 4) for c in cands],
+                    },
+                )
 
 
 def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:

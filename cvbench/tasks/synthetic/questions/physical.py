@@ -1,4 +1,9 @@
-"""Q17: physical contact between two objects whose projections overlap."""
+"""Q17: physical contact between two objects whose projections overlap in both images.
+
+Overlap in both images, touching or not: a pair that overlaps in one image only is seldom
+touching, so the other image's overlap would tell contact without any depth reasoning. The
+pairs that are not touching then stand one behind the other along both lines of sight, at
+another depth."""
 
 from __future__ import annotations
 
@@ -30,7 +35,9 @@ def q17(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             if visible_twins(f, p, (a, b)) or visible_twins(f, q, (a, b)):
                 continue
             overlap = int((view.full_masks[f.index_of(p)] & view.full_masks[f.index_of(q)]).sum())
-            if overlap < 40:
+            other = f.views[b]
+            overlap_b = int((other.full_masks[f.index_of(p)] & other.full_masks[f.index_of(q)]).sum())
+            if min(overlap, overlap_b) < 40:
                 continue
             gap = f.gap(p, q)
             touching = gap <= CONTACT_EPS
@@ -46,5 +53,10 @@ def q17(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 YES_NO,
                 target,
                 (Ref(a, p), Ref(a, q)),
-                {"objects": [p, q], "surface_gap": round(gap, 4) + 0.0, "projection_overlap_px": overlap},
+                {
+                    "objects": [p, q],
+                    "surface_gap": round(gap, 4) + 0.0,
+                    "projection_overlap_px": overlap,
+                    "projection_overlap_px_second": overlap_b,
+                },
             )
