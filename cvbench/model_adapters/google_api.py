@@ -2,6 +2,9 @@
 
 Images go as `inline_data` parts (the SDK base64-encodes the `PromptImage` bytes with their MIME
 type), in order, followed by one text part; `Prompt.system` becomes `system_instruction`. The
+SDK's sync client builds and sends each request on a sender thread (`thread_sender`), so the
+base64 and JSON work of the body stays off the event loop (google-genai has no way to send a
+body prepared beforehand). The
 SDK's retries are off (`HttpRetryOptions(attempts=1)`); `ApiAdapter` retries. Key:
 `GEMINI_API_KEY` or `GOOGLE_API_KEY` (env or .env). Base URL: `extra["base_url"]`, else
 `ModelOptions.base_urls[0]`, else `CVBENCH_GOOGLE_BASE_URL`, else Google's endpoint.
@@ -15,6 +18,7 @@ default true) go to `Response.reasoning`, never into the answer.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from cvbench.core.secrets import find_secret
@@ -54,6 +58,7 @@ from cvbench.model_adapters.reasoning import (
     gemini_thinking_range,
 )
 from cvbench.model_adapters.registry import ModelOptions, ModelResolutionError
+from cvbench.model_adapters.thread_sender import ThreadSender
 
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_ENV = "CVBENCH_GOOGLE_BASE_URL"
@@ -155,6 +160,7 @@ class GoogleAdapter(ApiAdapter):
         self.reasoning = reasoning or Reasoning(enabled=False)
         self.image_contract = contract_for("google")
         self.include_thoughts = include_thoughts
+        self._sender = ThreadSender("cvbench-send", 2 * int(options.concurrency) + 2)
 
     def provider_settings(self) -> dict[str, Any]:
         return {
@@ -211,19 +217,23 @@ class GoogleAdapter(ApiAdapter):
             settings["top_p"] = config.top_p
         if config.seed is not None:
             settings["seed"] = config.seed
-        response = await self.client().aio.models.generate_content(
+        generate = partial(
+            self.client().models.generate_content,
             model=self.model_name,
             contents=[types.Content(role="user", parts=parts)],
             config=types.GenerateContentConfig(**settings),
         )
-        return read_generate_response(response, output_limit)
+        return read_generate_response(await self._sender.call(generate), output_limit)
 
     async def aclose(self) -> None:
+        # a closed adapter may be used again: a new client, a fresh sender (threads on demand)
+        sender, self._sender = self._sender, ThreadSender(self._sender.name, self._sender.max_threads)
+        sender.close()
         if self._client is not None:
             client, self._client = self._client, None
-            closer = getattr(getattr(client, "aio", None), "aclose", None)
+            closer = getattr(client, "close", None)  # the sync client's connections (google-genai >= 1.x)
             if closer is not None:
-                await closer()
+                closer()
 
 
 def make_adapter(model_name: str, options: ModelOptions) -> GoogleAdapter:

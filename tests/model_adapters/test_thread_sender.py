@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cvbench.model_adapters import anthropic_api, openai_api, openai_compatible
+from cvbench.model_adapters import anthropic_api, google_api, openai_api, openai_compatible
 from cvbench.model_adapters.thread_sender import ThreadSender
 from tests.model_adapters.api_helpers import (
     TEST_KEYS,
@@ -23,7 +23,7 @@ from tests.model_adapters.api_helpers import (
     make_request,
     run,
 )
-from tests.wire import AnthropicWireServer, Fault, OpenAIWireServer
+from tests.wire import AnthropicWireServer, Fault, GoogleWireServer, OpenAIWireServer
 
 
 class Boom(Exception):
@@ -202,6 +202,22 @@ def test_anthropic_body_is_written_to_the_socket_by_a_sender_thread(
         names = sending_threads(port, lambda: responses.append(answer(adapter, request)))
         assert responses[0].ok and responses[0].text == "B"
         assert [i.data for i in server.requests[0].images] == [i.data for i in request.prompt.images]
+    assert names and all(n.startswith("cvbench-send-") for n in names), names
+
+
+def test_gemini_request_is_built_and_written_by_a_sender_thread(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """google-genai cannot send a prepared body; its sync client builds the body (the images'
+    base64) and sends it on a sender thread, and a server error raised there is retried."""
+    isolate_keys(monkeypatch, tmp_path, GEMINI_API_KEY=TEST_KEYS["GEMINI_API_KEY"])
+    with GoogleWireServer(answer="C") as server:
+        server.add_faults(Fault(status=503))
+        adapter = google_api.make_adapter("gemini-2.0-flash", fast_options(extra={"base_url": server.base_url()}))
+        request = make_request("google:gemini-2.0-flash", make_prompt(2))
+        responses: list[Any] = []
+        port = int(server.base_url().split(":")[2].split("/")[0])
+        names = sending_threads(port, lambda: responses.append(answer(adapter, request)))
+        assert responses[0].ok and responses[0].text == "C" and responses[0].attempts == 2
+        assert [i.data for i in server.requests[-1].images] == [i.data for i in request.prompt.images]
     assert names and all(n.startswith("cvbench-send-") for n in names), names
 
 
