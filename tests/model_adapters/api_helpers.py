@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -98,6 +99,16 @@ def generate_once(
     adapter = make_adapter(model_name, fast_options(extra=extra, **option_overrides))
 
     return answer(adapter, request or make_request(adapter.info.model_id)), adapter
+
+
+def small_mmvm_set(factory: Any, per_cue: int = 1) -> Path:
+    """A data root holding a freshly generated synthetic MMVM set (`per_cue` cases per cue)."""
+    from cvbench.tasks.registry import get_task
+    from cvbench.tasks.synthetic import generate_mmvm
+
+    root: Path = factory.mktemp("data")
+    generate_mmvm(root / get_task("synth-mmvm").data_subdir, per_cue=per_cue, seed=0)
+    return root
 
 
 def isolate_keys(monkeypatch: Any, tmp_path: Any, **keys: str) -> None:

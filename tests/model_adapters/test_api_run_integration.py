@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cvbench.cli import cli
-from tests.model_adapters.api_helpers import TEST_KEYS, isolate_keys
+from tests.model_adapters.api_helpers import TEST_KEYS, isolate_keys, small_mmvm_set
 from tests.wire import (
     AnthropicWireServer,
     Fault,
@@ -32,13 +32,7 @@ LIMIT = 5
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cvbench.tasks.registry import get_task
-    from cvbench.tasks.synthetic import generate_mmvm
-
-    root = tmp_path_factory.mktemp("data")
-    spec = get_task("synth-mmvm")
-    generate_mmvm(root / spec.data_subdir, per_cue=1, seed=0)
-    return root
+    return small_mmvm_set(tmp_path_factory)
 
 
 @pytest.fixture

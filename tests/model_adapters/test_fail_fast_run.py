@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from cvbench.cli import cli
 from cvbench.runner.failfast import EXIT_FAILED
-from tests.model_adapters.api_helpers import TEST_KEYS, isolate_keys
+from tests.model_adapters.api_helpers import TEST_KEYS, isolate_keys, small_mmvm_set
 from tests.wire import Fault, OpenAIWireServer
 
 pytestmark = pytest.mark.slow
@@ -26,12 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cvbench.tasks.registry import get_task
-    from cvbench.tasks.synthetic import generate_mmvm
-
-    root = tmp_path_factory.mktemp("data")
-    generate_mmvm(root / get_task("synth-mmvm").data_subdir, per_cue=3, seed=0)
-    return root
+    return small_mmvm_set(tmp_path_factory, per_cue=3)
 
 
 @pytest.fixture

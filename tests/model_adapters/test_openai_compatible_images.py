@@ -25,7 +25,7 @@ from cvbench.cli import cli
 from cvbench.model_adapters import openai_compatible
 from cvbench.model_adapters.image_policy import CONTRACTS, contract_for_model, run_image_policy
 from cvbench.prompting.encoding import ImagePolicy
-from tests.model_adapters.api_helpers import fast_options, isolate_keys
+from tests.model_adapters.api_helpers import fast_options, isolate_keys, small_mmvm_set
 from tests.wire import OpenAIWireServer
 
 pytestmark = pytest.mark.slow
@@ -36,13 +36,7 @@ LIMIT = 3
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cvbench.tasks.registry import get_task
-    from cvbench.tasks.synthetic import generate_mmvm
-
-    root = tmp_path_factory.mktemp("data")
-    spec = get_task("synth-mmvm")
-    generate_mmvm(root / spec.data_subdir, per_cue=1, seed=0)
-    return root
+    return small_mmvm_set(tmp_path_factory)
 
 
 @pytest.fixture
