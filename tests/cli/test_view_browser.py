@@ -95,7 +95,8 @@ def lines_in(path: Path) -> int:
 
 
 def test_the_viewer_follows_a_live_run_then_shows_its_final_table(page: Page, tmp_path: Path, data: Path) -> None:
-    live, failing = tmp_path / "runs" / "live", tmp_path / "runs" / "failing"
+    # a long path without break opportunities must wrap too (a phone-width page never scrolls sideways)
+    live, failing = tmp_path / "runs" / "live", tmp_path / "runs" / ("failing_" + "x" * 60)
     # a run whose model cannot be reached: its errors are shown (fail-fast stops it after 8)
     bad = cvbench(
         ["run", "--model", "openai-compatible:m", "--base-url", "http://127.0.0.1:9/v1", "--task", "synth-mmvm",
