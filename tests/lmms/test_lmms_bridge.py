@@ -270,6 +270,7 @@ def test_lmms_eval_cli_end_to_end_matches_cvbench_run(
             progress=False,
             n_resamples=100,
             base_urls=(server.base_url(),),
+            image_format="png",  # the lossless pixels the export hands lmms-eval (openai-compatible defaults to JPEG)
         )
         outcome = run(options)
         cvbench_requests = _sent(server, start)
@@ -316,6 +317,7 @@ def test_lmms_adapter_runs_an_lmms_eval_model_inside_cvbench(
                 out=tmp_path / "direct",
                 use_cache=False,
                 save_images=False,
+                image_format="png",  # as lmms-eval receives them: lossless
                 progress=False,
                 n_resamples=100,
                 base_urls=(url,),
