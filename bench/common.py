@@ -573,12 +573,19 @@ def _tree_rss(pid: int) -> int:
 
 
 def run_measured(
-    argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None, poll_s: float = 0.25
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    poll_s: float = 0.25,
+    cwd: Path = REPO_ROOT,
 ) -> ProcessStats:
-    """Run a command; wall time, CPU time (wait4: the process and the children it reaped), peak RSS."""
+    """Run a command in `cwd`; wall time, CPU time (wait4: the process and the children it reaped),
+    peak RSS of its process tree polled from /proc (the kernel's ru_maxrss of a child starts from
+    this process's size at the fork)."""
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed after the process ends
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     peak = 0
     done = threading.Event()
 

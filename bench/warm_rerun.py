@@ -36,8 +36,6 @@ import statistics
 import subprocess
 import sys
 import tarfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +47,9 @@ from common import (
     REPO_ROOT,
     InstantServer,
     ProcessStats,
-    _tree_rss,
     build_dataset,
     machine,
+    run_measured,
     write_result,
 )
 
@@ -72,37 +70,6 @@ def checkout(rev: str, dest: Path) -> Path:
         tar.extractall(dest, filter="data")
     stamp.write_text(sha)
     return dest
-
-
-def measure(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> ProcessStats:
-    """Wall, CPU (wait4) and peak RSS of one process run in `cwd`: the RSS polled from /proc (the
-    kernel's ru_maxrss of a child starts from this process's size at the fork)."""
-    with open(log, "w") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
-        peak = 0
-        done = threading.Event()
-
-        def poll() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, _tree_rss(proc.pid))
-                done.wait(0.1)
-
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        done.set()
-        poller.join()
-    return ProcessStats(
-        wall_s=wall,
-        user_s=usage.ru_utime,
-        sys_s=usage.ru_stime,
-        peak_rss_bytes=peak,
-        max_rss_bytes=usage.ru_maxrss * 1024,
-        returncode=os.waitstatus_to_exitcode(status),
-    )
 
 
 def run_argv(data_root: Path, out: Path, cache: Path, base_url: str) -> list[str]:
@@ -203,19 +170,22 @@ def main() -> int:
 
     reference: dict[str, Path] = {}
     with InstantServer() as server:
+
+        def run_tree(name: str, out: Path, kind: str) -> ProcessStats:
+            """One `cvbench run` of tree `name` into `out`, measured; a failed run stops the bench."""
+            log = work / f"{name}-{kind}.log"
+            argv = run_argv(data_root, out, caches[name], server.base_url)
+            stats = run_measured(argv, env=env_for(name), log=log, poll_s=0.1, cwd=trees[name])
+            if stats.returncode:
+                print(log.read_text()[-3000:])
+                raise SystemExit(f"{name}: {kind} run failed ({stats.returncode})")
+            return stats
+
         for name in trees:  # fill each cache (a cold run) or check it is warm, and write the bytecode
             out = work / f"{name}-first"
             shutil.rmtree(out, ignore_errors=True)
             load = list(os.getloadavg())
-            stats = measure(
-                run_argv(data_root, out, caches[name], server.base_url),
-                trees[name],
-                env_for(name),
-                work / f"{name}-first.log",
-            )
-            if stats.returncode:
-                print((work / f"{name}-first.log").read_text()[-3000:])
-                raise SystemExit(f"{name}: first run failed ({stats.returncode})")
+            stats = run_tree(name, out, "first")
             usage = json.loads((out / "results.json").read_text())["usage"]
             result["cold"][name] = {**figures(stats, n, load), "cached": usage["cached"]}
             reference[name] = out
@@ -227,15 +197,7 @@ def main() -> int:
                 out = work / f"{name}-warm"
                 shutil.rmtree(out, ignore_errors=True)
                 load = list(os.getloadavg())
-                stats = measure(
-                    run_argv(data_root, out, caches[name], server.base_url),
-                    trees[name],
-                    env_for(name),
-                    work / f"{name}-warm.log",
-                )
-                if stats.returncode:
-                    print((work / f"{name}-warm.log").read_text()[-3000:])
-                    raise SystemExit(f"{name}: warm run failed ({stats.returncode})")
+                stats = run_tree(name, out, "warm")
                 results = json.loads((out / "results.json").read_text())
                 if results["usage"]["cached"] != answered:
                     raise SystemExit(f"{name}: not warm ({results['usage']['cached']} of {answered} cached)")
