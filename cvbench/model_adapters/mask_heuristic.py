@@ -1,12 +1,12 @@
 """The `mask-heuristic` baseline: a native-region "model" that looks only at the masks and pixels
 in `prompt.native` (colour statistics, area, centroid, bbox, fill, border contact) and at
 `prompt.task.task_type` and the option texts. It answers with a letter ("A") so the same strict
-parser scores it. Its rule per task type is documented in docs/running.md and in `RULES` below;
-where no rule applies it answers option A and says so in `finish_reason`. The synthetic benchmark
-is designed so that these cues do not decide its answers (docs/synthetic.md).
-
-Over 500 lines: the region features, the option-text readers and the 17 per-task-type rules are
-read together (each rule names the cue it uses); split apart they would hide that.
+parser scores it. Its rule per task type is documented in docs/running.md; the rule bodies are
+cvbench/tasks/pixel_shortcut.py, the one copy the synthetic generator steers by too. This module
+reads the prompt into a `Scene` (a `pixel_shortcut.RegionScene`) and maps the rule's first
+alternative to an option letter through its option-text readers (`RULES` below). Where no rule
+applies it answers option A and says so in `finish_reason`. The synthetic benchmark is designed so
+that these cues do not decide its answers (docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -22,16 +22,10 @@ import cv2
 import numpy as np
 
 from cvbench.core.types import Capabilities, ModelInfo, NativeRegions, Option, Prompt, Request, Response
-from cvbench.imaging.region_stats import (
-    SAME_OBJECT_THRESHOLD,
-    RegionFeatures,
-    appearance_similarity,
-    box_cover,
-    boxes_in_contact,
-    region_features,
-)
+from cvbench.imaging.region_stats import SAME_OBJECT_THRESHOLD, RegionFeatures, appearance_similarity, region_features
 from cvbench.model_adapters.baselines import _Baseline
 from cvbench.model_adapters.registry import ModelOptions
+from cvbench.tasks import pixel_shortcut as ps
 
 HEURISTIC_VERSION = "mask-heuristic/1"
 
@@ -40,8 +34,9 @@ def make_mask_heuristic(model_name: str, options: ModelOptions) -> MaskHeuristic
     return MaskHeuristicBaseline()
 
 
-# the region statistics it reads are cvbench/imaging/region_stats.py (shared with the synthetic
-# generators, which place every answer where these statistics do not give it away)
+# the region statistics it reads are cvbench/imaging/region_stats.py and its rules
+# cvbench/tasks/pixel_shortcut.py (both shared with the synthetic generators, which place every
+# answer where these statistics and rules do not give it away)
 
 
 # ======================================================================================
@@ -165,15 +160,14 @@ def nearest_colour_name(mean_lab: np.ndarray) -> str:
 
 
 # ======================================================================================
-# mask-heuristic: the rules
+# mask-heuristic: the rules (bodies in cvbench/tasks/pixel_shortcut.py, shared with the generator)
 # ======================================================================================
 
-_NAME_BEFORE_WORD = re.compile(r"\b((?:object|candidate|region)\s+\d+)\s+is\s*$", re.IGNORECASE)
-_NAME_BEFORE_LETTER = re.compile(r"(?<![A-Za-z])([A-Z])\s+is\s*$")
 _NAME = r"(?:(?:object|candidate|region)\s+\d+|(?<![A-Za-z])[A-Z](?![A-Za-z]))"
 _PAIRING = re.compile(rf"({_NAME})\s+is\s+({_NAME})", re.IGNORECASE)
 
-
+_NAME_BEFORE_WORD = re.compile(r"\b((?:object|candidate|region)\s+\d+)\s+is\s*$", re.IGNORECASE)
+_NAME_BEFORE_LETTER = re.compile(r"(?<![A-Za-z])([A-Z])\s+is\s*$")
 _NAME_AFTER_WORD = re.compile(r"^\s*\(\s*((?:object|candidate|region)\s+\d+)\s*\)", re.IGNORECASE)
 _NAME_AFTER_LETTER = re.compile(r"^\s*\(\s*([A-Z])\s*\)")
 
@@ -197,16 +191,24 @@ def ref_names(question: str) -> list[str | None]:
 @dataclass(frozen=True)
 class Scene:
     """Features of every object of every view, the referenced regions in question order, and the
-    question text (with `<region>` kept) and options."""
+    question text (with `<region>` kept) and options. A `pixel_shortcut.RegionScene` whose keys are
+    mask indices."""
 
     views: tuple[tuple[RegionFeatures, ...], ...]
     refs: tuple[tuple[int, int], ...]  # (view, region) per <region> placeholder
     question: str
     options: tuple[Option, ...]
 
+    @property
+    def n_refs(self) -> int:
+        return len(self.refs)
+
     def ref(self, k: int) -> RegionFeatures:
         v, r = self.refs[k]
         return self.views[v][r]
+
+    def ref_key(self, k: int) -> int:
+        return self.refs[k][1]
 
     def view_of(self, k: int) -> int:
         return self.refs[k][0]
@@ -214,27 +216,11 @@ class Scene:
     def other_view(self, view: int) -> int:
         return 1 if view == 0 and len(self.views) > 1 else 0
 
-    def best_match(self, feat: RegionFeatures, view: int, exclude: Sequence[int] = ()) -> tuple[int, float]:
-        """The object of `view` most similar to `feat`: (index, similarity); (-1, -inf) if none."""
-        best, best_sim = -1, float("-inf")
-        for i, other in enumerate(self.views[view]):
-            if i in exclude:
-                continue
-            sim = appearance_similarity(feat, other)
-            if sim > best_sim:
-                best, best_sim = i, sim
-        return best, best_sim
+    def listed(self, view: int) -> range:
+        return range(len(self.views[view]))
 
-    def counterpart(self, k: int) -> RegionFeatures:
-        """Ref k's object in the other view: the ref at the same position among the other view's refs
-        ("the same two objects, in the same order"), else its best appearance match there."""
-        v = self.view_of(k)
-        mine = [j for j in range(len(self.refs)) if self.view_of(j) == v]
-        theirs = [j for j in range(len(self.refs)) if self.view_of(j) == self.other_view(v)]
-        if theirs and len(theirs) == len(mine):
-            return self.ref(theirs[mine.index(k)])
-        idx, _ = self.best_match(self.ref(k), self.other_view(v))
-        return self.views[self.other_view(v)][idx] if idx >= 0 else self.ref(k)
+    def region(self, view: int, key: int) -> RegionFeatures:
+        return self.views[view][key]
 
     def letter_for(self, pool: Sequence[int], k: int) -> str | None:
         """The option that names ref k (one of `pool`): by the name the question gives it
@@ -262,213 +248,122 @@ def build_scene(native: NativeRegions, question: str, options: Sequence[Option])
     return Scene(views, tuple((r.view_index, r.region_index) for r in native.refs), question, tuple(options))
 
 
-def _query_and_candidates(scene: Scene) -> tuple[int, list[int]]:
-    """The query is the ref alone in its view (else the first ref); the candidates are the refs
-    in the other view(s)."""
-    by_view: dict[int, list[int]] = {}
-    for k in range(len(scene.refs)):
-        by_view.setdefault(scene.view_of(k), []).append(k)
-    singles = [refs[0] for refs in by_view.values() if len(refs) == 1]
-    query = singles[0] if len(singles) == 1 and len(by_view) > 1 else 0
-    cands = [k for k in range(len(scene.refs)) if scene.view_of(k) != scene.view_of(query)]
-    if not cands:
-        cands = [k for k in range(len(scene.refs)) if k != query]
-    return query, cands
-
-
-def _first_view_refs(scene: Scene) -> list[int]:
-    return [k for k in range(len(scene.refs)) if scene.view_of(k) == scene.view_of(0)]
-
-
-def _least_or_most(question: str) -> str:
-    return "least" if re.search(r"\b(least|fewest|smallest share|less complete)\b", question, re.IGNORECASE) else "most"
-
+# Each rule asks pixel_shortcut for its ranking of the question's alternatives and answers with
+# the option that names the first: a ref through `letter_for`, yes/no, a view, or a keyword.
 
 Rule = Callable[[Scene], "str | None"]
 
 
+def _ref_letter(scene: Scene, ranking: ps.Ranking[int]) -> str | None:
+    return scene.letter_for(ranking.entities, ranking.ranked[0]) if ranking.order else None
+
+
+def _yes_no_letter(scene: Scene, ranking: ps.Ranking[bool]) -> str | None:
+    return yes_no_letter(scene.options, ranking.ranked[0]) if ranking.order else None
+
+
 def rule_retrieval(scene: Scene) -> str | None:
-    """Q1-Q3: the candidate most similar to the query in colour histogram, mean colour and shape;
-    "none of them" when no candidate clears the same-object threshold and such an option exists."""
-    q, cands = _query_and_candidates(scene)
-    if not cands:
+    """Q1-Q3: the most similar candidate; "none of them" when none clears the threshold."""
+    none = keyword_letter(scene.options, ["none"])
+    _, cands = ps.query_and_candidates(scene)
+    ranking = ps.rank_retrieval(scene, none_at=None if none is None else len(cands))
+    if not ranking.order:
         return None
-    sims = [appearance_similarity(scene.ref(q), scene.ref(c)) for c in cands]
-    best = int(np.argmax(sims))
-    if sims[best] < SAME_OBJECT_THRESHOLD:
-        none = keyword_letter(scene.options, ["none"])
-        if none is not None:
-            return none
-    return scene.letter_for(cands, cands[best])
+    first = ranking.ranked[0]
+    return none if isinstance(first, str) else scene.letter_for(cands, first)
 
 
 def rule_group_matching(scene: Scene) -> str | None:
-    """Q4: the option whose stated pairing ("object 1 is X and object 2 is Y") has the highest
-    total appearance similarity."""
-    names = ref_names(scene.question)
-    index = {n: k for k, n in enumerate(names) if n}
-    best_letter, best_score = None, float("-inf")
+    """Q4: the option whose stated pairing ("object 1 is X and object 2 is Y") matches best."""
+    index = {n: k for k, n in enumerate(ref_names(scene.question)) if n}
+    letters: list[str] = []
+    pairings: list[ps.Pairing] = []
     for o in scene.options:
-        pairs = _PAIRING.findall(o.text)
-        total, ok = 0.0, bool(pairs)
-        for a, b in pairs:
-            ka, kb = index.get(" ".join(a.lower().split())), index.get(" ".join(b.lower().split()))
-            if ka is None or kb is None:
-                ok = False
-                break
-            total += appearance_similarity(scene.ref(ka), scene.ref(kb))
-        if ok and total > best_score:
-            best_letter, best_score = o.letter, total
-    return best_letter
+        pairs = [
+            (index.get(" ".join(a.lower().split())), index.get(" ".join(b.lower().split())))
+            for a, b in _PAIRING.findall(o.text)
+        ]
+        if pairs and all(ka is not None and kb is not None for ka, kb in pairs):
+            letters.append(o.letter)
+            pairings.append(tuple((ka, kb) for ka, kb in pairs if ka is not None and kb is not None))
+    ranking = ps.rank_group_matching(scene, pairings)
+    return letters[ranking.order[0]] if ranking.order else None
 
 
 def rule_verification(scene: Scene) -> str | None:
-    """Q5: the same object when the two regions' similarity clears the threshold and each is the
-    other's best match in its view."""
-    if len(scene.refs) < 2:
-        return None
-    a, b = scene.ref(0), scene.ref(1)
-    best, _ = scene.best_match(a, scene.view_of(1))
-    same = appearance_similarity(a, b) >= SAME_OBJECT_THRESHOLD and best == scene.refs[1][1]
-    return yes_no_letter(scene.options, same)
+    """Q5: yes/no, the same object."""
+    return _yes_no_letter(scene, ps.rank_verification(scene))
 
 
 def rule_visibility(scene: Scene) -> str | None:
-    """Q6: visible in the other view when some object there clears the same-object threshold."""
-    _, sim = scene.best_match(scene.ref(0), scene.other_view(scene.view_of(0)))
-    return yes_no_letter(scene.options, sim >= SAME_OBJECT_THRESHOLD)
+    """Q6: yes/no, visible in the other view."""
+    return _yes_no_letter(scene, ps.rank_visibility(scene))
 
 
 def rule_exclusive(scene: Scene) -> str | None:
-    """Q7: among the referenced regions, the one whose best match in the other view is weakest."""
-    pool = _first_view_refs(scene)
-    scores = [scene.best_match(scene.ref(k), scene.other_view(scene.view_of(k)))[1] for k in pool]
-    return scene.letter_for(pool, pool[int(np.argmin(scores))])
+    """Q7: the referenced object whose best match in the other view is weakest."""
+    return _ref_letter(scene, ps.rank_exclusive(scene))
 
 
 def rule_occluder(scene: Scene) -> str | None:
-    """Q8: find the target in the candidates' view (best match outside the candidates); the
-    occluder is the candidate whose box overlaps the target's box most, with a bonus for a lower
-    bottom edge (nearer the camera on a ground plane)."""
-    q, cands = _query_and_candidates(scene)
-    if not cands:
-        return None
-    cview = scene.view_of(cands[0])
-    taken = [scene.refs[c][1] for c in cands]
-    idx, _ = scene.best_match(scene.ref(q), cview, exclude=taken)
-    target = scene.views[cview][idx] if idx >= 0 else scene.ref(q)
-
-    def score(k: int) -> float:
-        c = scene.ref(k)
-        return box_cover(c, target) + (0.1 if c.bottom > target.bottom else 0.0)
-
-    return scene.letter_for(cands, max(cands, key=score))
+    """Q8: the candidate whose box covers the target most."""
+    return _ref_letter(scene, ps.rank_occluder(scene))
 
 
 def rule_nearest(scene: Scene) -> str | None:
-    """Q9: find the query in the candidates' view; the candidate whose centroid is nearest to it
-    there (image distance stands in for 3D distance)."""
-    q, cands = _query_and_candidates(scene)
-    if not cands:
-        return None
-    cview = scene.view_of(cands[0])
-    taken = [scene.refs[c][1] for c in cands]
-    idx, _ = scene.best_match(scene.ref(q), cview, exclude=taken)
-    anchor = scene.views[cview][idx] if idx >= 0 else scene.ref(q)
-    dist = {
-        c: float(np.hypot(scene.ref(c).centroid[0] - anchor.centroid[0], scene.ref(c).centroid[1] - anchor.centroid[1]))
-        for c in cands
-    }
-    return scene.letter_for(cands, min(cands, key=lambda c: dist[c]))
+    """Q9: the candidate nearest to the target."""
+    return _ref_letter(scene, ps.rank_nearest(scene))
+
+
+_SCALE_WORDS = {
+    "larger": ["larger", "bigger", "increased", "grew", "closer"],
+    "smaller": ["smaller", "decreased", "shrank", "farther", "further"],
+    "same": ["same", "similar", "unchanged", "no change"],
+}
 
 
 def rule_scale_change(scene: Scene) -> str | None:
-    """Q10: "larger in the second image?" -> yes when the mask area grows; with larger / smaller /
-    same options: ratio above 1.25, below 0.8, or in between."""
-    a, b = scene.ref(0), scene.counterpart(0)
-    ratio = b.area / max(a.area, 1e-9)
-    yes_no = yes_no_letter(scene.options, ratio > 1.0)
+    """Q10: yes/no "larger in the second image?", else the larger / smaller / same option."""
+    yes_no = _yes_no_letter(scene, ps.rank_scale_change(scene))
     if yes_no is not None:
         return yes_no
-    if ratio > 1.25:
-        return keyword_letter(scene.options, ["larger", "bigger", "increased", "grew", "closer"])
-    if ratio < 0.8:
-        return keyword_letter(scene.options, ["smaller", "decreased", "shrank", "farther", "further"])
-    return keyword_letter(scene.options, ["same", "similar", "unchanged", "no change"])
+    return keyword_letter(scene.options, _SCALE_WORDS[ps.scale_change_word(scene)])
 
 
 def rule_single_view_completeness(scene: Scene) -> str | None:
-    """Q11: completeness = convex fill minus a penalty for touching the image border; the least
-    (or most, as the question asks) complete referenced region."""
-    pool = _first_view_refs(scene)
-    scores = [scene.ref(k).completeness for k in pool]
-    pick = int(np.argmin(scores)) if _least_or_most(scene.question) == "least" else int(np.argmax(scores))
-    return scene.letter_for(pool, pool[pick])
+    """Q11: the least (or most, as asked) complete referenced region."""
+    return _ref_letter(scene, ps.rank_single_view_completeness(scene, ps.asks_for_least(scene.question)))
 
 
 def rule_cross_view_completeness(scene: Scene) -> str | None:
-    """Q12: the view where the object's completeness (fill, border contact) is higher."""
-    a, b = scene.ref(0), scene.counterpart(0)
-    va = scene.view_of(0)
-    better = va if a.completeness >= b.completeness else scene.other_view(va)
-    if _least_or_most(scene.question) == "least":
-        better = scene.other_view(better) if better == va else va
-    return view_letter(scene.options, better)
+    """Q12: the view where the object is more (or less, as asked) complete."""
+    ranking = ps.rank_cross_view_completeness(scene, ps.asks_for_least(scene.question))
+    return view_letter(scene.options, ranking.ranked[0])
 
 
 def rule_flip(scene: Scene) -> str | None:
-    """Q13: reversed when the two objects' x order differs between the views."""
-    if len(scene.refs) < 2:
-        return None
-    a1, b1 = scene.ref(0), scene.ref(1)
-    a2, b2 = scene.counterpart(0), scene.counterpart(1)
-    flipped = np.sign(a1.centroid[0] - b1.centroid[0]) != np.sign(a2.centroid[0] - b2.centroid[0])
-    return yes_no_letter(scene.options, bool(flipped))
+    """Q13: yes/no, the left-right order reversed."""
+    return _yes_no_letter(scene, ps.rank_flip(scene))
 
 
 def rule_displacement(scene: Scene) -> str | None:
-    """Q14: the object whose centroid moves more (as a fraction of the image) between the views."""
-    pool = _first_view_refs(scene)
-    moves = [
-        float(
-            np.hypot(
-                scene.ref(k).centroid[0] - scene.counterpart(k).centroid[0],
-                scene.ref(k).centroid[1] - scene.counterpart(k).centroid[1],
-            )
-        )
-        for k in pool
-    ]
-    return scene.letter_for(pool, pool[int(np.argmax(moves))]) if pool else None
+    """Q14: the object that moves more between the views."""
+    return _ref_letter(scene, ps.rank_displacement(scene))
 
 
 def rule_depth_consistency(scene: Scene) -> str | None:
-    """Q15: nearer = lower bottom edge (objects stand on a ground plane); consistent when the
-    order is the same in both views."""
-    if len(scene.refs) < 2:
-        return None
-    a1, b1 = scene.ref(0), scene.ref(1)
-    a2, b2 = scene.counterpart(0), scene.counterpart(1)
-    same = np.sign(a1.bottom - b1.bottom) == np.sign(a2.bottom - b2.bottom)
-    return yes_no_letter(scene.options, bool(same))
+    """Q15: yes/no, the same depth order in both views."""
+    return _yes_no_letter(scene, ps.rank_depth_consistency(scene))
 
 
 def rule_scale_growth(scene: Scene) -> str | None:
-    """Q16: the object whose mask area grows by the larger factor between the views."""
-    pool = _first_view_refs(scene)
-    growth = [scene.counterpart(k).area / max(scene.ref(k).area, 1e-9) for k in pool]
-    return scene.letter_for(pool, pool[int(np.argmax(growth))]) if pool else None
+    """Q16: the object whose area grows by the larger factor."""
+    return _ref_letter(scene, ps.rank_scale_growth(scene))
 
 
 def rule_contact(scene: Scene) -> str | None:
-    """Q17: touching when, in the other view too, the two objects' boxes meet and their bottom
-    edges are level (both on the ground) or one's bottom sits on the other's top."""
-    if len(scene.refs) < 2:
-        return None
-
-    touching = boxes_in_contact(scene.ref(0), scene.ref(1)) and boxes_in_contact(
-        scene.counterpart(0), scene.counterpart(1)
-    )
-    return yes_no_letter(scene.options, touching)
+    """Q17: yes/no, touching."""
+    return _yes_no_letter(scene, ps.rank_contact(scene))
 
 
 RULES: dict[str, Rule] = {
