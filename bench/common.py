@@ -533,6 +533,40 @@ class InstantServer:
                 self.stats = {}
 
 
+# ------------------------------------------------------------------------------ the cvbench run command
+
+BENCH_MODEL = "openai-compatible:bench"  # the instant server's model, through the OpenAI-compatible adapter
+
+
+def cvbench_run_argv(
+    data_root: Path,
+    out: Path,
+    cache: Path,
+    base_url: str,
+    *,
+    model: str = BENCH_MODEL,
+    concurrency: int | None = None,
+    save_images: str = "none",
+    image_format: str | None = None,
+    limit: int | None = None,
+    tree_from_pythonpath: bool = False,
+) -> list[str]:
+    """`cvbench run` of the bench set's CrossViewBench questions against `base_url`, as every bench
+    script runs it (no progress bar); None leaves an option at cvbench's default.
+    `tree_from_pythonpath`: `python -P`, so the cvbench tree comes from PYTHONPATH, not the working directory."""
+    argv = [PYTHON, *(["-P"] if tree_from_pythonpath else []), "-m", "cvbench.cli", "run"]
+    argv += ["--model", model, "--base-url", base_url, "--task", "crossviewbench", "--data-dir", str(data_root)]
+    argv += ["--out", str(out), "--cache", str(cache)]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    argv += ["--save-images", save_images, "--no-progress"]
+    if image_format is not None:
+        argv += ["--image-format", image_format]
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    return argv
+
+
 # ------------------------------------------------------------------------------ measuring a process
 
 

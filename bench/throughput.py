@@ -41,57 +41,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     BENCH_DIR,
-    PYTHON,
+    BENCH_MODEL,
     InstantServer,
     ProcessStats,
     add_content_argument,
     build_dataset,
+    cvbench_run_argv,
     machine,
     run_measured,
     write_result,
 )
 
-MODEL = "openai-compatible:bench"
-
-
-def cvbench_argv(
-    data_root: Path,
-    out: Path,
-    cache: Path,
-    base_url: str,
-    concurrency: int,
-    save_images: str,
-    limit: int | None,
-    image_format: str = "png",
-) -> list[str]:
-    argv = [
-        PYTHON,
-        "-m",
-        "cvbench.cli",
-        "run",
-        "--model",
-        MODEL,
-        "--base-url",
-        base_url,
-        "--task",
-        "crossviewbench",
-        "--data-dir",
-        str(data_root),
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-        "--concurrency",
-        str(concurrency),
-        "--save-images",
-        save_images,
-        "--no-progress",
-        "--image-format",
-        image_format,
-    ]
-    if limit is not None:
-        argv += ["--limit", str(limit)]
-    return argv
+MODEL = BENCH_MODEL
 
 
 def run_figures(stats: ProcessStats, n: int) -> dict[str, Any]:
@@ -242,18 +203,21 @@ def main() -> int:
     }
     try:
         with InstantServer() as server:
-            cold_out = work / "cold"
-            stats = run_measured(
-                cvbench_argv(
+
+            def run_argv(out: Path) -> list[str]:
+                return cvbench_run_argv(
                     data_root,
-                    cold_out,
+                    out,
                     cache,
                     server.base_url,
-                    args.concurrency,
-                    args.save_images,
-                    None,
-                    args.image_format,
-                ),
+                    concurrency=args.concurrency,
+                    save_images=args.save_images,
+                    image_format=args.image_format,
+                )
+
+            cold_out = work / "cold"
+            stats = run_measured(
+                run_argv(cold_out),
                 log=work / "cold.log",
             )
             if stats.returncode:
@@ -265,16 +229,7 @@ def main() -> int:
             if not args.skip_warm:
                 warm_out = work / "warm"
                 stats = run_measured(
-                    cvbench_argv(
-                        data_root,
-                        warm_out,
-                        cache,
-                        server.base_url,
-                        args.concurrency,
-                        args.save_images,
-                        None,
-                        args.image_format,
-                    ),
+                    run_argv(warm_out),
                     log=work / "warm.log",
                 )
                 if stats.returncode:

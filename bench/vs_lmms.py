@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import (
     BENCH_DIR,
-    PYTHON,
     REPO_ROOT,
     InstantServer,
     add_content_argument,
     build_dataset,
+    cvbench_run_argv,
     machine,
     run_measured,
     write_result,
@@ -60,32 +60,6 @@ def lmms_available(python: str) -> str | None:
     except OSError as exc:
         return f"{python}: {exc}"
     return None if proc.returncode == 0 else f"{python}: {proc.stderr.strip().splitlines()[-1:]}"
-
-
-def cvbench_argv(root: Path, out: Path, base_url: str, n: int) -> list[str]:
-    return [
-        PYTHON,
-        "-m",
-        "cvbench.cli",
-        "run",
-        "--model",
-        "openai-compatible:bench",
-        "--base-url",
-        base_url,
-        "--task",
-        "crossviewbench",
-        "--data-dir",
-        str(root),
-        "--out",
-        str(out),
-        "--cache",
-        str(out.parent / f"{out.name}-cache.sqlite"),
-        "--save-images",
-        "none",
-        "--no-progress",
-        "--limit",
-        str(n),
-    ]
 
 
 def lmms_argv(python: str, tasks: Path, out: Path, base_url: str, n: int) -> list[str]:
@@ -124,7 +98,9 @@ def one_round(
     """cvbench, then lmms-eval (when available), on the first `n` samples; fresh render stores."""
     row: dict[str, Any] = {"n": n}
     env = dict(os.environ, CVBENCH_RENDER_STORE=str(work / f"renders-cvbench-{r}-{n}.sqlite"))
-    stats = run_measured(cvbench_argv(root, work / f"cvbench-{r}-{n}", server.base_url, n), env=env)
+    out = work / f"cvbench-{r}-{n}"
+    argv = cvbench_run_argv(root, out, out.parent / f"{out.name}-cache.sqlite", server.base_url, limit=n)
+    stats = run_measured(argv, env=env)
     row["cvbench"] = figures(stats, n)
     if lmms_python is not None:
         env = dict(

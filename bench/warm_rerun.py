@@ -43,11 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     DATA_DIR,
-    PYTHON,
     REPO_ROOT,
     InstantServer,
     ProcessStats,
     build_dataset,
+    cvbench_run_argv,
     machine,
     run_measured,
     write_result,
@@ -73,32 +73,10 @@ def checkout(rev: str, dest: Path) -> Path:
 
 
 def run_argv(data_root: Path, out: Path, cache: Path, base_url: str) -> list[str]:
-    return [
-        PYTHON,
-        "-P",  # the tree comes from PYTHONPATH, not from the working directory
-        "-m",
-        "cvbench.cli",
-        "run",
-        "--model",
-        "openai-compatible:bench",
-        "--base-url",
-        base_url,
-        "--task",
-        "crossviewbench",
-        "--data-dir",
-        str(data_root),
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-        "--concurrency",
-        "8",
-        "--save-images",
-        "none",
-        "--no-progress",
-        "--image-format",
-        "png",
-    ]
+    """Both trees' run: the tree comes from PYTHONPATH (`python -P`), not from the working directory."""
+    return cvbench_run_argv(
+        data_root, out, cache, base_url, concurrency=8, image_format="png", tree_from_pythonpath=True
+    )
 
 
 def same_without_timings(a: Path, b: Path) -> bool:
