@@ -110,9 +110,9 @@ def heldout_choice(record: dict[str, Any], root: Path) -> int:
         return int(np.argmin([r.solidity for r in refs]))
     if t == "Q12":
         return 0 if refs[0].solidity >= other[_match(refs[0], other)[0]].solidity else 1
-    if t == "Q16":
-        return 0 if refs[2].diag / refs[0].diag > refs[3].diag / refs[1].diag else 1
     a2, b2 = other[_match(refs[0], other)[0]], other[_match(refs[1], other)[0]]
+    if t == "Q16":  # marked in the first image only (cvb/6): the colour matches' box diagonals
+        return 0 if a2.diag / refs[0].diag > b2.diag / refs[1].diag else 1
     if t == "Q13":
         return 0 if (refs[0].centre[0] < refs[1].centre[0]) != (a2.centre[0] < b2.centre[0]) else 1
     if t == "Q14":
@@ -224,9 +224,7 @@ def option_features(record: dict[str, Any], root: Path) -> np.ndarray:
     a1 = refs[0]
     a2 = other[_match(a1, other)[0]]
     b1 = refs[1] if len(refs) > 1 else a1
-    b2 = refs[3] if t == "Q16" else (other[_match(b1, other)[0]] if len(refs) > 1 else a2)
-    if t == "Q16":
-        a2 = refs[2]
+    b2 = other[_match(b1, other)[0]] if len(refs) > 1 else a2
     k, d = _match(a1, other)
     row = _stats(a1, size) + _stats(a2, size) + _stats(b1, size) + _stats(b2, size) + [d / 100.0, 1.0]
     row += _object_pair(a1, b1, a2, b2, size)

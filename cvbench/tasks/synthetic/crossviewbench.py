@@ -22,6 +22,7 @@ from cvbench.tasks.synthetic.layout import crossview_scene
 from cvbench.tasks.synthetic.manifest import write_folder_manifest
 from cvbench.tasks.synthetic.questions import (
     GENERATORS,
+    HALF_LOOKALIKE_TYPES,
     LOOKALIKE_TYPES,
     N_OPTIONS,
     TEMPLATES,
@@ -45,6 +46,10 @@ MAX_NEW_SCENES_PER_QUESTION = 80
 # rank but the shortcut's pick (a planned miss stays a miss), then none; a rare combination (e.g.
 # the true object as the least alike of four) must not stall generation
 RELAX_SHORTCUT_AFTER = (10, 20, 40)
+# ... and after these many, the scene-design conditions go too (logged): Q10's contrary
+# look-alikes, and the planned look-alike of a HALF_LOOKALIKE_TYPES question
+RELAX_DESIGN_AFTER = 60
+SIZE_RANKED = ("Q11", "Q16")  # types whose answer's visible-size rank among the options is planned
 
 
 class SynthesisError(RuntimeError):
@@ -87,14 +92,30 @@ def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None)
         targets = balanced_targets(per_type, n, rng_for(seed, "cvb-targets", qtype))
         ranks = _balanced_ranks(targets, n, rng_for(seed, "cvb-shortcut-rank", qtype))
         wordings = balanced_targets(per_type, len(TEMPLATES[qtype]), rng_for(seed, "cvb-wording", qtype))
-        # Q11: how many distractors show fewer pixels than the answer, evenly 0-3, drawn apart from the rest
-        sizes = balanced_targets(per_type, n, rng_for(seed, "cvb-size-rank", qtype)) if qtype == "Q11" else None
+        # Q11, Q16: how many distractors show fewer pixels (in the first image) than the answer,
+        # evenly over 0..n-1, drawn apart from the rest
+        sizes = balanced_targets(per_type, n, rng_for(seed, "cvb-size-rank", qtype)) if qtype in SIZE_RANKED else None
         # every correspondence question has look-alike distractors: without them the colour
-        # histogram alone finds the object (the mask-heuristic solved 87% of the plain ones)
-        flag = qtype in LOOKALIKE_TYPES
+        # histogram alone finds the object (the mask-heuristic solved 87% of the plain ones);
+        # HALF_LOOKALIKE_TYPES have them in half the questions, drawn apart from the rest
+        flags = [qtype in LOOKALIKE_TYPES] * per_type
+        if qtype in HALF_LOOKALIKE_TYPES:
+            flags = [k == 0 for k in balanced_targets(per_type, 2, rng_for(seed, "cvb-lookalike", qtype))]
+        depths = balanced_targets(per_type, 2, rng_for(seed, "cvb-depth-rank", qtype)) if qtype == "Q16" else None
         items.extend(
-            (qtype, i, Ask(t, flag, w, shortcut_ranks=(r,), size_rank=None if sizes is None else sizes[i]))
-            for i, (t, r, w) in enumerate(zip(targets, ranks, wordings))
+            (
+                qtype,
+                i,
+                Ask(
+                    t,
+                    flag,
+                    w,
+                    shortcut_ranks=(r,),
+                    size_rank=None if sizes is None else sizes[i],
+                    depth_rank=None if depths is None else depths[i],
+                ),
+            )
+            for i, (t, r, w, flag) in enumerate(zip(targets, ranks, wordings, flags))
         )
     order = rng_for(seed, "cvb-order").permutation(len(items))
     return [items[i] for i in order]
@@ -104,9 +125,10 @@ def _finish(draft: Draft, f: SceneFacts, ask: Ask) -> Draft:
     """Record the wording and whether the question involves look-alikes: LOOKALIKE_TYPES as
     planned, UNMISTAKABLE_TYPES never, the others (which mark their objects in every image they
     ask about) when a referenced object has a visible look-alike."""
-    if draft.task_type in LOOKALIKE_TYPES and draft.lookalike != ask.lookalike:
+    planned = LOOKALIKE_TYPES + HALF_LOOKALIKE_TYPES
+    if draft.task_type in planned and draft.lookalike != ask.lookalike:
         raise SynthesisError(f"{draft.task_type} generator ignored its request {ask}")
-    if draft.task_type in LOOKALIKE_TYPES or draft.task_type in UNMISTAKABLE_TYPES:
+    if draft.task_type in planned or draft.task_type in UNMISTAKABLE_TYPES:
         return replace(draft, wording=ask.wording)
     lookalike = any(visible_twins(f, r.object_id, draft.cams) for r in draft.refs)
     return replace(draft, lookalike=lookalike, wording=ask.wording)
@@ -118,7 +140,13 @@ def _relaxed(ask: Ask, n_options: int) -> Ask:
     ranks = ask.shortcut_ranks
     misses = tuple(range(1, n_options))
     wider = misses if ranks is not None and 0 not in ranks and ranks != misses else None
-    return replace(ask, shortcut_ranks=wider, size_rank=ask.size_rank if wider is not None else None)
+    keep = wider is not None
+    return replace(
+        ask,
+        shortcut_ranks=wider,
+        size_rank=ask.size_rank if keep else None,
+        depth_rank=ask.depth_rank if keep else None,
+    )
 
 
 def build_scenes(
@@ -152,6 +180,15 @@ def build_scenes(
                     tries,
                     ask.shortcut_ranks,
                     "" if ask.shortcut_strict else " (box cues free)",
+                )
+            if tries == RELAX_DESIGN_AFTER and (
+                (qtype == "Q10" and ask.contrary) or (ask.lookalike and qtype in HALF_LOOKALIKE_TYPES)
+            ):
+                ask = replace(ask, contrary=False, lookalike=ask.lookalike and qtype not in HALF_LOOKALIKE_TYPES)
+                log.info(
+                    "%s: no fitting question in %d new scenes; now without the scene-design conditions",
+                    sample_id,
+                    tries,
                 )
             if tries >= MAX_NEW_SCENES_PER_QUESTION:
                 raise SynthesisError(

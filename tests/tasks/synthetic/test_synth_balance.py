@@ -13,7 +13,7 @@ import pytest
 from cvbench.core.types import TASK_TYPES, Option
 from cvbench.model_adapters.baselines import text_only_choice
 from cvbench.tasks.synthetic.crossviewbench import plan_questions
-from cvbench.tasks.synthetic.questions import LOOKALIKE_TYPES, N_OPTIONS, TEMPLATES, YES_NO
+from cvbench.tasks.synthetic.questions import HALF_LOOKALIKE_TYPES, LOOKALIKE_TYPES, N_OPTIONS, TEMPLATES, YES_NO
 
 VALIDITY_SIZE = 50  # questions per type in bench/synthetic_validity.py
 
@@ -37,6 +37,10 @@ def test_the_plan_balances_letters_wordings_and_lookalikes_at_validity_size(seed
         assert _spread(Counter(a.target for a in asks), N_OPTIONS[qtype]) <= 1, qtype
         assert _spread(Counter(a.wording for a in asks), len(TEMPLATES[qtype])) <= 1, qtype
         flagged = [a for a in asks if a.lookalike]
+        if qtype in HALF_LOOKALIKE_TYPES:  # half with a look-alike of the key object, apart from the answer
+            assert abs(2 * len(flagged) - len(asks)) <= 1, qtype
+            assert len({a.target for a in flagged}) == N_OPTIONS[qtype], qtype
+            continue
         if qtype not in LOOKALIKE_TYPES:
             assert not flagged
             continue
@@ -44,17 +48,22 @@ def test_the_plan_balances_letters_wordings_and_lookalikes_at_validity_size(seed
 
 
 @pytest.mark.parametrize("seed", [0, 7])
-def test_q11_plans_the_answers_place_in_the_visible_size_order_evenly(seed: int) -> None:
-    """How many Q11 distractors show fewer pixels than the answer is planned evenly over 0-3, so
-    the visible size does not point at the least complete object; no other type plans it."""
+@pytest.mark.parametrize(("qtype", "places"), [("Q11", 4), ("Q16", 2)])
+def test_the_answers_place_in_the_visible_size_order_is_planned_evenly(seed: int, qtype: str, places: int) -> None:
+    """How many other options' objects show fewer pixels than the answer's is planned evenly
+    (Q11: 0-3, Q16: 0-1), so the visible size does not point at the answer; no other type plans
+    it. Q16 also plans whether its answer is the nearer object to the first camera."""
     plan = plan_questions(VALIDITY_SIZE, seed)
-    sizes = [ask.size_rank for t, _, ask in plan if t == "Q11"]
+    sizes = [ask.size_rank for t, _, ask in plan if t == qtype]
     assert all(s is not None for s in sizes)
-    assert _spread(Counter(s for s in sizes if s is not None), 4) <= 1
-    assert all(ask.size_rank is None for t, _, ask in plan if t != "Q11")
+    assert _spread(Counter(s for s in sizes if s is not None), places) <= 1
+    assert all(ask.size_rank is None for t, _, ask in plan if t not in ("Q11", "Q16"))
     # drawn apart from the answer index: every size place occurs with more than one answer index
-    pairs = {(ask.size_rank, ask.target) for t, _, ask in plan if t == "Q11"}
-    assert all(len({i for s, i in pairs if s == k}) > 1 for k in range(4))
+    pairs = {(ask.size_rank, ask.target) for t, _, ask in plan if t == qtype}
+    assert all(len({i for s, i in pairs if s == k}) > 1 for k in range(places))
+    depths = [ask.depth_rank for t, _, ask in plan if t == "Q16"]
+    assert _spread(Counter(d for d in depths if d is not None), 2) <= 1 and None not in depths
+    assert all(ask.depth_rank is None for t, _, ask in plan if t != "Q16")
 
 
 def test_the_plan_order_does_not_group_types_or_answers() -> None:

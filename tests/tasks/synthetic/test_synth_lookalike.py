@@ -18,10 +18,13 @@ from cvbench.tasks.synthetic.questions import (
     ANCHOR_MAX_DIST,
     ANCHOR_MIN_PX,
     ANCHOR_RATIO,
+    HALF_LOOKALIKE_TYPES,
     LOOKALIKE_TYPES,
+    MIN_REF_PX,
     UNMISTAKABLE_TYPES,
     Draft,
 )
+from cvbench.tasks.synthetic.questions.geometric import CONTRARY_MIN_PX
 
 from .conftest import CVB_PER_TYPE, CVB_SEED
 
@@ -58,6 +61,9 @@ def test_every_lookalike_type_question_has_lookalikes(records: list[dict[str, An
     for qtype in LOOKALIKE_TYPES:
         flags = Counter(r["metadata"]["lookalike"] for r in records if r["question_type"] == qtype)
         assert flags == {True: CVB_PER_TYPE}, (qtype, flags)
+    for qtype in HALF_LOOKALIKE_TYPES:  # half with a look-alike (counts differ by at most one)
+        flags = Counter(r["metadata"]["lookalike"] for r in records if r["question_type"] == qtype)
+        assert abs(flags[True] - flags[False]) <= 1, (qtype, flags)
     for qtype in UNMISTAKABLE_TYPES:
         assert not any(r["metadata"]["lookalike"] for r in records if r["question_type"] == qtype)
 
@@ -78,6 +84,9 @@ def _key_objects(r: dict[str, Any]) -> list[str]:
         "Q10": ro[:1],
         "Q12": ro[:1],
         "Q14": ro[:2],
+        "Q16": ro[:2],
+        "Q7": [r["metadata"]["facts"].get("absent")],
+        "Q8": ro[:1],
     }[r["question_type"]]
 
 
@@ -87,7 +96,8 @@ def _look(o: dict[str, Any]) -> tuple[Any, ...]:
 
 def test_every_lookalike_question_is_solvable_by_the_layout(records: list[dict[str, Any]]) -> None:
     checked = 0
-    for r in (r for r in records if r["metadata"]["lookalike"] and r["question_type"] in LOOKALIKE_TYPES):
+    planned = LOOKALIKE_TYPES + HALF_LOOKALIKE_TYPES
+    for r in (r for r in records if r["metadata"]["lookalike"] and r["question_type"] in planned):
         md, t = r["metadata"], r["question_type"]
         objs = md["objects"]
         ro = md["region_objects"]
@@ -110,6 +120,11 @@ def test_every_lookalike_question_is_solvable_by_the_layout(records: list[dict[s
         if t == "Q5":
             assert ro[0] == ro[1] or ro[1] in twins[ro[0]]
             assert any(md["geometry"][m][views[1]]["visible_px"] > 0 for m in listed[ro[0]])
+        if t in ("Q7", "Q8"):  # the key object's look-alike is in plain view in the second image, unmarked
+            assert any(
+                md["geometry"][m][views[1]]["visible_px"] >= MIN_REF_PX and m not in ro
+                for m in listed[_key_objects(r)[0]]
+            )
         if t == "Q9":  # the query's look-alike is in the second image, unmarked
             assert any(md["geometry"][m][views[1]]["visible_px"] > 0 and m not in ro for m in listed[ro[0]])
         # every key object with a look-alike has an anchor that tells it apart
@@ -146,6 +161,7 @@ def _keys_of(d: Draft) -> list[str]:
         "Q10": lambda: [f["object"]],
         "Q12": lambda: [f["object"]],
         "Q14": lambda: f["objects"],
+        "Q16": lambda: f["objects"],
         "Q6": lambda: [f["object"]],
         "Q7": lambda: f["objects"],
         "Q8": lambda: [f["object"]],
@@ -171,7 +187,7 @@ def test_the_lookalike_flag_matches_the_scene() -> None:
     n_true = 0
     for slot in slots:
         for _, d in slot.drafts:
-            if d.task_type not in LOOKALIKE_TYPES and d.task_type not in UNMISTAKABLE_TYPES:
+            if d.task_type not in LOOKALIKE_TYPES + HALF_LOOKALIKE_TYPES + UNMISTAKABLE_TYPES:
                 continue
             has = any(_visible_twin(slot.facts, k, d.cams) for k in _keys_of(d))
             assert has == d.lookalike, (d.task_type, d.facts)
@@ -179,3 +195,23 @@ def test_the_lookalike_flag_matches_the_scene() -> None:
             if d.task_type in UNMISTAKABLE_TYPES:
                 assert not d.lookalike
     assert n_true >= 1
+
+
+def test_q10_lookalikes_change_size_the_other_way(records: list[dict[str, Any]]) -> None:
+    """Q10 (since cvb/6): every look-alike showing in the second image shows fewer visible pixels
+    there than the object in the first image when the object grows, more when it shrinks, so
+    reading the size of whichever look-alike matches best says nothing."""
+    checked = 0
+    for r in (r for r in records if r["question_type"] == "Q10"):
+        md = r["metadata"]
+        first, second = (v["view_id"] for v in r["views"])
+        q = md["region_objects"][0]
+        g = md["geometry"]
+        grows = r["answer"] == "A"
+        shown = [g[m][second]["visible_px"] for m in md["facts"]["lookalikes"][q]]
+        shown = [px for px in shown if px >= CONTRARY_MIN_PX]
+        assert shown, r["sample_id"]
+        own = g[q][first]["visible_px"]
+        assert all(px < own if grows else px > own for px in shown), r["sample_id"]
+        checked += 1
+    assert checked == CVB_PER_TYPE

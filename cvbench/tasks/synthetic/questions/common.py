@@ -20,11 +20,15 @@ YES_NO = ("yes", "no")
 ANCHOR_MAX_DIST = 1.0  # an anchor's centre lies at most this far from the key object's centre
 ANCHOR_RATIO = 0.6  # ... and at most this share of its distance to any look-alike of the key object
 ANCHOR_MIN_PX = 200  # ... and shows at least this many pixels in both views
-# task types asked with and without look-alike distractors (about half each)
-LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q9", "Q10", "Q12", "Q14")
+# task types always asked with look-alike distractors (the key object has a visible look-alike
+# and an anchor)
+LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q9", "Q10", "Q12", "Q14", "Q16")
+# task types asked half with, half without a visible look-alike of their key object (planned,
+# balanced): Q7's invisible object, Q8's hidden object (since cvbench-synth-cvb/6)
+HALF_LOOKALIKE_TYPES: tuple[str, ...] = ("Q7", "Q8")
 # task types that mark an object in one image only and need it found again in the other: their
 # objects never have a visible look-alike (that would make them ambiguous)
-UNMISTAKABLE_TYPES: tuple[str, ...] = ("Q6", "Q7", "Q8", "Q13", "Q15", "Q17")
+UNMISTAKABLE_TYPES: tuple[str, ...] = ("Q6", "Q13", "Q15", "Q17")
 
 # how many options each task type has (yes/no questions: 2)
 N_OPTIONS: dict[str, int] = {
@@ -61,16 +65,23 @@ class Ask:
     """What the planner wants from one question."""
 
     target: int  # index of the option that must be correct
-    lookalike: bool = False  # the key object must have a visible look-alike (LOOKALIKE_TYPES only)
+    # the key object must have a visible look-alike (LOOKALIKE_TYPES, half of HALF_LOOKALIKE_TYPES)
+    lookalike: bool = False
     wording: int = 0  # index into TEMPLATES[task type]
     # the ranks the correct option may hold in the pixel shortcut's preference order (shortcut.py;
     # 0: the shortcut picks it); None: no constraint
     shortcut_ranks: tuple[int, ...] | None = None
     # ... and the related cues agree with it (shortcut.box_agrees)
     shortcut_strict: bool = True
-    # Q11: how many distractors show fewer pixels than the answer (planned evenly over 0-3, so the
-    # visible size carries no information); None: any
+    # Q11, Q16: how many other options' objects show fewer pixels (in the first image) than the
+    # answer's (planned evenly over 0-3 / 0-1, so the visible size carries no information); None: any
     size_rank: int | None = None
+    # Q10: every look-alike of the object visible in the second image changes size the other way
+    # (see geometric.q10); relaxed, like the shortcut ranks, when no scene offers it
+    contrary: bool = True
+    # Q16: 1 when the answer's object is the nearer of the two to the first camera, 0 when the
+    # farther (planned half each: the nearer one at first tends to grow less); None: any
+    depth_rank: int | None = None
 
 
 @dataclass(frozen=True)

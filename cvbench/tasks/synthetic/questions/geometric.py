@@ -75,9 +75,26 @@ def _measurable_both(f: SceneFacts, a: int, b: int) -> list[str]:
     )
 
 
+CONTRARY_MIN_PX = 100  # look-alikes showing fewer pixels in the second image do not count
+
+
+def contrary_twins(f: SceneFacts, q: str, a: int, b: int, grows: bool) -> bool:
+    """Every look-alike of `q` that shows in the second image (at least CONTRARY_MIN_PX) shows
+    fewer visible pixels there than `q` in the first if `q` grows (more if it shrinks), and there
+    is at least one: whichever of them a reader takes for the object, the visible size alone says
+    nothing about the answer. Without this the look-alikes mostly changed size the same way as
+    the object (the second camera nearer the whole scene or farther from it)."""
+    first = _seen(f, a, q).visible_px
+    shown = [_seen(f, b, m).visible_px for m in twins(f, q) if _seen(f, b, m).visible_px >= CONTRARY_MIN_PX]
+    return bool(shown) and all((px < first) if grows else (px > first) for px in shown)
+
+
 def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     """Marked in the first image only, with a visible look-alike (and an anchor): marked in both
-    images, the visible extent all but gives the answer away."""
+    images, the visible extent all but gives the answer away. The look-alikes in the second
+    image change size the other way (`contrary_twins`, since cvbench-synth-cvb/6): a reader
+    that takes the best-matching region there for the object is right only when it finds the
+    object itself, which takes the anchor."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for q in _shuffled(rng, _measurable_both(f, a, b)):
@@ -85,19 +102,22 @@ def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             if anchors is None:
                 continue
             ratio = _seen(f, b, q).apparent_size / _seen(f, a, q).apparent_size
-            if (target == 0 and ratio >= 1.25) or (target == 1 and ratio <= 0.8):
-                text = question_text("Q10", ask.wording)
-                yield Draft(
-                    "Q10",
-                    (a, b),
-                    text,
-                    YES_NO,
-                    target,
-                    (Ref(a, q),),
-                    _with_anchors({"object": q, "size_ratio_second_to_first": round(ratio, 4)}, anchors),
-                    ask.lookalike,
-                    ask.wording,
-                )
+            if not ((target == 0 and ratio >= 1.25) or (target == 1 and ratio <= 0.8)):
+                continue
+            if ask.lookalike and ask.contrary and not contrary_twins(f, q, a, b, target == 0):
+                continue
+            text = question_text("Q10", ask.wording)
+            yield Draft(
+                "Q10",
+                (a, b),
+                text,
+                YES_NO,
+                target,
+                (Ref(a, q),),
+                _with_anchors({"object": q, "size_ratio_second_to_first": round(ratio, 4)}, anchors),
+                ask.lookalike,
+                ask.wording,
+            )
 
 
 def silhouette_fill(f: SceneFacts, cam: int, oid: str) -> float:
@@ -293,12 +313,32 @@ def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
 
 
 def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Marked in the first image only (since cvbench-synth-cvb/6), with a visible look-alike and
+    an anchor, like Q14: marked in both images, the marked regions' own size change was the
+    answer (a probe over region statistics read 96%). Pairs of look-alikes come first. Whether
+    the object that grows more is the larger one in the first image (`Ask.size_rank`) and whether
+    it is the nearer one to the first camera (`Ask.depth_rank`) are planned, half each, apart."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
-        for p, q in _pairs(rng, _measurable_both(f, a, b)):
+        pairs = _pairs(rng, _measurable_both(f, a, b))
+        if ask.lookalike:
+            pairs = sorted(pairs, key=lambda pq: pq[1] not in twins(f, pq[0]))
+        for p, q in pairs:
+            lookalike_facts = _lookalike_ok(f, (p, q), (a, b), ask.lookalike)
+            if lookalike_facts is None:
+                continue
             growth = {o: _seen(f, b, o).apparent_size / _seen(f, a, o).apparent_size for o in (p, q)}
             big, small = (p, q) if growth[p] > growth[q] else (q, p)
             if growth[big] < 1.3 * growth[small]:
+                continue
+            # the object that grows more is the smaller one in the first image in half the
+            # questions, and the farther one from the first camera in half (planned apart): the
+            # one that looks small or far at first tends to grow more
+            bigger_at_first = _seen(f, a, small).visible_px < _seen(f, a, big).visible_px
+            if ask.size_rank is not None and int(bigger_at_first) != ask.size_rank:
+                continue
+            nearer_at_first = _seen(f, a, big).depth < _seen(f, a, small).depth
+            if ask.depth_rank is not None and int(nearer_at_first) != ask.depth_rank:
                 continue
             first, second = (big, small) if target == 0 else (small, big)
             text = question_text("Q16", ask.wording)
@@ -308,6 +348,11 @@ def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 text,
                 ("the first object", "the second object"),
                 target,
-                (Ref(a, first), Ref(a, second), Ref(b, first), Ref(b, second)),
-                {"objects": [first, second], "size_growth": [round(growth[first], 4), round(growth[second], 4)]},
+                (Ref(a, first), Ref(a, second)),
+                _with_anchors(
+                    {"objects": [first, second], "size_growth": [round(growth[first], 4), round(growth[second], 4)]},
+                    lookalike_facts,
+                ),
+                ask.lookalike,
+                ask.wording,
             )

@@ -1,8 +1,14 @@
-"""Q6-Q8: visibility and occlusion of an object in the other view."""
+"""Q6-Q8: visibility and occlusion of an object in the other view.
+
+Q7 and Q8 are asked half with a visible look-alike of their key object (Q7: the invisible
+object, with a look-alike in plain view in the second image; Q8: the hidden object), told apart
+by its anchor (since cvbench-synth-cvb/6): without one, "the object with no good colour match in
+the other image" (Q7) and "the box over the target's colour match" (Q8) decided most questions."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import combinations
 
 import numpy as np
 
@@ -14,10 +20,13 @@ from cvbench.tasks.synthetic.questions.common import (
     Draft,
     Ref,
     _cam_pairs,
+    _lookalike_ok,
     _place,
     _refable,
     _seen,
     _shuffled,
+    _with_anchors,
+    twins,
     visible_twins,
 )
 from cvbench.tasks.synthetic.questions.wording import question_text
@@ -35,35 +44,84 @@ def q6(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 yield Draft("Q6", (a, b), text, YES_NO, target, (Ref(a, q),), {"object": q, "visible_px_second": vis_b})
 
 
+TRIPLES_PER_KEY = 6  # distractor triples offered per key object (Q7, Q8), most misleading first
+
+
+def _twin_in_plain_view(f: SceneFacts, oid: str, cam: int) -> bool:
+    """A look-alike of `oid` shows at least MIN_REF_PX pixels in `cam` (a good colour match there)."""
+    return any(_seen(f, cam, m).visible_px >= MIN_REF_PX for m in twins(f, oid))
+
+
 def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Distractors seen least completely in the second image come first (cut by the frame or
+    half hidden: their visible part there is a poorer match of their look in the first); with a
+    look-alike, the invisible object's look-alike is in plain view in the second image."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
-        ref_a = [o for o in _refable(f, a) if not visible_twins(f, o, (a, b))]
-        absent = [o for o in ref_a if _seen(f, b, o).visible_px == 0]
-        present = [o for o in ref_a if _seen(f, b, o).visible_px >= MIN_REF_PX]
-        if not absent or len(present) < 3:
+        ref_a = _refable(f, a)
+        present = [o for o in ref_a if not visible_twins(f, o, (a, b)) and _seen(f, b, o).visible_px >= MIN_REF_PX]
+        if len(present) < 3:
             continue
-        q = _shuffled(rng, absent)[0]
-        cands = _place(q, _shuffled(rng, present)[:3], target)
-        text = question_text("Q7", ask.wording)
-        yield Draft(
-            "Q7",
-            (a, b),
-            text,
-            tuple(f"object {k + 1}" for k in range(4)),
-            target,
-            tuple(Ref(a, c) for c in cands),
-            {"absent": q, "objects": cands},
-        )
+        for q in _shuffled(rng, [o for o in ref_a if _seen(f, b, o).visible_px == 0]):
+            lookalike_facts = _lookalike_ok(f, (q,), (a, b), ask.lookalike)
+            if lookalike_facts is None or (ask.lookalike and not _twin_in_plain_view(f, q, b)):
+                continue
+            frac = {o: _seen(f, b, o).visible_fraction for o in present}
+            triples = sorted(combinations(_shuffled(rng, present), 3), key=lambda t: sum(frac[o] for o in t))
+            for triple in triples[:TRIPLES_PER_KEY]:
+                cands = _place(q, _shuffled(rng, list(triple)), target)
+                yield Draft(
+                    "Q7",
+                    (a, b),
+                    question_text("Q7", ask.wording),
+                    tuple(f"object {k + 1}" for k in range(4)),
+                    target,
+                    tuple(Ref(a, c) for c in cands),
+                    _with_anchors({"absent": q, "objects": cands}, lookalike_facts),
+                    ask.lookalike,
+                    ask.wording,
+                )
+
+
+def _visible_box(f: SceneFacts, cam: int, oid: str) -> tuple[int, int, int, int]:
+    """x1, y1, x2, y2 of the object's visible pixels in `cam` (cached on the facts)."""
+    key = ("visible-box", cam, oid)
+    if key not in f.cache:
+        ys, xs = np.nonzero(f.views[cam].ids == f.index_of(oid))
+        f.cache[key] = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+    box = f.cache[key]
+    assert isinstance(box, tuple)
+    return box
+
+
+def _hiders(f: SceneFacts, cam: int, oid: str) -> set[str]:
+    """Every object that covers some in-frame pixel of `oid`'s projection in `cam`."""
+    view = f.views[cam]
+    idx = f.index_of(oid)
+    covering = view.ids[view.full_masks[idx] & (view.ids != idx)]
+    return {f.scene.objects[k].object_id for k in np.unique(covering) if k >= 0}
+
+
+def _looks_like_occluder(f: SceneFacts, cam: int, oid: str, target: str) -> int:
+    """2 when the visible box of `oid` overlaps the target's, plus 1 when it reaches lower (the
+    cues of an occluder in the picture: in front of it on the ground)."""
+    o, t = _visible_box(f, cam, oid), _visible_box(f, cam, target)
+    overlap = o[0] <= t[2] and t[0] <= o[2] and o[1] <= t[3] and t[1] <= o[3]
+    return 2 * int(overlap) + int(o[3] > t[3])
 
 
 def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Distractors that look like occluders in the second image without hiding any of the target
+    come first (their box overlaps the target's and reaches lower), the largest first (an
+    occluder is mostly large there); with a
+    look-alike, the hidden object has a look-alike in plain view in the second image."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
         for t in _shuffled(rng, _refable(f, a)):
             sb = _seen(f, b, t)
-            if visible_twins(f, t, (a, b)):
+            lookalike_facts = _lookalike_ok(f, (t,), (a, b), ask.lookalike)
+            if lookalike_facts is None or (ask.lookalike and not _twin_in_plain_view(f, t, b)):
                 continue
             if sb.visible_px < 150 or sb.occluder is None or sb.occluder_share < 0.85:
                 continue
@@ -72,28 +130,33 @@ def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             if _seen(f, a, t).visible_fraction < 0.5:
                 continue
             occ = sb.occluder
-            pool = [o for o in ref_b if o not in (t, occ)]
+            hiders = _hiders(f, b, t)
+            pool = [o for o in ref_b if o not in (t, occ) and o not in hiders]
             if len(pool) < 3:
                 continue
-            tx, ty = sb.centre_px
             near = sorted(
                 _shuffled(rng, pool),
-                key=lambda o: np.hypot(_seen(f, b, o).centre_px[0] - tx, _seen(f, b, o).centre_px[1] - ty),
+                key=lambda o: (-_looks_like_occluder(f, b, o, t), -_seen(f, b, o).visible_px),
             )
-            cands = _place(occ, near[:3], target)
-            text = question_text("Q8", ask.wording)
-            yield Draft(
-                "Q8",
-                (a, b),
-                text,
-                tuple(f"candidate {k + 1}" for k in range(4)),
-                target,
-                (Ref(a, t),) + tuple(Ref(b, c) for c in cands),
-                {
-                    "object": t,
-                    "occluder": occ,
-                    "occluder_share": round(sb.occluder_share, 4),
-                    "occluded_px_second": sb.occluded_px,
-                    "candidates": cands,
-                },
-            )
+            for triple in list(combinations(near[:5], 3))[:TRIPLES_PER_KEY]:
+                cands = _place(occ, _shuffled(rng, list(triple)), target)
+                yield Draft(
+                    "Q8",
+                    (a, b),
+                    question_text("Q8", ask.wording),
+                    tuple(f"candidate {k + 1}" for k in range(4)),
+                    target,
+                    (Ref(a, t),) + tuple(Ref(b, c) for c in cands),
+                    _with_anchors(
+                        {
+                            "object": t,
+                            "occluder": occ,
+                            "occluder_share": round(sb.occluder_share, 4),
+                            "occluded_px_second": sb.occluded_px,
+                            "candidates": cands,
+                        },
+                        lookalike_facts,
+                    ),
+                    ask.lookalike,
+                    ask.wording,
+                )

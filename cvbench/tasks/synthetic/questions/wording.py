@@ -209,19 +209,18 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "Q16": (
         (
-            "Two objects are marked in both images: {r} and {r} in the first image, and the same two objects, in "
-            "the same order, as {r} and {r} in the second image. Which of the two objects grows more (or shrinks "
-            "less) in apparent size from the first image to the second?"
+            "Two objects are marked in the first image: first {r}, then {r}. Find the same two objects in the "
+            "second image, where they are not marked. Which of the two grows more (or shrinks less) in apparent "
+            "size from the first image to the second?"
         ),
         (
-            "The same two objects are marked in both images, in the same order: {r} and {r} in the first image, "
-            "{r} and {r} in the second image. Which of the two gains more in apparent size (or loses less) from "
-            "the first image to the second?"
+            "The first image marks two objects, first {r} and second {r}. Locate both in the second image (they "
+            "are unmarked there). Which of them gains more in apparent size (or loses less) from the first image "
+            "to the second?"
         ),
         (
-            "Two objects are marked in each image ({r} and {r} in the first, the same two in the same order as "
-            "{r} and {r} in the second). Relative to its size in the first image, which object looks larger by "
-            "the bigger factor in the second image?"
+            "Two objects are marked in the first image ({r} first, {r} second). Relative to its size there, which "
+            "of them looks larger by the bigger factor in the second image, where they are not marked?"
         ),
     ),
     "Q17": (
