@@ -67,7 +67,9 @@ TSV_COLUMNS = (
 )
 MIN_CANDIDATE_PX = 150  # every look-alike shows at least this many pixels in each view it is in
 MIN_CANDIDATE_FRACTION = 0.5  # ... and at least this share of itself: the query is held to no more
-MAX_LAYOUT_ATTEMPTS = 25
+RANK_SEARCH_ATTEMPTS = 25  # layout draws the rank search looks through
+MAX_LAYOUT_ATTEMPTS = 150  # ... and how many it draws to find a first clear one (crowded SZ cases need more
+# since every look-alike meets the bar in both views)
 RANK_LAYOUTS = 6  # layouts (that keep everything visible) tried to put the match at its planned rank
 WHITE_BALANCES = 12  # candidate-view white balances tried per layout (the first is neutral)
 RANK_SLACK_DIVISOR = 12  # a reached rank within n // 12 of the planned one is kept (rank_miss)
@@ -167,16 +169,19 @@ def build_case(
     case_id: str, cues: tuple[str, ...], n: int, seed: int, rank_u: float = 0.0, absent: bool = False
 ) -> BuiltCase:
     """Render a case, re-drawing the layout until every look-alike is clearly visible in both views
-    (an absent query in the query view only); among up to
-    RANK_LAYOUTS such layouts and their white balances, keep the first whose match the appearance
-    shortcut ranks at the planned rank (floor(rank_u * n), within rank_miss's slack), else the
-    closest. An absent query's case goes through the same search with a seeded stand-in candidate
-    in the match's place, so that its layout and white balance are drawn the same way."""
+    (an absent query in the query view only). Among the clear layouts of the first
+    RANK_SEARCH_ATTEMPTS draws (or the first clear one after them, up to MAX_LAYOUT_ATTEMPTS), up to
+    RANK_LAYOUTS, and their white balances, keep the first whose match the appearance shortcut
+    ranks at the planned rank (floor(rank_u * n), within rank_miss's slack), else the closest. An
+    absent query's case goes through the same search with a seeded stand-in candidate in the
+    match's place, so that its layout and white balance are drawn the same way."""
     planned = min(n - 1, int(rank_u * n))
     stand_in_u = float(rng_for(seed, "mmvm-stand-in", case_id).uniform(0, 1))
     best: tuple[int, CaseDesign, SceneFacts, tuple[float, float, float], int, str] | None = None
     layouts = 0
     for attempt in range(MAX_LAYOUT_ATTEMPTS):
+        if attempt >= RANK_SEARCH_ATTEMPTS and best is not None:
+            break
         design = design_case(
             case_id,
             cues,
@@ -200,7 +205,7 @@ def build_case(
             break
     if best is None:
         raise CaseLayoutError(
-            f"{case_id}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts kept the query and all {n} candidates visible"
+            f"{case_id}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts kept all {n} look-alikes visible in both views"
         )
     _, design, facts, gains, rank, ranked = best
     views = (facts.views[0], replace(facts.views[1], image=apply_white_balance(facts.views[1].image, gains)))
