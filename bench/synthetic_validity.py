@@ -28,6 +28,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -36,7 +38,7 @@ from bench.heldout_shortcut_mmvm import heldout_mmvm
 from cvbench.core.types import TASK_TYPES
 from cvbench.rundir.format import SampleRecord, iter_records
 from cvbench.runner.session import RunOptions, run
-from cvbench.scoring.stats import wilson, wilson_design_effect
+from cvbench.scoring.stats import effective_n, wilson, wilson_bounds, z_for
 from cvbench.tasks.registry import get_task
 from cvbench.tasks.synthetic import generate_crossviewbench, generate_mmvm
 from cvbench.tasks.synthetic.builtin import CVB_GENERATOR_VERSION, MMVM_GENERATOR_VERSION
@@ -57,18 +59,36 @@ def summarise(records: Iterable[SampleRecord], pooled: bool = False) -> dict[str
 
 def figure(right: Sequence[bool], chances: Sequence[float], cases: Sequence[str] | None = None) -> dict[str, Any]:
     """Accuracy, interval and targets of one figure. With `cases` (a figure pooled over the MMVM
-    settings, where every case counts once per setting) the interval is cvbench's design-effect
-    Wilson with each case as a cluster (`wilson_design_effect`), else Wilson over the records."""
+    settings, where every case counts once per setting) the interval is Wilson on the effective
+    sample size n / deff, the design effect deff being the cluster-robust variance over the
+    binomial one with each case as a cluster, clipped to [1, records per case]
+    (`cvbench.scoring.stats.effective_n`); else Wilson over the records."""
     res = summary(sum(right), len(right), sum(chances))
     if cases is not None and right:
-        low, high = wilson_design_effect([float(v) for v in right], cases) or (0.0, 1.0)
+        sums, counts = case_totals(right, cases)
+        n_eff = float(effective_n(sums, counts))
+        bounds = wilson_bounds(np.asarray(sum(right) / len(right)), np.asarray(n_eff), z_for(0.95))
+        low, high = float(bounds[0]), float(bounds[1])
         res.update(
             ci95=[round(low, 4), round(high, 4)],
             interval="cases",
-            cases=len(set(cases)),
+            cases=len(counts),
+            effective_n=round(n_eff, 1),
             meets_group_target=low < res["chance"] + GROUP_MARGIN,
         )
     return res
+
+
+def case_totals(right: Sequence[bool], cases: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per case: how many of its records are right, and how many it has."""
+    index: dict[str, int] = {}
+    for c in cases:
+        index.setdefault(c, len(index))
+    sums, counts = np.zeros(len(index)), np.zeros(len(index))
+    for r, c in zip(right, cases):
+        sums[index[c]] += r
+        counts[index[c]] += 1
+    return sums, counts
 
 
 def summary(correct: int, n: int, chance_sum: float) -> dict[str, Any]:
@@ -387,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "group": "every type, cue and cue@setting: 95% lower bound < chance + 0.10",
             "overall": "per benchmark: accuracy <= chance + 0.05",
             "intervals": "Wilson over records; MMVM figures pooled over the four candidate settings (overall, "
-            "per cue): design-effect Wilson with each case as a cluster (interval: cases)",
+            "per cue): Wilson on n / design effect, each case a cluster (interval: cases)",
             "own_cue": "a held-out MMVM rule's figures on the cues it reads itself (own_cues) are listed under "
             "own_cue, not as misses; its other figures leave those cases out and overall_off_cue is held to the "
             "overall target",

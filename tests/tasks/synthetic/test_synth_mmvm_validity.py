@@ -22,10 +22,11 @@ def test_a_pooled_interval_counts_each_case_once_not_once_per_setting() -> None:
     pooled = figure(right, chances, cases)
     assert per_record["interval"] == "wilson" and pooled["interval"] == "cases"
     assert pooled["cases"] == 40 and pooled["n"] == 160 and pooled["accuracy"] == per_record["accuracy"] == 0.3
-    # as wide as 40 independent answers at least, not as narrow as 160
+    # four identical answers per case are worth one: as wide as 40 independent answers, not 160
     forty = summary(12, 40, 6.0)["ci95"]
-    assert pooled["ci95"][0] <= forty[0] < per_record["ci95"][0]
-    assert pooled["ci95"][1] >= forty[1] > per_record["ci95"][1]
+    assert pooled["effective_n"] == 40.0
+    assert pooled["ci95"] == forty
+    assert forty[0] < per_record["ci95"][0] and forty[1] > per_record["ci95"][1]
     # when the settings disagree within a case, the cases vary less and the interval narrows
     mixed = [(k + s) % 10 < 3 for k in range(40) for s in range(len(SETTINGS))]
     assert np.diff(figure(mixed, chances, cases)["ci95"])[0] < np.diff(pooled["ci95"])[0]
