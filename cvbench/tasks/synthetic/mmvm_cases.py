@@ -229,8 +229,8 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
             kinds = list(ATTACHMENTS)
             q_attachment = (str(rng.choice(kinds)), str(rng.choice(colours)))
             pairs = [(k, c) for k in kinds for c in colours if (k, c) != q_attachment]
-            # every candidate carries something (up to `mmvm/4` 45% of the others carried nothing, so
-            # the match alone shared the query's cut-off top in both views: a shape statistic's cue)
+            # every candidate carries something (up to `mmvm/4` 45% of the others carried nothing, and
+            # one with a whole, uncovered top was never the match: a cue for a shape statistic)
             looks = [
                 replace(lk, attachment=q_attachment if i == q else pairs[int(rng.integers(0, len(pairs)))])
                 for i, lk in enumerate(looks)
