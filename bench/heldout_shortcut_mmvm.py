@@ -25,10 +25,9 @@ bench/synthetic_validity.py.
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,6 @@ from cvbench.imaging.masks import polygons_to_mask
 from cvbench.imaging.region_stats import appearance_at
 from cvbench.prompting.protocols.mmvm import SETTINGS, select_candidates
 from cvbench.tasks.mmvm import iter_mmvm
-from cvbench.tasks.synthetic import generate_mmvm
 
 RUN_SEED = 0  # the seed bench/synthetic_validity.py runs the baselines with (candidate subsets)
 HIST_BINS = 6
@@ -110,6 +108,37 @@ RULES: dict[str, Callable[[Region, Region], float]] = {
     "heldout-area": lambda q, c: abs(q.log_area - c.log_area),
     "heldout-position": lambda q, c: float(np.linalg.norm(q.centroid - c.centroid)),
 }
+
+
+PROBE = "heldout-probe"
+
+# The cues whose defining attribute a rule's statistic measures (docs/synthetic.md, "Own cues"):
+# there it reads the very difference the case is about, which no scene design can hide from it
+# without hiding it from a person too, so its figure on those cues is reported apart ("own cue")
+# and its other figures leave those cases out. The four issue baselines have none.
+OWN_CUES: dict[str, tuple[str, ...]] = {
+    "heldout-greyworld-lab": ("CL",),  # the query's colour
+    "heldout-rgb-hist": ("CL",),
+    "heldout-hu-shape": ("SP",),  # the query's shape or posture: its silhouette
+    "heldout-area": ("SZ",),  # the query's size
+    "heldout-position": (),  # image position is no cue (RP is about the neighbour, not the place in the image)
+    PROBE: ("CL", "SP", "SZ"),  # it reads all of the above
+}
+
+RAW_NAMES = (
+    *(name.removeprefix("heldout-") for name in RULES),
+    "rs-hist",
+    "rs-lab",
+    "rs-aspect",
+    "lab-L",
+    "lab-a",
+    "lab-b",
+    "hu1",
+    "hu2",
+    "hu3",
+    "hu4",
+)
+FEATURE_NAMES = tuple(f"raw:{n}" for n in RAW_NAMES) + tuple(f"within:{n}" for n in RAW_NAMES)
 
 
 def raw_features(q: Region, c: Region) -> list[float]:
@@ -196,23 +225,40 @@ def pick(sample: Sample, setting: str, scores: np.ndarray) -> tuple[bool, int]:
     return best[1] == sel.answer, len(sel.options)
 
 
-Tally = dict[str, dict[str, list[float]]]  # dimension -> label -> [correct, n, chance sum]
+@dataclass
+class Cell:
+    """One figure's records: per record whether the pick was right, its chance and its case."""
+
+    right: list[bool] = field(default_factory=list)
+    chance: list[float] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)
 
 
-def tally(cases: Sequence[Case], scorer: Callable[[Case], np.ndarray]) -> Tally:
-    out: Tally = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0, 0.0]))
+Tally = dict[str, dict[str, Cell]]  # dimension -> label -> records
+
+
+def tally(cases: Sequence[Case], scorer: Callable[[Case], np.ndarray], own: Sequence[str] = ()) -> Tally:
+    """Every figure's records. With `own` cues (those the rule reads itself, OWN_CUES) the figures of
+    the other cues leave out cases that also carry an own cue (as a second label), and
+    `overall_off_cue` holds the cases without any."""
+    out: Tally = defaultdict(lambda: defaultdict(Cell))
     for case in cases:
         scores = scorer(case)
+        cues = case.sample.cues
+        reads = any(c in own for c in cues)
         for setting in SETTINGS:
             right, n_opts = pick(case.sample, setting, scores)
             labels = [("overall", "mmvm"), ("mmvm_setting", setting)]
-            for cue in case.sample.cues:
-                labels += [("mmvm_cue", cue), ("mmvm_cue_setting", f"{cue}@{setting}")]
+            if own and not reads:
+                labels.append(("overall_off_cue", "mmvm"))
+            for cue in cues:
+                if cue in own or not reads:
+                    labels += [("mmvm_cue", cue), ("mmvm_cue_setting", f"{cue}@{setting}")]
             for dim, label in labels:
                 cell = out[dim][label]
-                cell[0] += right
-                cell[1] += 1
-                cell[2] += 1.0 / n_opts
+                cell.right.append(right)
+                cell.chance.append(1.0 / n_opts)
+                cell.cases.append(case.sample.sample_id)
     return out
 
 
@@ -220,25 +266,32 @@ def _by_rule(name: str) -> Callable[[Case], np.ndarray]:
     return lambda c: -c.distances[name]
 
 
-def heldout_mmvm(
-    tsv: Path, seed: int, train_per_cue: int, summary: Callable[[int, int, float], dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Per held-out rule (and the probe, trained on a set generated with seed + 1): the same
-    figures as a baseline's in bench/synthetic_validity.py (`summary(correct, n, chance_sum)`)."""
+POOLED = ("overall", "overall_off_cue", "mmvm_cue")  # figures over all four settings: each case counts 4 times
+
+Summary = Callable[[Sequence[bool], Sequence[float], Sequence[str] | None], dict[str, Any]]
+
+
+def heldout_mmvm(tsv: Path, train_tsv: Path | None, summary: Summary) -> dict[str, dict[str, Any]]:
+    """Per held-out rule (and the probe, fitted on the set at `train_tsv`, generated from another
+    seed; None: no probe): the same figures as a baseline's in bench/synthetic_validity.py
+    (`summary(right, chances, cases)`, `cases` given for a figure pooled over the settings), and
+    the cues it reads itself (`own_cues`)."""
     cases = load_cases(tsv)
-    with tempfile.TemporaryDirectory(prefix="cvbench-probe-") as tmp:
-        train = load_cases(generate_mmvm(Path(tmp), train_per_cue, seed + 1))
-    probe = train_probe(train)
     scorers: dict[str, Callable[[Case], np.ndarray]] = {name: _by_rule(name) for name in RULES}
-    scorers["heldout-probe"] = lambda c: probe.scores(c.features)
+    train: list[Case] = []
+    if train_tsv is not None:
+        train = load_cases(train_tsv)
+        probe = train_probe(train)
+        scorers[PROBE] = lambda c: probe.scores(c.features)
     results: dict[str, dict[str, Any]] = {}
     for name, scorer in scorers.items():
-        t = tally(cases, scorer)
-        res: dict[str, Any] = {}
-        for dim, labels in t.items():
-            figures = {lab: summary(int(c), int(n), ch) for lab, (c, n, ch) in sorted(labels.items())}
-            res[dim] = figures
-        if name == "heldout-probe":
-            res["trained_on"] = {"seed": seed + 1, "per_cue": train_per_cue, "cases": len(train)}
+        own = OWN_CUES[name]
+        res: dict[str, Any] = {"own_cues": list(own)}
+        for dim, labels in tally(cases, scorer, own).items():
+            res[dim] = {
+                lab: summary(c.right, c.chance, c.cases if dim in POOLED else None) for lab, c in sorted(labels.items())
+            }
+        if name == PROBE:
+            res["trained_on"] = {"tsv": str(train_tsv), "cases": len(train)}
         results[name] = res
     return results

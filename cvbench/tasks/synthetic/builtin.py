@@ -9,4 +9,4 @@ BUILTIN_MMVM_PER_CUE = 8  # 8 x 8 = 64 cases
 # rewritten). A built-in set on disk from another version is moved aside and generated afresh on
 # first use (cvbench/tasks/loading.py), so upgrading cvbench needs no step by hand.
 CVB_GENERATOR_VERSION = "cvbench-synth-cvb/6"
-MMVM_GENERATOR_VERSION = "cvbench-synth-mmvm/4"
+MMVM_GENERATOR_VERSION = "cvbench-synth-mmvm/5"

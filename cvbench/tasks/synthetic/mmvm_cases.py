@@ -72,6 +72,13 @@ MIN_SHADE_DELTA_E = 20.0  # CL: every other candidate's shade is at least this f
 MAX_SHADE_DELTA_E = 45.0  # ... and at most this far, so that colour statistics confuse them under another light
 VIEW_DISTANCE = (0.9, 1.35)  # each view's camera distance, times the distance that frames the grid
 VIEW_AIM_SHIFT = 0.15  # each view aims up to this share of the grid's half extent off its centre
+# The candidate view's azimuth is this many degrees (either way) from the query view's, drawn once per
+# case (not per layout attempt, so the rank search cannot pick views by it), uniformly over a range
+# centred on 90: image position, apparent size, depth (fog) and which faces show carry over between
+# two views in proportion to the cosine of the turn, so a range of turns under 90 (up to
+# `mmvm/4`: 40-100) let every appearance statistic find the match above chance; around 90 they
+# carry over as often as they reverse.
+VIEW_TURN = (40.0, 140.0)
 
 
 @dataclass(frozen=True)
@@ -222,15 +229,12 @@ def design_looks(cues: tuple[str, ...], n: int, q: int, rng: np.random.Generator
             kinds = list(ATTACHMENTS)
             q_attachment = (str(rng.choice(kinds)), str(rng.choice(colours)))
             pairs = [(k, c) for k in kinds for c in colours if (k, c) != q_attachment]
-            new = []
-            for i, lk in enumerate(looks):
-                if i == q:
-                    new.append(replace(lk, attachment=q_attachment))
-                elif rng.random() < 0.55:
-                    new.append(replace(lk, attachment=pairs[int(rng.integers(0, len(pairs)))]))
-                else:
-                    new.append(replace(lk, attachment=None))
-            looks = new
+            # every candidate carries something (up to `mmvm/4` 45% of the others carried nothing, and
+            # one with a whole, uncovered top was never the match: a cue for a shape statistic)
+            looks = [
+                replace(lk, attachment=q_attachment if i == q else pairs[int(rng.integers(0, len(pairs)))])
+                for i, lk in enumerate(looks)
+            ]
         # RP is about placement, handled by the layout
     return looks
 
@@ -265,8 +269,9 @@ def design_case(
     attempt_rng: np.random.Generator,
     absent: bool = False,
 ) -> CaseDesign:
-    """The case's scene with `n` marked candidates. `rng` fixes the looks; `attempt_rng` the
-    layout and cameras (re-drawn when a layout leaves a candidate too hidden). With `absent` the
+    """The case's scene with `n` marked candidates. `rng` fixes the looks and the turn between the
+    two views; `attempt_rng` the layout and the cameras' framing (re-drawn when a layout leaves a
+    candidate too hidden). With `absent` the
     scene holds one more look-alike, the query, which the candidate view does not show (taken away
     between the photos); image size and layout follow the marked count either way, so nothing
     but the scene's content tells the two kinds of case apart."""
@@ -276,6 +281,7 @@ def design_case(
     looks = design_looks(cues, n, q, rng)
     use_rp = "RP" in cues
     n_landmarks = int(rng.integers(2, 4)) if use_rp else 0
+    turn = float(rng.choice([-1.0, 1.0])) * float(np.radians(rng.uniform(*VIEW_TURN)))
     spacing = 2 * max(_footprint_radius(lk) for lk in looks) + 0.32
     need = n + n_landmarks + (8 if use_rp else 0)
     cols = max(3, int(np.ceil(np.sqrt(need * 1.15))))
@@ -343,7 +349,6 @@ def design_case(
 
     half_extent = 0.5 * spacing * np.hypot(cols, rows)
     az = float(attempt_rng.uniform(0, 2 * np.pi))
-    turn = float(attempt_rng.choice([-1.0, 1.0])) * float(attempt_rng.uniform(np.radians(40), np.radians(100)))
     width, height = (640, 480) if shown <= 8 else (800, 600) if shown <= 25 else (1024, 768)
     cams = []
     for k, a in enumerate((az, az + turn)):

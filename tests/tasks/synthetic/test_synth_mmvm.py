@@ -188,9 +188,9 @@ def test_the_query_is_unique_in_every_labelled_cue(rows: list[dict[str, str]], m
                 for c in others:
                     turn = abs(c["yaw_deg"] - q["yaw_deg"]) % 180
                     assert min(turn, 180 - turn) >= 60
-            elif cue == "BR":
+            elif cue == "BR":  # every candidate carries something on top, only the query this
                 assert q["attachment"] is not None
-                assert all(c["attachment"] != q["attachment"] for c in others)
+                assert all(c["attachment"] is not None and c["attachment"] != q["attachment"] for c in others)
             elif cue == "RP":  # the only candidate standing next to the first landmark
                 mark = np.array(facts["landmarks"][0]["centre"][:2])
                 dist = [float(np.linalg.norm(np.array(c["centre"][:2]) - mark)) for c in [q, *others]]
