@@ -12,6 +12,7 @@ from itertools import combinations
 
 import numpy as np
 
+from cvbench.imaging.masks import bbox
 from cvbench.tasks.synthetic.facts import SceneFacts
 from cvbench.tasks.synthetic.questions.common import (
     MIN_REF_PX,
@@ -87,10 +88,9 @@ def _visible_box(f: SceneFacts, cam: int, oid: str) -> tuple[int, int, int, int]
     """x1, y1, x2, y2 of the object's visible pixels in `cam` (cached on the facts)."""
     key = ("visible-box", cam, oid)
     if key not in f.cache:
-        ys, xs = np.nonzero(f.views[cam].ids == f.index_of(oid))
-        f.cache[key] = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+        f.cache[key] = bbox(f.views[cam].ids == f.index_of(oid))
     box = f.cache[key]
-    assert isinstance(box, tuple)
+    assert isinstance(box, tuple), f"{oid} shows no pixel in camera {cam}"
     return box
 
 
