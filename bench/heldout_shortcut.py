@@ -8,6 +8,8 @@ colour in the other view (no histogram, no shape), sizes are bounding-box diagon
 is mask area over box area, depth order is mask area (larger = nearer), image position is the box
 centre, contact is box overlap. A set that only defeats the one rule it was steered by would show
 here. Used by bench/synthetic_validity.py; reads only the generated files (records, PNGs, RLEs).
+The rule and the probe report one `Outcome` per question, with its scene (the image folder), for
+the scene-clustered intervals; `type_totals` sums them per task type.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -125,17 +127,61 @@ def heldout_choice(record: dict[str, Any], root: Path) -> int:
     raise ValueError(f"no held-out rule for {t}")
 
 
-def heldout_results(jsonl: Path) -> dict[str, tuple[int, int, float]]:
-    """Per task type: (correct, n, chance) of the held-out rule on a generated set."""
+def _load(jsonl: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question's result under the held-out rule or the probe, with its scene (the cluster of
+    the scene-clustered intervals in bench/synthetic_validity.py)."""
+
+    sample_id: str
+    question_type: str
+    scene: str
+    right: bool
+    chance: float  # 1 / options
+
+
+def scene_of(record: dict[str, Any], where: str) -> str:
+    """The scene of a generated record: the folder its images lie in (`images/<scene>/<camera>.png`),
+    the same for every view. `where` (file:line) names the record in errors."""
+    folders = {str(PurePosixPath(view["image_path"]).parent) for view in record.get("views", [])}
+    if len(folders) != 1 or folders == {"."}:
+        raise ValueError(f"{where}: views' image_path folders {sorted(folders)}: expected one scene folder")
+    return folders.pop()
+
+
+def scenes_of(jsonl: Path) -> dict[str, str]:
+    """sample_id -> scene for every record of a generated crossviewbench.jsonl."""
+    return {str(r["sample_id"]): scene_of(r, f"{jsonl}:{k}") for k, r in enumerate(_load(jsonl), 1)}
+
+
+def _outcome(record: dict[str, Any], pick: int, where: str) -> Outcome:
+    return Outcome(
+        str(record["sample_id"]),
+        record["question_type"],
+        scene_of(record, where),
+        OPTION_LETTERS[pick] == record["answer"],
+        1.0 / len(record["options"]),
+    )
+
+
+def type_totals(outcomes: Sequence[Outcome]) -> dict[str, tuple[int, int, float]]:
+    """Per task type: (correct, n, mean chance), the figures heldout_results and probe_results
+    returned before they returned per-question outcomes."""
     out: dict[str, list[float]] = {}
-    for line in jsonl.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        right = OPTION_LETTERS[heldout_choice(r, jsonl.parent)] == r["answer"]
-        cell = out.setdefault(r["question_type"], [0, 0, 0.0])
-        cell[0] += right
+    for o in outcomes:
+        cell = out.setdefault(o.question_type, [0, 0, 0.0])
+        cell[0] += o.right
         cell[1] += 1
-        cell[2] += 1.0 / len(r["options"])
+        cell[2] += o.chance
     return {t: (int(c), int(n), ch / n) for t, (c, n, ch) in out.items()}
+
+
+def heldout_results(jsonl: Path) -> list[Outcome]:
+    """Per question of a generated set (file order): the held-out rule's outcome."""
+    return [_outcome(r, heldout_choice(r, jsonl.parent), f"{jsonl}:{k}") for k, r in enumerate(_load(jsonl), 1)]
 
 
 # --- second probe: a classifier over per-option region features -----------------------------------
@@ -255,26 +301,18 @@ def fit_probe(examples: Sequence[tuple[np.ndarray, int]]) -> tuple[np.ndarray, n
     return w, mean, scale
 
 
-def _load(jsonl: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
-
-
-def probe_results(train: Path, test: Path) -> dict[str, tuple[int, int, float]]:
-    """Per task type: (correct, n, chance) on `test` of the probe fitted on `train` (two generated
-    sets' crossviewbench.jsonl, from different seeds)."""
+def probe_results(train: Path, test: Path) -> list[Outcome]:
+    """Per question of `test` (file order): the outcome of the probe fitted on `train` (two
+    generated sets' crossviewbench.jsonl, from different seeds)."""
     by_type: dict[str, list[tuple[np.ndarray, int]]] = {}
     for r in _load(train):
         by_type.setdefault(r["question_type"], []).append(
             (option_features(r, train.parent), OPTION_LETTERS.index(r["answer"]))
         )
     models = {t: fit_probe(ex) for t, ex in by_type.items()}
-    out: dict[str, list[float]] = {}
-    for r in _load(test):
-        t = r["question_type"]
-        w, mean, scale = models[t]
+    out: list[Outcome] = []
+    for k, r in enumerate(_load(test), 1):
+        w, mean, scale = models[r["question_type"]]
         pick = int(np.argmax(((option_features(r, test.parent) - mean) / scale) @ w))
-        cell = out.setdefault(t, [0, 0, 0.0])
-        cell[0] += OPTION_LETTERS[pick] == r["answer"]
-        cell[1] += 1
-        cell[2] += 1.0 / len(r["options"])
-    return {t: (int(c), int(n), ch / n) for t, (c, n, ch) in out.items()}
+        out.append(_outcome(r, pick, f"{test}:{k}"))
+    return out

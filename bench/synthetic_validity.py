@@ -3,9 +3,11 @@
 Generates a fresh synthetic CrossViewBench (N questions per task type) and MMVM set (N cases per
 cue) from a seed that is not the built-in one, runs the four no-model baselines (`random`,
 `first-option`, `mask-heuristic`, `text-only`) through the real runner in-process, and writes,
-per baseline, task type, MMVM cue and candidate setting: accuracy, its Wilson 95% interval, and
-chance (the mean of 1/options), plus whether each meets the targets (interval's lower bound
-below chance + 10 points on every type and cue; overall accuracy within chance + 5 points).
+per baseline, task type, MMVM cue and candidate setting: accuracy, its 95% interval (Wilson;
+clustered by scene for every CrossViewBench figure, by case for MMVM figures pooled over the
+candidate settings: `figure`), and chance (the mean of 1/options), plus whether each meets the
+targets (interval's lower bound below chance + 10 points on every type and cue; overall accuracy
+within chance + 5 points).
 
     PYTHONPATH=$PWD .venv/bin/python bench/synthetic_validity.py [--per-type 50] [--seed 7]
 
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.heldout_shortcut import heldout_results, probe_results
+from bench.heldout_shortcut import Outcome, heldout_results, probe_results, scenes_of
 from bench.heldout_shortcut_mmvm import heldout_mmvm
 from cvbench.core.types import TASK_TYPES
 from cvbench.rundir.format import SampleRecord, iter_records
@@ -51,41 +53,53 @@ OVERALL_MARGIN = 0.05  # overall: accuracy within chance + 5 points
 RESULTS = REPO_ROOT / "bench" / "results" / "synthetic_validity.json"
 
 
-def summarise(records: Iterable[SampleRecord], pooled: bool = False) -> dict[str, Any]:
-    """A figure over `records`; `pooled` when each MMVM case appears once per candidate setting."""
+def summarise(
+    records: Iterable[SampleRecord], pooled: bool = False, scenes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A figure over `records`; `pooled` when each MMVM case appears once per candidate setting;
+    `scenes` (sample_id -> scene) for CrossViewBench records, clustered by scene."""
     recs = list(records)
-    return figure([r.correct for r in recs], [r.chance for r in recs], [r.sample_id for r in recs] if pooled else None)
+    right, chances = [r.correct for r in recs], [r.chance for r in recs]
+    if scenes is not None:
+        return figure(right, chances, [scene_for(scenes, r.sample_id) for r in recs], unit="scenes")
+    return figure(right, chances, [r.sample_id for r in recs] if pooled else None)
 
 
-def figure(right: Sequence[bool], chances: Sequence[float], cases: Sequence[str] | None = None) -> dict[str, Any]:
-    """Accuracy, interval and targets of one figure. With `cases` (a figure pooled over the MMVM
-    settings, where every case counts once per setting) the interval is Wilson on the effective
-    sample size n / deff, the design effect deff being the cluster-robust variance over the
-    binomial one with each case as a cluster, clipped to [1, records per case]
-    (`cvbench.scoring.stats.effective_n`); else Wilson over the records."""
+def scene_for(scenes: Mapping[str, str], sample_id: str) -> str:
+    if sample_id not in scenes:
+        raise SystemExit(f"sample {sample_id!r} is not in the generated crossviewbench.jsonl (no scene for it)")
+    return scenes[sample_id]
+
+
+def figure(
+    right: Sequence[bool], chances: Sequence[float], clusters: Sequence[str] | None = None, unit: str = "cases"
+) -> dict[str, Any]:
+    """Accuracy, interval and targets of one figure. With `clusters` the interval is Wilson on the
+    effective sample size n / deff, the design effect deff being the cluster-robust variance over
+    the binomial one, clipped to [1, n / clusters] (`cvbench.scoring.stats.effective_n`);
+    else Wilson over the records. The clusters are MMVM cases for a figure pooled over the
+    settings, where every case counts once per setting (`unit` "cases"), or the scenes of
+    CrossViewBench questions, 3-6 to a scene ("scenes"); the figure names `interval` = `unit`,
+    the number of clusters under `unit`, and `effective_n`."""
     res = summary(sum(right), len(right), sum(chances))
-    if cases is not None and right:
-        sums, counts = case_totals(right, cases)
+    if clusters is not None and right:
+        sums, counts = cluster_totals(right, clusters)
         n_eff = float(effective_n(sums, counts))
         bounds = wilson_bounds(np.asarray(sum(right) / len(right)), np.asarray(n_eff), z_for(0.95))
         low, high = float(bounds[0]), float(bounds[1])
-        res.update(
-            ci95=[round(low, 4), round(high, 4)],
-            interval="cases",
-            cases=len(counts),
-            effective_n=round(n_eff, 1),
-            meets_group_target=low < res["chance"] + GROUP_MARGIN,
-        )
+        res.update(ci95=[round(low, 4), round(high, 4)], interval=unit)
+        res.update({unit: len(counts)})
+        res.update(effective_n=round(n_eff, 1), meets_group_target=low < res["chance"] + GROUP_MARGIN)
     return res
 
 
-def case_totals(right: Sequence[bool], cases: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per case: how many of its records are right, and how many it has."""
+def cluster_totals(right: Sequence[bool], clusters: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster: how many of its records are right, and how many it has."""
     index: dict[str, int] = {}
-    for c in cases:
+    for c in clusters:
         index.setdefault(c, len(index))
     sums, counts = np.zeros(len(index)), np.zeros(len(index))
-    for r, c in zip(right, cases):
+    for r, c in zip(right, clusters):
         sums[index[c]] += r
         counts[index[c]] += 1
     return sums, counts
@@ -123,7 +137,11 @@ def groups_of(records: Sequence[SampleRecord]) -> dict[str, dict[str, list[Sampl
     return out
 
 
-def evaluate(model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS) -> dict[str, Any]:
+def evaluate(
+    model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS, scenes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """One baseline's figures; `scenes` (sample_id -> scene of the generated CrossViewBench set)
+    clusters the CrossViewBench figures by scene."""
     out = work / "runs" / model
     if out.exists():
         shutil.rmtree(out)
@@ -150,11 +168,21 @@ def evaluate(model: str, data: Path, work: Path, tasks: Sequence[str] = TASKS) -
     by_bench = {b: rs for b in ("crossviewbench", "mmvm") if (rs := [r for r in records if r.benchmark == b])}
     result: dict[str, Any] = {
         "seconds": round(time.perf_counter() - started, 1),
-        "overall": {b: summarise(rs, pooled=b == "mmvm") for b, rs in by_bench.items()},
+        "overall": {
+            b: summarise(rs, pooled=b == "mmvm", scenes=_scenes(scenes) if b == "crossviewbench" else None)
+            for b, rs in by_bench.items()
+        },
     }
     for dim, labels in groups_of(records).items():
-        result[dim] = {label: summarise(rs, pooled=dim == "mmvm_cue") for label, rs in sorted(labels.items())}
+        by = _scenes(scenes) if dim == "task_type" else None
+        result[dim] = {label: summarise(rs, dim == "mmvm_cue", by) for label, rs in sorted(labels.items())}
     return result
+
+
+def _scenes(scenes: Mapping[str, str] | None) -> Mapping[str, str]:
+    if scenes is None:
+        raise ValueError("CrossViewBench records need the scenes of their generated set (evaluate(scenes=...))")
+    return scenes
 
 
 HELDOUT = "heldout-shortcut"  # bench/heldout_shortcut.py: a pixel rule the generator does not steer by
@@ -164,13 +192,20 @@ PROBE = "heldout-probe"  # bench/heldout_shortcut.py: a classifier over region s
 def heldout(jsonl: Path, train: Path | None = None) -> dict[str, Any]:
     """The held-out rule on `jsonl`, or (with `train`) the probe fitted on `train` and scored on it."""
     started = time.perf_counter()
-    per_type = heldout_results(jsonl) if train is None else probe_results(train, jsonl)
-    total = summary(*(sum(x) for x in zip(*((c, n, ch * n) for c, n, ch in per_type.values()))))
+    outcomes = heldout_results(jsonl) if train is None else probe_results(train, jsonl)
+    by_type: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        by_type[o.question_type].append(o)
     return {
         "seconds": round(time.perf_counter() - started, 1),
-        "overall": {"crossviewbench": total},
-        "task_type": {t: summary(c, n, ch * n) for t, (c, n, ch) in sorted(per_type.items())},
+        "overall": {"crossviewbench": scene_figure(outcomes)},
+        "task_type": {t: scene_figure(group) for t, group in sorted(by_type.items())},
     }
+
+
+def scene_figure(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """A figure over held-out outcomes, clustered by scene."""
+    return figure([o.right for o in outcomes], [o.chance for o in outcomes], [o.scene for o in outcomes], unit="scenes")
 
 
 def _overall_line(model: str, what: str, s: dict[str, Any]) -> str:
@@ -359,9 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 generate_mmvm(folder, args.per_type, args.seed)
             seconds[task] = round(time.perf_counter() - started, 1)
-        results = {m: evaluate(m, data, work, tasks) for m in args.models.split(",")}
+        jsonl = data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl"
+        scenes = scenes_of(jsonl) if "synth-crossviewbench" in tasks else None
+        results = {m: evaluate(m, data, work, tasks, scenes) for m in args.models.split(",")}
         if "synth-crossviewbench" in tasks:
-            jsonl = data / get_task("synth-crossviewbench").data_subdir / "crossviewbench.jsonl"
             results[HELDOUT] = heldout(jsonl)
             if args.probe_seed >= 0:
                 if args.probe_seed == args.seed:
@@ -406,8 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": {
             "group": "every type, cue and cue@setting: 95% lower bound < chance + 0.10",
             "overall": "per benchmark: accuracy <= chance + 0.05",
-            "intervals": "Wilson over records; MMVM figures pooled over the four candidate settings (overall, "
-            "per cue): Wilson on n / design effect, each case a cluster (interval: cases)",
+            "intervals": "Wilson on n / design effect (cvbench.scoring.stats.effective_n; deff clipped to [1, "
+            "n / clusters]): every CrossViewBench figure with each scene a cluster (interval: scenes), MMVM "
+            "figures pooled over the four candidate settings (overall, per cue) with each case a cluster "
+            "(interval: cases); the per-setting MMVM figures: Wilson over records (interval: wilson)",
             "own_cue": "a held-out MMVM rule's figures on the cues it reads itself (own_cues) are listed under "
             "own_cue, not as misses; its other figures leave those cases out and overall_off_cue is held to the "
             "overall target",
