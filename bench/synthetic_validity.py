@@ -39,7 +39,8 @@ from bench.heldout_shortcut import Outcome, heldout_results, probe_results, scen
 from bench.heldout_shortcut_mmvm import heldout_mmvm
 from cvbench.core.types import TASK_TYPES
 from cvbench.rundir.format import SampleRecord, iter_records
-from cvbench.runner.session import RunOptions, run
+from cvbench.runner.options import RunOptions
+from cvbench.runner.session import run
 from cvbench.scoring.stats import effective_n, wilson, wilson_bounds, z_for
 from cvbench.tasks.registry import get_task
 from cvbench.tasks.synthetic import generate_crossviewbench, generate_mmvm
