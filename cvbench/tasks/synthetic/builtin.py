@@ -8,5 +8,5 @@ BUILTIN_MMVM_PER_CUE = 8  # 8 x 8 = 64 cases
 # Bumped with every deliberate change to what a generator draws (then the shipped manifest is
 # rewritten). A built-in set on disk from another version is moved aside and generated afresh on
 # first use (cvbench/tasks/loading.py), so upgrading cvbench needs no step by hand.
-CVB_GENERATOR_VERSION = "cvbench-synth-cvb/6"
+CVB_GENERATOR_VERSION = "cvbench-synth-cvb/7"
 MMVM_GENERATOR_VERSION = "cvbench-synth-mmvm/5"

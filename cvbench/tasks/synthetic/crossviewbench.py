@@ -46,10 +46,18 @@ MAX_NEW_SCENES_PER_QUESTION = 80
 # rank but the shortcut's pick (a planned miss stays a miss), then none; a rare combination (e.g.
 # the true object as the least alike of four) must not stall generation
 RELAX_SHORTCUT_AFTER = (10, 20, 40)
-# ... and after these many, the scene-design conditions go too (logged): Q10's contrary
-# look-alikes, and the planned look-alike of a HALF_LOOKALIKE_TYPES question
+# ... and after these many, the scene-design conditions go too (logged): those of DESIGNED_TYPES
+# (`Ask.design`), and the planned look-alike of a HALF_LOOKALIKE_TYPES question
 RELAX_DESIGN_AFTER = 60
-SIZE_RANKED = ("Q11", "Q16")  # types whose answer's visible-size rank among the options is planned
+DESIGNED_TYPES = ("Q1", "Q3", "Q4", "Q6", "Q10", "Q12", "Q14", "Q16")
+SIZE_RANKED = ("Q7", "Q8", "Q11", "Q16")  # types whose answer's visible-size rank among the options is planned
+DEPTH_RANKED = ("Q14", "Q16")  # ... whose answer's depth rank (first camera) is planned (Q14 since cvb/7)
+# what a record's metadata "relaxed" lists (besides "size rank", "depth rank", "centre rank",
+# "row rank", "look-alike")
+RELAXED_BOX_CUES = "box cues"  # shortcut.box_agrees no longer asked
+RELAXED_RANK_MISS = "shortcut rank: any miss"  # any rank but the shortcut's pick
+RELAXED_RANK_ANY = "shortcut rank: any"  # the shortcut's rank not constrained at all
+RELAXED_DESIGN = "design"  # the type's scene-design conditions (Ask.design)
 
 
 class SynthesisError(RuntimeError):
@@ -101,7 +109,12 @@ def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None)
         flags = [qtype in LOOKALIKE_TYPES] * per_type
         if qtype in HALF_LOOKALIKE_TYPES:
             flags = [k == 0 for k in balanced_targets(per_type, 2, rng_for(seed, "cvb-lookalike", qtype))]
-        depths = balanced_targets(per_type, 2, rng_for(seed, "cvb-depth-rank", qtype)) if qtype == "Q16" else None
+        depths = centres = None
+        if qtype in DEPTH_RANKED:
+            depths = balanced_targets(per_type, 2, rng_for(seed, "cvb-depth-rank", qtype))
+        if qtype == "Q14":
+            centres = balanced_targets(per_type, 2, rng_for(seed, "cvb-centre-rank", qtype))
+        rows = balanced_targets(per_type, n, rng_for(seed, "cvb-row-rank", qtype)) if qtype == "Q7" else None
         items.extend(
             (
                 qtype,
@@ -113,6 +126,8 @@ def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None)
                     shortcut_ranks=(r,),
                     size_rank=None if sizes is None else sizes[i],
                     depth_rank=None if depths is None else depths[i],
+                    centre_rank=None if centres is None else centres[i],
+                    row_rank=None if rows is None else rows[i],
                 ),
             )
             for i, (t, r, w, flag) in enumerate(zip(targets, ranks, wordings, flags))
@@ -121,17 +136,39 @@ def plan_questions(per_type: int, seed: int, types: Sequence[str] | None = None)
     return [items[i] for i in order]
 
 
-def _finish(draft: Draft, f: SceneFacts, ask: Ask) -> Draft:
-    """Record the wording and whether the question involves look-alikes: LOOKALIKE_TYPES as
-    planned, UNMISTAKABLE_TYPES never, the others (which mark their objects in every image they
-    ask about) when a referenced object has a visible look-alike."""
-    planned = LOOKALIKE_TYPES + HALF_LOOKALIKE_TYPES
-    if draft.task_type in planned and draft.lookalike != ask.lookalike:
+def relaxations(planned: Ask, asked: Ask) -> tuple[str, ...]:
+    """What the generator gave up of the plan to find a scene (`Draft.relaxed`)."""
+    out = []
+    if planned.shortcut_strict and not asked.shortcut_strict:
+        out.append(RELAXED_BOX_CUES)
+    if planned.shortcut_ranks is not None and asked.shortcut_ranks != planned.shortcut_ranks:
+        out.append(RELAXED_RANK_ANY if asked.shortcut_ranks is None else RELAXED_RANK_MISS)
+    if planned.size_rank is not None and asked.size_rank is None:
+        out.append("size rank")
+    if planned.depth_rank is not None and asked.depth_rank is None:
+        out.append("depth rank")
+    if planned.centre_rank is not None and asked.centre_rank is None:
+        out.append("centre rank")
+    if planned.row_rank is not None and asked.row_rank is None:
+        out.append("row rank")
+    if planned.design and not asked.design:
+        out.append(RELAXED_DESIGN)
+    if planned.lookalike and not asked.lookalike:
+        out.append("look-alike")
+    return tuple(out)
+
+
+def _finish(draft: Draft, f: SceneFacts, ask: Ask, planned: Ask) -> Draft:
+    """Record the wording, what of the plan was relaxed, and whether the question involves
+    look-alikes: LOOKALIKE_TYPES as planned, UNMISTAKABLE_TYPES never, the others (which mark
+    their objects in every image they ask about) when a referenced object has a visible look-alike."""
+    kinds = LOOKALIKE_TYPES + HALF_LOOKALIKE_TYPES
+    if draft.task_type in kinds and draft.lookalike != ask.lookalike:
         raise SynthesisError(f"{draft.task_type} generator ignored its request {ask}")
-    if draft.task_type in planned or draft.task_type in UNMISTAKABLE_TYPES:
-        return replace(draft, wording=ask.wording)
-    lookalike = any(visible_twins(f, r.object_id, draft.cams) for r in draft.refs)
-    return replace(draft, lookalike=lookalike, wording=ask.wording)
+    done = replace(draft, wording=ask.wording, relaxed=relaxations(planned, ask))
+    if draft.task_type in kinds or draft.task_type in UNMISTAKABLE_TYPES:
+        return done
+    return replace(done, lookalike=any(visible_twins(f, r.object_id, draft.cams) for r in draft.refs))
 
 
 def _relaxed(ask: Ask, n_options: int) -> Ask:
@@ -146,6 +183,8 @@ def _relaxed(ask: Ask, n_options: int) -> Ask:
         shortcut_ranks=wider,
         size_rank=ask.size_rank if keep else None,
         depth_rank=ask.depth_rank if keep else None,
+        centre_rank=ask.centre_rank if keep else None,
+        row_rank=ask.row_rank if keep else None,
     )
 
 
@@ -156,8 +195,9 @@ def build_scenes(
     has room and can ask it with the planned answer; new scenes are made only when none can."""
     slots: list[_SceneSlot] = []
     n_made = 0
-    for qtype, i, ask in plan_questions(per_type, seed, types):
+    for qtype, i, planned in plan_questions(per_type, seed, types):
         sample_id = f"synth-{qtype.lower()}-{i:04d}"
+        ask = planned
         draft = None
         for slot in slots:
             if len(slot.drafts) >= MAX_PER_SCENE:
@@ -168,7 +208,7 @@ def build_scenes(
                 slot.facts, rng_for(seed, "cvb-question", sample_id, slot.facts.scene.scene_id), ask
             )
             if draft is not None:
-                slot.drafts.append((sample_id, _finish(draft, slot.facts, ask)))
+                slot.drafts.append((sample_id, _finish(draft, slot.facts, ask, planned)))
                 break
         tries = 0
         while draft is None:
@@ -182,9 +222,9 @@ def build_scenes(
                     "" if ask.shortcut_strict else " (box cues free)",
                 )
             if tries == RELAX_DESIGN_AFTER and (
-                (qtype == "Q10" and ask.contrary) or (ask.lookalike and qtype in HALF_LOOKALIKE_TYPES)
+                (qtype in DESIGNED_TYPES and ask.design) or (ask.lookalike and qtype in HALF_LOOKALIKE_TYPES)
             ):
-                ask = replace(ask, contrary=False, lookalike=ask.lookalike and qtype not in HALF_LOOKALIKE_TYPES)
+                ask = replace(ask, design=False, lookalike=ask.lookalike and qtype not in HALF_LOOKALIKE_TYPES)
                 log.info(
                     "%s: no fitting question in %d new scenes; now without the scene-design conditions",
                     sample_id,
@@ -204,7 +244,7 @@ def build_scenes(
             slots.append(slot)
             draft = GENERATORS[qtype](slot.facts, rng_for(seed, "cvb-question", sample_id, scene_id), ask)
             if draft is not None:
-                slot.drafts.append((sample_id, _finish(draft, slot.facts, ask)))
+                slot.drafts.append((sample_id, _finish(draft, slot.facts, ask, planned)))
     return [s for s in slots if s.drafts]
 
 
@@ -285,6 +325,7 @@ def _record(sample_id: str, d: Draft, f: SceneFacts, listing: list[_ViewListing]
         "task_name": TASK_TYPES[d.task_type][0],
         "lookalike": d.lookalike,
         "wording": d.wording,
+        "relaxed": list(d.relaxed),
         "region_objects": region_objects,
         "facts": d.facts,
         "geometry": geometry,

@@ -161,7 +161,7 @@ def look_at_camera(
 
 def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, height: int = 480) -> Scene:
     """A CrossViewBench scene: 5-9 objects (some stacked, some touching, some hidden), in about two
-    thirds of the scenes (then with 4-7 ordinary objects) plus a group of 2-4 look-alikes, and 2-4 cameras."""
+    thirds of the scenes (then with 4-7 ordinary objects) plus a group of 3-4 look-alikes, and 2-4 cameras."""
     n_cams = int(rng.choice([2, 3, 3, 4]))
     az0 = float(rng.uniform(0, 2 * np.pi))
     azimuths = [az0]
@@ -186,7 +186,8 @@ def crossview_scene(scene_id: str, rng: np.random.Generator, width: int = 640, h
     objects: list[SceneObject] = []
     feet: list[Footprint] = []
     with_group = rng.random() < LOOKALIKE_SCENE_SHARE
-    # a scene with a look-alike group keeps fewer ordinary objects: the group adds 2-4 more
+    # a scene with a look-alike group keeps fewer ordinary objects: the group adds 3-4 more (fewer
+    # when members find no free spot)
     n_target = int(rng.integers(4, 8)) if with_group else int(rng.integers(5, 10))
     area = 1.9
 
@@ -362,14 +363,14 @@ def appearance_key(obj: SceneObject) -> tuple[str, tuple[float, ...], str, tuple
 def _lookalike_group(
     objects: list[SceneObject], feet: list[Footprint], rng: np.random.Generator, area: float
 ) -> list[SceneObject]:
-    """2-4 objects of one shape, size and colour (a colour no other object has), each standing
-    on the ground right beside a different "anchor" object whose shape-and-colour is unique in
-    the scene, so the layout tells the look-alikes apart. Half of the groups carry a distinct
-    marker symbol per member, the rest none. Members that find no free spot are left out; a
-    group of fewer than 2 is dropped."""
+    """3-4 objects (2-4 before cvbench-synth-cvb/7) of one shape, size and colour (a colour no
+    other object has), each standing on the ground right beside a different "anchor" object whose
+    shape-and-colour is unique in the scene, so the layout tells the look-alikes apart. Half of
+    the groups carry a distinct marker symbol per member, the rest none. Members that find no
+    free spot are left out; a group of fewer than 2 is dropped."""
     used = {o.colour for o in objects}
     free = [c for c in COLOURS if c not in used]
-    k = int(rng.choice([2, 3, 4]))
+    k = int(rng.choice([3, 4, 4]))
     marked = rng.random() < 0.5
     if rng.random() < 0.6:
         shape = Shape("cylinder", (float(rng.uniform(0.13, 0.2)), float(rng.uniform(0.15, 0.28))))

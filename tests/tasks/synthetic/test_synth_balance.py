@@ -48,22 +48,32 @@ def test_the_plan_balances_letters_wordings_and_lookalikes_at_validity_size(seed
 
 
 @pytest.mark.parametrize("seed", [0, 7])
-@pytest.mark.parametrize(("qtype", "places"), [("Q11", 4), ("Q16", 2)])
+@pytest.mark.parametrize(("qtype", "places"), [("Q7", 4), ("Q8", 4), ("Q11", 4), ("Q16", 2)])
 def test_the_answers_place_in_the_visible_size_order_is_planned_evenly(seed: int, qtype: str, places: int) -> None:
     """How many other options' objects show fewer pixels than the answer's is planned evenly
-    (Q11: 0-3, Q16: 0-1), so the visible size does not point at the answer; no other type plans
-    it. Q16 also plans whether its answer is the nearer object to the first camera."""
+    (Q7, Q8, Q11: 0-3, Q16: 0-1), so the visible size does not point at the answer; no other type
+    plans it. Q14 and Q16 also plan whether their answer is the nearer object to the first camera,
+    Q14 whether it is the farther one from the first image's centre, and Q7 how many others stand
+    lower in the first image."""
     plan = plan_questions(VALIDITY_SIZE, seed)
     sizes = [ask.size_rank for t, _, ask in plan if t == qtype]
     assert all(s is not None for s in sizes)
     assert _spread(Counter(s for s in sizes if s is not None), places) <= 1
-    assert all(ask.size_rank is None for t, _, ask in plan if t not in ("Q11", "Q16"))
+    assert all(ask.size_rank is None for t, _, ask in plan if t not in ("Q7", "Q8", "Q11", "Q16"))
     # drawn apart from the answer index: every size place occurs with more than one answer index
     pairs = {(ask.size_rank, ask.target) for t, _, ask in plan if t == qtype}
     assert all(len({i for s, i in pairs if s == k}) > 1 for k in range(places))
-    depths = [ask.depth_rank for t, _, ask in plan if t == "Q16"]
-    assert _spread(Counter(d for d in depths if d is not None), 2) <= 1 and None not in depths
-    assert all(ask.depth_rank is None for t, _, ask in plan if t != "Q16")
+    for ranked, rank_of in (("Q14", "depth_rank"), ("Q16", "depth_rank"), ("Q14", "centre_rank")):
+        ranks = [getattr(ask, rank_of) for t, _, ask in plan if t == ranked]
+        assert None not in ranks and _spread(Counter(ranks), 2) <= 1, (ranked, rank_of)
+    assert all(ask.depth_rank is None for t, _, ask in plan if t not in ("Q14", "Q16"))
+    assert all(ask.centre_rank is None for t, _, ask in plan if t != "Q14")
+    rows = [ask.row_rank for t, _, ask in plan if t == "Q7"]
+    assert None not in rows and _spread(Counter(rows), 4) <= 1
+    assert all(ask.row_rank is None for t, _, ask in plan if t != "Q7")
+    # Q7's row and size places are drawn apart: each size place meets more than one row place
+    q7 = {(ask.size_rank, ask.row_rank) for t, _, ask in plan if t == "Q7"}
+    assert all(len({w for z, w in q7 if z == k}) > 1 for k in range(4))
 
 
 def test_the_plan_order_does_not_group_types_or_answers() -> None:

@@ -80,6 +80,7 @@ def _key_objects(r: dict[str, Any]) -> list[str]:
         "Q3": ro[3:4],
         "Q4": ro[:2],
         "Q5": ro[:1],
+        "Q6": ro[:1],
         "Q9": ro[:1],
         "Q10": ro[:1],
         "Q12": ro[:1],

@@ -22,13 +22,15 @@ ANCHOR_RATIO = 0.6  # ... and at most this share of its distance to any look-ali
 ANCHOR_MIN_PX = 200  # ... and shows at least this many pixels in both views
 # task types always asked with look-alike distractors (the key object has a visible look-alike
 # and an anchor)
-LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q9", "Q10", "Q12", "Q14", "Q16")
+# (Q6 since cvbench-synth-cvb/7: "is it visible there?" with a look-alike in the second image
+# either way, so that seeing its colour there answers nothing)
+LOOKALIKE_TYPES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q9", "Q10", "Q12", "Q14", "Q16")
 # task types asked half with, half without a visible look-alike of their key object (planned,
 # balanced): Q7's invisible object, Q8's hidden object (since cvbench-synth-cvb/6)
 HALF_LOOKALIKE_TYPES: tuple[str, ...] = ("Q7", "Q8")
 # task types that mark an object in one image only and need it found again in the other: their
 # objects never have a visible look-alike (that would make them ambiguous)
-UNMISTAKABLE_TYPES: tuple[str, ...] = ("Q6", "Q13", "Q15", "Q17")
+UNMISTAKABLE_TYPES: tuple[str, ...] = ("Q13", "Q15", "Q17")
 
 # how many options each task type has (yes/no questions: 2)
 N_OPTIONS: dict[str, int] = {
@@ -73,15 +75,30 @@ class Ask:
     shortcut_ranks: tuple[int, ...] | None = None
     # ... and the related cues agree with it (shortcut.box_agrees)
     shortcut_strict: bool = True
-    # Q11, Q16: how many other options' objects show fewer pixels (in the first image) than the
-    # answer's (planned evenly over 0-3 / 0-1, so the visible size carries no information); None: any
+    # Q7 (since cvb/7), Q11, Q16: how many other options' objects show fewer pixels (in the first
+    # image) than the answer's; Q8 (since cvb/7): the same in the second image (planned evenly
+    # over 0-3 / 0-1, so the visible size carries no information); None: any
     size_rank: int | None = None
-    # Q10: every look-alike of the object visible in the second image changes size the other way
-    # (see geometric.q10); relaxed, like the shortcut ranks, when no scene offers it
-    contrary: bool = True
+    # the type's scene-design conditions (relaxed, like the shortcut ranks, when no scene offers
+    # them): every candidate a look-alike of the key object (Q1, Q3, Q4, since cvb/7), the two
+    # objects asked about look-alikes of each other (Q14, Q16, since cvb/7), exactly two of the
+    # key object's group in plain view in the second image (Q6, since cvb/7), its
+    # look-alikes in the second image telling the other answer (Q10: size, geometric.q10; Q12:
+    # visible share, since cvb/7)
+    design: bool = True
     # Q16: 1 when the answer's object is the nearer of the two to the first camera, 0 when the
     # farther (planned half each: the nearer one at first tends to grow less); None: any
     depth_rank: int | None = None
+    # Q14: 1 when the answer's object (the one that shifts more) is the farther of the two from the
+    # first image's centre, 0 when the nearer (planned half each, apart from depth_rank, which Q14
+    # plans too since cvb/7: with cameras orbiting the scene's middle, what stands off-centre or
+    # near the camera at first tends to shift more); None: any
+    centre_rank: int | None = None
+    # Q7: how many other options' objects have their visible centre lower in the first image than
+    # the answer's (planned evenly over 0-3, apart from size_rank, since cvb/7: an object high up
+    # in the first image, far back, vanished from the other view more often, and a probe read
+    # the answer from that row alone in 46% of questions); None: any
+    row_rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,9 @@ class Draft:
     facts: dict[str, Any] = field(default_factory=dict)  # question-specific geometry behind the answer
     lookalike: bool = False  # an object to be found across the views has a visible look-alike
     wording: int = 0  # which template of the task type phrased the question
+    # what of the plan the generator gave up to find a scene (crossviewbench.relaxations); empty
+    # for most questions
+    relaxed: tuple[str, ...] = ()
 
 
 Generator = Callable[[SceneFacts, np.random.Generator, Ask], "Draft | None"]
@@ -145,6 +165,12 @@ def twins(f: SceneFacts, oid: str) -> list[str]:
     """The other objects of the scene that look exactly like `oid` (shape, size, colour)."""
     key = appearance_key(f.scene.obj(oid))
     return [o.object_id for o in f.scene.objects if o.object_id != oid and appearance_key(o) == key]
+
+
+def all_lookalikes(f: SceneFacts, oid: str, others: list[str]) -> bool:
+    """Every one of `others` is a look-alike of `oid` (nothing but the layout tells them apart)."""
+    mates = set(twins(f, oid))
+    return all(o in mates for o in others)
 
 
 def visible_twins(f: SceneFacts, oid: str, cams: tuple[int, ...]) -> list[str]:

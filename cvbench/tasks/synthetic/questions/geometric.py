@@ -104,7 +104,7 @@ def q10(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             ratio = _seen(f, b, q).apparent_size / _seen(f, a, q).apparent_size
             if not ((target == 0 and ratio >= 1.25) or (target == 1 and ratio <= 0.8)):
                 continue
-            if ask.lookalike and ask.contrary and not contrary_twins(f, q, a, b, target == 0):
+            if ask.lookalike and ask.design and not contrary_twins(f, q, a, b, target == 0):
                 continue
             text = question_text("Q10", ask.wording)
             yield Draft(
@@ -176,8 +176,23 @@ def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 )
 
 
+def contrary_share(f: SceneFacts, q: str, a: int, b: int, more_second: bool) -> bool:
+    """Q12's `contrary_twins`, weaker: some look-alike of `q` that shows in the second image (at
+    least CONTRARY_MIN_PX) shows a smaller share of itself there than `q` in the first image when
+    the answer is the second image (a larger share when it is the first). Asking it of every
+    look-alike, as Q10 does, left too few scenes: a look-alike more hidden than a half-hidden
+    object is rare."""
+    first = _seen(f, a, q).visible_fraction
+    shown = [_seen(f, b, m) for m in twins(f, q)]
+    shares = [s.visible_fraction for s in shown if s.visible_px >= CONTRARY_MIN_PX]
+    return any((x < first) if more_second else (x > first) for x in shares)
+
+
 def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
-    """Marked in the first image only, with a visible look-alike (and an anchor), like Q10."""
+    """Marked in the first image only, with a visible look-alike (and an anchor), like Q10; since
+    cvbench-synth-cvb/7 the look-alikes in the second image show a share of themselves that tells
+    the other answer (`contrary_share`): the held-out rule, comparing with whichever region there
+    matches the colour best, was right on 68%."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         for q in _shuffled(rng, _measurable_both(f, a, b)):
@@ -186,6 +201,8 @@ def q12(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 continue
             fa, fb = _seen(f, a, q).visible_fraction, _seen(f, b, q).visible_fraction
             if abs(fa - fb) < 0.3 or (0 if fa > fb else 1) != target:
+                continue
+            if ask.lookalike and ask.design and not contrary_share(f, q, a, b, fb > fa):
                 continue
             text = question_text("Q12", ask.wording)
             yield Draft(
@@ -239,13 +256,27 @@ def _both_refable(f: SceneFacts, a: int, b: int) -> list[str]:
     return sorted(set(_refable(f, a)) & set(_refable(f, b)))
 
 
+def _off_centre(f: SceneFacts, cam: int, oid: str) -> float:
+    """How far the object's visible centre lies from the image centre (pixels)."""
+    c = f.scene.cameras[cam]
+    x, y = _seen(f, cam, oid).centre_px
+    return float(np.hypot(x - c.width / 2, y - c.height / 2))
+
+
 def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """Since cvbench-synth-cvb/7 the two objects are look-alikes of each other (before: when the
+    scene had such a pair, else any pair with a look-alike): a reader that finds each by its
+    colour in the second image took mostly the right regions (a held-out rule: 72%). Whether the
+    object that shifts more is the nearer one to the first camera (`Ask.depth_rank`) and the one
+    farther from the first image's centre (`Ask.centre_rank`) is planned, half each, apart."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         pairs = _pairs(rng, _both_refable(f, a, b))
         if ask.lookalike:  # pairs of look-alikes first: only the layout (anchors) tells them apart
             pairs = sorted(pairs, key=lambda pq: pq[1] not in twins(f, pq[0]))
         for p, q in pairs:
+            if ask.lookalike and ask.design and q not in twins(f, p):
+                break
             # marked in the first image only: each must be found again in the second, so every
             # one with a visible look-alike needs an anchor
             lookalike_facts = _lookalike_ok(f, (p, q), (a, b), ask.lookalike)
@@ -262,6 +293,12 @@ def q14(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             }
             big, small = (p, q) if disp[p] > disp[q] else (q, p)
             if disp[big] < 1.5 * disp[small] or disp[big] < 60:
+                continue
+            nearer = _seen(f, a, big).depth < _seen(f, a, small).depth
+            if ask.depth_rank is not None and int(nearer) != ask.depth_rank:
+                continue
+            off = _off_centre(f, a, big) > _off_centre(f, a, small)
+            if ask.centre_rank is not None and int(off) != ask.centre_rank:
                 continue
             first, second = (big, small) if target == 0 else (small, big)
             text = question_text("Q14", ask.wording)
@@ -315,7 +352,8 @@ def q15(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
 def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     """Marked in the first image only (since cvbench-synth-cvb/6), with a visible look-alike and
     an anchor, like Q14: marked in both images, the marked regions' own size change was the
-    answer (a probe over region statistics read 96%). Pairs of look-alikes come first. Whether
+    answer (a probe over region statistics read 96%). The two are look-alikes of each other
+    (since cvb/7; before, such pairs came first). Whether
     the object that grows more is the larger one in the first image (`Ask.size_rank`) and whether
     it is the nearer one to the first camera (`Ask.depth_rank`) are planned, half each, apart."""
     target = ask.target
@@ -324,6 +362,8 @@ def q16(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
         if ask.lookalike:
             pairs = sorted(pairs, key=lambda pq: pq[1] not in twins(f, pq[0]))
         for p, q in pairs:
+            if ask.lookalike and ask.design and q not in twins(f, p):
+                break
             lookalike_facts = _lookalike_ok(f, (p, q), (a, b), ask.lookalike)
             if lookalike_facts is None:
                 continue

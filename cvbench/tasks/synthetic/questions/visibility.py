@@ -33,30 +33,50 @@ from cvbench.tasks.synthetic.questions.common import (
 from cvbench.tasks.synthetic.questions.wording import question_text
 
 
-def q6(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
-    target = ask.target
-    for a, b in _cam_pairs(f, rng):
-        for q in _shuffled(rng, _refable(f, a)):
-            vis_b = _seen(f, b, q).visible_px
-            if visible_twins(f, q, (a, b)):  # "is it visible there?" needs the object to be unmistakable
-                continue
-            if (target == 0 and vis_b >= MIN_REF_PX) or (target == 1 and vis_b == 0):
-                text = question_text("Q6", ask.wording)
-                yield Draft("Q6", (a, b), text, YES_NO, target, (Ref(a, q),), {"object": q, "visible_px_second": vis_b})
-
-
-TRIPLES_PER_KEY = 6  # distractor triples offered per key object (Q7, Q8), most misleading first
-
-
 def _twin_in_plain_view(f: SceneFacts, oid: str, cam: int) -> bool:
     """A look-alike of `oid` shows at least MIN_REF_PX pixels in `cam` (a good colour match there)."""
     return any(_seen(f, cam, m).visible_px >= MIN_REF_PX for m in twins(f, oid))
 
 
+def q6(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
+    """With look-alikes (since cvbench-synth-cvb/7; before, never): exactly two of the object's
+    group (the object and its look-alikes) show in the second image, each in plain view, whether
+    the object is one of them (yes) or not (no). Before, "its colour shows in the second image"
+    gave the answer (a held-out colour rule: 64%); now neither that nor the count of colour
+    matches does, and the anchor tells whether a region there is the object."""
+    target = ask.target
+    for a, b in _cam_pairs(f, rng):
+        for q in _shuffled(rng, _refable(f, a)):
+            vis_b = _seen(f, b, q).visible_px
+            if not ((target == 0 and vis_b >= MIN_REF_PX) or (target == 1 and vis_b == 0)):
+                continue
+            anchors = _lookalike_ok(f, (q,), (a, b), ask.lookalike)
+            if anchors is None or (ask.lookalike and not _twin_in_plain_view(f, q, b)):
+                continue
+            shown = sorted(o for o in [q, *twins(f, q)] if _seen(f, b, o).visible_px > 0)
+            if (
+                ask.lookalike
+                and ask.design
+                and (len(shown) != 2 or any(_seen(f, b, o).visible_px < MIN_REF_PX for o in shown))
+            ):
+                continue
+            text = question_text("Q6", ask.wording)
+            facts = {"object": q, "visible_px_second": vis_b, "group_shown_second": shown}
+            yield Draft("Q6", (a, b), text, YES_NO, target, (Ref(a, q),), _with_anchors(facts, anchors), ask.lookalike)
+
+
+TRIPLES_PER_KEY = 6  # distractor triples offered per key object (Q7, Q8), most misleading first
+Q8_POOL = 7  # Q8 draws its distractor triples from this many of the most occluder-like objects
+
+
 def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     """Distractors seen least completely in the second image come first (cut by the frame or
     half hidden: their visible part there is a poorer match of their look in the first); with a
-    look-alike, the invisible object's look-alike is in plain view in the second image."""
+    look-alike, the invisible object's look-alike is in plain view in the second image. How many
+    distractors show fewer pixels in the first image than the invisible object (`Ask.size_rank`),
+    and how many stand lower there (`Ask.row_rank`), are planned evenly over 0-3, apart (since
+    cvbench-synth-cvb/7: what vanishes in the other view tends to be small and far back in the
+    first, and a probe fitted on region statistics read 58%)."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         ref_a = _refable(f, a)
@@ -68,7 +88,17 @@ def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             if lookalike_facts is None or (ask.lookalike and not _twin_in_plain_view(f, q, b)):
                 continue
             frac = {o: _seen(f, b, o).visible_fraction for o in present}
-            triples = sorted(combinations(_shuffled(rng, present), 3), key=lambda t: sum(frac[o] for o in t))
+            px = {o: _seen(f, a, o).visible_px for o in [q, *present]}
+            row = {o: _seen(f, a, o).centre_px[1] for o in [q, *present]}
+            triples = sorted(
+                (
+                    t
+                    for t in combinations(_shuffled(rng, present), 3)
+                    if (ask.size_rank is None or sum(px[o] < px[q] for o in t) == ask.size_rank)
+                    and (ask.row_rank is None or sum(row[o] > row[q] for o in t) == ask.row_rank)
+                ),
+                key=lambda t: sum(frac[o] for o in t),
+            )
             for triple in triples[:TRIPLES_PER_KEY]:
                 cands = _place(q, _shuffled(rng, list(triple)), target)
                 yield Draft(
@@ -113,8 +143,10 @@ def _looks_like_occluder(f: SceneFacts, cam: int, oid: str, target: str) -> int:
 def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
     """Distractors that look like occluders in the second image without hiding any of the target
     come first (their box overlaps the target's and reaches lower), the largest first (an
-    occluder is mostly large there); with a
-    look-alike, the hidden object has a look-alike in plain view in the second image."""
+    occluder is mostly large there); with a look-alike, the hidden object has a look-alike in
+    plain view in the second image. How many distractors show fewer pixels in the second image
+    than the occluder (`Ask.size_rank`) is planned evenly over 0-3 (since cvbench-synth-cvb/7:
+    the occluder was still mostly the largest, and a probe read 40% from the area alone)."""
     target = ask.target
     for a, b in _cam_pairs(f, rng):
         ref_b = _refable(f, b)
@@ -138,7 +170,13 @@ def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 _shuffled(rng, pool),
                 key=lambda o: (-_looks_like_occluder(f, b, o, t), -_seen(f, b, o).visible_px),
             )
-            for triple in list(combinations(near[:5], 3))[:TRIPLES_PER_KEY]:
+            px = {o: _seen(f, b, o).visible_px for o in [occ, *near]}
+            triples = [
+                t3
+                for t3 in combinations(near[:Q8_POOL], 3)
+                if ask.size_rank is None or sum(px[o] < px[occ] for o in t3) == ask.size_rank
+            ]
+            for triple in triples[:TRIPLES_PER_KEY]:
                 cands = _place(occ, _shuffled(rng, list(triple)), target)
                 yield Draft(
                     "Q8",
