@@ -52,8 +52,15 @@ RELAX_DESIGN_AFTER = 60
 DESIGNED_TYPES = ("Q1", "Q3", "Q4", "Q6", "Q10", "Q12", "Q14", "Q16")
 SIZE_RANKED = ("Q7", "Q8", "Q11", "Q16")  # types whose answer's visible-size rank among the options is planned
 DEPTH_RANKED = ("Q14", "Q16")  # ... whose answer's depth rank (first camera) is planned (Q14 since cvb/7)
-# what a record's metadata "relaxed" lists (besides "size rank", "depth rank", "centre rank",
-# "row rank", "look-alike")
+# the planned places of the answer among the options (Ask fields), freed together with the
+# shortcut rank, and how metadata "relaxed" names each
+PLANNED_PLACES = (
+    ("size_rank", "size rank"),
+    ("depth_rank", "depth rank"),
+    ("centre_rank", "centre rank"),
+    ("row_rank", "row rank"),
+)
+# what else a record's metadata "relaxed" lists (besides "look-alike")
 RELAXED_BOX_CUES = "box cues"  # shortcut.box_agrees no longer asked
 RELAXED_RANK_MISS = "shortcut rank: any miss"  # any rank but the shortcut's pick
 RELAXED_RANK_ANY = "shortcut rank: any"  # the shortcut's rank not constrained at all
@@ -143,14 +150,11 @@ def relaxations(planned: Ask, asked: Ask) -> tuple[str, ...]:
         out.append(RELAXED_BOX_CUES)
     if planned.shortcut_ranks is not None and asked.shortcut_ranks != planned.shortcut_ranks:
         out.append(RELAXED_RANK_ANY if asked.shortcut_ranks is None else RELAXED_RANK_MISS)
-    if planned.size_rank is not None and asked.size_rank is None:
-        out.append("size rank")
-    if planned.depth_rank is not None and asked.depth_rank is None:
-        out.append("depth rank")
-    if planned.centre_rank is not None and asked.centre_rank is None:
-        out.append("centre rank")
-    if planned.row_rank is not None and asked.row_rank is None:
-        out.append("row rank")
+    out.extend(
+        label
+        for field_name, label in PLANNED_PLACES
+        if getattr(planned, field_name) is not None and getattr(asked, field_name) is None
+    )
     if planned.design and not asked.design:
         out.append(RELAXED_DESIGN)
     if planned.lookalike and not asked.lookalike:
@@ -177,15 +181,11 @@ def _relaxed(ask: Ask, n_options: int) -> Ask:
     ranks = ask.shortcut_ranks
     misses = tuple(range(1, n_options))
     wider = misses if ranks is not None and 0 not in ranks and ranks != misses else None
-    keep = wider is not None
-    return replace(
-        ask,
-        shortcut_ranks=wider,
-        size_rank=ask.size_rank if keep else None,
-        depth_rank=ask.depth_rank if keep else None,
-        centre_rank=ask.centre_rank if keep else None,
-        row_rank=ask.row_rank if keep else None,
-    )
+    if wider is not None:
+        return replace(ask, shortcut_ranks=wider)
+    # the rank freed entirely: the planned places go with it
+    freed: dict[str, Any] = {name: None for name, _ in PLANNED_PLACES}
+    return replace(ask, shortcut_ranks=None, **freed)
 
 
 def build_scenes(

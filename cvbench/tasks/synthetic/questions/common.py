@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -165,6 +165,12 @@ def twins(f: SceneFacts, oid: str) -> list[str]:
     """The other objects of the scene that look exactly like `oid` (shape, size, colour)."""
     key = appearance_key(f.scene.obj(oid))
     return [o.object_id for o in f.scene.objects if o.object_id != oid and appearance_key(o) == key]
+
+
+def holds_place(place: int | None, value: Mapping[str, float], answer: str, others: Iterable[str]) -> bool:
+    """A planned place (`Ask.size_rank`, `Ask.row_rank`): exactly `place` of `others` have a smaller
+    `value` than `answer` (None: any number)."""
+    return place is None or sum(value[o] < value[answer] for o in others) == place
 
 
 def all_lookalikes(f: SceneFacts, oid: str, others: list[str]) -> bool:

@@ -21,6 +21,7 @@ from cvbench.tasks.synthetic.questions.common import (
     _seen,
     _shuffled,
     _with_anchors,
+    holds_place,
     twins,
     visible_twins,
 )
@@ -152,11 +153,7 @@ def q11(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
             if len(others) < 3:
                 continue
             px = {o: _seen(f, a, o).visible_px for o in objs}
-            triples = [
-                t
-                for t in combinations(others, 3)
-                if ask.size_rank is None or sum(px[o] < px[least] for o in t) == ask.size_rank
-            ]
+            triples = [t for t in combinations(others, 3) if holds_place(ask.size_rank, px, least, t)]
             triples.sort(key=lambda t: sum(fill[o] for o in t))
             for triple in triples[:Q11_TRIPLES_PER_ANSWER]:
                 cands = _place(least, _shuffled(rng, list(triple)), target)

@@ -27,6 +27,7 @@ from cvbench.tasks.synthetic.questions.common import (
     _seen,
     _shuffled,
     _with_anchors,
+    holds_place,
     twins,
     visible_twins,
 )
@@ -89,13 +90,13 @@ def q7(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 continue
             frac = {o: _seen(f, b, o).visible_fraction for o in present}
             px = {o: _seen(f, a, o).visible_px for o in [q, *present]}
-            row = {o: _seen(f, a, o).centre_px[1] for o in [q, *present]}
+            # minus the centre's row: "smaller" is lower in the image
+            up = {o: -_seen(f, a, o).centre_px[1] for o in [q, *present]}
             triples = sorted(
                 (
                     t
                     for t in combinations(_shuffled(rng, present), 3)
-                    if (ask.size_rank is None or sum(px[o] < px[q] for o in t) == ask.size_rank)
-                    and (ask.row_rank is None or sum(row[o] > row[q] for o in t) == ask.row_rank)
+                    if holds_place(ask.size_rank, px, q, t) and holds_place(ask.row_rank, up, q, t)
                 ),
                 key=lambda t: sum(frac[o] for o in t),
             )
@@ -171,11 +172,7 @@ def q8(f: SceneFacts, rng: np.random.Generator, ask: Ask) -> Iterator[Draft]:
                 key=lambda o: (-_looks_like_occluder(f, b, o, t), -_seen(f, b, o).visible_px),
             )
             px = {o: _seen(f, b, o).visible_px for o in [occ, *near]}
-            triples = [
-                t3
-                for t3 in combinations(near[:Q8_POOL], 3)
-                if ask.size_rank is None or sum(px[o] < px[occ] for o in t3) == ask.size_rank
-            ]
+            triples = [t3 for t3 in combinations(near[:Q8_POOL], 3) if holds_place(ask.size_rank, px, occ, t3)]
             for triple in triples[:TRIPLES_PER_KEY]:
                 cands = _place(occ, _shuffled(rng, list(triple)), target)
                 yield Draft(
